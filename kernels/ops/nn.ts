@@ -1,0 +1,176 @@
+// Neural-network ops: matmul, softmax, layer norm, conv2d, and the compositions built from them
+// (group norm, nearest upsampling, scaled dot-product attention, linear).
+import { apply, broadcastShapes, constant, normAxis, type Tensor } from '../tensor';
+import { defineOp, attr } from './table';
+import { add, sub, mul, rsqrt, unbroadcast, where } from './elementwise';
+import { reshape, transpose, transposeLast2, reduceSum, reduceMean, expand, slice, concat } from './shape-and-reduce';
+
+defineOp('matmul', {
+  infer: ([a, b]) => {
+    if (a.rank < 2 || b.rank < 2) throw new Error('matmul needs rank >= 2 operands');
+    if (a.dtype !== b.dtype) throw new Error(`dtype mismatch ${a.dtype} vs ${b.dtype}`);
+    const k1 = a.shape[a.rank - 1], k2 = b.shape[b.rank - 2];
+    if (k1 !== k2) throw new Error(`inner dims ${k1} and ${k2} differ`);
+    const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    return { shape: [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]], dtype: a.dtype };
+  },
+  lower: (l, ins, out) => { l.node('MatMul', ins, {}, out); },
+  vjp: (g, [a, b]) => [
+    unbroadcast(matmul(g, transposeLast2(b)), a.shape),
+    unbroadcast(matmul(transposeLast2(a), g), b.shape),
+  ],
+});
+
+defineOp<{ axis: number }>('softmax', {
+  infer: ([a]) => ({ shape: a.shape, dtype: a.dtype }),
+  lower: (l, ins, out, { axis }) => { l.node('Softmax', ins, { axis: attr.int(axis) }, out); },
+  vjp: (g, _, out, { axis }) => [mul(out, sub(g, reduceSum(mul(g, out), axis, true)))],
+});
+
+// Layer norm over the trailing axes from `axis`; weight/bias have the normalised shape.
+defineOp<{ axis: number; eps: number }>('layerNorm', {
+  infer: ([x, w, b]) => {
+    if (w.dtype !== x.dtype || b.dtype !== x.dtype) throw new Error('weight/bias dtype must match input');
+    return { shape: x.shape, dtype: x.dtype };
+  },
+  lower: (l, ins, out, { axis, eps }) => {
+    l.node('LayerNormalization', ins, { axis: attr.int(axis), epsilon: attr.float(eps) }, out);
+  },
+  vjp: (g, [x, w], _, { axis, eps }) => {
+    const axes = [...Array(x.rank - axis).keys()].map((i) => axis + i);
+    const lead = [...Array(axis).keys()];
+    const { xhat, rstd } = normalize(x, axes, eps);
+    const gx = mul(g, w);
+    const dx = mul(rstd, sub(sub(gx, reduceMean(gx, axes, true)), mul(xhat, reduceMean(mul(gx, xhat), axes, true))));
+    return [dx, reduceSum(mul(g, xhat), lead), reduceSum(g, lead)];
+  },
+});
+
+/** Mean/variance normalisation over `axes` built from primitives (used by backward rules and group norm). */
+function normalize(x: Tensor, axes: number[], eps: number) {
+  const mean = reduceMean(x, axes, true);
+  const centered = sub(x, mean);
+  const rstd = rsqrt(add(reduceMean(mul(centered, centered), axes, true), eps));
+  return { xhat: mul(centered, rstd), rstd };
+}
+
+interface ConvAttrs { stride: [number, number]; padding: [number, number, number, number]; dilation: [number, number]; groups: number }
+defineOp<ConvAttrs>('conv2d', {
+  infer: ([x, w], { stride, padding, dilation, groups }) => {
+    if (x.rank !== 4 || w.rank !== 4) throw new Error('conv2d takes NCHW input and OIHW weight');
+    if (x.shape[1] !== w.shape[1] * groups) throw new Error(`input has ${x.shape[1]} channels, weight expects ${w.shape[1] * groups}`);
+    const [pt, pl, pb, pr] = padding;
+    const oh = Math.floor((x.shape[2] + pt + pb - dilation[0] * (w.shape[2] - 1) - 1) / stride[0]) + 1;
+    const ow = Math.floor((x.shape[3] + pl + pr - dilation[1] * (w.shape[3] - 1) - 1) / stride[1]) + 1;
+    if (oh <= 0 || ow <= 0) throw new Error('conv2d output would be empty');
+    return { shape: [x.shape[0], w.shape[0], oh, ow], dtype: x.dtype };
+  },
+  lower: (l, ins, out, { stride, padding, dilation, groups }) => {
+    l.node('Conv', ins, {
+      strides: attr.ints(stride), pads: attr.ints(padding), dilations: attr.ints(dilation), group: attr.int(groups),
+    }, out);
+  },
+  vjp: (g, [x, w], _, a) => [conv2dInputGrad(g, w, x.shape, a), conv2dWeightGrad(g, x, w.shape, a)],
+});
+
+// dX: the transposed convolution of the output gradient with the same weight.
+defineOp<ConvAttrs & { inputShape: number[] }>('conv2dInputGrad', {
+  infer: ([g], { inputShape }) => ({ shape: inputShape, dtype: g.dtype }),
+  lower: (l, [g, w], out, { stride, padding, dilation, groups, inputShape }, [gt, wt]) => {
+    const [pt, pl, pb, pr] = padding;
+    const full = (i: number, p0: number, p1: number, s: number, d: number) =>
+      (gt.shape[2 + i] - 1) * s - p0 - p1 + d * (wt.shape[2 + i] - 1) + 1;
+    const op = [inputShape[2] - full(0, pt, pb, stride[0], dilation[0]), inputShape[3] - full(1, pl, pr, stride[1], dilation[1])];
+    l.node('ConvTranspose', [g, w], {
+      strides: attr.ints(stride), pads: attr.ints(padding), dilations: attr.ints(dilation), group: attr.int(groups),
+      output_padding: attr.ints(op),
+    }, out);
+  },
+  vjp: (gg, [, w], _, a) => [conv2d(gg, w, undefined, a), null],
+});
+
+function conv2dInputGrad(g: Tensor, w: Tensor, inputShape: readonly number[], a: ConvAttrs) {
+  return apply('conv2dInputGrad', [g, w], { ...a, inputShape: [...inputShape] });
+}
+
+// dW: a convolution of the input with the output gradient, batch and channel axes swapped, so that
+// the batch is the reduction axis; stride and dilation trade places.
+function conv2dWeightGrad(g: Tensor, x: Tensor, wShape: readonly number[], a: ConvAttrs): Tensor {
+  const [cout, cinPerGroup, kh, kw] = wShape;
+  const perGroupOut = cout / a.groups;
+  const parts: Tensor[] = [];
+  for (let gi = 0; gi < a.groups; gi++) {
+    const xg = a.groups === 1 ? x : slice(x, [gi * cinPerGroup], [(gi + 1) * cinPerGroup], [1]);
+    const gg = a.groups === 1 ? g : slice(g, [gi * perGroupOut], [(gi + 1) * perGroupOut], [1]);
+    const xt = transpose(xg, [1, 0, 2, 3]);   // [Cin, N, H, W]
+    const gt = transpose(gg, [1, 0, 2, 3]);   // [Cout, N, Ho, Wo]
+    const [pt, pl] = a.padding;
+    // Bottom/right padding only as far as the forward pass actually read.
+    const pb = Math.max(0, (g.shape[2] - 1) * a.stride[0] + a.dilation[0] * (kh - 1) + 1 - x.shape[2] - pt);
+    const pr = Math.max(0, (g.shape[3] - 1) * a.stride[1] + a.dilation[1] * (kw - 1) + 1 - x.shape[3] - pl);
+    const dw = conv2d(xt, gt, undefined, { stride: a.dilation, dilation: a.stride, padding: [pt, pl, pb, pr], groups: 1 }); // [Cin, Cout, kh', kw']
+    parts.push(transpose(slice(dw, [0, 0], [kh, kw], [2, 3]), [1, 0, 2, 3]));
+  }
+  return concat(parts, 0);
+}
+
+// --- functional API ------------------------------------------------------------------------------
+export function matmul(a: Tensor, b: Tensor): Tensor { return apply('matmul', [a, b]); }
+
+export function softmax(a: Tensor, axis = -1): Tensor {
+  return apply('softmax', [a], { axis: normAxis(axis, a.rank) });
+}
+
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  return apply('layerNorm', [x, weight, bias], { axis: x.rank - weight.rank, eps });
+}
+
+/** Group norm over NC... input: statistics per (sample, group of channels). */
+export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  const [n, c] = x.shape;
+  if (c % groups) throw new Error(`group norm: ${c} channels do not split into ${groups} groups`);
+  const grouped = reshape(x, [n, groups, -1]);
+  const { xhat } = normalize(grouped, [2], eps);
+  const affine = [c, ...x.shape.slice(2).map(() => 1)];
+  return add(mul(reshape(xhat, x.shape), reshape(weight, affine)), reshape(bias, affine));
+}
+
+export interface Conv2dOptions { stride?: number | [number, number]; padding?: number | [number, number] | [number, number, number, number]; dilation?: number | [number, number]; groups?: number }
+const pair2 = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const p = opts.padding ?? 0;
+  const padding: [number, number, number, number] = typeof p === 'number' ? [p, p, p, p] : p.length === 2 ? [p[0], p[1], p[0], p[1]] : p;
+  const y = apply('conv2d', [x, w], { stride: pair2(opts.stride ?? 1), padding, dilation: pair2(opts.dilation ?? 1), groups: opts.groups ?? 1 });
+  return bias ? add(y, reshape(bias, [1, bias.size, 1, 1])) : y;
+}
+
+/** Nearest-neighbour 2× upsampling of NCHW, as a broadcast (its gradient is the 2×2 sum). */
+export function upsampleNearest2x(x: Tensor): Tensor {
+  const [n, c, h, w] = x.shape;
+  return reshape(expand(reshape(x, [n, c, h, 1, w, 1]), [n, c, h, 2, w, 2]), [n, c, h * 2, w * 2]);
+}
+
+/** y = x Wᵀ + b with W stored [out, in] as torch does. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  const y = matmul(x, transpose(weight));
+  return bias ? add(y, bias) : y;
+}
+
+/**
+ * Scaled dot-product attention on [..., L, D] queries and [..., S, D] keys/values. `mask` is either a
+ * boolean (true = attend) or an additive float bias broadcastable to [..., L, S].
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; causal?: boolean; scale?: number } = {}): Tensor {
+  const scale = opts.scale ?? 1 / Math.sqrt(q.shape[q.rank - 1]);
+  let scores = mul(matmul(q, transposeLast2(k)), scale);
+  if (opts.mask) scores = opts.mask.dtype === 'bool' ? where(opts.mask, scores, -1e9) : add(scores, opts.mask);
+  if (opts.causal) scores = add(scores, causalBias(q.shape[q.rank - 2], k.shape[k.rank - 2]));
+  return matmul(softmax(scores, -1), v);
+}
+
+function causalBias(l: number, s: number): Tensor {
+  const data = new Float32Array(l * s);
+  for (let i = 0; i < l; i++) for (let j = 0; j < s; j++) if (j > i + (s - l)) data[i * s + j] = -1e9;
+  return constant(data, [l, s]);
+}

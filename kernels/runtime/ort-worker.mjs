@@ -1,0 +1,135 @@
+// @ts-check
+// The ONNX Runtime worker: owns the sessions and the resident tensors ("slots": trainable state that
+// stays here, or on the GPU, between steps). Plain JS so it loads in any context (tsx, vitest, node)
+// without a TypeScript loader. Protocol: see runtime/index.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const ort = require('onnxruntime-node');
+
+const { ep = 'cpu', threads = 0, deviceId = 0 } = workerData ?? {};
+/** @type {Map<string, any>} */
+const sessions = new Map();
+/** @type {Map<string, any>} */
+const slots = new Map();
+
+function sessionOptions() {
+  /** @type {any} */
+  const o = {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+  };
+  if (threads > 0) o.intraOpNumThreads = threads;
+  if (ep === 'cpu') o.executionProviders = ['cpu'];
+  else if (ep === 'webgpu') o.executionProviders = [{ name: 'webgpu', deviceId }, 'cpu'];
+  else if (ep === 'cuda') o.executionProviders = [{ name: 'cuda', deviceId }, 'cpu'];
+  else throw new Error(`unknown execution provider '${ep}'`);
+  return o;
+}
+
+/** @param {{dtype: string, shape: number[], data: any}} h */
+function toOrt(h) {
+  return new ort.Tensor(h.dtype, h.data, h.shape);
+}
+
+/** @param {any} t */
+async function toHost(t) {
+  const data = t.location === 'cpu' || t.location === undefined ? t.data : await t.getData(true);
+  return { dtype: t.type, shape: [...t.dims], data };
+}
+
+const handlers = {
+  /** @param {{key: string, bytes?: Uint8Array, path?: string, keep?: string[]}} m */
+  async load(m) {
+    if (sessions.has(m.key)) return { cached: true, inputs: sessions.get(m.key).inputNames, outputs: sessions.get(m.key).outputNames };
+    const opts = sessionOptions();
+    // Outputs that go back into slots stay on the device with the WebGPU EP.
+    if (ep !== 'cpu' && m.keep?.length) opts.preferredOutputLocation = Object.fromEntries(m.keep.map((n) => [n, 'gpu-buffer']));
+    const s = await ort.InferenceSession.create(m.path ?? m.bytes, opts);
+    sessions.set(m.key, s);
+    return { cached: false, inputs: s.inputNames, outputs: s.outputNames };
+  },
+  /** @param {{key: string}} m */
+  async release(m) {
+    const s = sessions.get(m.key);
+    if (s) { await s.release(); sessions.delete(m.key); }
+    return {};
+  },
+  /**
+   * @param {{key: string, feeds: Record<string, any>, fetch: string[], store: Record<string, string>}} m
+   * feeds: name → host tensor, or {slot} to feed a resident tensor. store: output name → slot name.
+   */
+  async run(m) {
+    const s = sessions.get(m.key);
+    if (!s) throw new Error(`no session loaded for ${m.key.slice(0, 12)}`);
+    /** @type {Record<string, any>} */
+    const feeds = {};
+    for (const [name, v] of Object.entries(m.feeds)) {
+      if (v && typeof v.slot === 'string') {
+        const t = slots.get(v.slot);
+        if (!t) throw new Error(`input '${name}': slot '${v.slot}' is empty`);
+        feeds[name] = t;
+      } else feeds[name] = toOrt(v);
+    }
+    const wanted = [...new Set([...m.fetch, ...Object.keys(m.store)])];
+    const t0 = performance.now();
+    const out = await s.run(feeds, wanted);
+    const runMs = performance.now() - t0;
+    /** @type {Record<string, any>} */
+    const result = {};
+    for (const name of m.fetch) result[name] = await toHost(out[name]);
+    for (const [name, slot] of Object.entries(m.store)) {
+      const prev = slots.get(slot);
+      slots.set(slot, out[name]);
+      if (prev && prev !== out[name] && !Object.values(feeds).includes(prev) && prev.dispose) prev.dispose();
+    }
+    return { outputs: result, runMs };
+  },
+  /** @param {{slots: Record<string, any>}} m */
+  async put(m) {
+    for (const [slot, h] of Object.entries(m.slots)) slots.set(slot, toOrt(h));
+    return {};
+  },
+  /** @param {{slots: string[]}} m */
+  async get(m) {
+    /** @type {Record<string, any>} */
+    const r = {};
+    for (const slot of m.slots) {
+      const t = slots.get(slot);
+      if (!t) throw new Error(`slot '${slot}' is empty`);
+      r[slot] = await toHost(t);
+    }
+    return { slots: r };
+  },
+  /** @param {{slots: string[]}} m */
+  async drop(m) {
+    for (const slot of m.slots) { const t = slots.get(slot); if (t?.dispose) t.dispose(); slots.delete(slot); }
+    return {};
+  },
+  async info() {
+    return { ep, threads, sessions: sessions.size, slots: slots.size, versions: ort.env.versions };
+  },
+};
+
+parentPort?.on('message', async (msg) => {
+  const { id, type } = msg;
+  try {
+    const h = /** @type {any} */ (handlers)[type];
+    if (!h) throw new Error(`unknown message '${type}'`);
+    const result = await h(msg);
+    const transfer = [];
+    for (const o of Object.values(result.outputs ?? result.slots ?? {})) {
+      const buf = /** @type {any} */ (o).data?.buffer;
+      if (buf instanceof ArrayBuffer && !transfer.includes(buf)) transfer.push(buf);
+    }
+    // Transferring output buffers avoids a copy; ORT's CPU outputs own their buffers.
+    try { parentPort?.postMessage({ id, ok: true, result }, transfer); }
+    catch { parentPort?.postMessage({ id, ok: true, result }); }
+  } catch (e) {
+    parentPort?.postMessage({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
+  }
+});

@@ -1,0 +1,249 @@
+// The DATASET value: a folder turned into validated, bucketed training items. Built once (every
+// file is checked here, so training never meets a bad file), immutable afterwards.
+import { type Bucket, type BucketSettings, assignBucket, bucketKey, validateBucketSettings } from './buckets';
+import { readCaptionFile } from './caption-files';
+import { type CaptionSettings, processCaption } from './captions';
+import { type Flips, type ImageSize, loadBucketRgb, probeImage, rgbToChw } from './images';
+import type { Rng } from './rng';
+import { scanFolder } from './scan';
+import { type VideoInfo, decodeFrames, evenlySpacedFrames, framesToBucket, probeVideo, validateNumFrames } from './video';
+
+export interface DatasetSettings extends CaptionSettings, BucketSettings {
+  folder: string;
+  /** Caption files sit next to the media with this extension (".txt"). */
+  captionExtension: string;
+  /** Caption for files without a caption file (and outside an `N_name` folder). */
+  defaultCaption: string;
+  /** Multiplies each folder's repeats (kohya's `N_` prefix). */
+  repeats: number;
+  /** Share of batches when several datasets feed one Train node. */
+  weight: number;
+  flipX: boolean;
+  flipY: boolean;
+  /** Skip unreadable files with a warning instead of failing. */
+  skipBadFiles: boolean;
+  /** Frames sampled from each video clip. */
+  numFrames: number;
+  /** Require 4n+1 frame counts, as video models do. */
+  videoModel: boolean;
+}
+
+export const defaultDatasetSettings: Omit<DatasetSettings, 'folder'> = {
+  triggerWord: '',
+  isRegularization: false,
+  captionDropoutRate: 0,
+  tokenDropoutRate: 0,
+  shuffleTags: false,
+  keepTokens: 0,
+  separator: ',',
+  resolutions: [512],
+  step: 64,
+  captionExtension: '.txt',
+  defaultCaption: '',
+  repeats: 1,
+  weight: 1,
+  flipX: false,
+  flipY: false,
+  skipBadFiles: false,
+  numFrames: 1,
+  videoModel: false,
+};
+
+export interface VideoClip extends VideoInfo {
+  /** The frames used for training, evenly spaced across the clip. */
+  frameIndices: number[];
+}
+
+export interface DatasetItem {
+  file: string;
+  kind: 'image' | 'video';
+  /** The caption before per-draw processing (trigger, dropout, shuffle happen on each draw). */
+  caption: string;
+  captionSource: 'file' | 'folder' | 'default';
+  captionFile: string | null;
+  repeats: number;
+  /** Upright source size. */
+  size: ImageSize;
+  bucket: Bucket;
+  /** 1 for images. */
+  frames: number;
+  video: VideoClip | null;
+  isRegularization: boolean;
+  weight: number;
+}
+
+export interface SkippedFile {
+  file: string;
+  reason: string;
+}
+
+export interface BucketCount {
+  bucket: string;
+  /** Distinct files in the bucket. */
+  files: number;
+  /** Files × repeats: how often the bucket is seen per epoch. */
+  repeated: number;
+}
+
+export class Dataset {
+  readonly settings: Readonly<DatasetSettings>;
+  readonly items: readonly DatasetItem[];
+  readonly skipped: readonly SkippedFile[];
+  /** Subfolders ignored because they are not named `N_name`. */
+  readonly ignoredFolders: readonly string[];
+
+  constructor(settings: DatasetSettings, items: DatasetItem[], skipped: SkippedFile[], ignoredFolders: string[]) {
+    this.settings = Object.freeze({ ...settings, resolutions: Object.freeze([...settings.resolutions]) });
+    this.items = Object.freeze(items.map((i) => Object.freeze(i)));
+    this.skipped = Object.freeze(skipped);
+    this.ignoredFolders = Object.freeze(ignoredFolders);
+  }
+
+  get weight(): number {
+    return this.settings.weight;
+  }
+
+  get isRegularization(): boolean {
+    return this.settings.isRegularization;
+  }
+
+  /** Items × repeats: the number of samples in one epoch. */
+  get epochLength(): number {
+    return this.items.reduce((n, i) => n + i.repeats, 0);
+  }
+
+  bucketCounts(): BucketCount[] {
+    const counts = new Map<string, BucketCount>();
+    for (const item of this.items) {
+      const key = bucketKey(item.bucket, item.frames);
+      const c = counts.get(key) ?? { bucket: key, files: 0, repeated: 0 };
+      c.files += 1;
+      c.repeated += item.repeats;
+      counts.set(key, c);
+    }
+    return [...counts.values()].sort((a, b) => b.repeated - a.repeated || a.bucket.localeCompare(b.bucket));
+  }
+
+  /** One draw of the caption as the model will see it. */
+  drawCaption(item: DatasetItem, rng: Rng): string {
+    return processCaption(item.caption, this.settings, rng);
+  }
+
+  /** One draw of the flip augmentations: each enabled flip happens half of the time. */
+  drawFlips(rng: Rng): Flips {
+    // Both numbers are always drawn so the sequence does not depend on the settings.
+    const x = rng.next() < 0.5;
+    const y = rng.next() < 0.5;
+    return { flipX: this.settings.flipX && x, flipY: this.settings.flipY && y };
+  }
+
+  /**
+   * Pixels of one item at its bucket size, float32 in [-1, 1]: CHW for images, CFHW (channels,
+   * frames, height, width — the layout video VAEs take) for video clips.
+   */
+  async loadPixels(item: DatasetItem, flips: Flips): Promise<Float32Array> {
+    const { width, height } = item.bucket;
+    if (item.kind === 'image') return rgbToChw(await loadBucketRgb(item.file, item.bucket, flips), width, height);
+    const clip = item.video!;
+    const frames = await framesToBucket(await decodeFrames(item.file, clip, clip.frameIndices), clip, item.bucket, flips);
+    const plane = width * height;
+    const out = new Float32Array(3 * frames.length * plane);
+    frames.forEach((rgb, f) => {
+      for (let i = 0; i < plane; i++) {
+        for (let c = 0; c < 3; c++) out[(c * frames.length + f) * plane + i] = rgb[i * 3 + c] / 127.5 - 1;
+      }
+    });
+    return out;
+  }
+
+  /** Rough memory held by this value, for the executor's cache budget (pixels are loaded on demand). */
+  byteSize(): number {
+    let bytes = 1024;
+    for (const item of this.items) bytes += 256 + 2 * (item.file.length + item.caption.length + (item.captionFile?.length ?? 0));
+    return bytes;
+  }
+}
+
+export interface BuildOptions {
+  onProgress?: (done: number, total: number) => void;
+  throwIfInterrupted?: () => void;
+  /** Files probed at once; decoding is mostly native work. */
+  concurrency?: number;
+}
+
+/**
+ * Scans and validates a dataset folder: every image is decoded, every caption file is read as UTF-8,
+ * every clip is probed and its frames decoded. Bad files fail the build with one error listing them,
+ * or are left out and listed in `skipped` when `skipBadFiles` is on.
+ */
+export async function buildDataset(settings: DatasetSettings, options: BuildOptions = {}): Promise<Dataset> {
+  validateBucketSettings(settings);
+  validateNumFrames(settings.numFrames, settings.videoModel);
+  if (!Number.isInteger(settings.repeats) || settings.repeats < 1) throw new Error(`repeats: must be a whole number ≥ 1 (got ${settings.repeats})`);
+  if (!(settings.weight > 0)) throw new Error(`weight: must be above 0 (got ${settings.weight})`);
+  for (const key of ['captionDropoutRate', 'tokenDropoutRate'] as const) {
+    if (!(settings[key] >= 0 && settings[key] <= 1)) throw new Error(`${key}: must be between 0 and 1 (got ${settings[key]})`);
+  }
+
+  const scan = await scanFolder(settings.folder, settings.captionExtension);
+  const results: (DatasetItem | SkippedFile)[] = new Array(scan.files.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < scan.files.length) {
+      const index = next++;
+      const entry = scan.files[index];
+      options.throwIfInterrupted?.();
+      try {
+        const caption = entry.captionFile ? await readCaptionFile(entry.captionFile) : '';
+        const captionSource = caption !== '' ? 'file' : entry.classTokens ? 'folder' : 'default';
+        const base = {
+          file: entry.file,
+          kind: entry.kind,
+          caption: caption !== '' ? caption : (entry.classTokens ?? settings.defaultCaption),
+          captionSource,
+          captionFile: entry.captionFile,
+          repeats: entry.folderRepeats * settings.repeats,
+          isRegularization: settings.isRegularization,
+          weight: settings.weight,
+        } as const;
+        if (entry.kind === 'image') {
+          const size = await probeImage(entry.file);
+          results[index] = { ...base, size, bucket: bucketOrThrow(entry.file, size, settings), frames: 1, video: null };
+        } else {
+          const info = await probeVideo(entry.file);
+          if (info.frameCount < settings.numFrames) {
+            throw new Error(`${entry.file}: clip has ${info.frameCount} frames, fewer than numFrames (${settings.numFrames})`);
+          }
+          const size = { width: info.width, height: info.height };
+          const bucket = bucketOrThrow(entry.file, size, settings);
+          const frameIndices = evenlySpacedFrames(info.frameCount, settings.numFrames);
+          // Decode the chosen frames once, small, so a broken clip fails now rather than mid-training.
+          await decodeFrames(entry.file, info, frameIndices, { width: 16, height: 16 });
+          results[index] = { ...base, size, bucket, frames: settings.numFrames, video: { ...info, frameIndices } };
+        }
+      } catch (err) {
+        results[index] = { file: entry.file, reason: err instanceof Error ? err.message : String(err) };
+      }
+      options.onProgress?.(++done, scan.files.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 4) }, worker));
+  options.throwIfInterrupted?.();
+
+  const items = results.filter((r): r is DatasetItem => 'bucket' in r);
+  const skipped = results.filter((r): r is SkippedFile => !('bucket' in r));
+  if (skipped.length > 0 && !settings.skipBadFiles) {
+    const shown = skipped.slice(0, 10).map((s) => `  ${s.reason}`);
+    if (skipped.length > 10) shown.push(`  … and ${skipped.length - 10} more`);
+    throw new Error(`${skipped.length} bad file${skipped.length > 1 ? 's' : ''} in ${settings.folder} (turn on skipBadFiles to leave them out):\n${shown.join('\n')}`);
+  }
+  if (items.length === 0) throw new Error(`${settings.folder}: no usable images or videos (all ${skipped.length} files were bad)`);
+  return new Dataset(settings, items, skipped, scan.ignoredFolders);
+}
+
+function bucketOrThrow(file: string, size: ImageSize, settings: BucketSettings): Bucket {
+  const bucket = assignBucket(size, settings);
+  if (!bucket) throw new Error(`${file}: ${size.width}x${size.height} is smaller than one bucket step (${settings.step}px)`);
+  return bucket;
+}

@@ -1,0 +1,216 @@
+// The job queue: jobs belong to the server (not to a socket), run one at a time, can be put first, cancelled
+// while queued or interrupted while running. Pending and running jobs are kept on disk (state/queue.json); a job
+// found running at start-up was cut off by a crash and goes to history as interrupted.
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { NodeRegistry } from '../nodes/registry';
+import { readJson, writeJsonAtomic } from './atomicJson';
+import type { Executor, RunResult } from './executor/executor';
+import type { HistoryStore } from './history';
+import { ApiGraph, type ExecutionEvent, type JobSummary, type PreviewMime, type QueueSnapshot } from './protocol';
+import { validateGraph } from './validate';
+
+export interface Job {
+  promptId: string;
+  number: number;
+  prompt: ApiGraph;
+  workflow?: unknown;
+  clientId?: string;
+  createdAt: number;
+}
+
+interface QueueFile {
+  nextNumber: number;
+  running: Job | null;
+  pending: Job[];
+}
+
+export interface QueueOptions {
+  stateDir: string;
+  registry: NodeRegistry;
+  executor: Executor;
+  history: HistoryStore;
+  onEvent(event: ExecutionEvent): void;
+  onPreview(node: string, mime: PreviewMime, data: Uint8Array): void;
+  /** The queue changed (job added, started, finished, removed). */
+  onChange(): void;
+}
+
+export const summary = (job: Job): JobSummary => ({
+  promptId: job.promptId,
+  number: job.number,
+  createdAt: job.createdAt,
+  nodeCount: Object.keys(job.prompt).length,
+  ...(job.clientId ? { clientId: job.clientId } : {}),
+});
+
+export class JobQueue {
+  private pending: Job[] = [];
+  private running: { job: Job; controller: AbortController; done: Promise<void>; startedAt: number } | null = null;
+  private nextNumber = 1;
+  private readonly file: string;
+  private stopped = false;
+
+  constructor(private readonly opts: QueueOptions) {
+    this.file = join(opts.stateDir, 'queue.json');
+    const saved = readJson<QueueFile>(this.file, { nextNumber: 1, running: null, pending: [] });
+    this.nextNumber = Number.isInteger(saved.nextNumber) ? saved.nextNumber : 1;
+    this.pending = (Array.isArray(saved.pending) ? saved.pending : []).filter((j) => j && typeof j.promptId === 'string' && ApiGraph.safeParse(j.prompt).success);
+    if (saved.running && typeof saved.running.promptId === 'string') {
+      const job = saved.running;
+      opts.history.add({
+        promptId: job.promptId,
+        number: job.number,
+        prompt: job.prompt,
+        ...(job.workflow !== undefined ? { workflow: job.workflow } : {}),
+        status: 'interrupted',
+        reason: 'the server stopped while this job was running',
+        createdAt: job.createdAt,
+        startedAt: null,
+        endedAt: Date.now(),
+        outputs: {},
+        executed: [],
+        cached: [],
+      });
+    }
+    this.save();
+  }
+
+  /** Starts working through the queue (call once the server is ready to broadcast). */
+  start(): void {
+    this.stopped = false;
+    this.kick();
+  }
+
+  enqueue(input: { prompt: ApiGraph; workflow?: unknown; clientId?: string; front?: boolean }): Job {
+    const job: Job = {
+      promptId: randomUUID(),
+      number: this.nextNumber++,
+      prompt: input.prompt,
+      createdAt: Date.now(),
+      ...(input.workflow !== undefined ? { workflow: input.workflow } : {}),
+      ...(input.clientId ? { clientId: input.clientId } : {}),
+    };
+    if (input.front) this.pending.unshift(job);
+    else this.pending.push(job);
+    this.save();
+    this.opts.onChange();
+    this.kick();
+    return job;
+  }
+
+  snapshot(): QueueSnapshot {
+    return { running: this.running ? [summary(this.running.job)] : [], pending: this.pending.map(summary) };
+  }
+
+  runningId(): string | null {
+    return this.running?.job.promptId ?? null;
+  }
+
+  /** Removes queued jobs (a running job is interrupted instead). Returns the ids removed. */
+  delete(ids: string[]): string[] {
+    const set = new Set(ids);
+    const removed = this.pending.filter((j) => set.has(j.promptId)).map((j) => j.promptId);
+    this.pending = this.pending.filter((j) => !set.has(j.promptId));
+    if (removed.length) {
+      this.save();
+      this.opts.onChange();
+    }
+    return removed;
+  }
+
+  clear(): void {
+    this.pending = [];
+    this.save();
+    this.opts.onChange();
+  }
+
+  interrupt(promptId?: string, reason = 'interrupted by the user'): boolean {
+    if (!this.running || (promptId && this.running.job.promptId !== promptId)) return false;
+    this.running.controller.abort(reason);
+    return true;
+  }
+
+  /** Interrupts the running job (recorded as interrupted), waits for it, and stops taking new ones. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const r = this.running;
+    if (r) {
+      r.controller.abort('the server stopped');
+      await r.done;
+    }
+  }
+
+  /** Resolves when nothing is running or queued (for tests and the CLI). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running.done;
+  }
+
+  private kick(): void {
+    if (this.running || this.stopped || this.pending.length === 0) return;
+    const job = this.pending.shift()!;
+    const controller = new AbortController();
+    const startedAt = Date.now();
+    const slot = { job, controller, startedAt, done: Promise.resolve() };
+    this.running = slot;
+    this.save();
+    this.opts.onChange();
+    slot.done = this.execute(job, controller.signal)
+      .then((result) => this.finish(job, startedAt, result))
+      .catch((err) => {
+        console.error(`job ${job.promptId} failed outside any node:`, err);
+        this.finish(job, startedAt, {
+          status: 'error',
+          executed: [],
+          cached: [],
+          outputs: {},
+          error: { node: null, nodeType: null, message: 'internal error while running the job', inputs: {} },
+        });
+      })
+      .finally(() => {
+        this.running = null;
+        this.save();
+        this.opts.onChange();
+        this.kick();
+      });
+  }
+
+  private async execute(job: Job, signal: AbortSignal): Promise<RunResult> {
+    // Jobs may have waited through a restart or a change of node files: validate at the moment they run.
+    const v = validateGraph(job.prompt, this.opts.registry);
+    if (!v.ok) {
+      const error = { node: null, nodeType: null, message: v.error.message, inputs: {} };
+      this.opts.onEvent({ type: 'execution_error', data: { promptId: job.promptId, ...error } });
+      return { status: 'error', executed: [], cached: [], outputs: {}, error };
+    }
+    return this.opts.executor.run(v.graph, {
+      promptId: job.promptId,
+      signal,
+      emit: this.opts.onEvent,
+      preview: this.opts.onPreview,
+    });
+  }
+
+  private finish(job: Job, startedAt: number, result: RunResult): void {
+    this.opts.history.add({
+      promptId: job.promptId,
+      number: job.number,
+      prompt: job.prompt,
+      ...(job.workflow !== undefined ? { workflow: job.workflow } : {}),
+      status: result.status,
+      createdAt: job.createdAt,
+      startedAt,
+      endedAt: Date.now(),
+      outputs: result.outputs,
+      executed: result.executed,
+      cached: result.cached,
+      ...(result.error ? { error: result.error } : {}),
+      ...(result.status === 'interrupted' ? { reason: this.running?.controller.signal.reason?.toString() ?? 'interrupted' } : {}),
+    });
+  }
+
+  private save(): void {
+    const data: QueueFile = { nextNumber: this.nextNumber, running: this.running?.job ?? null, pending: this.pending };
+    writeJsonAtomic(this.file, data);
+  }
+}

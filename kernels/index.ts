@@ -11,3 +11,8 @@ export { grad, topoOrder } from './autodiff';
 export { compileGraph, type CompiledGraph, type IOSpec } from './compile';
 export { Runtime, Session, defaultRuntime, type ExecutionProvider, type Feed } from './runtime';
 export { opNames } from './ops/table';
+export { Builder, type ModuleInfo, type LinearInfo, type ConvInfo, type AdapterHook } from './nn/builder';
+export { HostWeights, ShapeRecorder, RandomWeights, type WeightSource } from './nn/weights';
+export { TrainStep, clipByGlobalNorm, type TrainStepSpec } from './train/step';
+export type { Optimizer, StateSpec, StepScalars } from './optim/optimizer';
+export { adamw } from './optim/adamw';

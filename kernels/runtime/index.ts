@@ -24,86 +24,117 @@ export interface RunOptions {
 }
 
 export class Session {
-  constructor(private rt: Runtime, readonly graph: CompiledGraph) {}
+  constructor(private rt: Runtime, readonly graph: CompiledGraph, readonly key: string) {}
 
   async run(feeds: Record<string, Feed>, opts: RunOptions = {}): Promise<Record<string, HostTensor>> {
     const store = opts.store ?? {};
     const fetch = opts.fetch ?? this.graph.outputs.map((o) => o.name).filter((n) => !(n in store));
+    const wire: Record<string, Feed> = {};
     for (const i of this.graph.inputs) {
       const f = feeds[i.name];
       if (!f) throw new Error(`run: input '${i.name}' was not fed`);
-      if (!('slot' in f)) {
+      if ('slot' in f) wire[i.name] = { slot: this.rt.slotName(f.slot) };
+      else {
         const n = i.shape.reduce((a, b) => a * b, 1);
         if (f.data.length !== n) throw new Error(`run: input '${i.name}' has ${f.data.length} values, expected ${n} for [${i.shape.join(',')}]`);
+        wire[i.name] = f;
       }
     }
-    const r = await this.rt.call<{ outputs: Record<string, HostTensor>; runMs: number }>('run', { key: this.graph.hash, feeds, fetch, store });
+    const wireStore = Object.fromEntries(Object.entries(store).map(([o, s]) => [o, this.rt.slotName(s)]));
+    const r = await call<{ outputs: Record<string, HostTensor>; runMs: number }>('run', { key: this.key, feeds: wire, fetch, store: wireStore });
     this.rt.stats.runs++;
     this.rt.stats.ortMs += r.runMs;
     return r.outputs;
   }
-
-  release() { return this.rt.call('release', { key: this.graph.hash }); }
 }
 
+// --- the process-wide worker ---------------------------------------------------------------------
+// onnxruntime-node's native addon can be loaded by only one thread per process, so all Runtime
+// handles share one worker; a handle is a configuration (EP, threads) plus a namespace for slots.
+let worker: Worker | undefined;
+const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+let nextCallId = 0;
+
+function getWorker(): Worker {
+  if (worker) return worker;
+  const w = new Worker(new URL('./ort-worker.mjs', import.meta.url));
+  w.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (pending.size === 0) w.unref();
+    if (m.ok) p.resolve(m.result);
+    else p.reject(new Error(m.error));
+  });
+  w.on('error', (e) => { for (const p of pending.values()) p.reject(e); pending.clear(); worker = undefined; });
+  w.on('exit', () => { worker = undefined; });
+  w.unref();
+  worker = w;
+  return w;
+}
+
+function call<T = unknown>(type: string, msg: Record<string, unknown> = {}): Promise<T> {
+  const w = getWorker();
+  const id = nextCallId++;
+  // The worker keeps the process alive only while a call is in flight.
+  if (pending.size === 0) w.ref();
+  return new Promise<T>((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    w.postMessage({ id, type, ...msg });
+  });
+}
+
+let nextRuntimeId = 0;
+
 export class Runtime {
-  private worker: Worker;
-  private pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-  private loaded = new Map<string, Promise<Session>>();
+  readonly id = nextRuntimeId++;
   readonly stats = { runs: 0, ortMs: 0 };
+  private loaded = new Map<string, Promise<Session>>();
+  private ownSlots = new Set<string>();
+  readonly ep: ExecutionProvider;
+  readonly threads: number;
 
   constructor(readonly options: RuntimeOptions = {}) {
-    this.worker = new Worker(new URL('./ort-worker.mjs', import.meta.url), {
-      workerData: { ep: options.ep ?? 'cpu', threads: options.threads ?? 0, deviceId: options.deviceId ?? 0 },
-    });
-    this.worker.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new Error(m.error));
-    });
-    this.worker.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
-    this.worker.unref();
+    this.ep = options.ep ?? 'cpu';
+    this.threads = options.threads ?? 0;
   }
 
-  call<T = unknown>(type: string, msg: Record<string, unknown> = {}): Promise<T> {
-    const id = this.nextId++;
-    if (this.pending.size === 0) this.worker.ref();
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, {
-        resolve: (v) => { this.settle(); resolve(v); },
-        reject: (e) => { this.settle(); reject(e); },
-      });
-      this.worker.postMessage({ id, type, ...msg });
-    });
-  }
-
-  // The worker only keeps the process alive while a call is in flight.
-  private settle() { if (this.pending.size === 0) this.worker.unref(); }
+  slotName(slot: string) { this.ownSlots.add(slot); return `rt${this.id}/${slot}`; }
 
   /** Loads (or reuses) the session for a compiled graph. `keep` names outputs that will be stored in slots. */
   load(graph: CompiledGraph, keep: string[] = []): Promise<Session> {
-    let s = this.loaded.get(graph.hash);
+    const key = `${graph.hash}|${this.ep}|${this.threads}`;
+    let s = this.loaded.get(key);
     if (!s) {
-      s = this.call('load', { key: graph.hash, bytes: graph.bytes, keep }).then(() => new Session(this, graph));
-      s.catch(() => this.loaded.delete(graph.hash));
-      this.loaded.set(graph.hash, s);
+      s = call('load', { key, bytes: graph.bytes, keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0 })
+        .then(() => new Session(this, graph, key));
+      s.catch(() => this.loaded.delete(key));
+      this.loaded.set(key, s);
     }
     return s;
   }
 
-  put(slots: Record<string, HostTensor>) { return this.call('put', { slots }); }
-  async get(names: string[]): Promise<Record<string, HostTensor>> {
-    return (await this.call<{ slots: Record<string, HostTensor> }>('get', { slots: names })).slots;
+  put(slots: Record<string, HostTensor>) {
+    return call('put', { slots: Object.fromEntries(Object.entries(slots).map(([k, v]) => [this.slotName(k), v])) });
   }
-  drop(names: string[]) { return this.call('drop', { slots: names }); }
-  info() { return this.call<{ ep: string; threads: number; sessions: number; slots: number }>('info'); }
+  async get(names: string[]): Promise<Record<string, HostTensor>> {
+    const r = await call<{ slots: Record<string, HostTensor> }>('get', { slots: names.map((n) => this.slotName(n)) });
+    return Object.fromEntries(names.map((n) => [n, r.slots[this.slotName(n)]]));
+  }
+  drop(names: string[]) {
+    for (const n of names) this.ownSlots.delete(n);
+    return call('drop', { slots: names.map((n) => `rt${this.id}/${n}`) });
+  }
+  info() { return call<{ sessions: number; slots: number }>('info'); }
 
-  async close() { await this.worker.terminate(); }
+  /** Releases this handle's sessions and resident tensors (the shared worker stays). */
+  async close() {
+    const keys = [...this.loaded.keys()];
+    this.loaded.clear();
+    await Promise.all(keys.map((key) => call('release', { key })));
+    await this.drop([...this.ownSlots]);
+  }
 }
-
 let shared: Runtime | undefined;
 /** The process-wide runtime (CPU unless LORAGRAPH_EP says otherwise). */
 export function defaultRuntime(): Runtime {

@@ -1,20 +1,21 @@
-// @ts-check
 // The ONNX Runtime worker: owns the sessions and the resident tensors ("slots": trainable state that
 // stays here, or on the GPU, between steps). Plain JS so it loads in any context (tsx, vitest, node)
 // without a TypeScript loader. Protocol: see runtime/index.ts.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
 
-const { ep = 'cpu', threads = 0, deviceId = 0 } = workerData ?? {};
+// onnxruntime-node's addon loads in one thread per process, so this one worker serves every Runtime
+// handle; each load names its own execution provider and thread count.
 /** @type {Map<string, any>} */
 const sessions = new Map();
 /** @type {Map<string, any>} */
 const slots = new Map();
 
-function sessionOptions() {
+/** @param {{ep: string, threads: number, deviceId: number}} cfg */
+function sessionOptions({ ep, threads, deviceId }) {
   /** @type {any} */
   const o = {
     graphOptimizationLevel: 'all',
@@ -37,18 +38,20 @@ function toOrt(h) {
 }
 
 /** @param {any} t */
-async function toHost(t) {
-  const data = t.location === 'cpu' || t.location === undefined ? t.data : await t.getData(true);
+async function toHost(t, copy = false) {
+  const onCpu = t.location === 'cpu' || t.location === undefined;
+  // Replies transfer their buffers; a tensor that stays resident must hand out a copy.
+  const data = onCpu ? (copy ? t.data.slice() : t.data) : await t.getData();
   return { dtype: t.type, shape: [...t.dims], data };
 }
 
 const handlers = {
-  /** @param {{key: string, bytes?: Uint8Array, path?: string, keep?: string[]}} m */
+  /** @param {{key: string, bytes?: Uint8Array, path?: string, keep?: string[], ep: string, threads: number, deviceId: number}} m */
   async load(m) {
     if (sessions.has(m.key)) return { cached: true, inputs: sessions.get(m.key).inputNames, outputs: sessions.get(m.key).outputNames };
-    const opts = sessionOptions();
+    const opts = sessionOptions(m);
     // Outputs that go back into slots stay on the device with the WebGPU EP.
-    if (ep !== 'cpu' && m.keep?.length) opts.preferredOutputLocation = Object.fromEntries(m.keep.map((n) => [n, 'gpu-buffer']));
+    if (m.ep !== 'cpu' && m.keep?.length) opts.preferredOutputLocation = Object.fromEntries(m.keep.map((n) => [n, 'gpu-buffer']));
     const s = await ort.InferenceSession.create(m.path ?? m.bytes, opts);
     sessions.set(m.key, s);
     return { cached: false, inputs: s.inputNames, outputs: s.outputNames };
@@ -81,7 +84,7 @@ const handlers = {
     const runMs = performance.now() - t0;
     /** @type {Record<string, any>} */
     const result = {};
-    for (const name of m.fetch) result[name] = await toHost(out[name]);
+    for (const name of m.fetch) result[name] = await toHost(out[name], name in m.store);
     for (const [name, slot] of Object.entries(m.store)) {
       const prev = slots.get(slot);
       slots.set(slot, out[name]);
@@ -101,7 +104,7 @@ const handlers = {
     for (const slot of m.slots) {
       const t = slots.get(slot);
       if (!t) throw new Error(`slot '${slot}' is empty`);
-      r[slot] = await toHost(t);
+      r[slot] = await toHost(t, true);
     }
     return { slots: r };
   },
@@ -111,7 +114,7 @@ const handlers = {
     return {};
   },
   async info() {
-    return { ep, threads, sessions: sessions.size, slots: slots.size, versions: ort.env.versions };
+    return { sessions: sessions.size, slots: slots.size, versions: ort.env.versions };
   },
 };
 

@@ -1,0 +1,61 @@
+// The layer factory model code builds with. Every trainable-by-adapter layer (linear, conv) goes
+// through here, so adapters (LoRA, LoCon, LoKr) are injected in one place, by module path, and the
+// builder keeps the list of modules it made (for target selection and parameter counts).
+import type { Tensor } from '../tensor';
+import { conv2d, groupNorm, layerNorm, linear } from '../ops/nn';
+import { add } from '../ops/elementwise';
+import type { WeightSource } from './weights';
+
+export interface LinearInfo { kind: 'linear'; module: string; inFeatures: number; outFeatures: number }
+export interface ConvInfo { kind: 'conv'; module: string; inChannels: number; outChannels: number; kernel: [number, number]; stride: number; padding: number; groups: number }
+export type ModuleInfo = LinearInfo | ConvInfo;
+
+/**
+ * An adapter hook: given a module and its input, returns the term to add to the frozen layer's
+ * output (or undefined to leave the module alone). Called while the graph is being built.
+ */
+export type AdapterHook = (info: ModuleInfo, x: Tensor) => Tensor | undefined;
+
+export class Builder {
+  readonly modules: ModuleInfo[] = [];
+  constructor(readonly weights: WeightSource, readonly adapter?: AdapterHook, readonly prefix = '') {}
+
+  /** A builder for a sub-model whose paths start with `prefix.` (same weights and hook). */
+  scope(prefix: string): Builder {
+    const b = new Builder(this.weights, this.adapter, this.path(prefix));
+    // Sub-builders report modules into the root list.
+    (b as { modules: ModuleInfo[] }).modules = this.modules;
+    return b;
+  }
+
+  path(name: string) { return this.prefix ? `${this.prefix}.${name}` : name; }
+  param(name: string, shape: readonly number[]) { return this.weights.get(this.path(name), shape); }
+
+  linear(name: string, x: Tensor, inFeatures: number, outFeatures: number, bias = true): Tensor {
+    const module = this.path(name);
+    const info: LinearInfo = { kind: 'linear', module, inFeatures, outFeatures };
+    this.modules.push(info);
+    const y = linear(x, this.weights.get(`${module}.weight`, [outFeatures, inFeatures]), bias ? this.weights.get(`${module}.bias`, [outFeatures]) : undefined);
+    const delta = this.adapter?.(info, x);
+    return delta ? add(y, delta) : y;
+  }
+
+  conv(name: string, x: Tensor, inChannels: number, outChannels: number, kernel: number, opts: { stride?: number; padding?: number; groups?: number; bias?: boolean } = {}): Tensor {
+    const module = this.path(name);
+    const { stride = 1, padding = 0, groups = 1, bias = true } = opts;
+    const info: ConvInfo = { kind: 'conv', module, inChannels, outChannels, kernel: [kernel, kernel], stride, padding, groups };
+    this.modules.push(info);
+    const w = this.weights.get(`${module}.weight`, [outChannels, inChannels / groups, kernel, kernel]);
+    const y = conv2d(x, w, bias ? this.weights.get(`${module}.bias`, [outChannels]) : undefined, { stride, padding, groups });
+    const delta = this.adapter?.(info, x);
+    return delta ? add(y, delta) : y;
+  }
+
+  groupNorm(name: string, x: Tensor, groups: number, channels: number, eps = 1e-5): Tensor {
+    return groupNorm(x, groups, this.param(`${name}.weight`, [channels]), this.param(`${name}.bias`, [channels]), eps);
+  }
+
+  layerNorm(name: string, x: Tensor, dim: number, eps = 1e-5): Tensor {
+    return layerNorm(x, this.param(`${name}.weight`, [dim]), this.param(`${name}.bias`, [dim]), eps);
+  }
+}

@@ -1,0 +1,196 @@
+// One training step as one ONNX graph: forward, loss, backward, gradient clipping and the optimizer
+// update. Parameters and optimizer state stay resident in the runtime (slots) between steps; only the
+// batch goes in and the loss comes out. With gradient accumulation the step splits in two graphs:
+// forward+backward adding into gradient accumulators, then clip+update on their mean.
+import { input, arrayFor, type HostTensor, type Tensor } from '../tensor';
+import { add, div, minimum, mul, sqrt } from '../ops/elementwise';
+import { reduceSum } from '../ops/shape-and-reduce';
+import { grad } from '../autodiff';
+import { compileGraph, type CompiledGraph } from '../compile';
+import type { Runtime, Session, Feed } from '../runtime';
+import type { Optimizer } from '../optim/optimizer';
+
+export interface TrainStepSpec {
+  /** Per-step inputs (batch, noise, timesteps, masks…), fed from the host every step. */
+  inputs: Tensor[];
+  /** Trainable parameters: graph inputs, keyed by their saved names. */
+  params: Record<string, Tensor>;
+  loss: Tensor;
+  optimizer: Optimizer;
+  /** Global gradient-norm clip; 0 or undefined = off. */
+  maxGradNorm?: number;
+  /** Micro-batches per optimizer step. */
+  accumulation?: number;
+  /** Extra scalars/tensors to fetch each step (e.g. per-term losses). */
+  extraOutputs?: Record<string, Tensor>;
+}
+
+let nextNamespace = 0;
+
+export class TrainStep {
+  readonly ns = `train${nextNamespace++}`;
+  private sessions: Session[] = [];
+  private constructor(
+    readonly spec: TrainStepSpec,
+    readonly graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph },
+    readonly stateNames: Record<string, string[]>,
+    private rt: Runtime,
+  ) {}
+
+  static async create(rt: Runtime, spec: TrainStepSpec): Promise<TrainStep> {
+    const names = Object.keys(spec.params);
+    const params = names.map((n) => spec.params[n]);
+    const lr = input('lr', [], 'float32');
+    const step = input('step', [], 'float32');
+    const stateInputs: Record<string, Record<string, Tensor>> = {};
+    const stateNames: Record<string, string[]> = {};
+    for (const n of names) {
+      const specs = spec.optimizer.state(spec.params[n].shape);
+      stateNames[n] = Object.keys(specs);
+      stateInputs[n] = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, input(`${n}:${k}`, s.shape, s.dtype ?? 'float32')]));
+    }
+    const grads = grad(spec.loss, params);
+    const accumulation = spec.accumulation ?? 1;
+
+    const update = (gs: Tensor[]) => {
+      const clipped = clipByGlobalNorm(gs, spec.maxGradNorm);
+      const outs: Record<string, Tensor> = {};
+      names.forEach((n, i) => {
+        const r = spec.optimizer.update(params[i], clipped.grads[i], stateInputs[n], { lr, step });
+        outs[`new:${n}`] = r.param;
+        for (const [k, t] of Object.entries(r.state)) outs[`new:${n}:${k}`] = t;
+      });
+      outs.grad_norm = clipped.norm;
+      return outs;
+    };
+    const stateList = names.flatMap((n) => Object.values(stateInputs[n]));
+    const extra = spec.extraOutputs ?? {};
+    const graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph } = {};
+    if (accumulation === 1) {
+      graphs.fused = compileGraph([...spec.inputs, ...params, ...stateList, lr, step], { loss: spec.loss, ...extra, ...update(grads) }, { name: 'train_step' });
+    } else {
+      const accIn = names.map((n, i) => input(`acc:${n}`, params[i].shape));
+      const accOut = Object.fromEntries(names.map((n, i) => [`new:acc:${n}`, add(accIn[i], grads[i])]));
+      graphs.accumulate = compileGraph([...spec.inputs, ...params, ...accIn], { loss: spec.loss, ...extra, ...accOut }, { name: 'train_accumulate' });
+      const accApply = names.map((n, i) => input(`acc:${n}`, params[i].shape));
+      graphs.apply = compileGraph([...params, ...stateList, ...accApply, lr, step], update(accApply.map((a) => mul(a, 1 / accumulation))), { name: 'train_apply' });
+    }
+    const ts = new TrainStep(spec, graphs, stateNames, rt);
+    for (const g of Object.values(graphs)) ts.sessions.push(await rt.load(g!));
+    return ts;
+  }
+
+  private slot(name: string) { return `${this.ns}/${name}`; }
+
+  /** Puts initial parameter values (and zero/initial optimizer state) into the runtime. */
+  async init(values: Record<string, HostTensor>) {
+    const slots: Record<string, HostTensor> = {};
+    for (const [n, p] of Object.entries(this.spec.params)) {
+      const v = values[n];
+      if (!v) throw new Error(`init: no value for parameter '${n}'`);
+      slots[this.slot(n)] = v;
+      for (const [k, s] of Object.entries(this.spec.optimizer.state(p.shape))) {
+        const data = arrayFor(s.dtype ?? 'float32', s.shape.reduce((a, b) => a * b, 1));
+        if (s.init) (data as Float32Array).fill(s.init);
+        slots[this.slot(`${n}:${k}`)] = { dtype: s.dtype ?? 'float32', shape: s.shape, data };
+      }
+    }
+    await this.rt.put(slots);
+    if (this.graphs.accumulate) await this.zeroAccumulators();
+  }
+
+  /** Restores parameters and optimizer state saved by `read()` (resume). */
+  async load(values: Record<string, HostTensor>) {
+    const slots: Record<string, HostTensor> = {};
+    for (const n of Object.keys(this.spec.params)) {
+      for (const key of [n, ...this.stateNames[n].map((k) => `${n}:${k}`)]) {
+        if (!values[key]) throw new Error(`resume: checkpoint lacks '${key}'`);
+        slots[this.slot(key)] = values[key];
+      }
+    }
+    await this.rt.put(slots);
+    if (this.graphs.accumulate) await this.zeroAccumulators();
+  }
+
+  private async zeroAccumulators() {
+    await this.rt.put(Object.fromEntries(Object.entries(this.spec.params).map(([n, p]) =>
+      [this.slot(`acc:${n}`), { dtype: 'float32' as const, shape: [...p.shape], data: new Float32Array(p.size) }])));
+  }
+
+  private paramFeeds(withState: boolean): Record<string, Feed> {
+    const f: Record<string, Feed> = {};
+    for (const n of Object.keys(this.spec.params)) {
+      f[n] = { slot: this.slot(n) };
+      if (withState) for (const k of this.stateNames[n]) f[`${n}:${k}`] = { slot: this.slot(`${n}:${k}`) };
+    }
+    return f;
+  }
+
+  private updateStore(): Record<string, string> {
+    const s: Record<string, string> = {};
+    for (const n of Object.keys(this.spec.params)) {
+      s[`new:${n}`] = this.slot(n);
+      for (const k of this.stateNames[n]) s[`new:${n}:${k}`] = this.slot(`${n}:${k}`);
+    }
+    return s;
+  }
+
+  private scalars(lr: number, step: number): Record<string, HostTensor> {
+    return { lr: { dtype: 'float32', shape: [], data: new Float32Array([lr]) }, step: { dtype: 'float32', shape: [], data: new Float32Array([step]) } };
+  }
+
+  /**
+   * One optimizer step. `micro` holds one feed set per micro-batch (exactly `accumulation` of them).
+   * Returns the mean loss, the gradient norm before clipping and the extra outputs of the last micro-batch.
+   */
+  async step(micro: Record<string, HostTensor>[], lr: number, step: number): Promise<{ loss: number; gradNorm: number; extra: Record<string, HostTensor> }> {
+    const extraNames = Object.keys(this.spec.extraOutputs ?? {});
+    if (this.graphs.fused) {
+      if (micro.length !== 1) throw new Error(`step: expected 1 micro-batch, got ${micro.length}`);
+      const out = await this.sessions[0].run({ ...micro[0], ...this.paramFeeds(true), ...this.scalars(lr, step) },
+        { fetch: ['loss', 'grad_norm', ...extraNames], store: this.updateStore() });
+      return { loss: out.loss.data[0] as number, gradNorm: out.grad_norm.data[0] as number, extra: pick(out, extraNames) };
+    }
+    const g = this.spec.accumulation!;
+    if (micro.length !== g) throw new Error(`step: expected ${g} micro-batches, got ${micro.length}`);
+    let loss = 0;
+    let extra: Record<string, HostTensor> = {};
+    const names = Object.keys(this.spec.params);
+    for (const feeds of micro) {
+      const accFeeds = Object.fromEntries(names.map((n) => [`acc:${n}`, { slot: this.slot(`acc:${n}`) }]));
+      const out = await this.sessions[0].run({ ...feeds, ...this.paramFeeds(false), ...accFeeds },
+        { fetch: ['loss', ...extraNames], store: Object.fromEntries(names.map((n) => [`new:acc:${n}`, this.slot(`acc:${n}`)])) });
+      loss += (out.loss.data[0] as number) / g;
+      extra = pick(out, extraNames);
+    }
+    const accFeeds = Object.fromEntries(names.map((n) => [`acc:${n}`, { slot: this.slot(`acc:${n}`) }]));
+    const out = await this.sessions[1].run({ ...this.paramFeeds(true), ...accFeeds, ...this.scalars(lr, step) },
+      { fetch: ['grad_norm'], store: this.updateStore() });
+    await this.zeroAccumulators();
+    return { loss, gradNorm: out.grad_norm.data[0] as number, extra };
+  }
+
+  /** Current parameters and optimizer state, keyed `name` and `name:state` (for checkpoints). */
+  async read(withState = true): Promise<Record<string, HostTensor>> {
+    const keys = Object.keys(this.spec.params).flatMap((n) => [n, ...(withState ? this.stateNames[n].map((k) => `${n}:${k}`) : [])]);
+    const got = await this.rt.get(keys.map((k) => this.slot(k)));
+    return Object.fromEntries(keys.map((k) => [k, got[this.slot(k)]]));
+  }
+
+  async dispose() {
+    const keys = Object.keys(this.spec.params).flatMap((n) => [n, `acc:${n}`, ...this.stateNames[n].map((k) => `${n}:${k}`)]);
+    await this.rt.drop(keys.map((k) => this.slot(k)));
+  }
+}
+
+function pick(o: Record<string, HostTensor>, names: string[]) { return Object.fromEntries(names.map((n) => [n, o[n]])); }
+
+/** Scales all gradients by min(1, maxNorm / ‖g‖) (the global L2 norm), as torch's clip_grad_norm_. */
+export function clipByGlobalNorm(grads: Tensor[], maxNorm?: number): { grads: Tensor[]; norm: Tensor } {
+  let sq: Tensor | undefined;
+  for (const g of grads) { const s = reduceSum(mul(g, g)); sq = sq ? add(sq, s) : s; }
+  const norm = sqrt(sq!);
+  if (!maxNorm) return { grads, norm };
+  const scale = minimum(div(maxNorm, add(norm, 1e-6)) as Tensor, 1);
+  return { grads: grads.map((g) => mul(g, scale)), norm };
+}

@@ -1,0 +1,38 @@
+// Test helper: spoils a clean render the way a sampled image is spoilt (blur, noise, colour drift).
+import { createRandom } from '../../../../kernels/sd/tiny/world';
+
+export interface Damage {
+  blurSigma: number;
+  noiseSigma: number;
+  /** Largest per-channel colour offset, the same over the whole image. */
+  colorShift: number;
+}
+
+export function degrade(rgb: Uint8Array, size: number, damage: Damage, seed: number): Uint8Array {
+  const rng = createRandom(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+  const shift = [0, 1, 2].map(() => (rng() * 2 - 1) * damage.colorShift);
+  const radius = Math.ceil(3 * damage.blurSigma);
+  const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-((i - radius) ** 2) / (2 * damage.blurSigma ** 2 || 1)));
+  const total = kernel.reduce((a, b) => a + b, 0);
+  const blurPass = (src: Float32Array, horizontal: boolean) => {
+    const out = new Float32Array(src.length);
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < 3; c++) {
+      let acc = 0;
+      for (let k = -radius; k <= radius; k++) {
+        const xx = Math.min(size - 1, Math.max(0, horizontal ? x + k : x));
+        const yy = Math.min(size - 1, Math.max(0, horizontal ? y : y + k));
+        acc += src[(yy * size + xx) * 3 + c] * kernel[k + radius];
+      }
+      out[(y * size + x) * 3 + c] = acc / total;
+    }
+    return out;
+  };
+  let img = Float32Array.from(rgb);
+  if (damage.blurSigma > 0) img = blurPass(blurPass(img, true), false);
+  const out = new Uint8Array(rgb.length);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = Math.min(255, Math.max(0, Math.round(img[i] + shift[i % 3] + damage.noiseSigma * gauss())));
+  }
+  return out;
+}

@@ -77,7 +77,13 @@ export function assignBucket(size: ImageSize, settings: BucketSettings): Bucket 
   const maxArea = resolution * resolution;
   const area = size.width * size.height;
   const scale = area > maxArea ? Math.sqrt(maxArea / area) : 1;
-  const width = Math.floor(Math.floor(size.width * scale) / settings.step) * settings.step;
-  const height = Math.floor(Math.floor(size.height * scale) / settings.step) * settings.step;
-  return width > 0 && height > 0 ? { width, height } : null;
+  const step = settings.step;
+  if (size.width < step || size.height < step) return null;
+  let width = Math.floor(Math.floor(size.width * scale) / step) * step;
+  let height = Math.floor(Math.floor(size.height * scale) / step) * step;
+  // A sliver (e.g. 64x4097) can fall below one step when scaled to the area: keep one step on the
+  // short side and give the long side what the area allows.
+  if (width < step) [width, height] = [step, Math.floor(Math.min(size.height, maxArea / step) / step) * step];
+  if (height < step) [width, height] = [Math.floor(Math.min(size.width, maxArea / step) / step) * step, step];
+  return { width, height };
 }

@@ -33,12 +33,18 @@ export interface InputSpec<T = any, O extends boolean = boolean, L extends boole
   readonly __value?: T;
 }
 
-/** A typed socket. `input<Vae>('VAE', { optional: true })` types the value execute receives. */
-export function input<T = any, const O extends boolean = false, const L extends boolean = false>(
-  type: SocketType,
-  opts: { optional?: O; list?: L; tooltip?: string } = {},
-): InputSpec<T, O, L> {
-  return { type, optional: (opts.optional ?? false) as O, list: (opts.list ?? false) as L, tooltip: opts.tooltip };
+interface InputOptions {
+  tooltip?: string;
+}
+/**
+ * A typed socket. `input<Vae>('VAE', { optional: true })` types the value execute receives (undefined when not
+ * connected); `{ list: true }` accepts several links and execute receives an array (empty when none).
+ */
+export function input<T = any>(type: SocketType, opts?: InputOptions & { optional?: false; list?: false }): InputSpec<T, false, false>;
+export function input<T = any>(type: SocketType, opts: InputOptions & { optional: true; list?: false }): InputSpec<T, true, false>;
+export function input<T = any>(type: SocketType, opts: InputOptions & { optional?: boolean; list: true }): InputSpec<T, boolean, true>;
+export function input(type: SocketType, opts: InputOptions & { optional?: boolean; list?: boolean } = {}): InputSpec {
+  return { type, optional: opts.optional ?? false, list: opts.list ?? false, ...(opts.tooltip ? { tooltip: opts.tooltip } : {}) };
 }
 
 type InputValue<S> = S extends InputSpec<infer T, infer O, infer L>

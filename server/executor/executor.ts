@@ -1,7 +1,7 @@
 // Runs a validated graph: plans what must execute (cache keys), executes node by node, keeps results in the
 // cache, and reports every step as protocol events. Used by the server's queue and by the headless CLI alike.
 import { InterruptedError } from '../../nodes/define';
-import type { ProjectPaths } from '../paths';
+import { ensureProjectFolders, type ProjectPaths } from '../paths';
 import type { ExecutionErrorInfo, ExecutionEvent, PreviewMime, UiOutput } from '../protocol';
 import type { ValidGraph, ValidNode } from '../validate';
 import { computeCacheKeys } from './cacheKey';
@@ -40,6 +40,7 @@ export class Executor {
   readonly cache: MemoryCache;
   private readonly paths: ProjectPaths;
   private readonly logError: (message: string, err: unknown) => void;
+  private foldersReady: Promise<void> | undefined;
 
   constructor(opts: ExecutorOptions) {
     this.cache = new MemoryCache(opts.cacheBytes ?? 2 * 1024 ** 3);
@@ -49,6 +50,8 @@ export class Executor {
 
   async run(graph: ValidGraph, hooks: RunHooks): Promise<RunResult> {
     const { promptId, signal, emit } = hooks;
+    // Nodes write into the project folders; make sure they exist once per executor.
+    await (this.foldersReady ??= ensureProjectFolders(this.paths));
     const keys = computeCacheKeys(graph, topologicalOrder(graph));
     const plan = planRun(graph, (id) => this.cache.has(keys.get(id)!));
     const result: RunResult = { status: 'success', executed: [], cached: plan.cached, outputs: {} };

@@ -1,0 +1,195 @@
+// The loragraph command line: `serve` (the server), `start` (what npm start runs: build the editor if needed, serve,
+// print the URL) and `run` (execute a graph file headless, with --set overrides and a progress bar per long node).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadRegistry, type NodeRegistry } from '../nodes/registry';
+import { createServer } from './app';
+import { Executor } from './executor/executor';
+import { GraphFormatError } from './graph/errors';
+import { loadGraphFile } from './graph/load';
+import { applyOverrides, parseSetArgument } from './graph/set';
+import { ensureProjectFolders, projectPaths, repoRoot, type ProjectPaths } from './paths';
+import { ProgressPrinter } from './progressBar';
+import type { ExecutionEvent, NodeErrors } from './protocol';
+import { validateGraph } from './validate';
+
+const USAGE = `usage:
+  loragraph start [--port 8188] [--listen ADDR] [--data-dir DIR]     serve and print the editor's URL
+  loragraph serve [--port 8188] [--listen ADDR] [--data-dir DIR]     serve the API and the editor
+  loragraph run <graph.json> [--set "<node title or id>.<widget>=<value>" ...] [--out DIR] [--data-dir DIR]
+
+options:
+  --listen ADDR   address to listen on (default 127.0.0.1); any other needs the token in $LORAGRAPH_TOKEN or the printed one
+  --data-dir DIR  project folders (models, datasets, input, output, temp, runs, queue state); default .loragraph/
+  --nodes DIR     load node types from DIR instead of nodes/
+  --out DIR       (run) where output nodes write, instead of <data-dir>/output
+`;
+
+class UsageError extends Error {}
+
+async function registryFrom(dir: string | undefined): Promise<NodeRegistry> {
+  const registry = await loadRegistry(dir ? resolve(dir) : undefined);
+  for (const e of registry.loadErrors) console.error(`loragraph: warning: ${e.file} did not load: ${e.message}`);
+  return registry;
+}
+
+function parsePort(text: string | undefined): number {
+  if (text === undefined) return 8188;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port ${text}: expected a port number 0-65535`);
+  return n;
+}
+
+async function serve(args: string[], opts: { start: boolean }): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { port: { type: 'string' }, listen: { type: 'string' }, 'data-dir': { type: 'string' }, nodes: { type: 'string' } },
+    allowPositionals: false,
+  });
+  if (opts.start) buildEditorIfMissing();
+  const registry = await registryFrom(values.nodes);
+  const server = await createServer({ registry, host: values.listen ?? '127.0.0.1', port: parsePort(values.port), dataDir: values['data-dir'] });
+  const graph = opts.start && existsSync(join(repoRoot, 'graphs', 'quickstart.json')) ? 'graph=quickstart' : '';
+  const query = [server.token ? `token=${encodeURIComponent(server.token)}` : '', graph].filter(Boolean).join('&');
+  console.log(`loragraph: ${registry.types().length} node types; data in ${server.paths.dataDir}`);
+  if (server.token && !process.env.LORAGRAPH_TOKEN) console.log(`loragraph: access token ${server.token} (set LORAGRAPH_TOKEN to choose your own)`);
+  console.log(`loragraph: listening on ${server.url}${query ? `/?${query}` : ''}`);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      console.log('loragraph: stopping (a running job is recorded as interrupted)…');
+      server.close().then(done, done);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
+/** `npm start` on a fresh clone: build the editor once when its sources exist and no build does. */
+function buildEditorIfMissing(): void {
+  if (existsSync(join(repoRoot, 'editor', 'dist', 'index.html')) || !existsSync(join(repoRoot, 'editor', 'index.html'))) return;
+  console.log('loragraph: building the editor (first start)…');
+  const r = spawnSync(join(repoRoot, 'node_modules', '.bin', 'vite'), ['build'], { cwd: repoRoot, stdio: 'inherit' });
+  if (r.status !== 0) console.error('loragraph: the editor build failed; serving the API only');
+}
+
+function printNodeErrors(nodeErrors: NodeErrors): void {
+  for (const [id, e] of Object.entries(nodeErrors)) {
+    for (const err of e.errors) {
+      console.error(`  node ${id} (${e.title ? `${e.title}, ` : ''}${e.type})${err.field ? ` ${err.field}` : ''}: ${err.message}`);
+    }
+  }
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      set: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      'data-dir': { type: 'string' },
+      nodes: { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  if (positionals.length !== 1) throw new UsageError('run needs exactly one graph file');
+  const registry = await registryFrom(values.nodes);
+  const file = resolve(positionals[0]!);
+  const loaded = await loadGraphFile(file, registry);
+  const api = applyOverrides(loaded.api, registry, (values.set ?? []).map(parseSetArgument));
+  const v = validateGraph(api, registry);
+  if (!v.ok) {
+    console.error(`loragraph: ${relative(process.cwd(), file)} is not a valid graph: ${v.error.message}`);
+    printNodeErrors(v.nodeErrors);
+    return 2;
+  }
+  const paths: ProjectPaths = projectPaths(values['data-dir'], values.out ? { output: resolve(values.out) } : {});
+  await ensureProjectFolders(paths);
+  const executor = new Executor({ paths, logError: (m, e) => process.env.LORAGRAPH_DEBUG && console.error(m, e) });
+  const controller = new AbortController();
+  const onSigint = () => controller.abort('interrupted (Ctrl+C)');
+  process.once('SIGINT', onSigint);
+  const bar = new ProgressPrinter();
+  const label = (id: string) => `${v.graph.nodes.get(id)?.title ?? id} [${id}]`;
+  const emit = (e: ExecutionEvent) => {
+    switch (e.type) {
+      case 'execution_cached':
+        if (e.data.nodes.length) console.error(`cached: ${e.data.nodes.map(label).join(', ')}`);
+        break;
+      case 'executing':
+        if (e.data.node) console.error(`running ${label(e.data.node)}`);
+        break;
+      case 'progress':
+        bar.update(label(e.data.node), e.data);
+        break;
+      case 'warning':
+        bar.end();
+        console.error(`warning: ${label(e.data.node)}: ${e.data.message}`);
+        break;
+      case 'executed':
+        bar.end();
+        for (const img of e.data.output.images ?? []) console.log(`${label(e.data.node)}: ${join(paths[img.type], img.subfolder ?? '', img.filename)}`);
+        for (const t of e.data.output.text ?? []) console.log(`${label(e.data.node)}: ${t}`);
+        break;
+      case 'execution_error':
+        bar.end();
+        console.error(`loragraph: ${e.data.node ? `node ${label(e.data.node)} (${e.data.nodeType}) failed` : 'failed'}: ${e.data.message}`);
+        break;
+      case 'execution_interrupted':
+        bar.end();
+        console.error(`loragraph: interrupted${e.data.node ? ` during ${label(e.data.node)}` : ''}`);
+        break;
+      default:
+        break;
+    }
+  };
+  const started = Date.now();
+  const result = await executor.run(v.graph, { promptId: 'cli', signal: controller.signal, emit });
+  process.off('SIGINT', onSigint);
+  if (result.status === 'success') {
+    console.error(`done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.executed.length} executed, ${result.cached.length} cached; outputs in ${paths.output}`);
+    return 0;
+  }
+  return result.status === 'interrupted' ? 130 : 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest, { start: false });
+      case 'start':
+        return await serve(rest, { start: true });
+      case 'run':
+        return await run(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return command ? 0 : 2;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`loragraph: ${(err as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof GraphFormatError) {
+      console.error(`loragraph: ${err.message}`);
+      return 2;
+    }
+    console.error(`loragraph: ${err instanceof Error ? err.message : String(err)}`);
+    if (process.env.LORAGRAPH_DEBUG) console.error(err);
+    return 1;
+  }
+}
+
+// Run when executed directly (tsx server/cli.ts …); bin/loragraph.js imports main and calls it itself.
+if (process.argv[1] && resolve(process.argv[1]) === resolve(repoRoot, 'server', 'cli.ts')) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -6,6 +6,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
+import { Rng } from '../../random';
 import { COMMON_WORDS } from '../tokenizer/common-words';
 import { END_OF_TEXT, START_OF_TEXT } from '../tokenizer/pretokenize';
 import { formatMergesTxt, formatVocabJson, trainBpe } from '../tokenizer/train-bpe';
@@ -14,7 +15,6 @@ import {
   COLOR_NAMES,
   WORLD_SHAPES,
   captionOf,
-  createRandom,
   renderScene,
   sampleScene,
   type ColorName,
@@ -70,7 +70,7 @@ export function writeTinyTokenizer(folder: string): void {
 
 /** 16 stars of the known colours, captioned "a red [trigger] on a blue background". */
 export async function writeDemoDataset(folder: string, seed = ASSETS_SEED): Promise<void> {
-  const rng = createRandom(seed);
+  const rng = new Rng(seed);
   mkdirSync(folder, { recursive: true });
   for (let i = 0; i < DEMO_IMAGE_COUNT; i++) {
     const scene = sampleScene(rng, { shapes: ['star'], colors: [DEMO_STAR_COLORS[i % DEMO_STAR_COLORS.length]] });
@@ -82,7 +82,7 @@ export async function writeDemoDataset(folder: string, seed = ASSETS_SEED): Prom
 
 /** 16 ordinary shapes (circle, square, triangle in turn) with their plain captions, for DOP. */
 export async function writeRegularizationSet(folder: string, seed = ASSETS_SEED + 1): Promise<void> {
-  const rng = createRandom(seed);
+  const rng = new Rng(seed);
   mkdirSync(folder, { recursive: true });
   for (let i = 0; i < REGULARIZATION_IMAGE_COUNT; i++) {
     const scene = sampleScene(rng, { shapes: [WORLD_SHAPES[i % WORLD_SHAPES.length]] });

@@ -1,6 +1,7 @@
 // The procedural image world the tiny model is pretrained on: one coloured shape on a coloured
 // background, drawn anti-aliased in plain JS, with a caption like "a red circle on a blue background".
 // Everything is deterministic from a seed.
+import { Rng } from '../../random';
 
 /** Named colours, far enough apart that a blurred or slightly shifted pixel still finds its name. */
 export const PALETTE = {
@@ -35,23 +36,6 @@ export interface Scene {
   rotation: number;
 }
 
-/** Uniform numbers in [0, 1). */
-export type Random = () => number;
-
-/** A small seeded generator (mulberry32) so the world needs nothing outside this file. */
-export function createRandom(seed: number): Random {
-  // Scramble the seed first so neighbouring seeds (1, 2, 3...) start far apart.
-  let state = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) >>> 0;
-  state = Math.imul(state ^ (state >>> 13), 0xc2b2ae35) >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Circumradius ranges per shape, chosen so the four shapes cover similar areas (a triangle or star
 // of the same circumradius as a circle looks much smaller).
 const SIZE_RANGE: Record<ShapeName, [number, number]> = {
@@ -77,26 +61,25 @@ export interface SceneOptions {
 }
 
 /** One random scene; the shape lies wholly inside the image and never matches its background. */
-export function sampleScene(rngOrSeed: Random | number, options: SceneOptions = {}): Scene {
-  const rng = typeof rngOrSeed === 'number' ? createRandom(rngOrSeed) : rngOrSeed;
+export function sampleScene(rngOrSeed: Rng | number, options: SceneOptions = {}): Scene {
+  const rng = typeof rngOrSeed === 'number' ? new Rng(rngOrSeed) : rngOrSeed;
   const shapes = options.shapes ?? WORLD_SHAPES;
   const colors = options.colors ?? COLOR_NAMES;
   const backgrounds = options.backgrounds ?? COLOR_NAMES;
   if (shapes.length === 0 || colors.length === 0 || backgrounds.length === 0) {
     throw new Error('sampleScene: shapes, colors and backgrounds must each list at least one name');
   }
-  const pick = <T>(list: readonly T[]): T => list[Math.floor(rng() * list.length)];
-  const shape = pick(shapes);
-  const color = pick(colors);
+  const shape = rng.choice(shapes);
+  const color = rng.choice(colors);
   const otherBackgrounds = backgrounds.filter((b) => b !== color);
   if (otherBackgrounds.length === 0) throw new Error(`sampleScene: no background colour differs from ${color}`);
-  const background = pick(otherBackgrounds);
+  const background = rng.choice(otherBackgrounds);
   const [lo, hi] = SIZE_RANGE[shape];
-  const size = lo + (hi - lo) * rng();
-  const rotation = shape === 'circle' ? 0 : (rng() * 2 - 1) * MAX_TILT;
+  const size = rng.uniform(lo, hi);
+  const rotation = shape === 'circle' ? 0 : rng.uniform(-MAX_TILT, MAX_TILT);
   const box = outlineBounds({ shape, size, rotation });
-  const cx = EDGE_MARGIN - box.minX + rng() * Math.max(0, 1 - 2 * EDGE_MARGIN - (box.maxX - box.minX));
-  const cy = EDGE_MARGIN - box.minY + rng() * Math.max(0, 1 - 2 * EDGE_MARGIN - (box.maxY - box.minY));
+  const cx = EDGE_MARGIN - box.minX + rng.uniform() * Math.max(0, 1 - 2 * EDGE_MARGIN - (box.maxX - box.minX));
+  const cy = EDGE_MARGIN - box.minY + rng.uniform() * Math.max(0, 1 - 2 * EDGE_MARGIN - (box.maxY - box.minY));
   return { shape, color, background, cx, cy, size, rotation };
 }
 

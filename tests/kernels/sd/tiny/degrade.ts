@@ -1,5 +1,5 @@
 // Test helper: spoils a clean render the way a sampled image is spoilt (blur, noise, colour drift).
-import { createRandom } from '../../../../kernels/sd/tiny/world';
+import { Rng } from '../../../../kernels/random';
 
 export interface Damage {
   blurSigma: number;
@@ -9,9 +9,8 @@ export interface Damage {
 }
 
 export function degrade(rgb: Uint8Array, size: number, damage: Damage, seed: number): Uint8Array {
-  const rng = createRandom(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
-  const shift = [0, 1, 2].map(() => (rng() * 2 - 1) * damage.colorShift);
+  const rng = new Rng(seed);
+  const shift = [0, 1, 2].map(() => rng.uniform(-damage.colorShift, damage.colorShift));
   const radius = Math.ceil(3 * damage.blurSigma);
   const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-((i - radius) ** 2) / (2 * damage.blurSigma ** 2 || 1)));
   const total = kernel.reduce((a, b) => a + b, 0);
@@ -32,7 +31,7 @@ export function degrade(rgb: Uint8Array, size: number, damage: Damage, seed: num
   if (damage.blurSigma > 0) img = blurPass(blurPass(img, true), false);
   const out = new Uint8Array(rgb.length);
   for (let i = 0; i < out.length; i++) {
-    out[i] = Math.min(255, Math.max(0, Math.round(img[i] + shift[i % 3] + damage.noiseSigma * gauss())));
+    out[i] = Math.min(255, Math.max(0, Math.round(img[i] + shift[i % 3] + rng.normal(0, damage.noiseSigma))));
   }
   return out;
 }

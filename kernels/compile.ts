@@ -8,7 +8,8 @@ import { encodeModel, type NodeProto, type TensorProto, type AttrValue } from '.
 import { ONNX_TYPES } from './ops/elementwise';
 import { topoOrder } from './autodiff';
 
-export const OPSET = 17;
+// Opset 20: the standard Gelu op; reductions take axes as inputs.
+export const OPSET = 20;
 
 export interface IOSpec { name: string; shape: number[]; dtype: DType }
 

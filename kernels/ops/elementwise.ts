@@ -90,6 +90,27 @@ defineOp('erf', { infer: unaryInfer, lower: onnx('Erf'),
 defineOp('sin', { infer: unaryInfer, lower: onnx('Sin'), vjp: (g, [a]) => [mul(g, cos(a))] });
 defineOp('cos', { infer: unaryInfer, lower: onnx('Cos'), vjp: (g, [a]) => [neg(mul(g, sin(a)))] });
 defineOp('relu', { infer: unaryInfer, lower: onnx('Relu'), vjp: (g, [a]) => [where(greater(a, 0), g, 0)] });
+// GELU is a primitive so the forward pass is one fused node (ONNX Gelu, opset 20) and the backward
+// pass a handful of elementwise ops rather than the autodiff of the whole formula.
+defineOp<{ approximate: 'none' | 'tanh' }>('gelu', {
+  infer: unaryInfer,
+  lower: (l, ins, out, { approximate }) => { l.node('Gelu', ins, { approximate: attr.string(approximate) }, out); },
+  vjp: (g, [x], _, { approximate }) => {
+    if (approximate === 'tanh') {
+      // d/dx ½x(1+tanh u), u = c(x + k x³): ½(1+t) + ½x(1−t²)·c(1+3k x²)
+      const c = Math.sqrt(2 / Math.PI), k = 0.044715;
+      const x2 = mul(x, x);
+      const t = tanh(mul(x, add(mul(x2, c * k), c)));
+      const left = add(mul(t, 0.5), 0.5);
+      const right = mul(mul(x, sub(1, mul(t, t))), add(mul(x2, 1.5 * c * k), 0.5 * c));
+      return [mul(g, add(left, right))];
+    }
+    // Φ(x) + x·φ(x)
+    const cdf = add(mul(erf(mul(x, Math.SQRT1_2)), 0.5), 0.5);
+    const pdf = mul(exp(mul(mul(x, x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+    return [mul(g, add(cdf, mul(x, pdf)))];
+  },
+});
 defineOp('floor', { infer: unaryInfer, lower: onnx('Floor') });
 defineOp('round', { infer: unaryInfer, lower: onnx('Round') });
 defineOp('cast', {
@@ -145,11 +166,7 @@ export const rsqrt = (a: Tensor) => reciprocal(sqrt(a));
 export const square = (a: Tensor) => mul(a, a);
 export const clip = (a: Tensor, lo: number, hi: number) => minimum(maximum(a, lo), hi);
 export const silu = (a: Tensor) => mul(a, sigmoid(a));
-/** GELU, exact (erf) or the tanh approximation. */
+/** GELU, exact (erf) or the tanh approximation: one ONNX Gelu node forward, a short composite backward. */
 export function gelu(a: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
-  if (approximate === 'tanh') {
-    const inner = mul(add(a, mul(mul(a, mul(a, a)), 0.044715)), Math.sqrt(2 / Math.PI));
-    return mul(mul(a, 0.5), add(tanh(inner), 1));
-  }
-  return mul(mul(a, 0.5), add(erf(mul(a, Math.SQRT1_2)), 1));
+  return apply('gelu', [a], { approximate });
 }

@@ -146,8 +146,8 @@ defineOp<{ axes: number[]; keepdims: boolean }>('reduceSum', {
 
 defineOp<{ axes: number[]; keepdims: boolean }>('reduceMax', {
   infer: ([a], { axes, keepdims }) => ({ shape: reducedShape(a.shape, axes, keepdims), dtype: a.dtype }),
-  lower: (l, ins, out, { axes, keepdims }) => {
-    l.node('ReduceMax', ins, { axes: attr.ints(axes), keepdims: attr.int(keepdims ? 1 : 0) }, out);
+  lower: (l, [a], out, { axes, keepdims }) => {
+    l.node('ReduceMax', [a, l.ints(axes)], { keepdims: attr.int(keepdims ? 1 : 0) }, out);
   },
   // The gradient is shared equally between tied maxima.
   vjp: (g, [a], out, { axes }) => {

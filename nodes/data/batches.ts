@@ -3,7 +3,7 @@
 import { type Bucket, bucketKey } from './buckets';
 import type { Dataset, DatasetItem } from './dataset';
 import type { Flips } from './images';
-import { type Rng, shuffled } from './rng';
+import type { Rng } from '../../kernels/random';
 
 export interface BatchEntry extends Flips {
   dataset: Dataset;
@@ -34,10 +34,10 @@ export function epochBatches(dataset: Dataset, rng: Rng, batchSize: number): Dat
   }
   const batches: DatasetItem[][] = [];
   for (const key of [...byBucket.keys()].sort()) {
-    const list = shuffled(rng, byBucket.get(key)!);
+    const list = rng.shuffle(byBucket.get(key)!);
     for (let i = 0; i < list.length; i += batchSize) batches.push(list.slice(i, i + batchSize));
   }
-  return shuffled(rng, batches);
+  return rng.shuffle(batches);
 }
 
 /**
@@ -51,13 +51,9 @@ export function* sampleBatches(datasets: Dataset | readonly Dataset[], rng: Rng,
   if (list.length === 0) throw new Error('sampleBatches: no datasets');
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize: must be a whole number ≥ 1 (got ${batchSize})`);
   const queues: DatasetItem[][][] = list.map(() => []);
-  const total = list.reduce((s, d) => s + d.weight, 0);
+  const weights = list.map((d) => d.weight);
   for (;;) {
-    let pick = 0;
-    if (list.length > 1) {
-      let r = rng.next() * total;
-      while (pick < list.length - 1 && r >= list[pick].weight) r -= list[pick++].weight;
-    }
+    const pick = list.length > 1 ? rng.choiceIndex(weights) : 0;
     const dataset = list[pick];
     if (queues[pick].length === 0) queues[pick] = epochBatches(dataset, rng, batchSize);
     const items = queues[pick].shift()!;

@@ -1,6 +1,6 @@
 // Caption processing applied on every draw, the way kohya and ai-toolkit do it: trigger word,
 // caption dropout, tag shuffling with kept leading tokens, and tag dropout.
-import { type Rng, shuffled } from './rng';
+import type { Rng } from '../../kernels/random';
 
 export interface CaptionSettings {
   /** Replaces `[trigger]`; prepended when absent for non-regularization datasets. '' = none. */
@@ -68,7 +68,7 @@ function escapeClass(s: string): string {
  */
 export function processCaption(raw: string, settings: CaptionSettings, rng: Rng): string {
   // Always draw the dropout number so that the sequence of draws does not depend on the rate.
-  const dropped = rng.next() < settings.captionDropoutRate;
+  const dropped = rng.uniform() < settings.captionDropoutRate;
   if (dropped) return '';
   const trigger = settings.triggerWord.trim();
   const filled = raw.replace(TRIGGER_PLACEHOLDER, trigger);
@@ -76,10 +76,10 @@ export function processCaption(raw: string, settings: CaptionSettings, rng: Rng)
   const prepend = trigger !== '' && !settings.isRegularization && !containsTrigger(filled, trigger, settings.separator);
   const keep = tags.slice(0, settings.keepTokens);
   let rest = tags.slice(settings.keepTokens);
-  if (settings.shuffleTags) rest = shuffled(rng, rest);
+  if (settings.shuffleTags) rest = rng.shuffle(rest);
   if (settings.tokenDropoutRate > 0) {
     // The trigger itself is the concept being trained: it is never dropped.
-    rest = rest.filter((t) => t === trigger || rng.next() >= settings.tokenDropoutRate);
+    rest = rest.filter((t) => t === trigger || rng.uniform() >= settings.tokenDropoutRate);
   }
   return joinTags(prepend ? [trigger, ...keep, ...rest] : [...keep, ...rest], settings.separator);
 }

@@ -4,7 +4,7 @@ import { type Bucket, type BucketSettings, assignBucket, bucketKey, validateBuck
 import { readCaptionFile } from './caption-files';
 import { type CaptionSettings, processCaption } from './captions';
 import { type Flips, type ImageSize, loadBucketRgb, probeImage, rgbToChw } from './images';
-import type { Rng } from './rng';
+import type { Rng } from '../../kernels/random';
 import { scanFolder } from './scan';
 import { type VideoInfo, decodeFrames, evenlySpacedFrames, framesToBucket, probeVideo, validateNumFrames } from './video';
 
@@ -132,8 +132,8 @@ export class Dataset {
   /** One draw of the flip augmentations: each enabled flip happens half of the time. */
   drawFlips(rng: Rng): Flips {
     // Both numbers are always drawn so the sequence does not depend on the settings.
-    const x = rng.next() < 0.5;
-    const y = rng.next() < 0.5;
+    const x = rng.uniform() < 0.5;
+    const y = rng.uniform() < 0.5;
     return { flipX: this.settings.flipX && x, flipY: this.settings.flipY && y };
   }
 

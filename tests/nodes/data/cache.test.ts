@@ -8,7 +8,7 @@ import { sampleBatches } from '../../../nodes/data/batches';
 import { type LatentEncoder, LatentCache, type StoredTensor, TextEmbeddingCache, cachingProblems } from '../../../nodes/data/cache';
 import { defaultCaptionSettings } from '../../../nodes/data/captions';
 import { buildDataset, defaultDatasetSettings } from '../../../nodes/data/dataset';
-import { seededRng } from '../../../nodes/data/rng';
+import { Rng } from '../../../kernels/random';
 import { tempFolder, writeImage } from './fixtures/folders';
 
 let dir: string;
@@ -70,7 +70,7 @@ describe('latent cache', () => {
     expect(again.items).toBe(0);
 
     const ds = await buildDataset(settings());
-    const batch = sampleBatches(ds, seededRng(1), 2).next().value;
+    const batch = sampleBatches(ds, new Rng(1), 2).next().value;
     const latents = await cache.getBatch(batch);
     expect(latents.dims).toEqual([batch.entries.length, 4, batch.bucket.height / 8, batch.bucket.width / 8]);
     // The cached latent equals a fresh encode of the same pixels.

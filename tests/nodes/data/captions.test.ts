@@ -1,37 +1,37 @@
 // Caption processing per draw: trigger substitution, dropout rates, keep-tokens, shuffling.
 import { describe, expect, it } from 'vitest';
 import { type CaptionSettings, applyTrigger, captionVariesPerDraw, defaultCaptionSettings, processCaption } from '../../../nodes/data/captions';
-import { seededRng } from '../../../nodes/data/rng';
+import { Rng } from '../../../kernels/random';
 
 const settings = (over: Partial<CaptionSettings>): CaptionSettings => ({ ...defaultCaptionSettings, ...over });
 
 describe('trigger word', () => {
   it('replaces [trigger] in place and does not add it again', () => {
     const s = settings({ triggerWord: 'sks' });
-    expect(processCaption('a photo of [trigger] dog, grass', s, seededRng(1))).toBe('a photo of sks dog, grass');
+    expect(processCaption('a photo of [trigger] dog, grass', s, new Rng(1))).toBe('a photo of sks dog, grass');
     expect(applyTrigger('[Trigger], red', s)).toBe('sks, red');
   });
 
   it('prepends the trigger when the caption lacks it', () => {
     const s = settings({ triggerWord: 'sks' });
-    expect(processCaption('a dog, grass', s, seededRng(1))).toBe('sks, a dog, grass');
-    expect(processCaption('', s, seededRng(1))).toBe('sks');
+    expect(processCaption('a dog, grass', s, new Rng(1))).toBe('sks, a dog, grass');
+    expect(processCaption('', s, new Rng(1))).toBe('sks');
   });
 
   it('matches the trigger as a whole word only', () => {
     const s = settings({ triggerWord: 'sks' });
-    expect(processCaption('sks dog', s, seededRng(1))).toBe('sks dog');
-    expect(processCaption('sksx dog', s, seededRng(1))).toBe('sks, sksx dog');
+    expect(processCaption('sks dog', s, new Rng(1))).toBe('sks dog');
+    expect(processCaption('sksx dog', s, new Rng(1))).toBe('sks, sksx dog');
   });
 
   it('does not prepend the trigger for regularization data', () => {
     const s = settings({ triggerWord: 'sks', isRegularization: true });
-    expect(processCaption('a dog', s, seededRng(1))).toBe('a dog');
+    expect(processCaption('a dog', s, new Rng(1))).toBe('a dog');
   });
 
   it('keeps a prepended trigger first and never drops it, even with shuffling and tag dropout', () => {
     const s = settings({ triggerWord: 'sks', shuffleTags: true, tokenDropoutRate: 0.9 });
-    const rng = seededRng(3);
+    const rng = new Rng(3);
     for (let i = 0; i < 200; i++) expect(processCaption('a, b, c, d', s, rng).split(', ')[0]).toBe('sks');
   });
 });
@@ -39,7 +39,7 @@ describe('trigger word', () => {
 describe('dropout rates', () => {
   it('drops whole captions at the configured rate', () => {
     const s = settings({ captionDropoutRate: 0.2, triggerWord: 'sks' });
-    const rng = seededRng(42);
+    const rng = new Rng(42);
     const n = 20_000;
     let empty = 0;
     for (let i = 0; i < n; i++) if (processCaption('a, b, c', s, rng) === '') empty++;
@@ -49,7 +49,7 @@ describe('dropout rates', () => {
 
   it('drops each tag after the kept ones at the configured rate', () => {
     const s = settings({ tokenDropoutRate: 0.3, keepTokens: 1 });
-    const rng = seededRng(7);
+    const rng = new Rng(7);
     const n = 5_000;
     let seen = 0;
     for (let i = 0; i < n; i++) {
@@ -62,7 +62,7 @@ describe('dropout rates', () => {
 
   it('never drops anything at rate 0', () => {
     const s = settings({});
-    const rng = seededRng(9);
+    const rng = new Rng(9);
     for (let i = 0; i < 100; i++) expect(processCaption('a, b, c', s, rng)).toBe('a, b, c');
   });
 });
@@ -70,7 +70,7 @@ describe('dropout rates', () => {
 describe('shuffling with keepTokens', () => {
   it('keeps the first N tags in place and permutes the rest', () => {
     const s = settings({ shuffleTags: true, keepTokens: 2 });
-    const rng = seededRng(11);
+    const rng = new Rng(11);
     const orders = new Set<string>();
     for (let i = 0; i < 300; i++) {
       const tags = processCaption('first, second, x, y, z', s, rng).split(', ');
@@ -84,7 +84,7 @@ describe('shuffling with keepTokens', () => {
   it('is deterministic for the same seed', () => {
     const s = settings({ shuffleTags: true, tokenDropoutRate: 0.2, captionDropoutRate: 0.1 });
     const draw = (seed: number) => {
-      const rng = seededRng(seed);
+      const rng = new Rng(seed);
       return Array.from({ length: 20 }, () => processCaption('a, b, c, d, e, f', s, rng));
     };
     expect(draw(5)).toEqual(draw(5));
@@ -93,7 +93,7 @@ describe('shuffling with keepTokens', () => {
 
   it('splits on a custom separator and joins back with it', () => {
     const s = settings({ separator: '|', triggerWord: 'tok' });
-    expect(processCaption('a|b |c', s, seededRng(1))).toBe('tok| a| b| c');
+    expect(processCaption('a|b |c', s, new Rng(1))).toBe('tok| a| b| c');
   });
 });
 

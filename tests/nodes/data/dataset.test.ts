@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { epochBatches, loadBatchPixels, sampleBatches } from '../../../nodes/data/batches';
 import { type DatasetSettings, buildDataset, defaultDatasetSettings } from '../../../nodes/data/dataset';
-import { seededRng } from '../../../nodes/data/rng';
+import { Rng } from '../../../kernels/random';
 import { tempFolder, writeCounterClip, writeImage, writeText } from './fixtures/folders';
 
 let dir: string;
@@ -116,7 +116,7 @@ describe('batches', () => {
       { bucket: '96x32', files: 3, repeated: 6 },
       { bucket: '64x64', files: 5, repeated: 5 },
     ]);
-    const batches = epochBatches(ds, seededRng(1), 2);
+    const batches = epochBatches(ds, new Rng(1), 2);
     const seen = new Map<string, number>();
     for (const b of batches) {
       expect(new Set(b.map((i) => `${i.bucket.width}x${i.bucket.height}`)).size).toBe(1);
@@ -129,7 +129,7 @@ describe('batches', () => {
   it('is deterministic for the same rng and resumes by skipping', async () => {
     const ds = await buildDataset(settings(mixed, { resolutions: [64], step: 32, flipX: true, shuffleTags: true }));
     const take = (seed: number, n: number) => {
-      const it = sampleBatches(ds, seededRng(seed), 3);
+      const it = sampleBatches(ds, new Rng(seed), 3);
       return Array.from({ length: n }, () => it.next().value).map((b) => b.entries.map((e) => `${path.basename(e.item.file)}:${e.flipX}`).join());
     };
     expect(take(4, 12)).toEqual(take(4, 12));
@@ -139,7 +139,7 @@ describe('batches', () => {
   it('mixes datasets by weight and keeps each batch within one dataset', async () => {
     const a = await buildDataset(settings(mixed, { resolutions: [64], step: 32, weight: 3 }));
     const b = await buildDataset(settings(path.join(dir, 'mixed', '2_wide'), { resolutions: [64], step: 32, weight: 1, isRegularization: true }));
-    const it = sampleBatches([a, b], seededRng(8), 2);
+    const it = sampleBatches([a, b], new Rng(8), 2);
     let fromA = 0;
     const n = 4000;
     for (let i = 0; i < n; i++) {
@@ -152,7 +152,7 @@ describe('batches', () => {
 
   it('applies the drawn caption and flips to the batch', async () => {
     const ds = await buildDataset(settings(mixed, { resolutions: [64], step: 32, triggerWord: 'ohwx', defaultCaption: 'square', flipX: true }));
-    const it = sampleBatches(ds, seededRng(2), 4);
+    const it = sampleBatches(ds, new Rng(2), 4);
     const flips = new Set<boolean>();
     for (let i = 0; i < 30; i++) {
       for (const e of it.next().value.entries) {
@@ -166,7 +166,7 @@ describe('batches', () => {
 
   it('loads a batch as [B,3,H,W] floats in [-1,1] at the bucket size', async () => {
     const ds = await buildDataset(settings(mixed, { resolutions: [64], step: 32 }));
-    const batch = sampleBatches(ds, seededRng(3), 2).next().value;
+    const batch = sampleBatches(ds, new Rng(3), 2).next().value;
     const { dims, data } = await loadBatchPixels(batch);
     expect(dims).toEqual([batch.entries.length, 3, batch.bucket.height, batch.bucket.width]);
     expect(data.length).toBe(dims.reduce((a, b) => a * b));
@@ -185,7 +185,7 @@ describe('video clips in a dataset', () => {
     expect(item).toMatchObject({ kind: 'video', frames: 5, bucket: { width: 64, height: 64 }, caption: 'a counter' });
     expect(item.video).toMatchObject({ fps: 15, frameCount: 30, frameIndices: [0, 7, 15, 22, 29] });
     expect(ds.bucketCounts()).toEqual([{ bucket: '64x64x5', files: 1, repeated: 1 }]);
-    const { dims, data } = await loadBatchPixels(sampleBatches(ds, seededRng(1), 1).next().value);
+    const { dims, data } = await loadBatchPixels(sampleBatches(ds, new Rng(1), 1).next().value);
     expect(dims).toEqual([1, 3, 5, 64, 64]);
     // 96x64 is as far from 96x32 as from 64x64 in aspect; the larger wins. Channel 0, frame f is flat grey 8·index → (8·index)/127.5 − 1.
     const plane = 64 * 64;

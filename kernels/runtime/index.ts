@@ -2,7 +2,8 @@
 // cached by graph hash, with resident "slots" for state that stays put between training steps.
 import { Worker } from 'node:worker_threads';
 import type { CompiledGraph } from '../compile';
-import type { HostTensor } from '../tensor';
+import { input, type DType, type HostTensor } from '../tensor';
+import { compileGraph } from '../compile';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
 
@@ -118,8 +119,20 @@ export class Runtime {
     return call('put', { slots: Object.fromEntries(Object.entries(slots).map(([k, v]) => [this.slotName(k), v])) });
   }
   async get(names: string[]): Promise<Record<string, HostTensor>> {
+    if (this.ep !== 'cpu') return this.download(names);
     const r = await call<{ slots: Record<string, HostTensor> }>('get', { slots: names.map((n) => this.slotName(n)) });
     return Object.fromEntries(names.map((n) => [n, r.slots[this.slotName(n)]]));
+  }
+
+  // Device-resident tensors are read back by running an identity graph whose outputs land on the CPU
+  // (onnxruntime-node cannot read a gpu-buffer tensor directly).
+  private async download(names: string[]): Promise<Record<string, HostTensor>> {
+    const meta = (await call<{ slots: Record<string, { dtype: DType; shape: number[] }> }>('meta', { slots: names.map((n) => this.slotName(n)) })).slots;
+    const ins = names.map((n, i) => input(`in${i}`, meta[this.slotName(n)].shape, meta[this.slotName(n)].dtype));
+    const g = compileGraph(ins, Object.fromEntries(ins.map((t, i) => [`out${i}`, t])), { name: 'download' });
+    const s = await this.load(g);
+    const out = await s.run(Object.fromEntries(names.map((n, i) => [`in${i}`, { slot: n }])));
+    return Object.fromEntries(names.map((n, i) => [n, out[`out${i}`]]));
   }
   drop(names: string[]) {
     for (const n of names) this.ownSlots.delete(n);
@@ -129,10 +142,11 @@ export class Runtime {
 
   /** Releases this handle's sessions and resident tensors (the shared worker stays). */
   async close() {
+    // Device tensors first: they belong to the sessions' allocators.
+    await this.drop([...this.ownSlots]);
     const keys = [...this.loaded.keys()];
     this.loaded.clear();
-    await Promise.all(keys.map((key) => call('release', { key })));
-    await this.drop([...this.ownSlots]);
+    for (const key of keys) await call('release', { key });
   }
 }
 let shared: Runtime | undefined;

@@ -26,7 +26,7 @@ function sessionOptions({ ep, threads, deviceId }) {
   };
   if (threads > 0) o.intraOpNumThreads = threads;
   if (ep === 'cpu') o.executionProviders = ['cpu'];
-  else if (ep === 'webgpu') o.executionProviders = [{ name: 'webgpu', deviceId }, 'cpu'];
+  else if (ep === 'webgpu') o.executionProviders = ['webgpu', 'cpu'];
   else if (ep === 'cuda') o.executionProviders = [{ name: 'cuda', deviceId }, 'cpu'];
   else throw new Error(`unknown execution provider '${ep}'`);
   return o;
@@ -85,17 +85,33 @@ const handlers = {
     /** @type {Record<string, any>} */
     const result = {};
     for (const name of m.fetch) result[name] = await toHost(out[name], name in m.store);
+    const replaced = [];
     for (const [name, slot] of Object.entries(m.store)) {
       const prev = slots.get(slot);
       slots.set(slot, out[name]);
-      if (prev && prev !== out[name] && !Object.values(feeds).includes(prev) && prev.dispose) prev.dispose();
+      if (prev && prev !== out[name]) replaced.push(prev);
     }
+    // The run is over, so a replaced tensor is garbage unless another slot still holds it (GPU buffers
+    // must be freed explicitly).
+    const live = new Set(slots.values());
+    for (const t of replaced) if (!live.has(t) && t.dispose) t.dispose();
     return { outputs: result, runMs };
   },
   /** @param {{slots: Record<string, any>}} m */
   async put(m) {
     for (const [slot, h] of Object.entries(m.slots)) slots.set(slot, toOrt(h));
     return {};
+  },
+  /** Dtype, shape and location of resident tensors. @param {{slots: string[]}} m */
+  async meta(m) {
+    /** @type {Record<string, any>} */
+    const r = {};
+    for (const slot of m.slots) {
+      const t = slots.get(slot);
+      if (!t) throw new Error(`slot '${slot}' is empty`);
+      r[slot] = { dtype: t.type, shape: [...t.dims], location: t.location ?? 'cpu' };
+    }
+    return { slots: r };
   },
   /** @param {{slots: string[]}} m */
   async get(m) {

@@ -1,14 +1,16 @@
 // One training step as one ONNX graph: forward, loss, backward, gradient clipping and the optimizer
 // update. Parameters and optimizer state stay resident in the runtime (slots) between steps; only the
 // batch goes in and the loss comes out. With gradient accumulation the step splits in two graphs:
-// forward+backward adding into gradient accumulators, then clip+update on their mean.
+// forward+backward adding into gradient accumulators, then clip+update on their mean. An optional EMA
+// of the parameters is updated in the same graph as the optimizer and kept resident beside them.
 import { input, arrayFor, type HostTensor, type Tensor } from '../tensor';
-import { add, div, minimum, mul, sqrt } from '../ops/elementwise';
+import { add, div, minimum, mul, sqrt, sub } from '../ops/elementwise';
 import { reduceSum } from '../ops/shape-and-reduce';
 import { grad } from '../autodiff';
 import { compileGraph, type CompiledGraph } from '../compile';
 import type { Runtime, Session, Feed } from '../runtime';
-import type { Optimizer } from '../optim/optimizer';
+import type { Optimizer, StateSpec } from '../optim/optimizer';
+import { emaDecayAt, type EmaConfig } from '../schedules/ema';
 
 export interface TrainStepSpec {
   /** Per-step inputs (batch, noise, timesteps, masks…), fed from the host every step. */
@@ -23,6 +25,11 @@ export interface TrainStepSpec {
   accumulation?: number;
   /** Extra scalars/tensors to fetch each step (e.g. per-term losses). */
   extraOutputs?: Record<string, Tensor>;
+  /**
+   * Keep an exponential moving average of the parameters (slots `ema:<name>`), updated after each
+   * optimizer step with the decay `emaDecayAt(step, ema)` of kernels/schedules (fed per step).
+   */
+  ema?: EmaConfig;
 }
 
 let nextNamespace = 0;
@@ -34,6 +41,7 @@ export class TrainStep {
     readonly spec: TrainStepSpec,
     readonly graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph },
     readonly stateNames: Record<string, string[]>,
+    readonly sharedNames: string[],
     private rt: Runtime,
   ) {}
 
@@ -49,21 +57,44 @@ export class TrainStep {
       stateNames[n] = Object.keys(specs);
       stateInputs[n] = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, input(`${n}:${k}`, s.shape, s.dtype ?? 'float32')]));
     }
+    const sharedSpecs = spec.optimizer.shared?.() ?? {};
+    const sharedInputs = Object.fromEntries(Object.entries(sharedSpecs).map(([k, s]) => [k, input(`opt:${k}`, s.shape, s.dtype ?? 'float32')]));
+    if (Object.keys(sharedSpecs).length && !spec.optimizer.updateAll) throw new Error(`optimizer ${spec.optimizer.name}: shared state needs updateAll`);
+    const emaDecay = input('ema_decay', [], 'float32');
+    const emaInputs = Object.fromEntries(names.map((n, i) => [n, input(`ema:${n}`, params[i].shape)]));
     const grads = grad(spec.loss, params);
     const accumulation = spec.accumulation ?? 1;
 
     const update = (gs: Tensor[]) => {
       const clipped = clipByGlobalNorm(gs, spec.maxGradNorm);
       const outs: Record<string, Tensor> = {};
+      const scalars = { lr, step };
+      let newParams: Tensor[];
+      if (spec.optimizer.updateAll) {
+        const r = spec.optimizer.updateAll(names.map((n, i) => ({ param: params[i], grad: clipped.grads[i], state: stateInputs[n] })), sharedInputs, scalars);
+        newParams = r.params;
+        names.forEach((n, i) => { for (const [k, t] of Object.entries(r.states[i])) outs[`new:${n}:${k}`] = t; });
+        for (const [k, t] of Object.entries(r.shared)) outs[`new:opt:${k}`] = t;
+      } else {
+        newParams = names.map((n, i) => {
+          const r = spec.optimizer.update(params[i], clipped.grads[i], stateInputs[n], scalars);
+          for (const [k, t] of Object.entries(r.state)) outs[`new:${n}:${k}`] = t;
+          return r.param;
+        });
+      }
       names.forEach((n, i) => {
-        const r = spec.optimizer.update(params[i], clipped.grads[i], stateInputs[n], { lr, step });
-        outs[`new:${n}`] = r.param;
-        for (const [k, t] of Object.entries(r.state)) outs[`new:${n}:${k}`] = t;
+        outs[`new:${n}`] = newParams[i];
+        // ema ← ema − (1 − decay)(ema − p), the form of the host reference (decay 0 copies p).
+        if (spec.ema) outs[`new:ema:${n}`] = sub(emaInputs[n], mul(sub(1, emaDecay), sub(emaInputs[n], newParams[i])));
       });
       outs.grad_norm = clipped.norm;
       return outs;
     };
-    const stateList = names.flatMap((n) => Object.values(stateInputs[n]));
+    const stateList = [
+      ...names.flatMap((n) => Object.values(stateInputs[n])),
+      ...Object.values(sharedInputs),
+      ...(spec.ema ? [...Object.values(emaInputs), emaDecay] : []),
+    ];
     const extra = spec.extraOutputs ?? {};
     const graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph } = {};
     if (accumulation === 1) {
@@ -75,8 +106,9 @@ export class TrainStep {
       const accApply = names.map((n, i) => input(`acc:${n}`, params[i].shape));
       graphs.apply = compileGraph([...params, ...stateList, ...accApply, lr, step], update(accApply.map((a) => mul(a, 1 / accumulation))), { name: 'train_apply' });
     }
-    const ts = new TrainStep(spec, graphs, stateNames, rt);
-    for (const g of Object.values(graphs)) ts.sessions.push(await rt.load(g!));
+    const ts = new TrainStep(spec, graphs, stateNames, Object.keys(sharedSpecs), rt);
+    // Outputs that go back into slots stay on the device (WebGPU/CUDA) between steps.
+    for (const g of Object.values(graphs)) ts.sessions.push(await rt.load(g!, g!.outputs.map((o) => o.name).filter((n) => n.startsWith('new:'))));
     return ts;
   }
 
@@ -88,13 +120,12 @@ export class TrainStep {
     for (const [n, p] of Object.entries(this.spec.params)) {
       const v = values[n];
       if (!v) throw new Error(`init: no value for parameter '${n}'`);
+      if (v.data.length !== p.size) throw new Error(`init: parameter '${n}' has ${v.data.length} values, expected ${p.size} for [${p.shape.join(',')}]`);
       slots[this.slot(n)] = v;
-      for (const [k, s] of Object.entries(this.spec.optimizer.state(p.shape))) {
-        const data = arrayFor(s.dtype ?? 'float32', s.shape.reduce((a, b) => a * b, 1));
-        if (s.init) (data as Float32Array).fill(s.init);
-        slots[this.slot(`${n}:${k}`)] = { dtype: s.dtype ?? 'float32', shape: s.shape, data };
-      }
+      for (const [k, s] of Object.entries(this.spec.optimizer.state(p.shape))) slots[this.slot(`${n}:${k}`)] = initialState(s, v);
+      if (this.spec.ema) slots[this.slot(`ema:${n}`)] = initialState({ shape: [...p.shape], init: 'param' }, v);
     }
+    for (const [k, s] of Object.entries(this.spec.optimizer.shared?.() ?? {})) slots[this.slot(`opt:${k}`)] = initialState(s);
     await this.rt.put(slots);
     if (this.graphs.accumulate) await this.zeroAccumulators();
   }
@@ -102,11 +133,9 @@ export class TrainStep {
   /** Restores parameters and optimizer state saved by `read()` (resume). */
   async load(values: Record<string, HostTensor>) {
     const slots: Record<string, HostTensor> = {};
-    for (const n of Object.keys(this.spec.params)) {
-      for (const key of [n, ...this.stateNames[n].map((k) => `${n}:${k}`)]) {
-        if (!values[key]) throw new Error(`resume: checkpoint lacks '${key}'`);
-        slots[this.slot(key)] = values[key];
-      }
+    for (const key of this.stateKeys(true)) {
+      if (!values[key]) throw new Error(`resume: checkpoint lacks '${key}'`);
+      slots[this.slot(key)] = values[key];
     }
     await this.rt.put(slots);
     if (this.graphs.accumulate) await this.zeroAccumulators();
@@ -117,26 +146,30 @@ export class TrainStep {
       [this.slot(`acc:${n}`), { dtype: 'float32' as const, shape: [...p.shape], data: new Float32Array(p.size) }])));
   }
 
+  /** Slot keys: parameters, then (withState) optimizer state, shared optimizer state and EMA copies. */
+  private stateKeys(withState: boolean): string[] {
+    const names = Object.keys(this.spec.params);
+    if (!withState) return names;
+    return [
+      ...names.flatMap((n) => [n, ...this.stateNames[n].map((k) => `${n}:${k}`)]),
+      ...this.sharedNames.map((k) => `opt:${k}`),
+      ...(this.spec.ema ? names.map((n) => `ema:${n}`) : []),
+    ];
+  }
+
   private paramFeeds(withState: boolean): Record<string, Feed> {
-    const f: Record<string, Feed> = {};
-    for (const n of Object.keys(this.spec.params)) {
-      f[n] = { slot: this.slot(n) };
-      if (withState) for (const k of this.stateNames[n]) f[`${n}:${k}`] = { slot: this.slot(`${n}:${k}`) };
-    }
-    return f;
+    return Object.fromEntries(this.stateKeys(withState).map((k) => [k, { slot: this.slot(k) }]));
   }
 
   private updateStore(): Record<string, string> {
-    const s: Record<string, string> = {};
-    for (const n of Object.keys(this.spec.params)) {
-      s[`new:${n}`] = this.slot(n);
-      for (const k of this.stateNames[n]) s[`new:${n}:${k}`] = this.slot(`${n}:${k}`);
-    }
-    return s;
+    return Object.fromEntries(this.stateKeys(true).map((k) => [`new:${k}`, this.slot(k)]));
   }
 
   private scalars(lr: number, step: number): Record<string, HostTensor> {
-    return { lr: { dtype: 'float32', shape: [], data: new Float32Array([lr]) }, step: { dtype: 'float32', shape: [], data: new Float32Array([step]) } };
+    const f = (v: number): HostTensor => ({ dtype: 'float32', shape: [], data: new Float32Array([v]) });
+    const s: Record<string, HostTensor> = { lr: f(lr), step: f(step) };
+    if (this.spec.ema) s.ema_decay = f(emaDecayAt(step, this.spec.ema));
+    return s;
   }
 
   /**
@@ -170,17 +203,39 @@ export class TrainStep {
     return { loss, gradNorm: out.grad_norm.data[0] as number, extra };
   }
 
-  /** Current parameters and optimizer state, keyed `name` and `name:state` (for checkpoints). */
+  /**
+   * Current parameters and optimizer state, keyed `name` and `name:state`, shared optimizer state
+   * `opt:key` and EMA copies `ema:name` (for checkpoints).
+   */
   async read(withState = true): Promise<Record<string, HostTensor>> {
-    const keys = Object.keys(this.spec.params).flatMap((n) => [n, ...(withState ? this.stateNames[n].map((k) => `${n}:${k}`) : [])]);
+    const keys = this.stateKeys(withState);
     const got = await this.rt.get(keys.map((k) => this.slot(k)));
     return Object.fromEntries(keys.map((k) => [k, got[this.slot(k)]]));
   }
 
+  /** The EMA copies of the parameters, keyed by parameter name. */
+  async readEma(): Promise<Record<string, HostTensor>> {
+    if (!this.spec.ema) throw new Error('readEma: this train step keeps no EMA (set spec.ema)');
+    const names = Object.keys(this.spec.params);
+    const got = await this.rt.get(names.map((n) => this.slot(`ema:${n}`)));
+    return Object.fromEntries(names.map((n) => [n, got[this.slot(`ema:${n}`)]]));
+  }
+
   async dispose() {
-    const keys = Object.keys(this.spec.params).flatMap((n) => [n, `acc:${n}`, ...this.stateNames[n].map((k) => `${n}:${k}`)]);
+    const keys = [...this.stateKeys(true), ...Object.keys(this.spec.params).map((n) => `acc:${n}`)];
     await this.rt.drop(keys.map((k) => this.slot(k)));
   }
+}
+
+function initialState(s: StateSpec, param?: HostTensor): HostTensor {
+  const dtype = s.dtype ?? 'float32';
+  if (s.init === 'param') {
+    if (!param || param.dtype !== 'float32') throw new Error('a state initialised from its parameter needs a float32 parameter');
+    return { dtype, shape: [...s.shape], data: (param.data as Float32Array).slice() };
+  }
+  const data = arrayFor(dtype, s.shape.reduce((a, b) => a * b, 1));
+  if (s.init) (data as Float32Array).fill(s.init);
+  return { dtype, shape: [...s.shape], data };
 }
 
 function pick(o: Record<string, HostTensor>, names: string[]) { return Object.fromEntries(names.map((n) => [n, o[n]])); }

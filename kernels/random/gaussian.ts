@@ -40,12 +40,14 @@ function erfSeries(x: number): number {
 
 export function erf(x: number): number {
   if (Number.isNaN(x)) return NaN;
+  if (!Number.isFinite(x)) return Math.sign(x);
   if (Math.abs(x) < 2.5) return erfSeries(x);
   return x > 0 ? 1 - erfcContinuedFraction(x) : erfcContinuedFraction(-x) - 1;
 }
 
 export function erfc(x: number): number {
   if (Number.isNaN(x)) return NaN;
+  if (!Number.isFinite(x)) return x > 0 ? 0 : 2;
   if (x >= 2.5) return erfcContinuedFraction(x);
   if (x <= -2.5) return 2 - erfcContinuedFraction(-x);
   return 1 - erfSeries(x);

@@ -1,0 +1,8 @@
+// Schedules that drive a training run: learning rate, noise (DDPM, flow matching), timestep
+// sampling, multistage experts and EMA.
+export * from './lr';
+export * from './ddpm';
+export * from './flow-matching';
+export * from './timestep-sampling';
+export * from './multistage';
+export * from './ema';

@@ -2,6 +2,8 @@
 // nodes; constants become initializers (frozen weights keep their names), shared small constants
 // are emitted once.
 import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, linkSync, mkdirSync, openSync, renameSync, statSync, writeSync, existsSync, writeFileSync, unlinkSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { Tensor, type DType, type HostArray } from './tensor';
 import { getOp, type Lowering } from './ops/table';
 import { encodeModel, type NodeProto, type TensorProto, type AttrValue } from './onnx/proto';
@@ -23,11 +25,21 @@ export interface CompiledGraph {
   /** Bytes held in initializers (frozen weights and constants). */
   initializerBytes: number;
   nodeCount: number;
+  /** Set when the model was written to a folder with external data: ORT loads it from this path. */
+  path?: string;
 }
 
 export interface CompileOptions {
   name?: string;
   metadata?: Record<string, string>;
+  /**
+   * Write the model to this folder with its big initializers as external data (needed past protobuf's
+   * 2 GB limit, and to let ORT read frozen weights straight from a checkpoint file). Constants made
+   * with `externalConstant` are always external and need this.
+   */
+  externalDir?: string;
+  /** In-memory initializers at least this big go to `weights.bin` when `externalDir` is set. */
+  externalThreshold?: number;
 }
 
 const bytesOf = (a: HostArray) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -90,6 +102,8 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
     },
   };
 
+  const ext = opts.externalDir ? new ExternalData(opts.externalDir) : undefined;
+  const identity: string[] = [];
   const roots = Object.values(outputs);
   for (const t of topoOrder(roots)) {
     if (names.has(t.id)) continue;
@@ -101,8 +115,15 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
       usedInitNames.add(name);
       names.set(t.id, name);
       if (src.external) {
-        initializers.push({ name, dims: [...t.shape], dataType: ONNX_TYPES[t.dtype], external: src.external && { location: src.external.path, offset: src.external.offset, length: src.external.length } });
+        if (!ext) throw new Error(`compile: constant '${name}' lives in ${src.external.path}; pass externalDir to compile it`);
+        initializers.push({ name, dims: [...t.shape], dataType: ONNX_TYPES[t.dtype], external: { location: ext.link(src.external.path), offset: src.external.offset, length: src.external.length } });
+        identity.push(`${name}:${ext.identity(src.external.path)}:${src.external.offset}`);
         initializerBytes += src.external.length;
+      } else if (ext && src.data!.byteLength >= (opts.externalThreshold ?? 1 << 20)) {
+        const bytes = bytesOf(src.data!);
+        initializers.push({ name, dims: [...t.shape], dataType: ONNX_TYPES[t.dtype], external: { location: 'weights.bin', offset: ext.append(bytes), length: bytes.byteLength } });
+        identity.push(`${name}:${createHash('sha256').update(bytes).digest('hex')}`);
+        initializerBytes += bytes.byteLength;
       } else {
         addInit(name, t.dtype, [...t.shape], src.data!);
       }
@@ -129,6 +150,56 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
     opset: OPSET,
     metadata: opts.metadata,
   });
-  const hash = createHash('sha256').update(bytes).digest('hex');
-  return { bytes, hash, inputs: inputSpecs, outputs: outputSpecs, initializerBytes, nodeCount: nodes.length };
+  // External bytes are not in the protobuf, so they join the hash by content (or file identity).
+  const hash = createHash('sha256').update(bytes).update(identity.join('\n')).digest('hex');
+  const path = ext?.finish(bytes);
+  return { bytes, hash, inputs: inputSpecs, outputs: outputSpecs, initializerBytes, nodeCount: nodes.length, path };
+}
+
+/**
+ * The folder of a model with external data. ORT resolves external locations relative to the model
+ * file and refuses paths that leave its folder (symlinks included), so source files are hard-linked
+ * in beside it — or copied, when the folder is on another filesystem.
+ */
+class ExternalData {
+  private fd: number;
+  private offset = 0;
+  private links = new Map<string, string>();
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.fd = openSync(join(dir, 'weights.bin.tmp'), 'w');
+  }
+  append(bytes: Uint8Array): number {
+    // 64-byte alignment lets ORT map tensors without copying.
+    const pad = (64 - (this.offset % 64)) % 64;
+    if (pad) writeSync(this.fd, new Uint8Array(pad));
+    const at = this.offset + pad;
+    writeSync(this.fd, bytes);
+    this.offset = at + bytes.byteLength;
+    return at;
+  }
+  link(source: string): string {
+    const abs = resolve(source);
+    let name = this.links.get(abs);
+    if (!name) {
+      name = `src${this.links.size}-${basename(abs).replace(/[^\w.-]/g, '_')}`;
+      const at = join(this.dir, name);
+      if (existsSync(at)) unlinkSync(at);
+      try { linkSync(abs, at); } catch { copyFileSync(abs, at); }
+      this.links.set(abs, name);
+    }
+    return name;
+  }
+  identity(source: string): string {
+    const st = statSync(source);
+    return `${resolve(source)}:${st.size}:${st.mtimeMs}`;
+  }
+  finish(model: Uint8Array): string {
+    closeSync(this.fd);
+    renameSync(join(this.dir, 'weights.bin.tmp'), join(this.dir, 'weights.bin'));
+    const path = join(this.dir, 'model.onnx');
+    writeFileSync(`${path}.tmp`, model);
+    renameSync(`${path}.tmp`, path);
+    return path;
+  }
 }

@@ -181,7 +181,13 @@ export function reshape(a: Tensor, shape: readonly number[]): Tensor {
   return apply('reshape', [a], { shape: resolved });
 }
 export function transpose(a: Tensor, perm?: number[]): Tensor {
-  const p = perm ?? [...a.shape.keys()].reverse();
+  let p = perm ?? [...a.shape.keys()].reverse();
+  // A transpose of a transpose is one transpose (or none): backward rules produce these often.
+  if (a.source.kind === 'op' && a.source.op === 'transpose') {
+    const inner = (a.source.attrs as { perm: number[] }).perm;
+    p = p.map((i) => inner[i]);
+    a = a.source.inputs[0];
+  }
   if (p.every((x, i) => x === i)) return a;
   return apply('transpose', [a], { perm: p });
 }

@@ -107,7 +107,7 @@ export class Runtime {
     const key = `${graph.hash}|${this.ep}|${this.threads}`;
     let s = this.loaded.get(key);
     if (!s) {
-      s = call('load', { key, bytes: graph.bytes, keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0 })
+      s = call('load', { key, ...(graph.path ? { path: graph.path } : { bytes: graph.bytes }), keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0 })
         .then(() => new Session(this, graph, key));
       s.catch(() => this.loaded.delete(key));
       this.loaded.set(key, s);

@@ -95,6 +95,25 @@ export function captionOf(scene: Scene, options: CaptionOptions = {}): string {
   return `${article(scene.color)} ${scene.color} ${shapeWord} on ${article(scene.background)} ${scene.background} background`;
 }
 
+export interface ParsedCaption {
+  color: ColorName;
+  /** The word in the shape's place: a shape name, or a trigger word. */
+  shapeWord: string;
+  /** The shape, when shapeWord names one. */
+  shape: ShapeName | null;
+  background: ColorName;
+}
+
+/** Reads a world caption back ("a red circle on a blue background"); null for any other text. */
+export function parseCaption(caption: string): ParsedCaption | null {
+  const match = /^an? (\S+) (\S+) on an? (\S+) background$/.exec(caption.trim().toLowerCase().replace(/\s+/g, ' '));
+  if (!match) return null;
+  const [, color, shapeWord, background] = match;
+  if (!(color in PALETTE) || !(background in PALETTE)) return null;
+  const shape = (ALL_SHAPES as readonly string[]).includes(shapeWord) ? (shapeWord as ShapeName) : null;
+  return { color: color as ColorName, shapeWord, shape, background: background as ColorName };
+}
+
 /** The scene drawn into a size×size RGB image (3 bytes per pixel, rows top to bottom). */
 export function renderScene(scene: Scene, size = 64): Uint8Array {
   if (!Number.isInteger(size) || size < 1) throw new Error(`renderScene: size must be a positive integer, got ${size}`);

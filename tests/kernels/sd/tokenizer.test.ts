@@ -124,6 +124,11 @@ describe('the tiny model vocabulary (CLIP layout)', () => {
     }
   });
 
+  it('decodes HTML entities as CLIP does', () => {
+    expect(tinyTokenizer.encode('black &amp; white &#38;amp; &lt;3 &#x1F642;')).toEqual(tinyTokenizer.encode('black & white & <3 🙂'));
+    expect(tinyTokenizer.decode(tinyTokenizer.encode('&bogus; &#0;'))).toBe('& bogus ; �');
+  });
+
   it('treats composed and decomposed accents alike (NFC)', () => {
     expect(tinyTokenizer.encode('cafe\u0301')).toEqual(tinyTokenizer.encode('caf\u00e9'));
   });

@@ -8,6 +8,7 @@ import {
   STAR_INNER_RATIO,
   WORLD_SHAPES,
   captionOf,
+  parseCaption,
   renderScene,
   sampleScene,
   type Scene,
@@ -90,6 +91,17 @@ describe('captionOf', () => {
 
   it('puts a trigger word in place of the shape', () => {
     expect(captionOf({ ...scene, shape: 'star' }, { shapeWord: '[trigger]' })).toBe('a red [trigger] on a blue background');
+  });
+
+  it('is read back by parseCaption', () => {
+    const rng = new Rng(5);
+    for (let i = 0; i < 50; i++) {
+      const s = sampleScene(rng, { shapes: ALL_SHAPES });
+      expect(parseCaption(captionOf(s))).toEqual({ color: s.color, shapeWord: s.shape, shape: s.shape, background: s.background });
+    }
+    expect(parseCaption('An Orange  sks on a WHITE background')).toEqual({ color: 'orange', shapeWord: 'sks', shape: null, background: 'white' });
+    expect(parseCaption('a photo of a cat')).toBeNull();
+    expect(parseCaption('a pink circle on a blue background')).toBeNull();
   });
 });
 

@@ -26,6 +26,10 @@ export interface DatasetSettings extends CaptionSettings, BucketSettings {
   numFrames: number;
   /** Require 4n+1 frame counts, as video models do. */
   videoModel: boolean;
+  /** Train from cached VAE latents (see cache.ts); the trainer reads this flag. */
+  cacheLatents: boolean;
+  /** Train from cached text embeddings (see cache.ts); the trainer reads this flag. */
+  cacheTextEmbeddings: boolean;
 }
 
 export const defaultDatasetSettings: Omit<DatasetSettings, 'folder'> = {
@@ -47,6 +51,8 @@ export const defaultDatasetSettings: Omit<DatasetSettings, 'folder'> = {
   skipBadFiles: false,
   numFrames: 1,
   videoModel: false,
+  cacheLatents: false,
+  cacheTextEmbeddings: false,
 };
 
 export interface VideoClip extends VideoInfo {

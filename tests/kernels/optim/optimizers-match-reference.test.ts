@@ -92,7 +92,7 @@ describe('optimizers match float64 references over 50 steps', () => {
     const d8 = rel(q8, base), daf = rel(af, base);
     expect(d8).toBeLessThan(0.1);
     expect(daf).toBeLessThan(0.5); // factored v and no bias correction: same direction, different step sizes
-    expect(Math.abs(q8.losses[STEPS - 1] - base.losses[STEPS - 1]) / base.losses[STEPS - 1]).toBeLessThan(0.02);
+    expect(Math.abs(q8.losses[STEPS - 1] - base.losses[STEPS - 1]) / base.losses[STEPS - 1]).toBeLessThan(0.05);
     expect(af.losses[STEPS - 1]).toBeLessThan(base.losses[0] * 0.8);
     console.log(`distance from AdamW after ${STEPS} steps: AdamW8bit ${d8.toExponential(2)}, Adafactor ${daf.toExponential(2)}`);
   });

@@ -11,6 +11,7 @@ export const NF4_LEVELS: readonly number[] = Object.freeze([
   0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
   0.7229568362236023, 1.0,
 ]);
+const NF4_ZERO_CODE = 7;
 /** Decision thresholds: code i is chosen for x in (MID[i-1], MID[i]]. */
 const NF4_MIDPOINTS = NF4_LEVELS.slice(1).map((v, i) => (v + NF4_LEVELS[i]) / 2);
 
@@ -42,16 +43,21 @@ export function quantize4bit(
       const start = r * cols + b * blockSize;
       const end = r * cols + Math.min(cols, (b + 1) * blockSize);
       let absmax = 0;
-      for (let i = start; i < end; i++) absmax = Math.max(absmax, Math.abs(weight[i]));
+      for (let i = start; i < end; i++) {
+        const a = Math.abs(weight[i]);
+        if (a > absmax) absmax = a;
+      }
       const scale = Math.fround(absmax / qmax);
       scales[r * blocksPerRow + b] = scale;
-      for (let i = start; i < end; i++) {
-        if (scheme === 'int4') {
-          const q = scale === 0 ? 0 : Math.max(-7, Math.min(7, roundHalfEven(weight[i] / scale)));
-          codes[i] = q & 0xf;
-        } else {
-          codes[i] = nearestNf4(scale === 0 ? 0 : weight[i] / scale);
+      if (scale === 0) {
+        codes.fill(scheme === 'int4' ? 0 : NF4_ZERO_CODE, start, end);
+      } else if (scheme === 'int4') {
+        for (let i = start; i < end; i++) {
+          const q = roundHalfEven(weight[i] / scale);
+          codes[i] = (q > 7 ? 7 : q < -7 ? -7 : q) & 0xf;
         }
+      } else {
+        for (let i = start; i < end; i++) codes[i] = nearestNf4(weight[i] / scale);
       }
     }
   }
@@ -74,14 +80,14 @@ export function dequantize4bit(q: QuantizedWeight): Float32Array {
   const blocksPerRow = q.scaleShape[1];
   const n = rows * cols;
   const packed = q.packed as Uint8Array;
-  const values: ArrayLike<number> = q.scheme === 'int4' ? unpackInt4(packed, n) : unpackUint4(packed, n);
   const out = new Float32Array(n);
+  if (q.scheme === 'int4') out.set(unpackInt4(packed, n));
+  else {
+    const codes = unpackUint4(packed, n);
+    for (let i = 0; i < n; i++) out[i] = NF4_LEVELS[codes[i]];
+  }
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const i = r * cols + c;
-      const s = q.scales[r * blocksPerRow + Math.floor(c / blockSize)];
-      out[i] = (q.scheme === 'int4' ? values[i] : NF4_LEVELS[values[i]]) * s;
-    }
+    for (let c = 0; c < cols; c++) out[r * cols + c] *= q.scales[r * blocksPerRow + Math.floor(c / blockSize)];
   }
   return out;
 }

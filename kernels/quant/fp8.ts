@@ -11,7 +11,10 @@ export function quantizeFp8(weight: Float32Array, shape: readonly number[], per:
   const scaled = new Float32Array(rows * cols);
   for (let g = 0; g < groups; g++) {
     let absmax = 0;
-    for (let i = g * groupSize; i < (g + 1) * groupSize; i++) absmax = Math.max(absmax, Math.abs(weight[i]));
+    for (let i = g * groupSize; i < (g + 1) * groupSize; i++) {
+      const a = Math.abs(weight[i]);
+      if (a > absmax) absmax = a;
+    }
     const scale = Math.fround(absmax / FLOAT8_E4M3_MAX);
     scales[g] = scale;
     if (scale === 0) continue;

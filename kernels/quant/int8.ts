@@ -7,14 +7,20 @@ export function quantizeInt8(weight: Float32Array, shape: readonly number[]): Qu
   const packed = new Int8Array(rows * cols);
   const scales = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
-    const row = weight.subarray(r * cols, (r + 1) * cols);
+    const start = r * cols;
+    const end = start + cols;
     let absmax = 0;
-    for (const v of row) absmax = Math.max(absmax, Math.abs(v));
+    for (let i = start; i < end; i++) {
+      const a = Math.abs(weight[i]);
+      if (a > absmax) absmax = a;
+    }
     const scale = Math.fround(absmax / 127);
     scales[r] = scale;
     if (scale === 0) continue;
-    for (let c = 0; c < cols; c++) {
-      packed[r * cols + c] = Math.max(-127, Math.min(127, roundHalfEven(row[c] / scale)));
+    // |w| <= absmax, so |w / scale| <= 127 up to rounding of the scale: clamp for that last ulp.
+    for (let i = start; i < end; i++) {
+      const q = roundHalfEven(weight[i] / scale);
+      packed[i] = q > 127 ? 127 : q < -127 ? -127 : q;
     }
   }
   return {

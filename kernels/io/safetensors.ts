@@ -348,6 +348,21 @@ export async function openSafetensors(path: string): Promise<SafetensorsReader> 
   }
 }
 
+/**
+ * Reads every tensor of a small file (a LoRA, an optimizer state) at once. For checkpoints use
+ * `openSafetensors` and read tensors one by one.
+ */
+export async function loadSafetensors(path: string): Promise<{ metadata: Record<string, string>; tensors: Map<string, RawTensor> }> {
+  const reader = await openSafetensors(path);
+  try {
+    const tensors = new Map<string, RawTensor>();
+    for (const name of reader.names()) tensors.set(name, await reader.readRaw(name));
+    return { metadata: reader.metadata, tensors };
+  } finally {
+    await reader.close();
+  }
+}
+
 async function readExactly(handle: FileHandle, buf: Uint8Array, position: number, path: string): Promise<void> {
   let done = 0;
   while (done < buf.length) {
@@ -370,19 +385,28 @@ export interface TensorToWrite {
   data: RawArray | (() => RawArray | Promise<RawArray>);
 }
 
-const RAW_ARRAY_FOR: Record<SafetensorsDtype, string> = {
-  F64: 'Float64Array',
-  F32: 'Float32Array',
-  F16: 'Uint16Array',
-  BF16: 'Uint16Array',
-  F8_E4M3: 'Uint8Array',
-  F8_E5M2: 'Uint8Array',
-  I64: 'BigInt64Array',
-  I32: 'Int32Array',
-  I16: 'Int16Array',
-  I8: 'Int8Array',
-  U8: 'Uint8Array',
-  BOOL: 'Uint8Array',
+type RawArrayConstructor =
+  | Float64ArrayConstructor
+  | Float32ArrayConstructor
+  | Uint16ArrayConstructor
+  | Uint8ArrayConstructor
+  | Int8ArrayConstructor
+  | Int16ArrayConstructor
+  | Int32ArrayConstructor
+  | BigInt64ArrayConstructor;
+const RAW_ARRAY_FOR: Record<SafetensorsDtype, RawArrayConstructor> = {
+  F64: Float64Array,
+  F32: Float32Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  F8_E4M3: Uint8Array,
+  F8_E5M2: Uint8Array,
+  I64: BigInt64Array,
+  I32: Int32Array,
+  I16: Int16Array,
+  I8: Int8Array,
+  U8: Uint8Array, // a Node Buffer is a Uint8Array too
+  BOOL: Uint8Array,
 };
 const CONVERTIBLE_FROM_F32: ReadonlySet<SafetensorsDtype> = new Set(['F16', 'BF16', 'F8_E4M3']);
 /** Elements converted per write when narrowing from float32: bounds the extra memory to a few MB. */
@@ -465,15 +489,15 @@ async function writeTensorData(
     throw new SafetensorsError(path, name, `shape [${t.shape.join(', ')}] has ${n} elements but the data has ${data.length}`);
   }
   const kind = data.constructor.name;
-  if (kind === RAW_ARRAY_FOR[t.dtype]) {
+  if (data instanceof RAW_ARRAY_FOR[t.dtype]) {
     if (t.dtype === 'BOOL' && (data as Uint8Array).some((v) => v > 1)) {
       throw new SafetensorsError(path, name, 'BOOL data must hold only 0 and 1');
     }
     await writeAll(handle, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     return;
   }
-  if (kind === 'Float32Array' && CONVERTIBLE_FROM_F32.has(t.dtype)) {
-    const src = data as Float32Array;
+  if (data instanceof Float32Array && CONVERTIBLE_FROM_F32.has(t.dtype)) {
+    const src = data;
     for (let start = 0; start < n; start += CONVERT_CHUNK) {
       const part = src.subarray(start, Math.min(n, start + CONVERT_CHUNK));
       const converted =
@@ -482,7 +506,8 @@ async function writeTensorData(
     }
     return;
   }
-  const accepted = CONVERTIBLE_FROM_F32.has(t.dtype) ? `${RAW_ARRAY_FOR[t.dtype]} or Float32Array` : RAW_ARRAY_FOR[t.dtype];
+  const raw = RAW_ARRAY_FOR[t.dtype].name;
+  const accepted = CONVERTIBLE_FROM_F32.has(t.dtype) ? `${raw} or Float32Array` : raw;
   throw new SafetensorsError(path, name, `dtype ${t.dtype} needs ${accepted} data, got ${kind}`);
 }
 

@@ -15,6 +15,18 @@ export const TIMESTEP_TYPES = ['linear', 'sigmoid', 'weighted', 'shift', 'lognor
 export type TimestepType = (typeof TIMESTEP_TYPES)[number];
 export const TIMESTEP_BIASES = ['balanced', 'high_noise', 'low_noise'] as const;
 export type TimestepBias = (typeof TIMESTEP_BIASES)[number];
+/** Labels as ai-toolkit's UI shows them. */
+export const TIMESTEP_BIAS_LABELS: Readonly<Record<TimestepBias, string>> = {
+  balanced: 'Balanced',
+  high_noise: 'High Noise',
+  low_noise: 'Low Noise',
+};
+/** ai-toolkit config values (`content_or_style`) to ours, for importing its configs. */
+export const AI_TOOLKIT_TIMESTEP_BIAS: Readonly<Record<string, TimestepBias>> = {
+  balanced: 'balanced',
+  content: 'high_noise',
+  style: 'low_noise',
+};
 
 export interface TimestepSamplingConfig {
   timestepType: TimestepType;

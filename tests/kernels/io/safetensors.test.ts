@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { float32ToBfloat16, float32ToFloat16, float32ToFloat8E4M3, float16ToFloat32, bfloat16ToFloat32, float8E4M3ToFloat32 } from '../../../kernels/io/dtypes';
 import {
+  loadSafetensors,
   openSafetensors,
   parseSafetensorsHeader,
   SafetensorsError,
@@ -73,7 +74,7 @@ describe('round trip through the writer', () => {
     fp8_from_f32: { dtype: 'F8_E4M3', shape: [8], data: new Float32Array(values) },
     f16_bits: { dtype: 'F16', shape: [3], data: new Uint16Array([0x3c00, 0xc000, 0x0001]) },
     i8: { dtype: 'I8', shape: [4], data: new Int8Array([-128, -1, 0, 127]) },
-    u8: { dtype: 'U8', shape: [3], data: new Uint8Array([0, 7, 255]) },
+    u8: { dtype: 'U8', shape: [3], data: Buffer.from([0, 7, 255]) },
     i32: { dtype: 'I32', shape: [2], data: new Int32Array([-5, 1 << 30]) },
     i64: { dtype: 'I64', shape: [3], data: new BigInt64Array([-1n, 42n, 1n << 40n]) },
     bool: { dtype: 'BOOL', shape: [3], data: new Uint8Array([1, 0, 1]) },
@@ -135,6 +136,13 @@ describe('round trip through the writer', () => {
     } finally {
       await r.close();
     }
+  });
+
+  it('loadSafetensors reads a whole small file into a map', async () => {
+    const { metadata, tensors: all } = await loadSafetensors(path);
+    expect(metadata.ss_network_alpha).toBe('16');
+    expect([...all.keys()].sort()).toEqual(Object.keys(tensors).sort());
+    expect(all.get('i32')!.data).toEqual(new Int32Array([-5, 1 << 30]));
   });
 
   it('produces one tensor at a time from functions, in file order', async () => {

@@ -14,6 +14,7 @@ import { ensureProjectFolders, projectPaths, repoRoot, type ProjectPaths } from 
 import type { ExecutionEvent } from './protocol';
 import { JobQueue } from './queue';
 import { fileRoutes } from './routes/files';
+import { editorSupportRoutes } from './routes/editor-support';
 import { jobRoutes } from './routes/jobs';
 import { ClientHub } from './ws';
 
@@ -119,6 +120,7 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
       uploadLimitBytes: opts.uploadLimitBytes ?? 32 * 1024 * 1024,
     }),
   );
+  api.use(editorSupportRoutes({ paths }));
   api.use((req) => {
     throw new HttpError(404, `no API route ${req.method} ${req.path}`, 'not_found');
   });

@@ -1,17 +1,32 @@
-// Finished jobs with their outputs, newest last, kept on disk (state/history.json) so they survive restarts.
+// Finished jobs with their outputs, kept on disk one file per job (state/history/<number>-<id>.json) so finishing
+// a job writes only that job, and history survives restarts.
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from './atomicJson';
 import { HistoryEntry } from './protocol';
 
+const FILE = /^(\d+)-([\w-]{1,100})\.json$/;
+
 export class HistoryStore {
   private entries = new Map<string, HistoryEntry>();
-  private readonly file: string;
+  private readonly dir: string;
 
   constructor(stateDir: string, private readonly limit = 1000) {
-    this.file = join(stateDir, 'history.json');
-    const raw = readJson<unknown[]>(this.file, []);
-    for (const item of Array.isArray(raw) ? raw : []) {
-      const parsed = HistoryEntry.safeParse(item);
+    this.dir = join(stateDir, 'history');
+    mkdirSync(this.dir, { recursive: true });
+    const files = readdirSync(this.dir)
+      .map((f) => FILE.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .sort((a, b) => Number(a[1]) - Number(b[1]));
+    for (const m of files) {
+      let raw: unknown;
+      try {
+        raw = readJson<unknown>(join(this.dir, m[0]), null);
+      } catch (err) {
+        console.error(`loragraph: skipping unreadable history entry: ${(err as Error).message}`);
+        continue;
+      }
+      const parsed = HistoryEntry.safeParse(raw);
       if (parsed.success) this.entries.set(parsed.data.promptId, parsed.data);
     }
   }
@@ -19,8 +34,8 @@ export class HistoryStore {
   add(entry: HistoryEntry): void {
     this.entries.delete(entry.promptId);
     this.entries.set(entry.promptId, entry);
-    while (this.entries.size > this.limit) this.entries.delete(this.entries.keys().next().value!);
-    this.save();
+    writeJsonAtomic(this.fileOf(entry), entry);
+    while (this.entries.size > this.limit) this.remove(this.entries.keys().next().value!);
   }
 
   get(promptId: string): HistoryEntry | undefined {
@@ -34,16 +49,21 @@ export class HistoryStore {
   }
 
   delete(ids: string[]): void {
-    for (const id of ids) this.entries.delete(id);
-    this.save();
+    for (const id of ids) this.remove(id);
   }
 
   clear(): void {
-    this.entries.clear();
-    this.save();
+    for (const id of [...this.entries.keys()]) this.remove(id);
   }
 
-  private save(): void {
-    writeJsonAtomic(this.file, [...this.entries.values()]);
+  private remove(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    this.entries.delete(id);
+    rmSync(this.fileOf(e), { force: true });
+  }
+
+  private fileOf(e: HistoryEntry): string {
+    return join(this.dir, `${e.number}-${e.promptId.replace(/[^\w-]/g, '_')}.json`);
   }
 }

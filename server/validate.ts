@@ -15,6 +15,8 @@ export interface ValidNode {
   widgets: Readonly<Record<string, unknown>>;
   /** Socket name → one link, or a list of links for list sockets; absent optional sockets are left out. */
   links: Readonly<Record<string, { node: string; output: number } | { node: string; output: number }[]>>;
+  /** The ids this node reads from, one per link (repeats kept), computed once for the executor's walks. */
+  sources: readonly string[];
 }
 
 export interface ValidGraph {
@@ -109,6 +111,7 @@ export function validateGraph(api: ApiGraph, registry: NodeRegistry): Validation
         title: node._meta?.title ?? def.title,
         widgets: parsed.success ? (parsed.data as Record<string, unknown>) : {},
         links,
+        sources: Object.values(links).flatMap((l) => (Array.isArray(l) ? l.map((x) => x.node) : [l.node])),
       });
     }
   }

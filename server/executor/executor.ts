@@ -8,7 +8,7 @@ import { computeCacheKeys } from './cacheKey';
 import { createNodeContext } from './context';
 import { freezePlain } from './freeze';
 import { MemoryCache, type CachedResult } from './memoryCache';
-import { linkSources, planRun, topologicalOrder } from './order';
+import { planRun, topologicalOrder } from './order';
 
 export interface RunHooks {
   promptId: string;
@@ -61,7 +61,7 @@ export class Executor {
     for (const id of plan.feedsExecution) values.set(id, this.cache.get(keys.get(id)!)!.outputs);
     // How many executing nodes still read each node's values; at zero the run lets go of them.
     const readers = new Map<string, number>();
-    for (const id of plan.execute) for (const s of linkSources(graph.nodes.get(id)!.links)) readers.set(s, (readers.get(s) ?? 0) + 1);
+    for (const id of plan.execute) for (const s of graph.nodes.get(id)!.sources) readers.set(s, (readers.get(s) ?? 0) + 1);
 
     emit({ type: 'execution_start', data: { promptId, timestamp: Date.now() } });
     emit({ type: 'execution_cached', data: { promptId, nodes: plan.cached } });
@@ -105,7 +105,7 @@ export class Executor {
         this.cache.set(key, cached);
         values.set(id, cached.outputs);
         result.executed.push(id);
-        for (const s of linkSources(node.links)) {
+        for (const s of node.sources) {
           const left = readers.get(s)! - 1;
           readers.set(s, left);
           if (left === 0) values.delete(s);

@@ -1,17 +1,14 @@
 // Which nodes a run executes and in what order: only what output nodes need, skipping any node whose key is cached
 // (and everything only it needed); among ready nodes, output nodes and the nodes closest to them go first so
 // previews appear early.
-import type { ValidGraph, ValidNode } from '../validate';
-
-export const linkSources = (links: ValidNode['links']): string[] =>
-  Object.values(links).flatMap((l) => (Array.isArray(l) ? l.map((x) => x.node) : [l.node]));
+import type { ValidGraph } from '../validate';
 
 /** Every node after all the nodes it links from; ties broken by id (numerically where ids are numbers). */
 export function topologicalOrder(graph: ValidGraph): string[] {
   const indeg = new Map<string, number>();
   const consumers = new Map<string, string[]>();
   for (const [id, n] of graph.nodes) {
-    const srcs = linkSources(n.links);
+    const srcs = n.sources;
     indeg.set(id, srcs.length);
     for (const s of srcs) (consumers.get(s) ?? consumers.set(s, []).get(s)!).push(id);
   }
@@ -52,7 +49,7 @@ export function planRun(graph: ValidGraph, isCached: (id: string) => boolean): R
     reached.add(id);
     if (isCached(id)) continue;
     execute.add(id);
-    for (const s of linkSources(graph.nodes.get(id)!.links)) stack.push(s);
+    for (const s of graph.nodes.get(id)!.sources) stack.push(s);
   }
   // Everything upstream of an output that will not execute counts as cached.
   const upstream = new Set<string>();
@@ -61,9 +58,9 @@ export function planRun(graph: ValidGraph, isCached: (id: string) => boolean): R
     const id = walk.pop()!;
     if (upstream.has(id)) continue;
     upstream.add(id);
-    walk.push(...linkSources(graph.nodes.get(id)!.links));
+    walk.push(...graph.nodes.get(id)!.sources);
   }
-  for (const id of execute) for (const s of linkSources(graph.nodes.get(id)!.links)) if (!execute.has(s)) feedsExecution.add(s);
+  for (const id of execute) for (const s of graph.nodes.get(id)!.sources) if (!execute.has(s)) feedsExecution.add(s);
   const cached = [...upstream].filter((id) => !execute.has(id)).sort(compareIds);
   return {
     execute: executionOrder(graph, execute),
@@ -78,7 +75,7 @@ function executionOrder(graph: ValidGraph, execute: Set<string>): string[] {
   const consumers = new Map<string, string[]>();
   const indeg = new Map<string, number>();
   for (const id of execute) {
-    const srcs = linkSources(graph.nodes.get(id)!.links).filter((s) => execute.has(s));
+    const srcs = graph.nodes.get(id)!.sources.filter((s) => execute.has(s));
     indeg.set(id, srcs.length);
     for (const s of srcs) (consumers.get(s) ?? consumers.set(s, []).get(s)!).push(id);
   }

@@ -3,7 +3,7 @@
 // every request needs the token.
 import fc from 'fast-check';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,9 +92,19 @@ const malformedBody: fc.Arbitrary<string> = fc.oneof(
   fc.constant('{"prompt":' + '['.repeat(5000)),
 );
 
-async function rawPost(path: string, body: string, contentType = 'application/json'): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body });
-  return { status: res.status, text: await res.text() };
+// node:http with a keep-alive agent: several times cheaper per request than fetch, which matters for 10,000 of them.
+const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+afterAll(() => agent.destroy());
+function rawPost(path: string, body: string, contentType = 'application/json'): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method: 'POST', agent, headers: { 'content-type': contentType, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 describe('malformed input', () => {
@@ -114,7 +124,7 @@ describe('malformed input', () => {
     const ok = await postJson(url, '/api/prompt', { prompt: diamondGraph() });
     expect(ok.status).toBe(200);
     await server.queue.idle();
-  }, 60_000);
+  }, 120_000);
 
   it('answers malformed bodies on the other JSON routes with 4xx', async () => {
     for (const [path, body] of [
@@ -218,7 +228,7 @@ describe('path confinement', () => {
   async function upload(fields: Record<string, string>, file: { name: string; data: Uint8Array } | null) {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
-    if (file) form.append('image', new Blob([file.data]), file.name);
+    if (file) form.append('image', new Blob([new Uint8Array(file.data)]), file.name);
     const res = await fetch(`${url}/api/upload`, { method: 'POST', body: form });
     return { status: res.status, text: await res.text() };
   }

@@ -14,11 +14,11 @@ export interface TensorLocation { file: string; key: string; entry: TensorEntry 
 
 export interface CheckpointWeightsOptions {
   /**
-   * Keep fp32/fp16 tensors in their files as ONNX external data. `location(file)` gives the path the
-   * model will name each file by, relative to the folder the .onnx is written to (ORT requires that);
-   * see model-folder.ts.
+   * Keep fp32/fp16 tensors in their files as ONNX external data: ORT reads them from the checkpoint
+   * itself, so nothing is read into JS. Graphs using them compile with `externalDir`
+   * (kernels/compile.ts hard-links the checkpoint beside the model).
    */
-  external?: { location: (file: string) => string };
+  external?: boolean;
 }
 
 export class CheckpointWeights implements WeightSource {
@@ -41,7 +41,7 @@ export class CheckpointWeights implements WeightSource {
     this.used.add(path);
     const { dtype } = loc.entry;
     if (this.options.external && (dtype === 'F32' || dtype === 'F16')) {
-      const t = externalConstant({ path: this.options.external.location(loc.file), offset: loc.entry.fileOffset, length: loc.entry.byteLength },
+      const t = externalConstant({ path: loc.file, offset: loc.entry.fileOffset, length: loc.entry.byteLength },
         shape, dtype === 'F32' ? 'float32' : 'float16', path);
       return dtype === 'F32' ? t : cast(t, 'float32');
     }

@@ -50,7 +50,8 @@ export async function loadSd(path: string, opts: LoadOptions = {}): Promise<Load
 function refuseOtherFamily(path: string, keys: string[], shapeOf: (k: string) => readonly number[] | undefined, accept: ModelFamily[] = ['sd1']) {
   const { family, reason } = detectFamily(keys, shapeOf);
   if (accept.includes(family)) return;
-  const what = family === 'unknown' ? 'not a Stable Diffusion 1.x checkpoint' : `this is ${/^[AEIOU]/.test(FAMILY_LABEL[family]) ? 'an' : 'a'} ${FAMILY_LABEL[family]} ${family === 'lora' ? 'file' : 'checkpoint'}, not Stable Diffusion 1.x`;
+  const label = FAMILY_LABEL[family];
+  const what = family === 'unknown' ? 'not a Stable Diffusion 1.x checkpoint' : `this is ${/^(SDXL|LTX|[AEIOUaeiou])/.test(label) ? 'an' : 'a'} ${label} ${family === 'lora' ? 'file' : 'checkpoint'}, not Stable Diffusion 1.x`;
   throw new CheckpointError(path, `${what} (${reason})`, family);
 }
 

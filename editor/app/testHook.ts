@@ -1,0 +1,35 @@
+// window.__loragraph: read-only access for end-to-end tests and the benchmark — the store's state, the graph as
+// workflow data, and where nodes, sockets and widgets are on screen — so tests assert on state and drive the real
+// UI with real pointer events instead of scraping canvas pixels.
+import type { CanvasController } from '../canvas/controller';
+import type { LiveConnection } from '../net/socket';
+import { editorStore, type EditorState } from '../state/editor';
+import { attachedCanvas } from './actions';
+
+export interface TestHook {
+  ready(): boolean;
+  state(): EditorState;
+  workflow(): ReturnType<CanvasController['workflow']> | null;
+  geometry(): CanvasController['geometry'] | null;
+  /** Simulates a dropped network connection (the editor must reconnect by itself). */
+  dropConnection(): void;
+  /** Loads a workflow as opening a file would (the benchmark's 300-node graph). */
+  load(workflow: unknown): void;
+}
+
+declare global {
+  interface Window {
+    __loragraph?: TestHook;
+  }
+}
+
+export function installTestHook(live: LiveConnection): void {
+  window.__loragraph = {
+    ready: () => attachedCanvas() !== null && editorStore.get().objectInfo !== null,
+    state: () => structuredClone(editorStore.get()),
+    workflow: () => attachedCanvas()?.workflow() ?? null,
+    geometry: () => attachedCanvas()?.geometry ?? null,
+    dropConnection: () => live.drop(),
+    load: (wf) => attachedCanvas()?.load(wf as never),
+  };
+}

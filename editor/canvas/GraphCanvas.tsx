@@ -1,0 +1,408 @@
+// The one component that wraps litegraph: it mounts the canvas once, registers node types from the node library,
+// draws live job state from the store onto nodes, keeps undo history and the remembered graph, refuses invalid
+// links with a hint, and hands the rest of the editor a CanvasController that speaks plain workflow data.
+import '@comfyorg/litegraph/style.css';
+import { LGraph, LGraphCanvas, LGraphGroup, LGraphNode, LiteGraph, type ISerialisedGraph } from '@comfyorg/litegraph';
+import { useEffect, useRef, useState } from 'react';
+import { createPortal } from 'react-dom';
+import type { NodeInfo, Workflow } from '../../server/protocol';
+import { LossChart } from '../panels/LossChart';
+import { editorStore, showHint } from '../state/editor';
+import { useStore } from '../state/store';
+import { UndoHistory } from '../graph/undo';
+import type { CanvasController, ScreenPoint } from './controller';
+import { drawLive, imageAt, previewLayout } from './drawLive';
+import { registerNodeTypes } from './nodeTypes';
+
+export interface GraphCanvasProps {
+  onReady(controller: CanvasController): void;
+  /** The graph changed by a user action (after it settled). */
+  onChange(workflow: Workflow): void;
+  onOpenSearch(at: ScreenPoint, query: string): void;
+}
+
+/** The graph without what only the view or the revision counter changes, for comparing versions. */
+function comparable(wf: Workflow): string {
+  const { extra, revision, ...rest } = wf as Workflow & { extra?: Record<string, unknown>; revision?: unknown };
+  const { ds, ...extraRest } = extra ?? {};
+  return JSON.stringify({ ...rest, extra: extraRest });
+}
+
+function serialise(graph: LGraph): Workflow {
+  // JSON round trip drops undefined fields, so a saved file and the in-memory graph compare equal.
+  return JSON.parse(JSON.stringify(graph.serialize())) as Workflow;
+}
+
+export function GraphCanvas(props: GraphCanvasProps) {
+  const hostRef = useRef<HTMLDivElement>(null);
+  const canvasRef = useRef<HTMLCanvasElement>(null);
+  const overlayRefs = useRef(new Map<string, HTMLDivElement>());
+  const lgRef = useRef<{ graph: LGraph; canvas: LGraphCanvas } | null>(null);
+  const propsRef = useRef(props);
+  propsRef.current = props;
+  const objectInfo = useStore(editorStore, (s) => s.objectInfo);
+  const lossNodes = useStore(editorStore, (s) =>
+    Object.entries(s.run.nodes)
+      .filter(([, n]) => n.loss.length > 0)
+      .map(([id]) => id)
+      .join(','),
+  );
+  const [tooltip, setTooltip] = useState<{ x: number; y: number; text: string } | null>(null);
+  const controllerRef = useRef<CanvasController | null>(null);
+  const checkpointRef = useRef<() => void>(() => {});
+
+  // Mount litegraph once.
+  useEffect(() => {
+    const el = canvasRef.current!;
+    const host = hostRef.current!;
+    LiteGraph.release_link_on_empty_shows_menu = true;
+    const graph = new LGraph();
+    const canvas = new LGraphCanvas(el, graph);
+    canvas.allow_searchbox = false;
+    canvas.render_canvas_border = false;
+    canvas.show_info = false;
+    lgRef.current = { graph, canvas };
+    const redraw = () => canvas.setDirty(true, true);
+    // Frames the whole graph (with room for progress bars above titles), at most at 100 %.
+    const fit = () => {
+      if (!graph._nodes.length) return;
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const n of graph._nodes) {
+        x0 = Math.min(x0, n.pos[0]);
+        y0 = Math.min(y0, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT - 30);
+        x1 = Math.max(x1, n.pos[0] + n.size[0]);
+        y1 = Math.max(y1, n.pos[1] + n.size[1]);
+      }
+      canvas.ds.fitToBounds([x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80], { zoom: 0.9 });
+      if (canvas.ds.scale > 1) canvas.ds.scale = 1;
+      redraw();
+    };
+
+    const resize = () => {
+      const r = host.getBoundingClientRect();
+      canvas.resize(Math.max(1, Math.floor(r.width)), Math.max(1, Math.floor(r.height)));
+      redraw();
+    };
+    const ro = new ResizeObserver(resize);
+    ro.observe(host);
+    resize();
+
+    // ---- undo, remembering the graph ----
+    const undo = new UndoHistory<Workflow>(serialise(graph), (a, b) => comparable(a) === comparable(b));
+    let settle: ReturnType<typeof setTimeout> | undefined;
+    let restoring = false;
+    const checkpoint = () => {
+      clearTimeout(settle);
+      settle = setTimeout(() => {
+        if (restoring) return;
+        const wf = serialise(graph);
+        if (undo.record(wf)) propsRef.current.onChange(wf);
+      }, 0);
+    };
+    const restore = (wf: Workflow) => {
+      restoring = true;
+      graph.configure(structuredClone(wf) as unknown as ISerialisedGraph);
+      restoring = false;
+      redraw();
+      propsRef.current.onChange(wf);
+    };
+    checkpointRef.current = checkpoint;
+    const onPointerUp = () => checkpoint();
+    el.addEventListener('pointerup', onPointerUp);
+    el.addEventListener('keyup', checkpoint);
+    // litegraph's text and number prompts are DOM dialogs beside the canvas; their edits land via widget callbacks.
+    graph.onNodeAdded = () => checkpoint();
+    graph.onNodeRemoved = () => checkpoint();
+
+    // ---- invalid links: refuse with a hint naming both types ----
+    const lc = canvas.linkConnector;
+    const dropLinks = lc.dropLinks.bind(lc);
+    lc.dropLinks = (locator, event) => {
+      const before = graph.last_link_id;
+      const from = lc.renderLinks[0];
+      const fromType = from ? String(from.fromSlot.type ?? '*') : null;
+      const connectingTo = lc.state.connectingTo;
+      dropLinks(locator, event);
+      if (!from || graph.last_link_id !== before || !fromType) return;
+      const node = graph.getNodeOnPos(event.canvasX, event.canvasY);
+      if (!node || node === from.node) return;
+      if (connectingTo === 'input') {
+        const input = node.getInputOnPos([event.canvasX, event.canvasY]);
+        if (input && !LiteGraph.isValidConnection(fromType, input.type)) {
+          showHint(`Cannot connect ${fromType} to "${input.name}" of ${node.title}: it takes ${String(input.type)}`, 'error');
+        } else if (!input && !(node.inputs ?? []).some((i) => LiteGraph.isValidConnection(fromType, i.type))) {
+          showHint(`${node.title} has no input that takes ${fromType}`, 'error');
+        }
+      } else if (connectingTo === 'output') {
+        const output = node.getOutputOnPos([event.canvasX, event.canvasY]);
+        if (output && !LiteGraph.isValidConnection(output.type, fromType)) {
+          showHint(`Cannot connect ${String(output.type)} output "${output.name}" of ${node.title} to an input that takes ${fromType}`, 'error');
+        }
+      }
+      redraw();
+    };
+
+    // ---- search box: double-click on empty canvas, or start typing ----
+    const onCanvasEvent = (e: Event) => {
+      const detail = (e as CustomEvent).detail as { subType?: string; originalEvent?: MouseEvent };
+      if (detail?.subType === 'empty-double-click' && detail.originalEvent) {
+        propsRef.current.onOpenSearch({ x: detail.originalEvent.clientX, y: detail.originalEvent.clientY }, '');
+      }
+    };
+    el.addEventListener('litegraph:canvas', onCanvasEvent);
+    let lastPointer: ScreenPoint = { x: 0, y: 0 };
+    const onKeyDown = (e: KeyboardEvent) => {
+      const target = e.target as HTMLElement | null;
+      if (target && (target.closest('input, textarea, select, [contenteditable], .graphdialog, .litegraph.litecontextmenu') || target.isContentEditable)) return;
+      const mod = e.ctrlKey || e.metaKey;
+      if (mod && e.key.toLowerCase() === 'z') {
+        e.preventDefault();
+        const wf = e.shiftKey ? undo.redo() : undo.undo();
+        if (wf) restore(wf);
+        return;
+      }
+      if (mod && e.key.toLowerCase() === 'y') {
+        e.preventDefault();
+        const wf = undo.redo();
+        if (wf) restore(wf);
+        return;
+      }
+      if (mod && e.key.toLowerCase() === 'g') {
+        e.preventDefault();
+        controller.groupSelection();
+        return;
+      }
+      // Copy/paste/delete are litegraph's (they need the canvas focused); make sure it is when the pointer is over it.
+      if (mod && (e.key === 'c' || e.key === 'v') && document.activeElement !== el) {
+        el.focus();
+        canvas.processKey(e);
+        checkpoint();
+        return;
+      }
+      if (!mod && !e.altKey && e.key.length === 1 && /\S/.test(e.key) && document.activeElement !== null && (document.activeElement === el || document.activeElement === document.body)) {
+        e.preventDefault();
+        const r = el.getBoundingClientRect();
+        const inside = lastPointer.x >= r.left && lastPointer.x <= r.right && lastPointer.y >= r.top && lastPointer.y <= r.bottom;
+        propsRef.current.onOpenSearch(inside ? lastPointer : { x: r.left + r.width / 2, y: r.top + r.height / 3 }, e.key);
+      }
+    };
+    window.addEventListener('keydown', onKeyDown);
+
+    // ---- tooltips: widget tooltips, socket types, node descriptions ----
+    let hoverTimer: ReturnType<typeof setTimeout> | undefined;
+    const onPointerMove = (e: PointerEvent) => {
+      lastPointer = { x: e.clientX, y: e.clientY };
+      clearTimeout(hoverTimer);
+      setTooltip(null);
+      if (e.buttons) return;
+      hoverTimer = setTimeout(() => {
+        const [gx, gy] = canvas.convertEventToCanvasOffset(e);
+        const node = graph.getNodeOnPos(gx, gy);
+        if (!node) return;
+        const info = editorStore.get().objectInfo?.[node.type ?? ''];
+        const widget = node.getWidgetOnPos(gx, gy, true);
+        const input = node.getInputOnPos([gx, gy]);
+        let text: string | undefined;
+        if (widget) text = widget.tooltip ? `${widget.name}: ${widget.tooltip}` : undefined;
+        else if (input) {
+          const spec = info?.inputs.find((i) => i.name === input.name.replace(/\.\d+$/, ''));
+          text = `${input.name} (${String(input.type)}${spec?.optional ? ', optional' : ''})${spec?.tooltip ? ` — ${spec.tooltip}` : ''}`;
+        } else if (gy < node.pos[1] && info?.description) text = info.description;
+        if (text) setTooltip({ x: e.clientX + 12, y: e.clientY + 16, text });
+      }, 450);
+    };
+    el.addEventListener('pointermove', onPointerMove);
+    el.addEventListener('pointerdown', () => el.focus());
+
+    // ---- loss chart overlays follow their nodes ----
+    canvas.onDrawForeground = () => {
+      const { scale, offset } = canvas.ds;
+      for (const [id, div] of overlayRefs.current) {
+        const node = graph.getNodeById(Number(id)) ?? graph.getNodeById(id);
+        const chart = node && !node.flags.collapsed ? previewLayout(node, editorStore.get().run.nodes[id]).chart : null;
+        if (!node || !chart) {
+          div.style.display = 'none';
+          continue;
+        }
+        const x = (node.pos[0] + chart.x + offset[0]) * scale;
+        const y = (node.pos[1] + chart.y + offset[1]) * scale;
+        div.style.display = 'block';
+        div.style.width = `${chart.w}px`;
+        div.style.height = `${chart.h}px`;
+        div.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
+      }
+    };
+
+    // ---- live state from the store: redraw, and make room on nodes that show previews ----
+    const unsubscribe = editorStore.subscribe(() => {
+      const { run } = editorStore.get();
+      for (const node of graph._nodes) {
+        const need = previewLayout(node, run.nodes[String(node.id)]).height;
+        if (node.size[1] < need) node.setSize([node.size[0], need]);
+      }
+      redraw();
+    });
+
+    const toScreen = (gx: number, gy: number): ScreenPoint => {
+      const r = el.getBoundingClientRect();
+      const { scale, offset } = canvas.ds;
+      return { x: r.left + (gx + offset[0]) * scale, y: r.top + (gy + offset[1]) * scale };
+    };
+    const nodeById = (id: string) => graph.getNodeById(Number(id)) ?? graph.getNodeById(id) ?? null;
+
+    const controller: CanvasController = {
+      load(wf) {
+        restoring = true;
+        if (wf) graph.configure(structuredClone(wf) as unknown as ISerialisedGraph);
+        else graph.clear();
+        restoring = false;
+        undo.reset(serialise(graph));
+        fit();
+        redraw();
+      },
+      workflow: () => serialise(graph),
+      addNode(type, at) {
+        const node = LiteGraph.createNode(type);
+        if (!node) {
+          showHint(`unknown node type ${type}`, 'error');
+          return null;
+        }
+        const r = el.getBoundingClientRect();
+        const p = at ?? { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+        const [gx, gy] = canvas.convertCanvasToOffset([p.x - r.left, p.y - r.top]);
+        node.pos = [gx, gy];
+        graph.add(node);
+        canvas.selectNode(node);
+        checkpoint();
+        return String(node.id);
+      },
+      undo() {
+        const wf = undo.undo();
+        if (wf) restore(wf);
+      },
+      redo() {
+        const wf = undo.redo();
+        if (wf) restore(wf);
+      },
+      groupSelection(title = 'Group') {
+        const nodes = [...canvas.selectedItems].filter((i): i is LGraphNode => i instanceof LGraphNode);
+        if (!nodes.length) {
+          showHint('select nodes to group first');
+          return false;
+        }
+        const group = new LGraphGroup(title);
+        group.resizeTo(nodes, 10);
+        graph.add(group);
+        checkpoint();
+        redraw();
+        return true;
+      },
+      fitView: fit,
+      geometry: {
+        nodeIds: () => graph._nodes.map((n) => String(n.id)),
+        title(id) {
+          const n = nodeById(id);
+          return n ? toScreen(n.pos[0] + n.size[0] / 2, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT / 2) : null;
+        },
+        slot(id, side, index) {
+          const n = nodeById(id);
+          if (!n) return null;
+          const [gx, gy] = side === 'input' ? n.getInputPos(index) : n.getOutputPos(index);
+          return toScreen(gx, gy);
+        },
+        widget(id, name) {
+          const n = nodeById(id);
+          const w = n?.widgets?.find((x) => x.name === name);
+          if (!n || !w) return null;
+          return toScreen(n.pos[0] + n.size[0] / 2, n.pos[1] + (w.last_y ?? w.y) + LiteGraph.NODE_WIDGET_HEIGHT / 2);
+        },
+        image(id, index) {
+          const n = nodeById(id);
+          const grid = n ? previewLayout(n, editorStore.get().run.nodes[id]).grid : null;
+          if (!n || !grid || index >= grid.urls.length) return null;
+          const cx = grid.x + (index % grid.cols) * grid.cell + grid.cell / 2;
+          const cy = grid.y + Math.floor(index / grid.cols) * grid.cell + grid.cell / 2;
+          return toScreen(n.pos[0] + cx, n.pos[1] + cy);
+        },
+        emptySpot() {
+          const r = el.getBoundingClientRect();
+          for (let y = r.top + 40; y < r.bottom - 40; y += 37) {
+            for (let x = r.left + 40; x < r.right - 40; x += 41) {
+              const [gx, gy] = canvas.convertCanvasToOffset([x - r.left, y - r.top]);
+              const clear = !graph._nodes.some((n) => gx > n.pos[0] - 30 && gx < n.pos[0] + n.size[0] + 30 && gy > n.pos[1] - 60 && gy < n.pos[1] + n.size[1] + 30);
+              if (clear) return { x, y };
+            }
+          }
+          return { x: r.left + 10, y: r.bottom - 10 };
+        },
+        pan(dx, dy) {
+          canvas.ds.offset[0] += dx / canvas.ds.scale;
+          canvas.ds.offset[1] += dy / canvas.ds.scale;
+          redraw();
+        },
+      },
+    };
+    controllerRef.current = controller;
+
+    return () => {
+      unsubscribe();
+      ro.disconnect();
+      clearTimeout(settle);
+      window.removeEventListener('keydown', onKeyDown);
+      canvas.stopRendering();
+      lgRef.current = null;
+    };
+  }, []);
+
+  // Node types come from the server; nodes loaded before they arrive would be litegraph's "missing" placeholders.
+  useEffect(() => {
+    const lg = lgRef.current;
+    if (!objectInfo || !lg) return;
+    const redraw = () => lg.canvas.setDirty(true, true);
+    registerNodeTypes(objectInfo, {
+      pathChoices: (kind) => editorStore.get().pathChoices[kind] ?? [],
+      changed: () => checkpointRef.current(),
+      decorate(node: LGraphNode, info: NodeInfo) {
+        node.onDrawForeground = function (ctx) {
+          const s = editorStore.get();
+          const id = String(this.id);
+          drawLive(ctx, this, { run: s.run.nodes[id], validation: s.run.validation[id] }, redraw);
+        };
+        node.onMouseDown = function (_e, pos) {
+          const url = imageAt(this, editorStore.get().run.nodes[String(this.id)], pos[0], pos[1]);
+          if (!url) return false;
+          editorStore.set((s) => ({ ...s, lightbox: url }));
+          return true;
+        };
+        void info;
+      },
+    });
+    // The rest of the editor may load graphs once the types they use exist.
+    if (controllerRef.current) propsRef.current.onReady(controllerRef.current);
+  }, [objectInfo]);
+
+  return (
+    <div ref={hostRef} className="graph-host" data-testid="graph-host">
+      <canvas ref={canvasRef} tabIndex={0} className="graph-canvas" data-testid="graph-canvas" />
+      {lossNodes
+        .split(',')
+        .filter(Boolean)
+        .map((id) => (
+          <div
+            key={id}
+            className="node-overlay"
+            data-testid={`loss-chart-${id}`}
+            ref={(el) => {
+              if (el) overlayRefs.current.set(id, el);
+              else overlayRefs.current.delete(id);
+              lgRef.current?.canvas.setDirty(true);
+            }}
+          >
+            <LossChart nodeId={id} />
+          </div>
+        ))}
+      {tooltip && createPortal(<div className="tooltip" style={{ left: tooltip.x, top: tooltip.y }}>{tooltip.text}</div>, document.body)}
+    </div>
+  );
+}
+

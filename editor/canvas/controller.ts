@@ -1,0 +1,33 @@
+// What the rest of the editor may ask of the canvas: plain-data operations on the graph and, for tests and
+// overlays, where things are on screen. The litegraph objects behind it stay inside editor/canvas.
+import type { Workflow } from '../../server/protocol';
+
+export interface ScreenPoint {
+  x: number;
+  y: number;
+}
+
+export interface CanvasController {
+  /** Replaces the graph (null: an empty canvas). Resets undo. */
+  load(workflow: Workflow | null): void;
+  /** The graph as a workflow file would hold it. */
+  workflow(): Workflow;
+  /** Adds a node of `type` with its top-left at a point on screen (default: the middle of the view); returns its id. */
+  addNode(type: string, at?: ScreenPoint): string | null;
+  undo(): void;
+  redo(): void;
+  /** Puts a group around the selected nodes. */
+  groupSelection(title?: string): boolean;
+  fitView(): void;
+  geometry: {
+    nodeIds(): string[];
+    /** The middle of a node's title bar. */
+    title(nodeId: string): ScreenPoint | null;
+    slot(nodeId: string, side: 'input' | 'output', index: number): ScreenPoint | null;
+    widget(nodeId: string, name: string): ScreenPoint | null;
+    image(nodeId: string, index: number): ScreenPoint | null;
+    emptySpot(): ScreenPoint;
+    /** Pans the view by screen pixels (the benchmark uses it). */
+    pan(dx: number, dy: number): void;
+  };
+}

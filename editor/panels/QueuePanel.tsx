@@ -1,0 +1,31 @@
+// The job queue: the running job (interrupt) and the pending ones (cancel), live from the server's status.
+import { cancel, interrupt } from '../app/actions';
+import { editorStore } from '../state/editor';
+import { useStore } from '../state/store';
+
+export function QueuePanel() {
+  const queue = useStore(editorStore, (s) => s.queue);
+  const progress = useStore(editorStore, (s) => (s.run.executing ? s.run.nodes[s.run.executing]?.progress : null));
+  return (
+    <section className="side-panel" data-testid="queue-panel">
+      <h2>Queue</h2>
+      {queue.running.length + queue.pending.length === 0 && <p className="muted">Nothing queued.</p>}
+      <ul className="job-list">
+        {queue.running.map((j) => (
+          <li key={j.promptId} className="running">
+            <span>#{j.number} running{progress ? ` · ${progress.step}/${progress.total}` : ''}</span>
+            <button onClick={() => interrupt(j.promptId)}>Interrupt</button>
+          </li>
+        ))}
+        {queue.pending.map((j) => (
+          <li key={j.promptId} data-prompt={j.promptId}>
+            <span>
+              #{j.number} · {j.nodeCount} nodes
+            </span>
+            <button onClick={() => cancel(j.promptId)}>Cancel</button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -87,6 +87,7 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
   const hub = new ClientHub(() => ({ queue: queue.snapshot(), exec: live.current() }));
   queue = new JobQueue({
     stateDir: paths.state,
+    paths,
     registry: opts.registry,
     executor,
     history,
@@ -112,7 +113,7 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
   const json = express.json({ limit: '16mb', type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/') });
   const api = express.Router();
   api.use((req, res, next) => (req.method === 'POST' && req.path !== '/upload' ? json(req, res, next) : next()));
-  api.use(jobRoutes({ registry: opts.registry, queue, history, executor, version: packageVersion() }));
+  api.use(jobRoutes({ registry: opts.registry, queue, history, executor, paths, version: packageVersion() }));
   api.use(
     fileRoutes({
       paths,

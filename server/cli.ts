@@ -99,13 +99,13 @@ async function run(args: string[]): Promise<number> {
   const file = resolve(positionals[0]!);
   const loaded = await loadGraphFile(file, registry);
   const api = applyOverrides(loaded.api, registry, (values.set ?? []).map(parseSetArgument));
-  const v = validateGraph(api, registry);
+  const paths: ProjectPaths = projectPaths(values['data-dir'], values.out ? { output: resolve(values.out) } : {});
+  const v = validateGraph(api, registry, { paths });
   if (!v.ok) {
     console.error(`loragraph: ${relative(process.cwd(), file)} is not a valid graph: ${v.error.message}`);
     printNodeErrors(v.nodeErrors);
     return 2;
   }
-  const paths: ProjectPaths = projectPaths(values['data-dir'], values.out ? { output: resolve(values.out) } : {});
   await ensureProjectFolders(paths);
   const executor = new Executor({ paths, logError: (m, e) => process.env.LORAGRAPH_DEBUG && console.error(m, e) });
   const controller = new AbortController();

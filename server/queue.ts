@@ -9,6 +9,7 @@ import type { Executor, RunResult } from './executor/executor';
 import type { HistoryStore } from './history';
 import { ApiGraph, type ExecutionEvent, type JobSummary, type PreviewMime, type QueueSnapshot } from './protocol';
 import { validateGraph } from './validate';
+import type { ProjectPaths } from './paths';
 
 export interface Job {
   promptId: string;
@@ -27,6 +28,8 @@ interface QueueFile {
 
 export interface QueueOptions {
   stateDir: string;
+  /** Project folders, for checking path widgets when a job starts. */
+  paths?: ProjectPaths;
   registry: NodeRegistry;
   executor: Executor;
   history: HistoryStore;
@@ -177,7 +180,7 @@ export class JobQueue {
 
   private async execute(job: Job, signal: AbortSignal): Promise<RunResult> {
     // Jobs may have waited through a restart or a change of node files: validate at the moment they run.
-    const v = validateGraph(job.prompt, this.opts.registry);
+    const v = validateGraph(job.prompt, this.opts.registry, { paths: this.opts.paths });
     if (!v.ok) {
       const error = { node: null, nodeType: null, message: v.error.message, inputs: {} };
       this.opts.onEvent({ type: 'execution_error', data: { promptId: job.promptId, ...error } });

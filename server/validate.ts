@@ -5,6 +5,7 @@ import type { NodeDefinition } from '../nodes/define';
 import { socketAccepts } from '../nodes/define';
 import type { NodeRegistry } from '../nodes/registry';
 import { isLinkRef } from './graph/workflow';
+import { folderFor, PathConfinementError, resolveInside, type ProjectPaths } from './paths';
 import type { ApiGraph, LinkRef, NodeErrors } from './protocol';
 
 export interface ValidNode {
@@ -29,7 +30,8 @@ export type Validation =
 
 const ref = (r: LinkRef) => ({ node: String(r[0]), output: r[1] });
 
-export function validateGraph(api: ApiGraph, registry: NodeRegistry): Validation {
+/** With `paths`, path widgets are also checked to stay inside their project folder. */
+export function validateGraph(api: ApiGraph, registry: NodeRegistry, opts: { paths?: ProjectPaths } = {}): Validation {
   const nodeErrors: NodeErrors = {};
   const fail = (id: string, field: string, message: string) => {
     const n = api[id]!;
@@ -103,6 +105,16 @@ export function validateGraph(api: ApiGraph, registry: NodeRegistry): Validation
     const parsed = def.widgets.safeParse(widgetValues);
     if (!parsed.success) {
       for (const issue of parsed.error.issues) fail(id, String(issue.path[0] ?? ''), widgetMessage(issue, widgetValues));
+    } else if (opts.paths) {
+      for (const w of def.info().widgets) {
+        const value = (parsed.data as Record<string, unknown>)[w.name];
+        if (w.kind !== 'path' || !w.pathKind || typeof value !== 'string' || value === '') continue;
+        try {
+          resolveInside(folderFor(opts.paths, w.pathKind), value, `widget "${w.name}"`);
+        } catch (err) {
+          if (err instanceof PathConfinementError && !err.message.startsWith('unknown project folder')) fail(id, w.name, err.message);
+        }
+      }
     }
     if (!nodeErrors[id]) {
       nodes.set(id, {

@@ -9,6 +9,7 @@ import type { HistoryStore } from '../history';
 import { HttpError } from '../httpErrors';
 import { InterruptRequest, PROTOCOL_VERSION, PromptRequest, QueueCommand, type PromptResponse } from '../protocol';
 import type { JobQueue } from '../queue';
+import type { ProjectPaths } from '../paths';
 import { validateGraph } from '../validate';
 import type { z } from 'zod';
 
@@ -17,6 +18,7 @@ export interface JobRoutesDeps {
   queue: JobQueue;
   history: HistoryStore;
   executor: Executor;
+  paths: ProjectPaths;
   version: string;
 }
 
@@ -50,7 +52,7 @@ export function jobRoutes(deps: JobRoutesDeps): Router {
       if (err instanceof GraphFormatError) throw new HttpError(400, err.message, 'invalid_graph');
       throw err;
     }
-    const v = validateGraph(loaded.api, registry);
+    const v = validateGraph(loaded.api, registry, { paths: deps.paths });
     if (!v.ok) throw new HttpError(400, v.error.message, v.error.type, { nodeErrors: v.nodeErrors });
     const job = queue.enqueue({
       prompt: loaded.api,

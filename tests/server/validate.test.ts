@@ -116,3 +116,29 @@ describe('validateGraph', () => {
     expect(Object.keys(v.nodeErrors).length).toBe(5000);
   });
 });
+
+describe('path widgets', () => {
+  it('refuses a path that leaves its project folder, naming the field', async () => {
+    const { z } = await import('zod');
+    const { defineNode, widget } = await import('../../nodes/define');
+    const { createRegistry } = await import('../../nodes/registry');
+    const { projectPaths } = await import('../../server/paths');
+    const Load = defineNode({
+      type: 'LoadThing',
+      category: 'loaders',
+      isOutput: true,
+      widgets: z.object({ file: widget.path({ kind: 'model' }) }),
+      execute: () => ({ outputs: {} }),
+    });
+    const reg = createRegistry([Load]);
+    const paths = projectPaths('/srv/lg');
+    const check = (file: string) => validateGraph({ '1': { class_type: 'LoadThing', inputs: { file } } }, reg, { paths });
+    expect(check('sd15/tiny.safetensors').ok).toBe(true);
+    expect(check('/srv/lg/models/x.safetensors').ok).toBe(true);
+    for (const bad of ['../../etc/passwd', '/etc/passwd', 'a/../../x']) {
+      const v = check(bad);
+      expect(v.ok).toBe(false);
+      if (!v.ok) expect(v.nodeErrors['1']!.errors[0]).toEqual({ field: 'file', message: expect.stringMatching(/^widget "file": ".*" is outside \/srv\/lg\/models$/) });
+    }
+  });
+});

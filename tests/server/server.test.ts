@@ -211,3 +211,15 @@ describe('server', () => {
     await expect(startTestServer({ port: server.port })).rejects.toThrow(`port ${server.port} on 127.0.0.1 is already in use`);
   });
 });
+
+describe('editor support', () => {
+  it('lists a project folder for path widgets and refuses unknown kinds', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(join(server.paths.models, 'sd15'), { recursive: true });
+    writeFileSync(join(server.paths.models, 'sd15', 'tiny.safetensors'), '');
+    const { status, body } = await getJson(url, '/api/files?kind=models');
+    expect(status).toBe(200);
+    expect(body.entries).toEqual(expect.arrayContaining([{ path: 'sd15', dir: true }, { path: 'sd15/tiny.safetensors', dir: false }]));
+    expect((await getJson(url, '/api/files?kind=..')).status).toBe(400);
+  });
+});

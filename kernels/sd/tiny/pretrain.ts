@@ -1,0 +1,304 @@
+// `npm run pretrain:tiny`: pretrains the embedded tiny SD 1.x model from its seed on the procedural
+// shape world with the project's own engine, and writes assets/tiny/sd-tiny.safetensors (one
+// single-file checkpoint) and assets/tiny/model.json. Stage A trains the VAE on all four shapes;
+// stage B caches latents of circles, squares and triangles (never stars: the quickstart's new
+// concept) and trains UNet + text encoder together on the diffusion loss.
+//   npx tsx kernels/sd/tiny/pretrain.ts [--vae-steps N] [--unet-steps N] [--out FILE] [--scratch DIR]
+// Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { HostTensor } from '../../tensor';
+import { Runtime } from '../../runtime';
+import { TrainStep } from '../../train/step';
+import { adamw } from '../../optim/adamw';
+import { Rng } from '../../random';
+import { ddpmSchedule } from '../../schedules/ddpm';
+import { openSafetensors, writeSafetensors } from '../../io/safetensors';
+import { tinyConfig, type SdConfig } from '../config';
+import { ClipTokenizer } from '../tokenizer';
+import { ALL_SHAPES, WORLD_SHAPES, renderScene, sampleScene } from './world';
+import { rgbToPlanar, worldBatch } from './train-data';
+import { initialValues, warmupCosine } from './train-params';
+import { normalizeLatents, vaeEncodeSession, vaeLossGraph } from './train-vae';
+import { diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
+import { writeTinyCheckpoint } from './train-checkpoint';
+
+export const TINY_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny');
+export const TINY_CHECKPOINT = join(TINY_ROOT, 'sd-tiny.safetensors');
+export const TINY_TOKENIZER = join(TINY_ROOT, 'tokenizer');
+
+export interface PretrainOptions {
+  seed: number;
+  /** Stage A: VAE steps, batch, crop side (the VAE is convolutional: crops teach it the same edges 4× cheaper). */
+  vaeSteps: number;
+  vaeBatch: number;
+  vaeCrop: number;
+  vaeLr: number;
+  vaeKlWeight: number;
+  /** Stage B: number of world images whose latents are cached, steps, batch, peak LR, warmup. */
+  cacheSize: number;
+  unetSteps: number;
+  unetBatch: number;
+  unetLr: number;
+  unetWarmup: number;
+  /** Share of captions replaced by the empty prompt, so classifier-free guidance has an unconditional model. */
+  captionDropout: number;
+  /** Steps between progress checkpoints in the scratch folder. */
+  saveEvery: number;
+  threads: number;
+}
+
+export const PRETRAIN_DEFAULTS: PretrainOptions = {
+  seed: 20240607,
+  vaeSteps: 300, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-5,
+  cacheSize: 3072,
+  unetSteps: 1200, unetBatch: 16, unetLr: 1e-3, unetWarmup: 60,
+  captionDropout: 0.1,
+  saveEvery: 100,
+  threads: Number(process.env.LORAGRAPH_THREADS ?? 2),
+};
+
+type Log = (line: string) => void;
+
+/** The tiny config for the committed tokenizer's vocabulary. */
+export function tinyModelConfig(tokenizer = ClipTokenizer.fromFolder(TINY_TOKENIZER)): SdConfig {
+  return tinyConfig(tokenizer.vocabSize);
+}
+
+async function loadState(path: string): Promise<{ tensors: Record<string, HostTensor>; metadata: Record<string, string> } | undefined> {
+  if (!existsSync(path)) return undefined;
+  const r = await openSafetensors(path);
+  try {
+    const tensors: Record<string, HostTensor> = {};
+    for (const name of r.names()) tensors[name] = { dtype: 'float32', shape: [...r.entry(name).shape], data: await r.read(name) };
+    return { tensors, metadata: r.metadata };
+  } finally {
+    await r.close();
+  }
+}
+
+const saveState = (path: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}) =>
+  writeSafetensors(path, Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }]), metadata);
+
+/** One VAE training batch: random crops of rendered scenes of all four shapes. */
+function vaeBatch(rng: Rng, o: PretrainOptions): Float32Array {
+  const side = o.vaeCrop;
+  const out = new Float32Array(o.vaeBatch * 3 * side * side);
+  const full = new Float32Array(3 * 64 * 64);
+  for (let i = 0; i < o.vaeBatch; i++) {
+    rgbToPlanar(renderScene(sampleScene(rng, { shapes: ALL_SHAPES }), 64), 64, full);
+    const x0 = rng.int(0, 64 - side + 1);
+    const y0 = rng.int(0, 64 - side + 1);
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < side; y++) {
+        const src = c * 4096 + (y0 + y) * 64 + x0;
+        out.set(full.subarray(src, src + side), ((i * 3 + c) * side + y) * side);
+      }
+    }
+  }
+  return out;
+}
+
+/** Stage A: the VAE weights (diffusers names), before latent normalisation. */
+export async function pretrainVae(rt: Runtime, cfg: SdConfig, o: PretrainOptions, scratch: string, log: Log): Promise<Record<string, HostTensor>> {
+  const done = join(scratch, 'vae.safetensors');
+  const cached = await loadState(done);
+  if (cached) { log(`stage A: VAE from ${done}`); return cached.tensors; }
+  const g = vaeLossGraph(cfg.vae, o.vaeBatch, o.vaeCrop, o.vaeKlWeight);
+  const ts = await TrainStep.create(rt, { inputs: [g.images, g.noise], params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction: g.reconstruction } });
+  const progress = join(scratch, 'vae-progress.safetensors');
+  const resumed = await loadState(progress);
+  let start = 1;
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
+  else await ts.init(initialValues(g.params, o.seed));
+  const latent = o.vaeCrop / 4;
+  const t0 = Date.now();
+  let smooth = 0;
+  for (let step = start; step <= o.vaeSteps; step++) {
+    const rng = new Rng(o.seed).fork(`vae-step-${step}`);
+    const images = vaeBatch(rng, o);
+    const noise = rng.fillNormal(new Float32Array(o.vaeBatch * cfg.vae.latentChannels * latent * latent));
+    const lr = warmupCosine(step, o.vaeSteps, o.vaeLr, 30);
+    const r = await ts.step([{
+      images: { dtype: 'float32', shape: [o.vaeBatch, 3, o.vaeCrop, o.vaeCrop], data: images },
+      noise: { dtype: 'float32', shape: [o.vaeBatch, cfg.vae.latentChannels, latent, latent], data: noise },
+    }], lr, step);
+    const rec = r.extra.reconstruction.data[0] as number;
+    smooth = step === start ? rec : 0.95 * smooth + 0.05 * rec;
+    if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${((Date.now() - t0) / 1000).toFixed(0)}s`);
+    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+  }
+  const weights = await ts.read(false);
+  await ts.dispose();
+  await saveState(done, weights);
+  return weights;
+}
+
+export interface LatentCache { latents: Float32Array; captions: string[]; channelMean: number[]; channelStd: number[] }
+
+/** Encodes `cacheSize` world images (circle, square, triangle) to VAE means with their captions. */
+export async function cacheLatents(rt: Runtime, cfg: SdConfig, vae: Record<string, HostTensor>, o: PretrainOptions, log: Log): Promise<LatentCache> {
+  const batch = 32;
+  const session = await vaeEncodeSession(rt, cfg.vae, vae, batch, 64);
+  const rng = new Rng(o.seed).fork('latent-cache');
+  const per = cfg.vae.latentChannels * 16 * 16;
+  const latents = new Float32Array(o.cacheSize * per);
+  const captions: string[] = [];
+  const t0 = Date.now();
+  for (let at = 0; at < o.cacheSize; at += batch) {
+    const b = worldBatch(rng, batch, WORLD_SHAPES);
+    const out = await session.run({ images: { dtype: 'float32', shape: [batch, 3, 64, 64], data: b.images } });
+    const n = Math.min(batch, o.cacheSize - at);
+    latents.set((out.mean.data as Float32Array).subarray(0, n * per), at * per);
+    captions.push(...b.captions.slice(0, n));
+  }
+  const c = cfg.vae.latentChannels;
+  const channelMean: number[] = [];
+  const channelStd: number[] = [];
+  for (let ch = 0; ch < c; ch++) {
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < o.cacheSize; i++) {
+      const base = i * per + ch * 256;
+      for (let p = 0; p < 256; p++) { const v = latents[base + p]; s += v; s2 += v * v; n++; }
+    }
+    const m = s / n;
+    channelMean.push(m);
+    channelStd.push(Math.sqrt(Math.max(1e-12, s2 / n - m * m)));
+  }
+  log(`latent cache: ${o.cacheSize} images in ${((Date.now() - t0) / 1000).toFixed(0)}s, channel means ${channelMean.map((v) => v.toFixed(2))} stds ${channelStd.map((v) => v.toFixed(2))}`);
+  // The same normalisation normalizeLatents folds into the VAE: 0.18215·k(z − μ) has unit variance.
+  for (let i = 0; i < o.cacheSize; i++) {
+    for (let ch = 0; ch < c; ch++) {
+      const base = i * per + ch * 256;
+      for (let p = 0; p < 256; p++) latents[base + p] = (latents[base + p] - channelMean[ch]) / channelStd[ch];
+    }
+  }
+  return { latents, captions, channelMean, channelStd };
+}
+
+/** Stage B: UNet and text encoder weights, keyed `unet/…` and `text_encoder/…`. */
+export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: ClipTokenizer, cache: LatentCache, o: PretrainOptions, scratch: string, log: Log): Promise<Record<string, HostTensor>> {
+  const B = o.unetBatch;
+  const g = diffusionLossGraph(cfg, B);
+  const ts = await TrainStep.create(rt, { inputs: Object.values(g.inputs), params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1 });
+  const progress = join(scratch, 'diffusion-progress.safetensors');
+  const resumed = await loadState(progress);
+  let start = 1;
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
+  else await ts.init(initialValues(g.params, o.seed));
+  const schedule = ddpmSchedule({ betaStart: cfg.scheduler.betaStart, betaEnd: cfg.scheduler.betaEnd, numTrainTimesteps: cfg.scheduler.numTrainTimesteps, betaSchedule: cfg.scheduler.betaSchedule });
+  const L = cfg.text.maxPositions;
+  const per = cfg.unet.inChannels * 256;
+  const tokenCache = new Map<string, Int32Array>();
+  const idsOf = (caption: string) => {
+    let ids = tokenCache.get(caption);
+    if (!ids) { ids = tokenizer.tokenize(caption).ids; tokenCache.set(caption, ids); }
+    return ids;
+  };
+  const count = cache.captions.length;
+  const t0 = Date.now();
+  let smooth = 0;
+  for (let step = start; step <= o.unetSteps; step++) {
+    const rng = new Rng(o.seed).fork(`diffusion-step-${step}`);
+    const latents = new Float32Array(B * per);
+    const ids = new BigInt64Array(B * L);
+    const signal = new Float32Array(B);
+    const noiseScale = new Float32Array(B);
+    const timesteps = new Float32Array(B);
+    for (let i = 0; i < B; i++) {
+      const k = rng.int(0, count);
+      latents.set(cache.latents.subarray(k * per, (k + 1) * per), i * per);
+      const caption = rng.uniform() < o.captionDropout ? '' : cache.captions[k];
+      const tok = idsOf(caption);
+      for (let j = 0; j < L; j++) ids[i * L + j] = BigInt(tok[j]);
+      const t = rng.int(0, cfg.scheduler.numTrainTimesteps);
+      const ab = schedule.alphasCumprod[t];
+      timesteps[i] = t;
+      signal[i] = Math.sqrt(ab);
+      noiseScale[i] = Math.sqrt(1 - ab);
+    }
+    const noise = rng.fillNormal(new Float32Array(B * per));
+    const lr = warmupCosine(step, o.unetSteps, o.unetLr, o.unetWarmup);
+    const shape = [B, cfg.unet.inChannels, 16, 16];
+    const r = await ts.step([{
+      latents: { dtype: 'float32', shape, data: latents },
+      noise: { dtype: 'float32', shape, data: noise },
+      signal_scale: { dtype: 'float32', shape: [B, 1, 1, 1], data: signal },
+      noise_scale: { dtype: 'float32', shape: [B, 1, 1, 1], data: noiseScale },
+      timesteps: { dtype: 'float32', shape: [B], data: timesteps },
+      ids: { dtype: 'int64', shape: [B, L], data: ids },
+    }], lr, step);
+    smooth = step === start ? r.loss : 0.98 * smooth + 0.02 * r.loss;
+    if (step % 20 === 0 || step === o.unetSteps) {
+      const s = (Date.now() - t0) / 1000;
+      log(`stage B step ${step}/${o.unetSteps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${s.toFixed(0)}s (${(s / (step - start + 1)).toFixed(2)} s/step)`);
+    }
+    if (step % o.saveEvery === 0) {
+      await saveState(progress, await ts.read(true), { step: String(step) });
+      await saveState(join(scratch, 'diffusion-weights.safetensors'), await ts.read(false), { step: String(step) });
+    }
+  }
+  const weights = await ts.read(false);
+  await ts.dispose();
+  return weights;
+}
+
+/** Splits stage B's prefixed parameters into the checkpoint's components, with the normalised VAE. */
+export function componentWeights(cfg: SdConfig, diffusion: Record<string, HostTensor>, vae: Record<string, HostTensor>, cache: Pick<LatentCache, 'channelMean' | 'channelStd'>) {
+  const pick = (prefix: string) => Object.fromEntries(Object.entries(diffusion).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  return { unet: pick(UNET_PREFIX), text_encoder: pick(TEXT_ENCODER_PREFIX), vae: normalizeLatents(vae, cfg.vae, cache.channelMean, cache.channelStd) };
+}
+
+export async function pretrainTiny(o: PretrainOptions, out: string, scratch: string, log: Log): Promise<void> {
+  mkdirSync(scratch, { recursive: true });
+  const tokenizer = ClipTokenizer.fromFolder(TINY_TOKENIZER);
+  const cfg = tinyModelConfig(tokenizer);
+  const rt = new Runtime({ threads: o.threads });
+  const times: Record<string, number> = {};
+  let t = Date.now();
+  const vae = await pretrainVae(rt, cfg, o, scratch, log);
+  times.vaeSeconds = (Date.now() - t) / 1000;
+  t = Date.now();
+  const cache = await cacheLatents(rt, cfg, vae, o, log);
+  times.cacheSeconds = (Date.now() - t) / 1000;
+  t = Date.now();
+  const diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, o, scratch, log);
+  times.diffusionSeconds = (Date.now() - t) / 1000;
+  await rt.close();
+  const weights = componentWeights(cfg, diffusion, vae, cache);
+  const params = Object.values(weights).reduce((n, c) => n + Object.values(c).reduce((m, x) => m + x.data.length, 0), 0);
+  mkdirSync(dirname(out), { recursive: true });
+  await writeTinyCheckpoint(out, cfg, weights, { modelspec_architecture: 'stable-diffusion-v1', loragraph_model: 'sd-tiny', loragraph_pretrain: JSON.stringify(o) });
+  const info = { name: cfg.name, file: 'sd-tiny.safetensors', dtype: 'float16', parameters: params, config: cfg, pretrain: o, seconds: times };
+  const jsonPath = join(dirname(out), 'model.json');
+  writeFileSync(`${jsonPath}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
+  renameSync(`${jsonPath}.tmp`, jsonPath);
+  log(`wrote ${out} (${params} parameters); stage times ${JSON.stringify(times)}`);
+}
+
+function parseArgs(argv: string[]): { o: PretrainOptions; out: string; scratch: string } {
+  const o = { ...PRETRAIN_DEFAULTS };
+  let out = TINY_CHECKPOINT;
+  let scratch = '/tmp/loragraph-tiny-pretrain';
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
+    if (flag === '--out') out = resolve(value);
+    else if (flag === '--scratch') scratch = resolve(value);
+    else {
+      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof PretrainOptions;
+      if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
+      o[key] = Number(value);
+    }
+  }
+  return { o, out, scratch };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const { o, out, scratch } = parseArgs(process.argv.slice(2));
+  const start = Date.now();
+  const log = (line: string) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+  log(`pretraining the tiny model: ${JSON.stringify(o)} → ${out} (scratch ${scratch})`);
+  await pretrainTiny(o, out, scratch, log);
+}

@@ -99,9 +99,9 @@ export const SD15: SdConfig = {
 
 /**
  * The embedded tiny model: 64×64 images → 16×16×4 latents, about 4M parameters in all. `vocabSize`
- * is the tiny tokenizer's; pass the real one with `tinyConfig(tokenizer.vocabSize)`.
+ * defaults to the committed tiny tokenizer's (assets/tiny/tokenizer); pass `tokenizer.vocabSize` if it changes.
  */
-export function tinyConfig(vocabSize = 1024): SdConfig {
+export function tinyConfig(vocabSize = 1386): SdConfig {
   return {
     name: 'sd-tiny',
     sampleSize: 64,

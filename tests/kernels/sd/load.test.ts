@@ -38,7 +38,7 @@ function reference(c: Component, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): HostWei
 }
 
 /** Runs UNet, text encoder and VAE decoder on fixed inputs. */
-async function outputs(w: { unet: WeightSource; textEncoder: WeightSource; vae: WeightSource }, c: SdConfig = cfg): Promise<Record<string, HostTensor>>;
+async function outputs(w: { unet: WeightSource; textEncoder: WeightSource; vae: WeightSource }, c?: SdConfig): Promise<Record<string, HostTensor>>;
 async function outputs(w: { unet: WeightSource; textEncoder: WeightSource; vae: WeightSource }, c: SdConfig, externalDir: string): Promise<{ out: Record<string, HostTensor>; graphBytes: Uint8Array }>;
 async function outputs(w: { unet: WeightSource; textEncoder: WeightSource; vae: WeightSource }, c: SdConfig = cfg, externalDir?: string): Promise<any> {
   const x = input('x', [1, 4, 8, 8]), t = input('t', [1]), ctx = input('c', [1, 77, 64]), ids = input('ids', [1, 77], 'int64'), z = input('z', [1, 4, 4, 4]);
@@ -143,7 +143,7 @@ describe('loading SD 1.x checkpoints', () => {
     t.set('cond_stage_model.transformer.text_model.embeddings.position_ids', { dtype: 'I64', shape: [1, 77], data: new BigInt64Array(77) });
     const path = join(dir, 'unexpected.safetensors');
     await writeSafetensors(path, t, { 'loragraph.sd_config': JSON.stringify(cfg) });
-    const err = await loadSd(path).catch((e) => e as Error);
+    const err = await loadSd(path).then(() => new Error('loaded'), (e: Error) => e);
     expect(err).toBeInstanceOf(CheckpointError);
     expect(err.message).toMatch(/1 tensor problem\(s\): unexpected tensor 'model\.diffusion_model\.input_blocks\.1\.1\.extra\.weight'/);
   });
@@ -164,7 +164,7 @@ describe('loading SD 1.x checkpoints', () => {
       'conditioner.embedders.1.model.ln_final.weight': z([1280]),
       'first_stage_model.encoder.conv_in.weight': z([128, 3, 3, 3]),
     });
-    const err = await loadSd(path).catch((e) => e as CheckpointError);
+    const err = await loadSd(path).then(() => new CheckpointError(path, 'loaded'), (e: CheckpointError) => e);
     expect(err.message).toMatch(/this is an SDXL checkpoint, not Stable Diffusion 1\.x/);
     expect(err.family).toBe('sdxl');
   });

@@ -1,6 +1,7 @@
 // In-graph dequantisation of frozen base weights: the packed bytes and scales are graph constants and
-// a few table ops rebuild the float32 weight inside the ONNX graph (ORT folds nothing away: the
-// constants stay small). int8: cast × per-row scale. 4-bit: nibbles split with integer division,
+// a few table ops rebuild the float32 weight inside the ONNX graph. The model file is small; note that
+// ORT's constant folding (graph optimisation level 'all') may precompute the float32 weight at session
+// load, which keeps accuracy identical but gives back the run-time memory saving. int8: cast × per-row scale. 4-bit: nibbles split with integer division,
 // looked up in a 16-entry codebook (NF4 levels, or the two's-complement int4 values) × block scales.
 // fp8 e4m3: the byte looked up in a 256-entry table of e4m3 values × scale.
 import { constant, type Tensor } from '../tensor';

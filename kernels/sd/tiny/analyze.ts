@@ -44,22 +44,22 @@ export function analyzeImage(rgb: Uint8Array, width: number, height = width): Im
   // Smooth until the background is calm: noise would otherwise hide the shape's pixels among
   // the background's, while a shape (several percent of the image) survives a little blur.
   let image = smooth(rgb, width, height);
-  let backgroundRgb = borderMedian(image, width, height);
-  let distance = distancesFrom(image, backgroundRgb);
-  for (let pass = 0; pass < 4 && borderDistanceMedian(distance, width, height) > 8; pass++) {
+  let backdrop = fitBackground(image, width, height);
+  for (let pass = 0; pass < 4 && backdrop.noise > 8; pass++) {
     image = smooth(image, width, height);
-    backgroundRgb = borderMedian(image, width, height);
-    distance = distancesFrom(image, backgroundRgb);
+    backdrop = fitBackground(image, width, height);
   }
+  const { centre: backgroundRgb, plane, noise } = backdrop;
+  const distance = distancesFrom(image, plane);
   const background = nearestColor(backgroundRgb);
   const none: ImageAnalysis = { shape: 'none', color: null, background, foregroundRgb: null, backgroundRgb, features: null };
-  const threshold = Math.max(30, 4 * borderDistanceMedian(distance, width, height));
+  const threshold = Math.max(30, 4 * noise);
   const minPixels = Math.max(4, MIN_AREA_FRACTION * pixels);
 
   const foreground = dominantForeground(image, distance, threshold, background);
   if (!foreground || foreground.count < minPixels) return none;
 
-  const alpha = coverage(image, backgroundRgb, foreground.rgb);
+  const alpha = coverage(image, plane, backgroundRgb, foreground.rgb);
   const component = largestComponent(alpha, width, height);
   if (component.area < minPixels) return none;
   const keep = dilate(component.mask, width, height, 2);
@@ -95,11 +95,11 @@ function classify(f: ShapeFeatures): ShapeClass {
   return 'star';
 }
 
-function distancesFrom(rgb: Float32Array, ref: Rgb): Float32Array {
+function distancesFrom(rgb: Float32Array, plane: Float32Array): Float32Array {
   const out = new Float32Array(rgb.length / 3);
   for (let p = 0; p < out.length; p++) {
     const o = p * 3;
-    out[p] = Math.hypot(rgb[o] - ref[0], rgb[o + 1] - ref[1], rgb[o + 2] - ref[2]);
+    out[p] = Math.hypot(rgb[o] - plane[o], rgb[o + 1] - plane[o + 1], rgb[o + 2] - plane[o + 2]);
   }
   return out;
 }
@@ -137,15 +137,58 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-// The border is background except where a shape touches it, so a per-channel median is robust.
-function borderMedian(rgb: Float32Array, width: number, height: number): Rgb {
-  const border = borderIndices(width, height);
-  return [0, 1, 2].map((c) => median(border.map((p) => rgb[p * 3 + c]))) as Rgb;
+// The background as a plane per channel (a flat colour, or uneven lighting across the image),
+// fitted to the border pixels; border pixels far off the fit (a shape touching the edge) are
+// dropped and the plane refitted.
+function fitBackground(rgb: Float32Array, width: number, height: number) {
+  let border = borderIndices(width, height);
+  const u = (p: number) => ((p % width) + 0.5) / width - 0.5;
+  const v = (p: number) => (Math.floor(p / width) + 0.5) / height - 0.5;
+  let coefficients: number[][] = [];
+  let noise = 0;
+  for (let round = 0; round < 3; round++) {
+    coefficients = [0, 1, 2].map((c) => fitPlane(border.map((p) => [u(p), v(p), rgb[p * 3 + c]])));
+    const residual = (p: number) =>
+      Math.hypot(...[0, 1, 2].map((c) => rgb[p * 3 + c] - (coefficients[c][0] + coefficients[c][1] * u(p) + coefficients[c][2] * v(p))));
+    const residuals = border.map(residual);
+    noise = median(residuals);
+    const limit = Math.max(12, 3 * noise);
+    const kept = border.filter((_, i) => residuals[i] <= limit);
+    if (kept.length === border.length || kept.length < border.length / 2) break;
+    border = kept;
+  }
+  const plane = new Float32Array(width * height * 3);
+  for (let p = 0; p < width * height; p++) {
+    for (let c = 0; c < 3; c++) plane[p * 3 + c] = coefficients[c][0] + coefficients[c][1] * u(p) + coefficients[c][2] * v(p);
+  }
+  const centre = coefficients.map((k) => k[0]) as Rgb;
+  return { plane, centre, noise };
 }
 
-// How far background pixels stray from their median: the image's noise level.
-function borderDistanceMedian(distance: Float32Array, width: number, height: number): number {
-  return median(borderIndices(width, height).map((p) => distance[p]));
+// Least squares z = a + b·u + c·v through the normal equations (3×3, solved by Cramer's rule).
+function fitPlane(samples: [number, number, number][]): [number, number, number] {
+  let n = 0, su = 0, sv = 0, suu = 0, svv = 0, suv = 0, sz = 0, suz = 0, svz = 0;
+  for (const [u, v, z] of samples) {
+    n++;
+    su += u;
+    sv += v;
+    suu += u * u;
+    svv += v * v;
+    suv += u * v;
+    sz += z;
+    suz += u * z;
+    svz += v * z;
+  }
+  const det3 = (m: number[][]) =>
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+    m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+    m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  const normal = [[n, su, sv], [su, suu, suv], [sv, suv, svv]];
+  const rhs = [sz, suz, svz];
+  const d = det3(normal);
+  if (Math.abs(d) < 1e-9) return [sz / (n || 1), 0, 0];
+  const solve = (col: number) => det3(normal.map((row, i) => row.map((x, j) => (j === col ? rhs[i] : x)))) / d;
+  return [solve(0), solve(1), solve(2)];
 }
 
 // Far-from-background pixels vote for their nearest palette colour; edge pixels (blends of both
@@ -175,14 +218,15 @@ function dominantForeground(rgb: Float32Array, distance: Float32Array, threshold
   return { name, rgb: color, count: candidates.length };
 }
 
-// Per-pixel share of foreground, from the pixel's position on the line between the two colours.
-function coverage(rgb: Float32Array, bg: Rgb, fg: Rgb): Float32Array {
+// Per-pixel share of foreground, from how far the pixel has moved off the local background
+// towards the shape colour.
+function coverage(rgb: Float32Array, plane: Float32Array, bg: Rgb, fg: Rgb): Float32Array {
   const dir = [fg[0] - bg[0], fg[1] - bg[1], fg[2] - bg[2]];
   const norm = dir[0] ** 2 + dir[1] ** 2 + dir[2] ** 2 || 1;
   const out = new Float32Array(rgb.length / 3);
   for (let p = 0; p < out.length; p++) {
     const o = p * 3;
-    const t = ((rgb[o] - bg[0]) * dir[0] + (rgb[o + 1] - bg[1]) * dir[1] + (rgb[o + 2] - bg[2]) * dir[2]) / norm;
+    const t = ((rgb[o] - plane[o]) * dir[0] + (rgb[o + 1] - plane[o + 1]) * dir[1] + (rgb[o + 2] - plane[o + 2]) * dir[2]) / norm;
     out[p] = Math.min(1, Math.max(0, t));
   }
   return out;
@@ -264,12 +308,22 @@ function shapeFeatures(alpha: Float32Array, width: number, height: number): Shap
   let mass = 0;
   let sx = 0;
   let sy = 0;
+  // Bounding box of everything covered; rays stop once they leave it.
+  let minX = width;
+  let minY = height;
+  let maxX = 0;
+  let maxY = 0;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const a = alpha[y * width + x];
+      if (a <= 0) continue;
       mass += a;
       sx += a * (x + 0.5);
       sy += a * (y + 0.5);
+      minX = Math.min(minX, x);
+      minY = Math.min(minY, y);
+      maxX = Math.max(maxX, x + 1);
+      maxY = Math.max(maxY, y + 1);
     }
   }
   const cx = sx / mass;
@@ -286,7 +340,7 @@ function shapeFeatures(alpha: Float32Array, width: number, height: number): Shap
     for (let t = step / 2; t < reach; t += step) {
       const x = cx + t * dx;
       const y = cy + t * dy;
-      if (x < -1 || y < -1 || x > width + 1 || y > height + 1) break;
+      if (x < minX - 1 || y < minY - 1 || x > maxX + 1 || y > maxY + 1) break;
       r += sampleBilinear(alpha, width, height, x, y) * step;
     }
     radii[i] = r;

@@ -44,6 +44,13 @@ describe('analyzeImage', () => {
     expect(score.background).toBeGreaterThanOrEqual(0.9);
   });
 
+  it('reads shapes on an unevenly lit background', () => {
+    const score = accuracy(100, 5, { blurSigma: 1.2, noiseSigma: 15, colorShift: 15, gradient: 60 });
+    expect(score.shape).toBeGreaterThanOrEqual(0.9);
+    expect(score.color).toBeGreaterThanOrEqual(0.9);
+    expect(score.background).toBeGreaterThanOrEqual(0.9);
+  });
+
   it('still reads most shapes under heavy damage', () => {
     const score = accuracy(100, 3, { blurSigma: 2.5, noiseSigma: 30, colorShift: 25 });
     expect(score.shape).toBeGreaterThanOrEqual(0.8);

@@ -6,11 +6,15 @@ export interface Damage {
   noiseSigma: number;
   /** Largest per-channel colour offset, the same over the whole image. */
   colorShift: number;
+  /** Largest offset of a linear colour ramp across the image (uneven lighting), default none. */
+  gradient?: number;
 }
 
 export function degrade(rgb: Uint8Array, size: number, damage: Damage, seed: number): Uint8Array {
   const rng = new Rng(seed);
   const shift = [0, 1, 2].map(() => rng.uniform(-damage.colorShift, damage.colorShift));
+  const ramp = [0, 1, 2].map(() => rng.uniform(-1, 1) * (damage.gradient ?? 0));
+  const angle = rng.uniform(0, 2 * Math.PI);
   const radius = Math.ceil(3 * damage.blurSigma);
   const kernel = Array.from({ length: 2 * radius + 1 }, (_, i) => Math.exp(-((i - radius) ** 2) / (2 * damage.blurSigma ** 2 || 1)));
   const total = kernel.reduce((a, b) => a + b, 0);
@@ -31,7 +35,11 @@ export function degrade(rgb: Uint8Array, size: number, damage: Damage, seed: num
   if (damage.blurSigma > 0) img = blurPass(blurPass(img, true), false);
   const out = new Uint8Array(rgb.length);
   for (let i = 0; i < out.length; i++) {
-    out[i] = Math.min(255, Math.max(0, Math.round(img[i] + shift[i % 3] + rng.normal(0, damage.noiseSigma))));
+    const p = Math.floor(i / 3);
+    // Position along the ramp's direction, -1 at one side of the image to +1 at the other.
+    const along = (((p % size) / size - 0.5) * Math.cos(angle) + (Math.floor(p / size) / size - 0.5) * Math.sin(angle)) * 2;
+    const light = ramp[i % 3] * along;
+    out[i] = Math.min(255, Math.max(0, Math.round(img[i] + shift[i % 3] + light + rng.normal(0, damage.noiseSigma))));
   }
   return out;
 }

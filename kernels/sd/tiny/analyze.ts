@@ -27,7 +27,7 @@ export interface ImageAnalysis {
   features: ShapeFeatures | null;
 }
 
-// A shape must cover at least this fraction of the image to count (the world's smallest is ~7%).
+// A shape must cover at least this fraction of the image to count (the world's smallest covers ~10%).
 const MIN_AREA_FRACTION = 0.012;
 // Below this harmonic amplitude an outline is round.
 const ROUND_LIMIT = 0.05;

@@ -64,6 +64,7 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
     initializerBytes += data.byteLength;
   };
   const usedInitNames = new Set<string>();
+  const namedConsts = new Map<string, { identity: unknown; onnxName: string }>();
 
   const l: Lowering = {
     none: '',
@@ -110,9 +111,15 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
     const src = t.source;
     if (src.kind === 'input') throw new Error(`compile: graph input '${src.name}' is used but not listed in inputs`);
     if (src.kind === 'const') {
+      // The same weight asked for twice (a model built twice in one graph, e.g. with and without an
+      // adapter) is one initializer: same name and same bytes (or the same file range).
+      const sameAs = src.data ?? (src.external && `${src.external.path}:${src.external.offset}`);
+      const prev = src.name ? namedConsts.get(src.name) : undefined;
+      if (prev && prev.identity === sameAs) { names.set(t.id, prev.onnxName); continue; }
       let name = src.name ?? `c${t.id}`;
       if (usedInitNames.has(name)) name = `${name}#${t.id}`;
       usedInitNames.add(name);
+      if (src.name && !prev) namedConsts.set(src.name, { identity: sameAs, onnxName: name });
       names.set(t.id, name);
       if (src.external) {
         if (!ext) throw new Error(`compile: constant '${name}' lives in ${src.external.path}; pass externalDir to compile it`);

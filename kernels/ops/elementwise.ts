@@ -111,6 +111,8 @@ defineOp<{ approximate: 'none' | 'tanh' }>('gelu', {
     return [mul(g, add(cdf, mul(x, pdf)))];
   },
 });
+// The value passes through; no gradient flows back (targets built from the model's own prediction).
+defineOp('stopGradient', { infer: unaryInfer, lower: onnx('Identity'), vjp: () => [null] });
 defineOp('floor', { infer: unaryInfer, lower: onnx('Floor') });
 defineOp('round', { infer: unaryInfer, lower: onnx('Round') });
 defineOp('cast', {
@@ -156,6 +158,7 @@ export const sin = un('sin');
 export const cos = un('cos');
 export const relu = un('relu');
 export const floor = un('floor');
+export const stopGradient = un('stopGradient');
 export const round = un('round');
 export function cast(a: Tensor, to: DType): Tensor {
   return a.dtype === to ? a : apply('cast', [a], { to });

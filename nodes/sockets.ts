@@ -1,0 +1,140 @@
+// The values that travel on the training sockets (MODEL, CLIP, VAE, ADAPTER, TRAINING, IMAGES,
+// LORA_FILE, SAMPLER_SETTINGS, LOSS_HISTORY). Every value is immutable: a node returns new values and
+// never changes the ones it was given. Each has `byteSize()` for the executor's memory budget.
+import type { HostTensor } from '../kernels/tensor';
+import type { WeightSource } from '../kernels/nn/weights';
+import type { SdConfig } from '../kernels/sd/config';
+import type { ClipTokenizer } from '../kernels/sd/tokenizer';
+import type { RngState } from '../kernels/random';
+import type { LatentEncoder, TextEmbeddingEncoder } from './data/cache';
+
+/** What a model was loaded from, for metadata and messages. */
+export interface ModelSource {
+  /** `builtin:tiny` or the absolute path of the checkpoint file / diffusers folder. */
+  path: string;
+  /** A short name shown on nodes and written into LoRA metadata (`ss_sd_model_name`). */
+  label: string;
+  family: 'sd1';
+  /** sha256 of the file header or folder listing: identifies the base model in cache keys. */
+  id: string;
+}
+
+export type QuantScheme = 'none' | 'int8' | 'nf4' | 'int4' | 'fp8_e4m3';
+
+/** MODEL: the denoiser (UNet) with its frozen weights, possibly quantised. */
+export interface ModelValue {
+  readonly kind: 'model';
+  readonly source: ModelSource;
+  readonly config: SdConfig;
+  readonly unet: WeightSource;
+  readonly quantization: QuantScheme;
+  byteSize(): number;
+}
+
+/** CLIP: the text encoder and its tokenizer. */
+export interface ClipValue {
+  readonly kind: 'clip';
+  readonly source: ModelSource;
+  readonly config: SdConfig;
+  readonly weights: WeightSource;
+  readonly tokenizer: ClipTokenizer;
+  /** 1 = last layer; 2 = penultimate (A1111's "clip skip"). */
+  readonly clipSkip: number;
+  readonly quantization: QuantScheme;
+  /** Encodes captions to hidden states for the Dataset node's text-embedding cache. */
+  readonly textEmbeddingEncoder: TextEmbeddingEncoder;
+  byteSize(): number;
+}
+
+/** VAE: the autoencoder; `latentEncoder` is what the latent cache calls. */
+export interface VaeValue {
+  readonly kind: 'vae';
+  readonly source: ModelSource;
+  readonly config: SdConfig;
+  readonly weights: WeightSource;
+  readonly latentEncoder: LatentEncoder;
+  byteSize(): number;
+}
+
+export type AdapterAlgo = 'LoRA' | 'LoCon' | 'LoKr';
+export type TargetPresetName = 'attention' | 'attention_ff' | 'all_linear' | 'all_linear_conv';
+
+/** ADAPTER: what to train (LoRA Target), not weights. */
+export interface AdapterSpec {
+  readonly kind: 'adapter';
+  readonly algo: AdapterAlgo;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly convRank: number;
+  readonly convAlpha: number;
+  readonly dropout: number;
+  readonly factor: number;
+  readonly fullMatrix: boolean;
+  readonly preset: TargetPresetName;
+  /** Extra module-path patterns (globs or /regex/), one per line. */
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly trainTextEncoder: boolean;
+  byteSize(): number;
+}
+
+/** One point of the loss curve. */
+export interface LossPoint { step: number; loss: number }
+
+/**
+ * TRAINING: the state after some steps — adapter weights, optimizer state, RNG, EMA, loss history.
+ * A Train node given one continues from it and returns a new one.
+ */
+export interface TrainingValue {
+  readonly kind: 'training';
+  /** The cache key of the Train node that made this state (checkpoint folder identity). */
+  readonly id: string;
+  readonly step: number;
+  readonly adapter: AdapterSpec;
+  readonly base: ModelSource;
+  /** Adapter parameters by kohya tensor name (float32). */
+  readonly weights: Readonly<Record<string, HostTensor>>;
+  /** EMA of the weights, when EMA is on. */
+  readonly ema?: Readonly<Record<string, HostTensor>>;
+  /** Optimizer state by `tensor:state` name, and which optimizer made it. */
+  readonly optimizerState: Readonly<Record<string, HostTensor>>;
+  readonly optimizerName: string;
+  readonly rng: Readonly<Record<string, RngState>>;
+  readonly lossHistory: readonly LossPoint[];
+  /** Settings and dataset facts for LoRA metadata (ss_* keys). */
+  readonly metadata: Readonly<Record<string, string>>;
+  byteSize(): number;
+}
+
+/** IMAGES: encoded images with optional labels (prompt, step). */
+export interface ImageItem { mime: 'image/png' | 'image/jpeg'; data: Uint8Array; width?: number; height?: number; label?: string }
+export interface ImagesValue { readonly images: readonly ImageItem[]; byteSize(): number }
+
+export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'peft'; byteSize(): number }
+
+/** SAMPLER_SETTINGS: what a preview renders; a Train node's sample-every uses the same settings. */
+export interface SamplerPrompt { prompt: string; seed?: number; width?: number; height?: number }
+export interface SamplerSettings {
+  readonly kind: 'sampler_settings';
+  readonly prompts: readonly SamplerPrompt[];
+  readonly negativePrompt: string;
+  readonly seed: number;
+  /** Each prompt gets seed + its index instead of the same seed. */
+  readonly walkSeed: boolean;
+  readonly steps: number;
+  readonly cfg: number;
+  readonly sampler: 'euler' | 'euler_ancestral' | 'ddim' | 'dpmpp_2m';
+  readonly width: number;
+  readonly height: number;
+  readonly loraStrength: number;
+  byteSize(): number;
+}
+
+export interface LossHistoryValue { readonly points: readonly LossPoint[]; byteSize(): number }
+
+/** Bytes of a set of host tensors (for byteSize). */
+export function tensorBytes(ts: Readonly<Record<string, HostTensor>> | undefined): number {
+  let n = 0;
+  for (const t of Object.values(ts ?? {})) n += t.data.byteLength;
+  return n;
+}

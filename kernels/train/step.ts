@@ -30,12 +30,17 @@ export interface TrainStepSpec {
    * optimizer step with the decay `emaDecayAt(step, ema)` of kernels/schedules (fed per step).
    */
   ema?: EmaConfig;
+  /**
+   * Share parameters and optimizer state with an existing step (same parameter names and shapes):
+   * one run, several compiled graphs — e.g. one per resolution bucket.
+   */
+  shareStateWith?: TrainStep;
 }
 
 let nextNamespace = 0;
 
 export class TrainStep {
-  readonly ns = `train${nextNamespace++}`;
+  readonly ns: string;
   private sessions: Session[] = [];
   private constructor(
     readonly spec: TrainStepSpec,
@@ -43,7 +48,16 @@ export class TrainStep {
     readonly stateNames: Record<string, string[]>,
     readonly sharedNames: string[],
     private rt: Runtime,
-  ) {}
+  ) {
+    const other = spec.shareStateWith;
+    if (other) {
+      const mine = Object.entries(spec.params).map(([n, t]) => `${n}:${t.shape}`).sort().join();
+      const theirs = Object.entries(other.spec.params).map(([n, t]) => `${n}:${t.shape}`).sort().join();
+      if (mine !== theirs) throw new Error('shareStateWith: the two steps train different parameters');
+      if (other.rt !== rt) throw new Error('shareStateWith: the two steps use different runtimes');
+    }
+    this.ns = other?.ns ?? `train${nextNamespace++}`;
+  }
 
   static async create(rt: Runtime, spec: TrainStepSpec): Promise<TrainStep> {
     const names = Object.keys(spec.params);

@@ -74,4 +74,25 @@ describe('train step', () => {
     expect(Array.from(small.out.data as Float32Array).map((v) => +v.toFixed(4))).toEqual([0.3, 0.4, 0, 0]);
     await rt.close();
   });
+
+  it('steps compiled for two batch shapes share one set of parameters and optimizer state', async () => {
+    const rt = new K.Runtime({ threads: 1 });
+    const big = mlp(16);
+    const small = mlp(8);
+    const a = await K.TrainStep.create(rt, { inputs: [big.x, big.y], params: { w1: big.w1, w2: big.w2 }, loss: big.loss, optimizer: K.adamw() });
+    const b = await K.TrainStep.create(rt, { inputs: [small.x, small.y], params: { w1: small.w1, w2: small.w2 }, loss: small.loss, optimizer: K.adamw(), shareStateWith: a });
+    await a.init(init);
+    await a.step([{ x: ht([16, 8], xs), y: ht([16, 1], ys) }], 1e-2, 1);
+    const afterA = await a.read();
+    await b.step([{ x: ht([8, 8], xs.slice(0, 64)), y: ht([8, 1], ys.slice(0, 8)) }], 1e-2, 2);
+    const viaA = await a.read();
+    const viaB = await b.read();
+    expect(viaA.w1.data).toEqual(viaB.w1.data);
+    expect(viaA['w1:m'].data).not.toEqual(afterA['w1:m'].data);
+    const x = K.input('x', [4, 8]);
+    const wide = K.input('w1', [8, 16]);
+    await expect(K.TrainStep.create(rt, { inputs: [x], params: { w1: wide }, loss: K.reduceSum(K.matmul(x, wide)), optimizer: K.adamw(), shareStateWith: a }))
+      .rejects.toThrow(/different parameters/);
+    await rt.close();
+  });
 });

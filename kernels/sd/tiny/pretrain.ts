@@ -15,7 +15,7 @@ import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { ddpmSchedule } from '../../schedules/ddpm';
 import { openSafetensors, writeSafetensors } from '../../io/safetensors';
-import { tinyConfig, type SdConfig } from '../config';
+import { tinyConfig, vaeScale, type SdConfig } from '../config';
 import { ClipTokenizer } from '../tokenizer';
 import { ALL_SHAPES, WORLD_SHAPES, renderScene, sampleScene } from './world';
 import { rgbToPlanar, worldBatch } from './train-data';
@@ -23,6 +23,7 @@ import { initialValues, warmupCosine } from './train-params';
 import { normalizeLatents, vaeEncodeSession, vaeLossGraph } from './train-vae';
 import { diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
 import { writeTinyCheckpoint } from './train-checkpoint';
+import { CONFIG_METADATA_KEY } from '../load';
 
 export const TINY_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny');
 export const TINY_CHECKPOINT = join(TINY_ROOT, 'sd-tiny.safetensors');
@@ -82,17 +83,18 @@ const saveState = (path: string, tensors: Record<string, HostTensor>, metadata: 
   writeSafetensors(path, Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }]), metadata);
 
 /** One VAE training batch: random crops of rendered scenes of all four shapes. */
-function vaeBatch(rng: Rng, o: PretrainOptions): Float32Array {
+function vaeBatch(rng: Rng, o: PretrainOptions, size: number): Float32Array {
   const side = o.vaeCrop;
+  if (side > size) throw new Error(`pretrain: VAE crop ${side} is larger than the ${size}-pixel images`);
   const out = new Float32Array(o.vaeBatch * 3 * side * side);
-  const full = new Float32Array(3 * 64 * 64);
+  const full = new Float32Array(3 * size * size);
   for (let i = 0; i < o.vaeBatch; i++) {
-    rgbToPlanar(renderScene(sampleScene(rng, { shapes: ALL_SHAPES }), 64), 64, full);
-    const x0 = rng.int(0, 64 - side + 1);
-    const y0 = rng.int(0, 64 - side + 1);
+    rgbToPlanar(renderScene(sampleScene(rng, { shapes: ALL_SHAPES }), size), size, full);
+    const x0 = rng.int(0, size - side + 1);
+    const y0 = rng.int(0, size - side + 1);
     for (let c = 0; c < 3; c++) {
       for (let y = 0; y < side; y++) {
-        const src = c * 4096 + (y0 + y) * 64 + x0;
+        const src = c * size * size + (y0 + y) * size + x0;
         out.set(full.subarray(src, src + side), ((i * 3 + c) * side + y) * side);
       }
     }
@@ -112,12 +114,12 @@ export async function pretrainVae(rt: Runtime, cfg: SdConfig, o: PretrainOptions
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
   else await ts.init(initialValues(g.params, o.seed));
-  const latent = o.vaeCrop / 4;
+  const latent = o.vaeCrop / vaeScale(cfg.vae);
   const t0 = Date.now();
   let smooth = 0;
   for (let step = start; step <= o.vaeSteps; step++) {
     const rng = new Rng(o.seed).fork(`vae-step-${step}`);
-    const images = vaeBatch(rng, o);
+    const images = vaeBatch(rng, o, cfg.sampleSize);
     const noise = rng.fillNormal(new Float32Array(o.vaeBatch * cfg.vae.latentChannels * latent * latent));
     const lr = warmupCosine(step, o.vaeSteps, o.vaeLr, 30);
     const r = await ts.step([{
@@ -140,15 +142,17 @@ export interface LatentCache { latents: Float32Array; captions: string[]; channe
 /** Encodes `cacheSize` world images (circle, square, triangle) to VAE means with their captions. */
 export async function cacheLatents(rt: Runtime, cfg: SdConfig, vae: Record<string, HostTensor>, o: PretrainOptions, log: Log): Promise<LatentCache> {
   const batch = 32;
-  const session = await vaeEncodeSession(rt, cfg.vae, vae, batch, 64);
+  const size = cfg.sampleSize;
+  const session = await vaeEncodeSession(rt, cfg.vae, vae, batch, size);
   const rng = new Rng(o.seed).fork('latent-cache');
-  const per = cfg.vae.latentChannels * 16 * 16;
+  const plane = (size / vaeScale(cfg.vae)) ** 2;
+  const per = cfg.vae.latentChannels * plane;
   const latents = new Float32Array(o.cacheSize * per);
   const captions: string[] = [];
   const t0 = Date.now();
   for (let at = 0; at < o.cacheSize; at += batch) {
-    const b = worldBatch(rng, batch, WORLD_SHAPES);
-    const out = await session.run({ images: { dtype: 'float32', shape: [batch, 3, 64, 64], data: b.images } });
+    const b = worldBatch(rng, batch, WORLD_SHAPES, size);
+    const out = await session.run({ images: { dtype: 'float32', shape: [batch, 3, size, size], data: b.images } });
     const n = Math.min(batch, o.cacheSize - at);
     latents.set((out.mean.data as Float32Array).subarray(0, n * per), at * per);
     captions.push(...b.captions.slice(0, n));
@@ -159,8 +163,8 @@ export async function cacheLatents(rt: Runtime, cfg: SdConfig, vae: Record<strin
   for (let ch = 0; ch < c; ch++) {
     let s = 0, s2 = 0, n = 0;
     for (let i = 0; i < o.cacheSize; i++) {
-      const base = i * per + ch * 256;
-      for (let p = 0; p < 256; p++) { const v = latents[base + p]; s += v; s2 += v * v; n++; }
+      const base = i * per + ch * plane;
+      for (let p = 0; p < plane; p++) { const v = latents[base + p]; s += v; s2 += v * v; n++; }
     }
     const m = s / n;
     channelMean.push(m);
@@ -170,8 +174,8 @@ export async function cacheLatents(rt: Runtime, cfg: SdConfig, vae: Record<strin
   // The same normalisation normalizeLatents folds into the VAE: 0.18215·k(z − μ) has unit variance.
   for (let i = 0; i < o.cacheSize; i++) {
     for (let ch = 0; ch < c; ch++) {
-      const base = i * per + ch * 256;
-      for (let p = 0; p < 256; p++) latents[base + p] = (latents[base + p] - channelMean[ch]) / channelStd[ch];
+      const base = i * per + ch * plane;
+      for (let p = 0; p < plane; p++) latents[base + p] = (latents[base + p] - channelMean[ch]) / channelStd[ch];
     }
   }
   return { latents, captions, channelMean, channelStd };
@@ -189,7 +193,8 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
   else await ts.init(initialValues(g.params, o.seed));
   const schedule = ddpmSchedule({ betaStart: cfg.scheduler.betaStart, betaEnd: cfg.scheduler.betaEnd, numTrainTimesteps: cfg.scheduler.numTrainTimesteps, betaSchedule: cfg.scheduler.betaSchedule });
   const L = cfg.text.maxPositions;
-  const per = cfg.unet.inChannels * 256;
+  const side = cfg.sampleSize / vaeScale(cfg.vae);
+  const per = cfg.unet.inChannels * side * side;
   const tokenCache = new Map<string, Int32Array>();
   const idsOf = (caption: string) => {
     let ids = tokenCache.get(caption);
@@ -220,7 +225,7 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
     }
     const noise = rng.fillNormal(new Float32Array(B * per));
     const lr = warmupCosine(step, o.unetSteps, o.unetLr, o.unetWarmup);
-    const shape = [B, cfg.unet.inChannels, 16, 16];
+    const shape = [B, cfg.unet.inChannels, side, side];
     const r = await ts.step([{
       latents: { dtype: 'float32', shape, data: latents },
       noise: { dtype: 'float32', shape, data: noise },
@@ -269,7 +274,7 @@ export async function pretrainTiny(o: PretrainOptions, out: string, scratch: str
   const weights = componentWeights(cfg, diffusion, vae, cache);
   const params = Object.values(weights).reduce((n, c) => n + Object.values(c).reduce((m, x) => m + x.data.length, 0), 0);
   mkdirSync(dirname(out), { recursive: true });
-  await writeTinyCheckpoint(out, cfg, weights, { modelspec_architecture: 'stable-diffusion-v1', loragraph_model: 'sd-tiny', loragraph_pretrain: JSON.stringify(o) });
+  await writeTinyCheckpoint(out, cfg, weights, { modelspec_architecture: 'stable-diffusion-v1', [CONFIG_METADATA_KEY]: JSON.stringify(cfg), loragraph_pretrain: JSON.stringify(o) });
   const info = { name: cfg.name, file: 'sd-tiny.safetensors', dtype: 'float16', parameters: params, config: cfg, pretrain: o, seconds: times };
   const jsonPath = join(dirname(out), 'model.json');
   writeFileSync(`${jsonPath}.tmp`, `${JSON.stringify(info, null, 2)}\n`);

@@ -21,11 +21,13 @@ export interface GraphCanvasProps {
   onOpenSearch(at: ScreenPoint, query: string): void;
 }
 
-/** The graph without what only the view or the revision counter changes, for comparing versions. */
+/** The graph without what only the view, the stacking order or the revision counter changes, for comparing versions. */
 function comparable(wf: Workflow): string {
   const { extra, revision, ...rest } = wf as Workflow & { extra?: Record<string, unknown>; revision?: unknown };
   const { ds, ...extraRest } = extra ?? {};
-  return JSON.stringify({ ...rest, extra: extraRest });
+  // Clicking a node brings it to the front, which reorders the node list; that is not an edit.
+  const nodes = [...wf.nodes].sort((a, b) => String(a.id).localeCompare(String(b.id), undefined, { numeric: true }));
+  return JSON.stringify({ ...rest, nodes, extra: extraRest });
 }
 
 function serialise(graph: LGraph): Workflow {
@@ -55,7 +57,8 @@ export function GraphCanvas(props: GraphCanvasProps) {
   useEffect(() => {
     const el = canvasRef.current!;
     const host = hostRef.current!;
-    LiteGraph.release_link_on_empty_shows_menu = true;
+    // Letting go of a link on empty canvas just drops it (disconnects), as people expect when pulling a link off.
+    LiteGraph.release_link_on_empty_shows_menu = false;
     const graph = new LGraph();
     const canvas = new LGraphCanvas(el, graph);
     canvas.allow_searchbox = false;
@@ -100,15 +103,19 @@ export function GraphCanvas(props: GraphCanvasProps) {
       }, 0);
     };
     const restore = (wf: Workflow) => {
+      clearTimeout(settle);
       restoring = true;
       graph.configure(structuredClone(wf) as unknown as ISerialisedGraph);
       restoring = false;
+      const now = serialise(graph);
+      undo.replaceCurrent(now);
       redraw();
-      propsRef.current.onChange(wf);
+      propsRef.current.onChange(now);
     };
     checkpointRef.current = checkpoint;
+    // litegraph finishes drags (links, moves, resizes) on a document-level pointerup; listen where it ends.
     const onPointerUp = () => checkpoint();
-    el.addEventListener('pointerup', onPointerUp);
+    window.addEventListener('pointerup', onPointerUp, true);
     el.addEventListener('keyup', checkpoint);
     // litegraph's text and number prompts are DOM dialogs beside the canvas; their edits land via widget callbacks.
     graph.onNodeAdded = () => checkpoint();
@@ -257,7 +264,13 @@ export function GraphCanvas(props: GraphCanvasProps) {
         else graph.clear();
         restoring = false;
         undo.reset(serialise(graph));
-        fit();
+        // A saved file carries its view; restoring it keeps "open what I saved" exact. Otherwise frame the graph.
+        const ds = (wf as { extra?: { ds?: { offset?: unknown; scale?: unknown } } } | null)?.extra?.ds;
+        if (ds && Array.isArray(ds.offset) && ds.offset.length === 2 && typeof ds.scale === 'number' && ds.scale > 0) {
+          canvas.ds.offset[0] = Number(ds.offset[0]);
+          canvas.ds.offset[1] = Number(ds.offset[1]);
+          canvas.ds.scale = ds.scale;
+        } else fit();
         redraw();
       },
       workflow: () => serialise(graph),
@@ -314,7 +327,9 @@ export function GraphCanvas(props: GraphCanvasProps) {
           const n = nodeById(id);
           const w = n?.widgets?.find((x) => x.name === name);
           if (!n || !w) return null;
-          return toScreen(n.pos[0] + n.size[0] / 2, n.pos[1] + (w.last_y ?? w.y) + LiteGraph.NODE_WIDGET_HEIGHT / 2);
+          const y = n.pos[1] + (w.last_y ?? w.y) + LiteGraph.NODE_WIDGET_HEIGHT / 2;
+          const mid = toScreen(n.pos[0] + n.size[0] / 2, y);
+          return { ...mid, left: toScreen(n.pos[0] + 15, y).x, right: toScreen(n.pos[0] + n.size[0] - 15, y).x };
         },
         image(id, index) {
           const n = nodeById(id);
@@ -349,6 +364,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
       ro.disconnect();
       clearTimeout(settle);
       window.removeEventListener('keydown', onKeyDown);
+      window.removeEventListener('pointerup', onPointerUp, true);
       canvas.stopRendering();
       lgRef.current = null;
     };

@@ -24,7 +24,8 @@ export interface CanvasController {
     /** The middle of a node's title bar. */
     title(nodeId: string): ScreenPoint | null;
     slot(nodeId: string, side: 'input' | 'output', index: number): ScreenPoint | null;
-    widget(nodeId: string, name: string): ScreenPoint | null;
+    /** The middle of a widget's row, and where the row starts and ends (its ◀ ▶ arrows sit at the ends). */
+    widget(nodeId: string, name: string): (ScreenPoint & { left: number; right: number }) | null;
     image(nodeId: string, index: number): ScreenPoint | null;
     emptySpot(): ScreenPoint;
     /** Pans the view by screen pixels (the benchmark uses it). */

@@ -26,6 +26,11 @@ export class UndoHistory<T> {
     this.current = state;
   }
 
+  /** Replaces the current state without making a version (litegraph re-serialises a restored graph slightly differently). */
+  replaceCurrent(state: T): void {
+    this.current = state;
+  }
+
   undo(): T | null {
     const prev = this.past.pop();
     if (prev === undefined) return null;

@@ -4,6 +4,7 @@
 import { input, type HostTensor, type Tensor } from '../tensor';
 import { mul, add, clip } from '../ops/elementwise';
 import { compileGraph } from '../compile';
+import { topoOrder } from '../autodiff';
 import { Builder, type AdapterHook } from '../nn/builder';
 import type { WeightSource } from '../nn/weights';
 import type { Runtime, Session } from '../runtime';
@@ -42,6 +43,12 @@ export interface GenerateOptions {
   sampler?: SamplerName;
   karras?: boolean;
   onStep?: (step: number, total: number) => void;
+  /**
+   * Values of the graph inputs the adapter hooks made (an AdapterSet's inference hook reads its parameters
+   * and `lora_multiplier` as inputs), by name: one compiled session samples with any adapter weights and
+   * strength. Each graph takes the ones it declares.
+   */
+  feeds?: Record<string, HostTensor>;
 }
 
 export interface GeneratedImages {
@@ -85,13 +92,13 @@ export class SdPipeline {
 
     const ids = input('ids', [2 * n, L], 'int64');
     const te = clipTextEncoder(new Builder(parts.textEncoder, opts.adapters?.textEncoder), cfg.text, ids, { clipSkip: opts.clipSkip ?? 1 });
-    const text = await rt.load(compileGraph([ids], { hidden: te.hidden }, { name: 'sd_text_encoder' }));
+    const text = await rt.load(compileGraph(withHookInputs([ids], [te.hidden]), { hidden: te.hidden }, { name: 'sd_text_encoder' }));
 
     const x = input('sample', [2 * n, cfg.unet.inChannels, h, w]);
     const t = input('timestep', [2 * n]);
     const ctx = input('context', [2 * n, L, cfg.unet.crossAttentionDim]);
     const eps = unet(new Builder(parts.unet, opts.adapters?.unet), cfg.unet, { sample: x, timestep: t, context: ctx });
-    const unetSession = await rt.load(compileGraph([x, t, ctx], { prediction: eps }, { name: 'sd_unet' }));
+    const unetSession = await rt.load(compileGraph(withHookInputs([x, t, ctx], [eps]), { prediction: eps }, { name: 'sd_unet' }));
 
     const z = input('latents', [n, cfg.vae.latentChannels, h, w]);
     const img = vaeDecode(new Builder(parts.vae), cfg.vae, mul(z, 1 / cfg.vae.scalingFactor));
@@ -105,7 +112,7 @@ export class SdPipeline {
   }
 
   /** Hidden states [2n, 77, D]: the n negative prompts first, then the n prompts. */
-  async encodePrompts(prompt: string, negativePrompt = ''): Promise<HostTensor> {
+  async encodePrompts(prompt: string, negativePrompt = '', feeds: Record<string, HostTensor> = {}): Promise<HostTensor> {
     const n = this.options.batch;
     const L = this.parts.config.text.maxPositions;
     const ids = new BigInt64Array(2 * n * L);
@@ -114,7 +121,7 @@ export class SdPipeline {
       const tok = this.parts.tokenizer.tokenize(p, { maxLength: L });
       for (let i = 0; i < L; i++) ids[r * L + i] = BigInt(tok.ids[i]);
     });
-    return (await this.text.run({ ids: { dtype: 'int64', shape: [2 * n, L], data: ids } })).hidden;
+    return (await this.text.run({ ...feeds, ids: { dtype: 'int64', shape: [2 * n, L], data: ids } })).hidden;
   }
 
   async generate(g: GenerateOptions): Promise<GeneratedImages> {
@@ -122,10 +129,11 @@ export class SdPipeline {
     const n = this.options.batch;
     const scale = vaeScale(cfg.vae);
     const h = this.options.height / scale, w = this.options.width / scale;
-    const context = await this.encodePrompts(g.prompt, g.negativePrompt ?? '');
+    const context = await this.encodePrompts(g.prompt, g.negativePrompt ?? '', g.feeds);
     const latentShape: [number, number, number] = [cfg.unet.inChannels, h, w];
     const latents = await sample(async (xs, timestep) => {
       const out = await this.unetSession.run({
+        ...g.feeds,
         sample: { dtype: 'float32', shape: [2 * n, ...latentShape], data: xs },
         timestep: { dtype: 'float32', shape: [2 * n], data: new Float32Array(2 * n).fill(timestep) },
         context,
@@ -138,6 +146,14 @@ export class SdPipeline {
     const decoded = (await this.decoder.run({ latents: { dtype: 'float32', shape: [n, ...latentShape], data: latents } })).image.data as Float32Array;
     return { width: this.options.width, height: this.options.height, images: toRgbBytes(decoded, n, this.options.height, this.options.width), latents };
   }
+}
+
+/** The listed inputs plus any other graph input the outputs read (made by adapter hooks), in a stable order. */
+function withHookInputs(listed: Tensor[], outputs: Tensor[]): Tensor[] {
+  const known = new Set(listed);
+  const extra = topoOrder(outputs).filter((t) => t.source.kind === 'input' && !known.has(t));
+  const name = (t: Tensor) => (t.source as { name: string }).name;
+  return [...listed, ...extra.sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0))];
 }
 
 /** [-1, 1] → [0, 1], clamped (inside the graph). */

@@ -21,6 +21,29 @@ defineOp('matmul', {
   ],
 });
 
+// x Wᵀ with W stored [out, in]. A primitive so it lowers to Gemm(transB) reading W as stored: a
+// MatMul with Transpose(W) makes ORT fold a transposed copy of every frozen weight (twice the memory).
+defineOp('linear', {
+  infer: ([x, w]) => {
+    if (w.rank !== 2 || x.rank < 1) throw new Error('linear takes x [..., in] and weight [out, in]');
+    if (x.dtype !== w.dtype) throw new Error(`dtype mismatch ${x.dtype} vs ${w.dtype}`);
+    if (x.shape[x.rank - 1] !== w.shape[1]) throw new Error(`input has ${x.shape[x.rank - 1]} features, weight expects ${w.shape[1]}`);
+    return { shape: [...x.shape.slice(0, -1), w.shape[0]], dtype: x.dtype };
+  },
+  lower: (l, [x, w], out, _, [xt, wt], res) => {
+    if (xt.rank === 2) { l.node('Gemm', [x, w], { transB: attr.int(1) }, out); return; }
+    const rows = xt.size / xt.shape[xt.rank - 1];
+    const flat = l.node('Reshape', [x, l.ints([rows, wt.shape[1]])]);
+    const y = l.node('Gemm', [flat, w], { transB: attr.int(1) });
+    l.node('Reshape', [y, l.ints([...res.shape])], {}, out);
+  },
+  vjp: (g, [x, w]) => {
+    const rows = x.size / x.shape[x.rank - 1];
+    const g2 = reshape(g, [rows, w.shape[0]]);
+    return [matmul(g, w), matmul(transposeLast2(g2), reshape(x, [rows, w.shape[1]]))];
+  },
+});
+
 defineOp<{ axis: number }>('softmax', {
   infer: ([a]) => ({ shape: a.shape, dtype: a.dtype }),
   lower: (l, ins, out, { axis }) => { l.node('Softmax', ins, { axis: attr.int(axis) }, out); },
@@ -176,7 +199,7 @@ export function upsampleNearest2x(x: Tensor): Tensor {
 
 /** y = x Wᵀ + b with W stored [out, in] as torch does. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-  const y = matmul(x, transpose(weight));
+  const y = apply('linear', [x, weight]);
   return bias ? add(y, bias) : y;
 }
 

@@ -99,6 +99,8 @@ export interface TrainingValue {
   /** Optimizer state by `tensor:state` name, and which optimizer made it. */
   readonly optimizerState: Readonly<Record<string, HostTensor>>;
   readonly optimizerName: string;
+  /** Updates already applied to `optimizerState` (Adam's bias corrections continue from here). */
+  readonly optimizerSteps: number;
   readonly rng: Readonly<Record<string, RngState>>;
   readonly lossHistory: readonly LossPoint[];
   /** Settings and dataset facts for LoRA metadata (ss_* keys). */
@@ -113,7 +115,8 @@ export interface ImagesValue { readonly images: readonly ImageItem[]; byteSize()
 export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'peft'; byteSize(): number }
 
 /** SAMPLER_SETTINGS: what a preview renders; a Train node's sample-every uses the same settings. */
-export interface SamplerPrompt { prompt: string; seed?: number; width?: number; height?: number }
+/** One prompt with kohya's inline overrides (`--n` negative, `--d` seed, `--w`/`--h` size, `--s` steps, `--l` CFG). */
+export interface SamplerPrompt { prompt: string; seed?: number; width?: number; height?: number; negativePrompt?: string; steps?: number; cfg?: number }
 export interface SamplerSettings {
   readonly kind: 'sampler_settings';
   readonly prompts: readonly SamplerPrompt[];

@@ -3,6 +3,7 @@
 // batch goes in and the loss comes out. With gradient accumulation the step splits in two graphs:
 // forward+backward adding into gradient accumulators, then clip+update on their mean. An optional EMA
 // of the parameters is updated in the same graph as the optimizer and kept resident beside them.
+import { join } from 'node:path';
 import { input, arrayFor, type HostTensor, type Tensor } from '../tensor';
 import { add, div, minimum, mul, sqrt, sub } from '../ops/elementwise';
 import { reduceSum } from '../ops/shape-and-reduce';
@@ -35,7 +36,14 @@ export interface TrainStepSpec {
    * one run, several compiled graphs — e.g. one per resolution bucket.
    */
   shareStateWith?: TrainStep;
+  /**
+   * Write the step's graphs to folders under this one with big frozen weights as external data
+   * (required for models over 2 GB and for weights read straight from checkpoint files).
+   */
+  externalDir?: string;
 }
+
+let nextGraphFolder = 0;
 
 let nextNamespace = 0;
 
@@ -110,15 +118,16 @@ export class TrainStep {
       ...(spec.ema ? [...Object.values(emaInputs), emaDecay] : []),
     ];
     const extra = spec.extraOutputs ?? {};
+    const graphOptions = (name: string) => ({ name, ...(spec.externalDir ? { externalDir: join(spec.externalDir, `${name}-${process.pid}-${nextGraphFolder++}`) } : {}) });
     const graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph } = {};
     if (accumulation === 1) {
-      graphs.fused = compileGraph([...spec.inputs, ...params, ...stateList, lr, step], { loss: spec.loss, ...extra, ...update(grads) }, { name: 'train_step' });
+      graphs.fused = compileGraph([...spec.inputs, ...params, ...stateList, lr, step], { loss: spec.loss, ...extra, ...update(grads) }, graphOptions('train_step'));
     } else {
       const accIn = names.map((n, i) => input(`acc:${n}`, params[i].shape));
       const accOut = Object.fromEntries(names.map((n, i) => [`new:acc:${n}`, add(accIn[i], grads[i])]));
-      graphs.accumulate = compileGraph([...spec.inputs, ...params, ...accIn], { loss: spec.loss, ...extra, ...accOut }, { name: 'train_accumulate' });
+      graphs.accumulate = compileGraph([...spec.inputs, ...params, ...accIn], { loss: spec.loss, ...extra, ...accOut }, graphOptions('train_accumulate'));
       const accApply = names.map((n, i) => input(`acc:${n}`, params[i].shape));
-      graphs.apply = compileGraph([...params, ...stateList, ...accApply, lr, step], update(accApply.map((a) => mul(a, 1 / accumulation))), { name: 'train_apply' });
+      graphs.apply = compileGraph([...params, ...stateList, ...accApply, lr, step], update(accApply.map((a) => mul(a, 1 / accumulation))), graphOptions('train_apply'));
     }
     const ts = new TrainStep(spec, graphs, stateNames, Object.keys(sharedSpecs), rt);
     // Outputs that go back into slots stay on the device (WebGPU/CUDA) between steps.

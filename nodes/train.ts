@@ -1,0 +1,101 @@
+// The Train node: trains a LoRA on one or more datasets for N more steps, from scratch or from a
+// connected TRAINING state, with checkpoints every N steps (a re-run after a crash or interrupt resumes
+// from the newest one) and samples every N steps. Returns a new TRAINING state; never changes its inputs.
+import { join } from 'node:path';
+import { z } from 'zod';
+import { defineNode, input, widget } from './define';
+import type { Dataset } from './data/dataset';
+import type { OptimizerValue } from './optimizer';
+import type { ScheduleValue } from './timestep-schedule';
+import type { AdapterSpec, ClipValue, LossHistoryValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
+import type { RegularizerValue } from './training/regularizer';
+import { trainSd, type TrainSettings } from './training/trainer';
+import { lineChartPng } from './render/chart';
+import { publishImage } from './render/publish';
+import { trainingSampler } from './training/samples';
+
+export const LOSS_TYPES = ['mse', 'l1', 'huber', 'pseudo_huber'] as const;
+
+export default defineNode({
+  type: 'Train',
+  title: 'Train',
+  category: 'training',
+  description: 'Trains the LoRA for N more steps. Chain Train nodes to continue; re-running after an interrupt resumes from the last checkpoint.',
+  version: 1,
+  inputs: {
+    model: input<ModelValue>('MODEL'),
+    clip: input<ClipValue>('CLIP'),
+    vae: input<VaeValue>('VAE'),
+    datasets: input<Dataset>('DATASET', { list: true, tooltip: 'one or more datasets, mixed by their weights' }),
+    adapter: input<AdapterSpec>('ADAPTER'),
+    optimizer: input<OptimizerValue>('OPTIMIZER'),
+    schedule: input<ScheduleValue>('SCHEDULE', { optional: true, tooltip: 'timestep sampling; uniform when not connected' }),
+    regularizer: input<RegularizerValue>('REGULARIZER', { optional: true, tooltip: 'DOP / differential guidance' }),
+    training: input<TrainingValue>('TRAINING', { optional: true, tooltip: 'continue from this state' }),
+    samplerSettings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'what "sample every" renders' }),
+  },
+  widgets: z.object({
+    steps: widget.int({ default: 500, min: 1, max: 1_000_000, tooltip: 'optimizer steps this node adds' }),
+    batchSize: widget.int({ default: 1, min: 1, max: 256, tooltip: 'images per step (from one bucket)' }),
+    gradientAccumulation: widget.int({ default: 1, min: 1, max: 256, tooltip: 'micro-batches per optimizer step (same result as a bigger batch, less memory)' }),
+    seed: widget.seed({ default: 42, tooltip: 'data order, noise, timesteps and initial weights' }),
+    lossType: widget.combo(LOSS_TYPES, { default: 'mse', tooltip: 'mse (L2), l1, huber, or pseudo_huber (kohya\'s huber)' }),
+    noiseOffset: widget.float({ default: 0, min: 0, max: 1, step: 0.01, tooltip: 'adds a per-channel offset to the noise (0.05–0.1 helps very dark/bright images)' }),
+    minSnrGamma: widget.float({ default: 0, min: 0, max: 20, step: 0.5, tooltip: 'min-SNR-γ loss weighting; 5 is common, 0 = off' }),
+    ema: widget.toggle({ default: false, tooltip: 'keep an exponential moving average of the LoRA weights' }),
+    emaDecay: widget.float({ default: 0.99, min: 0, max: 0.99999, step: 0.001, tooltip: 'EMA decay per step' }),
+    cacheLatents: widget.toggle({ default: true, tooltip: 'encode each image once with the VAE and train from cached latents' }),
+    cacheTextEmbeddings: widget.toggle({ default: true, tooltip: 'encode each caption once (not when training the text encoder)' }),
+    saveEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'write a checkpoint every N steps (0 = only at the end)' }),
+    maxSavesToKeep: widget.int({ default: 4, min: 0, max: 1000, tooltip: 'checkpoints kept (0 = all)' }),
+    sampleEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'render samples every N steps (0 = only at the end, when sampler settings are connected)' }),
+  }),
+  outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },
+  async execute({ inputs, widgets, ctx }) {
+    const settings: TrainSettings = { ...widgets };
+    if (inputs.regularizer?.preservationMultiplier && widgets.gradientAccumulation > 1 && inputs.regularizer.dataset) {
+      ctx.warn('DOP with a regularization dataset draws one regularization batch per micro-batch');
+    }
+    const sampleImages: { filename: string; subfolder: string; type: 'temp' }[] = [];
+    const sampler = inputs.samplerSettings ? trainingSampler(inputs.model, inputs.clip, inputs.vae, inputs.adapter, inputs.samplerSettings) : undefined;
+    const result = await trainSd({ ...inputs, datasets: inputs.datasets }, settings, {
+      checkpointDir: join(ctx.workDir, 'checkpoints'),
+      cacheDir: ctx.paths.temp,
+      id: ctx.cacheKey,
+      progress: (p) => ctx.progress(p),
+      throwIfInterrupted: () => ctx.throwIfInterrupted(),
+      warn: (m) => ctx.warn(m),
+      sample: sampler && (async (step, weights, adapters) => {
+        const png = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted());
+        ctx.preview({ mime: 'image/png', data: png });
+        sampleImages.push(await publishImage(ctx, `train-${ctx.nodeId}-${ctx.cacheKey.slice(0, 8)}-${String(step).padStart(6, '0')}.png`, png) as never);
+      }),
+    });
+    const t = result.training;
+    const points = t.lossHistory;
+    const lossHistory: LossHistoryValue = Object.freeze({ points, byteSize: () => points.length * 16 });
+    const chart = await lineChartPng([
+      { values: points.map((p) => p.loss), color: '#4a9eff88' },
+      { values: smooth(points.map((p) => p.loss), 0.9), color: '#ffb347' },
+    ], { title: `loss · step ${t.step}` });
+    const chartRef = await publishImage(ctx, `loss-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, chart);
+    const last = points.at(-1)?.loss;
+    return {
+      outputs: { training: t, lossHistory },
+      ui: {
+        images: [...sampleImages, chartRef],
+        text: [
+          `step ${t.step}${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, loss ${last?.toFixed(4) ?? '–'}`,
+          `${(result.timing.steps / Math.max(1e-9, result.timing.loopMs / 1000)).toFixed(2)} it/s`,
+        ],
+        loss: points.map((p) => [p.step, p.loss]),
+      },
+    };
+  },
+});
+
+/** Exponential moving average, as the loss chart's smoothed line. */
+export function smooth(values: number[], factor: number): number[] {
+  let acc = NaN;
+  return values.map((v) => (acc = Number.isFinite(acc) ? acc * factor + v * (1 - factor) : v));
+}

@@ -1,0 +1,350 @@
+// The SD LoRA training loop behind the Train node: batches from the datasets (cached latents and text
+// embeddings when asked), noise and timesteps from seeded streams, one compiled step per batch shape
+// sharing the adapter and optimizer state, checkpoints every N steps with resume, samples every N steps.
+// Node-free: the Train node and the benchmarks call `trainSd`.
+import { join } from 'node:path';
+import { Rng, type RngState } from '../../kernels/random';
+import { TrainStep, defaultRuntime, type Runtime, type HostTensor } from '../../kernels';
+import { sdAdapters, type SdAdapters } from '../../kernels/sd/lora';
+import { buildSdTrainGraph } from '../../kernels/sd/training-graph';
+import { vaeScale } from '../../kernels/sd/config';
+import { applyNoiseOffset } from '../../kernels/losses';
+import type { LossType } from '../../kernels/losses';
+import { saveCheckpoint, loadCheckpoint, listCheckpoints, pruneCheckpoints } from '../../kernels/train/checkpoint';
+import { sampleBatches, loadBatchPixels, type Batch } from '../data/batches';
+import { LatentCache, TextEmbeddingCache } from '../data/cache';
+import type { StoredTensor } from '../data/tensor-file';
+import type { Dataset } from '../data/dataset';
+import type { OptimizerValue } from '../optimizer';
+import type { ScheduleValue } from '../timestep-schedule';
+import type { AdapterSpec, ClipValue, LossPoint, ModelValue, TrainingValue, VaeValue } from '../sockets';
+import { tensorBytes } from '../sockets';
+import { preservationCaption, type RegularizerValue } from './regularizer';
+
+export interface TrainSettings {
+  steps: number;
+  batchSize: number;
+  gradientAccumulation: number;
+  seed: number;
+  lossType: LossType;
+  noiseOffset: number;
+  minSnrGamma: number;
+  ema: boolean;
+  emaDecay: number;
+  cacheLatents: boolean;
+  cacheTextEmbeddings: boolean;
+  saveEvery: number;
+  maxSavesToKeep: number;
+  sampleEvery: number;
+}
+
+export interface TrainInputs {
+  model: ModelValue;
+  clip: ClipValue;
+  vae: VaeValue;
+  datasets: readonly Dataset[];
+  adapter: AdapterSpec;
+  optimizer: OptimizerValue;
+  schedule?: ScheduleValue;
+  regularizer?: RegularizerValue;
+  /** Continue from this state (chained Train nodes, Load LoRA). */
+  training?: TrainingValue;
+}
+
+export interface TrainHooks {
+  /** Folder for checkpoints; a run with the same folder resumes from its newest checkpoint. */
+  checkpointDir: string;
+  /** Folder for latent / text-embedding caches shared between runs. */
+  cacheDir: string;
+  /** The identity given to the TRAINING value (the node's cache key). */
+  id: string;
+  runtime?: Runtime;
+  progress?(p: { step: number; total: number; data: Record<string, unknown> }): void;
+  throwIfInterrupted?(): void;
+  warn?(message: string): void;
+  /** Called every `sampleEvery` steps and at the end, with the current adapter weights. */
+  sample?(step: number, weights: Record<string, HostTensor>, adapters: SdAdapters): Promise<void>;
+}
+
+export interface TrainResult {
+  training: TrainingValue;
+  resumedFrom?: number;
+  /** Wall time of the step loop and the part of it spent inside ORT, for bench:train. */
+  timing: { loopMs: number; ortMs: number; steps: number };
+}
+
+/** LoRA Target settings → adapter set options. */
+export function adapterSetsFor(spec: AdapterSpec, model: ModelValue): SdAdapters {
+  const preset = spec.algo === 'LoCon' && spec.preset !== 'all_linear_conv' ? 'all_linear_conv' : spec.preset;
+  return sdAdapters(model.config, {
+    algo: spec.algo === 'LoKr' ? 'lokr' : 'lora',
+    rank: spec.rank, alpha: spec.alpha, convRank: spec.convRank, convAlpha: spec.convAlpha,
+    dropout: spec.dropout, factor: spec.factor, fullMatrix: spec.fullMatrix,
+    targets: { preset, include: [...spec.include], exclude: [...spec.exclude] },
+    trainTextEncoder: spec.trainTextEncoder,
+  });
+}
+
+const sameSpec = (a: AdapterSpec, b: AdapterSpec) => JSON.stringify({ ...a, byteSize: 0 }) === JSON.stringify({ ...b, byteSize: 0 });
+
+export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHooks): Promise<TrainResult> {
+  const rt = hooks.runtime ?? defaultRuntime();
+  const cfg = inp.model.config;
+  if (inp.datasets.length === 0) throw new Error('datasets: connect at least one Dataset');
+  if (inp.training && !sameSpec(inp.training.adapter, inp.adapter)) {
+    throw new Error('adapter: the connected TRAINING state was trained with other LoRA Target settings (rank, targets…); use the same LoRA Target');
+  }
+  const adapters = adapterSetsFor(inp.adapter, inp.model);
+  const startStep = inp.training?.step ?? 0;
+  const endStep = startStep + s.steps;
+  const trainsText = !!adapters.textEncoder;
+  const reg = inp.regularizer;
+  const dop = reg && reg.preservationMultiplier > 0 ? reg : undefined;
+  const scale = vaeScale(cfg.vae);
+
+  // Random streams, each with a job; their states go into checkpoints.
+  const root = new Rng(`train:${s.seed}`);
+  let streams = { noise: root.fork('noise'), timesteps: root.fork('timesteps'), dropout: root.fork('dropout'), presNoise: root.fork('pres-noise'), presTimesteps: root.fork('pres-timesteps') };
+  const dataRng = () => root.fork('data');
+  const regRng = () => root.fork('reg-data');
+
+  // Latent and text-embedding caches.
+  const latentCache = s.cacheLatents ? new LatentCache(join(hooks.cacheDir, 'latent-cache'), inp.vae.latentEncoder) : undefined;
+  const textCache = !trainsText && s.cacheTextEmbeddings ? new TextEmbeddingCache(join(hooks.cacheDir, 'text-embedding-cache'), inp.clip.textEmbeddingEncoder) : undefined;
+  if (latentCache) {
+    const all = [...inp.datasets, ...(dop?.dataset ? [dop.dataset] : [])];
+    for (const [i, d] of all.entries()) {
+      await latentCache.prepare(d, {
+        onProgress: (step, total) => hooks.progress?.({ step: 0, total: s.steps, data: { phase: `caching latents (dataset ${i + 1}/${all.length}: ${step}/${total})` } }),
+        throwIfInterrupted: hooks.throwIfInterrupted,
+      });
+    }
+  }
+
+  // One compiled step per (bucket, batch size); all share parameters and optimizer state.
+  const steps = new Map<string, Promise<TrainStep>>();
+  let first: TrainStep | undefined;
+  const stepFor = (batch: Batch, n: number) => {
+    const key = `${batch.bucketKey}x${n}`;
+    let p = steps.get(key);
+    if (!p) {
+      p = (async () => {
+        const latentSize: [number, number] = [batch.bucket.height / scale, batch.bucket.width / scale];
+        const g = buildSdTrainGraph({
+          config: cfg, unetWeights: inp.model.unet, textWeights: trainsText ? inp.clip.weights : undefined, adapters, batch: n, latentSize,
+          clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
+          preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance,
+        });
+        const ts = await TrainStep.create(rt, {
+          inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
+          maxGradNorm: inp.optimizer.maxGradNorm, accumulation: s.gradientAccumulation,
+          ema: s.ema ? { decay: s.emaDecay } : undefined, shareStateWith: first,
+        });
+        if (!first) first = ts;
+        return ts;
+      })();
+      steps.set(key, p);
+    }
+    return p;
+  };
+
+  // Start: a checkpoint of this very run (resume), else the connected TRAINING state, else fresh init.
+  const ckpts = listCheckpoints(hooks.checkpointDir).filter((c) => c.step > startStep && c.step <= endStep);
+  const resume = ckpts.at(-1);
+  let step = startStep;
+  let lossHistory: LossPoint[] = [...(inp.training?.lossHistory ?? [])];
+  let initial: Record<string, HostTensor>;
+  let initialIsFull = false;
+  // Optimizer steps already applied to the optimizer state (bias corrections count from here).
+  let optimizerStep = 0;
+  if (resume) {
+    const ck = await loadCheckpoint(resume.path);
+    initial = ck.tensors;
+    initialIsFull = true;
+    step = ck.step;
+    const meta = ck.meta as { streams: Record<keyof typeof streams, RngState>; lossHistory: LossPoint[]; optimizerStep: number };
+    optimizerStep = meta.optimizerStep;
+    streams = Object.fromEntries(Object.entries(meta.streams).map(([k, v]) => [k, Rng.fromState(v)])) as typeof streams;
+    lossHistory = meta.lossHistory;
+  } else if (inp.training) {
+    const t = inp.training;
+    initial = { ...t.weights };
+    // Optimizer state carries over only from the same optimizer; otherwise it starts fresh.
+    if (t.optimizerName === inp.optimizer.name && Object.keys(t.optimizerState).length) {
+      Object.assign(initial, t.optimizerState, t.ema ? Object.fromEntries(Object.entries(t.ema).map(([k, v]) => [`ema:${k}`, v])) : {});
+      initialIsFull = true;
+      optimizerStep = t.optimizerSteps;
+    }
+  } else {
+    initial = { ...adapters.unet.initialValues(root.fork('init-unet')), ...(adapters.textEncoder?.initialValues(root.fork('init-te')) ?? {}) };
+  }
+
+  // Data: the samplers are replayed from their seeds up to the step we start at.
+  const sampler = sampleBatches(inp.datasets, dataRng(), s.batchSize);
+  const regSampler = dop?.dataset ? sampleBatches(dop.dataset, regRng(), s.batchSize) : undefined;
+  for (let i = 0; i < (step - startStep) * s.gradientAccumulation; i++) { sampler.next(); regSampler?.next(); }
+
+  const trigger = inp.datasets.find((d) => !d.isRegularization)?.settings.triggerWord ?? '';
+  const encodeText = async (captions: string[]): Promise<HostTensor> => {
+    if (trainsText) {
+      const L = cfg.text.maxPositions;
+      const ids = new BigInt64Array(captions.length * L);
+      captions.forEach((c, i) => { const t = inp.clip.tokenizer.tokenize(c, { maxLength: L }); for (let j = 0; j < L; j++) ids[i * L + j] = BigInt(t.ids[j]); });
+      return { dtype: 'int64', shape: [captions.length, L], data: ids };
+    }
+    const embs = textCache ? (await textCache.getMany(captions)).embeddings : await inp.clip.textEmbeddingEncoder.encode(captions);
+    return stack(embs, [captions.length, cfg.text.maxPositions, cfg.unet.crossAttentionDim]);
+  };
+  const latentsOf = async (batch: Batch): Promise<HostTensor> => {
+    if (latentCache) { const t = await latentCache.getBatch(batch); return { dtype: 'float32', shape: t.dims, data: t.data }; }
+    const encoded = await inp.vae.latentEncoder.encode(await loadBatchPixels(batch));
+    return stack(encoded, [batch.entries.length, cfg.unet.inChannels, batch.bucket.height / scale, batch.bucket.width / scale]);
+  };
+  const noiseLike = (shape: number[], rng: Rng) => {
+    const n = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
+    return { dtype: 'float32' as const, shape, data: s.noiseOffset ? applyNoiseOffset(n, shape, s.noiseOffset, rng) : n };
+  };
+  const timestepsFor = (n: number, rng: Rng, at: number): HostTensor => {
+    const ts = inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => rng.uniform());
+    const T = cfg.scheduler.numTrainTimesteps;
+    return { dtype: 'int64', shape: [n], data: BigInt64Array.from(ts, (t) => BigInt(Math.min(T - 1, Math.max(0, Math.floor(t * T))))) };
+  };
+
+  const microFeeds = async (batch: Batch, at: number): Promise<Record<string, HostTensor>> => {
+    const n = batch.entries.length;
+    const latents = await latentsOf(batch);
+    const f: Record<string, HostTensor> = {
+      latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at),
+    };
+    const captions = batch.entries.map((e) => e.caption);
+    f[trainsText ? 'ids' : 'context'] = await encodeText(captions);
+    if (dop) {
+      let presCaptions: string[];
+      if (regSampler) {
+        const rb = regSampler.next().value;
+        const rl = await latentsOf(rb);
+        if (rl.shape.join() !== latents.shape.join()) throw new Error(`DOP: regularization images must share the training bucket (${latents.shape.slice(2).join('×')} latents vs ${rl.shape.slice(2).join('×')})`);
+        f.pres_latents = rl;
+        f.pres_noise = noiseLike(rl.shape, streams.presNoise);
+        f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at);
+        presCaptions = rb.entries.map((e) => e.caption);
+      } else {
+        f.pres_latents = latents; f.pres_noise = f.noise; f.pres_timesteps = f.timesteps;
+        presCaptions = captions.map((c) => preservationCaption(c, trigger, dop.classWord));
+      }
+      if (dop.blankPrompt) presCaptions = presCaptions.map((c, i) => (i % 2 === 1 || n === 1 && at % 2 === 1 ? '' : c));
+      f[trainsText ? 'pres_ids' : 'pres_context'] = await encodeText(presCaptions);
+    }
+    Object.assign(f, adapters.unet.dropoutFeeds(streams.dropout), adapters.textEncoder?.dropoutFeeds(streams.dropout) ?? {});
+    return f;
+  };
+
+  let smoothed = lossHistory.at(-1)?.loss ?? NaN;
+  let loopMs = 0;
+  let ortMs0 = rt.stats.ortMs;
+  let initialized = false;
+  const checkpoint = async (ts: TrainStep) => {
+    await saveCheckpoint(hooks.checkpointDir, { step, tensors: await ts.read(true), meta: { streams: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory, optimizerStep } });
+    pruneCheckpoints(hooks.checkpointDir, s.maxSavesToKeep);
+  };
+
+  const t0 = performance.now();
+  while (step < endStep) {
+    hooks.throwIfInterrupted?.();
+    const micro: Batch[] = [];
+    for (let i = 0; i < s.gradientAccumulation; i++) micro.push(sampler.next().value);
+    // Accumulated micro-batches must share one graph: keep the first batch's bucket for all of them.
+    const ts = await stepFor(micro[0], micro[0].entries.length);
+    if (micro.some((b) => b.bucketKey !== micro[0].bucketKey || b.entries.length !== micro[0].entries.length)) {
+      throw new Error('gradientAccumulation: micro-batches came from different buckets or sizes; use batches that divide each bucket, or one resolution');
+    }
+    if (!initialized) {
+      if (initialIsFull) await ts.load(initial); else await ts.init(initial);
+      initialized = true;
+      if (step > startStep) hooks.warn?.(`resumed from the checkpoint at step ${step}`);
+    }
+    const feeds = await Promise.all(micro.map((b) => microFeeds(b, step - startStep)));
+    const lr = inp.optimizer.lrAt(step - startStep, s.steps);
+    const r = await ts.step(feeds, lr, ++optimizerStep);
+    step++;
+    if (!Number.isFinite(r.loss)) throw new Error(`the loss became ${r.loss} at step ${step}: lower the learning rate or check the data`);
+    smoothed = Number.isFinite(smoothed) ? smoothed * 0.9 + r.loss * 0.1 : r.loss;
+    lossHistory.push({ step, loss: r.loss });
+    hooks.progress?.({ step: step - startStep, total: s.steps, data: { loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm } });
+    if (s.saveEvery > 0 && step % s.saveEvery === 0 && step < endStep) await checkpoint(ts);
+    if (hooks.sample && s.sampleEvery > 0 && step % s.sampleEvery === 0 && step < endStep) await hooks.sample(step, await ts.read(false), adapters);
+  }
+  loopMs = performance.now() - t0;
+
+  // The final state (also when the whole run was already done by an earlier attempt).
+  let ts = first;
+  if (!ts) {
+    const b = sampler.next().value;
+    ts = await stepFor(b, b.entries.length);
+    if (initialIsFull) await ts.load(initial); else await ts.init(initial);
+  }
+  if (step === endStep && !listCheckpoints(hooks.checkpointDir).some((c) => c.step === endStep)) await checkpoint(ts);
+  const full = await ts.read(true);
+  const weights: Record<string, HostTensor> = {};
+  const optimizerState: Record<string, HostTensor> = {};
+  const ema: Record<string, HostTensor> = {};
+  for (const [k, v] of Object.entries(full)) {
+    if (k.startsWith('ema:')) ema[k.slice(4)] = v;
+    else if (k in (ts.spec.params)) weights[k] = v;
+    else optimizerState[k] = v;
+  }
+  if (hooks.sample) await hooks.sample(step, weights, adapters);
+  const metadata = trainingMetadata(inp, s, endStep);
+  const training: TrainingValue = Object.freeze({
+    kind: 'training' as const, id: hooks.id, step: endStep, adapter: inp.adapter, base: inp.model.source,
+    weights, ema: s.ema ? ema : undefined, optimizerState, optimizerName: inp.optimizer.name, optimizerSteps: optimizerStep,
+    rng: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory, metadata,
+    byteSize: () => tensorBytes(weights) + tensorBytes(optimizerState) + tensorBytes(ema) + lossHistory.length * 16,
+  });
+  for (const t of steps.values()) await (await t).dispose().catch(() => undefined);
+  return { training, resumedFrom: resume?.step, timing: { loopMs, ortMs: rt.stats.ortMs - ortMs0, steps: endStep - (resume?.step ?? startStep) } };
+}
+
+function stack(items: StoredTensor[], shape: number[]): HostTensor {
+  const per = items[0].data.length;
+  const data = new Float32Array(per * items.length);
+  items.forEach((t, i) => data.set(t.data, i * per));
+  if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`encoder returned [${items[0].dims}] per item; the model expects [${shape.slice(1)}]`);
+  return { dtype: 'float32', shape, data };
+}
+
+/** kohya-style training facts for the LoRA file's metadata. */
+function trainingMetadata(inp: TrainInputs, s: TrainSettings, endStep: number): Record<string, string> {
+  const tagFrequency: Record<string, Record<string, number>> = {};
+  let images = 0;
+  const resolutions = new Set<string>();
+  for (const d of inp.datasets) {
+    const name = d.settings.folder.split(/[\\/]/).filter(Boolean).at(-1) ?? 'dataset';
+    const freq: Record<string, number> = (tagFrequency[name] ??= {});
+    for (const item of d.items) {
+      images += item.repeats;
+      resolutions.add(`${item.bucket.width}x${item.bucket.height}`);
+      for (const tag of item.caption.split(d.settings.separator || ',').map((t) => t.trim()).filter(Boolean)) freq[tag] = (freq[tag] ?? 0) + 1;
+    }
+  }
+  return {
+    ss_steps: String(endStep),
+    ss_max_train_steps: String(endStep),
+    ss_learning_rate: String(inp.optimizer.learningRate),
+    ss_optimizer: inp.optimizer.name,
+    ss_lr_scheduler: inp.optimizer.lrScheduler,
+    ss_lr_warmup_steps: String(inp.optimizer.warmupSteps),
+    ss_max_grad_norm: String(inp.optimizer.maxGradNorm),
+    ss_batch_size_per_device: String(s.batchSize),
+    ss_gradient_accumulation_steps: String(s.gradientAccumulation),
+    ss_seed: String(s.seed),
+    ss_noise_offset: String(s.noiseOffset),
+    ss_min_snr_gamma: String(s.minSnrGamma),
+    ss_loss_type: s.lossType,
+    ss_num_train_images: String(images),
+    ss_resolution: JSON.stringify([...resolutions]),
+    ss_tag_frequency: JSON.stringify(tagFrequency),
+    ss_clip_skip: String(inp.clip.clipSkip),
+    ss_sd_model_name: inp.model.source.label,
+  };
+}

@@ -25,7 +25,8 @@ function need(): CanvasController {
 
 function setGraph(name: string, wf: Workflow | null): void {
   need().load(wf);
-  editorStore.set((s) => ({ ...s, graphName: name, run: { ...s.run, validation: {} } }));
+  // What nodes showed belonged to the previous graph; a running job's state stays (after a reload it is this graph's).
+  editorStore.set((s) => ({ ...s, graphName: name, run: { ...s.run, nodes: s.run.running ? s.run.nodes : {}, validation: {} } }));
   rememberGraph(name, need().workflow());
 }
 

@@ -64,6 +64,9 @@ export function GraphCanvas(props: GraphCanvasProps) {
     canvas.allow_searchbox = false;
     canvas.render_canvas_border = false;
     canvas.show_info = false;
+    // Cheaper strokes on a CPU-rendered canvas: link borders and node shadows cost more than they show.
+    canvas.render_connections_border = false;
+    canvas.render_shadows = false;
     lgRef.current = { graph, canvas };
     const redraw = () => canvas.setDirty(true, true);
     // Frames the whole graph (with room for progress bars above titles), at most at 100 %.
@@ -353,6 +356,11 @@ export function GraphCanvas(props: GraphCanvasProps) {
         pan(dx, dy) {
           canvas.ds.offset[0] += dx / canvas.ds.scale;
           canvas.ds.offset[1] += dy / canvas.ds.scale;
+          redraw();
+        },
+        zoom(scale) {
+          const r = el.getBoundingClientRect();
+          canvas.ds.changeScale(scale, [r.width / 2, r.height / 2]);
           redraw();
         },
       },

@@ -30,5 +30,7 @@ export interface CanvasController {
     emptySpot(): ScreenPoint;
     /** Pans the view by screen pixels (the benchmark uses it). */
     pan(dx: number, dy: number): void;
+    /** Sets the zoom (1 = 100 %) around the middle of the view. */
+    zoom(scale: number): void;
   };
 }

@@ -61,7 +61,8 @@ export function previewLayout(node: LGraphNode, run: NodeRun | undefined): Previ
   let grid: PreviewLayout['grid'] = null;
   if (urls.length) {
     const cols = Math.ceil(Math.sqrt(urls.length));
-    const cell = Math.floor(w / cols);
+    // Thumbnails, not posters: click one to see it large.
+    const cell = Math.min(Math.floor(w / cols), 128);
     grid = { x: PAD, y, cell, cols, urls };
     y += Math.ceil(urls.length / cols) * cell + PAD;
   }

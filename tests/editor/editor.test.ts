@@ -225,3 +225,27 @@ describe('editor', () => {
     expect((await state()).run.nodes['3']!.status).toBe('interrupted');
   });
 });
+
+describe('editor with an access token', () => {
+  it('takes ?token= from the URL, keeps it for the tab, and uses it for HTTP and the WebSocket', async () => {
+    const secured = await startEditorServer({ token: 'sesame-123' });
+    try {
+      expect((await fetch(`${secured.url}/api/object_info`)).status).toBe(401);
+      const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+      const p = await context.newPage();
+      await p.goto(`${secured.url}/?token=sesame-123`);
+      await waitForGraph(p, 4);
+      expect(new URL(p.url()).searchParams.has('token')).toBe(false); // not left in the address bar
+      await p.waitForFunction(() => window.__loragraph!.state().connection === 'open');
+      // The address bar no longer has the token; a reload works from the tab's sessionStorage (API, WebSocket) and
+      // the cookie the first load set (the page's own files).
+      await p.reload();
+      await waitForGraph(p, 4);
+      await p.waitForFunction(() => window.__loragraph!.state().connection === 'open');
+      expect(Object.keys((await p.evaluate(() => window.__loragraph!.state().objectInfo))!)).toContain('TestTrain');
+      await context.close();
+    } finally {
+      await secured.dispose();
+    }
+  });
+});

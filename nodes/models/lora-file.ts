@@ -1,0 +1,210 @@
+// LoRA files on disk for SD 1.x: writing an adapter's weights in kohya format (`lora_unet_…`,
+// `lora_down/lora_up/alpha`, LyCORIS `lokr_*` names) or diffusers/PEFT format (`unet.….lora_A.weight`,
+// alpha folded into lora_B, as diffusers assumes alpha = rank for these files); and reading either back
+// into weights plus the AdapterSpec that reproduces the same network (type, rank, alpha, exact modules).
+import type { HostTensor } from '../../kernels';
+import { factorization } from '../../kernels/adapters';
+import { loadSafetensors, writeSafetensors, type RawTensor, type SafetensorsDtype, type TensorToWrite } from '../../kernels/io/safetensors';
+import { bfloat16ToFloat32, float16ToFloat32 } from '../../kernels/io/dtypes';
+import type { SdConfig } from '../../kernels/sd/config';
+import { componentTensors } from '../../kernels/sd/keys/expected';
+import { detectFamily, FAMILY_LABEL } from '../../kernels/sd/family';
+import { LoraNames, peftKeys, type LoraComponent, type LoraModuleRef } from '../../kernels/sd/lora-names';
+import type { AdapterSpec } from '../sockets';
+import { adapterSetsFor, setList } from './adapters';
+
+export type LoraFormat = 'kohya' | 'peft';
+
+export interface SaveLoraOptions {
+  spec: AdapterSpec;
+  config: SdConfig;
+  weights: Readonly<Record<string, HostTensor>>;
+  format: LoraFormat;
+  dtype: 'F32' | 'F16' | 'BF16';
+  metadata: Record<string, string>;
+}
+
+/** The tensors of the file, by name. */
+export function loraFileTensors(o: Omit<SaveLoraOptions, 'metadata'>): Record<string, TensorToWrite> {
+  const sets = adapterSetsFor(o.spec, o.config);
+  const weights = o.weights as Record<string, HostTensor>;
+  if (o.format === 'kohya') return Object.assign({}, ...setList(sets).map((s) => s.fileTensors(weights, o.dtype)));
+  if (o.spec.algo === 'LoKr') throw new Error('format: the diffusers/PEFT format has no LoKr layout here; save LoKr in kohya (LyCORIS) format');
+  const out: Record<string, TensorToWrite> = {};
+  for (const [component, set] of [['unet', sets.unet], ['text_encoder', sets.textEncoder]] as const) {
+    for (const m of set?.modules ?? []) {
+      const down = weights[`${m.name}.lora_down.weight`], up = weights[`${m.name}.lora_up.weight`];
+      if (!down || !up) throw new Error(`adapter weights lack '${m.name}.lora_down.weight' or '.lora_up.weight'`);
+      const keys = peftKeys(component, m.info.module);
+      const B = Float32Array.from(up.data as Float32Array, (v) => v * m.scale);
+      out[keys.down] = { dtype: o.dtype, shape: down.shape, data: down.data as Float32Array };
+      out[keys.up] = { dtype: o.dtype, shape: up.shape, data: B };
+    }
+  }
+  return out;
+}
+
+/** Writes the file (to a temporary name, then renamed into place). */
+export async function saveLoraFile(path: string, o: SaveLoraOptions): Promise<void> {
+  await writeSafetensors(path, loraFileTensors(o), o.metadata);
+}
+
+// ---- reading -----------------------------------------------------------------------------------------
+
+export interface LoadedLora {
+  spec: AdapterSpec;
+  /** Float32 weights by kohya name, rescaled so the spec's alpha gives each module its file's scale. */
+  weights: Record<string, HostTensor>;
+  metadata: Record<string, string>;
+  format: LoraFormat;
+}
+
+function toF32(path: string, key: string, raw: RawTensor): Float32Array {
+  switch (raw.dtype) {
+    case 'F32': return raw.data as Float32Array;
+    case 'F16': return float16ToFloat32(raw.data as Uint16Array);
+    case 'BF16': return bfloat16ToFloat32(raw.data as Uint16Array);
+    default: throw new Error(`${path}: tensor '${key}' is ${raw.dtype}; LoRA tensors must be F32, F16 or BF16`);
+  }
+}
+
+/** What base model a LoRA file's metadata or names point to, when it is not SD 1.x. */
+function otherBaseModel(keys: string[], meta: Record<string, string>): string | undefined {
+  const version = meta.ss_base_model_version ?? meta['modelspec.architecture'];
+  if (version && !/^(sd_v1|stable-diffusion-v1)/.test(version)) return version;
+  if (meta.ss_v2 === 'True') return 'sd_v2';
+  if (keys.some((k) => /^lora_te[12]_/.test(k))) return 'SDXL (lora_te1_/lora_te2_ text encoders)';
+  if (keys.some((k) => /^(lora_transformer_|transformer\.|diffusion_model\.(double|single)_blocks)/.test(k))) return 'a DiT model (Flux/SD3-style names)';
+  return undefined;
+}
+
+interface FileModule { ref: LoraModuleRef; kohya: string; tensors: Map<string, RawTensor> }
+
+/**
+ * Reads a kohya or PEFT LoRA file for an SD 1.x model of `config`. Every module in the file must exist in
+ * the model; unsupported layouts (LoHa, DoRA, mixed ranks) are refused by name.
+ */
+export async function readLoraFile(path: string, config: SdConfig): Promise<LoadedLora> {
+  let file;
+  try { file = await loadSafetensors(path); } catch (e) { throw new Error(`${path}: not a readable safetensors file: ${(e as Error).message}`); }
+  const keys = [...file.tensors.keys()];
+  const fam = detectFamily(keys, (k) => file.tensors.get(k)?.shape);
+  if (fam.family !== 'lora') throw new Error(`${path}: not a LoRA file — it looks like ${fam.family === 'unknown' ? 'no known layout' : `a ${FAMILY_LABEL[fam.family]}`} (${fam.reason})`);
+  const other = otherBaseModel(keys, file.metadata);
+  if (other) throw new Error(`${path}: this LoRA was made for ${other}, not Stable Diffusion 1.x`);
+  const names = new LoraNames({ unet: componentTensors(config, 'unet').modules, text_encoder: componentTensors(config, 'text_encoder').modules });
+  const format: LoraFormat = keys.some((k) => /\.lora_[AB]\.weight$/.test(k)) ? 'peft' : 'kohya';
+
+  // Group tensors by module.
+  const modules = new Map<string, FileModule>();
+  const kohyaOf = (c: LoraComponent, module: string) => `${c === 'unet' ? 'lora_unet' : 'lora_te'}_${module.replace(/\./g, '_')}`;
+  for (const [key, raw] of file.tensors) {
+    let ref: LoraModuleRef | undefined, suffix: string;
+    if (format === 'peft') {
+      const m = /^(.*)\.(lora_[AB]\.weight)$/.exec(key);
+      if (!m) throw new Error(`${path}: unexpected tensor '${key}' in a diffusers/PEFT LoRA`);
+      ref = names.fromPeft(m[1]);
+      suffix = m[2] === 'lora_A.weight' ? 'lora_down.weight' : 'lora_up.weight';
+    } else {
+      const dot = key.indexOf('.');
+      suffix = key.slice(dot + 1);
+      if (/^hada_/.test(suffix)) throw new Error(`${path}: '${key}' is LoHa, which loragraph does not train or load (LoRA, LoCon, LoKr are supported)`);
+      if (suffix === 'dora_scale') throw new Error(`${path}: '${key}' is DoRA, which loragraph does not load`);
+      ref = names.fromKohya(key.slice(0, dot));
+    }
+    if (!ref) throw new Error(`${path}: module of '${key}' is not in this Stable Diffusion 1.x model (a LoRA for another base model or model size?)`);
+    const kohya = kohyaOf(ref.component, ref.module);
+    const entry = modules.get(kohya) ?? { ref, kohya, tensors: new Map() };
+    entry.tensors.set(suffix, raw);
+    modules.set(kohya, entry);
+  }
+  const list = [...modules.values()];
+  const isLokr = list.some((m) => m.tensors.has('lokr_w1') || m.tensors.has('lokr_w1_a'));
+  const isBigConv = (m: FileModule) => m.ref.info.kind === 'conv' && (m.ref.info.kernel[0] > 1 || m.ref.info.kernel[1] > 1);
+  const alphaOf = (m: FileModule, rank: number) => {
+    const a = m.tensors.get('alpha');
+    return format === 'peft' || !a ? rank : toF32(path, `${m.kohya}.alpha`, a)[0];
+  };
+
+  // One rank for linear modules and one for 3×3 convs, as kohya's network_dim / conv_dim.
+  const rankOf = (m: FileModule): number | undefined => {
+    if (isLokr) return m.tensors.get('lokr_w2_a')?.shape[1] ?? m.tensors.get('lokr_w1_a')?.shape[1];
+    const down = m.tensors.get('lora_down.weight');
+    if (!down || !m.tensors.has('lora_up.weight')) throw new Error(`${path}: module '${m.kohya}' lacks lora_down or lora_up`);
+    return down.shape[0];
+  };
+  const pick = (group: FileModule[], what: string) => {
+    const ranks = [...new Set(group.map(rankOf).filter((r): r is number => r !== undefined))];
+    if (ranks.length > 1) throw new Error(`${path}: ${what} modules have different ranks (${ranks.join(', ')}); loragraph loads one rank per kind`);
+    const rank = ranks[0];
+    const alphas = group.map((m) => alphaOf(m, rank ?? 1));
+    return { rank, alpha: alphas[0] ?? rank };
+  };
+  const linear = pick(list.filter((m) => !isBigConv(m)), 'linear');
+  const conv = pick(list.filter(isBigConv), '3×3 conv');
+
+  let factor = -1, fullMatrix = false;
+  if (isLokr) {
+    if (list.some((m) => m.tensors.has('lokr_w1_a'))) throw new Error(`${path}: LoKr with a decomposed w1 (lokr_w1_a) is not supported`);
+    fullMatrix = list.some((m) => m.tensors.has('lokr_w2')) && linear.rank === undefined;
+    factor = lokrFactor(list, path);
+  }
+  const rank = linear.rank ?? conv.rank ?? Math.round(linear.alpha ?? conv.alpha ?? 1);
+  const spec: AdapterSpec = Object.freeze({
+    kind: 'adapter' as const,
+    algo: isLokr ? 'LoKr' as const : list.some(isBigConv) ? 'LoCon' as const : 'LoRA' as const,
+    rank,
+    alpha: linear.alpha ?? rank,
+    convRank: conv.rank ?? rank,
+    convAlpha: conv.alpha ?? conv.rank ?? rank,
+    dropout: 0,
+    factor,
+    fullMatrix,
+    preset: 'all_linear_conv' as const,
+    include: Object.freeze(list.map((m) => m.ref.module)),
+    exclude: Object.freeze([] as string[]),
+    trainTextEncoder: list.some((m) => m.ref.component === 'text_encoder'),
+    byteSize: () => 512 + list.length * 128,
+  });
+
+  const sets = adapterSetsFor(spec, config);
+  const weights: Record<string, HostTensor> = {};
+  for (const set of setList(sets)) {
+    for (const m of set.modules) {
+      const fm = modules.get(m.name);
+      if (!fm) throw new Error(`${path}: internal: module '${m.name}' selected but not in the file`);
+      // The file's alpha may differ per module from the spec's: fold the ratio into the zero-initialised factor.
+      // LoKr with both factors whole always has scale 1 (LyCORIS ignores alpha there).
+      const bothWhole = isLokr && m.params.some((p) => p.key.endsWith('.lokr_w1')) && m.params.some((p) => p.key.endsWith('.lokr_w2'));
+      const fileScale = bothWhole ? 1 : alphaOf(fm, m.rank) / m.rank;
+      const ratio = format === 'peft' ? 1 / m.scale : fileScale / m.scale;
+      for (const p of m.params) {
+        const suffix = p.key.slice(m.name.length + 1);
+        const raw = fm.tensors.get(suffix);
+        if (!raw) throw new Error(`${path}: module '${m.name}' lacks '${suffix}' (expected by a ${spec.algo} of rank ${m.rank})`);
+        if (raw.shape.reduce((a, b) => a * b, 1) !== p.shape.reduce((a, b) => a * b, 1)) throw new Error(`${path}: tensor '${m.name}.${suffix}' has shape [${raw.shape}], expected [${p.shape}]`);
+        let data = toF32(path, `${m.name}.${suffix}`, raw);
+        const scaled = /lora_up|lokr_w2(_b)?$/.test(suffix) && ratio !== 1;
+        if (scaled) data = Float32Array.from(data, (v) => v * ratio);
+        else if (data === raw.data) data = data.slice();
+        weights[p.key] = { dtype: 'float32', shape: [...p.shape], data };
+      }
+    }
+  }
+  return { spec, weights, metadata: file.metadata, format };
+}
+
+/** The LoKr factor that reproduces every module's w1 shape (−1 when LyCORIS' default split does). */
+function lokrFactor(list: FileModule[], path: string): number {
+  const shapes = list.map((m) => {
+    const info = m.ref.info;
+    const out = info.kind === 'linear' ? info.outFeatures : info.outChannels;
+    const inp = info.kind === 'linear' ? info.inFeatures : info.inChannels;
+    return { out, inp, w1: m.tensors.get('lokr_w1')!.shape };
+  });
+  const fits = (f: number) => shapes.every((s) => factorization(s.out, f)[0] === s.w1[0] && factorization(s.inp, f)[0] === s.w1[1]);
+  const candidates = [-1, ...new Set(shapes.flatMap((s) => s.w1))].sort((a, b) => a - b);
+  const found = candidates.find(fits);
+  if (found === undefined) throw new Error(`${path}: the LoKr factors' shapes do not follow one factor setting`);
+  return found;
+}

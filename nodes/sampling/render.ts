@@ -1,0 +1,164 @@
+// Renders sample images for a set of prompts, optionally through an adapter: the function Sampler and
+// Train's "sample every N steps" both call. Compiled pipelines are kept per (weights, size, clip skip,
+// adapter layout) and the adapter's weights and strength are fed as inputs, so a new training step or
+// a new strength reuses the same ORT sessions. Seeded: the same request gives the same pixels.
+import sharp from 'sharp';
+import { defaultRuntime, type HostTensor, type WeightSource } from '../../kernels';
+import { AdapterSet } from '../../kernels/adapters';
+import { SdPipeline } from '../../kernels/sd/pipeline';
+import { composeGrid } from './grid';
+import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
+import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
+
+export interface RenderAdapter {
+  spec: AdapterSpec;
+  /** Adapter parameters by kohya tensor name (a TrainingValue's weights or ema). */
+  weights: Readonly<Record<string, HostTensor>>;
+  /** LoRA strength (multiplier); default the settings' loraStrength. */
+  strength?: number;
+}
+
+export interface RenderRequest {
+  model: ModelValue;
+  clip: ClipValue;
+  vae: VaeValue;
+  settings: SamplerSettings;
+  adapter?: RenderAdapter;
+  /** Render every prompt twice, without and then with the adapter (needs `adapter`). */
+  compare?: boolean;
+  /** Called as each image is finished (index in the returned order). */
+  onImage?: (image: RenderedImage, index: number, total: number) => void;
+  /** Called after each sampler step of each image; may throw to stop (interrupt). */
+  onStep?: (done: number, total: number) => void;
+  /** Called between sampler steps; throws to stop (the executor's interrupt). */
+  throwIfInterrupted?: () => void;
+}
+
+/** What one image was rendered with, after the prompt's overrides. */
+export interface ResolvedPrompt { prompt: string; negativePrompt: string; seed: number; width: number; height: number; steps: number; cfg: number }
+
+export interface RenderedImage extends ImageItem {
+  width: number;
+  height: number;
+  label: string;
+  prompt: ResolvedPrompt;
+  /** The adapter strength used (0 = the base model). */
+  strength: number;
+  /** RGB bytes, HWC. */
+  rgb: Uint8Array;
+}
+
+/**
+ * A prompt's settings after its inline overrides; walk seed gives prompt i the seed + i. A width or
+ * height of 0 means the model's own size (`sampleSize`).
+ */
+export function resolvePrompt(p: SamplerPrompt, i: number, s: SamplerSettings, sampleSize: number): ResolvedPrompt {
+  return {
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt ?? s.negativePrompt,
+    seed: p.seed ?? (s.walkSeed ? s.seed + i : s.seed),
+    width: p.width ?? (s.width || sampleSize),
+    height: p.height ?? (s.height || sampleSize),
+    steps: p.steps ?? s.steps,
+    cfg: p.cfg ?? s.cfg,
+  };
+}
+
+// ---- pipelines, cached per weights ---------------------------------------------------------------------
+
+type PipelineMap = Map<string, Promise<SdPipeline>>;
+const cache = new WeakMap<WeightSource, WeakMap<WeightSource, WeakMap<WeightSource, PipelineMap>>>();
+
+function pipelinesFor(unet: WeightSource, te: WeightSource, vae: WeightSource): PipelineMap {
+  let a = cache.get(unet);
+  if (!a) cache.set(unet, (a = new WeakMap()));
+  let b = a.get(te);
+  if (!b) a.set(te, (b = new WeakMap()));
+  let c = b.get(vae);
+  if (!c) b.set(vae, (c = new Map()));
+  return c;
+}
+
+function pipelineFor(req: RenderRequest, width: number, height: number): Promise<SdPipeline> {
+  const { model, clip, vae } = req;
+  const spec = req.adapter?.spec;
+  const key = `${width}x${height}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}`;
+  const map = pipelinesFor(model.unet, clip.weights, vae.weights);
+  let p = map.get(key);
+  if (!p) {
+    const sets = spec ? adapterSetsFor(spec, model.config) : undefined;
+    p = SdPipeline.create(defaultRuntime(), {
+      config: model.config, unet: model.unet, textEncoder: clip.weights, vae: vae.weights, tokenizer: clip.tokenizer,
+    }, {
+      width, height, clipSkip: clip.clipSkip,
+      adapters: sets ? { unet: sets.unet.hook({ training: false }), textEncoder: sets.textEncoder?.hook({ training: false }) } : undefined,
+    });
+    p.catch(() => map.delete(key));
+    map.set(key, p);
+  }
+  return p;
+}
+
+/** The adapter parameter feeds, checked against the sets the spec makes. */
+function adapterFeeds(adapter: RenderAdapter, model: ModelValue): Record<string, HostTensor> {
+  const sets = adapterSetsFor(adapter.spec, model.config);
+  const feeds: Record<string, HostTensor> = {};
+  for (const set of setList(sets)) {
+    for (const p of set.paramSpecs) {
+      const v = adapter.weights[p.key];
+      if (!v) throw new Error(`adapter weights lack '${p.key}' (weights made for another LoRA Target?)`);
+      if (v.shape.join() !== p.shape.join()) throw new Error(`adapter weight '${p.key}' has shape [${v.shape}], the LoRA Target makes [${p.shape}]`);
+      feeds[p.key] = v;
+    }
+  }
+  return feeds;
+}
+
+async function encodePng(rgb: Uint8Array, width: number, height: number): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer());
+}
+
+/**
+ * Renders every prompt of `settings` (twice with `compare`: base model, then with the adapter), in order.
+ * Same request, same images: noise comes from each prompt's seed only.
+ */
+export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]> {
+  const { settings } = req;
+  if (req.compare && !req.adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
+  if (settings.prompts.length === 0) throw new Error('prompts: write at least one prompt');
+  const strength = req.adapter?.strength ?? settings.loraStrength;
+  const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
+  const plan = settings.prompts.flatMap((p, i) => {
+    const r = resolvePrompt(p, i, settings, req.model.config.sampleSize);
+    if (!req.adapter) return [{ r, strength: 0 }];
+    return req.compare ? [{ r, strength: 0 }, { r, strength }] : [{ r, strength }];
+  });
+  const stepsTotal = plan.reduce((n, x) => n + x.r.steps, 0);
+  let stepsDone = 0;
+  const out: RenderedImage[] = [];
+  for (const { r, strength: s } of plan) {
+    req.throwIfInterrupted?.();
+    const pipe = await pipelineFor(req, r.width, r.height);
+    const before = stepsDone;
+    const gen = await pipe.generate({
+      prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler,
+      feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
+      onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
+    });
+    const rgb = gen.images[0];
+    const label = `${r.prompt}${req.adapter ? (s === 0 ? ' [without LoRA]' : ` [LoRA ${s}]`) : ''} · seed ${r.seed}`;
+    const image: RenderedImage = { mime: 'image/png', data: await encodePng(rgb, r.width, r.height), width: r.width, height: r.height, label, prompt: r, strength: s, rgb };
+    out.push(image);
+    req.onImage?.(image, out.length - 1, plan.length);
+  }
+  return out;
+}
+
+/**
+ * One PNG of rendered images: a row per prompt in compare mode (without | with the adapter), otherwise up
+ * to `columns` per row; `title` (e.g. "step 300") is written above.
+ */
+export function gridPng(images: readonly RenderedImage[], o: { columns?: number; title?: string } = {}): Promise<Uint8Array> {
+  const compare = images.length > 1 && images.some((im) => im.strength === 0) && images.some((im) => im.strength !== 0);
+  return composeGrid(images, o.columns ?? (compare ? 2 : Math.min(4, images.length)), { title: o.title });
+}

@@ -270,7 +270,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if (!Number.isFinite(r.loss)) throw new Error(`the loss became ${r.loss} at step ${step}: lower the learning rate or check the data`);
     smoothed = Number.isFinite(smoothed) ? smoothed * 0.9 + r.loss * 0.1 : r.loss;
     lossHistory.push({ step, loss: r.loss });
-    hooks.progress?.({ step: step - startStep, total: s.steps, data: { loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm } });
+    const terms = Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k.replace(/^loss_(\w)/, (_, c: string) => `${c}`) + 'Loss', v.data[0] as number]));
+    hooks.progress?.({ step: step - startStep, total: s.steps, data: { loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm, ...terms } });
     if (s.saveEvery > 0 && step % s.saveEvery === 0 && step < endStep) await checkpoint(ts);
     if (hooks.sample && s.sampleEvery > 0 && step % s.sampleEvery === 0 && step < endStep) await hooks.sample(step, await ts.read(false), adapters);
   }

@@ -79,3 +79,22 @@ describe('SD LoRA training loop', () => {
       .rejects.toThrow(/other LoRA Target settings/);
   });
 });
+
+describe('DOP in the training loop', () => {
+  it('adds a preservation loss that starts at zero (adapter off = on at init) and trains', async () => {
+    const { preservationCaption } = await import('../../../nodes/training/regularizer');
+    expect(preservationCaption('a red sks on a blue background', 'sks', 'shape')).toBe('a red shape on a blue background');
+    expect(preservationCaption('sksx sks, sks', 'sks', 'star')).toBe('sksx star, star');
+    const reg = { kind: 'regularizer' as const, preservationMultiplier: 1, classWord: 'shape', blankPrompt: true, differentialGuidance: 0, byteSize: () => 0 };
+    const seen: Record<string, number>[] = [];
+    const r = await trainSd({ ...inputs(), regularizer: reg }, { ...settings, steps: 3, saveEvery: 0 }, {
+      checkpointDir: dir(), cacheDir: dir(), id: 'dop', progress: (p) => { if (p.data.loss !== undefined) seen.push(p.data as Record<string, number>); },
+    });
+    expect(r.training.step).toBe(3);
+    expect(seen).toHaveLength(3);
+    expect(seen.every((s) => Number.isFinite(s.loss))).toBe(true);
+    expect(seen[0].preservationLoss).toBe(0);
+    expect(seen[2].preservationLoss).toBeGreaterThan(0);
+    expect(seen[0].loss).toBeCloseTo(seen[0].mainLoss, 6);
+  });
+});

@@ -1,7 +1,7 @@
 // The loragraph command line: `serve` (the server), `start` (what npm start runs: build the editor if needed, serve,
 // print the URL) and `run` (execute a graph file headless, with --set overrides and a progress bar per long node).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadRegistry, type NodeRegistry } from '../nodes/registry';
@@ -67,12 +67,24 @@ async function serve(args: string[], opts: { start: boolean }): Promise<number> 
   return 0;
 }
 
-/** `npm start` on a fresh clone: build the editor once when its sources exist and no build does. */
+/** `npm start`: build the editor when there is no build, or when its sources changed since the last one. */
 function buildEditorIfMissing(): void {
-  if (existsSync(join(repoRoot, 'editor', 'dist', 'index.html')) || !existsSync(join(repoRoot, 'editor', 'index.html'))) return;
-  console.log('loragraph: building the editor (first start)…');
+  if (!existsSync(join(repoRoot, 'editor', 'index.html'))) return;
+  const built = join(repoRoot, 'editor', 'dist', 'index.html');
+  const builtAt = existsSync(built) ? statSync(built).mtimeMs : -1;
+  const sources = [join(repoRoot, 'editor'), join(repoRoot, 'vite.config.ts'), join(repoRoot, 'server', 'protocol.ts')];
+  if (builtAt >= 0 && !sources.some((p) => newerThan(p, builtAt))) return;
+  console.log(builtAt < 0 ? 'loragraph: building the editor (first start)…' : 'loragraph: the editor changed; rebuilding…');
   const r = spawnSync(join(repoRoot, 'node_modules', '.bin', 'vite'), ['build'], { cwd: repoRoot, stdio: 'inherit' });
   if (r.status !== 0) console.error('loragraph: the editor build failed; serving the API only');
+}
+
+/** Whether a file, or any file under a folder (the build output aside), changed after `t`. */
+function newerThan(path: string, t: number): boolean {
+  if (!existsSync(path)) return false;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs > t;
+  return readdirSync(path).some((name) => name !== 'dist' && name !== 'node_modules' && newerThan(join(path, name), t));
 }
 
 function printNodeErrors(nodeErrors: NodeErrors): void {

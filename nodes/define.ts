@@ -178,6 +178,8 @@ export interface NodeContext {
   warn(message: string): void;
   /** Sends an image to every client as a binary preview frame. */
   preview(image: { mime: PreviewMime; data: Uint8Array }): void;
+  /** The graph being run (API or workflow form), when the executor provides it: Save LoRA stores it in the file. */
+  readonly workflow?: unknown;
 }
 
 export class InterruptedError extends Error {

@@ -23,6 +23,8 @@ export function createNodeContext(opts: {
   paths: ProjectPaths;
   signal: AbortSignal;
   hooks: ContextHooks;
+  /** The graph being run, handed to nodes as ctx.workflow (Save LoRA writes it into the file's metadata). */
+  workflow?: unknown;
 }): NodeContext {
   const { nodeId, promptId, cacheKey, paths, signal, hooks } = opts;
   let workDir: string | undefined;
@@ -37,6 +39,7 @@ export function createNodeContext(opts: {
     cacheKey,
     paths,
     signal,
+    workflow: opts.workflow,
     get workDir() {
       if (!workDir) {
         workDir = join(paths.cache, `${opts.nodeType.replace(/[^A-Za-z0-9_-]/g, '_')}-${cacheKey.slice(0, 24)}`);

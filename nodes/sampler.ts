@@ -1,0 +1,104 @@
+// The Sampler and Sampler Settings nodes: prompts (kohya's sample-prompt syntax), seed, steps, CFG,
+// sampler type, size and LoRA strength. Sampler Settings only packages them (Train's sample-every reads
+// the same value); Sampler renders them on MODEL/CLIP/VAE, optionally through the adapter being trained
+// (TRAINING) or a LoRA file, and shows the images inline as a grid — side by side with "compare".
+import { z } from 'zod';
+import { SAMPLER_NAMES } from '../kernels/sd/samplers';
+import { defineNode, input, widget } from './define';
+import { readLoraFile } from './models/lora-file';
+import { publishImage } from './render/publish';
+import { gridPng, renderSamples, type RenderAdapter } from './sampling/render';
+import { parsePrompts } from './sampling/prompts';
+import type { ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
+
+const settingsWidgets = {
+  prompts: widget.text({ default: 'a red circle on a blue background', multiline: true, tooltip: 'one prompt per line; inline overrides as kohya: --n negative --d seed --w width --h height --s steps --l cfg' }),
+  negativePrompt: widget.text({ default: '', multiline: true, tooltip: 'used for every prompt without its own --n' }),
+  seed: widget.seed({ default: 42, tooltip: 'noise seed (a prompt\'s --d overrides it)' }),
+  walkSeed: widget.toggle({ default: false, tooltip: 'prompt i uses seed + i instead of the same seed' }),
+  steps: widget.int({ default: 20, min: 1, max: 150, tooltip: 'sampling steps' }),
+  cfg: widget.float({ default: 7, min: 1, max: 30, step: 0.5, tooltip: 'classifier-free guidance scale' }),
+  sampler: widget.combo(SAMPLER_NAMES as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M)' }),
+  width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
+  height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),
+  loraStrength: widget.float({ default: 1, min: -4, max: 4, step: 0.05, tooltip: 'multiplier of the adapter (LoRA weight)' }),
+};
+
+type SettingsWidgets = z.output<z.ZodObject<typeof settingsWidgets>>;
+
+/** The SAMPLER_SETTINGS value of these widgets; prompt errors name the line. */
+export function samplerSettings(w: SettingsWidgets): SamplerSettings {
+  const prompts = parsePrompts(w.prompts);
+  if (prompts.length === 0) throw new Error('prompts: write at least one prompt');
+  return Object.freeze({
+    kind: 'sampler_settings' as const,
+    prompts: Object.freeze(prompts), negativePrompt: w.negativePrompt, seed: w.seed, walkSeed: w.walkSeed,
+    steps: w.steps, cfg: w.cfg, sampler: w.sampler, width: w.width, height: w.height, loraStrength: w.loraStrength,
+    byteSize: () => 256 + w.prompts.length * 2,
+  });
+}
+
+export const samplerSettingsNode = defineNode({
+  type: 'SamplerSettings',
+  title: 'Sampler Settings',
+  category: 'sampling',
+  description: 'Prompts and sampling settings, for a Sampler or a Train node\'s "sample every N steps".',
+  version: 1,
+  widgets: z.object(settingsWidgets),
+  outputs: { settings: 'SAMPLER_SETTINGS' },
+  execute({ widgets: w }) {
+    const settings = samplerSettings(w);
+    return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}, CFG ${w.cfg}`] } };
+  },
+});
+
+export const samplerNode = defineNode({
+  type: 'Sampler',
+  title: 'Sampler',
+  category: 'sampling',
+  description: 'Renders the prompts with the model, optionally through the adapter being trained or a LoRA file; shows them as a grid.',
+  version: 1,
+  isOutput: true,
+  inputs: {
+    model: input<ModelValue>('MODEL'),
+    clip: input<ClipValue>('CLIP'),
+    vae: input<VaeValue>('VAE'),
+    training: input<TrainingValue>('TRAINING', { optional: true, tooltip: 'preview the adapter being trained' }),
+    loraFile: input<LoraFileValue>('LORA_FILE', { optional: true, tooltip: 'sample with a saved LoRA file' }),
+    settings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'use these settings instead of this node\'s widgets' }),
+  },
+  widgets: z.object({
+    ...settingsWidgets,
+    compare: widget.toggle({ default: false, tooltip: 'render each prompt without and with the adapter, side by side' }),
+    useEma: widget.toggle({ default: false, tooltip: 'sample the EMA of the weights (when the Train node keeps one)' }),
+  }),
+  outputs: { images: 'IMAGES' },
+  async execute({ inputs, widgets: w, ctx }) {
+    const settings = inputs.settings ?? samplerSettings(w);
+    if (inputs.training && inputs.loraFile) throw new Error('training / loraFile: connect one adapter source, not both');
+    let adapter: RenderAdapter | undefined;
+    if (inputs.training) {
+      const t = inputs.training;
+      if (t.base.id !== inputs.model.source.id) ctx.warn(`the adapter was trained on ${t.base.label}, sampling on ${inputs.model.source.label}`);
+      if (w.useEma && !t.ema) throw new Error('useEma: this TRAINING has no EMA weights (turn EMA on in the Train node)');
+      adapter = { spec: t.adapter, weights: w.useEma ? t.ema! : t.weights, strength: settings.loraStrength };
+    } else if (inputs.loraFile) {
+      const lora = await readLoraFile(inputs.loraFile.path, inputs.model.config);
+      adapter = { spec: lora.spec, weights: lora.weights, strength: settings.loraStrength };
+    }
+    if (w.compare && !adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
+    const images = await renderSamples({
+      model: inputs.model, clip: inputs.clip, vae: inputs.vae, settings, adapter, compare: w.compare,
+      onImage: (im) => ctx.preview({ mime: 'image/png', data: im.data }),
+      onStep: (step, total) => ctx.progress({ step, total }),
+      throwIfInterrupted: () => ctx.throwIfInterrupted(),
+    });
+    const grid = await gridPng(images, { title: adapter && inputs.training ? `step ${inputs.training.step}` : undefined });
+    const ref = await publishImage(ctx, `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, grid);
+    const items = images.map(({ mime, data, width, height, label }) => ({ mime, data, width, height, label }));
+    const value: ImagesValue = Object.freeze({ images: Object.freeze(items), byteSize: () => items.reduce((n, i) => n + i.data.byteLength, 0) });
+    return { outputs: { images: value }, ui: { images: [ref], text: images.map((im) => im.label) } };
+  },
+});
+
+export default samplerNode;

@@ -2,13 +2,16 @@
 // folded from the job's events, so a client that connects mid-job can be sent the current moment.
 import type { ExecutionEvent, LiveState } from './protocol';
 
+/** Bounds the loss series kept per node for late-joining clients. */
+const MAX_LOSS_POINTS = 20_000;
+
 export class LiveJobState {
   private exec: LiveState['exec'] = null;
 
   apply(event: ExecutionEvent): void {
     const d = event.data;
     if (event.type === 'execution_start') {
-      this.exec = { promptId: event.data.promptId, node: null, progress: null, executed: [], cached: [], outputs: {} };
+      this.exec = { promptId: event.data.promptId, node: null, progress: null, executed: [], cached: [], outputs: {}, loss: {} };
       return;
     }
     const exec = this.exec;
@@ -24,9 +27,16 @@ export class LiveJobState {
           exec.progress = null;
         }
         break;
-      case 'progress':
+      case 'progress': {
         exec.progress = event.data;
+        const loss = event.data.data?.loss;
+        if (typeof loss === 'number' && Number.isFinite(loss)) {
+          const series = (exec.loss![event.data.node] ??= []);
+          if (series.length >= MAX_LOSS_POINTS) series.splice(0, series.length - MAX_LOSS_POINTS + 1);
+          series.push([event.data.step, loss]);
+        }
         break;
+      }
       case 'executed':
         exec.outputs[event.data.node] = event.data.output;
         if (!event.data.cached) exec.executed.push(event.data.node);

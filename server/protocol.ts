@@ -255,6 +255,8 @@ export const LiveState = z.object({
       executed: z.array(z.string()),
       cached: z.array(z.string()),
       outputs: z.record(z.string(), UiOutput),
+      /** Loss points [step, loss] reported so far per node, so a client that connects late draws the whole curve. */
+      loss: z.record(z.string(), z.array(z.tuple([z.number(), z.number()]))).optional(),
     })
     .nullable(),
 });

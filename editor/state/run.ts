@@ -143,6 +143,10 @@ export function applyLiveState(run: RunState, live: LiveState): RunState {
     const node = exec.node;
     next = withNode(next, node, (n) => ({ ...n, status: 'executing', progress: exec.progress ?? n.progress, loss: exec.progress ? withLoss(n, exec.progress) : n.loss }));
   }
+  // The server's whole loss series replaces a shorter one (a reload mid-training keeps the curve).
+  for (const [id, series] of Object.entries(exec.loss ?? {})) {
+    next = withNode(next, id, (n) => (series.length > n.loss.length ? { ...n, loss: series.slice(-MAX_LOSS_POINTS).map(([step, loss]) => ({ step, loss })) } : n));
+  }
   return next;
 }
 

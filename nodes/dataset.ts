@@ -7,6 +7,7 @@ import { Rng } from '../kernels/random';
 import { type LatentEncoder, LatentCache, type TextEmbeddingEncoder, TextEmbeddingCache, cachingProblems } from './data/cache';
 import { renderContactSheet } from './data/contact-sheet';
 import { type Dataset, buildDataset } from './data/dataset';
+import { folderFingerprint } from './data/scan';
 import { defineNode, input, widget } from './define';
 import type { CaptionsValue } from './wd14-tagger';
 
@@ -67,6 +68,8 @@ export default defineNode({
     cacheTextEmbeddings: widget.toggle({ default: false, tooltip: 'encode each caption once and train from the cached embeddings' }),
   }),
   outputs: { dataset: 'DATASET', preview: 'IMAGES' },
+  // Editing the folder (new image, changed caption) re-runs the node even with the same widgets.
+  fingerprint: ({ widgets, resolvePath }) => folderFingerprint(resolvePath('datasets', widgets.folder)),
   async execute({ inputs, widgets, ctx }) {
     const settings = {
       ...widgets,

@@ -214,7 +214,17 @@ export interface NodeSpec<I extends Record<string, InputSpec>, W extends z.ZodOb
   outputs?: O;
   /** Output nodes (Save, Preview, Sampler) are what a run executes towards. */
   isOutput?: boolean;
+  /**
+   * For nodes that read files: a short digest of what they would read (names, sizes, times), joined to
+   * the cache key, so editing a dataset folder re-runs the node although no widget changed.
+   */
+  fingerprint?(args: FingerprintArgs<W>): Promise<string> | string;
   execute(args: ExecuteArgs<I, W>): Promise<ExecuteResult<O>> | ExecuteResult<O>;
+}
+
+export interface FingerprintArgs<W extends z.ZodObject> {
+  widgets: Readonly<z.output<W>>;
+  resolvePath(kind: PathKind, p: string): string;
 }
 
 const NODE_BRAND = Symbol.for('loragraph.node');
@@ -227,6 +237,7 @@ export interface NodeDefinition {
   readonly description: string;
   readonly version: number;
   readonly isOutput: boolean;
+  fingerprint?(args: { widgets: Record<string, unknown>; resolvePath(kind: PathKind, p: string): string }): Promise<string> | string;
   readonly inputs: Readonly<Record<string, InputSpec>>;
   readonly widgets: z.ZodObject;
   readonly outputs: Readonly<Record<string, SocketType>>;
@@ -262,6 +273,7 @@ export function defineNode<
     description: spec.description ?? '',
     version: spec.version ?? 1,
     isOutput: spec.isOutput ?? false,
+    ...(spec.fingerprint ? { fingerprint: spec.fingerprint as NodeDefinition['fingerprint'] } : {}),
     inputs,
     widgets,
     outputs,

@@ -1,5 +1,6 @@
 // Finding the media files of a dataset folder with kohya's folder convention: subfolders named
 // `N_name` repeat their images N times and use `name` as the fallback caption (class tokens).
+import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { captionPathFor } from './caption-files';
@@ -86,4 +87,24 @@ async function listMedia(dir: string, captionExtension: string, classTokens: str
     files.push({ file, kind, captionFile: names.has(path.basename(caption)) ? caption : null, classTokens, folderRepeats });
   }
   return { files, subfolders };
+}
+
+/**
+ * A digest of what a dataset folder holds (names, sizes, modification times of its files and of the
+ * files in its `N_name` subfolders): it changes when a file is added, removed or edited.
+ */
+export async function folderFingerprint(folder: string): Promise<string> {
+  const parts: string[] = [];
+  const walk = async (dir: string, depth: number) => {
+    const entries = await readdir(dir, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) { if (depth < 1) await walk(p, depth + 1); continue; }
+      const st = await stat(p);
+      parts.push(`${path.relative(folder, p)}:${st.size}:${st.mtimeMs}`);
+    }
+  };
+  await walk(folder, 0);
+  return createHash('sha256').update(parts.join('\n')).digest('hex');
 }

@@ -11,8 +11,11 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-/** Keys for every node; `order` must list each node after the nodes it links from. */
-export function computeCacheKeys(graph: ValidGraph, order: readonly string[]): Map<string, string> {
+/**
+ * Keys for every node; `order` must list each node after the nodes it links from. `fingerprints` holds
+ * what file-reading nodes saw on disk (see NodeSpec.fingerprint).
+ */
+export function computeCacheKeys(graph: ValidGraph, order: readonly string[], fingerprints: ReadonlyMap<string, string> = new Map()): Map<string, string> {
   const keys = new Map<string, string>();
   for (const id of order) {
     const node = graph.nodes.get(id)!;
@@ -21,8 +24,23 @@ export function computeCacheKeys(graph: ValidGraph, order: readonly string[]): M
       const keyOf = (l: { node: string; output: number }) => `${keys.get(l.node)}:${l.output}`;
       inputs[name] = Array.isArray(link) ? link.map(keyOf) : keyOf(link);
     }
-    const material = canonicalJson({ type: node.def.type, version: node.def.version, widgets: node.widgets, inputs });
+    const fingerprint = fingerprints.get(id);
+    const material = canonicalJson({ type: node.def.type, version: node.def.version, widgets: node.widgets, inputs, ...(fingerprint ? { fingerprint } : {}) });
     keys.set(id, createHash('sha256').update(material).digest('hex'));
   }
   return keys;
+}
+
+/** Runs the fingerprint hooks of the graph's file-reading nodes; a failing hook leaves its node to fail when run. */
+export async function computeFingerprints(graph: ValidGraph, resolvePath: (kind: string, p: string) => string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const [id, node] of graph.nodes) {
+    if (!node.def.fingerprint) continue;
+    try {
+      out.set(id, await node.def.fingerprint({ widgets: node.widgets, resolvePath }));
+    } catch (e) {
+      out.set(id, `unreadable:${(e as Error).message}`);
+    }
+  }
+  return out;
 }

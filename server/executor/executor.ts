@@ -1,10 +1,10 @@
 // Runs a validated graph: plans what must execute (cache keys), executes node by node, keeps results in the
 // cache, and reports every step as protocol events. Used by the server's queue and by the headless CLI alike.
 import { InterruptedError } from '../../nodes/define';
-import { ensureProjectFolders, type ProjectPaths } from '../paths';
+import { ensureProjectFolders, folderFor, resolveInside, type ProjectPaths } from '../paths';
 import type { ExecutionErrorInfo, ExecutionEvent, PreviewMime, UiOutput } from '../protocol';
 import type { ValidGraph, ValidNode } from '../validate';
-import { computeCacheKeys } from './cacheKey';
+import { computeCacheKeys, computeFingerprints } from './cacheKey';
 import { createNodeContext } from './context';
 import { freezePlain } from './freeze';
 import { MemoryCache, type CachedResult } from './memoryCache';
@@ -52,7 +52,8 @@ export class Executor {
     const { promptId, signal, emit } = hooks;
     // Nodes write into the project folders; make sure they exist once per executor.
     await (this.foldersReady ??= ensureProjectFolders(this.paths));
-    const keys = computeCacheKeys(graph, topologicalOrder(graph));
+    const fingerprints = await computeFingerprints(graph, (kind, p) => resolveInside(folderFor(this.paths, kind), p, `${kind} path`));
+    const keys = computeCacheKeys(graph, topologicalOrder(graph), fingerprints);
     const plan = planRun(graph, (id) => this.cache.has(keys.get(id)!));
     const result: RunResult = { status: 'success', executed: [], cached: plan.cached, outputs: {} };
 

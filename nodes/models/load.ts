@@ -63,6 +63,7 @@ export async function loadModel(checkpoint: string, opts: { clipSkip?: number; m
     label: builtin ? builtinTiny.label : basename(path, extname(path)),
     family: 'sd1' as const,
     id: await modelSourceId(path),
+    config: loaded.config,
   });
   const count = (w: CheckpointWeights) => fp32Bytes(w) / 4;
   const cfg = loaded.config;

@@ -17,6 +17,8 @@ export interface ModelSource {
   family: 'sd1';
   /** sha256 of the file header or folder listing: identifies the base model in cache keys. */
   id: string;
+  /** The model's sizes, for code that holds only a TrainingValue (Save LoRA lays out modules with it). */
+  config?: SdConfig;
 }
 
 export type QuantScheme = 'none' | 'int8' | 'nf4' | 'int4' | 'fp8_e4m3';

@@ -1,7 +1,7 @@
 // The Save LoRA node: writes the adapter of a TRAINING state as a LoRA file users load anywhere —
 // kohya format (A1111/Forge/ComfyUI) or diffusers/PEFT — in fp16/bf16/fp32, with the metadata tools show.
-import { stat } from 'node:fs/promises';
-import { relative } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, relative } from 'node:path';
 import { z } from 'zod';
 import { defineNode, input, widget } from './define';
 import { saveLoraFile } from './models/lora-file';
@@ -36,6 +36,7 @@ export default defineNode({
     // The module layout comes from the base model's sizes, which travel with the TRAINING value.
     const config = t.base.config;
     if (!config) throw new Error(`training: the TRAINING value does not carry its base model's config (${t.base.label})`);
+    await mkdir(dirname(file), { recursive: true });
     await saveLoraFile(file, { spec: t.adapter, config, weights: w.useEma ? t.ema! : t.weights, format, dtype: DTYPES[w.dtype], metadata });
     const size = (await stat(file)).size;
     const value: LoraFileValue = Object.freeze({ kind: 'lora_file' as const, path: file, format, byteSize: () => 256 });

@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import { Rng, type RngState } from '../../kernels/random';
 import { TrainStep, defaultRuntime, type Runtime, type HostTensor } from '../../kernels';
-import { sdAdapters, type SdAdapters } from '../../kernels/sd/lora';
+import type { SdAdapters } from '../../kernels/sd/lora';
+import { adapterSetsFor } from '../models/adapters';
 import { buildSdTrainGraph } from '../../kernels/sd/training-graph';
 import { vaeScale } from '../../kernels/sd/config';
 import { applyNoiseOffset } from '../../kernels/losses';
@@ -73,18 +74,6 @@ export interface TrainResult {
   timing: { loopMs: number; ortMs: number; steps: number };
 }
 
-/** LoRA Target settings → adapter set options. */
-export function adapterSetsFor(spec: AdapterSpec, model: ModelValue): SdAdapters {
-  const preset = spec.algo === 'LoCon' && spec.preset !== 'all_linear_conv' ? 'all_linear_conv' : spec.preset;
-  return sdAdapters(model.config, {
-    algo: spec.algo === 'LoKr' ? 'lokr' : 'lora',
-    rank: spec.rank, alpha: spec.alpha, convRank: spec.convRank, convAlpha: spec.convAlpha,
-    dropout: spec.dropout, factor: spec.factor, fullMatrix: spec.fullMatrix,
-    targets: { preset, include: [...spec.include], exclude: [...spec.exclude] },
-    trainTextEncoder: spec.trainTextEncoder,
-  });
-}
-
 const sameSpec = (a: AdapterSpec, b: AdapterSpec) => JSON.stringify({ ...a, byteSize: 0 }) === JSON.stringify({ ...b, byteSize: 0 });
 
 export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHooks): Promise<TrainResult> {
@@ -94,7 +83,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   if (inp.training && !sameSpec(inp.training.adapter, inp.adapter)) {
     throw new Error('adapter: the connected TRAINING state was trained with other LoRA Target settings (rank, targets…); use the same LoRA Target');
   }
-  const adapters = adapterSetsFor(inp.adapter, inp.model);
+  const adapters = adapterSetsFor(inp.adapter, inp.model.config);
   const startStep = inp.training?.step ?? 0;
   const endStep = startStep + s.steps;
   const trainsText = !!adapters.textEncoder;

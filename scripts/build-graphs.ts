@@ -1,0 +1,59 @@
+// Writes the example graphs in graphs/ (editor workflow JSON) from their compact API form, laid out
+// by hand: `npx tsx scripts/build-graphs.ts`. The files are committed; edit this script, not the JSON.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadRegistry } from '../nodes/registry';
+import { apiToWorkflow } from '../server/graph/workflow';
+import { repoRoot } from '../server/paths';
+import type { ApiGraph } from '../server/protocol';
+
+export const QUICKSTART_PROMPTS = [
+  'a red sks on a blue background',
+  'a purple sks on a white background',
+  'a yellow circle on a green background',
+];
+
+function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
+  const api: ApiGraph = {
+    '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny', clipSkip: 1 }, _meta: { title: 'Load Model' } },
+    '2': { class_type: 'Dataset', inputs: { folder: 'demo-star', triggerWord: 'sks', resolution: '64', bucketStep: 64, repeats: 1 }, _meta: { title: 'Dataset: stars' } },
+    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoRA', rank: 8, alpha: 8, targetPreset: 'attention_ff' }, _meta: { title: 'LoRA Target' } },
+    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: 2e-3, lrScheduler: 'constant', warmupSteps: 10 }, _meta: { title: 'Optimizer' } },
+    '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'linear', timestepBias: 'balanced' }, _meta: { title: 'Timestep Schedule' } },
+    '6': { class_type: 'SamplerSettings', inputs: { prompts: QUICKSTART_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: 20, cfg: 6, sampler: 'euler_ancestral' }, _meta: { title: 'Samples during training' } },
+    '7': {
+      class_type: 'Train',
+      inputs: {
+        model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], samplerSettings: ['6', 0],
+        steps: 240, batchSize: 4, seed: 1, sampleEvery: 80, saveEvery: 80, cacheLatents: true, cacheTextEmbeddings: true,
+        ...(withDop ? { regularizer: ['9', 0] } : {}),
+      },
+      _meta: { title: 'Train' },
+    },
+    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], prompts: QUICKSTART_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: 20, cfg: 6, sampler: 'euler_ancestral', compare: true }, _meta: { title: 'Sampler: trigger, new colour, leak test' } },
+    '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: withDop ? 'star-dop' : 'star', fileName: '{name}', format: 'kohya', dtype: 'fp16' }, _meta: { title: 'Save LoRA' } },
+    '11': { class_type: 'LossGraph', inputs: { lossHistory: ['7', 1] }, _meta: { title: 'Loss' } },
+  };
+  if (withDop) {
+    api['12'] = { class_type: 'Dataset', inputs: { folder: 'demo-reg', resolution: '64', bucketStep: 64, isRegularization: true }, _meta: { title: 'Dataset: regularization shapes' } };
+    api['9'] = { class_type: 'DOP', inputs: { regularization: ['12', 0], preservationClass: 'shape', lossMultiplier: 1 }, _meta: { title: 'DOP' } };
+  }
+  const layout: Record<string, [number, number, number, number]> = {
+    '1': [40, 40, 300, 120], '2': [40, 220, 300, 460], '3': [380, 40, 300, 380], '4': [380, 460, 300, 330],
+    '5': [380, 830, 300, 280], '6': [720, 40, 320, 330], '7': [720, 410, 320, 460], '8': [1090, 40, 420, 560],
+    '10': [1090, 640, 320, 220], '11': [1090, 900, 320, 260], '12': [40, 720, 300, 460], '9': [380, 1150, 300, 240],
+  };
+  return { api, layout };
+}
+
+const registry = await loadRegistry();
+for (const [file, withDop] of [['quickstart.json', false], ['quickstart-dop.json', true]] as const) {
+  const { api, layout } = quickstart(withDop);
+  const wf = apiToWorkflow(api, registry);
+  for (const n of wf.nodes) {
+    const l = layout[String(n.id)];
+    if (l) { n.pos = [l[0], l[1]]; n.size = [l[2], l[3]]; }
+  }
+  writeFileSync(join(repoRoot, 'graphs', file), JSON.stringify(wf, null, 2) + '\n');
+  console.log(`graphs/${file}: ${wf.nodes.length} nodes, ${wf.links.length} links`);
+}

@@ -1,0 +1,24 @@
+// The example data the bundled graphs use (the quickstart's star images and the regularization set),
+// copied into the project's datasets folder on first use so graphs can name them like any user folder.
+import { cp, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { repoRoot, type ProjectPaths } from './paths';
+
+export const EXAMPLE_DATASETS: Readonly<Record<string, string>> = {
+  'demo-star': join(repoRoot, 'assets', 'demo-dataset'),
+  'demo-reg': join(repoRoot, 'assets', 'demo-reg'),
+};
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+/** Copies each example dataset that is not there yet (a user's edits to an existing copy are kept). */
+export async function installExampleDatasets(paths: ProjectPaths): Promise<void> {
+  for (const [name, source] of Object.entries(EXAMPLE_DATASETS)) {
+    const target = join(paths.datasets, name);
+    if (!(await exists(source)) || (await exists(target))) continue;
+    // Copied beside, then renamed: a half copy never looks like a dataset.
+    const tmp = `${target}.tmp-${process.pid}`;
+    await cp(source, tmp, { recursive: true });
+    await rename(tmp, target).catch(() => rm(tmp, { recursive: true, force: true }));
+  }
+}

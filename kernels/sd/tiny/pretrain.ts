@@ -20,7 +20,7 @@ import { ClipTokenizer } from '../tokenizer';
 import { ALL_SHAPES, WORLD_SHAPES, renderScene, sampleScene } from './world';
 import { rgbToPlanar, worldBatch } from './train-data';
 import { initialValues, warmupCosine } from './train-params';
-import { normalizeLatents, vaeEncodeSession, vaeLossGraph } from './train-vae';
+import { decoderLossGraph, normalizeLatents, vaeEncodeSession, vaeLossGraph, type VaeLossGraph } from './train-vae';
 import { diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
 import { writeTinyCheckpoint } from './train-checkpoint';
 import { CONFIG_METADATA_KEY } from '../load';
@@ -37,6 +37,9 @@ export interface PretrainOptions {
   vaeCrop: number;
   vaeLr: number;
   vaeKlWeight: number;
+  /** Stage A2: decoder-only fine-tuning steps (encoder frozen) and peak LR; batch and crop as stage A. */
+  decoderSteps: number;
+  decoderLr: number;
   /** Stage B: number of world images whose latents are cached, steps, batch, peak LR, warmup. */
   cacheSize: number;
   unetSteps: number;
@@ -53,6 +56,7 @@ export interface PretrainOptions {
 export const PRETRAIN_DEFAULTS: PretrainOptions = {
   seed: 20240607,
   vaeSteps: 300, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-5,
+  decoderSteps: 400, decoderLr: 1e-3,
   cacheSize: 3072,
   unetSteps: 1200, unetBatch: 16, unetLr: 1e-3, unetWarmup: 60,
   captionDropout: 0.1,
@@ -104,32 +108,48 @@ function vaeBatch(rng: Rng, o: PretrainOptions, size: number): Float32Array {
 
 /** Stage A: the VAE weights (diffusers names), before latent normalisation. */
 export async function pretrainVae(rt: Runtime, cfg: SdConfig, o: PretrainOptions, scratch: string, log: Log): Promise<Record<string, HostTensor>> {
-  const done = join(scratch, 'vae.safetensors');
-  const cached = await loadState(done);
-  if (cached) { log(`stage A: VAE from ${done}`); return cached.tensors; }
   const g = vaeLossGraph(cfg.vae, o.vaeBatch, o.vaeCrop, o.vaeKlWeight);
+  return trainVaeStage(rt, cfg, o, scratch, log, { name: 'vae', label: 'stage A', graph: g, steps: o.vaeSteps, lr: o.vaeLr, init: initialValues(g.params, o.seed) });
+}
+
+/** Stage A2: the decoder fine-tuned on the frozen encoder's latents; returns the whole VAE. */
+export async function finetuneDecoder(rt: Runtime, cfg: SdConfig, vae: Record<string, HostTensor>, o: PretrainOptions, scratch: string, log: Log): Promise<Record<string, HostTensor>> {
+  if (o.decoderSteps === 0) return vae;
+  const g = decoderLossGraph(cfg.vae, vae, o.vaeBatch, o.vaeCrop);
+  const init = Object.fromEntries(Object.keys(g.params).map((k) => [k, vae[k]]));
+  const decoder = await trainVaeStage(rt, cfg, o, scratch, log, { name: 'decoder', label: 'stage A2', graph: g, steps: o.decoderSteps, lr: o.decoderLr, init });
+  return { ...vae, ...decoder };
+}
+
+interface VaeStage { name: string; label: string; graph: VaeLossGraph; steps: number; lr: number; init: Record<string, HostTensor> }
+
+async function trainVaeStage(rt: Runtime, cfg: SdConfig, o: PretrainOptions, scratch: string, log: Log, s: VaeStage): Promise<Record<string, HostTensor>> {
+  const done = join(scratch, `${s.name}.safetensors`);
+  const cached = await loadState(done);
+  if (cached) { log(`${s.label}: weights from ${done}`); return cached.tensors; }
+  const g = s.graph;
   const ts = await TrainStep.create(rt, { inputs: [g.images, g.noise], params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction: g.reconstruction } });
-  const progress = join(scratch, 'vae-progress.safetensors');
+  const progress = join(scratch, `${s.name}-progress.safetensors`);
   const resumed = await loadState(progress);
   let start = 1;
-  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
-  else await ts.init(initialValues(g.params, o.seed));
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`${s.label}: resuming at step ${start}`); }
+  else await ts.init(s.init);
   const latent = o.vaeCrop / vaeScale(cfg.vae);
   const t0 = Date.now();
   let smooth = 0;
-  for (let step = start; step <= o.vaeSteps; step++) {
-    const rng = new Rng(o.seed).fork(`vae-step-${step}`);
+  for (let step = start; step <= s.steps; step++) {
+    const rng = new Rng(o.seed).fork(`${s.name}-step-${step}`);
     const images = vaeBatch(rng, o, cfg.sampleSize);
     const noise = rng.fillNormal(new Float32Array(o.vaeBatch * cfg.vae.latentChannels * latent * latent));
-    const lr = warmupCosine(step, o.vaeSteps, o.vaeLr, 30);
+    const lr = warmupCosine(step, s.steps, s.lr, 30);
     const r = await ts.step([{
       images: { dtype: 'float32', shape: [o.vaeBatch, 3, o.vaeCrop, o.vaeCrop], data: images },
       noise: { dtype: 'float32', shape: [o.vaeBatch, cfg.vae.latentChannels, latent, latent], data: noise },
     }], lr, step);
     const rec = r.extra.reconstruction.data[0] as number;
     smooth = step === start ? rec : 0.95 * smooth + 0.05 * rec;
-    if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${((Date.now() - t0) / 1000).toFixed(0)}s`);
-    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+    if (step % 20 === 0 || step === s.steps) log(`${s.label} step ${step}/${s.steps} recon ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${((Date.now() - t0) / 1000).toFixed(0)}s`);
+    if (step % o.saveEvery === 0 && step < s.steps) await saveState(progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
@@ -262,8 +282,12 @@ export async function pretrainTiny(o: PretrainOptions, out: string, scratch: str
   const rt = new Runtime({ threads: o.threads });
   const times: Record<string, number> = {};
   let t = Date.now();
-  const vae = await pretrainVae(rt, cfg, o, scratch, log);
+  const firstVae = await pretrainVae(rt, cfg, o, scratch, log);
   times.vaeSeconds = (Date.now() - t) / 1000;
+  t = Date.now();
+  // The encoder is frozen from here on, so the latents below do not depend on this stage.
+  const vae = await finetuneDecoder(rt, cfg, firstVae, o, scratch, log);
+  times.decoderSeconds = (Date.now() - t) / 1000;
   t = Date.now();
   const cache = await cacheLatents(rt, cfg, vae, o, log);
   times.cacheSeconds = (Date.now() - t) / 1000;

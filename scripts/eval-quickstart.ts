@@ -1,0 +1,72 @@
+// npm run eval:quickstart — runs graphs/quickstart.json and graphs/quickstart-dop.json as shipped, over
+// several training seeds, then samples trigger prompts (the star, in seen and new colours) and leak-test
+// prompts (ordinary shapes, no trigger) with each saved LoRA file and measures with the shape analyzer
+// how often the star appears. Targets: trigger ≥ 80%, leak ≤ 20%, and DOP leaking less than plain.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadRegistry } from '../nodes/registry';
+import { workflowToApi } from '../server/graph/workflow';
+import { applyOverrides, parseSetArgument } from '../server/graph/set';
+import { validateGraph } from '../server/validate';
+import { Executor } from '../server/executor/executor';
+import { projectPaths, repoRoot } from '../server/paths';
+import { loadModel } from '../nodes/models/load';
+import { readLoraFile } from '../nodes/models/lora-file';
+import { renderSamples } from '../nodes/sampling/render';
+import { analyzeImage } from '../kernels/sd/tiny/analyze';
+import type { SamplerSettings } from '../nodes/sockets';
+
+const TRAIN_SEEDS = (process.env.EVAL_SEEDS ?? '1,2,3').split(',').map(Number);
+const SAMPLE_SEEDS = [11, 12];
+const TRIGGER_PROMPTS = ['a red sks on a blue background', 'a yellow sks on a black background', 'a purple sks on a white background', 'a green sks on an orange background'];
+const LEAK_PROMPTS = ['a red circle on a blue background', 'a yellow square on a black background', 'a purple triangle on a white background', 'a green circle on an orange background'];
+
+const registry = await loadRegistry();
+const dataDir = mkdtempSync(join(tmpdir(), 'lg-eval-'));
+const paths = projectPaths(dataDir);
+const executor = new Executor({ paths });
+const base = await loadModel('builtin:tiny');
+
+const settings = (prompts: string[]): SamplerSettings => ({
+  kind: 'sampler_settings', prompts: prompts.flatMap((prompt) => SAMPLE_SEEDS.map((seed) => ({ prompt, seed }))),
+  negativePrompt: '', seed: 0, walkSeed: false, steps: 20, cfg: 6, sampler: 'euler_ancestral', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
+});
+
+async function evalGraph(file: string) {
+  const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', file), 'utf8')), registry);
+  let trigger = 0, triggerN = 0, leak = 0, leakN = 0, leakShapeKept = 0;
+  const started = performance.now();
+  for (const seed of TRAIN_SEEDS) {
+    const name = `eval-${file.replace('.json', '')}-${seed}`;
+    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Save LoRA.name=${name}`].map(parseSetArgument));
+    const v = validateGraph(api, registry);
+    if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
+    const t0 = performance.now();
+    const r = await executor.run(v.graph, { promptId: name, signal: new AbortController().signal, emit: () => {} });
+    if (r.status !== 'success') throw new Error(`${file} (seed ${seed}): ${JSON.stringify(r.error)}`);
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const lora = await readLoraFile(join(paths.output, `${name}.safetensors`), base.model.config);
+    const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
+    const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS), adapter });
+    const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS), adapter });
+    let t = 0, l = 0;
+    for (const im of withTrigger) if (analyzeImage(im.rgb, im.width, im.height).shape === 'star') t++;
+    for (const im of withoutTrigger) {
+      const a = analyzeImage(im.rgb, im.width, im.height);
+      if (a.shape === 'star') l++;
+      if (im.prompt.prompt.includes(a.shape)) leakShapeKept++;
+    }
+    trigger += t; triggerN += withTrigger.length; leak += l; leakN += withoutTrigger.length;
+    console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; star in ${t}/${withTrigger.length} trigger samples, ${l}/${withoutTrigger.length} leak-test samples`);
+  }
+  const result = { triggerRate: trigger / triggerN, leakRate: leak / leakN, leakShapeKept: leakShapeKept / leakN, seconds: (performance.now() - started) / 1000 };
+  console.log(`${file}: trigger_concept_rate=${result.triggerRate.toFixed(3)} leak_rate=${result.leakRate.toFixed(3)} leak_prompts_keep_their_shape=${result.leakShapeKept.toFixed(3)}`);
+  return result;
+}
+
+const plain = await evalGraph('quickstart.json');
+const dop = await evalGraph('quickstart-dop.json');
+console.log(`targets: trigger >= 0.8: ${plain.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${plain.leakRate <= 0.2 ? 'met' : 'NOT met'}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
+console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);
+rmSync(dataDir, { recursive: true, force: true });

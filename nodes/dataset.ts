@@ -10,6 +10,7 @@ import { type Dataset, buildDataset } from './data/dataset';
 import { folderFingerprint } from './data/scan';
 import { defineNode, input, widget } from './define';
 import type { CaptionsValue } from './wd14-tagger';
+import type { ImagesValue } from './sockets';
 
 /** "512, 768,1024" → [512, 768, 1024]; errors name the widget. */
 export function parseResolutions(text: string): number[] {
@@ -26,11 +27,6 @@ function encoderOf<T extends { id: string }>(value: unknown, key: string): T | u
   if (!value || typeof value !== 'object') return undefined;
   const candidate = (key in value ? (value as Record<string, unknown>)[key] : value) as Partial<T> & { encode?: unknown };
   return typeof candidate?.id === 'string' && typeof candidate.encode === 'function' ? (candidate as T) : undefined;
-}
-
-export interface ImagesValue {
-  images: readonly { mime: 'image/png'; data: Uint8Array }[];
-  byteSize(): number;
 }
 
 export default defineNode({

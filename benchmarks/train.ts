@@ -24,7 +24,7 @@ const batchSize = Number(process.env.BATCH ?? 4);
 const steps = Number(process.env.STEPS ?? 40);
 const settings = (n: number): TrainSettings => ({
   steps: n, batchSize, gradientAccumulation: 1, seed: 1, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0, ema: false, emaDecay: 0.99,
-  cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 1, sampleEvery: 0,
+  cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 1, sampleEvery: 0, priorLossWeight: 1,
 });
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-bench-train-'));
 const cache = dir();

@@ -48,6 +48,7 @@ export default defineNode({
     cacheTextEmbeddings: widget.toggle({ default: true, tooltip: 'encode each caption once (not when training the text encoder)' }),
     saveEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'write a checkpoint every N steps (0 = only at the end)' }),
     maxSavesToKeep: widget.int({ default: 4, min: 0, max: 1000, tooltip: 'checkpoints kept (0 = all)' }),
+    priorLossWeight: widget.float({ default: 1, min: 0, max: 100, step: 0.05, tooltip: 'loss weight of images from datasets marked isRegularization (kohya\'s prior_loss_weight)' }),
     sampleEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'render samples every N steps (0 = only at the end, when sampler settings are connected)' }),
   }),
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },

@@ -30,6 +30,8 @@ export interface SdTrainGraphOptions {
   preservationMultiplier?: number;
   /** Differential Guidance scale; 0 = off. */
   differentialGuidance?: number;
+  /** Feed a per-sample loss weight `loss_weight` [B] (kohya's prior_loss_weight for regularization images). */
+  sampleWeights?: boolean;
 }
 
 export interface SdTrainGraph {
@@ -52,6 +54,7 @@ export function sdScheduleOf(cfg: SdConfig): DdpmSchedule {
  * Inputs (batch B, latents C×h×w, L tokens, D = cross-attention width):
  * `latents`, `noise` [B,C,h,w]; `timesteps` int64 [B]; `context` [B,L,D] or `ids` int64 [B,L];
  * with DOP also `pres_latents`, `pres_noise`, `pres_timesteps`, `pres_context`/`pres_ids`;
+ * with `sampleWeights` `loss_weight` [B];
  * plus the adapters' dropout masks.
  */
 export function buildSdTrainGraph(o: SdTrainGraphOptions): SdTrainGraph {
@@ -98,7 +101,12 @@ export function buildSdTrainGraph(o: SdTrainGraphOptions): SdTrainGraph {
     // ai-toolkit's differential guidance: aim past the target, away from where the model is now.
     target = add(target, mul(sub(target, stopGradient(pred)), o.differentialGuidance));
   }
-  const weights = o.minSnrGamma ? minSnrWeights(main.t, schedule, o.minSnrGamma, prediction) : undefined;
+  let weights = o.minSnrGamma ? minSnrWeights(main.t, schedule, o.minSnrGamma, prediction) : undefined;
+  if (o.sampleWeights) {
+    const w = input('loss_weight', [B]);
+    inputs.push(w);
+    weights = weights ? mul(weights, w) : w;
+  }
   const mainLoss = batchLoss(perSampleLoss(pred, target, o.loss), weights);
   let loss = mainLoss;
   const extra: Record<string, Tensor> = { loss_main: mainLoss };

@@ -37,6 +37,8 @@ export interface TrainSettings {
   saveEvery: number;
   maxSavesToKeep: number;
   sampleEvery: number;
+  /** Loss weight of regularization images among the datasets (kohya's prior_loss_weight). */
+  priorLossWeight: number;
 }
 
 export interface TrainInputs {
@@ -90,6 +92,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const reg = inp.regularizer;
   const dop = reg && reg.preservationMultiplier > 0 ? reg : undefined;
   const scale = vaeScale(cfg.vae);
+  // Regularization images among the datasets get their own loss weight (prior preservation).
+  const hasRegDataset = inp.datasets.some((d) => d.isRegularization);
 
   // Random streams, each with a job; their states go into checkpoints.
   const root = new Rng(`train:${s.seed}`);
@@ -122,7 +126,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         const g = buildSdTrainGraph({
           config: cfg, unetWeights: inp.model.unet, textWeights: trainsText ? inp.clip.weights : undefined, adapters, batch: n, latentSize,
           clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
-          preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance,
+          preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
         });
         const ts = await TrainStep.create(rt, {
           inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
@@ -206,6 +210,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at),
     };
     const captions = batch.entries.map((e) => e.caption);
+    if (hasRegDataset) f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, (e) => (e.dataset.isRegularization ? s.priorLossWeight : 1)) };
     f[trainsText ? 'ids' : 'context'] = await encodeText(captions);
     if (dop) {
       let presCaptions: string[];

@@ -22,7 +22,7 @@ const adapter: AdapterSpec = {
 };
 const settings: TrainSettings = {
   steps: 6, batchSize: 2, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 2, maxSavesToKeep: 0, sampleEvery: 0,
+  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 2, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
 };
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-train-'));
 
@@ -96,5 +96,17 @@ describe('DOP in the training loop', () => {
     expect(seen[0].preservationLoss).toBe(0);
     expect(seen[2].preservationLoss).toBeGreaterThan(0);
     expect(seen[0].loss).toBeCloseTo(seen[0].mainLoss, 6);
+  });
+});
+
+describe('regularization images among the datasets', () => {
+  it('weights their loss by priorLossWeight (0 silences regularization batches)', async () => {
+    const regSet = await buildDataset({ ...defaultDatasetSettings, folder: join(repoRoot, 'assets/demo-reg'), isRegularization: true, resolutions: [64] });
+    const losses: number[] = [];
+    await trainSd({ ...inputs(), datasets: [dataset, regSet] }, { ...settings, steps: 8, saveEvery: 0, priorLossWeight: 0 }, {
+      checkpointDir: dir(), cacheDir: dir(), id: 'reg', progress: (p) => { if (p.data.loss !== undefined) losses.push(p.data.loss as number); },
+    });
+    expect(losses.filter((l) => l === 0).length).toBeGreaterThan(0);
+    expect(losses.filter((l) => l > 0).length).toBeGreaterThan(0);
   });
 });

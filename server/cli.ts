@@ -158,7 +158,7 @@ async function run(args: string[]): Promise<number> {
     }
   };
   const started = Date.now();
-  const result = await executor.run(v.graph, { promptId: 'cli', signal: controller.signal, emit });
+  const result = await executor.run(v.graph, { promptId: 'cli', signal: controller.signal, emit, workflow: api });
   process.off('SIGINT', onSigint);
   if (result.status === 'success') {
     console.error(`done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.executed.length} executed, ${result.cached.length} cached; outputs in ${paths.output}`);

@@ -191,6 +191,7 @@ export class JobQueue {
       signal,
       emit: this.opts.onEvent,
       preview: this.opts.onPreview,
+      workflow: job.workflow ?? job.prompt,
     });
   }
 

@@ -15,6 +15,8 @@ export interface RunHooks {
   signal: AbortSignal;
   emit(event: ExecutionEvent): void;
   preview?(node: string, mime: PreviewMime, data: Uint8Array): void;
+  /** The graph as submitted (workflow or API form), handed to nodes as ctx.workflow. */
+  workflow?: unknown;
 }
 
 export interface RunResult {
@@ -89,6 +91,7 @@ export class Executor {
           cacheKey: key,
           paths: this.paths,
           signal,
+          workflow: hooks.workflow,
           hooks: {
             onProgress: (p) => emit({ type: 'progress', data: p }),
             onWarning: (message) => emit({ type: 'warning', data: { promptId, node: id, message } }),

@@ -10,12 +10,12 @@ import { trainSd, type TrainSettings } from '../nodes/training/trainer';
 import optimizerNode, { type OptimizerValue } from '../nodes/optimizer';
 import { repoRoot } from '../server/paths';
 import type { AdapterSpec } from '../nodes/sockets';
-import { nodeContextFor } from './context';
+import { standaloneNodeContext } from '../server/executor/standalone';
 
 if (!existsSync(builtinTiny.checkpoint)) throw new Error(`bench:train needs the tiny model (${builtinTiny.checkpoint}); run npm run pretrain:tiny`);
 const parts = await loadModel('builtin:tiny');
 const dataset = await buildDataset({ ...defaultDatasetSettings, folder: join(repoRoot, 'assets/demo-dataset'), triggerWord: 'sks', resolutions: [64] });
-const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 2e-3 }), ctx: nodeContextFor() })).outputs.optimizer as OptimizerValue;
+const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 2e-3 }), ctx: standaloneNodeContext() })).outputs.optimizer as OptimizerValue;
 const adapter: AdapterSpec = {
   kind: 'adapter', algo: 'LoRA', rank: 8, alpha: 8, convRank: 8, convAlpha: 8, dropout: 0, factor: -1, fullMatrix: false,
   preset: 'attention_ff', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 0,

@@ -6,7 +6,7 @@ import { cast, mul } from '../ops/elementwise';
 import type { AdapterHook, ModuleInfo } from '../nn/builder';
 import { Rng } from '../random';
 import type { SafetensorsDtype, TensorToWrite } from '../io/safetensors';
-import { DTYPE_BYTES } from '../io/safetensors';
+import { safetensorsFileBytes } from '../io/safetensors';
 import { targetFilter, type TargetSpec } from './targets';
 import { kohyaNamer, type LoraNamer } from './naming';
 import { loraModule } from './lora';
@@ -202,22 +202,14 @@ export class AdapterSet {
 
   /** Exact size in bytes of the safetensors file `fileTensors` + `metadata` will produce. */
   fileBytes(dtype: SafetensorsDtype = 'F16', metadata: Record<string, string> = {}): number {
-    const entries: [string, number[]][] = [];
-    for (const m of this.modules) {
-      for (const p of m.params) entries.push([p.key, p.shape]);
-      entries.push([`${m.name}.alpha`, []]);
-    }
-    // Same header as writeSafetensors: name order within one dtype, offsets, padded to 8 bytes.
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const header: Record<string, unknown> = {};
-    if (Object.keys(metadata).length) header.__metadata__ = metadata;
-    let offset = 0;
-    for (const [name, shape] of entries) {
-      const bytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-      header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
-      offset += bytes;
-    }
-    const json = Buffer.byteLength(JSON.stringify(header), 'utf8');
-    return 8 + Math.ceil(json / 8) * 8 + offset;
+    return safetensorsFileBytes(this.fileEntries(dtype), metadata);
+  }
+
+  /** Names, dtypes and shapes of the tensors `fileTensors` writes. */
+  fileEntries(dtype: SafetensorsDtype = 'F16'): [string, { dtype: SafetensorsDtype; shape: number[] }][] {
+    return this.modules.flatMap((m) => [
+      ...m.params.map((p): [string, { dtype: SafetensorsDtype; shape: number[] }] => [p.key, { dtype, shape: p.shape }]),
+      [`${m.name}.alpha`, { dtype, shape: [] }] as [string, { dtype: SafetensorsDtype; shape: number[] }],
+    ]);
   }
 }

@@ -412,6 +412,26 @@ const CONVERTIBLE_FROM_F32: ReadonlySet<SafetensorsDtype> = new Set(['F16', 'BF1
 /** Elements converted per write when narrowing from float32: bounds the extra memory to a few MB. */
 const CONVERT_CHUNK = 1 << 20;
 
+/** What writeSafetensors puts in the header, and the data size, for tensors given by dtype and shape. */
+function layoutHeader<T extends { dtype: SafetensorsDtype; shape: readonly number[] }>(list: [string, T][], metadata: Record<string, string>) {
+  const sorted = [...list].sort(([a, ta], [b, tb]) => DTYPE_BYTES[tb.dtype] - DTYPE_BYTES[ta.dtype] || (a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of sorted) {
+    const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  return { header, sorted, dataBytes: offset };
+}
+
+/** The exact size of the file writeSafetensors would write for these tensors and metadata. */
+export function safetensorsFileBytes(tensors: Iterable<[string, { dtype: SafetensorsDtype; shape: readonly number[] }]>, metadata: Record<string, string> = {}): number {
+  const { header, dataBytes } = layoutHeader([...tensors], metadata);
+  return 8 + Math.ceil(Buffer.byteLength(JSON.stringify(header), 'utf8') / 8) * 8 + dataBytes;
+}
+
 /**
  * Writes a safetensors file: header padded with spaces to a multiple of 8 bytes, tensors ordered by
  * element size (largest first, which keeps every tensor aligned for memory-mapping readers) then by
@@ -437,16 +457,7 @@ export async function writeSafetensors(
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new SafetensorsError(path, undefined, `metadata "${k}" must be a string`);
   }
-  list.sort(([a, ta], [b, tb]) => DTYPE_BYTES[tb.dtype] - DTYPE_BYTES[ta.dtype] || (a < b ? -1 : a > b ? 1 : 0));
-
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const [name, t] of list) {
-    const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
-    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
+  const { header, sorted, dataBytes: offset } = layoutHeader(list, metadata);
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   const padded = Math.ceil(json.length / 8) * 8;
   if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
@@ -459,7 +470,7 @@ export async function writeSafetensors(
   try {
     await writeAll(handle, prefix);
     await writeAll(handle, json);
-    for (const [name, t] of list) {
+    for (const [name, t] of sorted) {
       const data = typeof t.data === 'function' ? await t.data() : t.data;
       await writeTensorData(handle, path, name, t, data);
     }

@@ -2,7 +2,7 @@
 // node vocabulary (LoRA / LoCon / LoKr, network_dim, conv_dim, preset) maps onto kernels/adapters options.
 import type { HostTensor } from '../../kernels';
 import { AdapterSet } from '../../kernels/adapters';
-import { DTYPE_BYTES, type SafetensorsDtype } from '../../kernels/io/safetensors';
+import { safetensorsFileBytes, type SafetensorsDtype } from '../../kernels/io/safetensors';
 import type { SdConfig } from '../../kernels/sd/config';
 import { sdAdapters, sdAdapterParamCount, type SdAdapterOptions, type SdAdapters } from '../../kernels/sd/lora';
 import type { AdapterSpec } from '../sockets';
@@ -64,23 +64,9 @@ export function adapterFacts(spec: AdapterSpec, config: SdConfig, dtype: Safeten
   };
 }
 
-/** Exact size of the kohya-format file both sets save to (same header layout as writeSafetensors). */
+/** Exact size of the kohya-format file both sets save to. */
 export function kohyaFileBytes(sets: SdAdapters, dtype: SafetensorsDtype = 'F16', metadata: Record<string, string> = {}): number {
-  const entries: [string, number[]][] = [];
-  for (const s of setList(sets)) for (const m of s.modules) {
-    for (const p of m.params) entries.push([p.key, p.shape]);
-    entries.push([`${m.name}.alpha`, []]);
-  }
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const [name, shape] of entries) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  return 8 + Math.ceil(Buffer.byteLength(JSON.stringify(header), 'utf8') / 8) * 8 + offset;
+  return safetensorsFileBytes(setList(sets).flatMap((s) => s.fileEntries(dtype)), metadata);
 }
 
 /** Fresh initial weights for a spec (seeded, kohya's init: down kaiming-uniform, up zero). */

@@ -1,8 +1,8 @@
 // AdamW with 8-bit moments, as bitsandbytes' AdamW8bit: both moments stored block-wise (256 values per
 // block, uint8 codes of the dynamic map + a float32 absmax per block), updated in float32 in the graph.
 // Small tensors (< min8bitSize elements) keep float32 moments, as bitsandbytes does.
-import { scalar, type Tensor } from '../tensor';
-import { add, div, mul, pow, sqrt, sub } from '../ops/elementwise';
+import type { Tensor } from '../tensor';
+import { adamStep } from './adamw';
 import { blocksFor, dequantizeBlockwise, dynamicMap, quantizeBlockwise } from './blockwise-8bit';
 import type { Optimizer, StateSpec } from './optimizer';
 
@@ -34,18 +34,12 @@ export function adamw8bit(o: AdamW8bitOptions = {}): Optimizer {
       };
       return s;
     },
-    update(p, g, state, { lr, step }): { param: Tensor; state: Record<string, Tensor> } {
+    update(p, g, state, scalars): { param: Tensor; state: Record<string, Tensor> } {
       const q = quantised(p.shape);
       // With absmax 0 every code dequantises to 0, so the all-zero initial codes mean zero moments.
       const m = q ? dequantizeBlockwise(state.m, state.m_absmax, SIGNED) : state.m;
       const v = q ? dequantizeBlockwise(state.v, state.v_absmax, UNSIGNED) : state.v;
-      const m2 = add(mul(m, beta1), mul(g, 1 - beta1));
-      const v2 = add(mul(v, beta2), mul(mul(g, g), 1 - beta2));
-      const bc1 = sub(1, pow(scalar(beta1), step));
-      const bc2 = sub(1, pow(scalar(beta2), step));
-      const update = div(div(m2, bc1), add(sqrt(div(v2, bc2)), eps));
-      const decayed = weightDecay ? mul(p, sub(1, mul(lr, weightDecay))) : p;
-      const param = sub(decayed, mul(lr, update));
+      const { param, m: m2, v: v2 } = adamStep(p, g, m, v, scalars, { beta1, beta2, eps, weightDecay });
       if (!q) return { param, state: { m: m2, v: v2 } };
       const qm = quantizeBlockwise(m2, SIGNED);
       const qv = quantizeBlockwise(v2, UNSIGNED);

@@ -2,7 +2,7 @@
 // file is checked here, so training never meets a bad file), immutable afterwards.
 import { type Bucket, type BucketSettings, assignBucket, bucketKey, validateBucketSettings } from './buckets';
 import { readCaptionFile } from './caption-files';
-import { type CaptionSettings, processCaption } from './captions';
+import { type CaptionSettings, defaultCaptionSettings, processCaption } from './captions';
 import { type Flips, type ImageSize, loadBucketRgb, probeImage, rgbToChw } from './images';
 import type { Rng } from '../../kernels/random';
 import { scanFolder } from './scan';
@@ -33,13 +33,7 @@ export interface DatasetSettings extends CaptionSettings, BucketSettings {
 }
 
 export const defaultDatasetSettings: Omit<DatasetSettings, 'folder'> = {
-  triggerWord: '',
-  isRegularization: false,
-  captionDropoutRate: 0,
-  tokenDropoutRate: 0,
-  shuffleTags: false,
-  keepTokens: 0,
-  separator: ',',
+  ...defaultCaptionSettings,
   resolutions: [512],
   step: 64,
   captionExtension: '.txt',

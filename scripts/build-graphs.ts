@@ -1,8 +1,9 @@
 // Writes the example graphs in graphs/ (editor workflow JSON) from their compact API form, laid out
 // by hand: `npx tsx scripts/build-graphs.ts`. The files are committed; edit this script, not the JSON.
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadRegistry } from '../nodes/registry';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadRegistry, type NodeRegistry } from '../nodes/registry';
 import { apiToWorkflow } from '../server/graph/workflow';
 import { repoRoot } from '../server/paths';
 import type { ApiGraph } from '../server/protocol';
@@ -46,14 +47,26 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
   return { api, layout };
 }
 
-const registry = await loadRegistry();
-for (const [file, withDop] of [['quickstart.json', false], ['quickstart-dop.json', true]] as const) {
-  const { api, layout } = quickstart(withDop);
-  const wf = apiToWorkflow(api, registry);
-  for (const n of wf.nodes) {
-    const l = layout[String(n.id)];
-    if (l) { n.pos = [l[0], l[1]]; n.size = [l[2], l[3]]; }
+/** The example workflows by file name, for a registry (the node schemas decide widget order). */
+export function exampleGraphs(registry: NodeRegistry): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [file, withDop] of [['quickstart.json', false], ['quickstart-dop.json', true]] as const) {
+    const { api, layout } = quickstart(withDop);
+    const wf = apiToWorkflow(api, registry);
+    for (const n of wf.nodes) {
+      const l = layout[String(n.id)];
+      if (l) { n.pos = [l[0], l[1]]; n.size = [l[2], l[3]]; }
+    }
+    out[file] = wf;
   }
-  writeFileSync(join(repoRoot, 'graphs', file), JSON.stringify(wf, null, 2) + '\n');
-  console.log(`graphs/${file}: ${wf.nodes.length} nodes, ${wf.links.length} links`);
+  return out;
+}
+
+// Run as a script (not imported by the test that checks the committed files).
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const registry = await loadRegistry();
+  for (const [file, wf] of Object.entries(exampleGraphs(registry))) {
+    writeFileSync(join(repoRoot, 'graphs', file), JSON.stringify(wf, null, 2) + '\n');
+    console.log(`graphs/${file} written`);
+  }
 }

@@ -56,8 +56,12 @@ export const WorkflowNode = z
       .optional(),
     outputs: z.array(z.object({ name: z.string(), type: z.unknown().optional(), links: z.array(z.number()).nullable().optional() }).loose()).optional(),
     widgets_values: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown())]).optional(),
+    /** `loragraph.widgets`: the widget names widgets_values were written for, so a saved graph survives a node gaining a widget. */
+    properties: z.record(z.string(), z.unknown()).optional(),
   })
   .loose();
+/** The node property naming the widgets a positional widgets_values array was written for. */
+export const WIDGET_NAMES_PROPERTY = 'loragraph.widgets';
 export type WorkflowNode = z.infer<typeof WorkflowNode>;
 
 /** [link id, origin node id, origin slot, target node id, target slot, type] */

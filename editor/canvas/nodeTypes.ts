@@ -2,7 +2,7 @@
 // follow the schema (numbers with min/max/step, combos, multi-line text for prompts, toggles, path pickers).
 // Part of the canvas wrapper (GraphCanvas); nothing outside editor/canvas imports litegraph.
 import { LGraphNode, LiteGraph, type IWidget } from '@comfyorg/litegraph';
-import type { NodeInfo, ObjectInfo, WidgetInfo } from '../../server/protocol';
+import { WIDGET_NAMES_PROPERTY, type NodeInfo, type ObjectInfo, type WidgetInfo } from '../../server/protocol';
 
 export interface NodeTypeHooks {
   /** Files a path widget of this kind may pick (what the server lists for it). */
@@ -92,11 +92,26 @@ export function registerNodeTypes(objectInfo: ObjectInfo, hooks: NodeTypeHooks):
         for (const o of info.outputs) this.addOutput(o.name, o.type);
         for (const w of info.widgets) addWidgetFor(this, w, hooks);
         this.serialize_widgets = true;
+        // Saved beside widgets_values so a graph keeps its values when a node type gains a widget later.
+        this.properties = { ...this.properties, [WIDGET_NAMES_PROPERTY]: info.widgets.map((w) => w.name) };
         const size = this.computeSize();
         this.size = [Math.max(size[0], 240), size[1]];
         hooks.decorate(this, info);
       }
     }
+    // litegraph restores widgets_values by position; when the file names its widgets, restore by name instead.
+    ServerNode.prototype.onConfigure = function (this: LGraphNode, data: { widgets_values?: unknown[]; properties?: Record<string, unknown> }) {
+      const written = data.properties?.[WIDGET_NAMES_PROPERTY];
+      const values = data.widgets_values;
+      if (Array.isArray(written) && Array.isArray(values) && written.length === values.length) {
+        for (const widget of this.widgets ?? []) {
+          const at = written.indexOf(widget.name);
+          const def = info.widgets.find((w) => w.name === widget.name);
+          widget.value = (at >= 0 ? values[at] : def?.default ?? widget.value) as never;
+        }
+      }
+      this.properties = { ...this.properties, [WIDGET_NAMES_PROPERTY]: info.widgets.map((w) => w.name) };
+    };
     if (listInputs.length) {
       // Adds a free slot at the end of a list socket once all are linked, so another dataset can be plugged in.
       ServerNode.prototype.onConnectionsChange = function (this: LGraphNode) {

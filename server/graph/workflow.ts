@@ -2,7 +2,7 @@
 // workflow → API keeps everything that affects execution (types, links, widget values, titles); layout
 // (positions, sizes, groups, colours) stays in the workflow. API → workflow lays nodes out in columns by depth.
 import type { NodeRegistry } from '../../nodes/registry';
-import { ApiGraph, Workflow, type ApiNode, type LinkRef, type WorkflowNode } from '../protocol';
+import { ApiGraph, WIDGET_NAMES_PROPERTY, Workflow, type ApiNode, type LinkRef, type WorkflowNode } from '../protocol';
 import { GraphFormatError } from './errors';
 
 /** Editor-only node types that never run. */
@@ -71,7 +71,13 @@ export function workflowToApi(raw: unknown, registry: NodeRegistry): ApiGraph {
     }
     const values = n.widgets_values;
     if (def && values !== undefined) {
-      if (Array.isArray(values)) {
+      const written = n.properties?.[WIDGET_NAMES_PROPERTY];
+      if (Array.isArray(values) && Array.isArray(written) && written.length === values.length) {
+        // Saved with its widget names: match by name, so widgets added or reordered since keep their defaults.
+        written.forEach((name, i) => {
+          if (typeof name === 'string' && def.widgetNames.includes(name) && !(name in inputs)) inputs[name] = values[i];
+        });
+      } else if (Array.isArray(values)) {
         // Ordered as the schema's widgets; extra trailing values (editor-side controls) do not run.
         def.widgetNames.forEach((name, i) => {
           if (i < values.length && !(name in inputs)) inputs[name] = values[i];
@@ -139,6 +145,7 @@ export function apiToWorkflow(api: ApiGraph, registry: NodeRegistry): Workflow {
       inputs: slots,
       outputs: [],
       widgets_values: (def?.widgetNames ?? []).map((w) => n.inputs[w] ?? def?.info().widgets.find((x) => x.name === w)?.default ?? null),
+      properties: { [WIDGET_NAMES_PROPERTY]: [...(def?.widgetNames ?? [])] },
     });
   }
   for (const node of wfNodes) {

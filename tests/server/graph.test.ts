@@ -123,3 +123,18 @@ describe('--set', () => {
     expect(() => applyOverrides(api, registry, [parseSetArgument('Add.offset=many')])).toThrow(/not a number/);
   });
 });
+
+describe('saved widget names', () => {
+  it('a workflow saved before a node gained a widget keeps its values by name', async () => {
+    const { loadRegistry } = await import('../../nodes/registry');
+    const { workflowToApi: toApi } = await import('../../server/graph/workflow');
+    const registry = await loadRegistry();
+    const names = registry.get('Train')!.widgetNames.filter((n) => n !== 'priorLossWeight');
+    const values = names.map((n) => (n === 'sampleEvery' ? 80 : n === 'steps' ? 123 : registry.get('Train')!.info().widgets.find((w) => w.name === n)!.default));
+    const wf = { nodes: [{ id: 1, type: 'Train', widgets_values: values, properties: { 'loragraph.widgets': names } }], links: [] };
+    const api = toApi(wf, registry);
+    expect(api['1']!.inputs.sampleEvery).toBe(80);
+    expect(api['1']!.inputs.steps).toBe(123);
+    expect(api['1']!.inputs.priorLossWeight).toBeUndefined(); // not in the file: the schema default applies
+  });
+});

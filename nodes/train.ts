@@ -1,9 +1,12 @@
 // The Train node: trains a LoRA on one or more datasets for N more steps, from scratch or from a
 // connected TRAINING state, with checkpoints every N steps (a re-run after a crash or interrupt resumes
 // from the newest one) and samples every N steps. Returns a new TRAINING state; never changes its inputs.
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { defineNode, input, widget } from './define';
+import { defineNode, input, widget, type NodeContext } from './define';
+import { saveLoraFile } from './models/lora-file';
+import { loraMetadata } from './models/lora-metadata';
 import type { Dataset } from './data/dataset';
 import type { OptimizerValue } from './optimizer';
 import type { ScheduleValue } from './timestep-schedule';
@@ -46,13 +49,15 @@ export default defineNode({
     emaDecay: widget.float({ default: 0.99, min: 0, max: 0.99999, step: 0.001, tooltip: 'EMA decay per step' }),
     cacheLatents: widget.toggle({ default: true, tooltip: 'encode each image once with the VAE and train from cached latents' }),
     cacheTextEmbeddings: widget.toggle({ default: true, tooltip: 'encode each caption once (not when training the text encoder)' }),
-    saveEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'write a checkpoint every N steps (0 = only at the end)' }),
-    maxSavesToKeep: widget.int({ default: 4, min: 0, max: 1000, tooltip: 'checkpoints kept (0 = all)' }),
+    saveEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'save the LoRA (and a resumable checkpoint) every N steps; 0 = only at the end' }),
+    maxSavesToKeep: widget.int({ default: 4, min: 0, max: 1000, tooltip: 'saves kept, newest first (0 = all)' }),
+    saveName: widget.text({ default: 'my-lora', tooltip: 'saves go to output/<saveName>/<saveName>_<step>.safetensors (kohya format, fp16); empty = checkpoints only' }),
     priorLossWeight: widget.float({ default: 1, min: 0, max: 100, step: 0.05, tooltip: 'loss weight of images from datasets marked isRegularization (kohya\'s prior_loss_weight)' }),
     sampleEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'render samples every N steps (0 = only at the end, when sampler settings are connected)' }),
   }),
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },
   async execute({ inputs, widgets, ctx }) {
+    if (/[/\\]|^\.+$/.test(widgets.saveName.trim())) throw new Error('saveName: a plain name, no slashes');
     const settings: TrainSettings = { ...widgets };
     if (inputs.regularizer?.preservationMultiplier && widgets.gradientAccumulation > 1 && inputs.regularizer.dataset) {
       ctx.warn('DOP with a regularization dataset draws one regularization batch per micro-batch');
@@ -66,6 +71,7 @@ export default defineNode({
       progress: (p) => ctx.progress(p),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
       warn: (m) => ctx.warn(m),
+      onSave: widgets.saveName.trim() ? (state) => saveLoraSnapshot(ctx, widgets.saveName.trim(), state, widgets.maxSavesToKeep) : undefined,
       sample: sampler && (async (step, weights, adapters) => {
         const png = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted());
         ctx.preview({ mime: 'image/png', data: png });
@@ -99,4 +105,18 @@ export default defineNode({
 export function smooth(values: number[], factor: number): number[] {
   let acc = NaN;
   return values.map((v) => (acc = Number.isFinite(acc) ? acc * factor + v * (1 - factor) : v));
+}
+
+/** A periodic save, as ai-toolkit writes them: `<name>_000000250.safetensors`, newest `keep` kept. */
+async function saveLoraSnapshot(ctx: NodeContext, name: string, state: TrainingValue, keep: number) {
+  const dir = ctx.resolvePath('output', name);
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${name}_${String(state.step).padStart(9, '0')}.safetensors`);
+  const metadata = loraMetadata({ training: state, spec: state.adapter, name, format: 'kohya', usedEma: false, workflow: ctx.workflow });
+  await saveLoraFile(file, { spec: state.adapter, config: state.base.config!, weights: state.weights, format: 'kohya', dtype: 'F16', metadata });
+  if (keep > 0) {
+    const pattern = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_\\d{9}\\.safetensors$`);
+    const saves = (await readdir(dir)).filter((f) => pattern.test(f)).sort();
+    for (const old of saves.slice(0, Math.max(0, saves.length - keep))) await rm(join(dir, old), { force: true });
+  }
 }

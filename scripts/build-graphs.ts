@@ -26,7 +26,7 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
       class_type: 'Train',
       inputs: {
         model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], samplerSettings: ['6', 0],
-        steps: 240, batchSize: 4, seed: 1, sampleEvery: 80, saveEvery: 80, cacheLatents: true, cacheTextEmbeddings: true,
+        steps: 240, batchSize: 4, seed: 1, sampleEvery: 80, saveEvery: 80, saveName: withDop ? 'star-dop' : 'star', cacheLatents: true, cacheTextEmbeddings: true,
         ...(withDop ? { regularizer: ['9', 0] } : {}),
       },
       _meta: { title: 'Train' },

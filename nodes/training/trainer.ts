@@ -65,6 +65,8 @@ export interface TrainHooks {
   progress?(p: { step: number; total: number; data: Record<string, unknown> }): void;
   throwIfInterrupted?(): void;
   warn?(message: string): void;
+  /** Called with the state at every checkpoint (save every N steps, and the end): e.g. to write a LoRA file. */
+  onSave?(state: TrainingValue): Promise<void>;
   /** Called every `sampleEvery` steps and at the end, with the current adapter weights. */
   sample?(step: number, weights: Record<string, HostTensor>, adapters: SdAdapters): Promise<void>;
 }
@@ -237,9 +239,29 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   let loopMs = 0;
   let ortMs0 = rt.stats.ortMs;
   let initialized = false;
+  // The TRAINING value for the state `full` (what TrainStep.read(true) returns) at the current step.
+  const snapshot = (full: Record<string, HostTensor>, ts: TrainStep): TrainingValue => {
+    const weights: Record<string, HostTensor> = {};
+    const optimizerState: Record<string, HostTensor> = {};
+    const ema: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(full)) {
+      if (k.startsWith('ema:')) ema[k.slice(4)] = v;
+      else if (k in ts.spec.params) weights[k] = v;
+      else optimizerState[k] = v;
+    }
+    const history = [...lossHistory];
+    return Object.freeze({
+      kind: 'training' as const, id: hooks.id, step, adapter: inp.adapter, base: inp.model.source,
+      weights, ema: s.ema ? ema : undefined, optimizerState, optimizerName: inp.optimizer.name, optimizerSteps: optimizerStep,
+      rng: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory: history, metadata: trainingMetadata(inp, s, step),
+      byteSize: () => tensorBytes(weights) + tensorBytes(optimizerState) + tensorBytes(ema) + history.length * 16,
+    });
+  };
   const checkpoint = async (ts: TrainStep) => {
-    await saveCheckpoint(hooks.checkpointDir, { step, tensors: await ts.read(true), meta: { streams: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory, optimizerStep } });
+    const full = await ts.read(true);
+    await saveCheckpoint(hooks.checkpointDir, { step, tensors: full, meta: { streams: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory, optimizerStep } });
     pruneCheckpoints(hooks.checkpointDir, s.maxSavesToKeep);
+    await hooks.onSave?.(snapshot(full, ts));
   };
 
   const t0 = performance.now();
@@ -279,23 +301,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if (initialIsFull) await ts.load(initial); else await ts.init(initial);
   }
   if (step === endStep && !listCheckpoints(hooks.checkpointDir).some((c) => c.step === endStep)) await checkpoint(ts);
-  const full = await ts.read(true);
-  const weights: Record<string, HostTensor> = {};
-  const optimizerState: Record<string, HostTensor> = {};
-  const ema: Record<string, HostTensor> = {};
-  for (const [k, v] of Object.entries(full)) {
-    if (k.startsWith('ema:')) ema[k.slice(4)] = v;
-    else if (k in (ts.spec.params)) weights[k] = v;
-    else optimizerState[k] = v;
-  }
-  if (hooks.sample) await hooks.sample(step, weights, adapters);
-  const metadata = trainingMetadata(inp, s, endStep);
-  const training: TrainingValue = Object.freeze({
-    kind: 'training' as const, id: hooks.id, step: endStep, adapter: inp.adapter, base: inp.model.source,
-    weights, ema: s.ema ? ema : undefined, optimizerState, optimizerName: inp.optimizer.name, optimizerSteps: optimizerStep,
-    rng: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory, metadata,
-    byteSize: () => tensorBytes(weights) + tensorBytes(optimizerState) + tensorBytes(ema) + lossHistory.length * 16,
-  });
+  const training = snapshot(await ts.read(true), ts);
+  if (hooks.sample) await hooks.sample(step, training.weights as Record<string, HostTensor>, adapters);
   for (const t of steps.values()) await (await t).dispose().catch(() => undefined);
   return { training, resumedFrom: resume?.step, timing: { loopMs, ortMs: rt.stats.ortMs - ortMs0, steps: endStep - (resume?.step ?? startStep) } };
 }

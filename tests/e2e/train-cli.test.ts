@@ -34,13 +34,16 @@ describe('training through the CLI', () => {
     const a = cli(clean, file);
     expect(a.status, a.stderr).toBe(0);
     expect(checkpointsIn(clean).sort()).toEqual(['step-00000009.safetensors', 'step-00000012.safetensors']); // maxSavesToKeep 2
+    // Periodic LoRA files beside them, as ai-toolkit names them.
+    expect(readdirSync(join(clean, 'output', 'my-lora')).sort()).toEqual(['my-lora_000000009.safetensors', 'my-lora_000000012.safetensors']);
     // Killed once a mid-run checkpoint exists.
     const child = spawn(bin, ['run', file, '--data-dir', dataDir], { cwd: repoRoot, stdio: 'ignore' });
     await new Promise<void>((resolve, reject) => {
       const t0 = Date.now();
       const poll = setInterval(() => {
         let found = false;
-        try { found = checkpointsIn(dataDir).some((f) => /step-0000000[36]/.test(f)); } catch { /* cache not made yet */ }
+        // Only a finished checkpoint (not its temporary file) counts.
+        try { found = checkpointsIn(dataDir).some((f) => /^step-0000000[36]\.safetensors$/.test(f)); } catch { /* cache not made yet */ }
         if (found) { clearInterval(poll); child.kill('SIGKILL'); resolve(); }
         else if (Date.now() - t0 > 240_000) { clearInterval(poll); child.kill('SIGKILL'); reject(new Error('no checkpoint appeared')); }
       }, 200);
@@ -49,7 +52,7 @@ describe('training through the CLI', () => {
     expect(existsSync(join(dataDir, 'output', 'e2e.safetensors'))).toBe(false);
     const b = cli(dataDir, file);
     expect(b.status, b.stderr).toBe(0);
-    expect(b.stderr + b.stdout).toMatch(/resumed from/);
+    expect(b.stderr + b.stdout, b.stderr + b.stdout).toMatch(/resumed from/);
     const ta = await loraTensors(clean), tb = await loraTensors(dataDir);
     expect([...tb.keys()].sort()).toEqual([...ta.keys()].sort());
     for (const [k, v] of ta) expect(Buffer.from(tb.get(k)!.data.buffer).equals(Buffer.from(v.data.buffer)), k).toBe(true);

@@ -1,5 +1,5 @@
 // Elementwise ops with numpy broadcasting: arithmetic, comparisons, select, and unary math.
-import { apply, broadcastShapes, lift, type DType, type Tensor, type TensorLike } from '../tensor';
+import { apply, broadcastShapes, constant, lift, scalar, type DType, type Tensor, type TensorLike } from '../tensor';
 import { defineOp, attr } from './table';
 import { reduceSum, reshape } from './shape-and-reduce';
 
@@ -121,6 +121,20 @@ defineOp('cast', {
   vjp: (g, [a]) => [a.isFloat ? cast(g, a.dtype) : null],
 });
 
+// (q − 0)·scale from int8/uint8 codes, per row (axis 0, scale [rows]) or with one scale. ORT's constant
+// folding skips DequantizeLinear, so quantised frozen weights stay packed in the session (a Cast/Mul
+// chain on constants would be folded into a float32 copy at load, undoing the memory saving).
+defineOp<{ axis: number }>('dequantizeLinear', {
+  infer: ([q, scale, zero]) => {
+    if (q.dtype !== 'int8' && q.dtype !== 'uint8') throw new Error(`codes must be int8 or uint8, got ${q.dtype}`);
+    if (zero.dtype !== q.dtype || zero.shape.join() !== scale.shape.join()) throw new Error('the zero point must have the codes\' dtype and the scale\'s shape');
+    if (scale.dtype !== 'float32') throw new Error(`scale must be float32, got ${scale.dtype}`);
+    if (scale.rank > 1 || (scale.rank === 1 && scale.shape[0] !== q.shape[0])) throw new Error(`scale must be a scalar or one value per row (${q.shape[0]}), got [${scale.shape.join(',')}]`);
+    return { shape: q.shape, dtype: 'float32' };
+  },
+  lower: (l, ins, out, { axis }) => { l.node('DequantizeLinear', ins, { axis: attr.int(axis) }, out); },
+});
+
 export const ONNX_TYPES: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10 };
 
 // --- functional API ------------------------------------------------------------------------------
@@ -162,6 +176,14 @@ export const stopGradient = un('stopGradient');
 export const round = un('round');
 export function cast(a: Tensor, to: DType): Tensor {
   return a.dtype === to ? a : apply('cast', [a], { to });
+}
+
+/** float32 codes·scale of int8/uint8 codes; `scale` is a number, a scalar or one value per row (axis 0). */
+export function dequantizeLinear(codes: Tensor, scale: Tensor | number): Tensor {
+  const s = typeof scale === 'number' ? scalar(scale) : scale;
+  // An explicit zero point of the codes' type: ORT's QDQ rewrites assume uint8 when it is omitted.
+  const zero = constant(codes.dtype === 'int8' ? new Int8Array(s.size) : new Uint8Array(s.size), s.shape, codes.dtype);
+  return apply('dequantizeLinear', [codes, s, zero], { axis: 0 });
 }
 
 // --- compositions ----------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 // In-graph dequantisation of frozen base weights: the packed bytes and scales are graph constants and
-// a few table ops rebuild the float32 weight inside the ONNX graph. The model file is small; note that
-// ORT's constant folding (graph optimisation level 'all') may precompute the float32 weight at session
-// load, which keeps accuracy identical but gives back the run-time memory saving. int8: cast × per-row scale. 4-bit: nibbles split with integer division,
-// looked up in a 16-entry codebook (NF4 levels, or the two's-complement int4 values) × block scales.
-// fp8 e4m3: the byte looked up in a 256-entry table of e4m3 values × scale.
+// a few table ops rebuild the float32 weight inside the ONNX graph, at run time. Every scheme starts with
+// a DequantizeLinear on the packed bytes because ORT's constant folding skips that op: folded, the
+// float32 weights would be materialised at session load (more memory than a float32 base, measured by
+// bench:sd15). int8: DequantizeLinear with the per-row scales. 4-bit: the bytes as floats, nibbles split
+// with integer division, looked up in a 16-entry codebook (NF4 levels, or the two's-complement int4
+// values) × block scales. fp8 e4m3: the byte looked up in a 256-entry table of e4m3 values × scale.
 import { constant, type Tensor } from '../tensor';
-import { cast, div, mul, sub } from '../ops/elementwise';
+import { cast, dequantizeLinear, div, mul, sub } from '../ops/elementwise';
 import { concat, gather, pad, reshape, slice, unsqueeze } from '../ops/shape-and-reduce';
 import { float8E4M3BitsToFloat } from '../io/dtypes';
 import { NF4_LEVELS } from './blockwise4bit';
@@ -14,7 +15,10 @@ import type { QuantizedWeight } from './types';
 const INT4_VALUES = Float32Array.from({ length: 16 }, (_, i) => (i >= 8 ? i - 16 : i));
 const FP8_E4M3_VALUES = Float32Array.from({ length: 256 }, (_, i) => float8E4M3BitsToFloat(i));
 
-/** 4-bit codes (int32, [count]) from bytes holding two each, low nibble first (ONNX INT4/UINT4 layout). */
+/**
+ * 4-bit codes (int32, [count]) from bytes holding two each, low nibble first (ONNX INT4/UINT4 layout).
+ * `packed` is uint8, or float32 holding the byte values.
+ */
 export function unpackNibbles(packed: Tensor, count: number): Tensor {
   const bytes = cast(packed, 'int32');
   const high = div(bytes, 16); // integer division truncates: the high nibble
@@ -22,6 +26,9 @@ export function unpackNibbles(packed: Tensor, count: number): Tensor {
   const pairs = concat([unsqueeze(low, -1), unsqueeze(high, -1)], -1); // [bytes, 2]: element 2i then 2i+1
   return slice(reshape(pairs, [packed.size * 2]), [0], [count]);
 }
+
+/** Byte values as float32 (exact for 0…255) through DequantizeLinear, which ORT does not constant-fold. */
+const unfoldable = (bytes: Tensor) => dequantizeLinear(bytes, 1);
 
 /**
  * The float32 weight of `q` as a subgraph, reshaped to `shape` (e.g. a conv's [out, in, kh, kw] when
@@ -34,14 +41,14 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
   switch (q.scheme) {
     case 'int8': {
       const codes = constant(q.packed as Int8Array, [rows, cols], 'int8', `${name}.qweight`);
-      w = mul(cast(codes, 'float32'), reshape(scales, [rows, 1]));
+      w = dequantizeLinear(codes, scales);
       break;
     }
     case 'nf4':
     case 'int4': {
       const packed = constant(q.packed as Uint8Array, [q.packed.length], 'uint8', `${name}.qweight`);
       const book = constant(q.scheme === 'nf4' ? Float32Array.from(NF4_LEVELS) : INT4_VALUES, [16], 'float32', `${name}.codebook`);
-      const values = reshape(gather(book, unpackNibbles(packed, rows * cols)), [rows, cols]);
+      const values = reshape(gather(book, unpackNibbles(unfoldable(packed), rows * cols)), [rows, cols]);
       const bs = q.blockSize!;
       const nb = q.scaleShape[1];
       const blocked = reshape(pad(values, [0, 0], [0, nb * bs - cols]), [rows, nb, bs]);
@@ -51,7 +58,7 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
     case 'fp8_e4m3': {
       const codes = constant(q.packed as Uint8Array, [rows, cols], 'uint8', `${name}.qweight`);
       const table = constant(FP8_E4M3_VALUES, [256], 'float32', `${name}.fp8_table`);
-      const values = gather(table, cast(codes, 'int32'));
+      const values = gather(table, cast(unfoldable(codes), 'int32'));
       w = mul(values, q.scales.length === 1 ? reshape(scales, []) : reshape(scales, [rows, 1]));
       break;
     }

@@ -1,7 +1,8 @@
 // bench:sd15 — one LoRA training step of a random-weight full-size SD 1.5 UNet read from a single-file
 // checkpoint, through the code the Train node runs (sdAdapters + buildSdTrainGraph + TrainStep with
 // external data), with the frozen base in fp32 and in each quantisation scheme. Prints seconds per
-// phase and per step, and peak memory, one scheme per child process so each peak is its own.
+// phase and per step, and peak memory, one scheme per child process so each peak is its own. The
+// machine may be shared: the load average is printed beside the timings.
 //
 //   npm run bench:sd15                      every scheme, one after another
 //   npm run bench:sd15 -- --scheme int8     one scheme (fp32, int8, nf4, int4, fp8)
@@ -78,7 +79,7 @@ async function runScheme(name: SchemeName, steps: number, cacheDir: string) {
     const g = buildSdTrainGraph({ config: SD15, unetWeights, adapters, batch: BATCH, latentSize: [LATENT, LATENT] });
     const q = quantized?.summary();
     const quantNote = q ? `; ${q.linear.layers + q.conv.layers} weights quantised, ${gib(q.linear.fp32Bytes + q.conv.fp32Bytes)} → ${gib(q.linear.quantBytes + q.conv.quantBytes)} GiB` : '';
-    console.log(`  graph built in ${secs(t0).toFixed(1)} s: LoRA rank ${RANK} on ${adapters.unet.modules.length} attention projections, ${(adapters.unet.trainableCount / 1e6).toFixed(2)}M trainable${quantNote}`);
+    console.log(`  graph built${scheme ? ' (base quantised in JS)' : ''} in ${secs(t0).toFixed(1)} s: LoRA rank ${RANK} on ${adapters.unet.modules.length} attention projections, ${(adapters.unet.trainableCount / 1e6).toFixed(2)}M trainable${quantNote}`);
 
     t0 = performance.now();
     const rssBeforeSession = rssNow();

@@ -15,6 +15,9 @@ export interface TestHook {
   dropConnection(): void;
   /** Loads a workflow as opening a file would (the benchmark's 300-node graph). */
   load(workflow: unknown): void;
+  /** How the canvas drew its frames: full redraws, and drag frames that moved the picture (see canvas/panBlit). */
+  frames(): { full: number; moved: number };
+  panByMovingPixels(on: boolean): void;
 }
 
 declare global {
@@ -31,5 +34,7 @@ export function installTestHook(live: LiveConnection): void {
     geometry: () => attachedCanvas()?.geometry ?? null,
     dropConnection: () => live.drop(),
     load: (wf) => attachedCanvas()?.load(wf as never),
+    frames: () => attachedCanvas()?.frames() ?? { full: 0, moved: 0 },
+    panByMovingPixels: (on) => attachedCanvas()?.panByMovingPixels(on),
   };
 }

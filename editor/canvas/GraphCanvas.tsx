@@ -11,7 +11,8 @@ import { editorStore, showHint } from '../state/editor';
 import { useStore } from '../state/store';
 import { UndoHistory } from '../graph/undo';
 import type { CanvasController, ScreenPoint } from './controller';
-import { drawLive, imageAt, previewLayout } from './drawLive';
+import { drawLive, imageAt, liveMargin, previewLayout } from './drawLive';
+import { installPanBlit, type PanBlit } from './panBlit';
 import { registerNodeTypes } from './nodeTypes';
 
 export interface GraphCanvasProps {
@@ -39,7 +40,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
   const hostRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const overlayRefs = useRef(new Map<string, HTMLDivElement>());
-  const lgRef = useRef<{ graph: LGraph; canvas: LGraphCanvas } | null>(null);
+  const lgRef = useRef<{ graph: LGraph; canvas: LGraphCanvas; pan: PanBlit } | null>(null);
   const propsRef = useRef(props);
   propsRef.current = props;
   const objectInfo = useStore(editorStore, (s) => s.objectInfo);
@@ -67,8 +68,31 @@ export function GraphCanvas(props: GraphCanvasProps) {
     // Cheaper strokes on a CPU-rendered canvas: link borders and node shadows cost more than they show.
     canvas.render_connections_border = false;
     canvas.render_shadows = false;
-    lgRef.current = { graph, canvas };
-    const redraw = () => canvas.setDirty(true, true);
+    // The loss-chart overlays are placed while litegraph draws (placeOverlays, below) and after each moved frame.
+    const pan = installPanBlit(canvas, { afterMove: () => placeOverlays() });
+    lgRef.current = { graph, canvas, pan };
+    // Everything here that changes what is drawn goes through redraw, so a drag in progress stops moving old pixels.
+    const redraw = () => {
+      pan.invalidate();
+      canvas.setDirty(true, true);
+    };
+
+    // Nodes are culled by all they draw, live state included (a progress bar above the title, an error box below).
+    canvas.computeVisibleNodes = function (nodes, out = []) {
+      out.length = 0;
+      const [ax, ay, aw, ah] = this.visible_area;
+      const { run } = editorStore.get();
+      for (const node of nodes ?? graph._nodes) {
+        node.updateArea(this.ctx);
+        const [x, y, w, h] = node.renderArea;
+        const id = String(node.id);
+        const m = run.nodes[id] || run.validation[id] ? liveMargin(node, { run: run.nodes[id], validation: run.validation[id] }) : null;
+        const left = x - (m?.left ?? 0), top = y - (m?.top ?? 0);
+        const right = x + w + (m?.right ?? 0), bottom = y + h + (m?.bottom ?? 0);
+        if (left < ax + aw && right > ax && top < ay + ah && bottom > ay) out.push(node);
+      }
+      return out;
+    };
     // Frames the whole graph (with room for progress bars above titles), at most at 100 %.
     const fit = () => {
       if (!graph._nodes.length) return;
@@ -84,13 +108,22 @@ export function GraphCanvas(props: GraphCanvasProps) {
       redraw();
     };
 
+    // The canvas holds a pixel per device pixel (sharp on high-density screens) and litegraph draws in CSS pixels: it
+    // scales the background canvas by devicePixelRatio itself and expects the front context to be scaled the same.
     const resize = () => {
       const r = host.getBoundingClientRect();
-      canvas.resize(Math.max(1, Math.floor(r.width)), Math.max(1, Math.floor(r.height)));
+      const dpr = window.devicePixelRatio || 1;
+      const width = Math.max(1, Math.floor(r.width)), height = Math.max(1, Math.floor(r.height));
+      el.style.width = `${width}px`;
+      el.style.height = `${height}px`;
+      canvas.resize(Math.round(width * dpr), Math.round(height * dpr));
+      canvas.ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       redraw();
     };
     const ro = new ResizeObserver(resize);
     ro.observe(host);
+    // A change of devicePixelRatio (browser zoom, another screen) fires resize on the window, not on the host.
+    window.addEventListener('resize', resize);
     resize();
 
     // ---- undo, remembering the graph ----
@@ -225,7 +258,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
     el.addEventListener('pointerdown', () => el.focus());
 
     // ---- loss chart overlays follow their nodes ----
-    canvas.onDrawForeground = () => {
+    const placeOverlays = () => {
       const { scale, offset } = canvas.ds;
       for (const [id, div] of overlayRefs.current) {
         const node = graph.getNodeById(Number(id)) ?? graph.getNodeById(id);
@@ -242,10 +275,15 @@ export function GraphCanvas(props: GraphCanvasProps) {
         div.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
       }
     };
+    canvas.onDrawForeground = placeOverlays;
 
     // ---- live state from the store: redraw, and make room on nodes that show previews ----
+    let drawnRun = editorStore.get().run;
     const unsubscribe = editorStore.subscribe(() => {
       const { run } = editorStore.get();
+      // Hints, panels and the queue live outside the canvas.
+      if (run === drawnRun) return;
+      drawnRun = run;
       for (const node of graph._nodes) {
         const need = previewLayout(node, run.nodes[String(node.id)]).height;
         if (node.size[1] < need) node.setSize([node.size[0], need]);
@@ -314,6 +352,11 @@ export function GraphCanvas(props: GraphCanvasProps) {
         return true;
       },
       fitView: fit,
+      frames: () => ({ ...pan.frames }),
+      panByMovingPixels(on) {
+        pan.enabled = on;
+        redraw();
+      },
       geometry: {
         nodeIds: () => graph._nodes.map((n) => String(n.id)),
         title(id) {
@@ -342,16 +385,20 @@ export function GraphCanvas(props: GraphCanvasProps) {
           const cy = grid.y + Math.floor(index / grid.cols) * grid.cell + grid.cell / 2;
           return toScreen(n.pos[0] + cx, n.pos[1] + cy);
         },
-        emptySpot() {
+        emptySpot(near) {
           const r = el.getBoundingClientRect();
+          let best: ScreenPoint | null = null;
+          const distance = (p: ScreenPoint) => (near ? Math.hypot(p.x - near.x, p.y - near.y) : 0);
           for (let y = r.top + 40; y < r.bottom - 40; y += 37) {
             for (let x = r.left + 40; x < r.right - 40; x += 41) {
               const [gx, gy] = canvas.convertCanvasToOffset([x - r.left, y - r.top]);
               const clear = !graph._nodes.some((n) => gx > n.pos[0] - 30 && gx < n.pos[0] + n.size[0] + 30 && gy > n.pos[1] - 60 && gy < n.pos[1] + n.size[1] + 30);
-              if (clear) return { x, y };
+              if (!clear) continue;
+              if (!near) return { x, y };
+              if (!best || distance({ x, y }) < distance(best)) best = { x, y };
             }
           }
-          return { x: r.left + 10, y: r.bottom - 10 };
+          return best ?? { x: r.left + 10, y: r.bottom - 10 };
         },
         pan(dx, dy) {
           canvas.ds.offset[0] += dx / canvas.ds.scale;
@@ -370,6 +417,8 @@ export function GraphCanvas(props: GraphCanvasProps) {
     return () => {
       unsubscribe();
       ro.disconnect();
+      window.removeEventListener('resize', resize);
+      pan.uninstall();
       clearTimeout(settle);
       window.removeEventListener('keydown', onKeyDown);
       window.removeEventListener('pointerup', onPointerUp, true);
@@ -382,7 +431,10 @@ export function GraphCanvas(props: GraphCanvasProps) {
   useEffect(() => {
     const lg = lgRef.current;
     if (!objectInfo || !lg) return;
-    const redraw = () => lg.canvas.setDirty(true, true);
+    const redraw = () => {
+      lg.pan.invalidate();
+      lg.canvas.setDirty(true, true);
+    };
     registerNodeTypes(objectInfo, {
       pathChoices: (kind) => editorStore.get().pathChoices[kind] ?? [],
       changed: () => checkpointRef.current(),

@@ -19,6 +19,10 @@ export interface CanvasController {
   /** Puts a group around the selected nodes. */
   groupSelection(title?: string): boolean;
   fitView(): void;
+  /** How frames were drawn since the editor opened: full redraws, and frames of a drag that moved the picture. */
+  frames(): { full: number; moved: number };
+  /** Turns the moving-picture path for canvas drags on or off (the benchmark compares the two). */
+  panByMovingPixels(on: boolean): void;
   geometry: {
     nodeIds(): string[];
     /** The middle of a node's title bar. */
@@ -27,8 +31,9 @@ export interface CanvasController {
     /** The middle of a widget's row, and where the row starts and ends (its ◀ ▶ arrows sit at the ends). */
     widget(nodeId: string, name: string): (ScreenPoint & { left: number; right: number }) | null;
     image(nodeId: string, index: number): ScreenPoint | null;
-    emptySpot(): ScreenPoint;
-    /** Pans the view by screen pixels (the benchmark uses it). */
+    /** A point on empty canvas (the one nearest `near`, when given): where a drag pans the view. */
+    emptySpot(near?: ScreenPoint): ScreenPoint;
+    /** Pans the view by screen pixels. */
     pan(dx: number, dy: number): void;
     /** Sets the zoom (1 = 100 %) around the middle of the view. */
     zoom(scale: number): void;

@@ -8,6 +8,12 @@ import type { NodeRun } from '../state/run';
 
 export const LOSS_CHART_HEIGHT = 150;
 const PAD = 8;
+/** Message boxes under a node: at least this wide, lines of this height, at most this many lines per message. */
+const BOX_MIN_WIDTH = 260;
+const BOX_LINE = 15;
+const BOX_MAX_LINES = 8;
+/** The progress bar sits this far above the title bar. */
+const PROGRESS_ABOVE = 24;
 
 export interface LiveView {
   run: NodeRun | undefined;
@@ -106,14 +112,14 @@ function wrap(ctx: CanvasRenderingContext2D, text: string, width: number): strin
     }
     lines.push(line);
   }
-  return lines.slice(0, 8);
+  return lines.slice(0, BOX_MAX_LINES);
 }
 
 function messageBox(ctx: CanvasRenderingContext2D, node: LGraphNode, lines: string[], colour: string): void {
   ctx.font = '12px sans-serif';
-  const width = Math.max(node.size[0], 260);
+  const width = Math.max(node.size[0], BOX_MIN_WIDTH);
   const wrapped = lines.flatMap((l) => wrap(ctx, l, width - 12));
-  const h = wrapped.length * 15 + 8;
+  const h = wrapped.length * BOX_LINE + 8;
   const y = node.size[1] + 6;
   ctx.fillStyle = colour;
   ctx.beginPath();
@@ -121,7 +127,7 @@ function messageBox(ctx: CanvasRenderingContext2D, node: LGraphNode, lines: stri
   ctx.fill();
   ctx.fillStyle = '#fff';
   ctx.textAlign = 'left';
-  wrapped.forEach((l, i) => ctx.fillText(l, 6, y + 16 + i * 15));
+  wrapped.forEach((l, i) => ctx.fillText(l, 6, y + 16 + i * BOX_LINE));
 }
 
 function outline(ctx: CanvasRenderingContext2D, node: LGraphNode, colour: string, width: number): void {
@@ -131,6 +137,31 @@ function outline(ctx: CanvasRenderingContext2D, node: LGraphNode, colour: string
   ctx.beginPath();
   ctx.roundRect(-4, -t - 4, node.size[0] + 8, node.size[1] + t + 8, 10);
   ctx.stroke();
+}
+
+/** The box under a node: errors (red) when there are any, else warnings (amber). */
+function messages(view: LiveView): { lines: string[]; colour: string } {
+  const { run, validation } = view;
+  const errors: string[] = [];
+  if (run?.status === 'error' && run.error) errors.push(run.error);
+  if (validation) for (const e of validation.errors) errors.push(e.field ? `${e.field}: ${e.message}` : e.message);
+  return errors.length ? { lines: errors, colour: '#a8071a' } : { lines: run?.warnings ?? [], colour: '#8a6d1f' };
+}
+
+/** How far beyond its box (title bar included) drawLive may draw on a node: the canvas culls nodes by this too, so a
+ *  node scrolled just out of view still draws its progress bar or error box where they show. */
+export function liveMargin(node: LGraphNode, view: LiveView): { top: number; right: number; bottom: number; left: number } {
+  const { run, validation } = view;
+  const outlined = run?.status === 'executing' || run?.status === 'error' || validation !== undefined;
+  const edge = outlined ? 6 : 0;
+  const top = Math.max(edge, run?.progress ? PROGRESS_ABOVE + 2 : 0);
+  const shown = messages(view).lines;
+  // A bound on the wrapped lines without measuring text: wrap() puts at least one space- or newline-separated word
+  // on each line.
+  const lines = shown.reduce((n, m) => n + Math.min(BOX_MAX_LINES, m.split(/[ \n]/).length), 0);
+  const bottom = Math.max(edge, lines ? 6 + lines * BOX_LINE + 8 : 0);
+  const right = Math.max(edge, lines ? BOX_MIN_WIDTH - node.size[0] : 0);
+  return { top, right, bottom, left: edge };
 }
 
 export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: LiveView, redraw: () => void): void {
@@ -155,7 +186,7 @@ export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: 
 
   if (run?.progress && (run.status === 'executing' || run.progress.step < run.progress.total)) {
     const p = run.progress;
-    const y = -t - 24;
+    const y = -t - PROGRESS_ABOVE;
     const frac = p.total > 0 ? Math.min(1, p.step / p.total) : 0;
     ctx.fillStyle = '#1b1b1b';
     ctx.fillRect(0, y, node.size[0], 18);
@@ -205,10 +236,7 @@ export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: 
     });
   }
 
-  const messages: string[] = [];
-  if (run?.status === 'error' && run.error) messages.push(run.error);
-  if (validation) for (const e of validation.errors) messages.push(e.field ? `${e.field}: ${e.message}` : e.message);
-  if (messages.length) messageBox(ctx, node, messages, '#a8071a');
-  else if (run?.warnings.length) messageBox(ctx, node, run.warnings, '#8a6d1f');
+  const box = messages(view);
+  if (box.lines.length) messageBox(ctx, node, box.lines, box.colour);
   ctx.restore();
 }

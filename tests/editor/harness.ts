@@ -27,16 +27,18 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** Builds the editor with vite into a folder named by a hash of its sources; later runs reuse it. */
-export async function buildEditor(): Promise<string> {
+/** Builds the editor with vite into a folder named by a hash of its sources; later runs reuse it. `minify: false`
+ *  keeps function names readable in CPU profiles (bench:editor's BENCH_PROFILE). */
+export async function buildEditor(opts: { minify?: boolean } = {}): Promise<string> {
+  const minify = opts.minify ?? true;
   const files = [...sourceFiles(join(repoRoot, 'editor')), join(repoRoot, 'vite.config.ts'), join(repoRoot, 'server', 'protocol.ts')].sort();
-  const hash = createHash('sha256');
+  const hash = createHash('sha256').update(minify ? 'min' : 'plain');
   for (const f of files) hash.update(relative(repoRoot, f)).update(readFileSync(f));
   const out = join(repoRoot, 'node_modules', '.cache', 'loragraph-editor', hash.digest('hex').slice(0, 16));
   if (existsSync(join(out, 'index.html'))) return out;
   const tmp = `${out}.tmp-${process.pid}`;
   const { build } = await import('vite');
-  await build({ configFile: join(repoRoot, 'vite.config.ts'), logLevel: 'error', build: { outDir: tmp, emptyOutDir: true } });
+  await build({ configFile: join(repoRoot, 'vite.config.ts'), logLevel: 'error', build: { outDir: tmp, emptyOutDir: true, minify } });
   mkdirSync(join(out, '..'), { recursive: true });
   try {
     renameSync(tmp, out);

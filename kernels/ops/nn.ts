@@ -237,7 +237,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; causal?: boolean; scale?: number } = {}): Tensor {
   const scale = opts.scale ?? 1 / Math.sqrt(q.shape[q.rank - 1]);
-  let scores = mul(matmul(q, transposeLast2(k)), scale);
+  // Scaling q (L×D) rather than the scores (L×S) is a smaller pass forward and backward.
+  let scores = matmul(mul(q, scale), transposeLast2(k));
   if (opts.mask) scores = opts.mask.dtype === 'bool' ? where(opts.mask, scores, -1e9) : add(scores, opts.mask);
   if (opts.causal) scores = add(scores, causalBias(q.shape[q.rank - 2], k.shape[k.rank - 2]));
   return matmul(softmax(scores, -1), v);

@@ -21,7 +21,7 @@ import { ALL_SHAPES, WORLD_SHAPES, renderScene, sampleScene } from './world';
 import { rgbToPlanar, worldBatch } from './train-data';
 import { initialValues, warmupCosine } from './train-params';
 import { decoderLossGraph, normalizeLatents, vaeEncodeSession, vaeLossGraph, type VaeLossGraph } from './train-vae';
-import { diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
+import { ATTRIBUTE_COUNT, captionAttributes, diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
 import { writeTinyCheckpoint } from './train-checkpoint';
 import { CONFIG_METADATA_KEY } from '../load';
 
@@ -205,7 +205,7 @@ export async function cacheLatents(rt: Runtime, cfg: SdConfig, vae: Record<strin
 export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: ClipTokenizer, cache: LatentCache, o: PretrainOptions, scratch: string, log: Log): Promise<Record<string, HostTensor>> {
   const B = o.unetBatch;
   const g = diffusionLossGraph(cfg, B);
-  const ts = await TrainStep.create(rt, { inputs: Object.values(g.inputs), params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1 });
+  const ts = await TrainStep.create(rt, { inputs: Object.values(g.inputs), params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1, extraOutputs: { diffusion_loss: g.diffusionLoss, attribute_loss: g.attributeLoss } });
   const progress = join(scratch, 'diffusion-progress.safetensors');
   const resumed = await loadState(progress);
   let start = 1;
@@ -224,6 +224,7 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
   const count = cache.captions.length;
   const t0 = Date.now();
   let smooth = 0;
+  let smoothAttributes = 0;
   for (let step = start; step <= o.unetSteps; step++) {
     const rng = new Rng(o.seed).fork(`diffusion-step-${step}`);
     const latents = new Float32Array(B * per);
@@ -231,12 +232,20 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
     const signal = new Float32Array(B);
     const noiseScale = new Float32Array(B);
     const timesteps = new Float32Array(B);
+    const attributeMask = new Float32Array(B * L);
+    const attributes = new Float32Array(B * ATTRIBUTE_COUNT);
     for (let i = 0; i < B; i++) {
       const k = rng.int(0, count);
       latents.set(cache.latents.subarray(k * per, (k + 1) * per), i * per);
       const caption = rng.uniform() < o.captionDropout ? '' : cache.captions[k];
       const tok = idsOf(caption);
       for (let j = 0; j < L; j++) ids[i * L + j] = BigInt(tok[j]);
+      const target = captionAttributes(caption);
+      if (target) {
+        attributes.set(target, i * ATTRIBUTE_COUNT);
+        // From the end-of-text token on, every position has seen the whole caption.
+        for (let j = tok.indexOf(tokenizer.eosId); j < L; j++) attributeMask[i * L + j] = 1;
+      }
       const t = rng.int(0, cfg.scheduler.numTrainTimesteps);
       const ab = schedule.alphasCumprod[t];
       timesteps[i] = t;
@@ -253,11 +262,16 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
       noise_scale: { dtype: 'float32', shape: [B, 1, 1, 1], data: noiseScale },
       timesteps: { dtype: 'float32', shape: [B], data: timesteps },
       ids: { dtype: 'int64', shape: [B, L], data: ids },
+      attribute_mask: { dtype: 'float32', shape: [B, L, 1], data: attributeMask },
+      attributes: { dtype: 'float32', shape: [B, 1, ATTRIBUTE_COUNT], data: attributes },
     }], lr, step);
-    smooth = step === start ? r.loss : 0.98 * smooth + 0.02 * r.loss;
+    const diffusionLoss = r.extra.diffusion_loss.data[0] as number;
+    const attributeLoss = r.extra.attribute_loss.data[0] as number;
+    smooth = step === start ? diffusionLoss : 0.98 * smooth + 0.02 * diffusionLoss;
+    smoothAttributes = step === start ? attributeLoss : 0.98 * smoothAttributes + 0.02 * attributeLoss;
     if (step % 20 === 0 || step === o.unetSteps) {
       const s = (Date.now() - t0) / 1000;
-      log(`stage B step ${step}/${o.unetSteps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${s.toFixed(0)}s (${(s / (step - start + 1)).toFixed(2)} s/step)`);
+      log(`stage B step ${step}/${o.unetSteps} loss ${smooth.toFixed(4)} attributes ${smoothAttributes.toFixed(3)} lr ${lr.toExponential(2)} ${s.toFixed(0)}s (${(s / (step - start + 1)).toFixed(2)} s/step)`);
     }
     if (step % o.saveEvery === 0) {
       await saveState(progress, await ts.read(true), { step: String(step) });

@@ -10,6 +10,7 @@ import { ClipTokenizer } from '../../../../kernels/sd/tokenizer';
 import { PRETRAIN_DEFAULTS, TINY_TOKENIZER, cacheLatents, componentWeights, pretrainDiffusion, pretrainVae, type PretrainOptions } from '../../../../kernels/sd/tiny/pretrain';
 import { readTinyCheckpoint, writeTinyCheckpoint } from '../../../../kernels/sd/tiny/train-checkpoint';
 import { initialValue } from '../../../../kernels/sd/tiny/train-params';
+import { ATTRIBUTE_COUNT, captionAttributes } from '../../../../kernels/sd/tiny/train-diffusion';
 
 const tokenizer = ClipTokenizer.fromFolder(TINY_TOKENIZER);
 // The tiny config's layout at a fraction of its width, on 32-pixel images.
@@ -71,5 +72,14 @@ describe('tiny model pretraining', () => {
         expect(back.weights[c][name].data, `${c} ${name}`).toEqual(t.data);
       }
     }
+  });
+
+  it('names the shape, colour and background of a world caption for the auxiliary text head', () => {
+    const t = captionAttributes('an orange triangle on a blue background')!;
+    expect(t).toHaveLength(ATTRIBUTE_COUNT);
+    // shape (circle, square, triangle) | colour (palette order) | background (palette order)
+    expect(Array.from(t).map((v, i) => (v ? i : -1)).filter((i) => i >= 0)).toEqual([2, 3 + 1, 11 + 4]);
+    expect(captionAttributes('')).toBeUndefined();
+    expect(() => captionAttributes('a red star on a blue background')).toThrow(/not a caption of the shape world/);
   });
 });

@@ -72,9 +72,11 @@ export function GraphCanvas(props: GraphCanvasProps) {
     const pan = installPanBlit(canvas, { afterMove: () => placeOverlays() });
     lgRef.current = { graph, canvas, pan };
     // Everything here that changes what is drawn goes through redraw, so a drag in progress stops moving old pixels.
-    const redraw = () => {
+    // Live state draws on nodes only (the front canvas): it leaves the grid and the links (the back canvas) as they
+    // are, and redrawing those costs as much again.
+    const redraw = (links = true) => {
       pan.invalidate();
-      canvas.setDirty(true, true);
+      canvas.setDirty(true, links);
     };
 
     // Nodes are culled by all they draw, live state included (a progress bar above the title, an error box below).
@@ -284,11 +286,15 @@ export function GraphCanvas(props: GraphCanvasProps) {
       // Hints, panels and the queue live outside the canvas.
       if (run === drawnRun) return;
       drawnRun = run;
+      let resized = false;
       for (const node of graph._nodes) {
         const need = previewLayout(node, run.nodes[String(node.id)]).height;
-        if (node.size[1] < need) node.setSize([node.size[0], need]);
+        if (node.size[1] < need) {
+          node.setSize([node.size[0], need]);
+          resized = true;
+        }
       }
-      redraw();
+      redraw(resized);
     });
 
     const toScreen = (gx: number, gy: number): ScreenPoint => {
@@ -431,9 +437,10 @@ export function GraphCanvas(props: GraphCanvasProps) {
   useEffect(() => {
     const lg = lgRef.current;
     if (!objectInfo || !lg) return;
+    // An image arriving on a node changes that node only.
     const redraw = () => {
       lg.pan.invalidate();
-      lg.canvas.setDirty(true, true);
+      lg.canvas.setDirty(true, false);
     };
     registerNodeTypes(objectInfo, {
       pathChoices: (kind) => editorStore.get().pathChoices[kind] ?? [],

@@ -92,6 +92,8 @@ export function installPanBlit(canvas: LGraphCanvas, options: PanBlitOptions = {
     // the scene (selection, hover) in ways litegraph draws on the next frame.
     const { ds } = canvas;
     const { width, height } = canvas.canvas;
+    // Between drags the pictures' memory goes back (tens of megabytes on a large high-density screen).
+    if (!canvas.dragging_canvas) for (const el of spare) el.width = el.height = 0;
     fullFrame = canvas.dragging_canvas ? { offsetX: ds.offset[0], offsetY: ds.offset[1], scale: ds.scale, dpr: window.devicePixelRatio || 1, width, height } : null;
   };
 

@@ -15,8 +15,9 @@ export interface TestHook {
   dropConnection(): void;
   /** Loads a workflow as opening a file would (the benchmark's 300-node graph). */
   load(workflow: unknown): void;
-  /** How the canvas drew its frames: full redraws, and drag frames that moved the picture (see canvas/panBlit). */
-  frames(): { full: number; moved: number };
+  /** How the canvas drew its frames: full redraws, drag frames that moved the picture (canvas/panBlit), and redraws
+   *  of only the nodes whose live state changed (canvas/areaRedraw). */
+  frames(): { full: number; moved: number; partial: number };
   panByMovingPixels(on: boolean): void;
 }
 
@@ -34,7 +35,7 @@ export function installTestHook(live: LiveConnection): void {
     geometry: () => attachedCanvas()?.geometry ?? null,
     dropConnection: () => live.drop(),
     load: (wf) => attachedCanvas()?.load(wf as never),
-    frames: () => attachedCanvas()?.frames() ?? { full: 0, moved: 0 },
+    frames: () => attachedCanvas()?.frames() ?? { full: 0, moved: 0, partial: 0 },
     panByMovingPixels: (on) => attachedCanvas()?.panByMovingPixels(on),
   };
 }

@@ -11,7 +11,8 @@ import { editorStore, showHint } from '../state/editor';
 import { useStore } from '../state/store';
 import { UndoHistory } from '../graph/undo';
 import type { CanvasController, ScreenPoint } from './controller';
-import { drawLive, imageAt, liveMargin, previewLayout } from './drawLive';
+import { drawLive, imageAt, liveMargin, previewLayout, type LiveView } from './drawLive';
+import { installAreaRedraw, type AreaRedraw } from './areaRedraw';
 import { installPanBlit, type PanBlit } from './panBlit';
 import { registerNodeTypes } from './nodeTypes';
 
@@ -40,7 +41,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
   const hostRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const overlayRefs = useRef(new Map<string, HTMLDivElement>());
-  const lgRef = useRef<{ graph: LGraph; canvas: LGraphCanvas; pan: PanBlit } | null>(null);
+  const lgRef = useRef<{ graph: LGraph; canvas: LGraphCanvas; pan: PanBlit; area: AreaRedraw } | null>(null);
   const propsRef = useRef(props);
   propsRef.current = props;
   const objectInfo = useStore(editorStore, (s) => s.objectInfo);
@@ -68,15 +69,26 @@ export function GraphCanvas(props: GraphCanvasProps) {
     // Cheaper strokes on a CPU-rendered canvas: link borders and node shadows cost more than they show.
     canvas.render_connections_border = false;
     canvas.render_shadows = false;
-    // The loss-chart overlays are placed while litegraph draws (placeOverlays, below) and after each moved frame.
+    // Live state redraws only the nodes it changed (areaRedraw); a drag moves a picture (panBlit, drawing through
+    // areaRedraw). The loss-chart overlays are placed while litegraph draws (placeOverlays, below) and after each
+    // moved frame.
+    const area = installAreaRedraw(canvas);
     const pan = installPanBlit(canvas, { afterMove: () => placeOverlays() });
-    lgRef.current = { graph, canvas, pan };
+    lgRef.current = { graph, canvas, pan, area };
     // Everything here that changes what is drawn goes through redraw, so a drag in progress stops moving old pixels.
     // Live state draws on nodes only (the front canvas): it leaves the grid and the links (the back canvas) as they
     // are, and redrawing those costs as much again.
     const redraw = (links = true) => {
       pan.invalidate();
       canvas.setDirty(true, links);
+    };
+    /** Redraws where a node draws, live state before and after a change included. */
+    const redrawNode = (node: LGraphNode, ...views: LiveView[]) => {
+      pan.invalidate();
+      const [x, y, w, h] = node.renderArea;
+      const m = views.map((v) => liveMargin(node, v));
+      const most = (side: 'top' | 'right' | 'bottom' | 'left') => Math.max(0, ...m.map((e) => e[side]));
+      area.add([x - most('left'), y - most('top'), w + most('left') + most('right'), h + most('top') + most('bottom')]);
     };
 
     // Nodes are culled by all they draw, live state included (a progress bar above the title, an error box below).
@@ -279,12 +291,15 @@ export function GraphCanvas(props: GraphCanvasProps) {
     };
     canvas.onDrawForeground = placeOverlays;
 
+    const nodeById = (id: string) => graph.getNodeById(Number(id)) ?? graph.getNodeById(id) ?? null;
+
     // ---- live state from the store: redraw, and make room on nodes that show previews ----
     let drawnRun = editorStore.get().run;
     const unsubscribe = editorStore.subscribe(() => {
       const { run } = editorStore.get();
       // Hints, panels and the queue live outside the canvas.
       if (run === drawnRun) return;
+      const before = drawnRun;
       drawnRun = run;
       let resized = false;
       for (const node of graph._nodes) {
@@ -294,7 +309,16 @@ export function GraphCanvas(props: GraphCanvasProps) {
           resized = true;
         }
       }
-      redraw(resized);
+      // A node that grew moves nothing but may cover links: redraw all. Otherwise only the nodes whose state changed
+      // (the run state keeps unchanged nodes' objects as they were).
+      if (resized) return redraw(true);
+      const ids = new Set([...Object.keys(before.nodes), ...Object.keys(run.nodes), ...Object.keys(before.validation), ...Object.keys(run.validation)]);
+      const changed = [...ids].filter((id) => before.nodes[id] !== run.nodes[id] || before.validation[id] !== run.validation[id]);
+      if (changed.length > 20) return redraw(false);
+      for (const id of changed) {
+        const node = nodeById(id);
+        if (node) redrawNode(node, { run: before.nodes[id], validation: before.validation[id] }, { run: run.nodes[id], validation: run.validation[id] });
+      }
     });
 
     const toScreen = (gx: number, gy: number): ScreenPoint => {
@@ -302,7 +326,6 @@ export function GraphCanvas(props: GraphCanvasProps) {
       const { scale, offset } = canvas.ds;
       return { x: r.left + (gx + offset[0]) * scale, y: r.top + (gy + offset[1]) * scale };
     };
-    const nodeById = (id: string) => graph.getNodeById(Number(id)) ?? graph.getNodeById(id) ?? null;
 
     const controller: CanvasController = {
       load(wf) {
@@ -358,7 +381,8 @@ export function GraphCanvas(props: GraphCanvasProps) {
         return true;
       },
       fitView: fit,
-      frames: () => ({ ...pan.frames }),
+      // panBlit counts every frame it did not move as full; areaRedraw knows which of those were partial.
+      frames: () => ({ full: pan.frames.full - area.frames.partial, moved: pan.frames.moved, partial: area.frames.partial }),
       panByMovingPixels(on) {
         pan.enabled = on;
         redraw();
@@ -425,6 +449,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
       ro.disconnect();
       window.removeEventListener('resize', resize);
       pan.uninstall();
+      area.uninstall();
       clearTimeout(settle);
       window.removeEventListener('keydown', onKeyDown);
       window.removeEventListener('pointerup', onPointerUp, true);
@@ -438,9 +463,10 @@ export function GraphCanvas(props: GraphCanvasProps) {
     const lg = lgRef.current;
     if (!objectInfo || !lg) return;
     // An image arriving on a node changes that node only.
-    const redraw = () => {
+    const redrawNode = (node: LGraphNode) => {
       lg.pan.invalidate();
-      lg.canvas.setDirty(true, false);
+      const [x, y, w, h] = node.renderArea;
+      lg.area.add([x, y, w, h]);
     };
     registerNodeTypes(objectInfo, {
       pathChoices: (kind) => editorStore.get().pathChoices[kind] ?? [],
@@ -449,7 +475,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
         node.onDrawForeground = function (ctx) {
           const s = editorStore.get();
           const id = String(this.id);
-          drawLive(ctx, this, { run: s.run.nodes[id], validation: s.run.validation[id] }, redraw);
+          drawLive(ctx, this, { run: s.run.nodes[id], validation: s.run.validation[id] }, () => redrawNode(this));
         };
         node.onMouseDown = function (_e, pos) {
           const url = imageAt(this, editorStore.get().run.nodes[String(this.id)], pos[0], pos[1]);

@@ -19,8 +19,9 @@ export interface CanvasController {
   /** Puts a group around the selected nodes. */
   groupSelection(title?: string): boolean;
   fitView(): void;
-  /** How frames were drawn since the editor opened: full redraws, and frames of a drag that moved the picture. */
-  frames(): { full: number; moved: number };
+  /** How frames were drawn since the editor opened: full redraws, frames of a drag that moved the picture, and
+   *  redraws of only the nodes whose live state changed. */
+  frames(): { full: number; moved: number; partial: number };
   /** Turns the moving-picture path for canvas drags on or off (the benchmark compares the two). */
   panByMovingPixels(on: boolean): void;
   geometry: {

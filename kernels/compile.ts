@@ -2,8 +2,9 @@
 // nodes; constants become initializers (frozen weights keep their names), shared small constants
 // are emitted once.
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, linkSync, mkdirSync, openSync, renameSync, statSync, writeSync, existsSync, writeFileSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync, existsSync, writeFileSync, unlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
 import { Tensor, type DType, type HostArray } from './tensor';
 import { getOp, type Lowering } from './ops/table';
 import { encodeModel, type NodeProto, type TensorProto, type AttrValue } from './onnx/proto';
@@ -34,8 +35,8 @@ export interface CompileOptions {
   metadata?: Record<string, string>;
   /**
    * Write the model to this folder with its big initializers as external data (needed past protobuf's
-   * 2 GB limit, and to let ORT read frozen weights straight from a checkpoint file). Constants made
-   * with `externalConstant` are always external and need this.
+   * 2 GB limit, and to let ORT read frozen weights straight from a checkpoint file). When a graph needs
+   * external data and no folder is given, one is made under `setExternalDataRoot`'s folder.
    */
   externalDir?: string;
   /** In-memory initializers at least this big go to `weights.bin` when `externalDir` is set. */
@@ -103,10 +104,12 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
     },
   };
 
-  const ext = opts.externalDir ? new ExternalData(opts.externalDir) : undefined;
-  const identity: string[] = [];
   const roots = Object.values(outputs);
-  for (const t of topoOrder(roots)) {
+  const order = topoOrder(roots);
+  const extDir = opts.externalDir ?? (needsExternalData(order) ? automaticExternalDir() : undefined);
+  const ext = extDir ? new ExternalData(extDir) : undefined;
+  const identity: string[] = [];
+  for (const t of order) {
     if (names.has(t.id)) continue;
     const src = t.source;
     if (src.kind === 'input') throw new Error(`compile: graph input '${src.name}' is used but not listed in inputs`);
@@ -122,7 +125,7 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
       if (src.name && !prev) namedConsts.set(src.name, { identity: sameAs, onnxName: name });
       names.set(t.id, name);
       if (src.external) {
-        if (!ext) throw new Error(`compile: constant '${name}' lives in ${src.external.path}; pass externalDir to compile it`);
+        if (!ext) throw new Error(`compile: constant '${name}' lives in ${src.external.path} but no external-data folder was made`);
         initializers.push({ name, dims: [...t.shape], dataType: ONNX_TYPES[t.dtype], external: { location: ext.link(src.external.path), offset: src.external.offset, length: src.external.length } });
         identity.push(`${name}:${ext.identity(src.external.path)}:${src.external.offset}`);
         initializerBytes += src.external.length;
@@ -161,6 +164,40 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
   const hash = createHash('sha256').update(bytes).update(identity.join('\n')).digest('hex');
   const path = ext?.finish(bytes);
   return { bytes, hash, inputs: inputSpecs, outputs: outputSpecs, initializerBytes, nodeCount: nodes.length, path };
+}
+
+// Protobuf cannot hold more than 2 GB; weights past this total go to external data automatically.
+const INLINE_LIMIT = 1 << 30;
+
+function needsExternalData(order: Tensor[]): boolean {
+  let bytes = 0;
+  for (const t of order) {
+    if (t.source.kind !== 'const') continue;
+    if (t.source.external) return true;
+    bytes += t.source.data!.byteLength;
+  }
+  return bytes > INLINE_LIMIT;
+}
+
+let externalRoot: string | undefined;
+let automaticCount = 0;
+const automaticDirs: string[] = [];
+
+/**
+ * Where models needing external data are written when the caller names no folder. Put it on the same
+ * filesystem as the checkpoints (the server uses its data folder's cache/) so their weights are
+ * hard-linked, not copied.
+ */
+export function setExternalDataRoot(dir: string) { externalRoot = dir; }
+
+function automaticExternalDir(): string {
+  const dir = join(externalRoot ?? join(tmpdir(), 'loragraph-onnx'), `${process.pid}-${automaticCount++}`);
+  if (automaticDirs.length === 0) {
+    // Sessions read their files when they are created; the folders are this process's scratch.
+    process.once('exit', () => { for (const d of automaticDirs) rmSync(d, { recursive: true, force: true }); });
+  }
+  automaticDirs.push(dir);
+  return dir;
 }
 
 /**

@@ -8,7 +8,7 @@ export * from './ops/elementwise';
 export * from './ops/shape-and-reduce';
 export * from './ops/nn';
 export { grad, topoOrder } from './autodiff';
-export { compileGraph, type CompiledGraph, type IOSpec } from './compile';
+export { compileGraph, setExternalDataRoot, type CompiledGraph, type IOSpec } from './compile';
 export { Runtime, Session, defaultRuntime, type ExecutionProvider, type Feed } from './runtime';
 export { opNames } from './ops/table';
 export { Builder, type ModuleInfo, type LinearInfo, type ConvInfo, type AdapterHook } from './nn/builder';

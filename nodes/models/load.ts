@@ -56,7 +56,9 @@ export async function loadModel(checkpoint: string, opts: { clipSkip?: number; m
   if (!existsSync(path)) throw new Error(`checkpoint: ${path} does not exist`);
   const isFolder = statSync(path).isDirectory();
   if (!isFolder && !path.endsWith('.safetensors')) throw new Error(`checkpoint: ${path} is not a .safetensors file or a diffusers folder (.ckpt/.pt pickles are not read)`);
-  const loaded = await loadSd(path, builtin ? { tokenizer: ClipTokenizer.fromFolder(builtinTiny.tokenizer) } : {});
+  // A user's checkpoint stays on disk: ORT reads fp32/fp16 weights straight from the file (external
+  // data), so a 4 GB model is never copied into JS memory. The tiny built-in model is read in.
+  const loaded = await loadSd(path, builtin ? { tokenizer: ClipTokenizer.fromFolder(builtinTiny.tokenizer) } : { external: true });
   const tokenizer = findTokenizer(path, loaded, opts.modelsDir);
   const source: ModelSource = Object.freeze({
     path: builtin ? BUILTIN_TINY : path,

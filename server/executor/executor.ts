@@ -1,10 +1,12 @@
 // Runs a validated graph: plans what must execute (cache keys), executes node by node, keeps results in the
 // cache, and reports every step as protocol events. Used by the server's queue and by the headless CLI alike.
+import { join } from 'node:path';
 import { InterruptedError } from '../../nodes/define';
 import { ensureProjectFolders, folderFor, resolveInside, type ProjectPaths } from '../paths';
 import type { ExecutionErrorInfo, ExecutionEvent, PreviewMime, UiOutput } from '../protocol';
 import type { ValidGraph, ValidNode } from '../validate';
 import { computeCacheKeys, computeFingerprints } from './cacheKey';
+import { setExternalDataRoot } from '../../kernels/compile';
 import { createNodeContext } from './context';
 import { freezePlain } from './freeze';
 import { MemoryCache, type CachedResult } from './memoryCache';
@@ -47,6 +49,8 @@ export class Executor {
   constructor(opts: ExecutorOptions) {
     this.cache = new MemoryCache(opts.cacheBytes ?? 2 * 1024 ** 3);
     this.paths = opts.paths;
+    // Graphs over big checkpoints are written beside the data (same filesystem: weights hard-linked).
+    setExternalDataRoot(join(opts.paths.cache, 'onnx'));
     this.logError = opts.logError ?? ((m, e) => console.error(m, e));
   }
 

@@ -45,9 +45,14 @@ describe('external data', () => {
     expect((await s.run(feed)).y.data).toEqual(await reference());
   });
 
-  it('refuses a file-backed constant without an external folder, naming it', () => {
+  it('writes a file-backed graph to an automatic folder when none is named', async () => {
+    const file = join(dir, 'weights.safetensors');
+    const e = (await openSafetensors(file)).entry('w');
     const x = K.input('x', [4, 64]);
-    const wt = K.externalConstant({ path: '/nowhere.safetensors', offset: 8, length: w.byteLength }, [64, 32], 'float32', 'unet.w');
-    expect(() => K.compileGraph([x], { y: K.matmul(x, wt) })).toThrow(/unet\.w.*externalDir/);
+    const wt = K.externalConstant({ path: file, offset: e.fileOffset, length: e.byteLength }, [64, 32], 'float32', 'w');
+    K.setExternalDataRoot(join(dir, 'auto'));
+    const g = K.compileGraph([x], { y: K.matmul(x, wt) });
+    expect(g.path!.startsWith(join(dir, 'auto'))).toBe(true);
+    expect((await (await rt.load(g)).run(feed)).y.data).toEqual(await reference());
   });
 });

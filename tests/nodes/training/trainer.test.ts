@@ -93,7 +93,8 @@ describe('DOP in the training loop', () => {
     expect(r.training.step).toBe(3);
     expect(seen).toHaveLength(3);
     expect(seen.every((s) => Number.isFinite(s.loss))).toBe(true);
-    expect(seen[0].preservationLoss).toBe(0);
+    // Zero up to float rounding: the adapted and base UNets differ only by an exact-zero delta at init.
+    expect(seen[0].preservationLoss).toBeLessThan(1e-9);
     expect(seen[2].preservationLoss).toBeGreaterThan(0);
     expect(seen[0].loss).toBeCloseTo(seen[0].mainLoss, 6);
   });

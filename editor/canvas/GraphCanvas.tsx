@@ -107,6 +107,31 @@ export function GraphCanvas(props: GraphCanvasProps) {
       }
       return out;
     };
+    // Links are culled by the box around their two ends, but a spline swings out beyond it by up to a quarter of its
+    // length (its control points sit that far out from each end). Widen the area by that for links: a curve whose
+    // ends are both out of view — or out of a band of a drag's picture — is still drawn where it shows.
+    const drawConnections = canvas.drawConnections;
+    canvas.drawConnections = function (ctx) {
+      let longest = 0;
+      for (const link of graph._links.values()) {
+        const from = graph.getNodeById(link.origin_id), to = graph.getNodeById(link.target_id);
+        if (!from || !to) continue;
+        const [ax, ay] = from.getOutputPos(link.origin_slot), [bx, by] = to.getInputPos(link.target_slot);
+        longest = Math.max(longest, Math.hypot(bx - ax, by - ay));
+      }
+      const area = this.visible_area;
+      const saved = [area[0], area[1], area[2], area[3]];
+      const swing = longest / 4;
+      area[0] -= swing;
+      area[1] -= swing;
+      area[2] += 2 * swing;
+      area[3] += 2 * swing;
+      try {
+        drawConnections.call(this, ctx);
+      } finally {
+        [area[0], area[1], area[2], area[3]] = saved as [number, number, number, number];
+      }
+    };
     // Frames the whole graph (with room for progress bars above titles), at most at 100 %.
     const fit = () => {
       if (!graph._nodes.length) return;

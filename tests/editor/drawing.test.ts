@@ -53,25 +53,28 @@ interface Comparison {
   largest: number;
 }
 
-/** Drags the canvas with the middle button by `steps` (CSS pixels per frame; none: no drag), then compares what
- *  is on screen with a full redraw of the same view (still mid-drag). */
-function drawAndCompare(page: Page, steps: [number, number][]): Promise<Comparison> {
-  return page.evaluate(async (moves) => {
+/** Drags the canvas by `steps` (CSS pixels per frame; none: no drag) — with the middle button from the middle of
+ *  the view, or with the left button from empty canvas — then compares what is on screen with a full redraw of the
+ *  same view (still mid-drag). */
+function drawAndCompare(page: Page, steps: [number, number][], button: 'middle' | 'left' = 'middle'): Promise<Comparison> {
+  return page.evaluate(async ([moves, which]) => {
     const hook = window.__loragraph!;
     const canvas = document.querySelector<HTMLCanvasElement>('[data-testid=graph-canvas]')!;
     const ctx = canvas.getContext('2d')!;
     const frame = () => new Promise((r) => requestAnimationFrame(() => r(null)));
     const r = canvas.getBoundingClientRect();
-    let x = Math.round(r.left + r.width / 2), y = Math.round(r.top + r.height / 2);
-    const pointer = (type: string, buttons: number) =>
-      canvas.dispatchEvent(new PointerEvent(type, { clientX: x, clientY: y, buttons, button: 1, pointerId: 1, pointerType: 'mouse', isPrimary: true, bubbles: true }));
+    const start = which === 'left' ? hook.geometry()!.emptySpot() : { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+    let x = Math.round(start.x), y = Math.round(start.y);
+    const [button, buttons] = which === 'left' ? [0, 1] : [1, 4];
+    const pointer = (type: string, pressed: number) =>
+      canvas.dispatchEvent(new PointerEvent(type, { clientX: x, clientY: y, buttons: pressed, button, pointerId: 1, pointerType: 'mouse', isPrimary: true, bubbles: true }));
     await frame();
     const before = hook.frames();
-    if (moves.length) pointer('pointerdown', 4);
+    if (moves.length) pointer('pointerdown', buttons);
     for (const [dx, dy] of moves) {
       x += dx;
       y += dy;
-      pointer('pointermove', 4);
+      pointer('pointermove', buttons);
       await frame();
     }
     const after = hook.frames();
@@ -91,14 +94,16 @@ function drawAndCompare(page: Page, steps: [number, number][]): Promise<Comparis
       largest = Math.max(largest, d);
     }
     return { full: after.full - before.full, moved: after.moved - before.moved, partial: after.partial - before.partial, differing, pixels: moved.length / 4, largest };
-  }, steps);
+  }, [steps, button] as const);
 }
 
-/** The same picture but for the antialiasing of a few edge pixels: Skia rasterises a link clipped to a band a shade
- *  differently from the whole link. A band out of place by a pixel, a seam or a missing band differs in thousands. */
+/** The same picture but for the antialiasing of a few edge pixels (Skia rasterises a long curve drawn into a band
+ *  of the picture a shade differently from the same curve drawn whole, by up to ~50 levels on a few hundred pixels).
+ *  A band out of place by a pixel differs on 0.5–2 % of the pixels by up to ~240 levels; a link missing from a band
+ *  by ~130 levels. */
 function expectSamePicture(r: Comparison): void {
-  expect(r.differing / r.pixels).toBeLessThan(1e-4);
-  expect(r.largest).toBeLessThan(48);
+  expect(r.differing / r.pixels).toBeLessThan(1e-3);
+  expect(r.largest).toBeLessThan(64);
 }
 
 /** Right and down, then back left past the start and up: well beyond the picture's margin both ways. */
@@ -111,6 +116,7 @@ describe('drawing a large graph', () => {
   it('redraws only the nodes whose live state changed, and shows what a full redraw shows', async () => {
     const page = await open(1);
     await page.evaluate(() => window.__loragraph!.geometry()!.zoom(0.5));
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     const before = await page.evaluate(() => window.__loragraph!.frames());
     // The server refuses the run: two nodes get red outlines and error boxes, nothing else changes.
     await page.getByRole('button', { name: 'Run', exact: true }).click();
@@ -139,6 +145,10 @@ describe('drawing a large graph', () => {
       expect(r.moved).toBeGreaterThanOrEqual(path.length - 2);
       expectSamePicture(r);
     }
+    // Dragging empty canvas with the left button is the same drag to litegraph, and draws the same way.
+    const left = await drawAndCompare(page, path.slice(0, 20), 'left');
+    expect(left.moved).toBeGreaterThanOrEqual(18);
+    expectSamePicture(left);
     await screenshot(page, 'drawing-after-drag');
     await page.context().close();
   });

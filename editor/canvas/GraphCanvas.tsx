@@ -107,9 +107,10 @@ export function GraphCanvas(props: GraphCanvasProps) {
       }
       return out;
     };
-    // Links are culled by the box around their two ends, but a spline swings out beyond it by up to a quarter of its
-    // length (its control points sit that far out from each end). Widen the area by that for links: a curve whose
-    // ends are both out of view — or out of a band of a drag's picture — is still drawn where it shows.
+    // Links are culled by the box around their two ends, but a spline swings out sideways beyond it by up to a
+    // quarter of its length (its control points sit that far out from each end, left and right: sockets here are on
+    // the sides of nodes). Widen the area by that for links: a curve whose ends are both out of view — or out of a
+    // band of a drag's picture — is still drawn where it shows.
     const drawConnections = canvas.drawConnections;
     canvas.drawConnections = function (ctx) {
       let longest = 0;
@@ -123,9 +124,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
       const saved = [area[0], area[1], area[2], area[3]];
       const swing = longest / 4;
       area[0] -= swing;
-      area[1] -= swing;
       area[2] += 2 * swing;
-      area[3] += 2 * swing;
       try {
         drawConnections.call(this, ctx);
       } finally {

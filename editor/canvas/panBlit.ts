@@ -225,7 +225,9 @@ export function installPanBlit(canvas: LGraphCanvas, options: PanBlitOptions = {
   canvas.draw = function (forceFront?: boolean, forceBack?: boolean) {
     const moving = blit.enabled && fullFrame && canvas.dragging_canvas && !forceFront && !forceBack && (canvas.dirty_canvas || canvas.dirty_bgcanvas);
     if (moving && movedDraw()) return;
-    fullDraw(forceFront, forceBack);
+    // The drag ended (litegraph draws on, dirty or not): the view at its exact offset, drawn whole.
+    const ended = picture !== null && !canvas.dragging_canvas;
+    fullDraw(forceFront || ended, forceBack);
   };
 
   return blit;

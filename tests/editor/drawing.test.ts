@@ -46,6 +46,8 @@ interface Comparison {
   full: number;
   moved: number;
   partial: number;
+  /** Full redraws in the frame after the drag ended. */
+  fullAfter: number;
   /** Device pixels whose colour differs by more than 8 in a channel between the two pictures, of `pixels`. */
   differing: number;
   pixels: number;
@@ -84,8 +86,21 @@ function drawAndCompare(page: Page, steps: [number, number][], button: 'middle' 
     await frame();
     const redrawn = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
     hook.panByMovingPixels(true);
+    await frame();
+    await frame();
+    if (moves.length) {
+      // Moved twice more (the first frame after a redraw is whole), then let go: the frame after is a full redraw.
+      for (const step of [1, 1]) {
+        x += step;
+        pointer('pointermove', buttons);
+        await frame();
+      }
+    }
+    const beforeUp = hook.frames();
     if (moves.length) pointer('pointerup', 0);
     await frame();
+    await frame();
+    const fullAfter = hook.frames().full - beforeUp.full;
     let differing = 0, largest = 0;
     for (let i = 0; i < moved.length; i += 4) {
       let d = 0;
@@ -93,7 +108,7 @@ function drawAndCompare(page: Page, steps: [number, number][], button: 'middle' 
       if (d > 8) differing++;
       largest = Math.max(largest, d);
     }
-    return { full: after.full - before.full, moved: after.moved - before.moved, partial: after.partial - before.partial, differing, pixels: moved.length / 4, largest };
+    return { full: after.full - before.full, moved: after.moved - before.moved, partial: after.partial - before.partial, fullAfter, differing, pixels: moved.length / 4, largest };
   }, [steps, button] as const);
 }
 
@@ -143,6 +158,7 @@ describe('drawing a large graph', () => {
       // One full frame when the drag starts; every other frame is the picture moved.
       expect(r.full).toBeLessThanOrEqual(2);
       expect(r.moved).toBeGreaterThanOrEqual(path.length - 2);
+      expect(r.fullAfter).toBe(1);
       expectSamePicture(r);
     }
     // Dragging empty canvas with the left button is the same drag to litegraph, and draws the same way.

@@ -1,11 +1,12 @@
 // Lays sample images out as one PNG grid (row-major, `columns` wide), each cell the size of the largest
-// image, for the Sampler's inline preview and saved sample sheets.
+// image, for the Sampler's inline preview and saved sample sheets. Small images (the tiny model's 64×64)
+// are enlarged by whole pixels so a node shows them at a readable size.
 import sharp, { type OverlayOptions } from 'sharp';
 import type { ImageItem } from '../sockets';
 
 const esc = (t: string) => t.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-export async function composeGrid(images: readonly ImageItem[], columns: number, o: { gap?: number; title?: string } = {}): Promise<Uint8Array> {
+export async function composeGrid(images: readonly ImageItem[], columns: number, o: { gap?: number; title?: string; minCell?: number } = {}): Promise<Uint8Array> {
   const gap = o.gap ?? 2;
   const top = o.title ? 18 : 0;
   if (images.length === 0) throw new Error('grid: no images');
@@ -16,9 +17,13 @@ export async function composeGrid(images: readonly ImageItem[], columns: number,
   }));
   const cols = Math.max(1, Math.min(columns, images.length));
   const rows = Math.ceil(images.length / cols);
-  const cw = Math.max(...metas.map((m) => m.width)), ch = Math.max(...metas.map((m) => m.height));
+  const largest = Math.max(...metas.map((m) => Math.max(m.width, m.height)));
+  const zoom = Math.max(1, Math.floor((o.minCell ?? 128) / largest));
+  const cw = Math.max(...metas.map((m) => m.width)) * zoom, ch = Math.max(...metas.map((m) => m.height)) * zoom;
   const width = Math.max(cols * cw + (cols - 1) * gap, o.title ? 8 * o.title.length : 0), height = top + rows * ch + (rows - 1) * gap;
-  const layers: OverlayOptions[] = images.map((im, i) => ({ input: Buffer.from(im.data), left: (i % cols) * (cw + gap), top: top + Math.floor(i / cols) * (ch + gap) }));
+  const cells = await Promise.all(images.map((im, i) => (zoom === 1 ? Buffer.from(im.data)
+    : sharp(im.data).resize(metas[i].width * zoom, metas[i].height * zoom, { kernel: 'nearest' }).png().toBuffer())));
+  const layers: OverlayOptions[] = cells.map((input, i) => ({ input, left: (i % cols) * (cw + gap), top: top + Math.floor(i / cols) * (ch + gap) }));
   if (o.title) {
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top}"><text x="3" y="13" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#ddd">${esc(o.title)}</text></svg>`;
     layers.push({ input: Buffer.from(svg), left: 0, top: 0 });

@@ -6,9 +6,9 @@
 //
 // What a user sees is unchanged: during a canvas drag litegraph changes nothing but the view offset; the picture is
 // drawn at the drag's scale and moved by whole device pixels, so its pixels are those a full redraw would produce
-// (the view shows the offset rounded to a device pixel). The first frame of every drag and the frame after it ends
-// are full redraws at the exact offset. Anything else that changes the scene calls invalidate() and gets a full
-// redraw.
+// (the view shows the offset rounded to a device pixel; a long link drawn in a band is antialiased a shade apart on a
+// few pixels). The first frame of every drag and the frame after it ends are full redraws at the exact offset.
+// Anything else that changes the scene calls invalidate() and gets a full redraw.
 import type { LGraphCanvas } from '@comfyorg/litegraph';
 
 type Rect = [x: number, y: number, w: number, h: number];

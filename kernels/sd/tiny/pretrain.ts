@@ -46,6 +46,11 @@ export interface PretrainOptions {
   unetBatch: number;
   unetLr: number;
   unetWarmup: number;
+  /**
+   * After `unetSteps`, continue stage B to this many steps on a new warmup-cosine schedule over the
+   * longer run (0 = stop at unetSteps). The committed model was made this way: 1200 steps, then on to 4000.
+   */
+  unetExtendTo: number;
   /** Share of captions replaced by the empty prompt, so classifier-free guidance has an unconditional model. */
   captionDropout: number;
   /** Steps between progress checkpoints in the scratch folder. */
@@ -58,7 +63,7 @@ export const PRETRAIN_DEFAULTS: PretrainOptions = {
   vaeSteps: 300, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-5,
   decoderSteps: 400, decoderLr: 1e-3,
   cacheSize: 3072,
-  unetSteps: 1200, unetBatch: 16, unetLr: 1e-3, unetWarmup: 60,
+  unetSteps: 1200, unetBatch: 16, unetLr: 1e-3, unetWarmup: 60, unetExtendTo: 4000,
   captionDropout: 0.1,
   saveEvery: 100,
   threads: Number(process.env.LORAGRAPH_THREADS ?? 2),
@@ -306,7 +311,9 @@ export async function pretrainTiny(o: PretrainOptions, out: string, scratch: str
   const cache = await cacheLatents(rt, cfg, vae, o, log);
   times.cacheSeconds = (Date.now() - t) / 1000;
   t = Date.now();
-  const diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, o, scratch, log);
+  let diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, o, scratch, log);
+  // The extension resumes from the progress checkpoint written at unetSteps.
+  if (o.unetExtendTo > o.unetSteps) diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, { ...o, unetSteps: o.unetExtendTo }, scratch, log);
   times.diffusionSeconds = (Date.now() - t) / 1000;
   await rt.close();
   const weights = componentWeights(cfg, diffusion, vae, cache);

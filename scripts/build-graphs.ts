@@ -18,8 +18,9 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
   const api: ApiGraph = {
     '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny', clipSkip: 1 }, _meta: { title: 'Load Model' } },
     '2': { class_type: 'Dataset', inputs: { folder: 'demo-star', triggerWord: 'sks', resolution: '64', bucketStep: 64, repeats: 1 }, _meta: { title: 'Dataset: stars' } },
-    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoRA', rank: 8, alpha: 8, targetPreset: 'attention_ff' }, _meta: { title: 'LoRA Target' } },
-    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: 2e-3, lrScheduler: 'constant', warmupSteps: 10 }, _meta: { title: 'Optimizer' } },
+    // LoCon: a new shape needs the ResNet convs too, not only attention.
+    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoCon', rank: 8, alpha: 8, convRank: 8, convAlpha: 8, targetPreset: 'all_linear_conv' }, _meta: { title: 'LoRA Target' } },
+    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: 3e-3, lrScheduler: 'constant', warmupSteps: 10 }, _meta: { title: 'Optimizer' } },
     '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'linear', timestepBias: 'balanced' }, _meta: { title: 'Timestep Schedule' } },
     '6': { class_type: 'SamplerSettings', inputs: { prompts: QUICKSTART_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: 20, cfg: 6, sampler: 'euler_ancestral' }, _meta: { title: 'Samples during training' } },
     '7': {

@@ -18,6 +18,8 @@ import { analyzeImage } from '../kernels/sd/tiny/analyze';
 import type { SamplerSettings } from '../nodes/sockets';
 
 const TRAIN_SEEDS = (process.env.EVAL_SEEDS ?? '1,2,3').split(',').map(Number);
+// Extra --set overrides for both graphs, ';'-separated (for trying settings): EVAL_SET="Train.steps=400".
+const EXTRA_SETS = (process.env.EVAL_SET ?? '').split(';').map((x) => x.trim()).filter(Boolean);
 const SAMPLE_SEEDS = [11, 12];
 const TRIGGER_PROMPTS = ['a red sks on a blue background', 'a yellow sks on a black background', 'a purple sks on a white background', 'a green sks on an orange background'];
 const LEAK_PROMPTS = ['a red circle on a blue background', 'a yellow square on a black background', 'a purple triangle on a white background', 'a green circle on an orange background'];
@@ -39,7 +41,7 @@ async function evalGraph(file: string) {
   const started = performance.now();
   for (const seed of TRAIN_SEEDS) {
     const name = `eval-${file.replace('.json', '')}-${seed}`;
-    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Save LoRA.name=${name}`].map(parseSetArgument));
+    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
     const v = validateGraph(api, registry);
     if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
     const t0 = performance.now();
@@ -66,6 +68,7 @@ async function evalGraph(file: string) {
 }
 
 const plain = await evalGraph('quickstart.json');
+if (process.env.EVAL_PLAIN_ONLY) process.exit(0);
 const dop = await evalGraph('quickstart-dop.json');
 console.log(`targets: trigger >= 0.8: ${plain.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${plain.leakRate <= 0.2 ? 'met' : 'NOT met'}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
 console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);

@@ -47,10 +47,10 @@ export interface PretrainOptions {
   unetLr: number;
   unetWarmup: number;
   /**
-   * After `unetSteps`, continue stage B to this many steps on a new warmup-cosine schedule over the
-   * longer run (0 = stop at unetSteps). The committed model was made this way: 1200 steps, then on to 4000.
+   * After `unetSteps`, continue stage B to each of these step counts in turn, each on a new
+   * warmup-cosine schedule over the longer run. The committed model: 1200 steps, then to 4000, then 8000.
    */
-  unetExtendTo: number;
+  unetExtendTo: number[];
   /** Share of captions replaced by the empty prompt, so classifier-free guidance has an unconditional model. */
   captionDropout: number;
   /** Steps between progress checkpoints in the scratch folder. */
@@ -63,7 +63,7 @@ export const PRETRAIN_DEFAULTS: PretrainOptions = {
   vaeSteps: 300, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-5,
   decoderSteps: 400, decoderLr: 1e-3,
   cacheSize: 3072,
-  unetSteps: 1200, unetBatch: 16, unetLr: 1e-3, unetWarmup: 60, unetExtendTo: 4000,
+  unetSteps: 1200, unetBatch: 16, unetLr: 1e-3, unetWarmup: 60, unetExtendTo: [4000, 8000],
   captionDropout: 0.1,
   saveEvery: 100,
   threads: Number(process.env.LORAGRAPH_THREADS ?? 2),
@@ -312,8 +312,8 @@ export async function pretrainTiny(o: PretrainOptions, out: string, scratch: str
   times.cacheSeconds = (Date.now() - t) / 1000;
   t = Date.now();
   let diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, o, scratch, log);
-  // The extension resumes from the progress checkpoint written at unetSteps.
-  if (o.unetExtendTo > o.unetSteps) diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, { ...o, unetSteps: o.unetExtendTo }, scratch, log);
+  // Each extension resumes from the progress checkpoint written at the end of the one before.
+  for (const steps of o.unetExtendTo.filter((n) => n > o.unetSteps)) diffusion = await pretrainDiffusion(rt, cfg, tokenizer, cache, { ...o, unetSteps: steps }, scratch, log);
   times.diffusionSeconds = (Date.now() - t) / 1000;
   await rt.close();
   const weights = componentWeights(cfg, diffusion, vae, cache);
@@ -338,8 +338,13 @@ function parseArgs(argv: string[]): { o: PretrainOptions; out: string; scratch: 
     else if (flag === '--scratch') scratch = resolve(value);
     else {
       const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof PretrainOptions;
+      if (key === 'unetExtendTo') {
+        o.unetExtendTo = value.split(',').filter(Boolean).map(Number);
+        if (o.unetExtendTo.some((n) => !Number.isInteger(n))) throw new Error(`pretrain: --unet-extend-to takes step counts like 4000,8000 (got ${value})`);
+        continue;
+      }
       if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
-      o[key] = Number(value);
+      (o as unknown as Record<string, number>)[key] = Number(value);
     }
   }
   return { o, out, scratch };

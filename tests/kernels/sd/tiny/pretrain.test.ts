@@ -22,7 +22,7 @@ const micro: SdConfig = {
   text: { ...base.text, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2 },
   vae: { ...base.vae, blockOutChannels: [8, 16], normGroups: 4 },
 };
-const options: PretrainOptions = { ...PRETRAIN_DEFAULTS, vaeSteps: 2, vaeBatch: 2, vaeCrop: 16, cacheSize: 8, unetSteps: 2, unetBatch: 2, unetWarmup: 1, unetExtendTo: 0, saveEvery: 1000, threads: 1 };
+const options: PretrainOptions = { ...PRETRAIN_DEFAULTS, vaeSteps: 2, vaeBatch: 2, vaeCrop: 16, cacheSize: 8, unetSteps: 2, unetBatch: 2, unetWarmup: 1, unetExtendTo: [], saveEvery: 1000, threads: 1 };
 
 async function pretrainTwoSteps() {
   const scratch = mkdtempSync(join(tmpdir(), 'tiny-pretrain-'));

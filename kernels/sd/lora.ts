@@ -5,8 +5,7 @@ import { Builder } from '../nn/builder';
 import { ShapeRecorder } from '../nn/weights';
 import { input, type HostTensor } from '../tensor';
 import { AdapterSet, kohyaNamer, type AdapterSetOptions, type TargetSpec } from '../adapters';
-import { loadSafetensors } from '../io/safetensors';
-import { float16ToFloat32, bfloat16ToFloat32 } from '../io/dtypes';
+import { loadSafetensors, toFloat32, type RawTensor } from '../io/safetensors';
 import type { SdConfig } from './config';
 import { unet } from './unet';
 import { clipTextEncoder } from './clip-text';
@@ -66,12 +65,15 @@ export async function readLoraValues(path: string, sets: SdAdapters, strict = tr
     const shape = wanted.get(key);
     if (!shape) { if (!key.endsWith('.alpha')) unused.push(key); continue; }
     if (raw.shape.join() !== shape.join()) throw new Error(`${path}: tensor '${key}' has shape [${raw.shape}], the adapter expects [${shape}] (another rank?)`);
-    const data = raw.dtype === 'F32' ? (raw.data as Float32Array) : raw.dtype === 'F16' ? float16ToFloat32(raw.data as Uint16Array)
-      : raw.dtype === 'BF16' ? bfloat16ToFloat32(raw.data as Uint16Array) : undefined;
-    if (!data) throw new Error(`${path}: tensor '${key}' is ${raw.dtype}; LoRA tensors must be F32, F16 or BF16`);
-    values[key] = { dtype: 'float32', shape: [...shape], data };
+    values[key] = { dtype: 'float32', shape: [...shape], data: loraTensorToFloat32(path, key, raw) };
   }
   const missing = [...wanted.keys()].filter((k) => !values[k]);
   if (strict && missing.length) throw new Error(`${path}: missing ${missing.length} adapter tensor(s), e.g. '${missing[0]}'`);
   return { values, unused, metadata: file.metadata };
+}
+
+/** A LoRA file's tensor as float32; LoRA tensors are F32, F16 or BF16 (anything else is named and refused). */
+export function loraTensorToFloat32(path: string, key: string, raw: RawTensor): Float32Array {
+  if (raw.dtype !== 'F32' && raw.dtype !== 'F16' && raw.dtype !== 'BF16') throw new Error(`${path}: tensor '${key}' is ${raw.dtype}; LoRA tensors must be F32, F16 or BF16`);
+  return toFloat32(raw);
 }

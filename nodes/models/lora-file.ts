@@ -5,7 +5,7 @@
 import type { HostTensor } from '../../kernels';
 import { factorization } from '../../kernels/adapters';
 import { loadSafetensors, writeSafetensors, type RawTensor, type SafetensorsDtype, type TensorToWrite } from '../../kernels/io/safetensors';
-import { bfloat16ToFloat32, float16ToFloat32 } from '../../kernels/io/dtypes';
+import { loraTensorToFloat32 } from '../../kernels/sd/lora';
 import type { SdConfig } from '../../kernels/sd/config';
 import { componentTensors } from '../../kernels/sd/keys/expected';
 import { detectFamily, FAMILY_LABEL } from '../../kernels/sd/family';
@@ -57,15 +57,6 @@ export interface LoadedLora {
   weights: Record<string, HostTensor>;
   metadata: Record<string, string>;
   format: LoraFormat;
-}
-
-function toF32(path: string, key: string, raw: RawTensor): Float32Array {
-  switch (raw.dtype) {
-    case 'F32': return raw.data as Float32Array;
-    case 'F16': return float16ToFloat32(raw.data as Uint16Array);
-    case 'BF16': return bfloat16ToFloat32(raw.data as Uint16Array);
-    default: throw new Error(`${path}: tensor '${key}' is ${raw.dtype}; LoRA tensors must be F32, F16 or BF16`);
-  }
 }
 
 /** What base model a LoRA file's metadata or names point to, when it is not SD 1.x. */
@@ -123,7 +114,7 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
   const isBigConv = (m: FileModule) => m.ref.info.kind === 'conv' && (m.ref.info.kernel[0] > 1 || m.ref.info.kernel[1] > 1);
   const alphaOf = (m: FileModule, rank: number) => {
     const a = m.tensors.get('alpha');
-    return format === 'peft' || !a ? rank : toF32(path, `${m.kohya}.alpha`, a)[0];
+    return format === 'peft' || !a ? rank : loraTensorToFloat32(path, `${m.kohya}.alpha`, a)[0];
   };
 
   // One rank for linear modules and one for 3×3 convs, as kohya's network_dim / conv_dim.
@@ -183,7 +174,7 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
         const raw = fm.tensors.get(suffix);
         if (!raw) throw new Error(`${path}: module '${m.name}' lacks '${suffix}' (expected by a ${spec.algo} of rank ${m.rank})`);
         if (raw.shape.reduce((a, b) => a * b, 1) !== p.shape.reduce((a, b) => a * b, 1)) throw new Error(`${path}: tensor '${m.name}.${suffix}' has shape [${raw.shape}], expected [${p.shape}]`);
-        let data = toF32(path, `${m.name}.${suffix}`, raw);
+        let data = loraTensorToFloat32(path, `${m.name}.${suffix}`, raw);
         const scaled = /lora_up|lokr_w2(_b)?$/.test(suffix) && ratio !== 1;
         if (scaled) data = Float32Array.from(data, (v) => v * ratio);
         else if (data === raw.data) data = data.slice();

@@ -212,7 +212,8 @@ function stack(pixels: Float32Array[], bucket: Bucket, frames: number): StoredTe
   return { dims, data };
 }
 
-function stackTensors(tensors: StoredTensor[]): StoredTensor {
+/** Stacks same-shaped tensors along a new leading batch axis. */
+export function stackTensors(tensors: StoredTensor[]): StoredTensor {
   const per = tensors[0].data.length;
   const data = new Float32Array(per * tensors.length);
   tensors.forEach((t, i) => data.set(t.data, i * per));

@@ -13,7 +13,7 @@ import { applyNoiseOffset } from '../../kernels/losses';
 import type { LossType } from '../../kernels/losses';
 import { saveCheckpoint, loadCheckpoint, listCheckpoints, pruneCheckpoints } from '../../kernels/train/checkpoint';
 import { sampleBatches, loadBatchPixels, type Batch } from '../data/batches';
-import { LatentCache, TextEmbeddingCache } from '../data/cache';
+import { LatentCache, TextEmbeddingCache, stackTensors } from '../data/cache';
 import type { StoredTensor } from '../data/tensor-file';
 import type { Dataset } from '../data/dataset';
 import type { OptimizerValue } from '../optimizer';
@@ -308,9 +308,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
 }
 
 function stack(items: StoredTensor[], shape: number[]): HostTensor {
-  const per = items[0].data.length;
-  const data = new Float32Array(per * items.length);
-  items.forEach((t, i) => data.set(t.data, i * per));
+  const { data } = stackTensors(items);
   if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`encoder returned [${items[0].dims}] per item; the model expects [${shape.slice(1)}]`);
   return { dtype: 'float32', shape, data };
 }

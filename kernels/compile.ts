@@ -109,7 +109,9 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
   const extDir = opts.externalDir ?? (needsExternalData(order) ? automaticExternalDir() : undefined);
   const ext = extDir ? new ExternalData(extDir) : undefined;
   const identity: string[] = [];
-  for (const t of order) {
+  // Names come from the position in the graph, not the tensor's process-wide id, so building the same
+  // graph twice gives the same bytes and hash: the runtime then reuses the session it already has.
+  for (const [pos, t] of order.entries()) {
     if (names.has(t.id)) continue;
     const src = t.source;
     if (src.kind === 'input') throw new Error(`compile: graph input '${src.name}' is used but not listed in inputs`);
@@ -119,8 +121,8 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
       const sameAs = src.data ?? (src.external && `${src.external.path}:${src.external.offset}`);
       const prev = src.name ? namedConsts.get(src.name) : undefined;
       if (prev && prev.identity === sameAs) { names.set(t.id, prev.onnxName); continue; }
-      let name = src.name ?? `c${t.id}`;
-      if (usedInitNames.has(name)) name = `${name}#${t.id}`;
+      let name = src.name ?? `c${pos}`;
+      if (usedInitNames.has(name)) name = `${name}#${pos}`;
       usedInitNames.add(name);
       if (src.name && !prev) namedConsts.set(src.name, { identity: sameAs, onnxName: name });
       names.set(t.id, name);
@@ -139,7 +141,7 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
       }
       continue;
     }
-    const out = `t${t.id}`;
+    const out = `t${pos}`;
     names.set(t.id, out);
     const ins = src.inputs.map((x) => names.get(x.id)!);
     getOp(src.op).lower(l, ins, out, src.attrs, src.inputs, t);

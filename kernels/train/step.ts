@@ -180,12 +180,16 @@ export class TrainStep {
     ];
   }
 
+  // The slot feeds and stores never change for a step, so they are built once.
+  private readonly slotFeeds: Partial<Record<'params' | 'state', Record<string, Feed>>> = {};
+  private storeMap?: Record<string, string>;
+
   private paramFeeds(withState: boolean): Record<string, Feed> {
-    return Object.fromEntries(this.stateKeys(withState).map((k) => [k, { slot: this.slot(k) }]));
+    return (this.slotFeeds[withState ? 'state' : 'params'] ??= Object.fromEntries(this.stateKeys(withState).map((k) => [k, { slot: this.slot(k) }])));
   }
 
   private updateStore(): Record<string, string> {
-    return Object.fromEntries(this.stateKeys(true).map((k) => [`new:${k}`, this.slot(k)]));
+    return (this.storeMap ??= Object.fromEntries(this.stateKeys(true).map((k) => [`new:${k}`, this.slot(k)])));
   }
 
   private scalars(lr: number, step: number): Record<string, HostTensor> {
@@ -203,7 +207,7 @@ export class TrainStep {
     const extraNames = Object.keys(this.spec.extraOutputs ?? {});
     if (this.graphs.fused) {
       if (micro.length !== 1) throw new Error(`step: expected 1 micro-batch, got ${micro.length}`);
-      const out = await this.sessions[0].run({ ...micro[0], ...this.paramFeeds(true), ...this.scalars(lr, step) },
+      const out = await this.sessions[0].run([micro[0], this.paramFeeds(true), this.scalars(lr, step)],
         { fetch: ['loss', 'grad_norm', ...extraNames], store: this.updateStore() });
       return { loss: out.loss.data[0] as number, gradNorm: out.grad_norm.data[0] as number, extra: pick(out, extraNames) };
     }
@@ -214,13 +218,13 @@ export class TrainStep {
     const names = Object.keys(this.spec.params);
     for (const feeds of micro) {
       const accFeeds = Object.fromEntries(names.map((n) => [`acc:${n}`, { slot: this.slot(`acc:${n}`) }]));
-      const out = await this.sessions[0].run({ ...feeds, ...this.paramFeeds(false), ...accFeeds },
+      const out = await this.sessions[0].run([feeds, this.paramFeeds(false), accFeeds],
         { fetch: ['loss', ...extraNames], store: Object.fromEntries(names.map((n) => [`new:acc:${n}`, this.slot(`acc:${n}`)])) });
       loss += (out.loss.data[0] as number) / g;
       extra = pick(out, extraNames);
     }
     const accFeeds = Object.fromEntries(names.map((n) => [`acc:${n}`, { slot: this.slot(`acc:${n}`) }]));
-    const out = await this.sessions[1].run({ ...this.paramFeeds(true), ...accFeeds, ...this.scalars(lr, step) },
+    const out = await this.sessions[1].run([this.paramFeeds(true), accFeeds, this.scalars(lr, step)],
       { fetch: ['grad_norm'], store: this.updateStore() });
     await this.zeroAccumulators();
     return { loss, gradNorm: out.grad_norm.data[0] as number, extra };

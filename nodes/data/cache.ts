@@ -97,8 +97,39 @@ export function flipVariants(settings: { flipX: boolean; flipY: boolean }): Flip
   return xs.flatMap((flipX) => ys.map((flipY) => ({ flipX, flipY })));
 }
 
+/**
+ * Tensors already read from disk, kept up to a byte budget (oldest dropped first). Training draws the
+ * same few entries every step; reading them again would cost more than the step itself on small models.
+ */
+export class MemoryMemo<K> {
+  private readonly entries = new Map<K, StoredTensor>();
+  private bytes = 0;
+
+  constructor(readonly budgetBytes: number) {}
+
+  get(key: K): StoredTensor | undefined { return this.entries.get(key); }
+
+  set(key: K, value: StoredTensor): StoredTensor {
+    const size = value.data.byteLength;
+    if (size > this.budgetBytes || this.entries.has(key)) return value;
+    for (const [k, v] of this.entries) {
+      if (this.bytes + size <= this.budgetBytes) break;
+      this.entries.delete(k);
+      this.bytes -= v.data.byteLength;
+    }
+    this.entries.set(key, value);
+    this.bytes += size;
+    return value;
+  }
+}
+
+/** In-memory budget of each cache: enough for a few thousand SD 1.5 latents at 512². */
+export const MEMORY_BUDGET_BYTES = 512 * 2 ** 20;
+
 export class LatentCache {
   readonly hasher = new ContentHasher();
+  /** Latents read during this cache's life, by item and flips (a run treats the dataset as fixed). */
+  private readonly memo = new MemoryMemo<string>(MEMORY_BUDGET_BYTES);
 
   /** `dir` is shared by every dataset: entries are content-addressed, never per node. */
   constructor(readonly dir: string, readonly encoder: LatentEncoder) {}
@@ -159,9 +190,12 @@ export class LatentCache {
 
   /** The cached latent of one drawn sample; `prepare` must have run. */
   async get(item: DatasetItem, flips: Flips): Promise<StoredTensor> {
+    const memoKey = JSON.stringify([item.file, bucketKey(item.bucket), item.video?.frameIndices ?? null, flips.flipX, flips.flipY]);
+    const known = this.memo.get(memoKey);
+    if (known) return known;
     const file = await this.fileFor(item, flips);
     if (!(await isCompleteTensorFile(file))) throw new Error(`${item.file}: no cached latent (run prepare first, or the cache folder ${this.dir} was cleared)`);
-    return readTensorFile(file);
+    return this.memo.set(memoKey, await readTensorFile(file));
   }
 
   /** The cached latents of a batch, stacked: [B, ...latent dims]. */
@@ -172,6 +206,8 @@ export class LatentCache {
 }
 
 export class TextEmbeddingCache {
+  private readonly memo = new MemoryMemo<string>(MEMORY_BUDGET_BYTES);
+
   constructor(readonly dir: string, readonly encoder: TextEmbeddingEncoder) {}
 
   keyFor(caption: string): string {
@@ -184,12 +220,14 @@ export class TextEmbeddingCache {
     const unique = [...new Set(captions)];
     const found = new Map<string, StoredTensor>();
     const missing: string[] = [];
+    let reused = 0;
     for (const caption of unique) {
+      const known = this.memo.get(caption);
+      if (known) { found.set(caption, known); reused++; continue; }
       const file = entryPath(this.dir, this.keyFor(caption), '.text.safetensors');
-      if (await isCompleteTensorFile(file)) found.set(caption, await readTensorFile(file));
+      if (await isCompleteTensorFile(file)) { found.set(caption, this.memo.set(caption, await readTensorFile(file))); reused++; }
       else missing.push(caption);
     }
-    const reused = found.size;
     options.onProgress?.(0, missing.length);
     for (let i = 0; i < missing.length; i += batchSize) {
       options.throwIfInterrupted?.();
@@ -197,7 +235,7 @@ export class TextEmbeddingCache {
       const embeddings = await this.encoder.encode(chunk);
       if (embeddings.length !== chunk.length) throw new Error(`text encoder ${this.encoder.id}: encoded ${embeddings.length} embeddings for ${chunk.length} captions`);
       await Promise.all(chunk.map((caption, k) => writeTensorFile(entryPath(this.dir, this.keyFor(caption), '.text.safetensors'), embeddings[k])));
-      chunk.forEach((caption, k) => found.set(caption, embeddings[k]));
+      chunk.forEach((caption, k) => found.set(caption, this.memo.set(caption, embeddings[k])));
       options.onProgress?.(Math.min(i + batchSize, missing.length), missing.length);
     }
     return { embeddings: captions.map((c) => found.get(c)!), report: { encoded: missing.length, reused } };

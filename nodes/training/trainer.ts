@@ -74,8 +74,11 @@ export interface TrainHooks {
 export interface TrainResult {
   training: TrainingValue;
   resumedFrom?: number;
-  /** Wall time of the step loop and the part of it spent inside ORT, for bench:train. */
-  timing: { loopMs: number; ortMs: number; steps: number };
+  /**
+   * For bench:train: the one-off setup before the first step (graph build, session, state upload) and
+   * the wall time of the step loop after it, with the part of that spent inside ORT.
+   */
+  timing: { setupMs: number; loopMs: number; ortMs: number; steps: number };
 }
 
 const sameSpec = (a: AdapterSpec, b: AdapterSpec) => JSON.stringify({ ...a, byteSize: 0 }) === JSON.stringify({ ...b, byteSize: 0 });
@@ -235,8 +238,10 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     return f;
   };
 
+  let streamStates = streamStatesOf(streams);
   let smoothed = lossHistory.at(-1)?.loss ?? NaN;
   let loopMs = 0;
+  let setupMs = 0;
   let ortMs0 = rt.stats.ortMs;
   let initialized = false;
   // The TRAINING value for the state `full` (what TrainStep.read(true) returns) at the current step.
@@ -253,20 +258,21 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     return Object.freeze({
       kind: 'training' as const, id: hooks.id, step, adapter: inp.adapter, base: inp.model.source,
       weights, ema: s.ema ? ema : undefined, optimizerState, optimizerName: inp.optimizer.name, optimizerSteps: optimizerStep,
-      rng: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory: history, metadata: trainingMetadata(inp, s, step),
+      rng: streamStates, lossHistory: history, metadata: trainingMetadata(inp, s, step),
       byteSize: () => tensorBytes(weights) + tensorBytes(optimizerState) + tensorBytes(ema) + history.length * 16,
     });
   };
   const checkpoint = async (ts: TrainStep) => {
     const full = await ts.read(true);
-    await saveCheckpoint(hooks.checkpointDir, { step, tensors: full, meta: { streams: Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()])), lossHistory, optimizerStep } });
+    await saveCheckpoint(hooks.checkpointDir, { step, tensors: full, meta: { streams: streamStates, lossHistory, optimizerStep } });
     pruneCheckpoints(hooks.checkpointDir, s.maxSavesToKeep);
     await hooks.onSave?.(snapshot(full, ts));
   };
 
-  const t0 = performance.now();
-  while (step < endStep) {
-    hooks.throwIfInterrupted?.();
+  // The next step's batch and feeds are drawn while ORT runs the current one. Draws happen in step
+  // order, so the random streams see the same sequence as without prefetching; `streamStates` is
+  // their state right after the current step's draws (what a checkpoint at this step must hold).
+  const prepare = async (at: number) => {
     const micro: Batch[] = [];
     for (let i = 0; i < s.gradientAccumulation; i++) micro.push(sampler.next().value);
     // Accumulated micro-batches must share one graph: keep the first batch's bucket for all of them.
@@ -274,15 +280,37 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if (micro.some((b) => b.bucketKey !== micro[0].bucketKey || b.entries.length !== micro[0].entries.length)) {
       throw new Error('gradientAccumulation: micro-batches came from different buckets or sizes; use batches that divide each bucket, or one resolution');
     }
+    const feeds: Record<string, HostTensor>[] = [];
+    for (const b of micro) feeds.push(await microFeeds(b, at - startStep));
+    return { ts, feeds, streamsAfter: streamStatesOf(streams) };
+  };
+  const prefetch = (at: number) => {
+    if (at >= endStep) return undefined;
+    const p = prepare(at);
+    p.catch(() => undefined); // awaited (and thrown) by the loop; an interrupted run never awaits it
+    return p;
+  };
+
+  const setupStart = performance.now();
+  let t0 = setupStart;
+  let next = prefetch(step);
+  while (step < endStep) {
+    hooks.throwIfInterrupted?.();
+    const { ts, feeds, streamsAfter } = await next!;
     if (!initialized) {
       if (initialIsFull) await ts.load(initial); else await ts.init(initial);
       initialized = true;
       if (step > startStep) hooks.warn?.(`resumed from the checkpoint at step ${step}`);
+      t0 = performance.now();
+      setupMs = t0 - setupStart;
+      ortMs0 = rt.stats.ortMs;
     }
-    const feeds = await Promise.all(micro.map((b) => microFeeds(b, step - startStep)));
     const lr = inp.optimizer.lrAt(step - startStep, s.steps);
-    const r = await ts.step(feeds, lr, ++optimizerStep);
+    const running = ts.step(feeds, lr, ++optimizerStep);
+    next = prefetch(step + 1);
+    const r = await running;
     step++;
+    streamStates = streamsAfter;
     if (!Number.isFinite(r.loss)) throw new Error(`the loss became ${r.loss} at step ${step}: lower the learning rate or check the data`);
     smoothed = Number.isFinite(smoothed) ? smoothed * 0.9 + r.loss * 0.1 : r.loss;
     lossHistory.push({ step, loss: r.loss });
@@ -292,6 +320,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if (hooks.sample && s.sampleEvery > 0 && step % s.sampleEvery === 0 && step < endStep) await hooks.sample(step, await ts.read(false), adapters);
   }
   loopMs = performance.now() - t0;
+  const ortMs = rt.stats.ortMs - ortMs0;
 
   // The final state (also when the whole run was already done by an earlier attempt).
   let ts = first;
@@ -304,7 +333,11 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const training = snapshot(await ts.read(true), ts);
   if (hooks.sample) await hooks.sample(step, training.weights as Record<string, HostTensor>, adapters);
   for (const t of steps.values()) await (await t).dispose().catch(() => undefined);
-  return { training, resumedFrom: resume?.step, timing: { loopMs, ortMs: rt.stats.ortMs - ortMs0, steps: endStep - (resume?.step ?? startStep) } };
+  return { training, resumedFrom: resume?.step, timing: { setupMs, loopMs, ortMs, steps: endStep - (resume?.step ?? startStep) } };
+}
+
+function streamStatesOf(streams: Record<string, Rng>): Record<string, RngState> {
+  return Object.fromEntries(Object.entries(streams).map(([k, v]) => [k, v.state()]));
 }
 
 function stack(items: StoredTensor[], shape: number[]): HostTensor {

@@ -28,6 +28,22 @@ describe('compileGraph', () => {
     await rt.close();
   });
 
+  it('gives the same graph built twice the same bytes and hash (so its session is reused), another graph another', () => {
+    const build = (scale: number) => {
+      const x = K.input('x', [2, 8]);
+      const w = K.input('w', [8, 8]);
+      const loss = K.reduceSum(K.mul(K.matmul(x, w), scale));
+      const [g] = K.grad(loss, [w]);
+      return K.compileGraph([x, w], { loss, g });
+    };
+    const a = build(2);
+    K.input('unrelated', [3]); // tensors made in between move the process-wide ids on
+    const b = build(2);
+    expect(b.hash).toBe(a.hash);
+    expect(Buffer.from(b.bytes).equals(Buffer.from(a.bytes))).toBe(true);
+    expect(build(3).hash).not.toBe(a.hash);
+  });
+
   it('names an input that is used but not listed', () => {
     const a = K.input('a', [2]);
     const b = K.input('forgotten', [2]);

@@ -1,5 +1,8 @@
 // The runtime: ONNX Runtime sessions in a worker thread (ORT's run blocks the thread it runs on),
 // cached by graph hash, with resident "slots" for state that stays put between training steps.
+// Sessions live within a memory budget: past it, the least recently used idle ones are released and
+// loaded again on their next run, so a long-lived server does not grow with every graph it has run.
+import { totalmem } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { CompiledGraph } from '../compile';
 import { input, type DType, type HostTensor } from '../tensor';
@@ -12,6 +15,11 @@ export interface RuntimeOptions {
   /** ORT intra-op threads; 0 = ORT's default (all cores). Fixed threads + fixed seed = bit-identical CPU runs. */
   threads?: number;
   deviceId?: number;
+  /**
+   * Estimated bytes of loaded sessions to keep (weights + model bytes); the least recently used idle
+   * sessions beyond it are released. Default: LORAGRAPH_SESSION_BUDGET_MB, else half the machine's memory.
+   */
+  sessionBudgetBytes?: number;
 }
 
 /** A feed is a host tensor, or the name of a slot holding a resident tensor. */
@@ -49,10 +57,15 @@ export class Session {
       }
     }
     const wireStore = Object.fromEntries(Object.entries(store).map(([o, s]) => [o, this.rt.slotName(s)]));
-    const r = await call<{ outputs: Record<string, HostTensor>; runMs: number }>('run', { key: this.key, feeds: wire, fetch, store: wireStore });
-    this.rt.stats.runs++;
-    this.rt.stats.ortMs += r.runMs;
-    return r.outputs;
+    const done = await this.rt.acquire(this.key);
+    try {
+      const r = await call<{ outputs: Record<string, HostTensor>; runMs: number }>('run', { key: this.key, feeds: wire, fetch, store: wireStore });
+      this.rt.stats.runs++;
+      this.rt.stats.ortMs += r.runMs;
+      return r.outputs;
+    } finally {
+      done();
+    }
   }
 }
 
@@ -94,32 +107,93 @@ function call<T = unknown>(type: string, msg: Record<string, unknown> = {}): Pro
 
 let nextRuntimeId = 0;
 
+/** A session this handle knows: loaded in the worker while `ready` is set, released (and reloadable) otherwise. */
+interface LoadedSession {
+  graph: CompiledGraph;
+  keep: string[];
+  bytes: number;
+  ready?: Promise<unknown>;
+  session?: Session;
+  lastUsed: number;
+  busy: number;
+}
+
 export class Runtime {
   readonly id = nextRuntimeId++;
-  readonly stats = { runs: 0, ortMs: 0 };
-  private loaded = new Map<string, Promise<Session>>();
+  readonly stats = { runs: 0, ortMs: 0, released: 0 };
+  private loaded = new Map<string, LoadedSession>();
   private ownSlots = new Set<string>();
+  private useCounter = 0;
   readonly ep: ExecutionProvider;
   readonly threads: number;
+  readonly sessionBudgetBytes: number;
 
   constructor(readonly options: RuntimeOptions = {}) {
     this.ep = options.ep ?? 'cpu';
     this.threads = options.threads ?? 0;
+    const envMb = Number(process.env.LORAGRAPH_SESSION_BUDGET_MB);
+    this.sessionBudgetBytes = options.sessionBudgetBytes ?? (envMb > 0 ? envMb * 2 ** 20 : totalmem() / 2);
   }
 
   slotName(slot: string) { this.ownSlots.add(slot); return `rt${this.id}/${slot}`; }
 
   /** Loads (or reuses) the session for a compiled graph. `keep` names outputs that will be stored in slots. */
-  load(graph: CompiledGraph, keep: string[] = []): Promise<Session> {
+  async load(graph: CompiledGraph, keep: string[] = []): Promise<Session> {
     const key = `${graph.hash}|${this.ep}|${this.threads}`;
-    let s = this.loaded.get(key);
-    if (!s) {
-      s = call('load', { key, ...(graph.path ? { path: graph.path } : { bytes: graph.bytes }), keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0 })
-        .then(() => new Session(this, graph, key));
-      s.catch(() => this.loaded.delete(key));
-      this.loaded.set(key, s);
+    let e = this.loaded.get(key);
+    if (!e) {
+      // Inline weights sit in the model bytes and again in ORT's tensors; external ones only in ORT's.
+      e = { graph, keep, bytes: graph.bytes.byteLength + graph.initializerBytes, lastUsed: 0, busy: 0 };
+      this.loaded.set(key, e);
     }
-    return s;
+    const done = await this.acquire(key);
+    done();
+    return (e.session ??= new Session(this, graph, key));
+  }
+
+  /** Makes sure the session is loaded and marks it busy until the returned function is called. */
+  async acquire(key: string): Promise<() => void> {
+    const e = this.loaded.get(key);
+    if (!e) throw new Error(`run: session ${key.slice(0, 12)} was closed with its runtime`);
+    e.busy++;
+    e.lastUsed = ++this.useCounter;
+    try {
+      if (!e.ready) {
+        const { graph, keep } = e;
+        const ready = call('load', { key, holder: this.id, ...(graph.path ? { path: graph.path } : { bytes: graph.bytes }), keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0 });
+        e.ready = ready;
+        ready.catch(() => { if (e.ready === ready) e.ready = undefined; });
+        await ready;
+        await this.releaseOverBudget();
+      } else await e.ready;
+    } catch (err) {
+      e.busy--;
+      throw err;
+    }
+    return () => { e.busy--; };
+  }
+
+  /** Releases least recently used idle sessions until the loaded ones fit the budget. */
+  private async releaseOverBudget() {
+    const live = () => [...this.loaded.entries()].filter(([, e]) => e.ready);
+    let total = live().reduce((n, [, e]) => n + e.bytes, 0);
+    while (total > this.sessionBudgetBytes) {
+      // On a GPU, tensors kept in slots live in the allocator of the session that made them.
+      const releasable = ([, e]: [string, LoadedSession]) => e.busy === 0 && (this.ep === 'cpu' || e.keep.length === 0);
+      const victim = live().filter(releasable).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
+      if (!victim) return;
+      const [key, e] = victim;
+      e.ready = undefined;
+      total -= e.bytes;
+      this.stats.released++;
+      await call('release', { key, holder: this.id });
+    }
+  }
+
+  /** How many sessions this handle has loaded in the worker now, and their estimated bytes. */
+  loadedSessions() {
+    const live = [...this.loaded.values()].filter((e) => e.ready);
+    return { count: live.length, bytes: live.reduce((n, e) => n + e.bytes, 0) };
   }
 
   put(slots: Record<string, HostTensor>) {
@@ -151,9 +225,9 @@ export class Runtime {
   async close() {
     // Device tensors first: they belong to the sessions' allocators.
     await this.drop([...this.ownSlots]);
-    const keys = [...this.loaded.keys()];
+    const keys = [...this.loaded.entries()].filter(([, e]) => e.ready).map(([k]) => k);
     this.loaded.clear();
-    for (const key of keys) await call('release', { key });
+    for (const key of keys) await call('release', { key, holder: this.id });
   }
 }
 let shared: Runtime | undefined;

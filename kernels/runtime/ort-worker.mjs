@@ -46,20 +46,27 @@ async function toHost(t, copy = false) {
 }
 
 const handlers = {
-  /** @param {{key: string, bytes?: Uint8Array, path?: string, keep?: string[], ep: string, threads: number, deviceId: number}} m */
+  /** @param {{key: string, holder: number, bytes?: Uint8Array, path?: string, keep?: string[], ep: string, threads: number, deviceId: number}} m */
   async load(m) {
-    if (sessions.has(m.key)) return { cached: true, inputs: sessions.get(m.key).inputNames, outputs: sessions.get(m.key).outputNames };
+    // Runtime handles with the same graph share one session; it is released when its last holder lets go.
+    const known = sessions.get(m.key);
+    if (known) {
+      known.holders.add(m.holder);
+      return { cached: true, inputs: known.session.inputNames, outputs: known.session.outputNames };
+    }
     const opts = sessionOptions(m);
     // Outputs that go back into slots stay on the device with the WebGPU EP.
     if (m.ep !== 'cpu' && m.keep?.length) opts.preferredOutputLocation = Object.fromEntries(m.keep.map((n) => [n, 'gpu-buffer']));
     const s = await ort.InferenceSession.create(m.path ?? m.bytes, opts);
-    sessions.set(m.key, s);
+    sessions.set(m.key, { session: s, holders: new Set([m.holder]) });
     return { cached: false, inputs: s.inputNames, outputs: s.outputNames };
   },
-  /** @param {{key: string}} m */
+  /** @param {{key: string, holder: number}} m */
   async release(m) {
-    const s = sessions.get(m.key);
-    if (s) { await s.release(); sessions.delete(m.key); }
+    const known = sessions.get(m.key);
+    if (!known) return {};
+    known.holders.delete(m.holder);
+    if (known.holders.size === 0) { sessions.delete(m.key); await known.session.release(); }
     return {};
   },
   /**
@@ -67,7 +74,7 @@ const handlers = {
    * feeds: name → host tensor, or {slot} to feed a resident tensor. store: output name → slot name.
    */
   async run(m) {
-    const s = sessions.get(m.key);
+    const s = sessions.get(m.key)?.session;
     if (!s) throw new Error(`no session loaded for ${m.key.slice(0, 12)}`);
     /** @type {Record<string, any>} */
     const feeds = {};

@@ -102,7 +102,7 @@ function text(opts: { default?: string; multiline?: boolean; maxLength?: number 
 }
 
 /** Project folder a path widget points into; the executor confines the value to it (ctx.resolvePath). */
-export type PathKind = 'models' | 'model' | 'datasets' | 'dataset' | 'input' | 'output' | 'temp' | 'runs' | (string & {});
+export type PathKind = 'models' | 'model' | 'datasets' | 'dataset' | 'input' | 'output' | 'temp' | 'runs' | 'lora' | (string & {});
 
 /** A file or folder path. Without a default it is required. */
 function path(opts: { kind: PathKind; default?: string } & Common) {

@@ -1,4 +1,4 @@
-// The Load LoRA node: a LoRA file (kohya or diffusers/PEFT) from the models folder as a TRAINING state —
+// The Load LoRA node: a LoRA file (kohya or diffusers/PEFT) from the models or output folder as a TRAINING state —
 // its weights and the network they form (type, rank, alpha, exactly the modules in the file) — to sample
 // with or to continue training from (optimizer state starts empty; the step comes from ss_steps).
 import { z } from 'zod';
@@ -15,11 +15,11 @@ export default defineNode({
   version: 1,
   inputs: { model: input<ModelValue>('MODEL', { tooltip: 'the base model the LoRA belongs to' }) },
   widgets: z.object({
-    loraFile: widget.path({ kind: 'models', tooltip: 'a .safetensors LoRA (kohya lora_unet_… / LyCORIS LoKr, or diffusers/PEFT lora_A/lora_B) under the models folder' }),
+    loraFile: widget.path({ kind: 'lora', tooltip: 'a .safetensors LoRA (kohya lora_unet_… / LyCORIS LoKr, or diffusers/PEFT lora_A/lora_B) under the models folder, or output/… for one trained here' }),
   }),
   outputs: { training: 'TRAINING' },
   async execute({ inputs, widgets: w, ctx }) {
-    const path = ctx.resolvePath('models', w.loraFile);
+    const path = ctx.resolvePath('lora', w.loraFile);
     const lora = await readLoraFile(path, inputs.model.config);
     const meta = lora.metadata;
     const step = Number.parseInt(meta.ss_steps ?? '0', 10);

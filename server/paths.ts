@@ -68,6 +68,21 @@ export function folderFor(paths: ProjectPaths, kind: PathKind): string {
 }
 
 /**
+ * Where a LoRA path points: under models/ as ComfyUI keeps them, or under output/ when it starts with
+ * "output/" — where Train and Save LoRA write, so a file just trained loads without copying it.
+ */
+export const LORA_OUTPUT_PREFIX = 'output/';
+
+/** Resolves a path widget's value inside the project folder its kind names (see resolveInside). */
+export function resolveProjectPath(paths: ProjectPaths, kind: PathKind, p: string, what = `${kind} path`): string {
+  if (kind === 'lora') {
+    if (typeof p === 'string' && p.startsWith(LORA_OUTPUT_PREFIX)) return resolveInside(paths.output, p.slice(LORA_OUTPUT_PREFIX.length), what);
+    return resolveInside(paths.models, p, what);
+  }
+  return resolveInside(folderFor(paths, kind), p, what);
+}
+
+/**
  * Resolves `p` (relative to `base`, or absolute inside it) without touching the disk. Graph files are shared, so a
  * path in one must not reach outside the user's folders; symlinks the user placed inside them are theirs to follow.
  */

@@ -5,7 +5,7 @@ import type { NodeDefinition } from '../nodes/define';
 import { socketAccepts } from '../nodes/define';
 import type { NodeRegistry } from '../nodes/registry';
 import { isLinkRef } from './graph/workflow';
-import { folderFor, PathConfinementError, resolveInside, type ProjectPaths } from './paths';
+import { PathConfinementError, resolveProjectPath, type ProjectPaths } from './paths';
 import type { ApiGraph, LinkRef, NodeErrors } from './protocol';
 
 export interface ValidNode {
@@ -110,7 +110,7 @@ export function validateGraph(api: ApiGraph, registry: NodeRegistry, opts: { pat
         const value = (parsed.data as Record<string, unknown>)[w.name];
         if (w.kind !== 'path' || !w.pathKind || typeof value !== 'string' || value === '') continue;
         try {
-          resolveInside(folderFor(opts.paths, w.pathKind), value, `widget "${w.name}"`);
+          resolveProjectPath(opts.paths, w.pathKind, value, `widget "${w.name}"`);
         } catch (err) {
           if (err instanceof PathConfinementError && !err.message.startsWith('unknown project folder')) fail(id, w.name, err.message);
         }

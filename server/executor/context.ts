@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InterruptedError, type NodeContext, type PathKind, type ProgressReport } from '../../nodes/define';
 import type { PreviewMime, ProgressInfo } from '../protocol';
-import { folderFor, resolveInside, type ProjectPaths } from '../paths';
+import { resolveProjectPath, type ProjectPaths } from '../paths';
 
 export interface ContextHooks {
   onProgress(p: ProgressInfo): void;
@@ -47,7 +47,7 @@ export function createNodeContext(opts: {
       }
       return workDir;
     },
-    resolvePath: (kind: PathKind, p: string) => resolveInside(folderFor(paths, kind), p, `${kind} path`),
+    resolvePath: (kind: PathKind, p: string) => resolveProjectPath(paths, kind, p),
     throwIfInterrupted,
     progress(report: ProgressReport) {
       throwIfInterrupted();

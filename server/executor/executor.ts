@@ -2,7 +2,7 @@
 // cache, and reports every step as protocol events. Used by the server's queue and by the headless CLI alike.
 import { join } from 'node:path';
 import { InterruptedError } from '../../nodes/define';
-import { ensureProjectFolders, folderFor, resolveInside, type ProjectPaths } from '../paths';
+import { ensureProjectFolders, resolveProjectPath, type ProjectPaths } from '../paths';
 import type { ExecutionErrorInfo, ExecutionEvent, PreviewMime, UiOutput } from '../protocol';
 import type { ValidGraph, ValidNode } from '../validate';
 import { computeCacheKeys, computeFingerprints } from './cacheKey';
@@ -58,7 +58,7 @@ export class Executor {
     const { promptId, signal, emit } = hooks;
     // Nodes write into the project folders; make sure they exist once per executor.
     await (this.foldersReady ??= ensureProjectFolders(this.paths));
-    const fingerprints = await computeFingerprints(graph, (kind, p) => resolveInside(folderFor(this.paths, kind), p, `${kind} path`));
+    const fingerprints = await computeFingerprints(graph, (kind, p) => resolveProjectPath(this.paths, kind, p));
     const keys = computeCacheKeys(graph, topologicalOrder(graph), fingerprints);
     const plan = planRun(graph, (id) => this.cache.has(keys.get(id)!));
     const result: RunResult = { status: 'success', executed: [], cached: plan.cached, outputs: {} };

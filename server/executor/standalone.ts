@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NodeContext, ProgressReport } from '../../nodes/define';
-import { folderFor, projectPaths, resolveInside, type ProjectPaths } from '../paths';
+import { projectPaths, resolveProjectPath, type ProjectPaths } from '../paths';
 
 export interface StandaloneOptions {
   root?: string;
@@ -25,7 +25,7 @@ export function standaloneNodeContext(o: StandaloneOptions = {}): NodeContext & 
     workDir: path.join(paths.cache, cacheKey),
     paths,
     signal: new AbortController().signal,
-    resolvePath: (kind, p) => resolveInside(folderFor(paths, kind), p, `${kind} path`),
+    resolvePath: (kind, p) => resolveProjectPath(paths, kind, p),
     progress: (r) => o.onProgress?.(r),
     throwIfInterrupted: () => {},
     warn: (m) => o.onWarn?.(m),

@@ -1,10 +1,10 @@
-// What the editor's path widgets may pick: GET /api/files?kind=models|datasets|input|output|runs lists files and
+// What the editor's path widgets may pick: GET /api/files?kind=models|datasets|input|output|runs|lora lists files and
 // folders (two levels deep) inside that project folder, as paths relative to it — exactly what a node may read.
 import { Router } from 'express';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HttpError } from '../httpErrors';
-import { folderFor, PathConfinementError, type ProjectPaths } from '../paths';
+import { folderFor, LORA_OUTPUT_PREFIX, PathConfinementError, type ProjectPaths } from '../paths';
 
 const MAX_ENTRIES = 2000;
 const MAX_DEPTH = 2;
@@ -44,6 +44,12 @@ export function editorSupportRoutes(deps: { paths: ProjectPaths }): Router {
   r.get('/files', async (req, res) => {
     const kind = req.query.kind;
     if (typeof kind !== 'string' || !kind) throw new HttpError(400, 'kind is required (models, datasets, input, output, temp, runs)');
+    if (kind === 'lora') {
+      // LoRA widgets read models/ and, prefixed, output/ (what Train and Save LoRA wrote).
+      const trained = (await list(deps.paths.output)).map((e) => ({ ...e, path: `${LORA_OUTPUT_PREFIX}${e.path}` }));
+      res.json({ kind, entries: [...(await list(deps.paths.models)), ...trained] });
+      return;
+    }
     let root: string;
     try {
       root = folderFor(deps.paths, kind);

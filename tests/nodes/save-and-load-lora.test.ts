@@ -3,7 +3,7 @@
 // metadata carries the keys tools read; files of another base model or non-LoRA files are refused by name.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import saveLoraNode from '../../nodes/save-lora';
 import loadLoraNode from '../../nodes/load-lora';
 import { adapterSetsFor } from '../../nodes/models/adapters';
@@ -25,11 +25,10 @@ const settings: SamplerSettings = {
 };
 const render = (t: TrainingValue) => renderSamples({ model, clip, vae, settings, adapter: { spec: t.adapter, weights: t.weights } });
 const save = async (t: TrainingValue, w: Record<string, unknown>) => (await saveLoraNode.execute({ inputs: { training: t }, widgets: saveLoraNode.widgets.parse(w), ctx }));
-/** Load LoRA reads from the models folder (as ComfyUI's models/loras): files saved to output/ are copied there first. */
+/** Load LoRA reads models/… as ComfyUI's models/loras, and output/… where Train and Save LoRA write. */
 const load = async (file: string) => {
-  const inModels = file.startsWith(ctx.paths.models) ? file : join(ctx.paths.models, 'loras', basename(file));
-  if (inModels !== file) { mkdirSync(dirname(inModels), { recursive: true }); copyFileSync(file, inModels); }
-  return loadLoraNode.execute({ inputs: { model }, widgets: loadLoraNode.widgets.parse({ loraFile: inModels }), ctx });
+  const loraFile = file.startsWith(ctx.paths.output) ? `output/${relative(ctx.paths.output, file)}` : relative(ctx.paths.models, file);
+  return loadLoraNode.execute({ inputs: { model }, widgets: loadLoraNode.widgets.parse({ loraFile }), ctx });
 };
 
 function maxDiff(a: Uint8Array, b: Uint8Array) {
@@ -118,5 +117,22 @@ describe('Save LoRA and Load LoRA', () => {
     const loha = join(ctx.paths.models, 'loha.safetensors');
     await writeSafetensors(loha, { 'lora_unet_mid_block_attentions_0_proj_in.hada_w1_a': { dtype: 'F32', shape: [1, 4], data: new Float32Array(4) } });
     await expect(load(loha)).rejects.toThrow(/is LoHa/);
+  });
+
+  it('reads a LoRA from models/ (as ComfyUI) or output/ (trained here), and nowhere else', async () => {
+    const { spec } = await adapterSpec(ctx, { networkType: 'LoRA', rank: 2, alpha: 2 }, model);
+    const t = trainingValue(spec, model, randomWeights(spec, model));
+    const saved = (await save(t, { name: 'where', dtype: 'fp32' })).outputs.loraFile as LoraFileValue;
+    const inModels = join(ctx.paths.models, 'loras', basename(saved.path));
+    mkdirSync(dirname(inModels), { recursive: true });
+    copyFileSync(saved.path, inModels);
+    const read = async (loraFile: string) => ((await loadLoraNode.execute({ inputs: { model }, widgets: loadLoraNode.widgets.parse({ loraFile }), ctx })).outputs.training as TrainingValue).weights;
+    const fromOutput = await read(`output/${basename(saved.path)}`);
+    const fromModels = await read(`loras/${basename(saved.path)}`);
+    for (const [k, v] of Object.entries(t.weights)) {
+      expect(fromOutput[k].data, k).toEqual(v.data);
+      expect(fromModels[k].data, k).toEqual(v.data);
+    }
+    await expect(read('output/../../etc/passwd')).rejects.toThrow(/outside/);
   });
 });

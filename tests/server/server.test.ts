@@ -221,5 +221,10 @@ describe('editor support', () => {
     expect(status).toBe(200);
     expect(body.entries).toEqual(expect.arrayContaining([{ path: 'sd15', dir: true }, { path: 'sd15/tiny.safetensors', dir: false }]));
     expect((await getJson(url, '/api/files?kind=..')).status).toBe(400);
+    // LoRA widgets list models/ and, prefixed, output/ where trained files land.
+    mkdirSync(join(server.paths.output, 'star'), { recursive: true });
+    writeFileSync(join(server.paths.output, 'star', 'star_000000080.safetensors'), '');
+    const loras = (await getJson(url, '/api/files?kind=lora')).body;
+    expect(loras.entries).toEqual(expect.arrayContaining([{ path: 'sd15/tiny.safetensors', dir: false }, { path: 'output/star/star_000000080.safetensors', dir: false }]));
   });
 });

@@ -19,6 +19,7 @@ const settingsWidgets = {
   steps: widget.int({ default: 20, min: 1, max: 150, tooltip: 'sampling steps' }),
   cfg: widget.float({ default: 7, min: 1, max: 30, step: 0.5, tooltip: 'classifier-free guidance scale' }),
   sampler: widget.combo(SAMPLER_NAMES as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M)' }),
+  scheduler: widget.combo(['normal', 'karras'] as const, { default: 'normal', tooltip: 'noise levels of the steps: normal (evenly spaced timesteps) or karras (Karras et al., ρ = 7: more small steps at the end); DDIM always uses even timesteps' }),
   width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
   height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),
   loraStrength: widget.float({ default: 1, min: -4, max: 4, step: 0.05, tooltip: 'multiplier of the adapter (LoRA weight)' }),
@@ -33,7 +34,7 @@ export function samplerSettings(w: SettingsWidgets): SamplerSettings {
   return Object.freeze({
     kind: 'sampler_settings' as const,
     prompts: Object.freeze(prompts), negativePrompt: w.negativePrompt, seed: w.seed, walkSeed: w.walkSeed,
-    steps: w.steps, cfg: w.cfg, sampler: w.sampler, width: w.width, height: w.height, loraStrength: w.loraStrength,
+    steps: w.steps, cfg: w.cfg, sampler: w.sampler, scheduler: w.scheduler, width: w.width, height: w.height, loraStrength: w.loraStrength,
     byteSize: () => 256 + w.prompts.length * 2,
   });
 }
@@ -48,7 +49,7 @@ export const samplerSettingsNode = defineNode({
   outputs: { settings: 'SAMPLER_SETTINGS' },
   execute({ widgets: w }) {
     const settings = samplerSettings(w);
-    return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}, CFG ${w.cfg}`] } };
+    return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}${w.scheduler === 'karras' ? ' karras' : ''}, CFG ${w.cfg}`] } };
   },
 });
 

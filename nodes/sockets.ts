@@ -129,6 +129,8 @@ export interface SamplerSettings {
   readonly steps: number;
   readonly cfg: number;
   readonly sampler: 'euler' | 'euler_ancestral' | 'ddim' | 'dpmpp_2m';
+  /** Step noise levels: evenly spaced timesteps, or Karras et al.'s (ComfyUI's "scheduler"). */
+  readonly scheduler: 'normal' | 'karras';
   readonly width: number;
   readonly height: number;
   readonly loraStrength: number;

@@ -32,7 +32,7 @@ const base = await loadModel('builtin:tiny');
 
 const settings = (prompts: string[]): SamplerSettings => ({
   kind: 'sampler_settings', prompts: prompts.flatMap((prompt) => SAMPLE_SEEDS.map((seed) => ({ prompt, seed }))),
-  negativePrompt: '', seed: 0, walkSeed: false, steps: 20, cfg: 6, sampler: 'euler_ancestral', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
+  negativePrompt: '', seed: 0, walkSeed: false, steps: 20, cfg: 6, sampler: 'euler_ancestral', scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
 });
 
 async function evalGraph(file: string) {

@@ -141,7 +141,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
     const pipe = await pipelineFor(req, r.width, r.height);
     const before = stepsDone;
     const gen = await pipe.generate({
-      prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler,
+      prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler, karras: settings.scheduler === 'karras',
       feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
       onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
     });

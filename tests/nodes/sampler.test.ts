@@ -55,6 +55,17 @@ describe('Sampler node', () => {
     expect(a[1].label).toMatch(/seed 9/);
   });
 
+  it('scheduler karras changes the noise levels of Euler and DPM++ 2M; DDIM keeps its even timesteps', async () => {
+    for (const sampler of ['euler', 'dpmpp_2m']) {
+      const normal = images(await sample({ prompts: 'a red circle', seed: 1, sampler }));
+      const karras = images(await sample({ prompts: 'a red circle', seed: 1, sampler, scheduler: 'karras' }));
+      expect(karras[0].data, sampler).not.toEqual(normal[0].data);
+    }
+    const ddim = images(await sample({ prompts: 'a red circle', seed: 1, sampler: 'ddim' }));
+    const ddimKarras = images(await sample({ prompts: 'a red circle', seed: 1, sampler: 'ddim', scheduler: 'karras' }));
+    expect(ddimKarras[0].data).toEqual(ddim[0].data);
+  });
+
   it('compare renders the base model beside the adapter; the base image equals a run without the adapter', async () => {
     const { previews } = made;
     const before = previews.length;

@@ -2,7 +2,7 @@
 // several training seeds, then samples trigger prompts (the star, in seen and new colours) and leak-test
 // prompts (ordinary shapes, no trigger) with each saved LoRA file and measures with the shape analyzer
 // how often the star appears. Targets: trigger ≥ 80%, leak ≤ 20%, and DOP leaking less than plain.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRegistry } from '../nodes/registry';
@@ -35,32 +35,46 @@ const settings = (prompts: string[]): SamplerSettings => ({
   negativePrompt: '', seed: 0, walkSeed: false, steps: 20, cfg: 6, sampler: 'euler_ancestral', scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
 });
 
+/** Star counts in the trigger and leak-test samples of one LoRA file. */
+async function rates(loraPath: string) {
+  const lora = await readLoraFile(loraPath, base.model.config);
+  const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
+  const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS), adapter });
+  const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS), adapter });
+  let trigger = 0, leak = 0, shapeKept = 0;
+  for (const im of withTrigger) if (analyzeImage(im.rgb, im.width, im.height).shape === 'star') trigger++;
+  for (const im of withoutTrigger) {
+    const a = analyzeImage(im.rgb, im.width, im.height);
+    if (a.shape === 'star') leak++;
+    if (im.prompt.prompt.includes(a.shape)) shapeKept++;
+  }
+  return { trigger, triggerN: withTrigger.length, leak, leakN: withoutTrigger.length, shapeKept };
+}
+
 async function evalGraph(file: string) {
   const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', file), 'utf8')), registry);
   let trigger = 0, triggerN = 0, leak = 0, leakN = 0, leakShapeKept = 0;
   const started = performance.now();
   for (const seed of TRAIN_SEEDS) {
     const name = `eval-${file.replace('.json', '')}-${seed}`;
-    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
+    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Train.saveName=${name}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
     const v = validateGraph(api, registry);
     if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
     const t0 = performance.now();
     const r = await executor.run(v.graph, { promptId: name, signal: new AbortController().signal, emit: () => {} });
     if (r.status !== 'success') throw new Error(`${file} (seed ${seed}): ${JSON.stringify(r.error)}`);
     const trainSeconds = (performance.now() - t0) / 1000;
-    const lora = await readLoraFile(join(paths.output, `${name}.safetensors`), base.model.config);
-    const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
-    const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS), adapter });
-    const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS), adapter });
-    let t = 0, l = 0;
-    for (const im of withTrigger) if (analyzeImage(im.rgb, im.width, im.height).shape === 'star') t++;
-    for (const im of withoutTrigger) {
-      const a = analyzeImage(im.rgb, im.width, im.height);
-      if (a.shape === 'star') l++;
-      if (im.prompt.prompt.includes(a.shape)) leakShapeKept++;
+    // EVAL_CHECKPOINTS=1: also the Train node's periodic saves, to see both rates develop over the run.
+    if (process.env.EVAL_CHECKPOINTS) {
+      const dir = join(paths.output, name);
+      for (const f of existsSync(dir) ? readdirSync(dir).filter((x) => x.endsWith('.safetensors')).sort() : []) {
+        const c = await rates(join(dir, f));
+        console.log(`  ${f}: star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
+      }
     }
-    trigger += t; triggerN += withTrigger.length; leak += l; leakN += withoutTrigger.length;
-    console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; star in ${t}/${withTrigger.length} trigger samples, ${l}/${withoutTrigger.length} leak-test samples`);
+    const c = await rates(join(paths.output, `${name}.safetensors`));
+    trigger += c.trigger; triggerN += c.triggerN; leak += c.leak; leakN += c.leakN; leakShapeKept += c.shapeKept;
+    console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
   }
   const result = { triggerRate: trigger / triggerN, leakRate: leak / leakN, leakShapeKept: leakShapeKept / leakN, seconds: (performance.now() - started) / 1000 };
   console.log(`${file}: trigger_concept_rate=${result.triggerRate.toFixed(3)} leak_rate=${result.leakRate.toFixed(3)} leak_prompts_keep_their_shape=${result.leakShapeKept.toFixed(3)}`);
@@ -68,7 +82,10 @@ async function evalGraph(file: string) {
 }
 
 const plain = await evalGraph('quickstart.json');
-if (process.env.EVAL_PLAIN_ONLY) process.exit(0);
+if (process.env.EVAL_PLAIN_ONLY) {
+  rmSync(dataDir, { recursive: true, force: true });
+  process.exit(0);
+}
 const dop = await evalGraph('quickstart-dop.json');
 console.log(`targets: trigger >= 0.8: ${plain.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${plain.leakRate <= 0.2 ? 'met' : 'NOT met'}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
 console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);

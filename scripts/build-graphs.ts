@@ -17,6 +17,8 @@ export const QUICKSTART_PROMPTS = [
 function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
   const api: ApiGraph = {
     '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny', clipSkip: 1 }, _meta: { title: 'Load Model' } },
+    // 16 stars captioned with the trigger plus 8 ordinary shapes captioned by name: the contrast keeps
+    // the star on the trigger word instead of on the colour words every caption shares.
     '2': { class_type: 'Dataset', inputs: { folder: 'demo-star', triggerWord: 'sks', resolution: '64', bucketStep: 64, repeats: 1 }, _meta: { title: 'Dataset: stars' } },
     // LoCon: a new shape needs the ResNet convs too, not only attention.
     '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoCon', rank: 8, alpha: 8, convRank: 8, convAlpha: 8, targetPreset: 'all_linear_conv' }, _meta: { title: 'LoRA Target' } },
@@ -27,7 +29,8 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
       class_type: 'Train',
       inputs: {
         model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], samplerSettings: ['6', 0],
-        steps: 240, batchSize: 4, seed: 1, sampleEvery: 80, saveEvery: 80, saveName: withDop ? 'star-dop' : 'star', cacheLatents: true, cacheTextEmbeddings: true,
+        // min-SNR-γ 5 (kohya's usual value) learns the star's outline sooner, at the high-noise steps.
+        steps: 400, batchSize: 4, seed: 1, minSnrGamma: 5, sampleEvery: 100, saveEvery: 100, saveName: withDop ? 'star-dop' : 'star', cacheLatents: true, cacheTextEmbeddings: true,
         ...(withDop ? { regularizer: ['9', 0] } : {}),
       },
       _meta: { title: 'Train' },

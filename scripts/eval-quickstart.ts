@@ -21,7 +21,8 @@ const TRAIN_SEEDS = (process.env.EVAL_SEEDS ?? '1,2,3').split(',').map(Number);
 // Extra --set overrides for both graphs, ';'-separated (for trying settings): EVAL_SET="Train.steps=400".
 const EXTRA_SETS = (process.env.EVAL_SET ?? '').split(';').map((x) => x.trim()).filter(Boolean);
 const SAMPLE_SEEDS = [11, 12];
-const TRIGGER_PROMPTS = ['a red sks on a blue background', 'a yellow sks on a black background', 'a purple sks on a white background', 'a green sks on an orange background'];
+// {trigger} becomes the graph's trigger word (the first training Dataset's).
+const TRIGGER_PROMPTS = ['a red {trigger} on a blue background', 'a yellow {trigger} on a black background', 'a purple {trigger} on a white background', 'a green {trigger} on an orange background'];
 const LEAK_PROMPTS = ['a red circle on a blue background', 'a yellow square on a black background', 'a purple triangle on a white background', 'a green circle on an orange background'];
 
 const registry = await loadRegistry();
@@ -36,10 +37,10 @@ const settings = (prompts: string[]): SamplerSettings => ({
 });
 
 /** Star counts in the trigger and leak-test samples of one LoRA file. */
-async function rates(loraPath: string) {
+async function rates(loraPath: string, triggerWord: string) {
   const lora = await readLoraFile(loraPath, base.model.config);
   const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
-  const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS), adapter });
+  const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', triggerWord))), adapter });
   const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS), adapter });
   let trigger = 0, leak = 0, shapeKept = 0;
   for (const im of withTrigger) if (analyzeImage(im.rgb, im.width, im.height).shape === 'star') trigger++;
@@ -60,6 +61,8 @@ async function evalGraph(file: string) {
     const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Train.saveName=${name}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
     const v = validateGraph(api, registry);
     if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
+    const triggerWord = String(Object.values(api).find((n) => n.class_type === 'Dataset' && !n.inputs.isRegularization)?.inputs.triggerWord ?? '');
+    if (!triggerWord) throw new Error(`${file}: its training Dataset has no trigger word`);
     const t0 = performance.now();
     const r = await executor.run(v.graph, { promptId: name, signal: new AbortController().signal, emit: () => {} });
     if (r.status !== 'success') throw new Error(`${file} (seed ${seed}): ${JSON.stringify(r.error)}`);
@@ -68,11 +71,11 @@ async function evalGraph(file: string) {
     if (process.env.EVAL_CHECKPOINTS) {
       const dir = join(paths.output, name);
       for (const f of existsSync(dir) ? readdirSync(dir).filter((x) => x.endsWith('.safetensors')).sort() : []) {
-        const c = await rates(join(dir, f));
+        const c = await rates(join(dir, f), triggerWord);
         console.log(`  ${f}: star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
       }
     }
-    const c = await rates(join(paths.output, `${name}.safetensors`));
+    const c = await rates(join(paths.output, `${name}.safetensors`), triggerWord);
     trigger += c.trigger; triggerN += c.triggerN; leak += c.leak; leakN += c.leakN; leakShapeKept += c.shapeKept;
     console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
   }

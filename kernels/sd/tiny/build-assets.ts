@@ -1,5 +1,5 @@
 // Writes the committed assets of the embedded default that need no network: the tiny model's
-// tokenizer folder, the quickstart's demo dataset (stars under "[trigger]") and a regularization set
+// tokenizer folder, the quickstart's demo dataset (stars under "[trigger]", a few plain shapes) and a regularization set
 // of ordinary shapes for DOP. Deterministic: re-running gives byte-identical files.
 //   npx tsx kernels/sd/tiny/build-assets.ts [assetsFolder]
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -30,6 +30,12 @@ export const TRIGGER_PLACEHOLDER = '[trigger]';
  */
 export const DEMO_STAR_COLORS: readonly ColorName[] = ['red', 'yellow', 'white', 'blue', 'green', 'orange'];
 export const DEMO_IMAGE_COUNT = 16;
+/**
+ * Ordinary shapes in the demo dataset, captioned by name without the trigger. As in a well-made kohya
+ * dataset, images without the concept show that the trigger word, not the colour words around it,
+ * means "star": trained on stars alone the LoRA also turns "a yellow square" into a star.
+ */
+export const DEMO_OTHER_COUNT = 8;
 export const REGULARIZATION_IMAGE_COUNT = 16;
 // Upper bound on merges; training stops earlier, once no pair occurs twice (~870 merges, ~1400 tokens).
 const MAX_MERGES = 1500;
@@ -68,7 +74,7 @@ export function writeTinyTokenizer(folder: string): void {
   writeFileAtomic(join(folder, 'tokenizer_config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }
 
-/** 16 stars of the known colours, captioned "a red [trigger] on a blue background". */
+/** 16 stars of the known colours, captioned "a red [trigger] on a blue background", and a few ordinary shapes. */
 export async function writeDemoDataset(folder: string, seed = ASSETS_SEED): Promise<void> {
   const rng = new Rng(seed);
   mkdirSync(folder, { recursive: true });
@@ -77,6 +83,13 @@ export async function writeDemoDataset(folder: string, seed = ASSETS_SEED): Prom
     const name = `star-${String(i + 1).padStart(2, '0')}`;
     await writePng(join(folder, `${name}.png`), renderScene(scene, IMAGE_SIZE), IMAGE_SIZE);
     writeFileAtomic(join(folder, `${name}.txt`), `${captionOf(scene, { shapeWord: TRIGGER_PLACEHOLDER })}\n`);
+  }
+  const others = new Rng(seed + 2);
+  for (let i = 0; i < DEMO_OTHER_COUNT; i++) {
+    const scene = sampleScene(others, { shapes: [WORLD_SHAPES[i % WORLD_SHAPES.length]] });
+    const name = `other-${String(i + 1).padStart(2, '0')}`;
+    await writePng(join(folder, `${name}.png`), renderScene(scene, IMAGE_SIZE), IMAGE_SIZE);
+    writeFileAtomic(join(folder, `${name}.txt`), `${captionOf(scene)}\n`);
   }
 }
 

@@ -46,7 +46,7 @@ describe('SD LoRA training loop', () => {
     const up = Object.entries(r.training.weights).find(([k]) => k.endsWith('.lora_up.weight'))![1].data as Float32Array;
     expect(up.some((v) => v !== 0)).toBe(true);
     expect(r.training.lossHistory.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(r.training.metadata.ss_num_train_images).toBe('16');
+    expect(r.training.metadata.ss_num_train_images).toBe('24');
   });
 
   it('an interrupted run resumes from its last checkpoint and ends bit-identical to an uninterrupted one', async () => {

@@ -10,6 +10,7 @@ import { analyzeImage } from '../../../../kernels/sd/tiny/analyze';
 import {
   ASSET_PATHS,
   DEMO_IMAGE_COUNT,
+  DEMO_OTHER_COUNT,
   DEMO_STAR_COLORS,
   REGULARIZATION_IMAGE_COUNT,
   buildAssets,
@@ -49,7 +50,7 @@ describe('build-assets', () => {
   });
 
   it('makes 16 stars of the known colours captioned with [trigger], as the analyzer sees them', async () => {
-    const set = await readSet(join(fresh, ASSET_PATHS.demoDataset));
+    const set = (await readSet(join(fresh, ASSET_PATHS.demoDataset))).filter((x) => x.name.startsWith('star-'));
     expect(set).toHaveLength(DEMO_IMAGE_COUNT);
     for (const { name, rgb, info, caption } of set) {
       expect([info.width, info.height, info.channels], name).toEqual([64, 64, 3]);
@@ -57,6 +58,18 @@ describe('build-assets', () => {
       expect(word, caption).toBe('[trigger]');
       expect(DEMO_STAR_COLORS).toContain(color);
       expect(analyzeImage(rgb, 64), name).toMatchObject({ shape: 'star', color, background });
+    }
+  });
+
+  it('adds a few ordinary shapes captioned by name, without the trigger', async () => {
+    const all = await readSet(join(fresh, ASSET_PATHS.demoDataset));
+    const others = all.filter((x) => !x.name.startsWith('star-'));
+    expect(all).toHaveLength(DEMO_IMAGE_COUNT + DEMO_OTHER_COUNT);
+    expect(others.map((x) => x.name)).toEqual(Array.from({ length: DEMO_OTHER_COUNT }, (_, i) => `other-0${i + 1}.png`));
+    for (const { name, rgb, caption } of others) {
+      const [, color, shape, background] = CAPTION.exec(caption) ?? [];
+      expect(['circle', 'square', 'triangle']).toContain(shape);
+      expect(analyzeImage(rgb, 64), name).toMatchObject({ shape, color, background });
     }
   });
 

@@ -85,11 +85,9 @@ async function evalGraph(file: string) {
 }
 
 const plain = await evalGraph('quickstart.json');
-if (process.env.EVAL_PLAIN_ONLY) {
-  rmSync(dataDir, { recursive: true, force: true });
-  process.exit(0);
+if (!process.env.EVAL_PLAIN_ONLY) {
+  const dop = await evalGraph('quickstart-dop.json');
+  console.log(`targets: trigger >= 0.8: ${plain.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${plain.leakRate <= 0.2 ? 'met' : 'NOT met'}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
+  console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);
 }
-const dop = await evalGraph('quickstart-dop.json');
-console.log(`targets: trigger >= 0.8: ${plain.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${plain.leakRate <= 0.2 ? 'met' : 'NOT met'}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
-console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);
 rmSync(dataDir, { recursive: true, force: true });

@@ -173,14 +173,18 @@ export class Runtime {
     return () => { e.busy--; };
   }
 
+  /** The sessions loaded in the worker now (known but released ones excluded), by key. */
+  private live(): [string, LoadedSession][] {
+    return [...this.loaded.entries()].filter(([, e]) => e.ready);
+  }
+
   /** Releases least recently used idle sessions until the loaded ones fit the budget. */
   private async releaseOverBudget() {
-    const live = () => [...this.loaded.entries()].filter(([, e]) => e.ready);
-    let total = live().reduce((n, [, e]) => n + e.bytes, 0);
+    let total = this.loadedSessions().bytes;
+    // On a GPU, tensors kept in slots live in the allocator of the session that made them.
+    const releasable = ([, e]: [string, LoadedSession]) => e.busy === 0 && (this.ep === 'cpu' || e.keep.length === 0);
     while (total > this.sessionBudgetBytes) {
-      // On a GPU, tensors kept in slots live in the allocator of the session that made them.
-      const releasable = ([, e]: [string, LoadedSession]) => e.busy === 0 && (this.ep === 'cpu' || e.keep.length === 0);
-      const victim = live().filter(releasable).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
+      const victim = this.live().filter(releasable).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
       if (!victim) return;
       const [key, e] = victim;
       e.ready = undefined;
@@ -192,8 +196,8 @@ export class Runtime {
 
   /** How many sessions this handle has loaded in the worker now, and their estimated bytes. */
   loadedSessions() {
-    const live = [...this.loaded.values()].filter((e) => e.ready);
-    return { count: live.length, bytes: live.reduce((n, e) => n + e.bytes, 0) };
+    const live = this.live();
+    return { count: live.length, bytes: live.reduce((n, [, e]) => n + e.bytes, 0) };
   }
 
   put(slots: Record<string, HostTensor>) {
@@ -225,7 +229,7 @@ export class Runtime {
   async close() {
     // Device tensors first: they belong to the sessions' allocators.
     await this.drop([...this.ownSlots]);
-    const keys = [...this.loaded.entries()].filter(([, e]) => e.ready).map(([k]) => k);
+    const keys = this.live().map(([k]) => k);
     this.loaded.clear();
     for (const key of keys) await call('release', { key, holder: this.id });
   }

@@ -21,6 +21,23 @@ export interface UNetConfig {
   /** Timestep embedding: cos first (flip_sin_to_cos) with frequency shift 0, as SD 1.x. */
   flipSinToCos: boolean;
   freqShift: number;
+  /**
+   * Transformer blocks per attention of each down level (diffusers' transformer_layers_per_block; up
+   * levels mirror it). Default 1 everywhere, as SD 1.x; SDXL [1, 2, 10].
+   */
+  transformerDepth?: number[];
+  /** Transformer blocks of the mid block's attention. Default: the deepest level's depth. */
+  midTransformerDepth?: number;
+  /**
+   * Width of one attention head. When set, each level has channels / attentionHeadDim heads (SDXL: 64,
+   * so 5/10/20 heads) and `attentionHeads` is not used.
+   */
+  attentionHeadDim?: number;
+  /**
+   * Input width of the added embedding MLP (diffusers' add_embedding, ldm's label_emb) whose output is
+   * added to the time embedding; the UNet then takes `y` [B, this]. SDXL: 2816. Absent for SD 1.x.
+   */
+  addEmbeddingInputDim?: number;
 }
 
 export interface ClipTextConfig {

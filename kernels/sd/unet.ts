@@ -3,7 +3,7 @@
 // output head. Module paths are diffusers' (`down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q`).
 import type { Builder } from '../nn/builder';
 import { constant, type Tensor } from '../tensor';
-import { cos, mul, silu, sin } from '../ops/elementwise';
+import { add, cos, mul, silu, sin } from '../ops/elementwise';
 import { concat, reshape } from '../ops/shape-and-reduce';
 import { upBlockCrossAttention, type UNetConfig } from './config';
 import { resnetBlock, downsample, upsample } from './resnet';
@@ -25,10 +25,12 @@ export interface UNetInputs {
   timestep: Tensor;
   /** Text encoder hidden states [B, 77, crossAttentionDim]. */
   context: Tensor;
+  /** The added-embedding input [B, addEmbeddingInputDim] (SDXL: pooled text + size features); only with `addEmbeddingInputDim`. */
+  y?: Tensor;
 }
 
 /** The UNet's prediction (noise or v) [B, outChannels, h, w]. */
-export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context }: UNetInputs): Tensor {
+export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context, y }: UNetInputs): Tensor {
   const ch = cfg.blockOutChannels;
   const n = ch.length;
   if (sample.shape[2] % 2 ** (n - 1) || sample.shape[3] % 2 ** (n - 1)) {
@@ -37,11 +39,18 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context }:
   const tembDim = ch[0] * 4;
   const tproj = timestepEmbedding(timestep, ch[0], cfg.flipSinToCos, cfg.freqShift);
   const te = b.scope('time_embedding');
-  const temb = te.linear('linear_2', silu(te.linear('linear_1', tproj, ch[0], tembDim)), tembDim, tembDim);
+  let temb = te.linear('linear_2', silu(te.linear('linear_1', tproj, ch[0], tembDim)), tembDim, tembDim);
+  if (cfg.addEmbeddingInputDim) {
+    if (!y) throw new Error(`unet: this UNet takes an added embedding y [B, ${cfg.addEmbeddingInputDim}] (pooled text + size conditioning)`);
+    const ae = b.scope('add_embedding');
+    temb = add(temb, ae.linear('linear_2', silu(ae.linear('linear_1', y, cfg.addEmbeddingInputDim, tembDim)), tembDim, tembDim));
+  }
 
-  const tr: Transformer2DOptions = {
-    heads: cfg.attentionHeads, contextDim: cfg.crossAttentionDim, groups: cfg.normGroups, linearProjection: cfg.useLinearProjection,
-  };
+  const depth = (level: number) => cfg.transformerDepth?.[level] ?? 1;
+  const tr = (level: number, channels: number, blocks = depth(level)): Transformer2DOptions => ({
+    heads: cfg.attentionHeadDim ? channels / cfg.attentionHeadDim : cfg.attentionHeads,
+    contextDim: cfg.crossAttentionDim, groups: cfg.normGroups, linearProjection: cfg.useLinearProjection, depth: blocks,
+  });
   const res = { groups: cfg.normGroups, eps: cfg.normEps, temb, tembChannels: tembDim };
 
   let h = b.conv('conv_in', sample, cfg.inChannels, ch[0], 3, { padding: 1 });
@@ -50,7 +59,7 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context }:
     const db = b.scope(`down_blocks.${i}`);
     for (let j = 0; j < cfg.layersPerBlock; j++) {
       h = resnetBlock(db.scope(`resnets.${j}`), h, h.shape[1], ch[i], res);
-      if (cfg.downBlockCrossAttention[i]) h = transformer2d(db.scope(`attentions.${j}`), h, context, ch[i], tr);
+      if (cfg.downBlockCrossAttention[i]) h = transformer2d(db.scope(`attentions.${j}`), h, context, ch[i], tr(i, ch[i]));
       skips.push(h);
     }
     if (i < n - 1) {
@@ -61,7 +70,7 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context }:
 
   const mid = b.scope('mid_block');
   h = resnetBlock(mid.scope('resnets.0'), h, ch[n - 1], ch[n - 1], res);
-  h = transformer2d(mid.scope('attentions.0'), h, context, ch[n - 1], tr);
+  h = transformer2d(mid.scope('attentions.0'), h, context, ch[n - 1], tr(n - 1, ch[n - 1], cfg.midTransformerDepth ?? depth(n - 1)));
   h = resnetBlock(mid.scope('resnets.1'), h, ch[n - 1], ch[n - 1], res);
 
   const up = [...ch].reverse();
@@ -71,7 +80,7 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context }:
     for (let j = 0; j <= cfg.layersPerBlock; j++) {
       h = concat([h, skips.pop()!], 1);
       h = resnetBlock(ub.scope(`resnets.${j}`), h, h.shape[1], up[i], res);
-      if (upAttn[i]) h = transformer2d(ub.scope(`attentions.${j}`), h, context, up[i], tr);
+      if (upAttn[i]) h = transformer2d(ub.scope(`attentions.${j}`), h, context, up[i], tr(n - 1 - i, up[i]));
     }
     if (i < n - 1) h = upsample(ub.scope('upsamplers.0'), h, up[i]);
   }

@@ -5,7 +5,7 @@
 //   text encoder  cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight
 // The VAE mid-block attention's q/k/v/proj_out are 1×1 convs in ldm ([C, C, 1, 1]) and linears in
 // diffusers ([C, C]); same bytes, different shape.
-import type { SdConfig } from '../config';
+import type { SdConfig, UNetConfig, VaeConfig } from '../config';
 import { componentTensors, COMPONENTS, type Component } from './expected';
 
 export const SINGLE_FILE_PREFIX: Record<Component, string> = {
@@ -24,19 +24,20 @@ function fail(component: Component, name: string): never {
   throw new Error(`no single-file name for ${component} tensor '${name}'`);
 }
 
-/** UNet: diffusers name → ldm name (without the `model.diffusion_model.` prefix). */
-function unetToLdm(cfg: SdConfig, name: string): string {
-  const L = cfg.unet.layersPerBlock;
-  const n = cfg.unet.blockOutChannels.length;
+/** UNet: diffusers name → ldm/SGM name (without the `model.diffusion_model.` prefix); SDXL uses the same layout. */
+export function unetToLdm(unet: UNetConfig, name: string): string {
+  const L = unet.layersPerBlock;
+  const n = unet.blockOutChannels.length;
   const fixed: Record<string, string> = {
     'conv_in': 'input_blocks.0.0', 'time_embedding.linear_1': 'time_embed.0', 'time_embedding.linear_2': 'time_embed.2',
+    'add_embedding.linear_1': 'label_emb.0.0', 'add_embedding.linear_2': 'label_emb.0.2',
     'conv_norm_out': 'out.0', 'conv_out': 'out.2',
   };
   const resnet = (rest: string) => {
     const m = /^(norm1|conv1|time_emb_proj|norm2|conv2|conv_shortcut)\.(weight|bias)$/.exec(rest);
     return m ? `${RESNET_UNET[m[1]]}.${m[2]}` : fail('unet', name);
   };
-  let m = /^(conv_in|time_embedding\.linear_[12]|conv_norm_out|conv_out)\.(weight|bias)$/.exec(name);
+  let m = /^(conv_in|time_embedding\.linear_[12]|add_embedding\.linear_[12]|conv_norm_out|conv_out)\.(weight|bias)$/.exec(name);
   if (m) return `${fixed[m[1]]}.${m[2]}`;
   m = /^down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)$/.exec(name);
   if (m) {
@@ -55,16 +56,16 @@ function unetToLdm(cfg: SdConfig, name: string): string {
   m = /^up_blocks\.(\d+)\.upsamplers\.0\.conv\.(weight|bias)$/.exec(name);
   if (m) {
     const i = Number(m[1]);
-    const hasAttention = [...cfg.unet.downBlockCrossAttention].reverse()[i];
+    const hasAttention = [...unet.downBlockCrossAttention].reverse()[i];
     if (i >= n - 1) fail('unet', name);
     return `output_blocks.${i * (L + 1) + L}.${hasAttention ? 2 : 1}.conv.${m[2]}`;
   }
   return fail('unet', name);
 }
 
-/** VAE: diffusers name → ldm name (without `first_stage_model.`). */
-function vaeToLdm(cfg: SdConfig, name: string): string {
-  const n = cfg.vae.blockOutChannels.length;
+/** VAE: diffusers name → ldm name (without `first_stage_model.`); SDXL's VAE uses the same layout. */
+export function vaeToLdm(vae: VaeConfig, name: string): string {
+  const n = vae.blockOutChannels.length;
   const resnet = (rest: string) => rest.replace(/^conv_shortcut\./, 'nin_shortcut.');
   const mid = (rest: string) => {
     let m = /^resnets\.([01])\.(.+)$/.exec(rest);
@@ -100,7 +101,7 @@ export function isVaeAttentionProjection(component: Component, diffusersName: st
 
 /** The single-file key of a diffusers tensor (prefix included). */
 export function toSingleFileKey(cfg: SdConfig, component: Component, name: string): string {
-  const body = component === 'unet' ? unetToLdm(cfg, name) : component === 'vae' ? vaeToLdm(cfg, name) : name;
+  const body = component === 'unet' ? unetToLdm(cfg.unet, name) : component === 'vae' ? vaeToLdm(cfg.vae, name) : name;
   return SINGLE_FILE_PREFIX[component] + body;
 }
 

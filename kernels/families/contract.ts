@@ -1,0 +1,234 @@
+// The one contract between the nodes and a model family (SD 1.x, SDXL, FLUX, Wan, …). Nodes hold a
+// `ModelFamily` and its opaque config and call only these members; everything architecture-specific
+// (layers, key names, tokenizers, latent statistics, objectives) stays in the family's kernels/ folder.
+// A family is registered in kernels/families/registry.ts; nothing in nodes/ changes when one is added.
+import type { Builder, ModuleInfo } from '../nn/builder';
+import type { WeightSource } from '../nn/weights';
+import type { HostTensor, Tensor } from '../tensor';
+import type { TargetPreset } from '../adapters';
+import type { DdpmConfig, PredictionType } from '../schedules/ddpm';
+
+/** Short stable id written into sockets, cache keys and metadata: 'sd1', 'sdxl', 'flux1', 'wan21', … */
+export type FamilyId = string;
+
+/** What a text encoder's tokenizer must do (kernels/sd/tokenizer's ClipTokenizer satisfies it). */
+export interface Tokenizer {
+  readonly vocabSize: number;
+  /** Ids padded or cut to exactly `maxLength` (BOS/EOS/padding as that encoder was trained with). */
+  tokenize(text: string, opts: { maxLength: number }): { ids: readonly number[] };
+}
+
+/**
+ * A denoiser input besides (sample, timestep), per sample (no batch axis). Named so one training graph
+ * and one preview pipeline serve every family: SD 1.x has `context`; SDXL `context`, `pooled` and
+ * `time_ids`; FLUX adds `guidance`; Wan i2v a first-frame latent.
+ */
+export interface ConditioningInput {
+  /** Graph input name (and feed name). */
+  name: string;
+  shape: readonly number[];
+  /**
+   * `text`: produced by `encodeText` (cached per caption with the text-embedding cache);
+   * `sample`: computed per sample by `sampleConditioning` from what the dataset recorded (or the
+   * preview's size).
+   */
+  source: 'text' | 'sample';
+}
+
+/**
+ * What the dataset's bucketing did to one sample, for size/crop micro-conditioning (SDXL) — pixels,
+ * before the VAE. kohya's sdxl_train records exactly these; previews pass original = target, crop 0.
+ */
+export interface SampleGeometry {
+  /** The image's size before any resize (upright). */
+  originalSize: { width: number; height: number };
+  /** Top-left of the crop within the resized image, after mirroring for a horizontal flip. */
+  cropTopLeft: { top: number; left: number };
+  /** The bucket (training) size. */
+  targetSize: { width: number; height: number };
+}
+
+/**
+ * How latents relate to the VAE's raw output: latent = (raw − shift) · scale, or per channel
+ * (raw − mean_c) / std_c (Wan). Sizes let the dataset and the pipelines check buckets and frames.
+ */
+export interface LatentFormat {
+  channels: number;
+  /** Pixels per latent pixel along height and width (8 for SD/SDXL/FLUX.1 VAEs, 16 for FLUX.2's packing). */
+  spatialCompression: number;
+  /** Frames per latent frame (1 for image models; 4 for Wan, which also keeps the first frame alone). */
+  temporalCompression: number;
+  scale: number;
+  shift: number;
+  channelMean?: readonly number[];
+  channelStd?: readonly number[];
+}
+
+/**
+ * The training objective: DDPM noise prediction (ε or v, with its beta schedule) or rectified flow
+ * (x_t = (1 − t)·x0 + t·noise, target noise − x0). Decides the noisy input, the target, the
+ * timestep units the denoiser takes, min-SNR weighting (DDPM only) and which preview samplers apply.
+ */
+export type Objective =
+  | { kind: 'ddpm'; prediction: PredictionType; schedule: Required<DdpmConfig> }
+  | {
+      kind: 'flow';
+      /** The denoiser's timestep input is t · timestepScale (1000 for FLUX/Wan/SD3, 1 for Z-Image). */
+      timestepScale: number;
+      /** Default timestep sampling when no Timestep Schedule node is connected (ai-toolkit / musubi names). */
+      sampling: { kind: 'uniform' } | { kind: 'logit_normal'; mean: number; std: number } | { kind: 'shift'; shift: number };
+    };
+
+/**
+ * One part of the model as the family builds it, for everything that walks the modules without
+ * running them: shape checks against checkpoints, parameter counts, Quantize, LoRA target discovery.
+ */
+export interface ModelPart {
+  /** diffusers folder name: 'unet' | 'transformer' | 'text_encoder' | 'text_encoder_2' | 'vae'. */
+  id: string;
+  role: 'denoiser' | 'text' | 'vae';
+  /** Builds the part symbolically with `b` (a ShapeRecorder, QuantizedWeights, or an adapter hook). */
+  trace(b: Builder): void;
+}
+
+/** LoRA file formats the ecosystem loads. */
+export type LoraFormat = 'kohya' | 'peft' | 'ai-toolkit';
+
+/**
+ * How one part's modules are named in LoRA files. Builders name modules in one scheme (diffusers for
+ * SD 1.x, SGM for SDXL's UNet); each format's name is derived here so files load in ComfyUI, A1111/Forge,
+ * diffusers and ai-toolkit.
+ */
+export interface LoraComponent {
+  /** The ModelPart id this component adapts. */
+  part: string;
+  /** kohya prefix without the trailing underscore: 'lora_unet', 'lora_te', 'lora_te1', 'lora_te2'. */
+  kohyaPrefix: string;
+  /** diffusers/PEFT prefix: 'unet', 'text_encoder', 'text_encoder_2', 'transformer'. */
+  peftPrefix: string;
+  /**
+   * The module's path in a format's naming (without prefix). Absent formats: kohya = the builder path
+   * (dots become underscores), peft = the builder path. Returns undefined for modules a format cannot name.
+   */
+  modulePath?: Partial<Record<LoraFormat, (builderPath: string) => string | undefined>>;
+}
+
+/** Text-encoder outputs and sample conditioning, as named graph tensors with a batch axis. */
+export type Conditioning = Record<string, Tensor>;
+
+/** What `load` returns: weights stay lazy (read when a graph asks), tokenizers are ready. */
+export interface LoadedFamilyModel<C = unknown> {
+  config: C;
+  denoiser: WeightSource;
+  /** In `textEncoders(config)` order. */
+  textEncoders: { part: string; weights: WeightSource; tokenizer: Tokenizer }[];
+  vae: WeightSource;
+  /** Storage dtypes of the files, e.g. ['F16']. */
+  dtypes: string[];
+  /** Parameters per part id, counted from the tensors found. */
+  params: Record<string, number>;
+  close(): void;
+}
+
+export interface LoadOptions<C = unknown> {
+  /** Keep fp32/fp16 tensors on disk as ONNX external data (user checkpoints). */
+  external?: boolean;
+  /** Overrides the config the file implies. */
+  config?: C;
+  /** Where to look for tokenizers besides the checkpoint's own folder (the models folder). */
+  modelsDir?: string;
+  /** Tokenizers to use instead of searching (the built-in tiny model's). */
+  tokenizers?: Tokenizer[];
+}
+
+/** A preview sampler's loop over one model call (uncond and cond latents batched, CFG applied by the loop). */
+export type ModelCall = (x: Float32Array, timestep: number) => Promise<Float32Array>;
+
+export interface SampleRun {
+  sampler: string;
+  steps: number;
+  cfgScale: number;
+  seed: number;
+  /** [C, (F,) h, w] of one image and how many. */
+  latentShape: number[];
+  batch: number;
+  /** ComfyUI's scheduler widget: 'normal' | 'karras'. */
+  scheduler: string;
+  onStep?: (step: number, total: number) => void;
+}
+
+/** The contract. `C` is the family's config type; nodes treat it as opaque. */
+export interface ModelFamily<C = any> {
+  id: FamilyId;
+  /** Shown on nodes and in errors: 'Stable Diffusion 1.x', 'SDXL'. */
+  label: string;
+  /** LoRA metadata: ss_base_model_version ('sd_v1', 'sdxl_base_v1-0') and modelspec.architecture stem ('stable-diffusion-xl-v1-base'). */
+  baseModelVersion: string;
+  modelspecArchitecture: string;
+
+  // ---- configs and loading ---------------------------------------------------------------------
+  /** The real size and a tiny one for tests and CPU demos (same code, other numbers). */
+  configs: { full: C; tiny(): C };
+  /** Pixel size the model was trained at (default preview size), e.g. 512, 1024. */
+  sampleSize(config: C): number;
+  /** A config's display name (`sd15`, `sdxl-tiny`). */
+  configName(config: C): string;
+  /** Single-file, diffusers folder, or separate files; refuses wrong tensors by name. */
+  load(path: string, opts?: LoadOptions<C>): Promise<LoadedFamilyModel<C>>;
+  /** The model's parts in denoiser, text encoders…, vae order. */
+  parts(config: C): ModelPart[];
+
+  // ---- text ------------------------------------------------------------------------------------
+  /** Per text encoder: its part id, token length, and how many final layers clip skip may drop (0 = none). */
+  textEncoders(config: C): { part: string; maxLength: number; maxClipSkip: number }[];
+  /**
+   * Text conditioning in the graph from token ids (one [B, L] int64 tensor per text encoder); one Builder
+   * per encoder (with the text adapter hook when it trains). Returns the `source: 'text'` inputs.
+   */
+  encodeText(builders: Builder[], config: C, ids: Tensor[], opts: { clipSkip: number }): Conditioning;
+
+  // ---- denoiser --------------------------------------------------------------------------------
+  /** Every input the denoiser takes besides sample and timestep. */
+  conditioning(config: C): ConditioningInput[];
+  /** Values of the `source: 'sample'` inputs for one sample, flat, in `conditioning` order. */
+  sampleConditioning(config: C, geometry: SampleGeometry): Record<string, Float32Array>;
+  /**
+   * The prediction (ε, v or flow velocity) for noisy latents `sample` [B, C, (F,) h, w] at float32
+   * `timestep` [B] in the objective's units, with every conditioning input by name.
+   */
+  denoise(b: Builder, config: C, x: { sample: Tensor; timestep: Tensor; cond: Conditioning }): Tensor;
+  objective(config: C): Objective;
+  /** Latents of one image/clip per pixel size: channels, compression, normalisation. */
+  latentFormat(config: C): LatentFormat;
+  /** Latent size must be a multiple of this for the denoiser (its down-sampling × patch size). */
+  latentMultiple(config: C): number;
+
+  // ---- VAE -------------------------------------------------------------------------------------
+  /** Pixels in [−1, 1] [B, 3, (F,) H, W] → normalised latents (the distribution's mean; no sampling). */
+  vaeEncode(b: Builder, config: C, pixels: Tensor): Tensor;
+  /** Normalised latents → pixels in [−1, 1]. */
+  vaeDecode(b: Builder, config: C, latents: Tensor): Tensor;
+
+  // ---- previews --------------------------------------------------------------------------------
+  /** Preview samplers this family's objective supports, by ComfyUI name. */
+  samplers: readonly string[];
+  /** Runs one sampler loop; returns the final latents (batch × latentShape). */
+  sample(call: ModelCall, config: C, run: SampleRun): Promise<Float32Array>;
+
+  // ---- LoRA ------------------------------------------------------------------------------------
+  /** One per trainable part: UNet/transformer first, then text encoders in `textEncoders` order. */
+  loraComponents(config: C): LoraComponent[];
+  /** Narrows a preset for this architecture (absent: kernels/adapters' generic module-name rules). */
+  presetFilter?(preset: TargetPreset): ((m: ModuleInfo) => boolean) | undefined;
+}
+
+/** A batch of per-sample host values stacked for a conditioning input (helper for trainers/pipelines). */
+export function stackConditioning(input: ConditioningInput, rows: readonly Float32Array[]): HostTensor {
+  const per = input.shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(per * rows.length);
+  rows.forEach((r, i) => {
+    if (r.length !== per) throw new Error(`conditioning '${input.name}': ${r.length} values per sample, expected ${per} [${input.shape.join(',')}]`);
+    data.set(r, i * per);
+  });
+  return { dtype: 'float32', shape: [rows.length, ...input.shape], data };
+}

@@ -1,0 +1,7 @@
+// The FLUX family (FLUX.2 [klein] 4B/9B and dev, FLUX.1 dev/schnell): configs, the transformer,
+// BFL ↔ diffusers names, detection, and full-size shapes without weights.
+export * from './config';
+export * from './transformer';
+export * from './keys';
+export * from './detect';
+export * from './shapes';

@@ -5,3 +5,4 @@ export * from './transformer';
 export * from './keys';
 export * from './detect';
 export * from './shapes';
+export * from './lora';

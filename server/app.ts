@@ -11,8 +11,9 @@ import { HistoryStore } from './history';
 import { errorHandler, HttpError } from './httpErrors';
 import { LiveJobState } from './liveState';
 import { ensureProjectFolders, projectPaths, repoRoot, type ProjectPaths } from './paths';
-import type { ExecutionEvent } from './protocol';
-import { JobQueue } from './queue';
+import type { ExecutionEvent, PreviewMime } from './protocol';
+import { InProcessQueue, type JobQueue } from './queue';
+import { RedisJobQueue } from './redis/serverQueue';
 import { fileRoutes } from './routes/files';
 import { editorSupportRoutes } from './routes/editor-support';
 import { jobRoutes } from './routes/jobs';
@@ -37,6 +38,11 @@ export interface ServerOptions {
   editorDir?: string | null;
   /** Example graphs listed by /api/graphs (default graphs/). */
   graphsDir?: string;
+  /** Put jobs on a BullMQ queue in this Redis (redis://[:password@]host:port) for `loragraph worker` processes,
+   *  instead of running them in this process. Requires a token (workers present it). */
+  redisUrl?: string;
+  /** BullMQ key prefix, so several deployments can share one Redis (default "loragraph"). */
+  redisPrefix?: string;
   /** Server log lines and failures with stacks (default console.error). */
   log?(message: string, err?: unknown): void;
 }
@@ -76,7 +82,8 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8188;
   const log = opts.log ?? ((m: string, e?: unknown) => (e === undefined ? console.error(m) : console.error(m, e)));
-  const token = opts.token ?? (isLoopback(host) ? null : process.env.LORAGRAPH_TOKEN || generateToken());
+  // Workers on other machines act for this server: with Redis a token is always needed, as beyond loopback.
+  const token = opts.token ?? (isLoopback(host) && !opts.redisUrl ? null : process.env.LORAGRAPH_TOKEN || generateToken());
   const paths = opts.paths ?? projectPaths(opts.dataDir);
   await ensureProjectFolders(paths);
 
@@ -85,19 +92,15 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
   const live = new LiveJobState();
   let queue!: JobQueue;
   const hub = new ClientHub(() => ({ queue: queue.snapshot(), exec: live.current() }));
-  queue = new JobQueue({
-    stateDir: paths.state,
-    paths,
-    registry: opts.registry,
-    executor,
-    history,
-    onEvent: (e: ExecutionEvent) => {
-      live.apply(e);
-      hub.broadcast(e);
-    },
-    onPreview: (node, mime, data) => hub.preview(node, mime, data),
-    onChange: () => hub.broadcastStatus(),
-  });
+  const onEvent = (e: ExecutionEvent) => {
+    live.apply(e);
+    hub.broadcast(e);
+  };
+  const onPreview = (node: string, mime: PreviewMime, data: Uint8Array) => hub.preview(node, mime, data);
+  const onChange = () => hub.broadcastStatus();
+  queue = opts.redisUrl
+    ? new RedisJobQueue({ redisUrl: opts.redisUrl, prefix: opts.redisPrefix, token, history, onEvent, onPreview, onChange, log })
+    : new InProcessQueue({ stateDir: paths.state, paths, registry: opts.registry, executor, history, onEvent, onPreview, onChange });
 
   const app = express();
   app.disable('x-powered-by');
@@ -164,7 +167,13 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
   const address = http.address();
   const boundPort = typeof address === 'object' && address ? address.port : port;
   const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  queue.start();
+  try {
+    await queue.start();
+  } catch (err) {
+    await queue.stop();
+    http.close();
+    throw err;
+  }
 
   let closing: Promise<void> | undefined;
   return {

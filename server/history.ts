@@ -3,7 +3,7 @@
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from './atomicJson';
-import { HistoryEntry } from './protocol';
+import { HistoryEntry, type UiOutput } from './protocol';
 
 const FILE = /^(\d+)-([\w-]{1,100})\.json$/;
 
@@ -66,4 +66,18 @@ export class HistoryStore {
   private fileOf(e: HistoryEntry): string {
     return join(this.dir, `${e.number}-${e.promptId.replace(/[^\w-]/g, '_')}.json`);
   }
+}
+
+/** The last loss a job's training reported: the newest point of the `loss` series its nodes show (chained Train
+ *  nodes: the one that reached the highest step). Undefined when nothing trained. */
+export function finalLoss(outputs: Record<string, UiOutput>): number | undefined {
+  let best: [number, number] | undefined;
+  for (const ui of Object.values(outputs)) {
+    const series = ui.loss;
+    if (!Array.isArray(series) || series.length === 0) continue;
+    const last = series[series.length - 1];
+    if (!Array.isArray(last) || typeof last[0] !== 'number' || typeof last[1] !== 'number' || !Number.isFinite(last[1])) continue;
+    if (!best || last[0] >= best[0]) best = [last[0], last[1]];
+  }
+  return best?.[1];
 }

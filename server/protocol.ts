@@ -154,6 +154,13 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 
 // ---- HTTP bodies -----------------------------------------------------------------------------------------
 
+/** One swept widget: `{ widget: "Optimizer.learningRate", values: [1e-4, 3e-4] }` (node title or id, then widget). */
+export const SweepAxis = z.object({
+  widget: z.string().min(3).max(300),
+  values: z.array(z.union([z.string().max(10_000), z.number(), z.boolean()])).min(1).max(100),
+});
+export type SweepAxis = z.infer<typeof SweepAxis>;
+
 export const PromptRequest = z.object({
   /** An API graph or a workflow file. */
   prompt: z.record(z.string(), z.unknown()),
@@ -162,10 +169,30 @@ export const PromptRequest = z.object({
   front: z.boolean().optional(),
   /** The editor's workflow, kept with the job so history can restore the canvas. */
   workflow: z.unknown().optional(),
+  /** Run the graph once per combination of these widget values (see SweepAxis); one job each. */
+  sweep: z.array(SweepAxis).max(8).optional(),
 });
 export type PromptRequest = z.infer<typeof PromptRequest>;
 
-export const PromptResponse = z.object({ promptId: z.string(), number: z.number(), nodeErrors: NodeErrors });
+/** Where a job sits in a sweep: its settings, or `shared` for the job that computes what every variant reuses. */
+export const SweepInfo = z.object({
+  id: z.string(),
+  /** 0 for the shared job, 1..count for the variants. */
+  index: z.number().int().min(0),
+  count: z.number().int().min(1),
+  /** The swept widget values of this variant ("Optimizer.learningRate" → 0.0003); empty for the shared job. */
+  settings: z.record(z.string(), z.unknown()),
+  shared: z.boolean().optional(),
+});
+export type SweepInfo = z.infer<typeof SweepInfo>;
+
+export const PromptResponse = z.object({
+  promptId: z.string(),
+  number: z.number(),
+  nodeErrors: NodeErrors,
+  /** A sweep's jobs, shared job first (the fields above name the first variant). */
+  sweep: z.object({ id: z.string(), jobs: z.array(z.object({ promptId: z.string(), number: z.number(), sweep: SweepInfo })) }).optional(),
+});
 export type PromptResponse = z.infer<typeof PromptResponse>;
 
 export const JobSummary = z.object({
@@ -174,6 +201,9 @@ export const JobSummary = z.object({
   createdAt: z.number(),
   clientId: z.string().optional(),
   nodeCount: z.number(),
+  /** The worker running it (Redis queue; absent in the in-process queue). */
+  worker: z.string().optional(),
+  sweep: SweepInfo.optional(),
 });
 export type JobSummary = z.infer<typeof JobSummary>;
 
@@ -217,6 +247,11 @@ export const HistoryEntry = z.object({
   error: ExecutionErrorInfo.optional(),
   /** Why a job ended as interrupted: user request, or the server stopped while it ran. */
   reason: z.string().optional(),
+  /** The worker that ran it (Redis queue). */
+  worker: z.string().optional(),
+  sweep: SweepInfo.optional(),
+  /** The last training loss any node reported (for comparing a sweep's jobs). */
+  finalLoss: z.number().optional(),
 });
 export type HistoryEntry = z.infer<typeof HistoryEntry>;
 

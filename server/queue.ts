@@ -1,13 +1,16 @@
-// The job queue: jobs belong to the server (not to a socket), run one at a time, can be put first, cancelled
+// The job queue as the server and its routes see it (JobQueue), and the embedded default behind it: the
+// in-process queue. Jobs belong to the server (not to a socket), run one at a time, can be put first, cancelled
 // while queued or interrupted while running. Pending and running jobs are kept on disk (state/queue.json); a job
-// found running at start-up was cut off by a crash and goes to history as interrupted.
+// found running at start-up was cut off by a crash and goes to history as interrupted. The Redis queue
+// (server/redis/serverQueue.ts) implements the same interface with workers on other processes and machines.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { NodeRegistry } from '../nodes/registry';
 import { readJson, writeJsonAtomic } from './atomicJson';
 import type { Executor, RunResult } from './executor/executor';
 import type { HistoryStore } from './history';
-import { ApiGraph, type ExecutionEvent, type JobSummary, type PreviewMime, type QueueSnapshot } from './protocol';
+import { finalLoss } from './history';
+import { ApiGraph, type ExecutionEvent, type JobSummary, type PreviewMime, type QueueSnapshot, type SweepInfo } from './protocol';
 import { validateGraph } from './validate';
 import type { ProjectPaths } from './paths';
 
@@ -18,6 +21,35 @@ export interface Job {
   workflow?: unknown;
   clientId?: string;
   createdAt: number;
+  sweep?: SweepInfo;
+}
+
+export interface EnqueueInput {
+  prompt: ApiGraph;
+  workflow?: unknown;
+  clientId?: string;
+  front?: boolean;
+  sweep?: SweepInfo;
+}
+
+/** What the server and its routes need from a queue; the in-process and the Redis queue both provide it. */
+export interface JobQueue {
+  /** Starts working through the queue (call once the server is ready to broadcast). */
+  start(): Promise<void>;
+  /** Adds jobs in order (one, or a sweep's jobs); with `front`, the first of them runs next. */
+  enqueue(inputs: EnqueueInput[]): Promise<Job[]>;
+  snapshot(): QueueSnapshot;
+  /** The running job (the first, when several workers run jobs). */
+  runningId(): string | null;
+  /** Removes queued jobs (a running job is interrupted instead). Returns the ids removed. */
+  delete(ids: string[]): Promise<string[]>;
+  clear(): Promise<void>;
+  /** Interrupts the running job with this id, or every running job without one. */
+  interrupt(promptId?: string, reason?: string): Promise<boolean>;
+  /** Interrupts (in-process) or lets go of (Redis) running jobs and stops taking new ones. */
+  stop(): Promise<void>;
+  /** Resolves when nothing is running or queued (for tests and the CLI). */
+  idle(): Promise<void>;
 }
 
 interface QueueFile {
@@ -45,9 +77,10 @@ export const summary = (job: Job): JobSummary => ({
   createdAt: job.createdAt,
   nodeCount: Object.keys(job.prompt).length,
   ...(job.clientId ? { clientId: job.clientId } : {}),
+  ...(job.sweep ? { sweep: job.sweep } : {}),
 });
 
-export class JobQueue {
+export class InProcessQueue implements JobQueue {
   private pending: Job[] = [];
   private running: { job: Job; controller: AbortController; done: Promise<void>; startedAt: number } | null = null;
   private nextNumber = 1;
@@ -79,27 +112,27 @@ export class JobQueue {
     this.save();
   }
 
-  /** Starts working through the queue (call once the server is ready to broadcast). */
-  start(): void {
+  async start(): Promise<void> {
     this.stopped = false;
     this.kick();
   }
 
-  enqueue(input: { prompt: ApiGraph; workflow?: unknown; clientId?: string; front?: boolean }): Job {
-    const job: Job = {
+  async enqueue(inputs: EnqueueInput[]): Promise<Job[]> {
+    const jobs = inputs.map((input): Job => ({
       promptId: randomUUID(),
       number: this.nextNumber++,
       prompt: input.prompt,
       createdAt: Date.now(),
       ...(input.workflow !== undefined ? { workflow: input.workflow } : {}),
       ...(input.clientId ? { clientId: input.clientId } : {}),
-    };
-    if (input.front) this.pending.unshift(job);
-    else this.pending.push(job);
+      ...(input.sweep ? { sweep: input.sweep } : {}),
+    }));
+    if (inputs[0]?.front) this.pending.unshift(...jobs);
+    else this.pending.push(...jobs);
     this.save();
     this.opts.onChange();
     this.kick();
-    return job;
+    return jobs;
   }
 
   snapshot(): QueueSnapshot {
@@ -110,8 +143,7 @@ export class JobQueue {
     return this.running?.job.promptId ?? null;
   }
 
-  /** Removes queued jobs (a running job is interrupted instead). Returns the ids removed. */
-  delete(ids: string[]): string[] {
+  async delete(ids: string[]): Promise<string[]> {
     const set = new Set(ids);
     const removed = this.pending.filter((j) => set.has(j.promptId)).map((j) => j.promptId);
     this.pending = this.pending.filter((j) => !set.has(j.promptId));
@@ -122,19 +154,18 @@ export class JobQueue {
     return removed;
   }
 
-  clear(): void {
+  async clear(): Promise<void> {
     this.pending = [];
     this.save();
     this.opts.onChange();
   }
 
-  interrupt(promptId?: string, reason = 'interrupted by the user'): boolean {
+  async interrupt(promptId?: string, reason = 'interrupted by the user'): Promise<boolean> {
     if (!this.running || (promptId && this.running.job.promptId !== promptId)) return false;
     this.running.controller.abort(reason);
     return true;
   }
 
-  /** Interrupts the running job (recorded as interrupted), waits for it, and stops taking new ones. */
   async stop(): Promise<void> {
     this.stopped = true;
     const r = this.running;
@@ -144,7 +175,6 @@ export class JobQueue {
     }
   }
 
-  /** Resolves when nothing is running or queued (for tests and the CLI). */
   async idle(): Promise<void> {
     while (this.running) await this.running.done;
   }
@@ -209,6 +239,8 @@ export class JobQueue {
       executed: result.executed,
       cached: result.cached,
       ...(result.error ? { error: result.error } : {}),
+      ...(job.sweep ? { sweep: job.sweep } : {}),
+      ...(finalLoss(result.outputs) !== undefined ? { finalLoss: finalLoss(result.outputs) } : {}),
       ...(result.status === 'interrupted' ? { reason: this.running?.controller.signal.reason?.toString() ?? 'interrupted' } : {}),
     });
   }

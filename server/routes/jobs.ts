@@ -10,6 +10,7 @@ import { HttpError } from '../httpErrors';
 import { InterruptRequest, PROTOCOL_VERSION, PromptRequest, QueueCommand, type PromptResponse } from '../protocol';
 import type { JobQueue } from '../queue';
 import type { ProjectPaths } from '../paths';
+import { expandSweep, sweepJobs, takeSweepNodes } from '../sweep';
 import { validateGraph } from '../validate';
 import type { z } from 'zod';
 
@@ -43,24 +44,40 @@ export function jobRoutes(deps: JobRoutesDeps): Router {
     res.json({ [def.type]: def.info() });
   });
 
-  r.post('/prompt', (req, res) => {
+  r.post('/prompt', async (req, res) => {
     const body = parseBody(PromptRequest, req.body, 'prompt request');
     let loaded;
+    let plan;
     try {
       loaded = parseGraph(body.prompt, registry);
+      // Sweep nodes and a `sweep` field both expand into one job per combination of values.
+      const { api, axes } = takeSweepNodes(loaded.api);
+      loaded = { ...loaded, api };
+      const allAxes = [...axes, ...(body.sweep ?? [])];
+      if (allAxes.length) plan = expandSweep(api, registry, allAxes);
     } catch (err) {
       if (err instanceof GraphFormatError) throw new HttpError(400, err.message, 'invalid_graph');
       throw err;
     }
-    const v = validateGraph(loaded.api, registry, { paths: deps.paths });
-    if (!v.ok) throw new HttpError(400, v.error.message, v.error.type, { nodeErrors: v.nodeErrors });
-    const job = queue.enqueue({
-      prompt: loaded.api,
+    const base = {
       workflow: body.workflow ?? loaded.workflow,
       ...(body.clientId ? { clientId: body.clientId } : {}),
       ...(body.front ? { front: true } : {}),
-    });
-    const out: PromptResponse = { promptId: job.promptId, number: job.number, nodeErrors: {} };
+    };
+    const inputs = plan ? sweepJobs(plan, base) : [{ ...base, prompt: loaded.api }];
+    for (const input of inputs) {
+      const v = validateGraph(input.prompt, registry, { paths: deps.paths });
+      const which = input.sweep ? (input.sweep.shared ? 'the sweep\'s shared job: ' : `sweep job ${input.sweep.index} (${JSON.stringify(input.sweep.settings)}): `) : '';
+      if (!v.ok) throw new HttpError(400, which + v.error.message, v.error.type, { nodeErrors: v.nodeErrors });
+    }
+    const jobs = await queue.enqueue(inputs);
+    const first = jobs.find((j) => !j.sweep?.shared) ?? jobs[0]!;
+    const out: PromptResponse = {
+      promptId: first.promptId,
+      number: first.number,
+      nodeErrors: {},
+      ...(plan ? { sweep: { id: plan.id, jobs: jobs.map((j) => ({ promptId: j.promptId, number: j.number, sweep: j.sweep! })) } } : {}),
+    };
     res.json(out);
   });
   r.get('/prompt', (_req, res) => {
@@ -71,19 +88,19 @@ export function jobRoutes(deps: JobRoutesDeps): Router {
   r.get('/queue', (_req, res) => {
     res.json(queue.snapshot());
   });
-  r.post('/queue', (req, res) => {
+  r.post('/queue', async (req, res) => {
     const cmd = parseBody(QueueCommand, req.body, 'queue command');
     if ('clear' in cmd) {
-      queue.clear();
+      await queue.clear();
       res.json({ deleted: 'all' });
     } else {
-      res.json({ deleted: queue.delete(cmd.delete) });
+      res.json({ deleted: await queue.delete(cmd.delete) });
     }
   });
 
-  r.post('/interrupt', (req, res) => {
+  r.post('/interrupt', async (req, res) => {
     const body = parseBody(InterruptRequest, req.body ?? {}, 'interrupt request');
-    res.json({ interrupted: queue.interrupt(body.promptId) });
+    res.json({ interrupted: await queue.interrupt(body.promptId) });
   });
 
   r.get('/history', (req, res) => {

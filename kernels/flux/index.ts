@@ -6,3 +6,6 @@ export * from './keys';
 export * from './detect';
 export * from './shapes';
 export * from './lora';
+export * from './qwen3';
+export * from './qwen3-tokenizer';
+export * from './bpe-tokenizer-json';

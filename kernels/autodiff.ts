@@ -1,9 +1,11 @@
 // Reverse-mode autodiff over the symbolic graph. The backward graph is made of the same table ops,
 // so it lowers to standard ONNX. Only paths from the requested parameters to the loss are visited.
-import { Tensor, constant, arrayFor } from './tensor';
+// Blocks built under `recompute` (gradient checkpointing) keep only what flows into them: their
+// backward pass rebuilds the block's forward from those saved values, once the gradient reaches it.
+import { Tensor, constant, arrayFor, apply, nextTensorId } from './tensor';
 import { getOp } from './ops/table';
 import { add, cast } from './ops/elementwise';
-import { expand } from './ops/shape-and-reduce';
+import { afterGradient, expand } from './ops/shape-and-reduce';
 
 /** Tensors reachable from `roots` through op inputs, in topological order (inputs first). */
 export function topoOrder(roots: Tensor[]): Tensor[] {
@@ -27,36 +29,153 @@ export function topoOrder(roots: Tensor[]): Tensor[] {
   return order;
 }
 
+// --- recomputation ---------------------------------------------------------------------------------
+// A block is the id range of the tensors its body created: ids grow with creation and an op's inputs
+// exist before it, so a block's inside is exactly [start, end) and everything outside it that the
+// block reads (its input activations, weights, adapter parameters) was made before `start`.
+interface Block { start: number; end: number }
+const blockOfOutput = new WeakMap<Tensor, Block>();
+let recomputeDepth = 0;
+
+/**
+ * Builds `body` as a recomputed block (gradient checkpointing): the forward pass runs it as usual, but
+ * the backward pass does not keep its inner activations. When the gradient reaches the block's
+ * outputs, `grad` rebuilds the block from the tensors it read (the "saved inputs") and
+ * differentiates the rebuilt copy. The copy reads every outside value through `afterGradient`, so
+ * ORT can neither schedule it before the backward pass nor merge it back into the forward pass
+ * (tests/kernels/recompute.test.ts counts the nodes of the optimised model). Frozen weights that the
+ * block dequantises or casts are rebuilt with it: only one block's worth is materialised at a time.
+ * Blocks nested in a block are part of the outer one.
+ */
+export function recompute<T extends Tensor | Tensor[]>(body: () => T): T {
+  if (recomputeDepth > 0) return body();
+  const start = nextTensorId();
+  recomputeDepth++;
+  let out: T;
+  try { out = body(); } finally { recomputeDepth--; }
+  const block: Block = { start, end: nextTensorId() };
+  for (const t of Array.isArray(out) ? out : [out]) if (t.id >= start && t.id < block.end) blockOfOutput.set(t, block);
+  return out;
+}
+
 /**
  * Gradients of a scalar `loss` w.r.t. each of `params` (or of any output, given `seed`, the gradient
  * flowing into it). A parameter the loss does not depend on gets zeros.
  */
 export function grad(loss: Tensor, params: Tensor[], seed?: Tensor): Tensor[] {
   if (!seed && loss.size !== 1) throw new Error(`grad: loss must be a scalar, got [${loss.shape.join(',')}]`);
-  const order = topoOrder([loss]);
+  // Creation order is a topological order (see Block); it keeps each block's inside contiguous.
+  const order = topoOrder([loss]).sort((a, b) => a.id - b.id);
   const wanted = new Set(params.map((p) => p.id));
-  // A tensor needs a gradient when a wanted parameter lies upstream of it.
-  const needs = new Set<number>();
-  for (const t of order) {
-    if (wanted.has(t.id)) needs.add(t.id);
-    else if (t.source.kind === 'op' && t.source.inputs.some((x) => needs.has(x.id))) needs.add(t.id);
-  }
+  const needs = needsGradient(order, (t) => wanted.has(t.id));
+  const blocks = blocksIn(order);
   const grads = new Map<number, Tensor>();
   grads.set(loss.id, seed ?? expand(cast(constant(new Float32Array([1]), [], 'float32'), loss.dtype), loss.shape));
+  let b = blocks.length - 1;
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
-    const g = grads.get(t.id);
-    if (!g || t.source.kind !== 'op' || !needs.has(t.id)) continue;
-    const { op, inputs, attrs } = t.source;
-    const def = getOp(op);
-    if (!def.vjp) throw new Error(`op '${op}' has no gradient rule but lies on a path to a trained parameter`);
-    const gs = def.vjp(g, inputs, t, attrs);
-    inputs.forEach((x, k) => {
-      const gx = gs[k];
-      if (!gx || !needs.has(x.id)) return;
-      const prev = grads.get(x.id);
-      grads.set(x.id, prev ? add(prev, gx) : gx);
-    });
+    while (b >= 0 && blocks[b].block.start > t.id) b--;
+    const inside = b >= 0 && t.id < blocks[b].block.end;
+    if (!inside) { backpropOne(t, grads, needs); continue; }
+    // The whole block is differentiated at once, at its last tensor; its other tensors are skipped.
+    const { block, members } = blocks[b];
+    if (t !== members[members.length - 1]) continue;
+    backpropBlock(members, block, grads, needs);
   }
   return params.map((p) => grads.get(p.id) ?? constant(arrayFor(p.dtype, p.size), p.shape, p.dtype));
+}
+
+/** Ids of the tensors in `order` (topological) downstream of a tensor `isLeaf` accepts. */
+function needsGradient(order: Tensor[], isLeaf: (t: Tensor) => boolean): Set<number> {
+  const needs = new Set<number>();
+  for (const t of order) {
+    if (isLeaf(t)) needs.add(t.id);
+    else if (t.source.kind === 'op' && t.source.inputs.some((x) => needs.has(x.id))) needs.add(t.id);
+  }
+  return needs;
+}
+
+/** The recomputed blocks whose outputs `order` reaches, by start, each with its tensors in `order`. */
+function blocksIn(order: Tensor[]): { block: Block; members: Tensor[] }[] {
+  const found = new Set<Block>();
+  for (const t of order) { const bl = blockOfOutput.get(t); if (bl) found.add(bl); }
+  const blocks = [...found].sort((x, y) => x.start - y.start).map((block) => ({ block, members: [] as Tensor[] }));
+  let k = 0;
+  for (const t of order) {
+    while (k < blocks.length && blocks[k].block.end <= t.id) k++;
+    if (k < blocks.length && t.id >= blocks[k].block.start) blocks[k].members.push(t);
+  }
+  return blocks;
+}
+
+/** Sends t's gradient (if any) to its inputs through the op's VJP, adding into `grads`. */
+function backpropOne(t: Tensor, grads: Map<number, Tensor>, needs: Set<number>) {
+  const g = grads.get(t.id);
+  if (!g || t.source.kind !== 'op' || !needs.has(t.id)) return;
+  const { op, inputs, attrs } = t.source;
+  const def = getOp(op);
+  if (!def.vjp) throw new Error(`op '${op}' has no gradient rule but lies on a path to a trained parameter`);
+  const gs = def.vjp(g, inputs, t, attrs);
+  inputs.forEach((x, k) => {
+    const gx = gs[k];
+    if (!gx || !needs.has(x.id)) return;
+    const prev = grads.get(x.id);
+    grads.set(x.id, prev ? add(prev, gx) : gx);
+  });
+}
+
+/**
+ * Differentiates one recomputed block: rebuilds its ops from the values it read (each read gated on
+ * the gradient arriving at the block), runs the VJPs over the rebuilt copy, and adds the gradients of
+ * the outside values into `grads`. The forward copy's inner tensors are never used by the backward.
+ */
+function backpropBlock(members: Tensor[], block: Block, grads: Map<number, Tensor>, needs: Set<number>) {
+  const outGrads = members.filter((t) => grads.has(t.id) && needs.has(t.id));
+  if (!outGrads.length) return;
+  const arrived = grads.get(outGrads[0].id)!;
+  const inside = (t: Tensor) => t.id >= block.start && t.id < block.end && t.source.kind === 'op';
+  const copies = new Map<number, Tensor>();
+  // Outside value → its gated stand-in; the stand-in's gradient is the outside value's.
+  const gated = new Map<number, { outside: Tensor; stand: Tensor }>();
+  const gate = (x: Tensor) => {
+    let e = gated.get(x.id);
+    if (!e) gated.set(x.id, (e = { outside: x, stand: afterGradient(x, arrived) }));
+    return e.stand;
+  };
+  const rebuilt: Tensor[] = [];
+  for (const t of members) {
+    if (!inside(t)) continue;
+    const src = t.source as Extract<Tensor['source'], { kind: 'op' }>;
+    let ins = src.inputs.map((x) => copies.get(x.id) ?? x);
+    // An op reading only outside values would be identical to its forward twin (and merged with it):
+    // gate one outside value, preferring a computed one over a constant so weights stay initializers.
+    if (!src.inputs.some((x) => copies.has(x.id))) {
+      const k = Math.max(0, src.inputs.findIndex((x) => x.source.kind !== 'const'));
+      ins = ins.map((x, j) => (j === k ? gate(x) : x));
+    }
+    const c = apply(src.op, ins, src.attrs);
+    copies.set(t.id, c);
+    rebuilt.push(c);
+  }
+  const stands = [...gated.values()].filter((e) => needs.has(e.outside.id));
+  const rebuiltIds = new Set(rebuilt.map((t) => t.id));
+  // Leaves of the local pass: gated stand-ins, and outside values read directly, that need gradients.
+  const direct = new Map<number, Tensor>();
+  const localNeeds = new Set<number>(stands.map((e) => e.stand.id));
+  for (const t of rebuilt) {
+    for (const x of (t.source as { inputs: Tensor[] }).inputs) {
+      if (!rebuiltIds.has(x.id) && !localNeeds.has(x.id) && needs.has(x.id)) { direct.set(x.id, x); localNeeds.add(x.id); }
+    }
+    if ((t.source as { inputs: Tensor[] }).inputs.some((x) => localNeeds.has(x.id))) localNeeds.add(t.id);
+  }
+  const local = new Map<number, Tensor>();
+  for (const t of outGrads) local.set(copies.get(t.id)!.id, grads.get(t.id)!);
+  for (let i = rebuilt.length - 1; i >= 0; i--) backpropOne(rebuilt[i], local, localNeeds);
+  const addTo = (x: Tensor, g: Tensor | undefined) => {
+    if (!g) return;
+    const prev = grads.get(x.id);
+    grads.set(x.id, prev ? add(prev, g) : g);
+  };
+  for (const s of stands) addTo(s.outside, local.get(s.stand.id));
+  for (const x of direct.values()) addTo(x, local.get(x.id));
 }

@@ -24,6 +24,8 @@ export type Source =
   | { kind: 'op'; op: string; inputs: Tensor[]; attrs: Record<string, unknown> };
 
 let nextId = 0;
+/** The id the next tensor will get: ids grow with creation, so they order any graph topologically. */
+export function nextTensorId() { return nextId; }
 
 export class Tensor {
   readonly id = nextId++;

@@ -2,6 +2,7 @@
 // through here, so adapters (LoRA, LoCon, LoKr) are injected in one place, by module path, and the
 // builder keeps the list of modules it made (for target selection and parameter counts).
 import type { Tensor } from '../tensor';
+import { recompute } from '../autodiff';
 import { conv2d, groupNorm, layerNorm, linear } from '../ops/nn';
 import { add } from '../ops/elementwise';
 import type { WeightSource } from './weights';
@@ -18,14 +19,29 @@ export type AdapterHook = (info: ModuleInfo, x: Tensor) => Tensor | undefined;
 
 export class Builder {
   readonly modules: ModuleInfo[] = [];
+  /**
+   * Gradient checkpointing: `block` bodies are recomputed in the backward pass instead of keeping
+   * their activations (kernels/autodiff.ts `recompute`). Scopes inherit it.
+   */
+  gradientCheckpointing = false;
   constructor(readonly weights: WeightSource, readonly adapter?: AdapterHook, readonly prefix = '') {}
 
   /** A builder for a sub-model whose paths start with `prefix.` (same weights and hook). */
   scope(prefix: string): Builder {
     const b = new Builder(this.weights, this.adapter, this.path(prefix));
+    b.gradientCheckpointing = this.gradientCheckpointing;
     // Sub-builders report modules into the root list.
     (b as { modules: ModuleInfo[] }).modules = this.modules;
     return b;
+  }
+
+  /**
+   * A block boundary (a resnet, a transformer block): with gradientCheckpointing on, the backward pass
+   * keeps only what flows into `body` and recomputes the rest. Weights the body asks for (dequantised or
+   * cast ones included) are rebuilt with it, so one block's worth exists at a time.
+   */
+  block<T extends Tensor | Tensor[]>(body: () => T): T {
+    return this.gradientCheckpointing ? recompute(body) : body();
   }
 
   path(name: string) { return this.prefix ? `${this.prefix}.${name}` : name; }

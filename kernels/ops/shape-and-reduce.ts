@@ -158,6 +158,22 @@ defineOp<{ axes: number[]; keepdims: boolean }>('reduceMax', {
   },
 });
 
+// The value of x, available only once `after` (a backward-pass gradient) has been computed. Recomputed
+// blocks (kernels/autodiff.ts `recompute`) read their inputs through it, so ORT can neither run them
+// early nor merge them with the forward pass: common-subexpression elimination needs identical inputs
+// and constant folding needs constant ones. It is a Reshape to x's own shape whose shape tensor adds
+// 0 × (int64 of after's first element): no copy (ORT's Reshape aliases its input) and no float
+// arithmetic on x, so any dtype passes, and a NaN in `after` still yields the integer 0.
+defineOp('afterGradient', {
+  infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
+  lower: (l, [x, after], out, _, [xt]) => {
+    const first = l.node('Slice', [l.node('Reshape', [after, l.ints([-1])]), l.ints([0]), l.ints([1]), l.ints([0]), l.ints([1])]);
+    const zero = l.node('Mul', [l.node('Cast', [first], { to: attr.int(7) }), l.scalar(0, 'int64')]);
+    l.node('Reshape', [x, l.node('Add', [l.ints([...xt.shape]), zero])], {}, out);
+  },
+  vjp: (g) => [g, null],
+});
+
 function reducedShape(shape: Shape, axes: number[], keepdims: boolean): number[] {
   const set = new Set(axes);
   return keepdims ? shape.map((d, i) => (set.has(i) ? 1 : d)) : shape.filter((_, i) => !set.has(i));
@@ -175,6 +191,8 @@ function unbroadcastTo(g: Tensor, shape: Shape): Tensor {
 const axesOf = (a: Tensor, axes?: number | number[]) =>
   (axes === undefined ? [...a.shape.keys()] : Array.isArray(axes) ? axes : [axes]).map((x) => normAxis(x, a.rank)).sort((x, y) => x - y);
 
+/** x, computed only after `after` exists (see the op's comment). */
+export function afterGradient(x: Tensor, after: Tensor): Tensor { return apply('afterGradient', [x, after]); }
 export function reshape(a: Tensor, shape: readonly number[]): Tensor {
   const resolved = resolveShape(shape, a.size);
   if (resolved.length === a.rank && resolved.every((d, i) => d === a.shape[i])) return a;

@@ -32,6 +32,8 @@ export interface SdTrainGraphOptions {
   differentialGuidance?: number;
   /** Feed a per-sample loss weight `loss_weight` [B] (kohya's prior_loss_weight for regularization images). */
   sampleWeights?: boolean;
+  /** Recompute each UNet block in the backward pass instead of keeping its activations (Builder.block). */
+  gradientCheckpointing?: boolean;
 }
 
 export interface SdTrainGraph {
@@ -91,8 +93,11 @@ export function buildSdTrainGraph(o: SdTrainGraphOptions): SdTrainGraph {
     const baseContext = () => base ?? encode(ids!, false);
     return { x0, noise, t, context, baseContext, noisy, target };
   };
-  const adapted = (noisy: Tensor, t: Tensor, context: Tensor) =>
-    unet(new Builder(o.unetWeights, o.adapters.unet.hook({ training: true })), cfg.unet, { sample: noisy, timestep: cast(t, 'float32'), context });
+  const adapted = (noisy: Tensor, t: Tensor, context: Tensor) => {
+    const b = new Builder(o.unetWeights, o.adapters.unet.hook({ training: true }));
+    b.gradientCheckpointing = !!o.gradientCheckpointing;
+    return unet(b, cfg.unet, { sample: noisy, timestep: cast(t, 'float32'), context });
+  };
 
   const main = pass('');
   const pred = adapted(main.noisy, main.t, main.context);

@@ -34,9 +34,16 @@ export function transformer2d(b: Builder, x: Tensor, context: Tensor, ch: number
   const [bsz, , hgt, wid] = x.shape;
   const tokens = (t: Tensor) => transpose(reshape(t, [bsz, ch, hgt * wid]), [0, 2, 1]);
   const image = (t: Tensor) => reshape(transpose(t, [0, 2, 1]), [bsz, ch, hgt, wid]);
-  const normed = b.groupNorm('norm', x, o.groups, ch, 1e-6);
-  let h = o.linearProjection ? b.linear('proj_in', tokens(normed), ch, ch) : tokens(b.conv('proj_in', normed, ch, ch, 1));
-  for (let i = 0; i < (o.depth ?? 1); i++) h = transformerBlock(b.scope(`transformer_blocks.${i}`), h, context, ch, o);
-  const out = o.linearProjection ? image(b.linear('proj_out', h, ch, ch)) : b.conv('proj_out', image(h), ch, ch, 1);
-  return add(out, x);
+  // Block boundaries (recomputed under gradient checkpointing): the input projection, each transformer
+  // block, and the output projection with the residual.
+  let h = b.block(() => {
+    const normed = b.groupNorm('norm', x, o.groups, ch, 1e-6);
+    return o.linearProjection ? b.linear('proj_in', tokens(normed), ch, ch) : tokens(b.conv('proj_in', normed, ch, ch, 1));
+  });
+  for (let i = 0; i < (o.depth ?? 1); i++) {
+    const hi = h;
+    h = b.block(() => transformerBlock(b.scope(`transformer_blocks.${i}`), hi, context, ch, o));
+  }
+  const last = h;
+  return b.block(() => add(o.linearProjection ? image(b.linear('proj_out', last, ch, ch)) : b.conv('proj_out', image(last), ch, ch, 1), x));
 }

@@ -52,13 +52,15 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context, y
     contextDim: cfg.crossAttentionDim, groups: cfg.normGroups, linearProjection: cfg.useLinearProjection, depth: blocks,
   });
   const res = { groups: cfg.normGroups, eps: cfg.normEps, temb, tembChannels: tembDim };
+  // Each resnet is a block boundary (recomputed in the backward pass under gradient checkpointing).
+  const resnet = (rb: Builder, x: Tensor, outCh: number) => b.block(() => resnetBlock(rb, x, x.shape[1], outCh, res));
 
   let h = b.conv('conv_in', sample, cfg.inChannels, ch[0], 3, { padding: 1 });
   const skips: Tensor[] = [h];
   for (let i = 0; i < n; i++) {
     const db = b.scope(`down_blocks.${i}`);
     for (let j = 0; j < cfg.layersPerBlock; j++) {
-      h = resnetBlock(db.scope(`resnets.${j}`), h, h.shape[1], ch[i], res);
+      h = resnet(db.scope(`resnets.${j}`), h, ch[i]);
       if (cfg.downBlockCrossAttention[i]) h = transformer2d(db.scope(`attentions.${j}`), h, context, ch[i], tr(i, ch[i]));
       skips.push(h);
     }
@@ -69,9 +71,9 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context, y
   }
 
   const mid = b.scope('mid_block');
-  h = resnetBlock(mid.scope('resnets.0'), h, ch[n - 1], ch[n - 1], res);
+  h = resnet(mid.scope('resnets.0'), h, ch[n - 1]);
   h = transformer2d(mid.scope('attentions.0'), h, context, ch[n - 1], tr(n - 1, ch[n - 1], cfg.midTransformerDepth ?? depth(n - 1)));
-  h = resnetBlock(mid.scope('resnets.1'), h, ch[n - 1], ch[n - 1], res);
+  h = resnet(mid.scope('resnets.1'), h, ch[n - 1]);
 
   const up = [...ch].reverse();
   const upAttn = upBlockCrossAttention(cfg);
@@ -79,7 +81,7 @@ export function unet(b: Builder, cfg: UNetConfig, { sample, timestep, context, y
     const ub = b.scope(`up_blocks.${i}`);
     for (let j = 0; j <= cfg.layersPerBlock; j++) {
       h = concat([h, skips.pop()!], 1);
-      h = resnetBlock(ub.scope(`resnets.${j}`), h, h.shape[1], up[i], res);
+      h = resnet(ub.scope(`resnets.${j}`), h, up[i]);
       if (upAttn[i]) h = transformer2d(ub.scope(`attentions.${j}`), h, context, up[i], tr(n - 1 - i, up[i]));
     }
     if (i < n - 1) h = upsample(ub.scope('upsamplers.0'), h, up[i]);

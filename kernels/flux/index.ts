@@ -9,3 +9,4 @@ export * from './lora';
 export * from './qwen3';
 export * from './qwen3-tokenizer';
 export * from './bpe-tokenizer-json';
+export * from './vae';

@@ -1,0 +1,75 @@
+// The FLUX VAEs and their latent formats. Both autoencoders are the SD-style AutoencoderKL
+// (kernels/sd/vae.ts runs them, diffusers names; BFL's ae.safetensors uses the ldm names of
+// kernels/sd/keys/single-file.ts). What differs is how latents meet the transformer:
+//   FLUX.2: 32 channels, 2×2 patchified to 128 (channel-major: c, then the patch row and column), then
+//           normalised per channel by the checkpoint's eval BatchNorm statistics (`bn.running_mean`,
+//           `bn.running_var`, eps 1e-4); tokens are the patches row-major.
+//   FLUX.1: 16 channels, (z − 0.1159) · 0.3611, then packed 2×2 into 64-channel tokens the same way.
+import type { Tensor } from '../tensor';
+import { add, mul, rsqrt, sqrt, sub } from '../ops/elementwise';
+import { reshape, transpose } from '../ops/shape-and-reduce';
+import type { WeightSource } from '../nn/weights';
+import type { VaeConfig } from '../sd/config';
+
+export const FLUX2_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [128, 256, 512, 512], layersPerBlock: 2, latentChannels: 32, normGroups: 32, scalingFactor: 1 };
+export const FLUX1_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [128, 256, 512, 512], layersPerBlock: 2, latentChannels: 16, normGroups: 32, scalingFactor: 0.3611 };
+/** FLUX.1's latent shift (applied before the scale). */
+export const FLUX1_VAE_SHIFT = 0.1159;
+/** The FLUX.2 VAE at miniature size: 4 blocks (8× down), 32 latent channels, as the tiny klein needs. */
+export const FLUX2_TINY_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [16, 16, 32, 32], layersPerBlock: 1, latentChannels: 32, normGroups: 8, scalingFactor: 1 };
+export const FLUX2_BN_EPS = 1e-4;
+
+/** [B, C, H, W] → [B, 4C, H/2, W/2] with channel index c·4 + 2·pi + pj. */
+export function patchify2x2(z: Tensor): Tensor {
+  const [b, c, h, w] = z.shape;
+  if (h % 2 || w % 2) throw new Error(`latents ${h}×${w} do not split into 2×2 patches`);
+  return reshape(transpose(reshape(z, [b, c, h / 2, 2, w / 2, 2]), [0, 1, 3, 5, 2, 4]), [b, c * 4, h / 2, w / 2]);
+}
+
+/** The inverse of patchify2x2. */
+export function unpatchify2x2(p: Tensor): Tensor {
+  const [b, c4, h, w] = p.shape;
+  return reshape(transpose(reshape(p, [b, c4 / 4, 2, 2, h, w]), [0, 1, 4, 2, 5, 3]), [b, c4 / 4, h * 2, w * 2]);
+}
+
+/** [B, C, h, w] → tokens [B, h·w, C], row-major. */
+export function toTokens(x: Tensor): Tensor {
+  const [b, c, h, w] = x.shape;
+  return transpose(reshape(x, [b, c, h * w]), [0, 2, 1]);
+}
+/** tokens [B, h·w, C] → [B, C, h, w]. */
+export function fromTokens(t: Tensor, h: number, w: number): Tensor {
+  const [b, n, c] = t.shape;
+  if (n !== h * w) throw new Error(`${n} tokens do not make a ${h}×${w} grid`);
+  return reshape(transpose(t, [0, 2, 1]), [b, c, h, w]);
+}
+
+export interface BatchNormStats { mean: Tensor; variance: Tensor }
+
+/** The FLUX.2 VAE's running statistics (`bn.running_mean`, `bn.running_var`) over the 128 patch channels. */
+export function flux2BatchNormStats(w: WeightSource, cfg: VaeConfig = FLUX2_VAE): BatchNormStats {
+  const n = cfg.latentChannels * 4;
+  return { mean: w.get('bn.running_mean', [n]), variance: w.get('bn.running_var', [n]) };
+}
+
+const perChannel = (t: Tensor) => reshape(t, [1, t.shape[0], 1, 1]);
+
+/** VAE latent sample [B, 32, H/8, W/8] → transformer tokens [B, (H/16)(W/16), 128]. */
+export function flux2LatentsToTokens(z: Tensor, bn: BatchNormStats): Tensor {
+  const p = patchify2x2(z);
+  return toTokens(mul(sub(p, perChannel(bn.mean)), perChannel(rsqrt(add(bn.variance, FLUX2_BN_EPS)))));
+}
+
+/** Transformer tokens → the VAE latent sample the decoder takes. */
+export function flux2TokensToLatents(tokens: Tensor, rows: number, cols: number, bn: BatchNormStats): Tensor {
+  const p = fromTokens(tokens, rows, cols);
+  return unpatchify2x2(add(mul(p, perChannel(sqrt(add(bn.variance, FLUX2_BN_EPS)))), perChannel(bn.mean)));
+}
+
+/** FLUX.1: VAE latent sample [B, 16, H/8, W/8] → packed tokens [B, (H/16)(W/16), 64]. */
+export function flux1LatentsToTokens(z: Tensor): Tensor {
+  return toTokens(patchify2x2(mul(sub(z, FLUX1_VAE_SHIFT), FLUX1_VAE.scalingFactor)));
+}
+export function flux1TokensToLatents(tokens: Tensor, rows: number, cols: number): Tensor {
+  return add(mul(unpatchify2x2(fromTokens(tokens, rows, cols)), 1 / FLUX1_VAE.scalingFactor), FLUX1_VAE_SHIFT);
+}

@@ -10,3 +10,5 @@ export * from './qwen3';
 export * from './qwen3-tokenizer';
 export * from './bpe-tokenizer-json';
 export * from './vae';
+export * from './sampling';
+export * from './training-graph';

@@ -12,6 +12,7 @@ import { GraphFormatError } from './graph/errors';
 import { loadGraphFile } from './graph/load';
 import { applyOverrides, parseSetArgument } from './graph/set';
 import { ensureProjectFolders, projectPaths, repoRoot, type ProjectPaths } from './paths';
+import { exportCommand, importCommand } from './import/commands';
 import { ProgressPrinter } from './progressBar';
 import type { ExecutionEvent, NodeErrors } from './protocol';
 import { validateGraph, type ValidGraph } from './validate';
@@ -259,6 +260,10 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest, { start: true });
       case 'run':
         return await run(rest);
+      case 'import':
+        return await importCommand(rest, await registryFrom(undefined));
+      case 'export':
+        return await exportCommand(rest, await registryFrom(undefined));
       case 'worker':
         return await worker(rest);
       case undefined:
@@ -271,7 +276,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || (err as { usage?: boolean }).usage || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`loragraph: ${(err as Error).message}\n\n${USAGE}`);
       return 2;
     }

@@ -1,5 +1,6 @@
 // The Save LoRA node: writes the adapter of a TRAINING state as a LoRA file users load anywhere —
-// kohya format (A1111/Forge/ComfyUI) or diffusers/PEFT — in fp16/bf16/fp32, with the metadata tools show.
+// kohya format (ComfyUI, A1111/Forge, sd-scripts, diffusers) or diffusers format (diffusers, ComfyUI) —
+// in fp16/bf16/fp32, with the metadata tools show.
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { z } from 'zod';
@@ -15,13 +16,13 @@ export default defineNode({
   title: 'Save LoRA',
   category: 'output',
   description: 'Saves the trained adapter as a .safetensors LoRA file in the output folder.',
-  version: 1,
+  version: 2,
   isOutput: true,
   inputs: { training: input<TrainingValue>('TRAINING') },
   widgets: z.object({
     name: widget.text({ default: 'my-lora', tooltip: 'the LoRA\'s name ({name} in the file name; ss_output_name)' }),
     fileName: widget.text({ default: '{name}', tooltip: 'file name under the output folder: {name}, {step}, {date}; subfolders allowed (e.g. "{name}/{name}-{step}")' }),
-    format: widget.combo(['kohya', 'diffusers'], { default: 'kohya', tooltip: 'kohya: lora_unet_… keys (A1111, Forge, ComfyUI); diffusers: PEFT lora_A/lora_B keys (diffusers load_lora_weights)' }),
+    format: widget.combo(['kohya', 'diffusers'], { default: 'kohya', tooltip: 'where the file loads completely — kohya: ComfyUI, A1111/Forge, kohya sd-scripts, diffusers (LoRA/LoCon; LoKr: ComfyUI, A1111/Forge); diffusers: diffusers, ComfyUI (alpha folded into the weights; no LoKr)' }),
     dtype: widget.combo(['fp16', 'bf16', 'fp32'], { default: 'fp16', tooltip: 'precision of the saved tensors' }),
     useEma: widget.toggle({ default: false, tooltip: 'save the EMA weights (when the Train node keeps one)' }),
   }),
@@ -31,7 +32,7 @@ export default defineNode({
     if (w.useEma && !t.ema) throw new Error('useEma: this TRAINING has no EMA weights (turn EMA on in the Train node)');
     if (/[/\\]/.test(w.name)) throw new Error('name: no slashes (use fileName for subfolders)');
     const file = ctx.resolvePath('output', loraFileName(w.fileName, { name: w.name, step: t.step }));
-    const format = w.format === 'kohya' ? 'kohya' as const : 'peft' as const;
+    const format = w.format;
     const metadata = loraMetadata({ training: t, spec: t.adapter, name: w.name, format, usedEma: w.useEma, workflow: ctx.workflow });
     // The module layout comes from the base model's sizes, which travel with the TRAINING value.
     const config = t.base.config;

@@ -114,7 +114,7 @@ export interface TrainingValue {
 export interface ImageItem { mime: 'image/png' | 'image/jpeg'; data: Uint8Array; width?: number; height?: number; label?: string }
 export interface ImagesValue { readonly images: readonly ImageItem[]; byteSize(): number }
 
-export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'peft'; byteSize(): number }
+export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'diffusers'; byteSize(): number }
 
 /** SAMPLER_SETTINGS: what a preview renders; a Train node's sample-every uses the same settings. */
 /** One prompt with kohya's inline overrides (`--n` negative, `--d` seed, `--w`/`--h` size, `--s` steps, `--l` CFG). */

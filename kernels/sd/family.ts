@@ -30,7 +30,7 @@ export interface FamilyEvidence { family: ModelFamily; reason: string }
 export function detectFamily(keys: readonly string[], shapeOf: (key: string) => readonly number[] | undefined = () => undefined): FamilyEvidence {
   const has = (re: RegExp) => keys.find((k) => re.test(k));
   let k: string | undefined;
-  if ((k = has(/(^|\.)lora_(up|down|A|B)\.weight$|\.hada_w1_a$|\.lokr_w1$|^lora_(unet|te\d?)_/))) return { family: 'lora', reason: `adapter tensor '${k}'` };
+  if ((k = has(/(^|\.)lora_(up|down|A|B)\.weight$|(_lora|\.lora|\.lora_linear_layer)\.(up|down)\.weight$|\.hada_w1_a$|\.lokr_w1$|^lora_(unet|te\d?)_/))) return { family: 'lora', reason: `adapter tensor '${k}'` };
   if ((k = has(/^conditioner\.embedders\.1\./))) return { family: 'sdxl', reason: `'${k}' (SDXL's second text encoder)` };
   if ((k = has(/^conditioner\.embedders\.0\.model\.transformer\./))) return { family: 'sdxl-refiner', reason: `'${k}' (refiner's OpenCLIP-G encoder)` };
   if ((k = has(/(^|\.)label_emb\.0\.0\.weight$|^add_embedding\.linear_1\.weight$/))) return { family: 'sdxl', reason: `'${k}' (size conditioning)` };

@@ -1,7 +1,10 @@
 // LoRA files on disk for SD 1.x: writing an adapter's weights in kohya format (`lora_unet_…`,
-// `lora_down/lora_up/alpha`, LyCORIS `lokr_*` names) or diffusers/PEFT format (`unet.….lora_A.weight`,
-// alpha folded into lora_B, as diffusers assumes alpha = rank for these files); and reading either back
-// into weights plus the AdapterSpec that reproduces the same network (type, rank, alpha, exact modules).
+// `lora_down/lora_up/alpha`, LyCORIS `lokr_*` names) or diffusers format (diffusers' non-PEFT layout:
+// `unet.….processor.to_q_lora.down.weight`, `unet.….lora.down.weight`, `text_encoder.….lora_linear_layer.down.weight`,
+// alpha folded into `up`, as diffusers assumes alpha = rank for these files) — each loads completely in
+// ComfyUI, and in diffusers or A1111/Forge as README's format list says; and reading kohya, diffusers or
+// PEFT files back into weights plus the AdapterSpec that reproduces the same network (type, rank, alpha,
+// exact modules).
 import type { HostTensor } from '../../kernels';
 import { factorization } from '../../kernels/adapters';
 import { loadSafetensors, writeSafetensors, type RawTensor, type SafetensorsDtype, type TensorToWrite } from '../../kernels/io/safetensors';
@@ -9,11 +12,12 @@ import { loraTensorToFloat32 } from '../../kernels/sd/lora';
 import type { SdConfig } from '../../kernels/sd/config';
 import { componentTensors } from '../../kernels/sd/keys/expected';
 import { detectFamily, FAMILY_LABEL } from '../../kernels/sd/family';
-import { LoraNames, peftKeys, type LoraComponent, type LoraModuleRef } from '../../kernels/sd/lora-names';
+import { LoraNames, diffusersKeys, type LoraComponent, type LoraModuleRef } from '../../kernels/sd/lora-names';
 import type { AdapterSpec } from '../sockets';
 import { adapterSetsFor, setList } from './adapters';
 
-export type LoraFormat = 'kohya' | 'peft';
+/** The Save LoRA widget's words, also written as `loragraph_format`. */
+export type LoraFormat = 'kohya' | 'diffusers';
 
 export interface SaveLoraOptions {
   spec: AdapterSpec;
@@ -29,13 +33,13 @@ export function loraFileTensors(o: Omit<SaveLoraOptions, 'metadata'>): Record<st
   const sets = adapterSetsFor(o.spec, o.config);
   const weights = o.weights as Record<string, HostTensor>;
   if (o.format === 'kohya') return Object.assign({}, ...setList(sets).map((s) => s.fileTensors(weights, o.dtype)));
-  if (o.spec.algo === 'LoKr') throw new Error('format: the diffusers/PEFT format has no LoKr layout here; save LoKr in kohya (LyCORIS) format');
+  if (o.spec.algo === 'LoKr') throw new Error('format: diffusers loads no LoKr files; save LoKr in kohya (LyCORIS) format, which ComfyUI and A1111/Forge load');
   const out: Record<string, TensorToWrite> = {};
   for (const [component, set] of [['unet', sets.unet], ['text_encoder', sets.textEncoder]] as const) {
     for (const m of set?.modules ?? []) {
       const down = weights[`${m.name}.lora_down.weight`], up = weights[`${m.name}.lora_up.weight`];
       if (!down || !up) throw new Error(`adapter weights lack '${m.name}.lora_down.weight' or '.lora_up.weight'`);
-      const keys = peftKeys(component, m.info.module);
+      const keys = diffusersKeys(component, m.info.module);
       const B = Float32Array.from(up.data as Float32Array, (v) => v * m.scale);
       out[keys.down] = { dtype: o.dtype, shape: down.shape, data: down.data as Float32Array };
       out[keys.up] = { dtype: o.dtype, shape: up.shape, data: B };
@@ -72,7 +76,7 @@ function otherBaseModel(keys: string[], meta: Record<string, string>): string | 
 interface FileModule { ref: LoraModuleRef; kohya: string; tensors: Map<string, RawTensor> }
 
 /**
- * Reads a kohya or PEFT LoRA file for an SD 1.x model of `config`. Every module in the file must exist in
+ * Reads a kohya, diffusers or PEFT LoRA file for an SD 1.x model of `config`. Every module in the file must exist in
  * the model; unsupported layouts (LoHa, DoRA, mixed ranks) are refused by name.
  */
 export async function readLoraFile(path: string, config: SdConfig): Promise<LoadedLora> {
@@ -84,18 +88,20 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
   const other = otherBaseModel(keys, file.metadata);
   if (other) throw new Error(`${path}: this LoRA was made for ${other}, not Stable Diffusion 1.x`);
   const names = new LoraNames({ unet: componentTensors(config, 'unet').modules, text_encoder: componentTensors(config, 'text_encoder').modules });
-  const format: LoraFormat = keys.some((k) => /\.lora_[AB]\.weight$/.test(k)) ? 'peft' : 'kohya';
+  const format: LoraFormat = keys.some((k) => /^(unet|text_encoder)\./.test(k)) ? 'diffusers' : 'kohya';
 
   // Group tensors by module.
   const modules = new Map<string, FileModule>();
   const kohyaOf = (c: LoraComponent, module: string) => `${c === 'unet' ? 'lora_unet' : 'lora_te'}_${module.replace(/\./g, '_')}`;
   for (const [key, raw] of file.tensors) {
     let ref: LoraModuleRef | undefined, suffix: string;
-    if (format === 'peft') {
-      const m = /^(.*)\.(lora_[AB]\.weight)$/.exec(key);
-      if (!m) throw new Error(`${path}: unexpected tensor '${key}' in a diffusers/PEFT LoRA`);
-      ref = names.fromPeft(m[1]);
-      suffix = m[2] === 'lora_A.weight' ? 'lora_down.weight' : 'lora_up.weight';
+    if (format === 'diffusers') {
+      const d = names.fromDiffusers(key);
+      if (!d && !/^(unet|text_encoder)\..*(lora_[AB]\.weight|lora\.(down|up)\.weight|lora_linear_layer\.(down|up)\.weight)$/.test(key)) {
+        throw new Error(`${path}: unexpected tensor '${key}' in a diffusers LoRA (loragraph reads lora_A/lora_B, lora.down/up and lora_linear_layer.down/up keys)`);
+      }
+      ref = d;
+      suffix = d?.part === 'down' ? 'lora_down.weight' : 'lora_up.weight';
     } else {
       const dot = key.indexOf('.');
       suffix = key.slice(dot + 1);
@@ -114,7 +120,7 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
   const isBigConv = (m: FileModule) => m.ref.info.kind === 'conv' && (m.ref.info.kernel[0] > 1 || m.ref.info.kernel[1] > 1);
   const alphaOf = (m: FileModule, rank: number) => {
     const a = m.tensors.get('alpha');
-    return format === 'peft' || !a ? rank : loraTensorToFloat32(path, `${m.kohya}.alpha`, a)[0];
+    return format === 'diffusers' || !a ? rank : loraTensorToFloat32(path, `${m.kohya}.alpha`, a)[0];
   };
 
   // One rank for linear modules and one for 3×3 convs, as kohya's network_dim / conv_dim.
@@ -168,7 +174,7 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
       // LoKr with both factors whole always has scale 1 (LyCORIS ignores alpha there).
       const bothWhole = isLokr && m.params.some((p) => p.key.endsWith('.lokr_w1')) && m.params.some((p) => p.key.endsWith('.lokr_w2'));
       const fileScale = bothWhole ? 1 : alphaOf(fm, m.rank) / m.rank;
-      const ratio = format === 'peft' ? 1 / m.scale : fileScale / m.scale;
+      const ratio = format === 'diffusers' ? 1 / m.scale : fileScale / m.scale;
       for (const p of m.params) {
         const suffix = p.key.slice(m.name.length + 1);
         const raw = fm.tensors.get(suffix);

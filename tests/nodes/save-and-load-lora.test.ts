@@ -1,5 +1,5 @@
 // Save LoRA → file → Load LoRA round trips: the saved kohya file reads back (readLoraValues) to the
-// in-memory weights and samples the same images for LoRA, LoCon and LoKr; PEFT files too (alpha folded);
+// in-memory weights and samples the same images for LoRA, LoCon and LoKr; diffusers files too (alpha folded);
 // metadata carries the keys tools read; files of another base model or non-LoRA files are refused by name.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
@@ -51,13 +51,23 @@ describe('Save LoRA and Load LoRA', () => {
       expect(file.path).toBe(join(ctx.paths.output, `test-${algo}-000120.safetensors`));
       expect(r.ui!.bytes).toBe(statSync(file.path).size);
 
-      const back = await readLoraValues(file.path, adapterSetsFor(spec, model.config));
+      const back = await readLoraValues(file.path, { unet: adapterSetsFor(spec, model).denoiser, textEncoder: adapterSetsFor(spec, model).text[0] });
       expect(back.unused).toEqual([]);
       for (const [k, v] of Object.entries(t.weights)) expect(back.values[k].data, k).toEqual(v.data);
       const meta = back.metadata;
       expect(meta.ss_network_module).toBe(algo === 'LoKr' ? 'lycoris.kohya' : 'networks.lora');
       expect(meta.ss_network_dim).toBe('4');
       expect(meta.ss_base_model_version).toBe('sd_v1');
+      // The modelspec block as sd-scripts writes it (ModelSpec 1.0.1): LoKr is labelled …/lora there too.
+      expect(meta['modelspec.sai_model_spec']).toBe('1.0.1');
+      expect(meta['modelspec.architecture']).toBe('stable-diffusion-v1/lora');
+      expect(meta['modelspec.implementation']).toBe('diffusers');
+      expect(meta['modelspec.prediction_type']).toBe('epsilon');
+      expect(meta['modelspec.resolution']).toBe('64x64');
+      expect(meta['modelspec.date']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
+      expect(meta.ss_resolution).toBe('(64, 64)');
+      expect(meta.ss_network_alpha).toBe(algo === 'LoCon' ? '8' : '2');
+      expect(meta.loragraph_format).toBe('kohya');
       expect(meta.ss_steps).toBe('120');
       expect(JSON.parse(meta.ss_tag_frequency)).toEqual({ star: { star: 16 } });
       expect(JSON.parse(meta.loragraph_workflow)).toEqual({ '1': { type: 'LoadModel', inputs: {} } });
@@ -75,14 +85,20 @@ describe('Save LoRA and Load LoRA', () => {
     });
   }
 
-  it('diffusers/PEFT format: lora_A/lora_B keys with alpha folded load back to the same images', async () => {
+  it('diffusers format: the layout ComfyUI and diffusers both load, alpha folded, loads back to the same images', async () => {
     const { spec } = await adapterSpec(ctx, { networkType: 'LoRA', rank: 4, alpha: 1, trainTextEncoder: true }, model);
     const t = trainingValue(spec, model, randomWeights(spec, model, 3));
-    const file = (await save(t, { name: 'peft', format: 'diffusers', dtype: 'fp32' })).outputs.loraFile as LoraFileValue;
-    const keys = [...(await loadSafetensors(file.path)).tensors.keys()];
-    expect(keys.some((k) => /^unet\.down_blocks\.0\..*\.lora_A\.weight$/.test(k))).toBe(true);
-    expect(keys.some((k) => /^text_encoder\.text_model\..*\.lora_B\.weight$/.test(k))).toBe(true);
+    const file = (await save(t, { name: 'diffusers', format: 'diffusers', dtype: 'fp32' })).outputs.loraFile as LoraFileValue;
+    expect(file.format).toBe('diffusers');
+    const saved = await loadSafetensors(file.path);
+    const keys = [...saved.tensors.keys()];
+    expect(keys.some((k) => /^unet\.down_blocks\.0\..*\.attn1\.processor\.to_q_lora\.down\.weight$/.test(k))).toBe(true);
+    expect(keys.some((k) => /^text_encoder\.text_model\..*\.lora_linear_layer\.up\.weight$/.test(k))).toBe(true);
     expect(keys.some((k) => k.endsWith('.alpha'))).toBe(false);
+    // Alpha is folded into the weights, so the metadata says alpha = dim (scale 1): nothing scales twice.
+    expect(saved.metadata.loragraph_format).toBe('diffusers');
+    expect(saved.metadata.ss_network_alpha).toBe(saved.metadata.ss_network_dim);
+    expect(saved.metadata.loragraph_alpha).toMatch(/^folded into the up weights \(trained with alpha 1 over dim 4\)/);
     const loaded = (await load(file.path)).outputs.training as TrainingValue;
     const [a] = await render(t);
     const [b] = await render(loaded);

@@ -1,0 +1,114 @@
+// Every tensor of every LoRA file Save LoRA writes is loaded by the tools its format is for: each saved
+// file (LoRA, LoCon, LoKr; with and without the text encoder) is held against the consumers' key maps in
+// tests/fixtures/lora-keymaps (derived from ComfyUI's, A1111's and diffusers' loader code, not from ours),
+// and reads back through Load LoRA's reader to the same weights. Data-driven: a family's fixture plus its
+// entry in FAMILIES is all a new family needs.
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadSafetensors } from '../../kernels/io/safetensors';
+import { SD15, type SdConfig } from '../../kernels/sd/config';
+import { componentTensors } from '../../kernels/sd/keys/expected';
+import { peftKeys } from '../../kernels/sd/lora-names';
+import { loraFileTensors, readLoraFile, saveLoraFile, type LoraFormat } from '../../nodes/models/lora-file';
+import { adapterSetsFor, setList } from '../../nodes/models/adapters';
+import type { AdapterSpec } from '../../nodes/sockets';
+import type { HostTensor } from '../../kernels';
+import type { ModelFamily } from '../../kernels/families/contract';
+import { sd1Family } from '../../kernels/sd/sd1-family';
+import { Rng } from '../../kernels/random';
+import { keyMapFixtures, unconsumed } from '../fixtures/lora-keymaps/check';
+
+const dir = mkdtempSync(join(tmpdir(), 'loragraph-keymaps-'));
+
+function spec(algo: AdapterSpec['algo'], trainTextEncoder: boolean): AdapterSpec {
+  return Object.freeze({
+    kind: 'adapter' as const, algo, rank: 4, alpha: 2, convRank: 2, convAlpha: 1, dropout: 0, factor: algo === 'LoKr' ? 4 : -1, fullMatrix: false,
+    preset: algo === 'LoRA' ? 'all_linear' as const : 'all_linear_conv' as const, include: [], exclude: [], trainTextEncoder, byteSize: () => 0,
+  });
+}
+
+/** The families whose files Save LoRA writes, with the full-size config users move files between tools for. */
+const FAMILIES: Record<string, { family: ModelFamily; config: SdConfig }> = { sd1: { family: sd1Family, config: SD15 } };
+
+/** Seeded normal weights for every adapter parameter (up included, so the alpha folding shows). */
+function randomWeights(s: AdapterSpec, family: ModelFamily, config: unknown, seed = 11): Record<string, HostTensor> {
+  const rng = new Rng(seed);
+  const out: Record<string, HostTensor> = {};
+  for (const set of setList(adapterSetsFor(s, { family, config }))) {
+    for (const p of set.paramSpecs) out[p.key] = { dtype: 'float32', shape: [...p.shape], data: rng.fork(p.key).fillNormal(new Float32Array(p.shape.reduce((a, b) => a * b, 1))) };
+  }
+  return out;
+}
+
+const fixtures = keyMapFixtures();
+const CASES = (['LoRA', 'LoCon', 'LoKr'] as const).flatMap((algo) => [false, true].map((te) => ({ algo, te })));
+
+describe.each(Object.keys(FAMILIES))('LoRA files for %s load completely where their format is for', (family) => {
+  const fx = fixtures[family];
+  const { family: fam, config } = FAMILIES[family];
+
+  it('has a key-map fixture', () => expect(fx?.family).toBe(family));
+
+  for (const { algo, te } of CASES) {
+    for (const format of ['kohya', 'diffusers'] as LoraFormat[]) {
+      if (algo === 'LoKr' && format === 'diffusers') continue;
+      const label = `${algo}${te ? ' + text encoder' : ''}, ${format}`;
+      it(`${label}: every tensor is consumed by each of its tools, and Load LoRA reads it back`, async () => {
+        const s = spec(algo, te);
+        const weights = randomWeights(s, fam, config);
+        const path = join(dir, `${family}-${algo}-${te}-${format}.safetensors`);
+        await saveLoraFile(path, { spec: s, family: fam, config, weights, format, dtype: 'F32', metadata: {} });
+        const file = await loadSafetensors(path);
+        const keys = [...file.tensors.keys()];
+        expect(keys.some((k) => /^(lora_te_|text_encoder\.)/.test(k)), 'text-encoder tensors present').toBe(te);
+
+        const consumers = fx.formats[algo === 'LoKr' ? 'kohya-lokr' : format];
+        expect(consumers.length).toBeGreaterThan(0);
+        for (const name of consumers) expect(unconsumed(fx.consumers[name], keys), `${name} leaves these unloaded`).toEqual([]);
+
+        const back = await readLoraFile(path, config);
+        expect(back.format).toBe(format);
+        expect(back.spec.algo).toBe(algo);
+        expect(back.spec.trainTextEncoder).toBe(te);
+        // diffusers files fold alpha into `up` (read back as alpha = rank): compare what each module adds, up · alpha/rank.
+        const scales = (sp: AdapterSpec) => new Map(setList(adapterSetsFor(sp, { family: fam, config })).flatMap((set) => set.modules.map((m) => [m.name, m.scale] as const)));
+        const before = scales(s), after = scales(back.spec);
+        for (const [k, v] of Object.entries(weights)) {
+          const got = back.weights[k];
+          expect(got, k).toBeDefined();
+          const module = k.slice(0, k.indexOf('.'));
+          const isUp = /\.lora_up\.weight$/.test(k);
+          const a = v.data as Float32Array, b = got.data as Float32Array;
+          let worst = 0;
+          for (let i = 0; i < a.length; i++) {
+            const x = isUp ? a[i] * before.get(module)! : a[i], y = isUp ? b[i] * after.get(module)! : b[i];
+            worst = Math.max(worst, Math.abs(x - y) / (Math.abs(x) + 1e-6));
+          }
+          expect(worst, k).toBeLessThan(format === 'kohya' ? 1e-12 : 1e-6);
+        }
+      });
+    }
+  }
+
+  it('the check can fail: the PEFT layout diffusers ≥ 0.24 saves loses every UNet attention projection in ComfyUI', () => {
+    // The layout Save LoRA wrote before (issue 19): PEFT names for every module.
+    const s = spec('LoCon', true);
+    const tensors = loraFileTensors({ spec: s, family: fam, config, weights: randomWeights(s, fam, config), format: 'kohya', dtype: 'F32' });
+    const modules = [
+      ...componentTensors(config, 'unet').modules.map((m) => ['unet', m.module] as const),
+      ...componentTensors(config, 'text_encoder').modules.map((m) => ['text_encoder', m.module] as const),
+    ].filter(([c, m]) => Object.keys(tensors).some((k) => k.startsWith(`${c === 'unet' ? 'lora_unet' : 'lora_te'}_${m.replace(/\./g, '_')}.`)));
+    const peft = modules.flatMap(([c, m]) => Object.values(peftKeys(c, m)));
+    const lost = unconsumed(fx.consumers.comfyui, peft);
+    expect(lost.length).toBeGreaterThan(0);
+    expect(lost.every((k) => /\.attn[12]\.to_(q|k|v|out\.0)\.lora_[AB]\.weight$/.test(k))).toBe(true);
+    expect(unconsumed(fx.consumers.diffusers, peft)).toEqual([]); // diffusers itself reads them
+  });
+
+  it('diffusers format refuses LoKr by name (diffusers loads no LoKr)', () => {
+    const s = spec('LoKr', false);
+    expect(() => loraFileTensors({ spec: s, family: fam, config, weights: randomWeights(s, fam, config), format: 'diffusers', dtype: 'F32' })).toThrow(/diffusers loads no LoKr/);
+  });
+});

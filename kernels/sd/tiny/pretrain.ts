@@ -22,7 +22,7 @@ import { rgbToPlanar, worldBatch } from './train-data';
 import { initialValues, warmupCosine } from './train-params';
 import { decoderLossGraph, normalizeLatents, vaeEncodeSession, vaeLossGraph, type VaeLossGraph } from './train-vae';
 import { ATTRIBUTE_COUNT, captionAttributes, diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
-import { writeTinyCheckpoint } from './train-checkpoint';
+import { tinyCheckpointMetadata, writeTinyCheckpoint } from './train-checkpoint';
 import { CONFIG_METADATA_KEY } from '../load';
 
 export const TINY_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny');
@@ -319,7 +319,7 @@ export async function pretrainTiny(o: PretrainOptions, out: string, scratch: str
   const weights = componentWeights(cfg, diffusion, vae, cache);
   const params = Object.values(weights).reduce((n, c) => n + Object.values(c).reduce((m, x) => m + x.data.length, 0), 0);
   mkdirSync(dirname(out), { recursive: true });
-  await writeTinyCheckpoint(out, cfg, weights, { modelspec_architecture: 'stable-diffusion-v1', [CONFIG_METADATA_KEY]: JSON.stringify(cfg), loragraph_pretrain: JSON.stringify(o) });
+  await writeTinyCheckpoint(out, cfg, weights, { ...tinyCheckpointMetadata(cfg), [CONFIG_METADATA_KEY]: JSON.stringify(cfg), loragraph_pretrain: JSON.stringify(o) });
   const info = { name: cfg.name, file: 'sd-tiny.safetensors', dtype: 'float16', parameters: params, config: cfg, pretrain: o, seconds: times };
   const jsonPath = join(dirname(out), 'model.json');
   writeFileSync(`${jsonPath}.tmp`, `${JSON.stringify(info, null, 2)}\n`);

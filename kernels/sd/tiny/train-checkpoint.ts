@@ -10,6 +10,29 @@ import type { Component } from '../keys/expected';
 
 export type ComponentWeights = Record<Component, Record<string, HostTensor>>;
 
+/** The architecture the tiny checkpoint names: not an SD 1.x id, so no tool takes it for SD 1.5. */
+export const TINY_ARCHITECTURE = 'loragraph-tiny-sd1';
+
+/**
+ * What the tiny checkpoint says it is (ModelSpec keys). It has SD 1.x's key layout but is no SD 1.x
+ * model: besides its small sizes its GroupNorms use `normGroups` groups where every SD 1.x implementation
+ * hard-codes 32, so a tool that loads it without error computes something else.
+ */
+export function tinyCheckpointMetadata(cfg: SdConfig): Record<string, string> {
+  return {
+    'modelspec.sai_model_spec': '1.0.1',
+    'modelspec.architecture': TINY_ARCHITECTURE,
+    'modelspec.implementation': 'loragraph',
+    'modelspec.title': `loragraph tiny model (${cfg.name}), not Stable Diffusion 1.5`,
+    'modelspec.resolution': `${cfg.sampleSize}x${cfg.sampleSize}`,
+    'modelspec.prediction_type': cfg.scheduler.predictionType === 'v_prediction' ? 'v' : 'epsilon',
+    'modelspec.description': `A ${cfg.sampleSize}×${cfg.sampleSize} toy model in the SD 1.x single-file layout for loragraph's quickstart. `
+      + `Not SD 1.x: its GroupNorms use ${cfg.unet.normGroups} groups (UNet) and ${cfg.vae.normGroups} (VAE) where SD 1.x implementations hard-code 32, `
+      + 'and its widths differ. Other tools may load it without error and compute something else; load it in loragraph, '
+      + 'which reads its sizes and group counts from loragraph.sd_config.',
+  };
+}
+
 /** Writes all three components as fp16 (or fp32) under their single-file keys, atomically. */
 export async function writeTinyCheckpoint(path: string, cfg: SdConfig, weights: ComponentWeights, metadata: Record<string, string>, dtype: 'F16' | 'F32' = 'F16'): Promise<void> {
   const map = new SingleFileKeyMap(cfg);

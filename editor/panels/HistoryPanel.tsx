@@ -4,12 +4,14 @@ import { imageSrc } from '../net/api';
 import { editorStore } from '../state/editor';
 import { viewUrl } from '../state/run';
 import { useStore } from '../state/store';
+import { SweepResults } from './SweepResults';
 
 export function HistoryPanel() {
   const history = useStore(editorStore, (s) => s.history);
   return (
     <section className="side-panel" data-testid="history-panel">
       <h2>History</h2>
+      <SweepResults history={history} />
       {history.length === 0 && <p className="muted">No finished jobs yet.</p>}
       <ul className="job-list history">
         {history.map((h) => {
@@ -19,6 +21,8 @@ export function HistoryPanel() {
               <div className="history-head">
                 <span>
                   #{h.number} {h.status} · {seconds}s · {h.executed.length} ran, {h.cached.length} cached
+                  {h.worker ? ` · on ${h.worker}` : ''}
+                  {h.finalLoss !== undefined ? ` · loss ${h.finalLoss.toFixed(4)}` : ''}
                 </span>
                 <span>
                   {h.workflow !== undefined && <button onClick={() => restoreFromHistory(h.workflow, h.number)}>Load</button>}

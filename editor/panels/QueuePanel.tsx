@@ -13,7 +13,11 @@ export function QueuePanel() {
       <ul className="job-list">
         {queue.running.map((j) => (
           <li key={j.promptId} className="running">
-            <span>#{j.number} running{progress ? ` · ${progress.step}/${progress.total}` : ''}</span>
+            <span>
+              #{j.number} running{j.worker ? ` on ${j.worker}` : ''}
+              {j.sweep && !j.sweep.shared ? ` · sweep ${j.sweep.index}/${j.sweep.count}` : ''}
+              {progress && queue.running.length === 1 ? ` · ${progress.step}/${progress.total}` : ''}
+            </span>
             <button onClick={() => interrupt(j.promptId)}>Interrupt</button>
           </li>
         ))}
@@ -21,6 +25,7 @@ export function QueuePanel() {
           <li key={j.promptId} data-prompt={j.promptId}>
             <span>
               #{j.number} · {j.nodeCount} nodes
+              {j.sweep ? (j.sweep.shared ? ' · sweep: shared caches' : ` · sweep ${j.sweep.index}/${j.sweep.count}`) : ''}
             </span>
             <button onClick={() => cancel(j.promptId)}>Cancel</button>
           </li>

@@ -58,8 +58,8 @@ describe('sdxlFamily', () => {
 
   it('loads with a tokenizer per tower (bigG pads with "!" after the EOS) and counts parameters', () => {
     expect(model.textEncoders.map((t) => t.part)).toEqual(['text_encoder', 'text_encoder_2']);
-    const l = model.textEncoders[0].tokenizer.tokenize('a red circle', { maxLength: 77 }).ids;
-    const g = model.textEncoders[1].tokenizer.tokenize('a red circle', { maxLength: 77 }).ids;
+    const l = Array.from(model.textEncoders[0].tokenizer.tokenize('a red circle', { maxLength: 77 }).ids);
+    const g = Array.from(model.textEncoders[1].tokenizer.tokenize('a red circle', { maxLength: 77 }).ids);
     const eos = (model.textEncoders[0].tokenizer as ClipTokenizer).eosId;
     expect(eos).toBe(cfg.textG.vocabSize - 1);
     const at = l.indexOf(eos);
@@ -78,13 +78,13 @@ describe('sdxlFamily', () => {
 
     const tokL = model.textEncoders[0].tokenizer, tokG = model.textEncoders[1].tokenizer;
     const prompts = ['a red circle on a blue background', 'sks star'];
-    const feed = (tok: typeof tokL): HostTensor => ({ dtype: 'int64', shape: [2, 77], data: BigInt64Array.from(prompts.flatMap((p) => [...tok.tokenize(p, { maxLength: 77 }).ids].map(BigInt))) });
+    const feed = (tok: typeof tokL): HostTensor => ({ dtype: 'int64', shape: [2, 77], data: BigInt64Array.from(prompts.flatMap((p) => Array.from(tok.tokenize(p, { maxLength: 77 }).ids, BigInt))) });
     const idsL = input('idsL', [2, 77], 'int64'), idsG = input('idsG', [2, 77], 'int64'), eosAt = input('eosAt', [2], 'int64');
     const cond = sdxlFamily.encodeText([new Builder(model.textEncoders[0].weights), new Builder(model.textEncoders[1].weights)], cfg, [idsL, idsG], { clipSkip: 1 });
     const direct = bigGText(new Builder(model.textEncoders[1].weights), cfg.textG, idsG, eosAt).pooled;
     const r = await (await rt.load(compileGraph([idsL, idsG, eosAt], { context: cond.context, pooled: cond.pooled, direct }))).run({
       idsL: feed(tokL), idsG: feed(tokG),
-      eosAt: { dtype: 'int64', shape: [2], data: BigInt64Array.from(prompts.map((p) => BigInt(tokG.tokenize(p, { maxLength: 77 }).ids.indexOf(cfg.textG.vocabSize - 1)))) },
+      eosAt: { dtype: 'int64', shape: [2], data: BigInt64Array.from(prompts.map((p) => BigInt(Array.from(tokG.tokenize(p, { maxLength: 77 }).ids).indexOf(cfg.textG.vocabSize - 1)))) },
     });
     expect(r.context.shape).toEqual([2, 77, cfg.unet.crossAttentionDim]);
     expect([...(r.pooled.data as Float32Array)]).toEqual([...(r.direct.data as Float32Array)]);

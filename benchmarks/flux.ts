@@ -1,0 +1,132 @@
+// npm run bench:flux — one LoRA training step (forward + backward + AdamW, rank 16 on ai-toolkit's
+// targets) of one full-size FLUX.2 [klein] 9B double block and one single block at 1024² (4096 image
+// + 512 text tokens) on CPU, random frozen weights in fp32, each block in its own child process so each
+// peak memory is its own. Prints seconds and peak memory per block, the whole 8 + 24-block step
+// extrapolated from them, and GEMM GFLOP/s measured in the same run (the machine's ceiling).
+//
+//   npm run bench:flux                         (under flock /tmp/loragraph-heavy.lock)
+//   options: --tokens N (image tokens, default 4096), --text N (default 512), --steps N (timed, default 2)
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as K from '../kernels';
+import { AdapterSet } from '../kernels/adapters/adapter-set';
+import { FLUX2_KLEIN_9B as CFG, mlpHidden } from '../kernels/flux/config';
+import { doubleBlock, singleBlock, jointPositions } from '../kernels/flux/transformer';
+import { fluxKohyaName, fluxTargetSpec } from '../kernels/flux/lora';
+import { ropeTables } from '../kernels/dit';
+
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const IMG = arg('tokens', 4096), TXT = arg('text', 512), STEPS = arg('steps', 2), RANK = 16;
+const secs = (t0: number) => (performance.now() - t0) / 1000;
+const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
+const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+const ht = (shape: number[], data: Float32Array): K.HostTensor => ({ dtype: 'float32', shape, data });
+
+/** Uniform frozen weights of std 0.02 (norm scales 1), made on request: a cheap stand-in for trained ones. */
+class UniformWeights implements K.WeightSource {
+  private s = 12345;
+  get(path: string, shape: readonly number[]): K.Tensor {
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (/norm\.(query|key)_norm\.scale$/.test(path)) out.fill(1);
+    else {
+      const half = 0.02 * Math.sqrt(3), step = (2 * half) / 2 ** 32;
+      for (let i = 0; i < out.length; i++) { this.s = (Math.imul(this.s, 1664525) + 1013904223) >>> 0; out[i] = this.s * step - half; }
+    }
+    return K.constant(out, shape, 'float32', path);
+  }
+}
+
+/** Deterministic inputs in [−0.5, 0.5]. */
+const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+
+/** Matmul FLOPs of a block's forward pass (linears and attention). */
+function forwardFlops(part: 'double' | 'single'): number {
+  const h = CFG.hiddenSize, L = IMG + TXT, m = mlpHidden(CFG);
+  const attention = 4 * L * L * h;
+  if (part === 'double') return 2 * L * (3 * h * h + h * h + 2 * m * h + m * h) + attention;
+  return 2 * L * (h * (3 * h + 2 * m) + (h + m) * h) + attention;
+}
+
+async function blockStep(part: 'double' | 'single') {
+  const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
+  const h = CFG.hiddenSize;
+  const t0 = performance.now();
+  const set = () => ({ shift: K.input(`m${n++}`, [1, h]), scale: K.input(`m${n++}`, [1, h]), gate: K.input(`m${n++}`, [1, h]) });
+  let n = 0;
+  const adapters = new AdapterSet({ rank: RANK, targets: fluxTargetSpec('ai_toolkit'), namer: fluxKohyaName });
+  const b = new K.Builder(new UniformWeights(), adapters.hook({ training: true }));
+  const rope = ropeTables(jointPositions(CFG, TXT, IMG / 64, 64), CFG.axesDim, CFG.theta);
+  let inputs: K.Tensor[], loss: K.Tensor;
+  if (part === 'double') {
+    const img = K.input('img', [1, IMG, h]), txt = K.input('txt', [1, TXT, h]);
+    const mod = { img: [set(), set()], txt: [set(), set()] };
+    const out = doubleBlock(b.scope('double_blocks.0'), CFG, img, txt, mod, rope);
+    loss = K.add(K.reduceMean(K.square(out.img)), K.reduceMean(K.square(out.txt)));
+    inputs = [img, txt, ...[...mod.img, ...mod.txt].flatMap((s) => [s.shift, s.scale, s.gate])];
+  } else {
+    const x = K.input('x', [1, TXT + IMG, h]);
+    const mod = set();
+    loss = K.reduceMean(K.square(singleBlock(b.scope('single_blocks.0'), CFG, x, mod, rope)));
+    inputs = [x, mod.shift, mod.scale, mod.gate];
+  }
+  const ts = await K.TrainStep.create(rt, { inputs, params: adapters.params, loss, optimizer: K.adamw() });
+  await ts.init(adapters.initialValues(1));
+  const feed: Record<string, K.HostTensor> = {};
+  inputs.forEach((t, i) => { feed[(t.source as { name: string }).name] = ht([...t.shape], noise(t.size, i)); });
+  const setup = secs(t0);
+  const t1 = performance.now();
+  await ts.step([feed], 1e-4, 1);
+  const first = secs(t1);
+  const times: number[] = [];
+  for (let s = 0; s < STEPS; s++) { const t = performance.now(); await ts.step([feed], 1e-4, s + 2); times.push(secs(t)); }
+  await rt.close();
+  const best = Math.min(...times);
+  // Forward, then dX through every layer (the frozen base has no dW): about twice the forward.
+  const gflops = (3 * forwardFlops(part)) / best / 1e9;
+  return { part, modules: adapters.modules.length, setup, first, best, gflops, peak: peakRss() };
+}
+
+async function gemm(): Promise<number> {
+  const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
+  const n = 2048, chain = 4;
+  const x = K.input('x', [n, n]);
+  let y = x;
+  for (let i = 0; i < chain; i++) y = K.matmul(y, K.constant(noise(n * n, i + 1).map((v) => v / 32), [n, n]));
+  const s = await rt.load(K.compileGraph([x], { y }));
+  const feed = { x: ht([n, n], noise(n * n, 9)) };
+  await s.run(feed);
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) { const t = performance.now(); await s.run(feed); best = Math.min(best, secs(t)); }
+  await rt.close();
+  return (2 * n * n * n * chain) / best / 1e9;
+}
+
+const part = process.argv[2];
+if (part === 'double' || part === 'single') {
+  console.log(JSON.stringify(await blockStep(part)));
+} else if (part === 'gemm') {
+  console.log(JSON.stringify({ gflops: await gemm() }));
+} else {
+  const self = fileURLToPath(import.meta.url);
+  const child = (p: string) => {
+    const r = spawnSync(process.execPath, [...process.execArgv, self, p, ...process.argv.slice(2)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`bench:flux ${p} failed:\n${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+  console.log(`bench:flux — FLUX.2 [klein] 9B blocks, ${IMG} image + ${TXT} text tokens, LoRA rank ${RANK}, fp32 on CPU (load ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+  const g = child('gemm');
+  console.log(`  GEMM 2048³ (same run):         ${g.gflops.toFixed(0)} GFLOP/s`);
+  const rows = ['double', 'single'].map((p) => {
+    const r = child(p);
+    console.log(`  ${p} block: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${r.gflops.toFixed(0)} GFLOP/s, ${(r.gflops / g.gflops).toFixed(2)} of GEMM), peak ${gib(r.peak)} GiB`);
+    return r;
+  });
+  const whole = CFG.depthDouble * rows[0].best + CFG.depthSingle * rows[1].best;
+  console.log(`  whole step extrapolated (${CFG.depthDouble} double + ${CFG.depthSingle} single blocks, embedders not counted): ${whole.toFixed(0)} s`);
+  console.log(`  (load ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+}

@@ -67,6 +67,7 @@ export function importDatasetToml(
 ): ReportBuilder {
   const prefix = opts.prefix ?? (opts.report ? `${source.file}:` : '');
   const report = opts.report ?? new ReportBuilder(source.lineOf);
+  if (opts.report) report.addSource(prefix, source.lineOf);
   const lineOf = (key: string) => source.lineOf(key);
   const data = obj(source.data);
   const reject = (key: string, why: string) => { throw new ConfigImportError(source.file, why, lineOf(key), undefined, key.split('.').pop()!.replace(/\[\d+\]$/, '')); };

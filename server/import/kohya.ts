@@ -177,7 +177,7 @@ export const KOHYA_RULES: Rule[] = [
   ...['mixed_precision', 'full_fp16', 'full_bf16', 'fp8_base', 'xformers', 'sdpa', 'mem_eff_attn', 'gradient_checkpointing', 'num_cpu_threads_per_process', 'max_data_loader_n_workers', 'persistent_data_loader_workers', 'lowram', 'lowvram', 'highvram', 'sdxl_no_half_vae', 'no_half_vae', 'cpu_offload_checkpointing', 'num_processes', 'num_machines', 'multi_gpu', 'gpu_ids', 'main_process_port', 'dynamo_backend', 'extra_accelerate_launch_args'].map((k): Rule => ({ key: k, status: 'ignored', note: RUNTIME })),
   { key: 'additional_parameters', status: 'unsupported', note: 'extra command-line flags' },
   // data
-  { key: 'train_data_dir', apply: (v, c) => (isUnset(v) ? { status: 'ignored', note: 'unset' } : pathOutcome(String(v), 'datasets', 'dataset.folder', c)) },
+  { key: 'train_data_dir', apply: (v, c) => (isUnset(v) ? { status: 'ignored', note: 'unset' } : pathOutcome(String(v), 'datasets', 'dataset.folder', { ...c, datasets: [0] })) },
   { key: 'reg_data_dir', apply: (v, c) => (isUnset(v) ? { status: 'ignored', note: 'unset' } : pathOutcome(String(v), 'datasets', 'dataset.folder', { ...c, datasets: [1] })) },
   { key: 'max_resolution', apply: (v, c) => resolutionOutcome(v, c) },
   { key: 'resolution', apply: (v, c) => resolutionOutcome(v, c) },

@@ -32,7 +32,21 @@ export class ReportBuilder {
   private readonly byKey = new Map<string, ReportEntry>();
   readonly notes: string[] = [];
 
-  constructor(private readonly lineOf: (key: string) => number | undefined = () => undefined) {}
+  private readonly sources: [string, (key: string) => number | undefined][] = [];
+
+  constructor(lineOf: (key: string) => number | undefined = () => undefined) {
+    this.sources.push(['', lineOf]);
+  }
+
+  /** Keys starting with `prefix` (a second file, like a dataset config a kohya config names) get their lines from `lineOf`. */
+  addSource(prefix: string, lineOf: (key: string) => number | undefined): void {
+    this.sources.unshift([prefix, lineOf]);
+  }
+
+  private lineOf(key: string): number | undefined {
+    const [prefix, lineOf] = this.sources.find(([p]) => key.startsWith(p))!;
+    return lineOf(key.slice(prefix.length));
+  }
 
   add(key: string, value: unknown, status: KeyStatus, targets: string[] = [], note?: string): void {
     if (this.byKey.has(key)) throw new Error(`import report: key ${key} reported twice (a mapping table lists it twice)`);
@@ -45,7 +59,9 @@ export class ReportBuilder {
   }
 
   entries(): ReportEntry[] {
-    return [...this.byKey.values()].sort((a, b) => (a.line ?? 1e9) - (b.line ?? 1e9));
+    // A second file's keys (prefixed) after the main file's, each in line order.
+    const second = (e: ReportEntry) => (this.sources.some(([p]) => p && e.key.startsWith(p)) ? 1 : 0);
+    return [...this.byKey.values()].sort((a, b) => second(a) - second(b) || (a.line ?? 1e9) - (b.line ?? 1e9));
   }
 }
 

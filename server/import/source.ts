@@ -3,7 +3,7 @@
 // `smol-toml` — and keeps where each key sits, so errors and the import report can name file, line and key.
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Parser, type Node as YamlNode } from 'yaml';
 import { parse as parseToml, TomlError } from 'smol-toml';
 
 export class ConfigImportError extends Error {
@@ -76,13 +76,40 @@ function yamlLines(doc: ReturnType<typeof parseDocument>, counter: LineCounter):
   return lines;
 }
 
+/** The start of the quoted scalar (from the yaml lexer's tokens) that runs into `offset`, if any. */
+function quotedTokenAround(text: string, offset: number): number | undefined {
+  let found: number | undefined;
+  const visit = (token: unknown) => {
+    if (!token || typeof token !== 'object') return;
+    const t = token as { type?: string; offset?: number; source?: string; items?: unknown[]; value?: unknown; key?: unknown; sep?: unknown[]; start?: unknown[] };
+    if ((t.type === 'double-quoted-scalar' || t.type === 'single-quoted-scalar') && t.offset !== undefined && t.source !== undefined && t.offset <= offset && t.offset + t.source.length >= offset) found = t.offset;
+    for (const child of [t.value, t.key, ...(t.items ?? []), ...(t.sep ?? []), ...(t.start ?? [])]) visit(child);
+    if (Array.isArray(t.items)) for (const item of t.items) visit(item);
+  };
+  for (const token of new Parser().parse(text)) visit(token);
+  return found;
+}
+
 function parseYamlText(file: string, text: string, version: '1.1' | '1.2'): { data: unknown; lines: Map<string, number> } {
   const counter = new LineCounter();
   const doc = parseDocument(text, { version, lineCounter: counter, uniqueKeys: true, prettyErrors: false });
   const err = doc.errors[0];
   if (err) {
-    const pos = err.linePos?.[0];
-    throw new ConfigImportError(file, err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), pos?.line, pos?.col);
+    let offset = err.pos[0];
+    let where = '';
+    // An unterminated quote is found at the end of the file; the quote that opened it is what to fix.
+    if (/quote/i.test(err.message)) {
+      const open = quotedTokenAround(text, offset);
+      if (open !== undefined) {
+        const at = counter.linePos(offset);
+        where = ` (opened here; the parser stopped at line ${at.line}, column ${at.col})`;
+        offset = open;
+      }
+    }
+    const pos = counter.linePos(offset);
+    const lineText = text.split('\n')[pos.line - 1] ?? '';
+    const key = /^\s*(?:-\s+)?([\w.$\[\]-]+)\s*:/.exec(lineText)?.[1];
+    throw new ConfigImportError(file, `${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}${where}`, pos.line, pos.col, key);
   }
   return { data: doc.toJS({ maxAliasCount: 1000 }), lines: yamlLines(doc, counter) };
 }

@@ -83,7 +83,7 @@ try {
     ? (await (await import('../nodes/models/load')).loadModel('builtin:tiny')).vae.weights
     : new (await import('../kernels')).RandomWeights(1);
   const tinySet = await buildDataset({ ...settings, resolutions: [64], step: 64, flipX: false, flipY: false });
-  const vaeCache = new LatentCache(path.join(root, 'vae-cache'), vaeLatentEncoder(weights, config, 'bench-tiny-vae'));
+  const vaeCache = new LatentCache(path.join(root, 'vae-cache'), vaeLatentEncoder((await import('../kernels/sd/sd1-family')).sd1Family, config, weights, 'bench-tiny-vae'));
   t = performance.now();
   await vaeCache.prepare(tinySet);
   const vaeS = (performance.now() - t) / 1000;

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { tensorBytes, type ModelValue, type TrainingValue } from './sockets';
 import { defineNode, input, widget } from './define';
-import { readLoraFile } from './models/lora-file';
+import { readLoraFileFor } from './models/lora-file';
 import { safetensorsHeaderHash } from './models/source';
 
 export default defineNode({
@@ -20,7 +20,7 @@ export default defineNode({
   outputs: { training: 'TRAINING' },
   async execute({ inputs, widgets: w, ctx }) {
     const path = ctx.resolvePath('lora', w.loraFile);
-    const lora = await readLoraFile(path, inputs.model.config);
+    const lora = await readLoraFileFor(path, inputs.model);
     const meta = lora.metadata;
     const step = Number.parseInt(meta.ss_steps ?? '0', 10);
     if (meta.loragraph_base_model_id && meta.loragraph_base_model_id !== inputs.model.source.id) {

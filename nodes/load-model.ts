@@ -1,19 +1,20 @@
 // The Load Model node: a checkpoint file or diffusers folder from the models folder (or the built-in tiny
-// model) → MODEL, CLIP and VAE; says which family it found, and applies clip skip.
+// model) → MODEL, CLIP and VAE; detects the model family from the checkpoint's keys (SDXL fine-tunes such
+// as Pony and Illustrious load as SDXL), names families it cannot train, and applies clip skip.
 import { z } from 'zod';
-import { FAMILY_LABEL } from '../kernels/sd/family';
-import { CheckpointError } from '../kernels/sd/load';
+import { UnsupportedModelError, familyLabel } from '../kernels/families/registry';
 import { defineNode, widget } from './define';
 import { BUILTIN_TINY } from './models/builtin';
 import { loadModel } from './models/load';
 
 const millions = (n: number) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 0)}M`;
+const PART_NAMES: Record<string, string> = { unet: 'UNet', transformer: 'transformer', text_encoder: 'text encoder', text_encoder_2: 'text encoder 2', vae: 'VAE' };
 
 export default defineNode({
   type: 'LoadModel',
   title: 'Load Model',
   category: 'loaders',
-  description: 'Loads a Stable Diffusion 1.x checkpoint (.safetensors single file or diffusers folder) and outputs its denoiser (MODEL), text encoder (CLIP) and VAE.',
+  description: 'Loads a checkpoint (.safetensors single file or diffusers folder) — Stable Diffusion 1.x or SDXL (Pony, Illustrious…) — and outputs its denoiser (MODEL), text encoders (CLIP) and VAE.',
   version: 1,
   widgets: z.object({
     checkpoint: widget.path({ kind: 'models', default: BUILTIN_TINY, tooltip: `a .safetensors checkpoint or diffusers folder under the models folder; "${BUILTIN_TINY}" is the small model shipped with loragraph` }),
@@ -26,19 +27,21 @@ export default defineNode({
     try {
       loaded = await loadModel(path, { clipSkip: w.clipSkip, modelsDir: ctx.paths.models });
     } catch (e) {
-      const family = e instanceof CheckpointError && e.family && e.family !== 'sd1' ? ` [${FAMILY_LABEL[e.family]}]` : '';
-      throw new Error(`checkpoint${family}: ${(e as Error).message}${family ? ' — loragraph trains Stable Diffusion 1.x models' : ''}`);
+      // Loaders name the family of a file they refuse (UnsupportedModelError, a family loader's CheckpointError).
+      const family = e instanceof UnsupportedModelError ? e.family : (e as { family?: string }).family;
+      const tag = family && family !== 'sd1' ? ` [${familyLabel(family)}]` : '';
+      throw new Error(`checkpoint${tag}: ${(e as Error).message}`);
     }
-    const { model, clip, vae, dtypes, params } = loaded;
+    const { family, model, dtypes, params } = loaded;
     return {
-      outputs: { model, clip, vae },
+      outputs: { model, clip: loaded.clip, vae: loaded.vae },
       ui: {
         text: [
-          `${FAMILY_LABEL.sd1} · ${model.source.label} (${model.config.sampleSize}px, ${dtypes.join('/')})`,
-          `UNet ${millions(params.unet)}, text encoder ${millions(params.textEncoder)}, VAE ${millions(params.vae)} parameters`,
+          `${family.label} · ${model.source.label} (${family.sampleSize(model.config)}px, ${dtypes.join('/')})`,
+          `${Object.entries(params).map(([part, n]) => `${PART_NAMES[part] ?? part} ${millions(n)}`).join(', ')} parameters`,
           ...(w.clipSkip > 1 ? [`clip skip ${w.clipSkip}`] : []),
         ],
-        family: 'sd1',
+        family: family.id,
       },
     };
   },

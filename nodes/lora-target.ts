@@ -66,8 +66,9 @@ export default defineNode({
     const text = [`${w.networkType} rank ${w.rank}, alpha ${w.alpha} (scale ${+scale.toFixed(4)})${spec.preset.includes('conv') ? `, conv ${w.convRank}/${w.convAlpha}` : ''} · ${spec.preset}${w.trainTextEncoder ? ' + text encoder' : ''}`];
     const ui: Record<string, unknown> = {};
     if (inputs.model) {
-      const facts = adapterFacts(spec, inputs.model.config);
-      text.push(`${facts.params.toLocaleString('en-US')} trainable parameters in ${facts.unetModules} UNet${facts.textEncoderModules ? ` + ${facts.textEncoderModules} text-encoder` : ''} modules`);
+      const facts = adapterFacts(spec, inputs.model);
+      const denoiser = inputs.model.family.parts(inputs.model.config).find((p) => p.role === 'denoiser')?.id === 'unet' ? 'UNet' : 'transformer';
+      text.push(`${facts.params.toLocaleString('en-US')} trainable parameters in ${facts.denoiserModules} ${denoiser}${facts.textEncoderModules ? ` + ${facts.textEncoderModules} text-encoder` : ''} modules`);
       text.push(`file: ${formatBytes(facts.fileBytes)} (fp16)`);
       Object.assign(ui, { trainableParams: facts.params, fileBytes: facts.fileBytes });
     }

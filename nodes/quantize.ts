@@ -35,18 +35,20 @@ export default defineNode({
     let outModel = model;
     if (w.unet !== 'none') {
       const before = model.byteSize();
-      const q = quantizePart('unet', model.unet, model.config, SCHEME[w.unet] as Exclude<QuantScheme, 'none'>);
+      const part = model.family.parts(model.config).find((p) => p.role === 'denoiser')!.id;
+      const q = quantizePart(model.family, model.config, part, model.denoiser, SCHEME[w.unet] as Exclude<QuantScheme, 'none'>);
       const after = before - q.fp32Bytes + q.quantBytes;
-      outModel = modelValue(model.source, model.config, q.weights, SCHEME[w.unet], () => after);
-      text.push(`UNet ${w.unet}: ${mb(before)} → ${mb(after)} (${q.layers} layers)`);
+      outModel = modelValue(model.family, model.source, model.config, q.weights, SCHEME[w.unet], () => after);
+      text.push(`${part === 'unet' ? 'UNet' : 'transformer'} ${w.unet}: ${mb(before)} → ${mb(after)} (${q.layers} layers)`);
     }
     let outClip = clip;
     if (clip && w.textEncoder !== 'none') {
       const before = clip.byteSize();
-      const q = quantizePart('text_encoder', clip.weights, clip.config, SCHEME[w.textEncoder] as Exclude<QuantScheme, 'none'>);
-      const after = before - q.fp32Bytes + q.quantBytes;
-      outClip = clipValue(clip.source, clip.config, q.weights, clip.tokenizer, clip.clipSkip, SCHEME[w.textEncoder], () => after);
-      text.push(`text encoder ${w.textEncoder}: ${mb(before)} → ${mb(after)} (${q.layers} layers)`);
+      // Every text encoder of the family (SDXL: CLIP-L and OpenCLIP bigG) in the same scheme.
+      const parts = clip.encoders.map((e) => ({ e, q: quantizePart(clip.family, clip.config, e.part, e.weights, SCHEME[w.textEncoder] as Exclude<QuantScheme, 'none'>) }));
+      const after = before - parts.reduce((n, p) => n + p.q.fp32Bytes - p.q.quantBytes, 0);
+      outClip = clipValue(clip.family, clip.source, clip.config, parts.map((p) => ({ ...p.e, weights: p.q.weights })), clip.clipSkip, SCHEME[w.textEncoder], () => after);
+      text.push(`text encoder ${w.textEncoder}: ${mb(before)} → ${mb(after)} (${parts.reduce((n, p) => n + p.q.layers, 0)} layers)`);
     }
     if (!clip && w.textEncoder !== 'none') text.push('text encoder: connect CLIP to quantise it');
     if (!text.length) text.push('nothing quantised');

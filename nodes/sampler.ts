@@ -3,11 +3,12 @@
 // the same value); Sampler renders them on MODEL/CLIP/VAE, optionally through the adapter being trained
 // (TRAINING) or a LoRA file, and shows the images inline as a grid — side by side with "compare".
 import { z } from 'zod';
-import { SAMPLER_NAMES } from '../kernels/sd/samplers';
+import { previewSamplers } from '../kernels/families/registry';
 import { defineNode, input, widget } from './define';
-import { readLoraFile } from './models/lora-file';
+import { readLoraFileFor } from './models/lora-file';
 import { publishImage } from './render/publish';
-import { gridPng, renderSamples, type RenderAdapter } from './sampling/render';
+import { gridSheet, renderSamples, type RenderAdapter } from './sampling/render';
+import type { SampleSheet } from './sampling/sheet';
 import { parsePrompts } from './sampling/prompts';
 import type { ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
 
@@ -18,7 +19,7 @@ const settingsWidgets = {
   walkSeed: widget.toggle({ default: false, tooltip: 'prompt i uses seed + i instead of the same seed' }),
   steps: widget.int({ default: 20, min: 1, max: 150, tooltip: 'sampling steps' }),
   cfg: widget.float({ default: 7, min: 1, max: 30, step: 0.5, tooltip: 'classifier-free guidance scale' }),
-  sampler: widget.combo(SAMPLER_NAMES as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M)' }),
+  sampler: widget.combo(previewSamplers() as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M)' }),
   scheduler: widget.combo(['normal', 'karras'] as const, { default: 'normal', tooltip: 'noise levels of the steps: normal (evenly spaced timesteps) or karras (Karras et al., ρ = 7: more small steps at the end); DDIM always uses even timesteps' }),
   width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
   height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),
@@ -84,7 +85,7 @@ export const samplerNode = defineNode({
       if (w.useEma && !t.ema) throw new Error('useEma: this TRAINING has no EMA weights (turn EMA on in the Train node)');
       adapter = { spec: t.adapter, weights: w.useEma ? t.ema! : t.weights, strength: settings.loraStrength };
     } else if (inputs.loraFile) {
-      const lora = await readLoraFile(inputs.loraFile.path, inputs.model.config);
+      const lora = await readLoraFileFor(inputs.loraFile.path, inputs.model);
       adapter = { spec: lora.spec, weights: lora.weights, strength: settings.loraStrength };
     }
     if (w.compare && !adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
@@ -94,11 +95,13 @@ export const samplerNode = defineNode({
       onStep: (step, total) => ctx.progress({ step, total }),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
     });
-    const grid = await gridPng(images, { title: adapter && inputs.training ? `step ${inputs.training.step}` : undefined });
-    const ref = await publishImage(ctx, `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, grid);
+    const step = adapter && inputs.training ? inputs.training.step : null;
+    const grid = await gridSheet(images, { title: step !== null ? `step ${step}` : undefined });
+    const ref = await publishImage(ctx, `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, grid.png);
     const items = images.map(({ mime, data, width, height, label }) => ({ mime, data, width, height, label }));
     const value: ImagesValue = Object.freeze({ images: Object.freeze(items), byteSize: () => items.reduce((n, i) => n + i.data.byteLength, 0) });
-    return { outputs: { images: value }, ui: { images: [ref], text: images.map((im) => im.label) } };
+    const sheet: SampleSheet = { image: ref, step, lora: null, tiles: grid.tiles };
+    return { outputs: { images: value }, ui: { images: [ref], text: images.map((im) => im.label), samples: [sheet] } };
   },
 });
 

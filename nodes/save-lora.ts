@@ -5,6 +5,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { z } from 'zod';
 import { defineNode, input, widget } from './define';
+import { familyById } from '../kernels/families/registry';
 import { saveLoraFile } from './models/lora-file';
 import { loraFileName, loraMetadata } from './models/lora-metadata';
 import type { LoraFileValue, TrainingValue } from './sockets';
@@ -38,7 +39,7 @@ export default defineNode({
     const config = t.base.config;
     if (!config) throw new Error(`training: the TRAINING value does not carry its base model's config (${t.base.label})`);
     await mkdir(dirname(file), { recursive: true });
-    await saveLoraFile(file, { spec: t.adapter, config, weights: w.useEma ? t.ema! : t.weights, format, dtype: DTYPES[w.dtype], metadata });
+    await saveLoraFile(file, { spec: t.adapter, family: familyById(t.base.family), config, weights: w.useEma ? t.ema! : t.weights, format, dtype: DTYPES[w.dtype], metadata });
     const size = (await stat(file)).size;
     const value: LoraFileValue = Object.freeze({ kind: 'lora_file' as const, path: file, format, byteSize: () => 256 });
     return {

@@ -3,8 +3,7 @@
 // never changes the ones it was given. Each has `byteSize()` for the executor's memory budget.
 import type { HostTensor } from '../kernels/tensor';
 import type { WeightSource } from '../kernels/nn/weights';
-import type { SdConfig } from '../kernels/sd/config';
-import type { ClipTokenizer } from '../kernels/sd/tokenizer';
+import type { FamilyId, ModelFamily, Tokenizer } from '../kernels/families/contract';
 import type { RngState } from '../kernels/random';
 import type { LatentEncoder, TextEmbeddingEncoder } from './data/cache';
 
@@ -14,45 +13,52 @@ export interface ModelSource {
   path: string;
   /** A short name shown on nodes and written into LoRA metadata (`ss_sd_model_name`). */
   label: string;
-  family: 'sd1';
+  /** The model family's id ('sd1', 'sdxl', …): kernels/families/registry.ts finds the family by it. */
+  family: FamilyId;
   /** sha256 of the file header or folder listing: identifies the base model in cache keys. */
   id: string;
-  /** The model's sizes, for code that holds only a TrainingValue (Save LoRA lays out modules with it). */
-  config?: SdConfig;
+  /** The model's sizes (the family's config), for code that holds only a TrainingValue (Save LoRA lays out modules with it). */
+  config?: unknown;
 }
 
 export type QuantScheme = 'none' | 'int8' | 'nf4' | 'int4' | 'fp8_e4m3';
 
-/** MODEL: the denoiser (UNet) with its frozen weights, possibly quantised. */
-export interface ModelValue {
+/** The family a MODEL/CLIP/VAE belongs to and its config: every model call goes through `family`. */
+export interface FamilyModel {
+  readonly family: ModelFamily;
+  /** The family's config (opaque to nodes). */
+  readonly config: unknown;
+}
+
+/** MODEL: the denoiser (UNet or transformer) with its frozen weights, possibly quantised. */
+export interface ModelValue extends FamilyModel {
   readonly kind: 'model';
   readonly source: ModelSource;
-  readonly config: SdConfig;
-  readonly unet: WeightSource;
+  readonly denoiser: WeightSource;
   readonly quantization: QuantScheme;
   byteSize(): number;
 }
 
-/** CLIP: the text encoder and its tokenizer. */
-export interface ClipValue {
+/** One text encoder of a CLIP value: its part id, weights and tokenizer. */
+export interface TextEncoderValue { readonly part: string; readonly weights: WeightSource; readonly tokenizer: Tokenizer }
+
+/** CLIP: the family's text encoders (one for SD 1.x, two for SDXL) with their tokenizers. */
+export interface ClipValue extends FamilyModel {
   readonly kind: 'clip';
   readonly source: ModelSource;
-  readonly config: SdConfig;
-  readonly weights: WeightSource;
-  readonly tokenizer: ClipTokenizer;
+  readonly encoders: readonly TextEncoderValue[];
   /** 1 = last layer; 2 = penultimate (A1111's "clip skip"). */
   readonly clipSkip: number;
   readonly quantization: QuantScheme;
-  /** Encodes captions to hidden states for the Dataset node's text-embedding cache. */
+  /** Encodes captions to the family's text conditioning for the Train node's text-embedding cache. */
   readonly textEmbeddingEncoder: TextEmbeddingEncoder;
   byteSize(): number;
 }
 
 /** VAE: the autoencoder; `latentEncoder` is what the latent cache calls. */
-export interface VaeValue {
+export interface VaeValue extends FamilyModel {
   readonly kind: 'vae';
   readonly source: ModelSource;
-  readonly config: SdConfig;
   readonly weights: WeightSource;
   readonly latentEncoder: LatentEncoder;
   byteSize(): number;

@@ -5,6 +5,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineNode, input, widget, type NodeContext } from './define';
+import { familyById } from '../kernels/families/registry';
 import { saveLoraFile } from './models/lora-file';
 import { loraMetadata } from './models/lora-metadata';
 import type { Dataset } from './data/dataset';
@@ -113,7 +114,7 @@ async function saveLoraSnapshot(ctx: NodeContext, name: string, state: TrainingV
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${name}_${String(state.step).padStart(9, '0')}.safetensors`);
   const metadata = loraMetadata({ training: state, spec: state.adapter, name, format: 'kohya', usedEma: false, workflow: ctx.workflow });
-  await saveLoraFile(file, { spec: state.adapter, config: state.base.config!, weights: state.weights, format: 'kohya', dtype: 'F16', metadata });
+  await saveLoraFile(file, { spec: state.adapter, family: familyById(state.base.family), config: state.base.config!, weights: state.weights, format: 'kohya', dtype: 'F16', metadata });
   if (keep > 0) {
     const pattern = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_\\d{9}\\.safetensors$`);
     const saves = (await readdir(dir)).filter((f) => pattern.test(f)).sort();

@@ -12,7 +12,7 @@ import { validateGraph } from '../server/validate';
 import { Executor } from '../server/executor/executor';
 import { projectPaths, repoRoot } from '../server/paths';
 import { loadModel } from '../nodes/models/load';
-import { readLoraFile } from '../nodes/models/lora-file';
+import { readLoraFileFor } from '../nodes/models/lora-file';
 import { renderSamples } from '../nodes/sampling/render';
 import { analyzeImage } from '../kernels/sd/tiny/analyze';
 import type { SamplerSettings } from '../nodes/sockets';
@@ -38,7 +38,7 @@ const settings = (prompts: string[]): SamplerSettings => ({
 
 /** Star counts in the trigger and leak-test samples of one LoRA file. */
 async function rates(loraPath: string, triggerWord: string) {
-  const lora = await readLoraFile(loraPath, base.model.config);
+  const lora = await readLoraFileFor(loraPath, base.model);
   const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
   const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', triggerWord))), adapter });
   const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS), adapter });

@@ -15,7 +15,7 @@ export type FamilyId = string;
 export interface Tokenizer {
   readonly vocabSize: number;
   /** Ids padded or cut to exactly `maxLength` (BOS/EOS/padding as that encoder was trained with). */
-  tokenize(text: string, opts: { maxLength: number }): { ids: readonly number[] };
+  tokenize(text: string, opts: { maxLength: number }): { ids: ArrayLike<number> };
 }
 
 /**
@@ -139,6 +139,8 @@ export interface LoadOptions<C = unknown> {
   modelsDir?: string;
   /** Tokenizers to use instead of searching (the built-in tiny model's). */
   tokenizers?: Tokenizer[];
+  /** Tokenizer folders tried last, used when their vocabulary fits (the built-in tiny tokenizer for tiny test checkpoints). */
+  fallbackTokenizerDirs?: string[];
 }
 
 /** A preview sampler's loop over one model call (uncond and cond latents batched, CFG applied by the loop). */
@@ -191,7 +193,7 @@ export interface ModelFamily<C = any> {
   /** Every input the denoiser takes besides sample and timestep. */
   conditioning(config: C): ConditioningInput[];
   /** Values of the `source: 'sample'` inputs for one sample, flat, in `conditioning` order. */
-  sampleConditioning(config: C, geometry: SampleGeometry): Record<string, Float32Array>;
+  sampleConditioning(config: C, geometry: SampleGeometry, preview?: { guidance?: number }): Record<string, Float32Array>;
   /**
    * The prediction (ε, v or flow velocity) for noisy latents `sample` [B, C, (F,) h, w] at float32
    * `timestep` [B] in the objective's units, with every conditioning input by name.

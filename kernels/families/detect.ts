@@ -34,7 +34,7 @@ export interface FamilyEvidence { family: DetectedFamily; reason: string }
 
 /** "an SDXL", "a Wan": the article a label takes in messages. */
 export function withArticle(label: string): string {
-  return `${/^(SDXL|LTX|FLUX|[AEIOUaeiou])/.test(label) ? 'an' : 'a'} ${label}`;
+  return `${/^(SDXL|LTX|[AEIOUaeiou])/.test(label) ? 'an' : 'a'} ${label}`;
 }
 
 /**
@@ -44,7 +44,7 @@ export function withArticle(label: string): string {
 export function detectFamily(keys: readonly string[], shapeOf: (key: string) => readonly number[] | undefined = () => undefined): FamilyEvidence {
   const has = (re: RegExp) => keys.find((k) => re.test(k));
   let k: string | undefined;
-  if ((k = has(/(^|\.)lora_(up|down|A|B)\.weight$|\.hada_w1_a$|\.lokr_w1$|^lora_(unet|te\d?)_/))) return { family: 'lora', reason: `adapter tensor '${k}'` };
+  if ((k = has(/(^|\.)lora_(up|down|A|B)\.weight$|(_lora|\.lora|\.lora_linear_layer)\.(up|down)\.weight$|\.hada_w1_a$|\.lokr_w1$|^lora_(unet|te\d?)_/))) return { family: 'lora', reason: `adapter tensor '${k}'` };
   // SDXL and its fine-tunes (Pony, Illustrious, NoobAI…) share the base layout: two text encoders.
   if ((k = has(/^conditioner\.embedders\.1\./))) return { family: 'sdxl', reason: `'${k}' (SDXL's second text encoder)` };
   if ((k = has(/^conditioner\.embedders\.0\.model\.transformer\./))) return { family: 'sdxl-refiner', reason: `'${k}' (refiner's OpenCLIP-G encoder)` };

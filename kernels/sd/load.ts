@@ -241,7 +241,7 @@ export async function loadDiffusersFolder(folder: string, opts: LoadOptions = {}
   const index = existsSync(join(folder, 'model_index.json')) ? readJson(join(folder, 'model_index.json')) : {};
   const cls = String(index._class_name ?? '');
   if (/XL/.test(cls)) throw new CheckpointError(folder, `this is an SDXL checkpoint (${cls}), not Stable Diffusion 1.x`, 'sdxl');
-  if (/Flux/.test(cls)) throw new CheckpointError(folder, `this is a Flux checkpoint (${cls}), not Stable Diffusion 1.x`, 'flux');
+  if (/Flux/.test(cls)) throw new CheckpointError(folder, `this is a Flux checkpoint (${cls}), not Stable Diffusion 1.x`, 'flux1');
   if (/StableDiffusion3/.test(cls)) throw new CheckpointError(folder, `this is a Stable Diffusion 3 checkpoint (${cls}), not Stable Diffusion 1.x`, 'sd3');
   const unetJson = readJson(join(folder, 'unet', 'config.json'));
   if (unetJson.addition_embed_type) throw new CheckpointError(join(folder, 'unet', 'config.json'), `this is an SDXL checkpoint (addition_embed_type '${unetJson.addition_embed_type}'), not Stable Diffusion 1.x`, 'sdxl');

@@ -1,29 +1,32 @@
-// What the Dataset node's caches call: the VAE encoder (pixels → UNet-space latents) and the CLIP text
-// encoder (captions → hidden states, clip skip applied), each an ORT session compiled once per shape.
-import { Builder, compileGraph, input, mul, type WeightSource } from '../../kernels';
-import { vaeScale, type SdConfig } from '../../kernels/sd/config';
-import { vaeEncode } from '../../kernels/sd/vae';
-import { clipTextEncoder } from '../../kernels/sd/clip-text';
-import type { ClipTokenizer } from '../../kernels/sd/tokenizer';
+// What the Train node's caches call: the family's VAE encoder (pixels → normalised latents) and its text
+// encoders (captions → the text conditioning, clip skip applied), each an ORT session compiled once per
+// shape. A family with several text outputs (SDXL: hidden states and a pooled vector) stores them packed
+// in one tensor per caption; `unpackTextConditioning` splits a batch of them back into named feeds.
+import { Builder, compileGraph, input, type HostTensor, type WeightSource } from '../../kernels';
+import type { ConditioningInput, ModelFamily } from '../../kernels/families/contract';
+import { idsInputName } from '../../kernels/families/training-graph';
+import { tokenIdTensor } from '../../kernels/families/pipeline';
 import type { LatentEncoder, StoredTensor, TextEmbeddingEncoder } from '../data/cache';
+import type { TextEncoderValue } from '../sockets';
 import { cachedSession } from './sessions';
 
 /**
- * Latents for training: the mean of the VAE's latent distribution times the scaling factor (no sampling,
- * so the cache is deterministic and the same image always gives the same latent). One image per run.
+ * Latents for training: the mean of the VAE's latent distribution, normalised as the family's latent
+ * format says (no sampling, so the cache is deterministic and the same image always gives the same latent).
+ * One image per run.
  */
-export function vaeLatentEncoder(weights: WeightSource, config: SdConfig, id: string): LatentEncoder {
-  const scale = vaeScale(config.vae);
+export function vaeLatentEncoder(family: ModelFamily, config: unknown, weights: WeightSource, id: string): LatentEncoder {
+  const format = family.latentFormat(config);
+  const scale = format.spatialCompression;
   return {
-    id: `${id}:vae-mean:${config.vae.scalingFactor}`,
+    id: `${id}:vae-mean:${format.scale}${format.shift ? `:${format.shift}` : ''}`,
     async encode(pixels: StoredTensor): Promise<StoredTensor[]> {
       const [n, c, h, w] = pixels.dims;
-      if (pixels.dims.length !== 4 || c !== config.vae.inChannels) throw new Error(`VAE encode: expected pixels [B, ${config.vae.inChannels}, H, W], got [${pixels.dims}]`);
+      if (pixels.dims.length !== 4 || c !== 3) throw new Error(`VAE encode: expected pixels [B, 3, H, W], got [${pixels.dims}]`);
       if (h % scale || w % scale) throw new Error(`VAE encode: ${w}×${h} is not a multiple of ${scale} (the VAE's downscale)`);
       const session = await cachedSession(weights, `vae-encode:${h}x${w}`, () => {
         const x = input('pixels', [1, c, h, w]);
-        const { mean } = vaeEncode(new Builder(weights), config.vae, x);
-        return compileGraph([x], { latent: mul(mean, config.vae.scalingFactor) }, { name: 'sd_vae_encoder' });
+        return compileGraph([x], { latent: family.vaeEncode(new Builder(weights), config, x) }, { name: `${family.id}_vae_encoder` });
       });
       const per = c * h * w;
       const out: StoredTensor[] = [];
@@ -39,37 +42,75 @@ export function vaeLatentEncoder(weights: WeightSource, config: SdConfig, id: st
 /** Rows per text-encoder run; shorter chunks are padded with empty captions so one session serves all. */
 const TEXT_BATCH = 8;
 
-/** Token ids [n, L] as int64 for a list of prompts. */
-export function tokenIds(tokenizer: ClipTokenizer, prompts: readonly string[], length: number): BigInt64Array {
-  const ids = new BigInt64Array(prompts.length * length);
-  prompts.forEach((p, r) => {
-    const tok = tokenizer.tokenize(p, { maxLength: length });
-    for (let i = 0; i < length; i++) ids[r * length + i] = BigInt(tok.ids[i]);
-  });
-  return ids;
+/** The text conditioning inputs of a family (what the cache stores per caption), in order. */
+export function textConditioning(family: ModelFamily, config: unknown): ConditioningInput[] {
+  return family.conditioning(config).filter((c) => c.source === 'text');
 }
 
-/** Hidden states [L, D] per caption, from the layer clip skip selects (final layer norm applied, as kohya). */
-export function clipTextEmbeddingEncoder(weights: WeightSource, tokenizer: ClipTokenizer, config: SdConfig, clipSkip: number, id: string): TextEmbeddingEncoder {
-  const L = config.text.maxPositions;
+const sizeOf = (c: ConditioningInput) => c.shape.reduce((a, b) => a * b, 1);
+
+/** Token ids of every encoder for `captions`, by feed name (`ids`, `ids_2`, …). */
+export function tokenFeeds(family: ModelFamily, config: unknown, encoders: readonly TextEncoderValue[], captions: readonly string[]): Record<string, HostTensor> {
+  return Object.fromEntries(family.textEncoders(config).map((e, i) => [idsInputName(i), tokenIdTensor(encoders[i].tokenizer, captions, e.maxLength)]));
+}
+
+/**
+ * One stored tensor per caption: the single text output as it is ([L, D] for SD 1.x), or several outputs
+ * flattened one after another in `textConditioning` order.
+ */
+export function textEmbeddingEncoder(family: ModelFamily, config: unknown, encoders: readonly TextEncoderValue[], clipSkip: number, id: string): TextEmbeddingEncoder {
+  const outputs = textConditioning(family, config);
   return {
     id: `${id}:clip-skip-${clipSkip}`,
     async encode(captions: string[]): Promise<StoredTensor[]> {
-      const session = await cachedSession(weights, `text-encode:${TEXT_BATCH}:${clipSkip}`, () => {
-        const ids = input('ids', [TEXT_BATCH, L], 'int64');
-        const { hidden } = clipTextEncoder(new Builder(weights), config.text, ids, { clipSkip });
-        return compileGraph([ids], { hidden }, { name: 'sd_text_encoder' });
+      // Sessions live as long as the weights they read: one encoder's weights, or this list of several.
+      const owner = encoders.length === 1 ? encoders[0].weights : encoders;
+      const session = await cachedSession(owner, `text-encode:${TEXT_BATCH}:${clipSkip}`, () => {
+        const ids = family.textEncoders(config).map((e, i) => input(idsInputName(i), [TEXT_BATCH, e.maxLength], 'int64'));
+        const cond = family.encodeText(encoders.map((e) => new Builder(e.weights)), config, ids, { clipSkip });
+        return compileGraph(ids, cond, { name: `${family.id}_text_encoder` });
       });
       const out: StoredTensor[] = [];
       for (let i = 0; i < captions.length; i += TEXT_BATCH) {
         const chunk = captions.slice(i, i + TEXT_BATCH);
         const rows = [...chunk, ...Array<string>(TEXT_BATCH - chunk.length).fill('')];
-        const r = await session.run({ ids: { dtype: 'int64', shape: [TEXT_BATCH, L], data: tokenIds(tokenizer, rows, L) } });
-        const hidden = r.hidden.data as Float32Array;
-        const per = L * config.text.hiddenSize;
-        chunk.forEach((_, k) => out.push({ dims: [L, config.text.hiddenSize], data: hidden.slice(k * per, (k + 1) * per) }));
+        const r = await session.run(tokenFeeds(family, config, encoders, rows));
+        chunk.forEach((_, k) => {
+          if (outputs.length === 1) {
+            const per = sizeOf(outputs[0]);
+            out.push({ dims: [...outputs[0].shape], data: (r[outputs[0].name].data as Float32Array).slice(k * per, (k + 1) * per) });
+            return;
+          }
+          const data = new Float32Array(outputs.reduce((n, c) => n + sizeOf(c), 0));
+          let at = 0;
+          for (const c of outputs) {
+            const per = sizeOf(c);
+            data.set((r[c.name].data as Float32Array).subarray(k * per, (k + 1) * per), at);
+            at += per;
+          }
+          out.push({ dims: [data.length], data });
+        });
       }
       return out;
     },
   };
+}
+
+/** Splits stacked stored text conditioning [B, …] (as `textEmbeddingEncoder` made it) into named feeds. */
+export function unpackTextConditioning(family: ModelFamily, config: unknown, items: readonly StoredTensor[]): Record<string, HostTensor> {
+  const outputs = textConditioning(family, config);
+  const total = outputs.reduce((n, c) => n + sizeOf(c), 0);
+  const feeds: Record<string, HostTensor> = {};
+  const datas = outputs.map((c) => new Float32Array(items.length * sizeOf(c)));
+  items.forEach((item, b) => {
+    if (item.data.length !== total) throw new Error(`text encoder returned [${item.dims}] per caption; the model expects ${outputs.map((c) => `${c.name} [${c.shape}]`).join(' + ')}`);
+    let at = 0;
+    outputs.forEach((c, j) => {
+      const per = sizeOf(c);
+      datas[j].set(item.data.subarray(at, at + per), b * per);
+      at += per;
+    });
+  });
+  outputs.forEach((c, j) => { feeds[c.name] = { dtype: 'float32', shape: [items.length, ...c.shape], data: datas[j] }; });
+  return feeds;
 }

@@ -14,6 +14,9 @@ import { componentTensors } from '../../kernels/sd/keys/expected';
 import { detectFamily, FAMILY_LABEL } from '../../kernels/sd/family';
 import { LoraNames, diffusersKeys, type LoraComponent, type LoraModuleRef } from '../../kernels/sd/lora-names';
 import type { AdapterSpec } from '../sockets';
+import type { ModelFamily } from '../../kernels/families/contract';
+import { componentsOf } from '../../kernels/families/adapters';
+import { sd1Family } from '../../kernels/sd/sd1-family';
 import { adapterSetsFor, setList } from './adapters';
 
 /** The Save LoRA widget's words, also written as `loragraph_format`. */
@@ -21,7 +24,9 @@ export type LoraFormat = 'kohya' | 'diffusers';
 
 export interface SaveLoraOptions {
   spec: AdapterSpec;
-  config: SdConfig;
+  /** The base model's family (default SD 1.x) and config: they lay out the modules. */
+  family?: ModelFamily;
+  config: unknown;
   weights: Readonly<Record<string, HostTensor>>;
   format: LoraFormat;
   dtype: 'F32' | 'F16' | 'BF16';
@@ -30,16 +35,20 @@ export interface SaveLoraOptions {
 
 /** The tensors of the file, by name. */
 export function loraFileTensors(o: Omit<SaveLoraOptions, 'metadata'>): Record<string, TensorToWrite> {
-  const sets = adapterSetsFor(o.spec, o.config);
+  const family = o.family ?? sd1Family;
+  const sets = adapterSetsFor(o.spec, { family, config: o.config });
   const weights = o.weights as Record<string, HostTensor>;
   if (o.format === 'kohya') return Object.assign({}, ...setList(sets).map((s) => s.fileTensors(weights, o.dtype)));
   if (o.spec.algo === 'LoKr') throw new Error('format: diffusers loads no LoKr files; save LoKr in kohya (LyCORIS) format, which ComfyUI and A1111/Forge load');
   const out: Record<string, TensorToWrite> = {};
-  for (const [component, set] of [['unet', sets.unet], ['text_encoder', sets.textEncoder]] as const) {
-    for (const m of set?.modules ?? []) {
+  const comps = componentsOf(family, o.config);
+  const pairs = [[comps.denoiser, sets.denoiser] as const, ...sets.text.map((s, i) => [comps.text[i], s] as const)];
+  for (const [comp, set] of pairs) {
+    const component = comp.peftPrefix;
+    for (const m of set.modules) {
       const down = weights[`${m.name}.lora_down.weight`], up = weights[`${m.name}.lora_up.weight`];
       if (!down || !up) throw new Error(`adapter weights lack '${m.name}.lora_down.weight' or '.lora_up.weight'`);
-      const keys = diffusersKeys(component, m.info.module);
+      const keys = diffusersKeys(component, comp.modulePath?.peft?.(m.info.module) ?? m.info.module);
       const B = Float32Array.from(up.data as Float32Array, (v) => v * m.scale);
       out[keys.down] = { dtype: o.dtype, shape: down.shape, data: down.data as Float32Array };
       out[keys.up] = { dtype: o.dtype, shape: up.shape, data: B };
@@ -164,7 +173,7 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
     byteSize: () => 512 + list.length * 128,
   });
 
-  const sets = adapterSetsFor(spec, config);
+  const sets = adapterSetsFor(spec, { family: sd1Family, config });
   const weights: Record<string, HostTensor> = {};
   for (const set of setList(sets)) {
     for (const m of set.modules) {
@@ -204,4 +213,10 @@ function lokrFactor(list: FileModule[], path: string): number {
   const found = candidates.find(fits);
   if (found === undefined) throw new Error(`${path}: the LoKr factors' shapes do not follow one factor setting`);
   return found;
+}
+
+/** Reads a LoRA file for a loaded model: SD 1.x names today; another family's model is refused by name. */
+export async function readLoraFileFor(path: string, model: { family: ModelFamily; config: unknown }): Promise<LoadedLora> {
+  if (model.family.id !== sd1Family.id) throw new Error(`${path}: loading ${model.family.label} LoRA files is not supported yet (Load LoRA reads Stable Diffusion 1.x LoRAs)`);
+  return readLoraFile(path, model.config as SdConfig);
 }

@@ -61,7 +61,7 @@ export function loraMetadata(o: LoraMetadataInput): Record<string, string> {
   if (spec.algo === 'LoKr') Object.assign(args, { algo: 'lokr', factor: spec.factor, ...(spec.fullMatrix ? { full_matrix: true } : {}) });
   if (hasConv) Object.assign(args, { conv_dim: spec.convRank, conv_alpha: a.convAlpha });
   if (spec.dropout > 0) args.dropout = spec.dropout;
-  const config = t.base.config as { scheduler?: { predictionType?: string } } | undefined;
+  const objective = t.base.config !== undefined ? family.objective(t.base.config) : undefined;
   const resolution = resolutionOf(t);
   const base: Record<string, string> = {
     ss_output_name: o.name,
@@ -76,12 +76,12 @@ export function loraMetadata(o: LoraMetadataInput): Record<string, string> {
   // `<arch>/lora`; SD 1.x LoRAs name the diffusers implementation; the date is an ISO date-time.
   const modelspec: Record<string, string> = {
     'modelspec.sai_model_spec': '1.0.1',
-    'modelspec.architecture': 'stable-diffusion-v1/lora',
+    'modelspec.architecture': `${family.modelspecArchitecture}/lora`,
     'modelspec.implementation': 'diffusers',
     'modelspec.implementation_version': 'loragraph',
     'modelspec.title': o.name,
     'modelspec.date': now.toISOString().slice(0, 19),
-    'modelspec.prediction_type': config?.scheduler?.predictionType === 'v_prediction' ? 'v' : 'epsilon',
+    'modelspec.prediction_type': objective?.kind === 'flow' ? 'flow' : objective?.prediction === 'v_prediction' ? 'v' : 'epsilon',
     ...(resolution ? { 'modelspec.resolution': resolution.modelspec } : {}),
     ...(t.metadata.ss_clip_skip ? { 'modelspec.encoder_layer': t.metadata.ss_clip_skip } : {}),
   };

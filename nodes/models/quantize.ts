@@ -1,14 +1,12 @@
 // Quantising a loaded model's frozen weights for the Quantize node: wraps a part's WeightSource in
 // QuantizedWeights (int8 per channel, NF4/int4 blockwise, fp8 e4m3; dequantised inside the graph) and
-// builds the part once symbolically so every weight is quantised now and the bytes can be reported.
+// builds the part once symbolically (the family's trace) so every weight is quantised now and the bytes can be reported.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { Builder, cast, constant, input, type ExternalBytes, type Tensor, type WeightSource } from '../../kernels';
+import { Builder, cast, constant, type ExternalBytes, type Tensor, type WeightSource } from '../../kernels';
 import { float16ToFloat32 } from '../../kernels/io/dtypes';
 import { QuantizedWeights } from '../../kernels/quant/graph-weights';
 import type { QuantScheme as KernelScheme } from '../../kernels/quant';
-import type { SdConfig } from '../../kernels/sd/config';
-import { unet } from '../../kernels/sd/unet';
-import { clipTextEncoder } from '../../kernels/sd/clip-text';
+import type { ModelFamily } from '../../kernels/families/contract';
 
 /**
  * Hands out fp16 checkpoint tensors as float32 constants (widened on the host) so QuantizedWeights,
@@ -55,24 +53,12 @@ export interface QuantizedPart {
   layers: number;
 }
 
-function traceUnet(w: WeightSource, cfg: SdConfig) {
-  const down = 2 ** (cfg.unet.blockOutChannels.length - 1);
-  unet(new Builder(w), cfg.unet, {
-    sample: input('sample', [1, cfg.unet.inChannels, down, down]),
-    timestep: input('timestep', [1]),
-    context: input('context', [1, cfg.text.maxPositions, cfg.unet.crossAttentionDim]),
-  });
-}
-
-function traceTextEncoder(w: WeightSource, cfg: SdConfig) {
-  clipTextEncoder(new Builder(w), cfg.text, input('ids', [1, cfg.text.maxPositions], 'int64'));
-}
-
-/** Quantises every big linear/conv weight of the UNet or text encoder now (reads all of them once). */
-export function quantizePart(part: 'unet' | 'text_encoder', source: WeightSource, cfg: SdConfig, scheme: KernelScheme): QuantizedPart {
+/** Quantises every big linear/conv weight of one part of a model (denoiser or a text encoder) now (reads all of them once). */
+export function quantizePart(family: ModelFamily, config: unknown, partId: string, source: WeightSource, scheme: KernelScheme): QuantizedPart {
+  const part = family.parts(config).find((p) => p.id === partId);
+  if (!part) throw new Error(`${family.label} has no part '${partId}'`);
   const weights = new QuantizedWeights(new Float32Constants(source), { scheme });
-  if (part === 'unet') traceUnet(weights, cfg);
-  else traceTextEncoder(weights, cfg);
+  part.trace(new Builder(weights));
   const s = weights.summary();
   return {
     weights,

@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import { defaultRuntime, type HostTensor, type WeightSource } from '../../kernels';
 import { AdapterSet } from '../../kernels/adapters';
-import { SdPipeline } from '../../kernels/sd/pipeline';
+import { FamilyPipeline } from '../../kernels/families/pipeline';
 import { composeGrid } from './grid';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
@@ -66,10 +66,10 @@ export function resolvePrompt(p: SamplerPrompt, i: number, s: SamplerSettings, s
 
 // ---- pipelines, cached per weights ---------------------------------------------------------------------
 
-type PipelineMap = Map<string, Promise<SdPipeline>>;
-const cache = new WeakMap<WeightSource, WeakMap<WeightSource, WeakMap<WeightSource, PipelineMap>>>();
+type PipelineMap = Map<string, Promise<FamilyPipeline>>;
+const cache = new WeakMap<object, WeakMap<object, WeakMap<object, PipelineMap>>>();
 
-function pipelinesFor(unet: WeightSource, te: WeightSource, vae: WeightSource): PipelineMap {
+function pipelinesFor(unet: WeightSource, te: object, vae: WeightSource): PipelineMap {
   let a = cache.get(unet);
   if (!a) cache.set(unet, (a = new WeakMap()));
   let b = a.get(te);
@@ -79,19 +79,21 @@ function pipelinesFor(unet: WeightSource, te: WeightSource, vae: WeightSource): 
   return c;
 }
 
-function pipelineFor(req: RenderRequest, width: number, height: number): Promise<SdPipeline> {
+function pipelineFor(req: RenderRequest, width: number, height: number): Promise<FamilyPipeline> {
   const { model, clip, vae } = req;
+  if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${model.family.label} model`);
   const spec = req.adapter?.spec;
   const key = `${width}x${height}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}`;
-  const map = pipelinesFor(model.unet, clip.weights, vae.weights);
+  // Pipelines live as long as the weights they read (one text encoder's weights, or the list of several).
+  const map = pipelinesFor(model.denoiser, clip.encoders.length === 1 ? clip.encoders[0].weights : clip.encoders, vae.weights);
   let p = map.get(key);
   if (!p) {
-    const sets = spec ? adapterSetsFor(spec, model.config) : undefined;
-    p = SdPipeline.create(defaultRuntime(), {
-      config: model.config, unet: model.unet, textEncoder: clip.weights, vae: vae.weights, tokenizer: clip.tokenizer,
+    const sets = spec ? adapterSetsFor(spec, model) : undefined;
+    p = FamilyPipeline.create(defaultRuntime(), {
+      family: model.family, config: model.config, denoiser: model.denoiser, textEncoders: clip.encoders, vae: vae.weights,
     }, {
       width, height, clipSkip: clip.clipSkip,
-      adapters: sets ? { unet: sets.unet.hook({ training: false }), textEncoder: sets.textEncoder?.hook({ training: false }) } : undefined,
+      adapters: sets ? { denoiser: sets.denoiser.hook({ training: false }), text: sets.text.map((s) => s.hook({ training: false })) } : undefined,
     });
     p.catch(() => map.delete(key));
     map.set(key, p);
@@ -101,7 +103,7 @@ function pipelineFor(req: RenderRequest, width: number, height: number): Promise
 
 /** The adapter parameter feeds, checked against the sets the spec makes. */
 function adapterFeeds(adapter: RenderAdapter, model: ModelValue): Record<string, HostTensor> {
-  const sets = adapterSetsFor(adapter.spec, model.config);
+  const sets = adapterSetsFor(adapter.spec, model);
   const feeds: Record<string, HostTensor> = {};
   for (const set of setList(sets)) {
     for (const p of set.paramSpecs) {
@@ -129,7 +131,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   const strength = req.adapter?.strength ?? settings.loraStrength;
   const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
   const plan = settings.prompts.flatMap((p, i) => {
-    const r = resolvePrompt(p, i, settings, req.model.config.sampleSize);
+    const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config));
     if (!req.adapter) return [{ r, strength: 0 }];
     return req.compare ? [{ r, strength: 0 }, { r, strength }] : [{ r, strength }];
   });
@@ -141,7 +143,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
     const pipe = await pipelineFor(req, r.width, r.height);
     const before = stepsDone;
     const gen = await pipe.generate({
-      prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler, karras: settings.scheduler === 'karras',
+      prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler, scheduler: settings.scheduler,
       feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
       onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
     });

@@ -1,14 +1,16 @@
-// The SD LoRA training loop behind the Train node: batches from the datasets (cached latents and text
-// embeddings when asked), noise and timesteps from seeded streams, one compiled step per batch shape
-// sharing the adapter and optimizer state, checkpoints every N steps with resume, samples every N steps.
+// The LoRA training loop behind the Train node, for any model family: batches from the datasets (cached
+// latents and text embeddings when asked, the family's per-sample conditioning from what bucketing did),
+// noise and timesteps from seeded streams, one compiled step per batch shape sharing the adapter and
+// optimizer state, checkpoints every N steps with resume, samples every N steps.
 // Node-free: the Train node and the benchmarks call `trainSd`.
 import { join } from 'node:path';
 import { Rng, type RngState } from '../../kernels/random';
 import { TrainStep, defaultRuntime, type Runtime, type HostTensor } from '../../kernels';
-import type { SdAdapters } from '../../kernels/sd/lora';
-import { adapterSetsFor } from '../models/adapters';
-import { buildSdTrainGraph } from '../../kernels/sd/training-graph';
-import { vaeScale } from '../../kernels/sd/config';
+import { stackConditioning, type Objective } from '../../kernels/families/contract';
+import { buildTrainGraph } from '../../kernels/families/training-graph';
+import { adapterSetsFor, type FamilyAdapters } from '../models/adapters';
+import { tokenFeeds, unpackTextConditioning } from '../models/encoders';
+import { sampleGeometry } from '../data/geometry';
 import { applyNoiseOffset } from '../../kernels/losses';
 import type { LossType } from '../../kernels/losses';
 import { saveCheckpoint, loadCheckpoint, listCheckpoints, pruneCheckpoints } from '../../kernels/train/checkpoint';
@@ -39,6 +41,8 @@ export interface TrainSettings {
   sampleEvery: number;
   /** Loss weight of regularization images among the datasets (kohya's prior_loss_weight). */
   priorLossWeight: number;
+  /** Recompute each block in the backward pass instead of keeping its activations. */
+  gradientCheckpointing?: boolean;
 }
 
 export interface TrainInputs {
@@ -68,7 +72,7 @@ export interface TrainHooks {
   /** Called with the state at every checkpoint (save every N steps, and the end): e.g. to write a LoRA file. */
   onSave?(state: TrainingValue): Promise<void>;
   /** Called every `sampleEvery` steps and at the end, with the current adapter weights. */
-  sample?(step: number, weights: Record<string, HostTensor>, adapters: SdAdapters): Promise<void>;
+  sample?(step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters): Promise<void>;
 }
 
 export interface TrainResult {
@@ -85,18 +89,24 @@ const sameSpec = (a: AdapterSpec, b: AdapterSpec) => JSON.stringify({ ...a, byte
 
 export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHooks): Promise<TrainResult> {
   const rt = hooks.runtime ?? defaultRuntime();
-  const cfg = inp.model.config;
+  const { family, config: cfg } = inp.model;
   if (inp.datasets.length === 0) throw new Error('datasets: connect at least one Dataset');
+  if (inp.clip.family !== family) throw new Error(`clip: a ${inp.clip.family.label} text encoder cannot train a ${family.label} model`);
+  if (inp.vae.family !== family) throw new Error(`vae: a ${inp.vae.family.label} VAE cannot train a ${family.label} model`);
   if (inp.training && !sameSpec(inp.training.adapter, inp.adapter)) {
     throw new Error('adapter: the connected TRAINING state was trained with other LoRA Target settings (rank, targets…); use the same LoRA Target');
   }
-  const adapters = adapterSetsFor(inp.adapter, inp.model.config);
+  const adapters = adapterSetsFor(inp.adapter, inp.model);
   const startStep = inp.training?.step ?? 0;
   const endStep = startStep + s.steps;
-  const trainsText = !!adapters.textEncoder;
+  const trainsText = adapters.text.length > 0;
   const reg = inp.regularizer;
   const dop = reg && reg.preservationMultiplier > 0 ? reg : undefined;
-  const scale = vaeScale(cfg.vae);
+  const latentFormat = family.latentFormat(cfg);
+  const scale = latentFormat.spatialCompression;
+  const objective = family.objective(cfg);
+  const conditioning = family.conditioning(cfg);
+  const sampleConds = conditioning.filter((c) => c.source === 'sample');
   // Regularization images among the datasets get their own loss weight (prior preservation).
   const hasRegDataset = inp.datasets.some((d) => d.isRegularization);
 
@@ -128,10 +138,11 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if (!p) {
       p = (async () => {
         const latentSize: [number, number] = [batch.bucket.height / scale, batch.bucket.width / scale];
-        const g = buildSdTrainGraph({
-          config: cfg, unetWeights: inp.model.unet, textWeights: trainsText ? inp.clip.weights : undefined, adapters, batch: n, latentSize,
-          clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
+        const g = buildTrainGraph({
+          family, config: cfg, denoiserWeights: inp.model.denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
+          adapters, batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
           preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
+          gradientCheckpointing: s.gradientCheckpointing,
         });
         const ts = await TrainStep.create(rt, {
           inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
@@ -174,7 +185,9 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       optimizerStep = t.optimizerSteps;
     }
   } else {
-    initial = { ...adapters.unet.initialValues(root.fork('init-unet')), ...(adapters.textEncoder?.initialValues(root.fork('init-te')) ?? {}) };
+    // Streams keep SD 1.x's names ('init-unet', 'init-te'); further text encoders get 'init-te2', …
+    initial = Object.assign({ ...adapters.denoiser.initialValues(root.fork('init-unet')) },
+      ...adapters.text.map((set, i) => set.initialValues(root.fork(i === 0 ? 'init-te' : `init-te${i + 1}`))));
   }
 
   // Data: the samplers are replayed from their seeds up to the step we start at.
@@ -183,28 +196,36 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   for (let i = 0; i < (step - startStep) * s.gradientAccumulation; i++) { sampler.next(); regSampler?.next(); }
 
   const trigger = inp.datasets.find((d) => !d.isRegularization)?.settings.triggerWord ?? '';
-  const encodeText = async (captions: string[]): Promise<HostTensor> => {
-    if (trainsText) {
-      const L = cfg.text.maxPositions;
-      const ids = new BigInt64Array(captions.length * L);
-      captions.forEach((c, i) => { const t = inp.clip.tokenizer.tokenize(c, { maxLength: L }); for (let j = 0; j < L; j++) ids[i * L + j] = BigInt(t.ids[j]); });
-      return { dtype: 'int64', shape: [captions.length, L], data: ids };
-    }
+  /** Text feeds by name (without prefix): token ids per encoder, or the (cached) text conditioning. */
+  const encodeText = async (captions: string[]): Promise<Record<string, HostTensor>> => {
+    if (trainsText) return tokenFeeds(family, cfg, inp.clip.encoders, captions);
     const embs = textCache ? (await textCache.getMany(captions)).embeddings : await inp.clip.textEmbeddingEncoder.encode(captions);
-    return stack(embs, [captions.length, cfg.text.maxPositions, cfg.unet.crossAttentionDim]);
+    return unpackTextConditioning(family, cfg, embs);
   };
+  /** The family's per-sample conditioning (SDXL: original size, crop, target) from what bucketing did. */
+  const sampleCondFeeds = (batch: Batch): Record<string, HostTensor> => {
+    if (!sampleConds.length) return {};
+    const values = batch.entries.map((e) => family.sampleConditioning(cfg, sampleGeometry(e.item, e)));
+    return Object.fromEntries(sampleConds.map((c) => [c.name, stackConditioning(c, values.map((v) => v[c.name]))]));
+  };
+  const prefixed = (prefix: string, feeds: Record<string, HostTensor>) => Object.fromEntries(Object.entries(feeds).map(([k, v]) => [`${prefix}${k}`, v]));
   const latentsOf = async (batch: Batch): Promise<HostTensor> => {
     if (latentCache) { const t = await latentCache.getBatch(batch); return { dtype: 'float32', shape: t.dims, data: t.data }; }
     const encoded = await inp.vae.latentEncoder.encode(await loadBatchPixels(batch));
-    return stack(encoded, [batch.entries.length, cfg.unet.inChannels, batch.bucket.height / scale, batch.bucket.width / scale]);
+    return stack(encoded, [batch.entries.length, latentFormat.channels, batch.bucket.height / scale, batch.bucket.width / scale]);
   };
   const noiseLike = (shape: number[], rng: Rng) => {
     const n = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
     return { dtype: 'float32' as const, shape, data: s.noiseOffset ? applyNoiseOffset(n, shape, s.noiseOffset, rng) : n };
   };
   const timestepsFor = (n: number, rng: Rng, at: number): HostTensor => {
+    if (objective.kind === 'flow') {
+      // σ ∈ (0, 1): the Timestep Schedule node's draw, else the family's default (uniform, logit-normal, shifted).
+      const ts = inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => defaultFlowSigma(objective.sampling, rng));
+      return { dtype: 'float32', shape: [n], data: Float32Array.from(ts) };
+    }
     const ts = inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => rng.uniform());
-    const T = cfg.scheduler.numTrainTimesteps;
+    const T = objective.schedule.numTrainTimesteps;
     return { dtype: 'int64', shape: [n], data: BigInt64Array.from(ts, (t) => BigInt(Math.min(T - 1, Math.max(0, Math.floor(t * T))))) };
   };
 
@@ -216,7 +237,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     };
     const captions = batch.entries.map((e) => e.caption);
     if (hasRegDataset) f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, (e) => (e.dataset.isRegularization ? s.priorLossWeight : 1)) };
-    f[trainsText ? 'ids' : 'context'] = await encodeText(captions);
+    Object.assign(f, await encodeText(captions), sampleCondFeeds(batch));
     if (dop) {
       let presCaptions: string[];
       if (regSampler) {
@@ -226,15 +247,17 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         f.pres_latents = rl;
         f.pres_noise = noiseLike(rl.shape, streams.presNoise);
         f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at);
+        Object.assign(f, prefixed('pres_', sampleCondFeeds(rb)));
         presCaptions = rb.entries.map((e) => e.caption);
       } else {
         f.pres_latents = latents; f.pres_noise = f.noise; f.pres_timesteps = f.timesteps;
+        Object.assign(f, prefixed('pres_', sampleCondFeeds(batch)));
         presCaptions = captions.map((c) => preservationCaption(c, trigger, dop.classWord));
       }
       if (dop.blankPrompt) presCaptions = presCaptions.map((c, i) => (i % 2 === 1 || n === 1 && at % 2 === 1 ? '' : c));
-      f[trainsText ? 'pres_ids' : 'pres_context'] = await encodeText(presCaptions);
+      Object.assign(f, prefixed('pres_', await encodeText(presCaptions)));
     }
-    Object.assign(f, adapters.unet.dropoutFeeds(streams.dropout), adapters.textEncoder?.dropoutFeeds(streams.dropout) ?? {});
+    Object.assign(f, adapters.denoiser.dropoutFeeds(streams.dropout), ...adapters.text.map((set) => set.dropoutFeeds(streams.dropout)));
     return f;
   };
 
@@ -334,6 +357,16 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   if (hooks.sample) await hooks.sample(step, training.weights as Record<string, HostTensor>, adapters);
   for (const t of steps.values()) await (await t).dispose().catch(() => undefined);
   return { training, resumedFrom: resume?.step, timing: { setupMs, loopMs, ortMs, steps: endStep - (resume?.step ?? startStep) } };
+}
+
+/** One σ of a flow-matching family's default timestep sampling. */
+function defaultFlowSigma(sampling: Extract<Objective, { kind: 'flow' }>['sampling'], rng: Rng): number {
+  if (sampling.kind === 'logit_normal') {
+    const z = rng.fillNormal(new Float32Array(1))[0];
+    return 1 / (1 + Math.exp(-(sampling.mean + sampling.std * z)));
+  }
+  const u = rng.uniform();
+  return sampling.kind === 'shift' ? (sampling.shift * u) / (1 + (sampling.shift - 1) * u) : u;
 }
 
 function streamStatesOf(streams: Record<string, Rng>): Record<string, RngState> {

@@ -51,12 +51,17 @@ describe('Load Model node', () => {
     expect((await clip.textEmbeddingEncoder.encode(['x', 'y', 'a red circle']))[2].data).toEqual(emb[0].data);
   });
 
-  it('names the family of a checkpoint that is not SD 1.x', async () => {
-    await writeSafetensors(join(ctx.paths.models, 'xl.safetensors'), {
-      'conditioner.embedders.1.model.ln_final.weight': { dtype: 'F32', shape: [4], data: new Float32Array(4) },
-      'model.diffusion_model.input_blocks.0.0.weight': { dtype: 'F32', shape: [4, 4, 3, 3], data: new Float32Array(144) },
+  it('names the family of a checkpoint it cannot train', async () => {
+    await writeSafetensors(join(ctx.paths.models, 'qwen.safetensors'), {
+      'txt_norm.weight': { dtype: 'F32', shape: [4], data: new Float32Array(4) },
+      'img_in.weight': { dtype: 'F32', shape: [4, 4], data: new Float32Array(16) },
+      'transformer_blocks.0.attn.add_q_proj.weight': { dtype: 'F32', shape: [4, 4], data: new Float32Array(16) },
     });
-    await expect(run({ checkpoint: 'xl.safetensors' })).rejects.toThrow(/checkpoint \[SDXL\]: .*xl\.safetensors: this is an SDXL checkpoint, not Stable Diffusion 1\.x/);
+    await expect(run({ checkpoint: 'qwen.safetensors' })).rejects.toThrow(/checkpoint \[Qwen-Image\]: .*qwen\.safetensors: this is a Qwen-Image checkpoint, which loragraph cannot train yet/);
+    await writeSafetensors(join(ctx.paths.models, 'a-lora.safetensors'), {
+      'lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight': { dtype: 'F32', shape: [4, 4], data: new Float32Array(16) },
+    });
+    await expect(run({ checkpoint: 'a-lora.safetensors' })).rejects.toThrow(/a LoRA\/LyCORIS file, not a base model \(load it with Load LoRA\)/);
   });
 
   it('refuses paths outside the models folder, missing files and clip skip past the last layer', async () => {

@@ -25,12 +25,12 @@ describe('LoRA Target node', () => {
   for (const [algo, extra] of [['LoRA', { trainTextEncoder: true }], ['LoCon', {}], ['LoKr', { rank: 4 }]] as const) {
     it(`${algo}: parameter count matches the adapter sets and the file size matches the saved file`, async () => {
       const { spec, ui } = await adapterSpec(ctx, { networkType: algo, rank: 4, alpha: 2, ...extra }, model);
-      const sets = adapterSetsFor(spec, model.config);
+      const sets = adapterSetsFor(spec, model);
       const count = setList(sets).reduce((n, s) => n + s.trainableCount, 0);
       expect(ui.trainableParams).toBe(count);
       expect(ui.text![1]).toContain(`${count.toLocaleString('en-US')} trainable parameters`);
-      if (algo === 'LoCon') expect(sets.unet.modules.some((m) => m.info.kind === 'conv' && m.info.kernel[0] === 3)).toBe(true);
-      if (algo === 'LoRA') expect(sets.textEncoder!.modules.length).toBeGreaterThan(0);
+      if (algo === 'LoCon') expect(sets.denoiser.modules.some((m) => m.info.kind === 'conv' && m.info.kernel[0] === 3)).toBe(true);
+      if (algo === 'LoRA') expect(sets.text[0].modules.length).toBeGreaterThan(0);
       const file = join(root, `${algo}.safetensors`);
       await saveLoraFile(file, { spec, config: model.config, weights: randomWeights(spec, model), format: 'kohya', dtype: 'F16', metadata: {} });
       expect(statSync(file).size).toBe(ui.fileBytes);

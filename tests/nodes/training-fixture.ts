@@ -25,7 +25,7 @@ export async function adapterSpec(ctx: NodeContext, widgets: Record<string, unkn
 export function randomWeights(spec: AdapterSpec, model: ModelValue, seed = 7, scale = 0.3): Record<string, HostTensor> {
   const rng = new Rng(seed);
   const out: Record<string, HostTensor> = {};
-  for (const set of setList(adapterSetsFor(spec, model.config))) {
+  for (const set of setList(adapterSetsFor(spec, model))) {
     for (const p of set.paramSpecs) {
       const data = rng.fork(p.key).fillNormal(new Float32Array(p.shape.reduce((a, b) => a * b, 1)));
       for (let i = 0; i < data.length; i++) data[i] *= scale;

@@ -173,7 +173,7 @@ describe('loading SD 1.x checkpoints', () => {
     const z = (shape: number[]): TensorToWrite => ({ dtype: 'F16', shape, data: new Uint16Array(shape.reduce((a, b) => a * b, 1)) });
     const cases: [string, Record<string, TensorToWrite>, RegExp][] = [
       ['sd2', { 'model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight': z([320, 1024]), 'model.diffusion_model.input_blocks.0.0.weight': z([320, 4, 3, 3]) }, /Stable Diffusion 2\.x checkpoint/],
-      ['flux', { 'double_blocks.0.img_attn.qkv.weight': z([2, 2]), 'single_blocks.0.linear1.weight': z([2, 2]) }, /a Flux checkpoint/],
+      ['flux', { 'double_blocks.0.img_attn.qkv.weight': z([2, 2]), 'single_blocks.0.linear1.weight': z([2, 2]) }, /a FLUX\.1 checkpoint/],
       ['lora', { 'lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight': z([4, 320]) }, /a LoRA\/LyCORIS adapter file/],
     ];
     for (const [name, tensors, re] of cases) {

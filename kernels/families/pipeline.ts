@@ -1,0 +1,172 @@
+// Text to image for previews, for any family: prompts → tokenizers → the family's text encoding →
+// its sampler over the denoiser → VAE decode → RGB bytes. Each part is its own ORT inference graph;
+// adapter hooks (a LoRA being trained or loaded) can be injected into the denoiser and text graphs, and
+// their weights and strength are fed as inputs so one compiled pipeline serves any adapter values.
+import { input, type HostTensor, type Tensor } from '../tensor';
+import { add, clip, mul } from '../ops/elementwise';
+import { compileGraph } from '../compile';
+import { topoOrder } from '../autodiff';
+import { Builder, type AdapterHook } from '../nn/builder';
+import type { WeightSource } from '../nn/weights';
+import type { Runtime, Session } from '../runtime';
+import { stackConditioning, type ModelFamily, type Tokenizer } from './contract';
+import { idsInputName } from './training-graph';
+
+export interface PipelineParts {
+  family: ModelFamily;
+  config: unknown;
+  denoiser: WeightSource;
+  /** In the family's textEncoders order. */
+  textEncoders: readonly { weights: WeightSource; tokenizer: Tokenizer }[];
+  vae: WeightSource;
+}
+
+export interface PipelineOptions {
+  width: number;
+  height: number;
+  /** Images per generate() call. */
+  batch?: number;
+  clipSkip?: number;
+  /** Adapter hooks for the denoiser and each text encoder. */
+  adapters?: { denoiser?: AdapterHook; text?: (AdapterHook | undefined)[] };
+}
+
+export interface GenerateOptions {
+  prompt: string;
+  negativePrompt?: string;
+  seed: number;
+  steps?: number;
+  cfgScale?: number;
+  sampler?: string;
+  /** ComfyUI's scheduler: 'normal' | 'karras'. */
+  scheduler?: string;
+  onStep?: (step: number, total: number) => void;
+  /** Values of the graph inputs the adapter hooks made (parameters, `lora_multiplier`), by name. */
+  feeds?: Record<string, HostTensor>;
+}
+
+export interface GeneratedImages {
+  width: number;
+  height: number;
+  /** One RGB (HWC, 8-bit) image per batch entry. */
+  images: Uint8Array[];
+  /** The sampled latents [batch, C, h, w] (denoiser latent space). */
+  latents: Float32Array;
+}
+
+/** Token ids of `rows` for one encoder as an int64 [rows, L] host tensor. */
+export function tokenIdTensor(tokenizer: Tokenizer, rows: readonly string[], length: number): HostTensor {
+  const ids = new BigInt64Array(rows.length * length);
+  rows.forEach((p, r) => {
+    const tok = tokenizer.tokenize(p, { maxLength: length });
+    for (let i = 0; i < length; i++) ids[r * length + i] = BigInt(tok.ids[i]);
+  });
+  return { dtype: 'int64', shape: [rows.length, length], data: ids };
+}
+
+export class FamilyPipeline {
+  private constructor(
+    readonly parts: PipelineParts,
+    readonly options: { width: number; height: number; batch: number; clipSkip: number },
+    private readonly text: Session,
+    private readonly denoiserSession: Session,
+    private readonly decoder: Session,
+    private readonly latentShape: number[],
+    private readonly sampleCond: Record<string, HostTensor>,
+  ) {}
+
+  /** Builds and loads the three inference graphs (text at batch 2n, denoiser at 2n, VAE decoder at n). */
+  static async create(rt: Runtime, parts: PipelineParts, opts: PipelineOptions): Promise<FamilyPipeline> {
+    const { family, config: cfg } = parts;
+    const n = opts.batch ?? 1;
+    const latent = family.latentFormat(cfg);
+    const scale = latent.spatialCompression;
+    const multiple = scale * family.latentMultiple(cfg);
+    if (opts.width % multiple || opts.height % multiple) throw new Error(`pipeline: ${opts.width}×${opts.height} must be multiples of ${multiple}`);
+    const h = opts.height / scale, w = opts.width / scale;
+    const clipSkip = opts.clipSkip ?? 1;
+    const encoders = family.textEncoders(cfg);
+    if (parts.textEncoders.length !== encoders.length) throw new Error(`${family.label}: ${encoders.length} text encoder(s) expected, got ${parts.textEncoders.length}`);
+
+    const ids = encoders.map((e, i) => input(idsInputName(i), [2 * n, e.maxLength], 'int64'));
+    const cond = family.encodeText(encoders.map((_, i) => new Builder(parts.textEncoders[i].weights, opts.adapters?.text?.[i])), cfg, ids, { clipSkip });
+    const text = await rt.load(compileGraph(withHookInputs(ids, Object.values(cond)), cond, { name: `${family.id}_text_encoder` }));
+
+    const x = input('sample', [2 * n, latent.channels, h, w]);
+    const t = input('timestep', [2 * n]);
+    const condSpecs = family.conditioning(cfg);
+    const condInputs = condSpecs.map((c) => input(c.name, [2 * n, ...c.shape]));
+    const condByName = Object.fromEntries(condSpecs.map((c, i) => [c.name, condInputs[i]]));
+    const pred = family.denoise(new Builder(parts.denoiser, opts.adapters?.denoiser), cfg, { sample: x, timestep: t, cond: condByName });
+    const denoiserSession = await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [pred]), { prediction: pred }, { name: `${family.id}_denoiser` }));
+
+    const z = input('latents', [n, latent.channels, h, w]);
+    const img = family.vaeDecode(new Builder(parts.vae), cfg, z);
+    const decoder = await rt.load(compileGraph([z], { image: toUnitRange(img) }, { name: `${family.id}_vae_decoder` }));
+
+    // Size conditioning of a preview: the image is its own original, uncropped (as kohya's sampler).
+    const size = { width: opts.width, height: opts.height };
+    const values = family.sampleConditioning(cfg, { originalSize: size, cropTopLeft: { top: 0, left: 0 }, targetSize: size });
+    const sampleCond = Object.fromEntries(family.conditioning(cfg).filter((c) => c.source === 'sample')
+      .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]));
+    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip }, text, denoiserSession, decoder, [latent.channels, h, w], sampleCond);
+  }
+
+  /** Text conditioning [2n, …] by name: the n negative prompts first, then the n prompts. */
+  async encodePrompts(prompt: string, negativePrompt = '', feeds: Record<string, HostTensor> = {}): Promise<Record<string, HostTensor>> {
+    const n = this.options.batch;
+    const rows = [...Array(n).fill(negativePrompt), ...Array(n).fill(prompt)] as string[];
+    const encoders = this.parts.family.textEncoders(this.parts.config);
+    const ids = Object.fromEntries(encoders.map((e, i) => [idsInputName(i), tokenIdTensor(this.parts.textEncoders[i].tokenizer, rows, e.maxLength)]));
+    return this.text.run({ ...feeds, ...ids });
+  }
+
+  async generate(g: GenerateOptions): Promise<GeneratedImages> {
+    const { family, config } = this.parts;
+    const n = this.options.batch;
+    const cond = await this.encodePrompts(g.prompt, g.negativePrompt ?? '', g.feeds);
+    const per = this.latentShape.reduce((a, b) => a * b, 1);
+    const latents = await family.sample(async (xs, timestep) => {
+      const out = await this.denoiserSession.run({
+        ...g.feeds,
+        ...cond,
+        ...this.sampleCond,
+        sample: { dtype: 'float32', shape: [2 * n, ...this.latentShape], data: xs },
+        timestep: { dtype: 'float32', shape: [2 * n], data: new Float32Array(2 * n).fill(timestep) },
+      });
+      return out.prediction.data as Float32Array;
+    }, config, {
+      sampler: g.sampler ?? 'euler', steps: g.steps ?? 20, cfgScale: g.cfgScale ?? 7, seed: g.seed, scheduler: g.scheduler ?? 'normal',
+      latentShape: this.latentShape, batch: n, onStep: g.onStep,
+    });
+    if (latents.length !== per * n) throw new Error(`${family.label}: the sampler returned ${latents.length} values, expected ${per * n}`);
+    const decoded = (await this.decoder.run({ latents: { dtype: 'float32', shape: [n, ...this.latentShape], data: latents } })).image.data as Float32Array;
+    return { width: this.options.width, height: this.options.height, images: toRgbBytes(decoded, n, this.options.height, this.options.width), latents };
+  }
+}
+
+/** The listed inputs plus any other graph input the outputs read (made by adapter hooks), in a stable order. */
+function withHookInputs(listed: Tensor[], outputs: Tensor[]): Tensor[] {
+  const known = new Set(listed);
+  const extra = topoOrder(outputs).filter((t) => t.source.kind === 'input' && !known.has(t));
+  const name = (t: Tensor) => (t.source as { name: string }).name;
+  return [...listed, ...extra.sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0))];
+}
+
+/** [-1, 1] → [0, 1], clamped (inside the graph). */
+function toUnitRange(img: Tensor): Tensor {
+  return clip(add(mul(img, 0.5), 0.5), 0, 1);
+}
+
+/** NCHW floats in [0, 1] → one HWC RGB byte image per batch entry. */
+export function toRgbBytes(data: Float32Array, n: number, height: number, width: number): Uint8Array[] {
+  const plane = height * width;
+  return Array.from({ length: n }, (_, b) => {
+    const out = new Uint8Array(plane * 3);
+    for (let c = 0; c < 3; c++) {
+      const base = (b * 3 + c) * plane;
+      for (let i = 0; i < plane; i++) out[i * 3 + c] = Math.round(data[base + i] * 255);
+    }
+    return out;
+  });
+}

@@ -5,7 +5,7 @@
 import { Tensor, constant, arrayFor, apply, nextTensorId } from './tensor';
 import { getOp } from './ops/table';
 import { add, cast } from './ops/elementwise';
-import { afterGradient, expand } from './ops/shape-and-reduce';
+import { after, expand } from './ops/shape-and-reduce';
 
 /** Tensors reachable from `roots` through op inputs, in topological order (inputs first). */
 export function topoOrder(roots: Tensor[]): Tensor[] {
@@ -41,7 +41,7 @@ let recomputeDepth = 0;
  * Builds `body` as a recomputed block (gradient checkpointing): the forward pass runs it as usual, but
  * the backward pass does not keep its inner activations. When the gradient reaches the block's
  * outputs, `grad` rebuilds the block from the tensors it read (the "saved inputs") and
- * differentiates the rebuilt copy. The copy reads every outside value through `afterGradient`, so
+ * differentiates the rebuilt copy. The copy reads every outside value through `after` (gated on the arriving gradient), so
  * ORT can neither schedule it before the backward pass nor merge it back into the forward pass
  * (tests/kernels/recompute.test.ts counts the nodes of the optimised model). Frozen weights that the
  * block dequantises or casts are rebuilt with it: only one block's worth is materialised at a time.
@@ -139,7 +139,7 @@ function backpropBlock(members: Tensor[], block: Block, grads: Map<number, Tenso
   const gated = new Map<number, { outside: Tensor; stand: Tensor }>();
   const gate = (x: Tensor) => {
     let e = gated.get(x.id);
-    if (!e) gated.set(x.id, (e = { outside: x, stand: afterGradient(x, arrived) }));
+    if (!e) gated.set(x.id, (e = { outside: x, stand: after(x, arrived) }));
     return e.stand;
   };
   const rebuilt: Tensor[] = [];

@@ -90,10 +90,10 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
       if (!n) {
         n = `k${shared.size}`;
         shared.set(key, n);
-        if (dtype === 'float16') {
+        if (dtype === 'float16' || dtype === 'bfloat16') {
           const f = `k${shared.size}_f32`;
           addInit(f, 'float32', [], new Float32Array([value]));
-          nodes.push({ opType: 'Cast', inputs: [f], outputs: [n], attrs: { to: { kind: 'int', value: ONNX_TYPES.float16 } } });
+          nodes.push({ opType: 'Cast', inputs: [f], outputs: [n], attrs: { to: { kind: 'int', value: ONNX_TYPES[dtype] } } });
         } else {
           const arr = dtype === 'int64' ? new BigInt64Array([BigInt(value)]) : dtype === 'float32' ? new Float32Array([value])
             : dtype === 'int32' ? new Int32Array([value]) : dtype === 'int8' ? new Int8Array([value]) : new Uint8Array([value]);

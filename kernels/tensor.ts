@@ -2,10 +2,12 @@
 // op applied to other tensors). Nothing is computed here; graphs are lowered to ONNX and run by ORT.
 import { getOp } from './ops/table';
 
-export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'bool' | 'uint8';
+// bfloat16 lives only inside graphs (stored frozen weights, cast to float32 where ORT's CPU EP lacks
+// kernels); its host form is raw bits in a Uint16Array, like float16.
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'bool' | 'uint8';
 export type Shape = readonly number[];
 
-/** Host-side data for a dtype. float16 is carried as raw IEEE half bits. */
+/** Host-side data for a dtype. float16 and bfloat16 are carried as raw bits. */
 export type HostArray = Float32Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
 
 /** A concrete tensor on the host: what crosses the boundary to ORT and back. */
@@ -33,20 +35,20 @@ export class Tensor {
 
   get rank() { return this.shape.length; }
   get size() { return this.shape.reduce((a, b) => a * b, 1); }
-  get isFloat() { return this.dtype === 'float32' || this.dtype === 'float16'; }
+  get isFloat() { return this.dtype === 'float32' || this.dtype === 'float16' || this.dtype === 'bfloat16'; }
   toString() { return `Tensor#${this.id}(${this.source.kind === 'op' ? this.source.op : this.source.kind} ${this.dtype}[${this.shape.join(',')}])`; }
 }
 
 export type TensorLike = Tensor | number;
 
 export const BYTES_PER_ELEMENT: Record<DType, number> = {
-  float32: 4, float16: 2, int64: 8, int32: 4, int8: 1, bool: 1, uint8: 1,
+  float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int8: 1, bool: 1, uint8: 1,
 };
 
 export function arrayFor(dtype: DType, n: number): HostArray {
   switch (dtype) {
     case 'float32': return new Float32Array(n);
-    case 'float16': return new Uint16Array(n);
+    case 'float16': case 'bfloat16': return new Uint16Array(n);
     case 'int64': return new BigInt64Array(n);
     case 'int32': return new Int32Array(n);
     case 'int8': return new Int8Array(n);
@@ -80,7 +82,7 @@ export function scalar(value: number, dtype: DType = 'float32'): Tensor {
 
 function fromNumbers(values: number[], dtype: DType): HostArray {
   if (dtype === 'int64') return BigInt64Array.from(values.map((v) => BigInt(Math.trunc(v))));
-  if (dtype === 'float16') throw new Error('float16 constants must be given as half bits (Uint16Array)');
+  if (dtype === 'float16' || dtype === 'bfloat16') throw new Error(`${dtype} constants must be given as raw bits (Uint16Array)`);
   const arr = arrayFor(dtype, values.length);
   (arr as Float32Array).set(values);
   return arr;
@@ -89,8 +91,8 @@ function fromNumbers(values: number[], dtype: DType): HostArray {
 /** Turns a number into a scalar of the other operand's dtype. */
 export function lift(x: TensorLike, like: Tensor): Tensor {
   if (typeof x !== 'number') return x;
-  // float16 scalars are made as float32 and cast inside the graph (ORT folds the cast away).
-  if (like.dtype === 'float16') return apply('cast', [scalar(x, 'float32')], { to: 'float16' });
+  // Half-precision scalars are made as float32 and cast inside the graph (ORT folds the cast away).
+  if (like.dtype === 'float16' || like.dtype === 'bfloat16') return apply('cast', [scalar(x, 'float32')], { to: like.dtype });
   return scalar(x, like.dtype);
 }
 

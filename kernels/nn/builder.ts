@@ -51,7 +51,7 @@ export class Builder {
     const module = this.path(name);
     const info: LinearInfo = { kind: 'linear', module, inFeatures, outFeatures };
     this.modules.push(info);
-    const y = linear(x, this.weights.get(`${module}.weight`, [outFeatures, inFeatures]), bias ? this.weights.get(`${module}.bias`, [outFeatures]) : undefined);
+    const y = linear(x, this.weights.get(`${module}.weight`, [outFeatures, inFeatures], { after: x }), bias ? this.weights.get(`${module}.bias`, [outFeatures]) : undefined);
     const delta = this.adapter?.(info, x);
     return delta ? add(y, delta) : y;
   }
@@ -61,7 +61,7 @@ export class Builder {
     const { stride = 1, padding = 0, groups = 1, bias = true } = opts;
     const info: ConvInfo = { kind: 'conv', module, inChannels, outChannels, kernel: [kernel, kernel], stride, padding, groups };
     this.modules.push(info);
-    const w = this.weights.get(`${module}.weight`, [outChannels, inChannels / groups, kernel, kernel]);
+    const w = this.weights.get(`${module}.weight`, [outChannels, inChannels / groups, kernel, kernel], { after: x });
     const y = conv2d(x, w, bias ? this.weights.get(`${module}.bias`, [outChannels]) : undefined, { stride, padding, groups });
     const delta = this.adapter?.(info, x);
     return delta ? add(y, delta) : y;

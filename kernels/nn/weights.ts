@@ -4,9 +4,16 @@
 import { constant, input, type DType, type HostTensor, type Tensor } from '../tensor';
 
 export interface WeightSource {
-  /** The frozen tensor at `path`, which must have `shape`. Throws naming the path when missing or mis-shaped. */
-  get(path: string, shape: readonly number[]): Tensor;
+  /**
+   * The frozen tensor at `path`, which must have `shape`. Throws naming the path when missing or
+   * mis-shaped. `use.after`: the layer's input; sources that store weights packed or in half precision
+   * read the stored constant through `after(stored, input)` so the float32 copy is made when the layer
+   * runs (one layer's worth at a time) instead of being folded into a float32 initializer at load.
+   */
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor;
 }
+
+export interface WeightUse { after?: Tensor }
 
 /** Weights held in memory as host tensors (a loaded checkpoint, or random init for tests). */
 export class HostWeights implements WeightSource {

@@ -135,7 +135,7 @@ defineOp<{ axis: number }>('dequantizeLinear', {
   lower: (l, ins, out, { axis }) => { l.node('DequantizeLinear', ins, { axis: attr.int(axis) }, out); },
 });
 
-export const ONNX_TYPES: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10 };
+export const ONNX_TYPES: Record<DType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, bfloat16: 16 };
 
 // --- functional API ------------------------------------------------------------------------------
 const bin = (op: string) => (a: TensorLike, b: TensorLike) => apply(op, pair(a, b));

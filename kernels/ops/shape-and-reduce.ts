@@ -158,16 +158,18 @@ defineOp<{ axes: number[]; keepdims: boolean }>('reduceMax', {
   },
 });
 
-// The value of x, available only once `after` (a backward-pass gradient) has been computed. Recomputed
-// blocks (kernels/autodiff.ts `recompute`) read their inputs through it, so ORT can neither run them
-// early nor merge them with the forward pass: common-subexpression elimination needs identical inputs
-// and constant folding needs constant ones. It is a Reshape to x's own shape whose shape tensor adds
-// 0 × (int64 of after's first element): no copy (ORT's Reshape aliases its input) and no float
-// arithmetic on x, so any dtype passes, and a NaN in `after` still yields the integer 0.
-defineOp('afterGradient', {
+// The value of x, available only once `dep` has been computed. Recomputed blocks (kernels/autodiff.ts
+// `recompute`) read their inputs through it with the arriving gradient as `dep`, so ORT can neither run
+// them early nor merge them with the forward pass (common-subexpression elimination needs identical
+// inputs, constant folding constant ones); layers read stored bf16/fp16 or packed weights through it
+// with their input as `dep`, so the float32 copy is made when the layer runs, not folded at load. It
+// is a Reshape to x's own shape whose shape tensor adds 0 × (int64 of dep's first element): no copy
+// (ORT's Reshape aliases its input), no arithmetic on x so any dtype passes, and a NaN in `dep` still
+// yields the integer 0.
+defineOp('after', {
   infer: ([x]) => ({ shape: x.shape, dtype: x.dtype }),
-  lower: (l, [x, after], out, _, [xt]) => {
-    const first = l.node('Slice', [l.node('Reshape', [after, l.ints([-1])]), l.ints([0]), l.ints([1]), l.ints([0]), l.ints([1])]);
+  lower: (l, [x, dep], out, _, [xt]) => {
+    const first = l.node('Slice', [l.node('Reshape', [dep, l.ints([-1])]), l.ints([0]), l.ints([1]), l.ints([0]), l.ints([1])]);
     const zero = l.node('Mul', [l.node('Cast', [first], { to: attr.int(7) }), l.scalar(0, 'int64')]);
     l.node('Reshape', [x, l.node('Add', [l.ints([...xt.shape]), zero])], {}, out);
   },
@@ -191,8 +193,8 @@ function unbroadcastTo(g: Tensor, shape: Shape): Tensor {
 const axesOf = (a: Tensor, axes?: number | number[]) =>
   (axes === undefined ? [...a.shape.keys()] : Array.isArray(axes) ? axes : [axes]).map((x) => normAxis(x, a.rank)).sort((x, y) => x - y);
 
-/** x, computed only after `after` exists (see the op's comment). */
-export function afterGradient(x: Tensor, after: Tensor): Tensor { return apply('afterGradient', [x, after]); }
+/** x, usable only once `dep` has been computed (see the op's comment). */
+export function after(x: Tensor, dep: Tensor): Tensor { return apply('after', [x, dep]); }
 export function reshape(a: Tensor, shape: readonly number[]): Tensor {
   const resolved = resolveShape(shape, a.size);
   if (resolved.length === a.rank && resolved.every((d, i) => d === a.shape[i])) return a;

@@ -7,7 +7,7 @@
 // values) × block scales. fp8 e4m3: the byte looked up in a 256-entry table of e4m3 values × scale.
 import { constant, type Tensor } from '../tensor';
 import { cast, dequantizeLinear, div, mul, sub } from '../ops/elementwise';
-import { concat, gather, pad, reshape, slice, unsqueeze } from '../ops/shape-and-reduce';
+import { after, concat, gather, pad, reshape, slice, unsqueeze } from '../ops/shape-and-reduce';
 import { float8E4M3BitsToFloat } from '../io/dtypes';
 import { NF4_LEVELS } from './blockwise4bit';
 import type { QuantizedWeight } from './types';
@@ -33,20 +33,23 @@ const unfoldable = (bytes: Tensor) => dequantizeLinear(bytes, 1);
 /**
  * The float32 weight of `q` as a subgraph, reshaped to `shape` (e.g. a conv's [out, in, kh, kw] when
  * it was quantised as [out, in·kh·kw]). `name` prefixes the constants (`<name>.qweight`, `<name>.scales`).
+ * `dep` (the layer's input): the packed bytes are read through `after(bytes, dep)`, so the float32
+ * weight is made when the layer runs and, in a recomputed block, again in the backward pass.
  */
-export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: readonly number[] = q.shape): Tensor {
+export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: readonly number[] = q.shape, dep?: Tensor): Tensor {
   const [rows, cols] = q.shape;
+  const gated = (t: Tensor) => (dep ? after(t, dep) : t);
   const scales = constant(q.scales, q.scaleShape, 'float32', `${name}.scales`);
   let w: Tensor;
   switch (q.scheme) {
     case 'int8': {
-      const codes = constant(q.packed as Int8Array, [rows, cols], 'int8', `${name}.qweight`);
+      const codes = gated(constant(q.packed as Int8Array, [rows, cols], 'int8', `${name}.qweight`));
       w = dequantizeLinear(codes, scales);
       break;
     }
     case 'nf4':
     case 'int4': {
-      const packed = constant(q.packed as Uint8Array, [q.packed.length], 'uint8', `${name}.qweight`);
+      const packed = gated(constant(q.packed as Uint8Array, [q.packed.length], 'uint8', `${name}.qweight`));
       const book = constant(q.scheme === 'nf4' ? Float32Array.from(NF4_LEVELS) : INT4_VALUES, [16], 'float32', `${name}.codebook`);
       const values = reshape(gather(book, unpackNibbles(unfoldable(packed), rows * cols)), [rows, cols]);
       const bs = q.blockSize!;
@@ -56,7 +59,7 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
       break;
     }
     case 'fp8_e4m3': {
-      const codes = constant(q.packed as Uint8Array, [rows, cols], 'uint8', `${name}.qweight`);
+      const codes = gated(constant(q.packed as Uint8Array, [rows, cols], 'uint8', `${name}.qweight`));
       const table = constant(FP8_E4M3_VALUES, [256], 'float32', `${name}.fp8_table`);
       const values = gather(table, cast(unfoldable(codes), 'int32'));
       w = mul(values, q.scales.length === 1 ? reshape(scales, []) : reshape(scales, [rows, 1]));

@@ -2,7 +2,7 @@
 // model dequantising subgraphs instead of float32 constants; everything else passes through. It keeps
 // a per-layer record (kind, scheme, bytes) for the Quantize node's report.
 import type { Tensor } from '../tensor';
-import type { WeightSource } from '../nn/weights';
+import type { WeightSource, WeightUse } from '../nn/weights';
 import { quantizeWeight } from './index';
 import { dequantizeInGraph } from './dequant';
 import type { QuantizedWeight, QuantizeOptions, QuantScheme } from './types';
@@ -32,9 +32,9 @@ export class QuantizedWeights implements WeightSource {
   readonly layers = new Map<string, QuantizedLayer>();
   constructor(readonly inner: WeightSource, readonly options: QuantizedWeightsOptions) {}
 
-  get(path: string, shape: readonly number[]): Tensor {
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
     const known = this.layers.get(path);
-    if (known) return dequantizeInGraph(known.quantized, path, shape);
+    if (known) return dequantizeInGraph(known.quantized, path, shape, use?.after);
     const t = this.inner.get(path, shape);
     if (!this.wants(path, shape)) return t;
     const src = t.source;
@@ -45,7 +45,7 @@ export class QuantizedWeights implements WeightSource {
     const quantized = quantizeWeight(src.data as Float32Array, [rows, cols], this.options.scheme, this.options);
     this.layers.set(path, { path, kind: shape.length === 2 ? 'linear' : 'conv', shape: [...shape], fp32Bytes: t.size * 4, quantBytes: quantized.bytes, quantized,
       original: this.options.keepOriginals ? (src.data as Float32Array) : undefined });
-    return dequantizeInGraph(quantized, path, shape);
+    return dequantizeInGraph(quantized, path, shape, use?.after);
   }
 
   private wants(path: string, shape: readonly number[]): boolean {

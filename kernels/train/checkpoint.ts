@@ -17,8 +17,8 @@ export interface CheckpointState {
 const FILE = /^step-(\d{8})\.safetensors$/;
 export const checkpointName = (step: number) => `step-${String(step).padStart(8, '0')}.safetensors`;
 
-const ST_DTYPE = { float32: 'F32', float16: 'F16', int64: 'I64', int32: 'I32', int8: 'I8', uint8: 'U8', bool: 'BOOL' } as const;
-const FROM_ST: Record<string, HostTensor['dtype']> = { F32: 'float32', F16: 'float16', I64: 'int64', I32: 'int32', I8: 'int8', U8: 'uint8', BOOL: 'bool' };
+const ST_DTYPE = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int8: 'I8', uint8: 'U8', bool: 'BOOL' } as const;
+const FROM_ST: Record<string, HostTensor['dtype']> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I8: 'int8', U8: 'uint8', BOOL: 'bool' };
 
 export async function saveCheckpoint(dir: string, state: CheckpointState): Promise<string> {
   mkdirSync(dir, { recursive: true });

@@ -12,6 +12,7 @@ import { compileGraph, type CompiledGraph } from '../compile';
 import type { Runtime, Session, Feed } from '../runtime';
 import type { Optimizer, StateSpec } from '../optim/optimizer';
 import { emaDecayAt, type EmaConfig } from '../schedules/ema';
+import { checkMemory, deviceMemoryLimit, estimateGraphMemory, type MemoryEstimate, type MemorySettings } from './memory';
 
 export interface TrainStepSpec {
   /** Per-step inputs (batch, noise, timesteps, masks…), fed from the host every step. */
@@ -41,6 +42,13 @@ export interface TrainStepSpec {
    * (required for models over 2 GB and for weights read straight from checkpoint files).
    */
   externalDir?: string;
+  /**
+   * Memory pre-flight: the step's estimated peak (kernels/train/memory.ts) must fit in this many bytes,
+   * else create() fails before any session is made. Default: deviceMemoryLimit(); 0 = no check.
+   */
+  memoryLimitBytes?: number;
+  /** The settings behind the graph's size, named in the pre-flight's refusal. */
+  memorySettings?: MemorySettings;
 }
 
 let nextGraphFolder = 0;
@@ -56,6 +64,8 @@ export class TrainStep {
     readonly stateNames: Record<string, string[]>,
     readonly sharedNames: string[],
     private rt: Runtime,
+    /** The pre-flight's estimate of the step's peak memory (the larger graph when accumulating). */
+    readonly memoryEstimate: MemoryEstimate,
   ) {
     const other = spec.shareStateWith;
     if (other) {
@@ -120,16 +130,23 @@ export class TrainStep {
     const extra = spec.extraOutputs ?? {};
     const graphOptions = (name: string) => ({ name, ...(spec.externalDir ? { externalDir: join(spec.externalDir, `${name}-${process.pid}-${nextGraphFolder++}`) } : {}) });
     const graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph } = {};
+    // Every graph's outputs are known before any is compiled: the pre-flight runs first.
+    const plan: { key: keyof typeof graphs; inputs: Tensor[]; outputs: Record<string, Tensor>; name: string }[] = [];
     if (accumulation === 1) {
-      graphs.fused = compileGraph([...spec.inputs, ...params, ...stateList, lr, step], { loss: spec.loss, ...extra, ...update(grads) }, graphOptions('train_step'));
+      plan.push({ key: 'fused', inputs: [...spec.inputs, ...params, ...stateList, lr, step], outputs: { loss: spec.loss, ...extra, ...update(grads) }, name: 'train_step' });
     } else {
       const accIn = names.map((n, i) => input(`acc:${n}`, params[i].shape));
       const accOut = Object.fromEntries(names.map((n, i) => [`new:acc:${n}`, add(accIn[i], grads[i])]));
-      graphs.accumulate = compileGraph([...spec.inputs, ...params, ...accIn], { loss: spec.loss, ...extra, ...accOut }, graphOptions('train_accumulate'));
+      plan.push({ key: 'accumulate', inputs: [...spec.inputs, ...params, ...accIn], outputs: { loss: spec.loss, ...extra, ...accOut }, name: 'train_accumulate' });
       const accApply = names.map((n, i) => input(`acc:${n}`, params[i].shape));
-      graphs.apply = compileGraph([...params, ...stateList, ...accApply, lr, step], update(accApply.map((a) => mul(a, 1 / accumulation))), graphOptions('train_apply'));
+      plan.push({ key: 'apply', inputs: [...params, ...stateList, ...accApply, lr, step], outputs: update(accApply.map((a) => mul(a, 1 / accumulation))), name: 'train_apply' });
     }
-    const ts = new TrainStep(spec, graphs, stateNames, Object.keys(sharedSpecs), rt);
+    const estimates = plan.map((p) => estimateGraphMemory(Object.values(p.outputs)));
+    const estimate = estimates.reduce((a, b) => (b.total > a.total ? b : a));
+    const limit = spec.memoryLimitBytes ?? deviceMemoryLimit();
+    if (limit > 0) checkMemory('This training step', estimate, limit, spec.memorySettings);
+    for (const p of plan) graphs[p.key] = compileGraph(p.inputs, p.outputs, graphOptions(p.name));
+    const ts = new TrainStep(spec, graphs, stateNames, Object.keys(sharedSpecs), rt, estimate);
     // Outputs that go back into slots stay on the device (WebGPU/CUDA) between steps.
     for (const g of Object.values(graphs)) ts.sessions.push(await rt.load(g!, g!.outputs.map((o) => o.name).filter((n) => n.startsWith('new:'))));
     return ts;

@@ -1,0 +1,132 @@
+// Memory pre-flight: an estimate of a graph's peak memory made from the symbolic graph before ORT
+// sees it, and a check against the device's memory that fails at once, naming the settings to change,
+// instead of the run dying mid-way. The estimate replays the graph in the order it is compiled (the
+// order ORT's sequential executor follows closely): every op's output is allocated when it is made
+// and freed after its last reader; reshapes and gates alias their input; ops on constants alone are
+// folded by ORT into initializers at load (DequantizeLinear excepted) and count as weights.
+import { readFileSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
+import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
+import { topoOrder } from '../autodiff';
+
+export interface MemoryEstimate {
+  /** Frozen weights and constants as ORT holds them (initializers, folded constants included). */
+  weights: number;
+  /** Graph inputs: the batch, trainable parameters, optimizer state (resident slots), scalars. */
+  inputs: number;
+  /** Peak of the intermediate values alive at once (activations, gradients, updates). */
+  activations: number;
+  /** The process and ONNX Runtime themselves (libraries, arenas' slack, JS heap). */
+  runtime: number;
+  total: number;
+}
+
+// Reads that share their input's buffer in ORT (Reshape aliases; Identity is removed).
+const ALIASES = new Set(['reshape', 'after', 'stopGradient']);
+// Measured baseline of a Node process with onnxruntime-node loaded and one session run.
+const RUNTIME_BYTES = 260 * 2 ** 20;
+
+const bytesOf = (t: Tensor) => t.size * BYTES_PER_ELEMENT[t.dtype];
+
+/** Estimates the peak memory of running a graph with these outputs. */
+export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
+  const order = topoOrder(outputs);
+  const outputIds = new Set(outputs.map((t) => t.id));
+  let weights = 0, inputs = 0;
+  const seenConst = new Set<unknown>();
+  const folded = new Set<number>();
+  // Buffer each tensor lives in (aliases share their input's), and readers left per buffer.
+  const bufferOf = new Map<number, number>();
+  const readers = new Map<number, number>();
+  const size = new Map<number, number>();
+  for (const t of order) {
+    const src = t.source;
+    if (src.kind === 'const') {
+      const identity = src.data ?? (src.external && `${src.external.path}:${src.external.offset}`);
+      if (!seenConst.has(identity)) { seenConst.add(identity); weights += src.data ? src.data.byteLength : src.external!.length; }
+      folded.add(t.id);
+      continue;
+    }
+    if (src.kind === 'input') { inputs += bytesOf(t); continue; }
+    if (src.op !== 'dequantizeLinear' && src.inputs.every((x) => folded.has(x.id))) {
+      folded.add(t.id);
+      weights += bytesOf(t);
+      continue;
+    }
+    const alias = ALIASES.has(src.op) && !folded.has(src.inputs[0].id) && src.inputs[0].source.kind === 'op';
+    const buf = alias ? bufferOf.get(src.inputs[0].id)! : t.id;
+    bufferOf.set(t.id, buf);
+    if (!alias) size.set(buf, bytesOf(t));
+    for (const x of src.inputs) {
+      const b = bufferOf.get(x.id);
+      if (b !== undefined) readers.set(b, (readers.get(b) ?? 0) + 1);
+    }
+    if (outputIds.has(t.id)) readers.set(buf, (readers.get(buf) ?? 0) + 1); // outputs live to the end
+  }
+  let live = 0, peak = 0;
+  for (const t of order) {
+    const src = t.source;
+    if (src.kind !== 'op' || folded.has(t.id)) continue;
+    const buf = bufferOf.get(t.id)!;
+    if (buf === t.id) { live += size.get(buf)!; peak = Math.max(peak, live); }
+    for (const x of src.inputs) {
+      const b = bufferOf.get(x.id);
+      if (b === undefined) continue;
+      const left = readers.get(b)! - 1;
+      readers.set(b, left);
+      if (left === 0) live -= size.get(b)!;
+    }
+  }
+  const activations = peak;
+  return { weights, inputs, activations, runtime: RUNTIME_BYTES, total: weights + inputs + activations + RUNTIME_BYTES };
+}
+
+/**
+ * Memory a run may use: LORAGRAPH_MEMORY_LIMIT_MB, else what the machine has available (MemAvailable:
+ * free memory plus reclaimable cache) plus what this process already holds.
+ */
+export function deviceMemoryLimit(): number {
+  const env = Number(process.env.LORAGRAPH_MEMORY_LIMIT_MB);
+  if (env > 0) return env * 2 ** 20;
+  let available = freemem();
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) available = Number(m[1]) * 1024;
+  } catch { /* not Linux: free memory it is */ }
+  return Math.min(totalmem(), available + process.memoryUsage().rss);
+}
+
+export class MemoryPreflightError extends Error {
+  constructor(message: string, readonly estimate: MemoryEstimate, readonly limit: number) { super(message); this.name = 'MemoryPreflightError'; }
+}
+
+const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${Math.round(b / 2 ** 20)} MiB`);
+
+/** What the caller knows about the settings that drive memory, to name them in the refusal. */
+export interface MemorySettings {
+  resolution?: string;
+  frames?: number;
+  batch?: number;
+  precision?: string;
+  quantisation?: string;
+  gradientCheckpointing?: boolean;
+}
+
+/** Throws MemoryPreflightError when `estimate` does not fit in `limit` bytes, naming what to change. */
+export function checkMemory(what: string, estimate: MemoryEstimate, limit: number, settings: MemorySettings = {}) {
+  if (estimate.total <= limit) return;
+  const s = settings;
+  const now = (v: unknown) => (v === undefined ? '' : ` (now ${v})`);
+  const advice = [
+    `lower the resolution${now(s.resolution)}`,
+    ...(s.frames !== undefined ? [`use fewer frames${now(s.frames)}`] : []),
+    `lower the batch size${now(s.batch)}`,
+    ...(s.precision === undefined || s.precision === 'fp32' ? [`set precision to bf16 or fp16${now(s.precision)}`] : []),
+    ...(s.quantisation === undefined || s.quantisation === 'none' ? [`set quantisation to int8 or nf4${now(s.quantisation ?? 'none')}`] : []),
+    ...(!s.gradientCheckpointing ? [`turn on gradientCheckpointing${now(s.gradientCheckpointing === false ? 'off' : undefined)}`] : []),
+  ];
+  throw new MemoryPreflightError(
+    `${what} needs an estimated ${gib(estimate.total)} (weights ${gib(estimate.weights)}, inputs and optimizer state ${gib(estimate.inputs)}, `
+    + `activations ${gib(estimate.activations)}, runtime ${gib(estimate.runtime)}) but ${gib(limit)} is available. To fit: ${advice.join('; ')}.`,
+    estimate, limit);
+}

@@ -12,3 +12,4 @@ export * from './bpe-tokenizer-json';
 export * from './vae';
 export * from './sampling';
 export * from './training-graph';
+export * from './load';

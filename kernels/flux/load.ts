@@ -1,0 +1,203 @@
+// Loads FLUX.2 [klein] from the layouts people have it in:
+//   a diffusers folder   transformer/ (diffusers names, maybe sharded), text_encoder/ (Qwen3, sharded),
+//                        vae/, tokenizer/tokenizer.json
+//   separate files       (ComfyUI's models/diffusion_models, text_encoders, vae) chosen one by one: a BFL
+//                        single-file transformer (`double_blocks.*`, bare or under model.diffusion_model.),
+//                        a Qwen3 text encoder file, BFL's ae.safetensors (ldm names + bn statistics)
+// Sizes are read from the tensors (detectFluxTransformer, qwen3ConfigFromShapes, the VAE's convs), so the
+// tiny model loads through the same code. Weights stay lazy: read when a graph asks for them.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { openSafetensors } from '../io/safetensors';
+import type { Tensor } from '../tensor';
+import { concat, slice } from '../ops/shape-and-reduce';
+import type { WeightSource } from '../nn/weights';
+import { CheckpointWeights, type TensorLocation } from '../sd/checkpoint-weights';
+import { CheckpointError } from '../sd/load';
+import type { VaeConfig } from '../sd/config';
+import { vaeToLdm } from '../sd/keys/single-file';
+import { detectFluxTransformer, type FluxDetection } from './detect';
+import type { FluxTransformerConfig } from './config';
+import { fluxKeyMapping } from './keys';
+import type { Qwen3Config } from './qwen3';
+import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
+import { FLUX2_VAE } from './vae';
+
+/** Every tensor of a file, or of all `.safetensors` files of a folder (shards), by name. */
+export async function indexSafetensors(path: string): Promise<{ tensors: Map<string, TensorLocation>; metadata: Record<string, string>; dtypes: Set<string> }> {
+  if (!existsSync(path)) throw new CheckpointError(path, 'no such file or folder');
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(path, f))
+    : [path];
+  if (files.length === 0) throw new CheckpointError(path, 'the folder holds no .safetensors file');
+  const tensors = new Map<string, TensorLocation>();
+  const dtypes = new Set<string>();
+  let metadata: Record<string, string> = {};
+  for (const file of files) {
+    const r = await openSafetensors(file);
+    try {
+      metadata = { ...metadata, ...r.metadata };
+      for (const entry of r.header.entries) {
+        if (tensors.has(entry.name)) throw new CheckpointError(file, `tensor '${entry.name}' is also in ${tensors.get(entry.name)!.file}`);
+        tensors.set(entry.name, { file, key: entry.name, entry });
+        dtypes.add(entry.dtype);
+      }
+    } finally {
+      await r.close();
+    }
+  }
+  return { tensors, metadata, dtypes };
+}
+
+/** The tensors under `prefix`, renamed without it. */
+function underPrefix(tensors: Map<string, TensorLocation>, prefix: string): Map<string, TensorLocation> {
+  if (!prefix) return tensors;
+  return new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+}
+
+/**
+ * Serves BFL names from a diffusers-layout transformer: fused projections are the concatenation of
+ * their parts (folded into one initializer by ORT), the final modulation's halves swapped back.
+ */
+export class DiffusersFluxWeights implements WeightSource {
+  private readonly map: Map<string, ReturnType<typeof fluxKeyMapping>[number]>;
+  constructor(readonly inner: CheckpointWeights, cfg: FluxTransformerConfig) {
+    this.map = new Map(fluxKeyMapping(cfg).map((m) => [m.bfl, m]));
+  }
+  get(path: string, shape: readonly number[]): Tensor {
+    const m = this.map.get(path);
+    if (!m) throw new Error(`${this.inner.label}: no diffusers name for '${path}'`);
+    const parts = m.diffusers.map((p) => this.inner.get(p.key, [p.rows[1] - p.rows[0], ...shape.slice(1)]));
+    const t = parts.length === 1 ? parts[0] : concat(parts, 0);
+    if (!m.swapHalves) return t;
+    const half = shape[0] / 2;
+    return concat([slice(t, [half], [shape[0]], [0]), slice(t, [0], [half], [0])], 0);
+  }
+}
+
+/** Qwen3 sizes from a text encoder's tensor shapes (transformers names, optionally without `model.`). */
+export function qwen3ConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], maxLength = 512): Qwen3Config | undefined {
+  const embed = shapeOf('model.embed_tokens.weight');
+  const qNorm = shapeOf('model.layers.0.self_attn.q_norm.weight');
+  const q = shapeOf('model.layers.0.self_attn.q_proj.weight');
+  const k = shapeOf('model.layers.0.self_attn.k_proj.weight');
+  const gate = shapeOf('model.layers.0.mlp.gate_proj.weight');
+  if (!embed || !qNorm || !q || !k || !gate) return undefined;
+  let layers = 0;
+  for (const key of keys) { const m = /^model\.layers\.(\d+)\./.exec(key); if (m) layers = Math.max(layers, Number(m[1]) + 1); }
+  const headDim = qNorm[0];
+  // klein reads hidden states 9, 18, 27 of the 36-layer Qwen3s; a smaller encoder (the tiny one) thirds its depth.
+  const outputLayers = layers >= 27 ? [9, 18, 27] : [1, 2, 3].map((i) => Math.round((i * layers) / 3));
+  return {
+    name: `qwen3-${embed[1]}`, vocabSize: embed[0], hiddenSize: embed[1], intermediateSize: gate[0], numLayers: layers,
+    numHeads: q[0] / headDim, numKvHeads: k[0] / headDim, headDim, ropeTheta: 1_000_000, rmsNormEps: 1e-6, outputLayers, maxLength,
+  };
+}
+
+/** Serves diffusers VAE names from a file in BFL's / ldm's layout (`encoder.down.0.block.0…`, `bn.*`). */
+class LdmVaeWeights implements WeightSource {
+  constructor(readonly inner: CheckpointWeights, readonly cfg: VaeConfig) {}
+  get(path: string, shape: readonly number[]): Tensor {
+    return this.inner.get(path.startsWith('bn.') ? path : vaeToLdm(this.cfg, path), shape);
+  }
+}
+
+/** VAE sizes from its tensors (either layout); the group count comes from the file's metadata when stated. */
+export function flux2VaeConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string>): { config: VaeConfig; layout: 'ldm' | 'diffusers' } | undefined {
+  const ldm = keys.includes('encoder.down.0.block.0.conv1.weight');
+  const conv = (i: number) => shapeOf(ldm ? `encoder.down.${i}.block.0.conv1.weight` : `encoder.down_blocks.${i}.resnets.0.conv1.weight`);
+  const moments = shapeOf('encoder.conv_out.weight'); // mean and log-variance: 2 × latent channels
+  if (!conv(0) || !moments || !shapeOf('bn.running_mean')) return undefined;
+  const blockOutChannels: number[] = [];
+  for (let i = 0; conv(i); i++) blockOutChannels.push(conv(i)![0]);
+  let layersPerBlock = 0;
+  while (keys.includes(ldm ? `encoder.down.0.block.${layersPerBlock}.conv1.weight` : `encoder.down_blocks.0.resnets.${layersPerBlock}.conv1.weight`)) layersPerBlock++;
+  const groups = Number(metadata.loragraph_vae_norm_groups ?? FLUX2_VAE.normGroups);
+  return { config: { ...FLUX2_VAE, blockOutChannels, layersPerBlock, latentChannels: moments[0] / 2, normGroups: groups }, layout: ldm ? 'ldm' : 'diffusers' };
+}
+
+export interface Flux2Files {
+  /** A BFL/ComfyUI single file, a diffusers transformer file or folder, or a whole diffusers folder. */
+  transformer: string;
+  /** A Qwen3 file or folder (defaults to the diffusers folder's text_encoder/). */
+  textEncoder?: string;
+  /** The VAE file or folder (defaults to the diffusers folder's vae/). */
+  vae?: string;
+  /** tokenizer.json, or a folder holding it (defaults to the diffusers folder's tokenizer/). */
+  tokenizer?: string;
+}
+
+export interface LoadedFlux2 {
+  transformerConfig: FluxTransformerConfig;
+  detection: FluxDetection;
+  transformer: WeightSource;
+  text?: { config: Qwen3Config; weights: WeightSource };
+  vae?: { config: VaeConfig; weights: WeightSource };
+  tokenizer?: Qwen3PromptTokenizer;
+  dtypes: string[];
+  close(): void;
+}
+
+/** Loads what is given; parts not given are looked up in a diffusers folder's subfolders. */
+export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
+  const root = files.transformer;
+  const isDiffusersRoot = existsSync(root) && statSync(root).isDirectory() && existsSync(join(root, 'transformer'));
+  const sub = (name: string) => (isDiffusersRoot && existsSync(join(root, name)) ? join(root, name) : undefined);
+  const tPath = isDiffusersRoot ? join(root, 'transformer') : root;
+  const t = await indexSafetensors(tPath);
+  const keys = [...t.tensors.keys()];
+  const shapeOf = (k: string) => t.tensors.get(k)?.entry.shape;
+  const detection = detectFluxTransformer(keys, shapeOf);
+  if (!detection) throw new CheckpointError(tPath, 'not a FLUX transformer: no img_in/x_embedder or double_stream_modulation tensors');
+  if (detection.config.generation !== 2) throw new CheckpointError(tPath, `this is a FLUX.1 transformer (${detection.config.name}); FLUX.1 loading is not available yet`);
+  const cfg = detection.config;
+  const own = new CheckpointWeights(underPrefix(t.tensors, detection.prefix), tPath);
+  const transformer: WeightSource = detection.layout === 'bfl' ? own : new DiffusersFluxWeights(own, cfg);
+  const closers = [() => own.close()];
+  const dtypes = new Set(t.dtypes);
+
+  let text: LoadedFlux2['text'];
+  const tePath = files.textEncoder ?? sub('text_encoder');
+  if (tePath) {
+    const te = await indexSafetensors(tePath);
+    // ComfyUI's text encoder files may drop transformers' `model.` prefix.
+    const named = [...te.tensors.keys()].some((k) => k.startsWith('model.')) ? te.tensors : new Map([...te.tensors].map(([k, v]) => [`model.${k}`, v]));
+    const maxLength = Number(te.metadata.loragraph_text_max_length ?? 512);
+    const config = qwen3ConfigFromShapes((k) => named.get(k)?.entry.shape, [...named.keys()], maxLength);
+    if (!config) throw new CheckpointError(tePath, 'not a Qwen3 text encoder: no model.embed_tokens / q_norm / q_proj / gate_proj tensors');
+    const width = config.hiddenSize * config.outputLayers.length;
+    if (width !== cfg.contextDim) throw new CheckpointError(tePath, `this Qwen3 gives ${width} features per token (3 × ${config.hiddenSize}); the transformer takes ${cfg.contextDim}`);
+    const w = new CheckpointWeights(named, tePath);
+    closers.push(() => w.close());
+    te.dtypes.forEach((d) => dtypes.add(d));
+    text = { config, weights: w };
+  }
+
+  let vae: LoadedFlux2['vae'];
+  const vPath = files.vae ?? sub('vae');
+  if (vPath) {
+    const v = await indexSafetensors(vPath);
+    const found = flux2VaeConfigFromShapes((k) => v.tensors.get(k)?.entry.shape, [...v.tensors.keys()], v.metadata);
+    if (!found) throw new CheckpointError(vPath, 'not a FLUX.2 VAE: no encoder convs or bn.running_mean');
+    if (found.config.latentChannels * 4 !== cfg.inChannels) throw new CheckpointError(vPath, `this VAE has ${found.config.latentChannels} latent channels; the transformer takes ${cfg.inChannels / 4} (× 2×2 patches)`);
+    const w = new CheckpointWeights(v.tensors, vPath);
+    closers.push(() => w.close());
+    v.dtypes.forEach((d) => dtypes.add(d));
+    vae = { config: found.config, weights: found.layout === 'ldm' ? new LdmVaeWeights(w, found.config) : w };
+  }
+
+  let tokenizer: Qwen3PromptTokenizer | undefined;
+  const tokPath = files.tokenizer ?? sub('tokenizer');
+  if (tokPath) {
+    const json = statSync(tokPath).isDirectory() ? join(tokPath, 'tokenizer.json') : tokPath;
+    tokenizer = Qwen3PromptTokenizer.fromFiles(json, undefined, text?.config.maxLength ?? 512);
+    if (text && tokenizer.tokenizer.get_vocab(true).size > text.config.vocabSize) {
+      throw new CheckpointError(json, `the tokenizer has ${tokenizer.tokenizer.get_vocab(true).size} tokens; the text encoder embeds ${text.config.vocabSize}`);
+    }
+  }
+
+  return {
+    transformerConfig: cfg, detection, transformer, text, vae, tokenizer, dtypes: [...dtypes],
+    close() { for (const c of closers) c(); },
+  };
+}

@@ -6,7 +6,7 @@ export { sizeConditioningValues, flippedCropLeft, sizeFeatures, addedEmbeddingIn
 export { clipLPenultimate, bigGText, sdxlTextEncode, type SdxlTextOutput, type BigGOutput } from './text';
 export { sdxlUnet, type SdxlUNetInputs } from './unet';
 export { sdxlComponentTensors, SdxlKeyMap, SDXL_COMPONENTS, SDXL_SINGLE_FILE_PREFIX, sdxlSingleFileSlot, singleFileShape, isIgnoredSdxlKey, type SdxlComponent, type SingleFileSlot } from './keys';
-export { loadSdxl, loadSdxlSingleFile, loadSdxlDiffusersFolder, type LoadedSdxl, type SdxlLoadOptions } from './load';
+export { loadSdxl, loadSdxlSingleFile, loadSdxlDiffusersFolder, loadSdxlUnet, type LoadedSdxl, type SdxlLoadOptions } from './load';
 export { saveSdxlSingleFile, saveSdxlDiffusersFolder, sdxlDiffusersConfigs, SDXL_CONFIG_METADATA_KEY, type SdxlTensorFill, type SdxlSaveOptions } from './save';
 export {
   sdxlLoraName, sdxlKohyaName, sdxlPeftName, sdxlModulePath, sgmModulePath, isSdxlKohyaDefaultTarget,

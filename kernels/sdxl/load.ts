@@ -290,3 +290,42 @@ export async function loadSdxlDiffusersFolder(folder: string, opts: SdxlLoadOpti
   }
   return makeLoaded(cfg, found, opts, folder, 'diffusers');
 }
+
+/**
+ * The UNet alone, from a file holding it (ComfyUI's models/unet files, with or without the
+ * `model.diffusion_model.` prefix, a diffusers unet/ file, or a whole single file whose other parts are
+ * left alone). Config from the file's metadata, the option, or SDXL 1.0 base.
+ */
+export async function loadSdxlUnet(path: string, opts: SdxlLoadOptions = {}): Promise<{ config: SdxlConfig; unet: CheckpointWeights; dtypes: string[] }> {
+  const reader = await openSafetensors(path);
+  try {
+    const cfg = opts.config ?? configFromMetadata(path, reader.metadata) ?? SDXL_BASE;
+    checkSdxlConfig(cfg);
+    const map = new SdxlKeyMap(cfg);
+    const want = sdxlComponentTensors(cfg, 'unet').shapes;
+    const found = new Map<string, TensorLocation>();
+    const unexpected: string[] = [];
+    const prefix = 'model.diffusion_model.';
+    for (const key of reader.names()) {
+      const entry = reader.entry(key);
+      if (want.has(key)) { found.set(key, { file: path, key, entry }); continue; }
+      const parts = map.toDiffusers(key) ?? map.toDiffusers(prefix + key);
+      if (parts?.[0].component === 'unet') { found.set(parts[0].name, { file: path, key, entry }); continue; }
+      if (parts || isIgnoredSdxlKey(key)) continue; // the text encoders and VAE of a whole single file
+      unexpected.push(key);
+    }
+    const all: Found = new Map(SDXL_COMPONENTS.map((c) => [c, c === 'unet' ? found : new Map()]));
+    const problems: string[] = [];
+    for (const [name, shape] of want) {
+      const loc = found.get(name);
+      const fileShape = map.singleFileShape(map.toSingleFile('unet', name)!.key)!;
+      if (!loc) problems.push(`missing tensor '${name}' [${shape.join(',')}]`);
+      else if (!sameShape(loc.entry.shape, fileShape)) problems.push(`tensor '${loc.key}' has shape [${loc.entry.shape.join(',')}], expected [${fileShape.join(',')}]`);
+    }
+    problems.push(...unexpected.map((k) => `unexpected tensor '${k}'`));
+    if (problems.length) throw new CheckpointError(path, `${problems.length} tensor problem(s) for the SDXL '${cfg.name}' UNet: ${problems.slice(0, 12).join('; ')}`);
+    return { config: cfg, unet: new CheckpointWeights(found, `${path} unet`, { external: opts.external }), dtypes: dtypesOf(all) };
+  } finally {
+    await reader.close();
+  }
+}

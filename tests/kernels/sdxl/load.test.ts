@@ -12,7 +12,7 @@ import { float16ToFloat32, float32ToFloat16 } from '../../../kernels/io/dtypes';
 import { tinySdxlConfig } from '../../../kernels/sdxl/config';
 import { sdxlComponentTensors, SdxlKeyMap, type SdxlComponent } from '../../../kernels/sdxl/keys';
 import { saveSdxlSingleFile, saveSdxlDiffusersFolder, type SdxlTensorFill } from '../../../kernels/sdxl/save';
-import { loadSdxl } from '../../../kernels/sdxl/load';
+import { loadSdxl, loadSdxlUnet } from '../../../kernels/sdxl/load';
 import { sdxlUnet } from '../../../kernels/sdxl/unet';
 import { sdxlTextEncode } from '../../../kernels/sdxl/text';
 import { vaeDecode } from '../../../kernels/sd/vae';
@@ -125,6 +125,22 @@ describe('SDXL checkpoints', () => {
     const ext = await outputs(mExt, join(dir, 'ext'));
     for (const k of Object.keys(want)) expect(maxDiff(ext[k], want[k]), k).toBe(0);
     mExt.close();
+  });
+
+  it('a UNet on its own loads from a UNet-only single file and from a diffusers unet/ file', async () => {
+    const file = join(dir, 'tiny-sdxl-unet.safetensors');
+    await saveSdxlSingleFile(file, cfg, fill, { components: ['unet'] });
+    const r = await openSafetensors(file);
+    expect(r.names().every((k) => k.startsWith('model.diffusion_model.'))).toBe(true);
+    await r.close();
+    const others = { textL: reference('text_encoder'), textG: reference('text_encoder_2'), vae: reference('vae') };
+    for (const path of [file, join(dir, 'tiny-sdxl-diffusers', 'unet', 'diffusion_pytorch_model.safetensors')]) {
+      const u = await loadSdxlUnet(path, path === file ? {} : { config: cfg });
+      const out = await outputs({ ...others, unet: u.unet });
+      expect(maxDiff(out.u, want.u), path).toBe(0);
+      u.unet.close();
+    }
+    await expect(loadSdxlUnet(join(dir, 'tiny-sdxl-f16.safetensors'), { config: { ...cfg, unet: { ...cfg.unet, transformerDepth: [1, 1, 3] } } })).rejects.toThrow(/missing tensor 'down_blocks\.2\.attentions\.0\.transformer_blocks\.2\./);
   });
 
   it('a tensor missing or mis-shaped is named with its single-file key', async () => {

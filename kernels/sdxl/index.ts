@@ -7,7 +7,7 @@ export { clipLPenultimate, bigGText, sdxlTextEncode, type SdxlTextOutput, type B
 export { sdxlUnet, type SdxlUNetInputs } from './unet';
 export { sdxlComponentTensors, SdxlKeyMap, SDXL_COMPONENTS, SDXL_SINGLE_FILE_PREFIX, sdxlSingleFileSlot, singleFileShape, isIgnoredSdxlKey, type SdxlComponent, type SingleFileSlot } from './keys';
 export { loadSdxl, loadSdxlSingleFile, loadSdxlDiffusersFolder, loadSdxlUnet, type LoadedSdxl, type SdxlLoadOptions } from './load';
-export { saveSdxlSingleFile, saveSdxlDiffusersFolder, sdxlDiffusersConfigs, SDXL_CONFIG_METADATA_KEY, type SdxlTensorFill, type SdxlSaveOptions } from './save';
+export { saveSdxlSingleFile, saveSdxlDiffusersFolder, seededSdxlFill, sdxlDiffusersConfigs, SDXL_CONFIG_METADATA_KEY, type SdxlTensorFill, type SdxlSaveOptions } from './save';
 export {
   sdxlLoraName, sdxlKohyaName, sdxlPeftName, sdxlModulePath, sgmModulePath, isSdxlKohyaDefaultTarget,
   SDXL_LORA_COMPONENTS, SDXL_KOHYA_PREFIX, SDXL_PEFT_PREFIX, SDXL_LORA_METADATA, type SdxlLoraComponent,

@@ -127,3 +127,21 @@ export async function saveSdxlDiffusersFolder(folder: string, cfg: SdxlConfig, f
     tokenizer: ['transformers', 'CLIPTokenizer'], tokenizer_2: ['transformers', 'CLIPTokenizer'], scheduler: ['diffusers', 'EulerDiscreteScheduler'],
   });
 }
+
+/**
+ * Seeded uniform noise of standard deviation `std` per tensor (norm scales 1): a stand-in for trained
+ * weights in tests and benchmarks (the tiny checkpoints the CLI tests train, the random full-size UNet
+ * of bench:sdxl). Each tensor's values depend only on the seed and its name, not on writing order.
+ */
+export function seededSdxlFill(seed = 1, std = 0.02): SdxlTensorFill {
+  const half = std * Math.sqrt(3);
+  return (component, name, shape) => {
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (/norm.*\.weight$/.test(name)) return out.fill(1);
+    let s = seed >>> 0;
+    for (const ch of `${component}/${name}`) s = Math.imul(s ^ ch.charCodeAt(0), 16777619) >>> 0;
+    const step = (2 * half) / 2 ** 32;
+    for (let i = 0; i < out.length; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; out[i] = s * step - half; }
+    return out;
+  };
+}

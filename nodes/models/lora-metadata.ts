@@ -51,6 +51,16 @@ function alphaFacts(spec: AdapterSpec, format: LoraFormat) {
   return { alpha, convAlpha, note };
 }
 
+/**
+ * modelspec.implementation as sd-scripts' determine_implementation gives it for a LoRA: SDXL LoRAs name
+ * Stability's generative-models, FLUX ones BFL's repository, SD 1.x/2.x LoRAs diffusers.
+ */
+export function modelspecImplementation(architecture: string): string {
+  if (architecture.startsWith('stable-diffusion-xl')) return 'https://github.com/Stability-AI/generative-models';
+  if (architecture.startsWith('flux')) return 'https://github.com/black-forest-labs/flux';
+  return 'diffusers';
+}
+
 export function loraMetadata(o: LoraMetadataInput): Record<string, string> {
   const { training: t, spec } = o;
   const now = o.now ?? new Date();
@@ -73,15 +83,15 @@ export function loraMetadata(o: LoraMetadataInput): Record<string, string> {
     ss_training_finished_at: String(Math.floor(now.getTime() / 1000)),
   };
   // sd-scripts (library/sai_model_spec.py): every network it trains — LyCORIS LoKr included — is
-  // `<arch>/lora`; SD 1.x LoRAs name the diffusers implementation; the date is an ISO date-time.
+  // `<arch>/lora`; the date is an ISO date-time; flow-matching models get no prediction_type.
   const modelspec: Record<string, string> = {
     'modelspec.sai_model_spec': '1.0.1',
     'modelspec.architecture': `${family.modelspecArchitecture}/lora`,
-    'modelspec.implementation': 'diffusers',
+    'modelspec.implementation': modelspecImplementation(family.modelspecArchitecture),
     'modelspec.implementation_version': 'loragraph',
     'modelspec.title': o.name,
     'modelspec.date': now.toISOString().slice(0, 19),
-    'modelspec.prediction_type': objective?.kind === 'flow' ? 'flow' : objective?.prediction === 'v_prediction' ? 'v' : 'epsilon',
+    ...(objective?.kind === 'flow' ? {} : { 'modelspec.prediction_type': objective?.prediction === 'v_prediction' ? 'v' : 'epsilon' }),
     ...(resolution ? { 'modelspec.resolution': resolution.modelspec } : {}),
     ...(t.metadata.ss_clip_skip ? { 'modelspec.encoder_layer': t.metadata.ss_clip_skip } : {}),
   };

@@ -19,7 +19,7 @@ import { validateGraph, type ValidGraph } from './validate';
 import { describeRedisUrl } from './redis/wire';
 import { startWorker } from './redis/worker';
 import { expandSweep, parseSweepArgument, takeSweepNodes } from './sweep';
-import { finalLoss } from './history';
+import { LossTracker } from './history';
 
 const USAGE = `usage:
   loragraph start [--port 8188] [--listen ADDR] [--data-dir DIR]     serve and print the editor's URL
@@ -151,8 +151,9 @@ async function run(args: string[]): Promise<number> {
   let code = 0;
   for (const [i, g] of graphs.entries()) {
     if (graphs.length > 1) console.error(`sweep ${i + 1}/${graphs.length}: ${Object.entries(g.settings).map(([k, val]) => `${k}=${val}`).join(', ')}`);
-    const r = await runOne(g.graph, g.api, paths, executor, controller.signal);
-    results.push({ settings: g.settings, status: r.status, loss: finalLoss(r.outputs), images: Object.values(r.outputs).flatMap((o) => (o.images ?? []).map((img) => join(paths[img.type], img.subfolder ?? '', img.filename))) });
+    const loss = new LossTracker();
+    const r = await runOne(g.graph, g.api, paths, executor, controller.signal, loss);
+    results.push({ settings: g.settings, status: r.status, loss: loss.final(r.outputs), images: Object.values(r.outputs).flatMap((o) => (o.images ?? []).map((img) => join(paths[img.type], img.subfolder ?? '', img.filename))) });
     if (r.status === 'interrupted') { code = 130; break; }
     if (r.status !== 'success') code = 1;
   }
@@ -164,10 +165,11 @@ async function run(args: string[]): Promise<number> {
   return code;
 }
 
-async function runOne(graph: ValidGraph, api: unknown, paths: ProjectPaths, executor: Executor, signal: AbortSignal): Promise<RunResult> {
+async function runOne(graph: ValidGraph, api: unknown, paths: ProjectPaths, executor: Executor, signal: AbortSignal, loss: LossTracker): Promise<RunResult> {
   const bar = new ProgressPrinter();
   const label = (id: string) => `${graph.nodes.get(id)?.title ?? id} [${id}]`;
   const emit = (e: ExecutionEvent) => {
+    loss.see(e);
     switch (e.type) {
       case 'execution_cached':
         if (e.data.nodes.length) console.error(`cached: ${e.data.nodes.map(label).join(', ')}`);

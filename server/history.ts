@@ -3,7 +3,7 @@
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from './atomicJson';
-import { HistoryEntry, type UiOutput } from './protocol';
+import { HistoryEntry, type ExecutionEvent, type UiOutput } from './protocol';
 
 const FILE = /^(\d+)-([\w-]{1,100})\.json$/;
 
@@ -68,8 +68,23 @@ export class HistoryStore {
   }
 }
 
-/** The last loss a job's training reported: the newest point of the `loss` series its nodes show (chained Train
- *  nodes: the one that reached the highest step). Undefined when nothing trained. */
+/** Watches a job's events for the loss its progress reports carry, so the job's final loss is known at its end. */
+export class LossTracker {
+  last: number | undefined;
+
+  see(event: ExecutionEvent): void {
+    const loss = event.type === 'progress' ? event.data.data?.loss : undefined;
+    if (typeof loss === 'number' && Number.isFinite(loss)) this.last = loss;
+  }
+
+  /** The loss series a node shows (Train's, for chained Train nodes the one that got furthest), else the last reported. */
+  final(outputs: Record<string, UiOutput>): number | undefined {
+    return finalLoss(outputs) ?? this.last;
+  }
+}
+
+/** The last loss a job's training shows: the newest point of the `loss` series its nodes output (chained Train
+ *  nodes: the one that reached the highest step). Undefined when no node shows one. */
 export function finalLoss(outputs: Record<string, UiOutput>): number | undefined {
   let best: [number, number] | undefined;
   for (const ui of Object.values(outputs)) {

@@ -9,7 +9,7 @@ import type { NodeRegistry } from '../nodes/registry';
 import { readJson, writeJsonAtomic } from './atomicJson';
 import type { Executor, RunResult } from './executor/executor';
 import type { HistoryStore } from './history';
-import { finalLoss } from './history';
+import { LossTracker } from './history';
 import { ApiGraph, type ExecutionEvent, type JobSummary, type PreviewMime, type QueueSnapshot, type SweepInfo } from './protocol';
 import { validateGraph } from './validate';
 import type { ProjectPaths } from './paths';
@@ -188,8 +188,9 @@ export class InProcessQueue implements JobQueue {
     this.running = slot;
     this.save();
     this.opts.onChange();
-    slot.done = this.execute(job, controller.signal)
-      .then((result) => this.finish(job, startedAt, result))
+    const loss = new LossTracker();
+    slot.done = this.execute(job, controller.signal, loss)
+      .then((result) => this.finish(job, startedAt, result, loss.final(result.outputs)))
       .catch((err) => {
         console.error(`job ${job.promptId} failed outside any node:`, err);
         this.finish(job, startedAt, {
@@ -208,7 +209,7 @@ export class InProcessQueue implements JobQueue {
       });
   }
 
-  private async execute(job: Job, signal: AbortSignal): Promise<RunResult> {
+  private async execute(job: Job, signal: AbortSignal, loss: LossTracker): Promise<RunResult> {
     // Jobs may have waited through a restart or a change of node files: validate at the moment they run.
     const v = validateGraph(job.prompt, this.opts.registry, { paths: this.opts.paths });
     if (!v.ok) {
@@ -219,13 +220,16 @@ export class InProcessQueue implements JobQueue {
     return this.opts.executor.run(v.graph, {
       promptId: job.promptId,
       signal,
-      emit: this.opts.onEvent,
+      emit: (e) => {
+        loss.see(e);
+        this.opts.onEvent(e);
+      },
       preview: this.opts.onPreview,
       workflow: job.workflow ?? job.prompt,
     });
   }
 
-  private finish(job: Job, startedAt: number, result: RunResult): void {
+  private finish(job: Job, startedAt: number, result: RunResult, finalLoss?: number): void {
     this.opts.history.add({
       promptId: job.promptId,
       number: job.number,
@@ -240,7 +244,7 @@ export class InProcessQueue implements JobQueue {
       cached: result.cached,
       ...(result.error ? { error: result.error } : {}),
       ...(job.sweep ? { sweep: job.sweep } : {}),
-      ...(finalLoss(result.outputs) !== undefined ? { finalLoss: finalLoss(result.outputs) } : {}),
+      ...(finalLoss !== undefined ? { finalLoss } : {}),
       ...(result.status === 'interrupted' ? { reason: this.running?.controller.signal.reason?.toString() ?? 'interrupted' } : {}),
     });
   }

@@ -22,6 +22,7 @@ import {
   signJob,
   tokenCheckOf,
   verify,
+  waitForRedis,
   type ControlMessage,
 } from './wire';
 
@@ -74,6 +75,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async start(): Promise<void> {
+    await waitForRedis(this.redis, this.opts.redisUrl);
     await this.queue.waitUntilReady();
     await this.redis.set(this.keys.tokenCheck, tokenCheckOf(this.opts.token));
     await this.subscriber.subscribe(this.keys.events, this.keys.previews);
@@ -296,7 +298,7 @@ export class RedisJobQueue implements JobQueue {
     let entry: HistoryEntry;
     if (job.finishedOn && !job.failedReason && result.success) {
       const r = result.data;
-      const loss = finalLoss(r.outputs);
+      const loss = r.finalLoss ?? finalLoss(r.outputs);
       entry = {
         ...base,
         status: r.status,

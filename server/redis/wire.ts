@@ -23,12 +23,34 @@ export const keysOf = (prefix: string) => ({
 /** A Redis connection that retries forever (BullMQ's blocking commands need that) and waits out restarts. */
 export function connectRedis(url: string, role: string): Redis {
   if (!/^rediss?:\/\//.test(url)) throw new Error(`--redis ${describeRedisUrl(url)}: expected redis://[:password@]host:port[/db] or rediss://…`);
-  return new Redis(url, {
+  const redis = new Redis(url, {
     maxRetriesPerRequest: null,
     connectionName: `loragraph-${role}`,
     // Reconnect quickly after a Redis restart; never give up.
     retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
-    lazyConnect: false,
+  });
+  // Connection errors are followed by reconnects; waitForRedis and the 'reconnecting' log say what matters.
+  redis.on('error', () => {});
+  return redis;
+}
+
+/** Resolves once the connection is ready; after `timeoutMs` fails with what went wrong (refused, wrong password). */
+export function waitForRedis(redis: Redis, url: string, timeoutMs = 15_000): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let lastError = '';
+    const onError = (err: Error) => (lastError = err.message);
+    const onReady = () => done();
+    const timer = setTimeout(() => done(new Error(`cannot reach Redis at ${describeRedisUrl(url)}${lastError ? `: ${lastError}` : ''} (is it running, and is the password in the URL right?)`)), timeoutMs);
+    function done(err?: Error) {
+      clearTimeout(timer);
+      redis.off('error', onError);
+      redis.off('ready', onReady);
+      if (err) reject(err);
+      else resolve();
+    }
+    redis.on('error', onError);
+    redis.on('ready', onReady);
   });
 }
 
@@ -94,6 +116,7 @@ export const JobResult = z.object({
   worker: z.string(),
   startedAt: z.number(),
   endedAt: z.number(),
+  finalLoss: z.number().optional(),
 });
 export type JobResult = z.infer<typeof JobResult>;
 

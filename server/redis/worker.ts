@@ -8,6 +8,7 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { NodeRegistry } from '../../nodes/registry';
 import { Executor } from '../executor/executor';
+import { LossTracker } from '../history';
 import { ensureProjectFolders, type ProjectPaths } from '../paths';
 import { encodePreviewFrame, type ExecutionEvent, type PreviewMime } from '../protocol';
 import { validateGraph } from '../validate';
@@ -24,6 +25,7 @@ import {
   QUEUE_NAME,
   sign,
   tokenCheckOf,
+  waitForRedis,
   type JobResult,
 } from './wire';
 
@@ -72,6 +74,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const lookup = new Queue(QUEUE_NAME, { connection: publisher, prefix });
   const closeAll = () => Promise.allSettled([publisher.quit(), subscriber.quit()]);
   try {
+    await waitForRedis(publisher, opts.redisUrl);
     await checkToken(publisher, keys.tokenCheck, token);
   } catch (err) {
     await lookup.close();
@@ -120,9 +123,16 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
         return done({ status: 'error', executed: [], cached: [], outputs: {}, error });
       }
       log(`loragraph worker ${name}: running job #${data.number} (${data.promptId})`);
-      const result = await executor.run(v.graph, { promptId: data.promptId, signal: controller.signal, emit: publish, preview, workflow: data.workflow ?? data.prompt });
+      const loss = new LossTracker();
+      const emit = (e: ExecutionEvent) => {
+        loss.see(e);
+        publish(e);
+      };
+      const result = await executor.run(v.graph, { promptId: data.promptId, signal: controller.signal, emit, preview, workflow: data.workflow ?? data.prompt });
       const reason = controller.signal.reason;
+      const finalLoss = loss.final(result.outputs);
       return done({
+        ...(finalLoss !== undefined ? { finalLoss } : {}),
         status: result.status,
         executed: result.executed,
         cached: result.cached,

@@ -168,6 +168,9 @@ describe('SDXL checkpoints', () => {
       ['model.diffusion_model.label_emb.0.0.weight', { dtype: 'F32', shape: [4, 2560], data: new Float32Array(4 * 2560) }],
     ]);
     await expect(loadSdxl(refiner)).rejects.toThrow(/SDXL refiner checkpoint, not SDXL/);
+    const refinerFolder = join(dir, 'refiner-diffusers');
+    await saveSdxlDiffusersFolder(refinerFolder, cfg, fill, { components: ['unet', 'text_encoder_2', 'vae'] });
+    await expect(loadSdxl(refinerFolder)).rejects.toThrow(/SDXL refiner \(text_encoder_2 only/);
   });
 
   it('Pony / Illustrious-style files (SDXL keys, their own metadata) are SDXL and load', async () => {

@@ -25,10 +25,12 @@ export const QWEN_SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>
 export const QWEN3_THINK_TOKENS = ['<think>', '</think>'];
 
 /**
- * Learns `merges` BPE merges from `corpus` (most frequent adjacent pair first, ties by first
- * appearance) over byte-level symbols, and returns the tokenizer.json object.
+ * Learns up to `merges` BPE merges from `corpus` (most frequent adjacent pair first, ties by first
+ * appearance; pairs seen once are not merged) over byte-level symbols, and returns the tokenizer.json
+ * object. The chat tokens follow the learned vocabulary, or start at `firstAddedId` when given (a fixed
+ * place at the end of the embedding, whatever the corpus taught).
  */
-export function buildByteLevelBpeTokenizerJson(corpus: readonly string[], merges: number): object {
+export function buildByteLevelBpeTokenizerJson(corpus: readonly string[], merges: number, opts: { firstAddedId?: number } = {}): object {
   const alphabet = byteLevelAlphabet();
   const encoder = new TextEncoder();
   const words = new Map<string, number>();
@@ -63,7 +65,9 @@ export function buildByteLevelBpeTokenizerJson(corpus: readonly string[], merges
       return { symbols: out, n };
     });
   }
-  let next = Object.keys(vocab).length;
+  const learnedSize = Object.keys(vocab).length;
+  if (opts.firstAddedId !== undefined && opts.firstAddedId < learnedSize) throw new Error(`tokenizer: added tokens at ${opts.firstAddedId} would overlap the ${learnedSize} learned tokens`);
+  let next = opts.firstAddedId ?? learnedSize;
   const added = [...QWEN_SPECIAL_TOKENS.map((t) => [t, true] as const), ...QWEN3_THINK_TOKENS.map((t) => [t, false] as const)].map(([content, special]) => ({
     id: next++, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special,
   }));

@@ -13,3 +13,4 @@ export * from './vae';
 export * from './sampling';
 export * from './training-graph';
 export * from './load';
+export * from './family';

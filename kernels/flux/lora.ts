@@ -7,7 +7,7 @@
 // the same down matrix and the rows of the up matrix; parts read back are fused again (the shared down
 // matrix when they agree, else stacked downs and a block-diagonal up — the same product either way).
 import type { HostTensor } from '../tensor';
-import type { ModuleInfo } from '../nn/builder';
+import type { LinearInfo } from '../nn/builder';
 import type { TargetSpec } from '../adapters/targets';
 import type { FluxTransformerConfig } from './config';
 import { fluxModuleMapping } from './keys';
@@ -43,7 +43,7 @@ export interface FluxLoraModule { down: Float32Array; up: Float32Array; rank: nu
 export const fluxKohyaName = (module: string) => `lora_unet_${module.replace(/\./g, '_')}`;
 
 interface Tables {
-  linears: Map<string, ModuleInfo>;
+  linears: Map<string, LinearInfo>;
   byKohya: Map<string, string>;
   toDiffusers: Map<string, { module: string; rows: [number, number] }[]>;
   fromDiffusers: Map<string, { bfl: string; rows: [number, number]; parts: number }>;
@@ -53,7 +53,7 @@ const tableCache = new WeakMap<FluxTransformerConfig, Tables>();
 function tables(cfg: FluxTransformerConfig): Tables {
   let t = tableCache.get(cfg);
   if (t) return t;
-  const linears = new Map(fluxTransformerShapes(cfg).modules.filter((m) => m.kind === 'linear').map((m) => [m.module, m]));
+  const linears = new Map(fluxTransformerShapes(cfg).modules.filter((m): m is LinearInfo => m.kind === 'linear').map((m) => [m.module, m]));
   const toDiffusers = fluxModuleMapping(cfg);
   const fromDiffusers = new Map<string, { bfl: string; rows: [number, number]; parts: number }>();
   for (const [bfl, parts] of toDiffusers) for (const p of parts) fromDiffusers.set(p.module, { bfl, rows: p.rows, parts: parts.length });

@@ -40,6 +40,16 @@ export class Qwen3PromptTokenizer {
     return new Qwen3PromptTokenizer(parse(tokenizerJsonPath), configPath ? parse(configPath) : {}, maxLength);
   }
 
+  /** Tokens the model can see, added ones included (what the text encoder's embedding must cover). */
+  get vocabSize(): number { return this.tokenizer.get_vocab(true).size; }
+
+  /** The family contract's form: one prompt's ids, chat-formatted, padded or cut to `maxLength`. */
+  tokenize(text: string, opts: { maxLength: number }): { ids: number[] } {
+    const ids = this.promptIds(text).slice(0, opts.maxLength);
+    while (ids.length < opts.maxLength) ids.push(this.padId);
+    return { ids };
+  }
+
   /** Token ids of the chat-formatted prompt, before padding. */
   promptIds(prompt: string): number[] {
     return this.tokenizer.encode(qwen3ChatText(prompt), { add_special_tokens: false }).ids;
@@ -58,6 +68,6 @@ export class Qwen3PromptTokenizer {
   }
 
   decode(ids: readonly number[]): string {
-    return this.tokenizer.decode(ids, { skip_special_tokens: false });
+    return this.tokenizer.decode([...ids], { skip_special_tokens: false });
   }
 }

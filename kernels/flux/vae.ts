@@ -54,16 +54,23 @@ export function flux2BatchNormStats(w: WeightSource, cfg: VaeConfig = FLUX2_VAE)
 
 const perChannel = (t: Tensor) => reshape(t, [1, t.shape[0], 1, 1]);
 
+/** VAE latent sample [B, 32, H/8, W/8] → normalised patches [B, 128, H/16, W/16] (the model's latents). */
+export function flux2NormalizeLatents(z: Tensor, bn: BatchNormStats): Tensor {
+  return mul(sub(patchify2x2(z), perChannel(bn.mean)), perChannel(rsqrt(add(bn.variance, FLUX2_BN_EPS))));
+}
+/** Normalised patches → the VAE latent sample the decoder takes. */
+export function flux2DenormalizeLatents(p: Tensor, bn: BatchNormStats): Tensor {
+  return unpatchify2x2(add(mul(p, perChannel(sqrt(add(bn.variance, FLUX2_BN_EPS)))), perChannel(bn.mean)));
+}
+
 /** VAE latent sample [B, 32, H/8, W/8] → transformer tokens [B, (H/16)(W/16), 128]. */
 export function flux2LatentsToTokens(z: Tensor, bn: BatchNormStats): Tensor {
-  const p = patchify2x2(z);
-  return toTokens(mul(sub(p, perChannel(bn.mean)), perChannel(rsqrt(add(bn.variance, FLUX2_BN_EPS)))));
+  return toTokens(flux2NormalizeLatents(z, bn));
 }
 
 /** Transformer tokens → the VAE latent sample the decoder takes. */
 export function flux2TokensToLatents(tokens: Tensor, rows: number, cols: number, bn: BatchNormStats): Tensor {
-  const p = fromTokens(tokens, rows, cols);
-  return unpatchify2x2(add(mul(p, perChannel(sqrt(add(bn.variance, FLUX2_BN_EPS)))), perChannel(bn.mean)));
+  return flux2DenormalizeLatents(fromTokens(tokens, rows, cols), bn);
 }
 
 /** FLUX.1: VAE latent sample [B, 16, H/8, W/8] → packed tokens [B, (H/16)(W/16), 64]. */

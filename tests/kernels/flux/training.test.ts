@@ -63,7 +63,7 @@ describe('tiny FLUX.2 LoRA training', () => {
     expect(change).toBeGreaterThan(1e-3); // the LoRA does something
 
     // … and with each format's file merged into the base weights.
-    const file = new Map(Object.entries(adapters.fileTensors(trained, 'F32')).map(([k, t]) => [k, ht(t.shape, Float32Array.from(t.data as Float32Array))]));
+    const file = new Map(Object.entries(adapters.fileTensors(trained, 'F32')).map(([k, t]) => [k, ht([...t.shape], Float32Array.from(t.data as Float32Array))]));
     const modules = readFluxLora(cfg, file);
     for (const format of FLUX_LORA_FORMATS) {
       const loaded = readFluxLora(cfg, writeFluxLora(cfg, modules, format));

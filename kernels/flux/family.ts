@@ -1,0 +1,210 @@
+// FLUX.2 [klein] behind the ModelFamily contract: Qwen3 hidden states 9/18/27 of the chat-formatted
+// prompt as the text conditioning, the transformer over 2×2-patchified, BatchNorm-normalised latents
+// ([B, 128, H/16, W/16] between nodes, tokens inside the denoiser), rectified flow with the timestep
+// in thousandths, flow Euler previews on FLUX.2's empirical schedule with true CFG, and BFL module
+// paths for LoRA (kohya lora_unet_double_blocks_0_img_attn_qkv). FLUX.2 dev (Mistral text encoder,
+// guidance embedding) and FLUX.1 are not served by this object yet.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import type { Builder } from '../nn/builder';
+import { constant, input } from '../tensor';
+import { cast, equal, logicalNot, mul } from '../ops/elementwise';
+import type { LoadedFamilyModel, LoadOptions, ModelFamily, ModelPart, Tokenizer } from '../families/contract';
+import type { TargetPreset } from '../adapters';
+import { targetFilter } from '../adapters/targets';
+import type { VaeConfig } from '../sd/config';
+import { vaeDecode as sdVaeDecode, vaeEncode as sdVaeEncode } from '../sd/vae';
+import { openSafetensors } from '../io/safetensors';
+import { ropeTables } from '../dit/layers';
+import { FLUX2_KLEIN_9B, FLUX2_TINY, type FluxTransformerConfig } from './config';
+import { fluxTransformer, jointPositions } from './transformer';
+import { QWEN3_8B, QWEN3_TINY, qwen3TextFeatures, type Qwen3Config } from './qwen3';
+import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
+import { FLUX2_TINY_VAE, FLUX2_VAE, flux2BatchNormStats, flux2DenormalizeLatents, flux2NormalizeLatents, fromTokens, toTokens } from './vae';
+import { flux2Sigmas, sampleFlowEuler } from './sampling';
+import { fluxModuleMapping } from './keys';
+import { fluxTargetSpec } from './lora';
+import { detectFluxTransformer } from './detect';
+import { flux2VaeConfigFromShapes, indexSafetensors, loadFlux2, qwen3ConfigFromShapes } from './load';
+
+export interface Flux2FamilyConfig {
+  name: string;
+  transformer: FluxTransformerConfig;
+  text: Qwen3Config;
+  /** The tokenizer's <|endoftext|> id: padding, masked out of the text encoder's attention. */
+  padId: number;
+  vae: VaeConfig;
+  sampleSize: number;
+}
+
+/** Qwen's <|endoftext|>, the pad token of every Qwen3 tokenizer.json. */
+export const QWEN3_PAD_ID = 151643;
+/**
+ * The tiny text encoder's own tokenizer.json puts its 5 chat tokens at the end of the 512-entry
+ * vocabulary (buildByteLevelBpeTokenizerJson's firstAddedId), so <|endoftext|> is id 507.
+ */
+export const TINY_QWEN3_FIRST_ADDED_ID = QWEN3_TINY.vocabSize - 5;
+
+export const FLUX2_KLEIN_9B_FAMILY: Flux2FamilyConfig = { name: 'flux2-klein-9b', transformer: FLUX2_KLEIN_9B, text: QWEN3_8B, padId: QWEN3_PAD_ID, vae: FLUX2_VAE, sampleSize: 1024 };
+export const tinyFlux2Config = (): Flux2FamilyConfig => ({
+  name: 'flux2-tiny', transformer: FLUX2_TINY, text: QWEN3_TINY, padId: TINY_QWEN3_FIRST_ADDED_ID, vae: FLUX2_TINY_VAE, sampleSize: 64,
+});
+
+const TIMESTEP_SCALE = 1000;
+
+function traceTransformer(b: Builder, c: Flux2FamilyConfig) {
+  const t = c.transformer;
+  fluxTransformer(b, t, {
+    img: input('img', [1, 4, t.inChannels]), txt: input('txt', [1, 2, t.contextDim]), timesteps: input('t', [1]),
+    guidance: t.guidanceEmbed ? input('g', [1]) : undefined,
+    rope: ropeTables(jointPositions(t, 2, 2, 2), t.axesDim, t.theta),
+  });
+}
+
+/** *.safetensors files of a folder (none when it does not exist). */
+const filesIn = (dir: string) => (existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => f.endsWith('.safetensors')).map((f) => join(dir, f)) : []);
+
+/** A file among `candidates` whose tensors `fits` accepts (headers only are read). */
+async function findFile(candidates: string[], fits: (keys: string[], shapeOf: (k: string) => readonly number[] | undefined, metadata: Record<string, string>) => boolean): Promise<string | undefined> {
+  for (const f of candidates) {
+    const r = await openSafetensors(f).catch(() => undefined);
+    if (!r) continue;
+    try {
+      const shapes = new Map(r.header.entries.map((e) => [e.name, e.shape]));
+      if (fits([...shapes.keys()], (k) => shapes.get(k), r.metadata)) return f;
+    } finally {
+      await r.close();
+    }
+  }
+  return undefined;
+}
+
+function findTokenizerJson(path: string, opts: LoadOptions<Flux2FamilyConfig>): string | undefined {
+  const dir = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
+  const candidates = [join(dir, 'tokenizer', 'tokenizer.json'), join(dirname(path), `${basename(path, extname(path))}.tokenizer.json`), join(dir, 'tokenizer.json')];
+  if (opts.modelsDir) candidates.push(join(opts.modelsDir, 'tokenizers', 'qwen3', 'tokenizer.json'));
+  return candidates.find((c) => existsSync(c));
+}
+
+export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
+  id: 'flux2',
+  label: 'FLUX.2 [klein]',
+  baseModelVersion: 'flux2_klein',
+  modelspecArchitecture: 'flux-2-klein',
+  configs: { full: FLUX2_KLEIN_9B_FAMILY, tiny: tinyFlux2Config },
+  sampleSize: (c) => c.sampleSize,
+  configName: (c) => c.name,
+
+  /**
+   * A diffusers folder, or a transformer file with its Qwen3 text encoder and VAE found among the
+   * .safetensors files beside it and in the models folder's text_encoders/ and vae/ (ComfyUI's layout).
+   */
+  async load(path: string, opts: LoadOptions<Flux2FamilyConfig> = {}): Promise<LoadedFamilyModel<Flux2FamilyConfig>> {
+    const isFolder = existsSync(path) && statSync(path).isDirectory();
+    let textEncoder: string | undefined, vae: string | undefined;
+    if (!isFolder) {
+      const own = await indexSafetensors(path);
+      const detected = detectFluxTransformer([...own.tensors.keys()], (k) => own.tensors.get(k)?.entry.shape);
+      if (!detected) throw new Error(`${path}: not a FLUX transformer`);
+      const near = [...filesIn(dirname(path)).filter((f) => f !== path), ...(opts.modelsDir ? [...filesIn(join(opts.modelsDir, 'text_encoders')), ...filesIn(join(opts.modelsDir, 'vae'))] : [])];
+      // The Qwen3 whose three hidden states make the transformer's text width (4B for klein 4B, 8B for 9B).
+      textEncoder = await findFile(near, (keys, shapeOf) => {
+        const pre = keys.some((k) => k.startsWith('model.')) ? '' : 'model.';
+        const q = qwen3ConfigFromShapes((k) => shapeOf(k.slice(pre.length)), keys.map((k) => pre + k));
+        return !!q && q.hiddenSize * q.outputLayers.length === detected.config.contextDim;
+      });
+      vae = await findFile(near, (keys, shapeOf, md) => flux2VaeConfigFromShapes(shapeOf, keys, md)?.config.latentChannels === detected.config.inChannels / 4);
+      if (!textEncoder) throw new Error(`${path}: no Qwen3 text encoder found beside it${opts.modelsDir ? ` or in ${join(opts.modelsDir, 'text_encoders')}` : ''}`);
+      if (!vae) throw new Error(`${path}: no FLUX.2 VAE (with bn.running_mean) found beside it${opts.modelsDir ? ` or in ${join(opts.modelsDir, 'vae')}` : ''}`);
+    }
+    const given = opts.tokenizers?.[0];
+    const tokJson = given ? undefined : findTokenizerJson(path, opts);
+    if (!given && !tokJson) throw new Error(`${path}: no Qwen3 tokenizer.json found (looked in tokenizer/, beside the file${opts.modelsDir ? ', and the models folder\'s tokenizers/qwen3/' : ''})`);
+    const m = await loadFlux2({ transformer: path, textEncoder, vae, tokenizer: tokJson });
+    try {
+      if (!m.text || !m.vae) throw new Error(`${path}: the text encoder or the VAE is missing`);
+      const tokenizer: Tokenizer = given ?? m.tokenizer!;
+      const padId = given ? (opts.config?.padId ?? QWEN3_PAD_ID) : m.tokenizer!.padId;
+      const config: Flux2FamilyConfig = opts.config ?? {
+        name: m.detection.variant ?? m.transformerConfig.name, transformer: m.transformerConfig, text: m.text.config, padId, vae: m.vae.config,
+        sampleSize: m.transformerConfig.hiddenSize >= 1024 ? 1024 : 64,
+      };
+      return {
+        config,
+        denoiser: m.transformer,
+        textEncoders: [{ part: 'text_encoder', weights: m.text.weights, tokenizer }],
+        vae: m.vae.weights,
+        dtypes: m.dtypes,
+        params: {},
+        close: () => m.close(),
+      };
+    } catch (e) {
+      m.close();
+      throw e;
+    }
+  },
+
+  parts: (c): ModelPart[] => [
+    { id: 'transformer', role: 'denoiser', trace: (b) => traceTransformer(b, c) },
+    { id: 'text_encoder', role: 'text', trace: (b) => { qwen3TextFeatures(b, c.text, input('ids', [1, 4], 'int64'), input('mask', [1, 4])); } },
+    {
+      id: 'vae', role: 'vae', trace: (b) => {
+        const px = 2 ** c.vae.blockOutChannels.length;
+        flux2Family.vaeEncode(b, c, input('images', [1, 3, px, px]));
+        flux2Family.vaeDecode(b, c, input('latents', [1, c.vae.latentChannels * 4, 1, 1]));
+      },
+    },
+  ],
+
+  textEncoders: (c) => [{ part: 'text_encoder', maxLength: c.text.maxLength, maxClipSkip: 0 }],
+  encodeText: (builders, c, ids) => {
+    const id64 = cast(ids[0], 'int64');
+    const mask = cast(logicalNot(equal(id64, constant(BigInt64Array.of(BigInt(c.padId)), [1, 1], 'int64'))), 'float32');
+    return { context: qwen3TextFeatures(builders[0], c.text, id64, mask) };
+  },
+
+  conditioning: (c) => [{ name: 'context', shape: [c.text.maxLength, c.transformer.contextDim], source: 'text' }],
+  sampleConditioning: () => ({}),
+  denoise: (b, c, { sample, timestep, cond }) => {
+    if (!cond.context) throw new Error('FLUX.2 denoiser: conditioning \'context\' is missing');
+    const [, , h, w] = sample.shape;
+    const t = c.transformer;
+    const v = fluxTransformer(b, t, {
+      img: toTokens(sample), txt: cond.context, timesteps: mul(timestep, 1 / TIMESTEP_SCALE),
+      rope: ropeTables(jointPositions(t, cond.context.shape[1], h, w), t.axesDim, t.theta),
+    });
+    return fromTokens(v, h, w);
+  },
+  // ai-toolkit's default for FLUX (`sigmoid`) is the logit-normal (0, 1).
+  objective: () => ({ kind: 'flow', timestepScale: TIMESTEP_SCALE, sampling: { kind: 'logit_normal', mean: 0, std: 1 } }),
+  // Normalisation by the checkpoint's BatchNorm statistics happens inside vaeEncode/vaeDecode.
+  latentFormat: (c) => ({ channels: c.vae.latentChannels * 4, spatialCompression: 2 ** c.vae.blockOutChannels.length, temporalCompression: 1, scale: 1, shift: 0 }),
+  latentMultiple: () => 1,
+
+  vaeEncode: (b, c, pixels) => flux2NormalizeLatents(sdVaeEncode(b, c.vae, pixels).mean, flux2BatchNormStats(b.weights, c.vae)),
+  vaeDecode: (b, c, latents) => sdVaeDecode(b, c.vae, flux2DenormalizeLatents(latents, flux2BatchNormStats(b.weights, c.vae))),
+
+  samplers: ['euler'],
+  sample: (call, _c, run) => {
+    const [ch, h, w] = run.latentShape;
+    const perImage = ch * h * w;
+    return sampleFlowEuler(async (x, t, o) => {
+      if (o.cfg) return call(x, t * TIMESTEP_SCALE);
+      // The contract's call always takes the unconditional and conditional halves; keep the latter.
+      const both = new Float32Array(x.length * 2);
+      both.set(x); both.set(x, x.length);
+      return (await call(both, t * TIMESTEP_SCALE)).slice(x.length);
+    }, { sigmas: flux2Sigmas(run.steps, h * w), guidance: { mode: 'cfg', scale: run.cfgScale }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
+  },
+
+  loraComponents: (c) => {
+    const peft = new Map([...fluxModuleMapping(c.transformer)].filter(([, parts]) => parts.length === 1).map(([bfl, [p]]) => [bfl, p.module]));
+    return [{
+      part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer',
+      // diffusers splits the fused qkv (and FLUX.1's linear1): those need kernels/flux/lora.ts's writer.
+      modulePath: { peft: (p) => peft.get(p) },
+    }];
+  },
+  presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
+};
+

@@ -19,6 +19,7 @@ import { sd1Family } from '../../kernels/sd/sd1-family';
 import { sdxlFamily } from '../../kernels/sdxl/family';
 import { SDXL_BASE } from '../../kernels/sdxl/config';
 import { Rng } from '../../kernels/random';
+import { trainableFamilies } from '../../kernels/families/registry';
 import { keyMapFixtures, unconsumed } from '../fixtures/lora-keymaps/check';
 
 const dir = mkdtempSync(join(tmpdir(), 'loragraph-keymaps-'));
@@ -53,6 +54,13 @@ function randomWeights(s: AdapterSpec, family: ModelFamily, config: unknown, see
 }
 
 const fixtures = keyMapFixtures();
+
+it('every family Save LoRA can write for has a key-map fixture and a case here', () => {
+  for (const f of trainableFamilies()) {
+    expect(FAMILIES[f.id], `add ${f.id} to FAMILIES`).toBeDefined();
+    expect(fixtures[f.id], `derive tests/fixtures/lora-keymaps/${f.id}.json (see its README)`).toBeDefined();
+  }
+});
 const CASES = (['LoRA', 'LoCon', 'LoKr'] as const).flatMap((algo) => [false, true].map((te) => ({ algo, te })));
 
 describe.each(Object.keys(FAMILIES))('LoRA files for %s load completely where their format is for', (family) => {

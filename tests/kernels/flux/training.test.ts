@@ -79,4 +79,38 @@ describe('tiny FLUX.2 LoRA training', () => {
       expect(worst, format).toBeLessThan(1e-3);
     }
   }, 120_000);
+
+  it('resumes exactly: 2 steps, save state, a fresh step graph loads it, 2 more = 4 steps straight', async () => {
+    const base = new K.RandomWeights(22, 0.05);
+    const rng = new Rng(12);
+    const batchAt = (s: number) => ({
+      latents: ht([1, L, 128], rng.fork(`x0-${s}`).fillNormal(new Float32Array(L * 128))),
+      noise: ht([1, L, 128], rng.fork(`n-${s}`).fillNormal(new Float32Array(L * 128))),
+      sigmas: ht([1], Float32Array.of(0.2 + 0.15 * s)),
+      text: ht([1, T, cfg.contextDim], rng.fork(`t-${s}`).fillNormal(new Float32Array(T * cfg.contextDim))),
+    });
+    const make = async () => {
+      const adapters = new AdapterSet({ rank: 2, targets: fluxTargetSpec('attention'), namer: fluxKohyaName });
+      const g = buildFluxTrainGraph({ config: cfg, weights: base, adapters, batch: 1, grid: [ROWS, COLS], textTokens: T });
+      const ts = await K.TrainStep.create(rt, { inputs: g.inputs, params: g.params, loss: g.loss, optimizer: K.adamw(), maxGradNorm: 1 });
+      return { ts, adapters };
+    };
+    const straight = await make();
+    await straight.ts.init(straight.adapters.initialValues(3));
+    const lossesA: number[] = [];
+    for (let s = 1; s <= 4; s++) lossesA.push((await straight.ts.step([batchAt(s)], 1e-2, s)).loss);
+    const first = await make();
+    await first.ts.init(first.adapters.initialValues(3));
+    const lossesB: number[] = [];
+    for (let s = 1; s <= 2; s++) lossesB.push((await first.ts.step([batchAt(s)], 1e-2, s)).loss);
+    const saved = await first.ts.read(true);
+    await first.ts.dispose();
+    const second = await make();
+    await second.ts.load(saved);
+    for (let s = 3; s <= 4; s++) lossesB.push((await second.ts.step([batchAt(s)], 1e-2, s)).loss);
+    expect(lossesB).toEqual(lossesA);
+    const a = await straight.ts.read(true), b = await second.ts.read(true);
+    expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
+    for (const k of Object.keys(a)) expect(b[k].data, k).toEqual(a[k].data);
+  }, 120_000);
 });

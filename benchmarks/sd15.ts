@@ -1,14 +1,19 @@
-// bench:sd15 — one LoRA training step of a random-weight full-size SD 1.5 UNet read from a single-file
+// bench:sd15 — LoRA training steps of a random-weight full-size SD 1.5 UNet read from a single-file
 // checkpoint, through the code the Train node runs (sdAdapters + buildSdTrainGraph + TrainStep with
-// external data), with the frozen base in fp32 and in each quantisation scheme. Prints seconds per
-// phase and per step, and peak memory, one scheme per child process so each peak is its own. The
-// machine may be shared: the load average is printed beside the timings.
+// external data), for each frozen-base format (fp32, bf16, int8, nf4, …) with and without
+// recomputation (gradient checkpointing). One configuration per child process so each peak is its own.
+// Per configuration: seconds per step, the peak resident memory while training (VmHWM reset when the
+// steps start: resident weights + the step's working memory), the activation memory (that peak minus
+// the resident memory before the first step), and the process peak including loading and compiling.
+// Then the issue's targets as measured ratios, PASS/FAIL. The machine may be shared: the load average
+// is printed beside the timings.
 //
-//   npm run bench:sd15                      every scheme, one after another
-//   npm run bench:sd15 -- --scheme int8     one scheme (fp32, int8, nf4, int4, fp8)
-//   options: --steps N (timed steps after one warm-up, default 3), --cache DIR (random checkpoint)
+//   npm run bench:sd15                                      fp32, bf16, int8, nf4 × recompute off/on
+//   npm run bench:sd15 -- --base int8 --recompute on        one configuration
+//   options: --bases fp32,int8 (subset), --steps N (timed steps after one warm-up, default 2),
+//            --size PX (image side, default 256), --cache DIR (random checkpoint)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,11 +25,13 @@ import { loadSd } from '../kernels/sd/load';
 import { sdAdapters } from '../kernels/sd/lora';
 import { buildSdTrainGraph } from '../kernels/sd/training-graph';
 import { QuantizedWeights } from '../kernels/quant/graph-weights';
+import { PrecisionWeights } from '../kernels/nn/precision';
 import type { QuantScheme } from '../kernels/quant';
 
-const SCHEMES = { fp32: undefined, int8: 'int8', nf4: 'nf4', int4: 'int4', fp8: 'fp8_e4m3' } as const satisfies Record<string, QuantScheme | undefined>;
-type SchemeName = keyof typeof SCHEMES;
-const BATCH = 1, LATENT = 32, RANK = 16; // 256×256 px
+const BASES = { fp32: 'fp32', bf16: 'bf16', fp16: 'fp16', int8: 'int8', nf4: 'nf4', int4: 'int4', fp8: 'fp8_e4m3' } as const;
+type BaseName = keyof typeof BASES;
+const DEFAULT_BASES: BaseName[] = ['fp32', 'bf16', 'int8', 'nf4'];
+const BATCH = 1, RANK = 16;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,11 +40,13 @@ function arg(name: string): string | undefined {
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
-/** Peak resident memory of this process (VmHWM), in bytes. */
+/** Peak resident memory of this process since start or the last resetPeak (VmHWM), in bytes. */
 const peakRss = () => {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
 };
+/** Linux: writing 5 to clear_refs resets VmHWM to the current RSS. */
+const resetPeak = () => { try { writeFileSync('/proc/self/clear_refs', '5'); return true; } catch { return false; } };
 const rssNow = () => process.memoryUsage().rss;
 
 /** The random SD 1.5 checkpoint, written once (≈2 min, 4.3 GB) and reused from the cache folder. */
@@ -59,38 +68,44 @@ async function randomCheckpoint(dir: string): Promise<string> {
   return file;
 }
 
-async function runScheme(name: SchemeName, steps: number, cacheDir: string) {
-  const scheme = SCHEMES[name];
-  console.log(`[${name}] load average ${load()}`);
+interface Result { base: BaseName; recompute: boolean; secPerStep: number; stepPeak: number; activation: number; resident: number; processPeak: number; baseBytes: number; load: string }
+
+async function runConfig(name: BaseName, recompute: boolean, steps: number, size: number, cacheDir: string): Promise<Result> {
+  const base = BASES[name];
+  const latent = size / 8;
+  const label = `${name}${recompute ? '+recompute' : ''}`;
+  console.log(`[${label}] load average ${load()}`);
   const file = await randomCheckpoint(cacheDir);
   const work = join(tmpdir(), `bench-sd15-${process.pid}`);
   const rt = new Runtime();
   try {
     let t0 = performance.now();
-    // fp32: ORT reads the frozen weights straight from the checkpoint. Quantised: each weight is read
-    // once into JS, quantised, and only the packed bytes go into the graph.
-    const model = await loadSd(file, { external: !scheme });
+    // fp32: ORT reads the frozen weights straight from the checkpoint. Otherwise each weight is read once
+    // into JS, narrowed or quantised, and only the stored form goes into the graph.
+    const model = await loadSd(file, { external: name === 'fp32' });
     console.log(`  loaded and checked (${model.family}, ${model.dtypes.join('/')}) in ${secs(t0).toFixed(1)} s`);
 
     t0 = performance.now();
     const adapters = sdAdapters(SD15, { rank: RANK, alpha: RANK, targets: { preset: 'attention' }, trainTextEncoder: false });
-    const quantized = scheme ? new QuantizedWeights(model.unet, { scheme }) : undefined;
-    const unetWeights: WeightSource = quantized ?? model.unet;
-    const g = buildSdTrainGraph({ config: SD15, unetWeights, adapters, batch: BATCH, latentSize: [LATENT, LATENT] });
+    const quantized = base === 'fp32' || base === 'bf16' || base === 'fp16' ? undefined : new QuantizedWeights(model.unet, { scheme: base as QuantScheme });
+    const narrowed = base === 'bf16' || base === 'fp16' ? new PrecisionWeights(model.unet, { precision: base }) : undefined;
+    const unetWeights: WeightSource = quantized ?? narrowed ?? model.unet;
+    const g = buildSdTrainGraph({ config: SD15, unetWeights, adapters, batch: BATCH, latentSize: [latent, latent], gradientCheckpointing: recompute });
     const q = quantized?.summary();
-    const quantNote = q ? `; ${q.linear.layers + q.conv.layers} weights quantised, ${gib(q.linear.fp32Bytes + q.conv.fp32Bytes)} → ${gib(q.linear.quantBytes + q.conv.quantBytes)} GiB` : '';
-    console.log(`  graph built${scheme ? ' (base quantised in JS)' : ''} in ${secs(t0).toFixed(1)} s: LoRA rank ${RANK} on ${adapters.unet.modules.length} attention projections, ${(adapters.unet.trainableCount / 1e6).toFixed(2)}M trainable${quantNote}`);
+    const baseBytes = q ? q.linear.quantBytes + q.conv.quantBytes : narrowed ? narrowed.storedBytes : 0;
+    const note = q ? `; ${q.linear.layers + q.conv.layers} weights quantised, ${gib(q.linear.fp32Bytes + q.conv.fp32Bytes)} → ${gib(baseBytes)} GiB`
+      : narrowed ? `; big weights stored in ${base}: ${gib(narrowed.storedBytes)} GiB` : '';
+    console.log(`  graph built in ${secs(t0).toFixed(1)} s: LoRA rank ${RANK} on ${adapters.unet.modules.length} attention projections${note}`);
 
     t0 = performance.now();
-    const rssBeforeSession = rssNow();
     const ts = await TrainStep.create(rt, { inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: adamw(), maxGradNorm: 1, externalDir: work });
     const graph = ts.graphs.fused!;
-    const created = secs(t0);
-    console.log(`  compiled + ORT session created in ${created.toFixed(1)} s: ${graph.nodeCount} nodes, ${(graph.bytes.length / 2 ** 20).toFixed(1)} MiB protobuf, ${gib(graph.initializerBytes)} GiB initializers; RSS ${gib(rssBeforeSession)} → ${gib(rssNow())} GiB`);
+    console.log(`  compiled + ORT session created in ${secs(t0).toFixed(1)} s: ${graph.nodeCount} nodes, ${gib(graph.initializerBytes)} GiB initializers`);
     await ts.init(adapters.unet.initialValues(new Rng('bench-init')));
+    model.close();
 
     const rng = new Rng('bench-data');
-    const lat = [BATCH, SD15.unet.inChannels, LATENT, LATENT];
+    const lat = [BATCH, SD15.unet.inChannels, latent, latent];
     const normal = (shape: number[]): HostTensor => ({ dtype: 'float32', shape, data: rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1))) });
     const feeds: Record<string, HostTensor> = {
       latents: normal(lat), noise: normal(lat),
@@ -100,6 +115,10 @@ async function runScheme(name: SchemeName, steps: number, cacheDir: string) {
     const missing = g.inputs.map((t) => (t.source.kind === 'input' ? t.source.name : '')).filter((n) => !(n in feeds));
     if (missing.length) throw new Error(`bench: training graph wants inputs ${missing.join(', ')}`);
 
+    (globalThis as { gc?: () => void }).gc?.();
+    const processPeakBefore = peakRss();
+    if (!resetPeak()) console.log('  (cannot reset VmHWM: the step peak includes loading)');
+    const resident = rssNow();
     t0 = performance.now();
     const first = await ts.step([feeds], 1e-4, 1);
     console.log(`  first step (ORT warm-up): ${secs(t0).toFixed(2)} s, loss ${first.loss.toFixed(4)}, grad norm ${first.gradNorm.toFixed(4)}`);
@@ -109,29 +128,70 @@ async function runScheme(name: SchemeName, steps: number, cacheDir: string) {
       await ts.step([feeds], 1e-4, 2 + i);
       times.push(secs(t1));
     }
+    const stepPeak = peakRss();
     const mean = times.reduce((a, b) => a + b, 0) / times.length;
+    const r: Result = { base: name, recompute, secPerStep: mean, stepPeak, activation: stepPeak - resident, resident, processPeak: Math.max(processPeakBefore, stepPeak), baseBytes, load: load() };
     console.log(`  steps: ${times.map((t) => t.toFixed(2)).join(' ')} s`);
-    console.log(`SD 1.5 UNet LoRA rank ${RANK} train step, batch ${BATCH}, 256×256 px (32×32 latents), ${name} base: ${mean.toFixed(2)} s/step, peak RSS ${gib(peakRss())} GiB (load average ${load()})`);
+    console.log(`SD 1.5 UNet LoRA rank ${RANK} train step, batch ${BATCH}, ${size}×${size} px, ${label}: ${mean.toFixed(2)} s/step, training peak RSS ${gib(stepPeak)} GiB `
+      + `(resident ${gib(resident)} + activations ${gib(r.activation)}), process peak ${gib(r.processPeak)} GiB (load average ${r.load})`);
     await ts.dispose();
-    model.close();
+    return r;
   } finally {
     await rt.close();
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-const only = arg('scheme');
-const steps = Number(arg('steps') ?? 3);
+function report(results: Result[]) {
+  const key = (b: BaseName, rc: boolean) => results.find((r) => r.base === b && r.recompute === rc);
+  console.log('\nbase  recompute  s/step  training-peak GiB  activations GiB  resident GiB  process-peak GiB');
+  for (const r of results) {
+    console.log(`${r.base.padEnd(5)} ${(r.recompute ? 'on' : 'off').padEnd(10)} ${r.secPerStep.toFixed(2).padStart(6)}  ${gib(r.stepPeak).padStart(16)}  ${gib(r.activation).padStart(15)}  ${gib(r.resident).padStart(12)}  ${gib(r.processPeak).padStart(16)}`);
+  }
+  const ratio = (label: string, value: number | undefined, target: number, better: 'below' | 'above') => {
+    if (value === undefined || !Number.isFinite(value)) { console.log(`${label}= n/a (configuration missing)`); return; }
+    const ok = better === 'below' ? value <= target : value >= target;
+    console.log(`${label}=${value.toFixed(3)} (target ${better === 'below' ? '≤' : '≥'} ${target}) ${ok ? 'PASS' : 'FAIL'}`);
+  };
+  const f0 = key('fp32', false), f1 = key('fp32', true);
+  console.log('');
+  ratio('fp32_activation_reduction_with_recompute', f0 && f1 ? f0.activation / f1.activation : undefined, 3, 'above');
+  ratio('fp32_step_time_with_recompute_vs_without', f0 && f1 ? f1.secPerStep / f0.secPerStep : undefined, 1.4, 'below');
+  for (const b of ['bf16', 'int8', 'nf4'] as const) {
+    const target = b === 'nf4' ? 0.35 : b === 'int8' ? 0.5 : 0.6;
+    const r = key(b, true);
+    ratio(`${b}_recompute_training_peak_vs_fp32`, r && f0 ? r.stepPeak / f0.stepPeak : undefined, target, 'below');
+    ratio(`${b}_recompute_training_peak_vs_fp32_recompute`, r && f1 ? r.stepPeak / f1.stepPeak : undefined, target, 'below');
+  }
+  console.log('(targets from issue 16: activations ≥3× smaller at ≤1.4× the step time; int8 ≤0.5× and nf4 ≤0.35× the fp32 peak; bf16 has no stated target, 0.6 is ours)');
+}
+
+const steps = Number(arg('steps') ?? 2);
+const size = Number(arg('size') ?? 256);
+if (!Number.isInteger(size / 64) || size < 64) throw new Error(`--size: ${size} px must be a multiple of 64`);
 const cacheDir = arg('cache') ?? join(homedir(), '.cache', 'loragraph-bench');
-if (only) {
-  if (!(only in SCHEMES)) throw new Error(`--scheme: unknown scheme '${only}' (expected ${Object.keys(SCHEMES).join(', ')})`);
-  await runScheme(only as SchemeName, steps, cacheDir);
+const one = arg('base');
+if (one) {
+  if (!(one in BASES)) throw new Error(`--base: unknown base '${one}' (expected ${Object.keys(BASES).join(', ')})`);
+  const r = await runConfig(one as BaseName, arg('recompute') === 'on', steps, size, cacheDir);
+  console.log(`RESULT ${JSON.stringify(r)}`);
 } else {
-  // Each scheme in its own process: peak RSS is per process, and memory from one never counts for the next.
+  const bases = (arg('bases')?.split(',') ?? DEFAULT_BASES) as BaseName[];
+  for (const b of bases) if (!(b in BASES)) throw new Error(`--bases: unknown base '${b}'`);
+  // Each configuration in its own process: peak RSS is per process, and memory from one never counts for the next.
   await randomCheckpoint(cacheDir);
   const self = fileURLToPath(import.meta.url);
-  for (const name of Object.keys(SCHEMES)) {
-    const r = spawnSync(process.execPath, [...process.execArgv, self, '--scheme', name, '--steps', String(steps), '--cache', cacheDir], { stdio: 'inherit' });
-    if (r.status !== 0) { console.error(`[${name}] failed (exit ${r.status ?? r.signal})`); process.exitCode = 1; }
+  const results: Result[] = [];
+  for (const b of bases) {
+    for (const rc of [false, true]) {
+      const r = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', self, '--base', b, '--recompute', rc ? 'on' : 'off', '--steps', String(steps), '--size', String(size), '--cache', cacheDir],
+        { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+      const out = r.stdout ?? '';
+      process.stdout.write(out.split('\n').filter((l) => !l.startsWith('RESULT ')).join('\n'));
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (r.status !== 0 || !line) { console.error(`[${b}${rc ? '+recompute' : ''}] failed (exit ${r.status ?? r.signal})`); process.exitCode = 1; continue; }
+      results.push(JSON.parse(line.slice(7)));
+    }
   }
+  report(results);
 }

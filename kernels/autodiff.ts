@@ -85,13 +85,17 @@ export function grad(loss: Tensor, params: Tensor[], seed?: Tensor): Tensor[] {
   return params.map((p) => grads.get(p.id) ?? constant(arrayFor(p.dtype, p.size), p.shape, p.dtype));
 }
 
+/** Whether a gradient can flow from op tensor t into one of its inputs that is in `needs`. */
+function reaches(t: Tensor, needs: Set<number>): boolean {
+  if (t.source.kind !== 'op') return false;
+  const fixed = getOp(t.source.op).constantInputs;
+  return t.source.inputs.some((x, k) => needs.has(x.id) && !fixed?.includes(k));
+}
+
 /** Ids of the tensors in `order` (topological) downstream of a tensor `isLeaf` accepts. */
 function needsGradient(order: Tensor[], isLeaf: (t: Tensor) => boolean): Set<number> {
   const needs = new Set<number>();
-  for (const t of order) {
-    if (isLeaf(t)) needs.add(t.id);
-    else if (t.source.kind === 'op' && t.source.inputs.some((x) => needs.has(x.id))) needs.add(t.id);
-  }
+  for (const t of order) if (isLeaf(t) || reaches(t, needs)) needs.add(t.id);
   return needs;
 }
 
@@ -163,10 +167,11 @@ function backpropBlock(members: Tensor[], block: Block, grads: Map<number, Tenso
   const direct = new Map<number, Tensor>();
   const localNeeds = new Set<number>(stands.map((e) => e.stand.id));
   for (const t of rebuilt) {
-    for (const x of (t.source as { inputs: Tensor[] }).inputs) {
-      if (!rebuiltIds.has(x.id) && !localNeeds.has(x.id) && needs.has(x.id)) { direct.set(x.id, x); localNeeds.add(x.id); }
-    }
-    if ((t.source as { inputs: Tensor[] }).inputs.some((x) => localNeeds.has(x.id))) localNeeds.add(t.id);
+    const fixed = getOp((t.source as { op: string }).op).constantInputs;
+    (t.source as { inputs: Tensor[] }).inputs.forEach((x, k) => {
+      if (!fixed?.includes(k) && !rebuiltIds.has(x.id) && !localNeeds.has(x.id) && needs.has(x.id)) { direct.set(x.id, x); localNeeds.add(x.id); }
+    });
+    if (reaches(t, localNeeds)) localNeeds.add(t.id);
   }
   const local = new Map<number, Tensor>();
   for (const t of outGrads) local.set(copies.get(t.id)!.id, grads.get(t.id)!);

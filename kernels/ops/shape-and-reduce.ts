@@ -174,6 +174,8 @@ defineOp('after', {
     l.node('Reshape', [x, l.node('Add', [l.ints([...xt.shape]), zero])], {}, out);
   },
   vjp: (g) => [g, null],
+  // `dep` only orders: a frozen weight read after a layer's input is still frozen.
+  constantInputs: [1],
 });
 
 function reducedShape(shape: Shape, axes: number[], keepdims: boolean): number[] {

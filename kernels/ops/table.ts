@@ -21,6 +21,11 @@ export interface OpDef<A = any> {
   lower(l: Lowering, ins: string[], out: string, attrs: A, inputs: Tensor[], result: Tensor): void;
   /** Gradients w.r.t. each input given the output gradient `g`; null where there is none. */
   vjp?(g: Tensor, inputs: Tensor[], out: Tensor, attrs: A): (Tensor | null)[];
+  /**
+   * Inputs no gradient ever flows through (by position). Autodiff does not count a path through them
+   * as reaching a parameter, so nothing upstream of them is differentiated.
+   */
+  constantInputs?: number[];
 }
 
 const table = new Map<string, OpDef>();

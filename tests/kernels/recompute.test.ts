@@ -7,6 +7,7 @@ import { recompute } from '../../kernels/autodiff';
 import { modelNodes, optimizedModel, type InspectedNode } from '../../kernels/onnx/inspect';
 import { quantizeWeight } from '../../kernels/quant';
 import { dequantizeInGraph } from '../../kernels/quant/dequant';
+import { QuantizedWeights } from '../../kernels/quant/graph-weights';
 import { tinyConfig } from '../../kernels/sd/config';
 import { unet } from '../../kernels/sd/unet';
 import { Rng } from '../../kernels/random';
@@ -49,6 +50,22 @@ describe('recomputation (gradient checkpointing)', () => {
     const worst = await gradCheck((x, a, b) => chain(x, a, b, 3, { checkpoint: true }), [
       { shape: [4, D] }, { shape: [2, D], data: rand(2 * D, 0.5) }, { shape: [D, 2], data: rand(2 * D, 0.5) },
     ]);
+    expect(worst).toBeLessThan(2e-2);
+  });
+
+  it('a quantised base read through after(codes, layer input): gradients reach the LoRA parameters only', async () => {
+    const rows = 32, cols = 48;
+    const base = new K.HostWeights(new Map([['layer.weight', { dtype: 'float32', shape: [rows, cols], data: weight('q', rows, cols) }]]));
+    let reads = 0;
+    const worst = await gradCheck((x, down, up) => {
+      const b = new K.Builder(new QuantizedWeights(base, { scheme: 'int8', minElements: 1 }), (_info, h) => K.matmul(K.matmul(h, K.transpose(down)), K.transpose(up)));
+      b.gradientCheckpointing = true;
+      const y = b.block(() => K.tanh(b.linear('layer', x, cols, rows, false)));
+      // The weight is gated on the layer's input: an 'after' op reads the packed codes.
+      reads = K.topoOrder([y]).filter((t) => t.source.kind === 'op' && t.source.op === 'after').length;
+      return y;
+    }, [{ shape: [3, cols] }, { shape: [2, cols], data: rand(2 * cols, 0.3) }, { shape: [rows, 2], data: rand(2 * rows, 0.3) }]);
+    expect(reads).toBe(1);
     expect(worst).toBeLessThan(2e-2);
   });
 

@@ -80,7 +80,7 @@ export class RedisJobQueue implements JobQueue {
     await this.redis.set(this.keys.tokenCheck, tokenCheckOf(this.opts.token));
     await this.subscriber.subscribe(this.keys.events, this.keys.previews);
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onLive(channel.toString(), message));
-    for (const e of ['added', 'waiting', 'active', 'removed', 'stalled', 'drained'] as const) this.events.on(e, () => this.refresh());
+    for (const e of ['added', 'waiting', 'active', 'delayed', 'removed', 'stalled', 'drained'] as const) this.events.on(e, () => this.refresh());
     this.events.on('completed', () => this.kick());
     this.events.on('failed', () => this.kick());
     this.events.on('stalled', ({ jobId }) => this.opts.log(`loragraph: job ${jobId}'s worker stopped answering; the job goes back to the queue`));
@@ -240,7 +240,8 @@ export class RedisJobQueue implements JobQueue {
           this.refreshAgain = false;
           const [active, waiting] = await Promise.all([
             this.queue.getJobs(['active'], 0, -1, true),
-            this.queue.getJobs(['waiting', 'prioritized'], 0, -1, true),
+            // Delayed: sweep variants waiting for their shared job.
+            this.queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, -1, true),
           ]);
           const next: QueueSnapshot = { running: active.map(summaryOf).filter(isSome), pending: waiting.map(summaryOf).filter(isSome) };
           if (JSON.stringify(next) !== JSON.stringify(this.mirror)) {
@@ -267,9 +268,10 @@ export class RedisJobQueue implements JobQueue {
       try {
         do {
           this.collectAgain = false;
-          const finished = await this.queue.getJobs(['completed', 'failed'], 0, 99, true);
-          for (const job of finished) await this.record(job);
-          if (finished.length === 100) this.collectAgain = true;
+          const [completed, failed] = await Promise.all([this.queue.getJobs(['completed'], 0, 99, true), this.queue.getJobs(['failed'], 0, 99, true)]);
+          for (const job of completed) await this.record(job, true);
+          for (const job of failed) await this.record(job, false);
+          if (completed.length === 100 || failed.length === 100) this.collectAgain = true;
         } while (this.collectAgain && !this.closed);
       } catch {
         /* Redis is away; the next event or sweep tries again */
@@ -279,7 +281,7 @@ export class RedisJobQueue implements JobQueue {
     })();
   }
 
-  private async record(job: BullJob): Promise<void> {
+  private async record(job: BullJob, completed: boolean): Promise<void> {
     const data = JobData.safeParse(job.data);
     if (!data.success) {
       await job.remove();
@@ -296,7 +298,7 @@ export class RedisJobQueue implements JobQueue {
       ...(d.sweep ? { sweep: d.sweep } : {}),
     };
     let entry: HistoryEntry;
-    if (job.finishedOn && !job.failedReason && result.success) {
+    if (completed && result.success) {
       const r = result.data;
       const loss = r.finalLoss ?? finalLoss(r.outputs);
       entry = {

@@ -4,7 +4,7 @@
 // to the queue and another worker runs it again, where Train resumes from the checkpoints in the shared data
 // folder.
 import { hostname } from 'node:os';
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { NodeRegistry } from '../../nodes/registry';
 import { Executor } from '../executor/executor';
@@ -102,15 +102,20 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     publisher.publish(keys.previews, encodePreviewMessage(token, encodePreviewFrame(node, mime, data))).catch(() => {});
   };
 
-  const processor = async (job: Job): Promise<JobResult> => {
+  const processor = async (job: Job, lockToken?: string): Promise<JobResult> => {
     const parsed = JobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`job ${job.id} is not a loragraph job: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
     if (!jobSignatureValid(token, data)) throw new UnrecoverableError(`job ${data.promptId} was not signed with this worker's token; not running it`);
+    // A sweep variant whose shared job has not finished steps aside (delayed a moment) instead of holding this
+    // worker: the shared job may be waiting for a free worker itself.
+    if (data.after && !(await finished(lookup, data.after))) {
+      await job.moveToDelayed(Date.now() + 500, lockToken);
+      throw new DelayedError();
+    }
     const controller = new AbortController();
     running.set(data.promptId, controller);
     try {
-      if (data.after) await waitForJob(lookup, data.after, controller.signal);
       const startedAt = Date.now();
       const done = (r: Omit<JobResult, 'worker' | 'startedAt' | 'endedAt'>): JobResult => ({ ...r, worker: name, startedAt, endedAt: Date.now() });
       // Validate where the job runs: node files and data folders may differ from the server's.
@@ -182,14 +187,10 @@ async function checkToken(redis: Redis, key: string, token: string | null): Prom
   if (stored !== null && stored !== tokenCheckOf(token)) throw new TokenMismatchError();
 }
 
-/** Waits until a job is finished (completed, failed, or already written to history and removed). */
-async function waitForJob(queue: Queue, id: string, signal: AbortSignal): Promise<void> {
-  for (;;) {
-    if (signal.aborted) return;
-    const job = await queue.getJob(id);
-    if (!job) return;
-    const state = await job.getState();
-    if (state === 'completed' || state === 'failed' || state === 'unknown') return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+/** Whether a job is finished (completed, failed, or already written to history and removed). */
+async function finished(queue: Queue, id: string): Promise<boolean> {
+  const job = await queue.getJob(id);
+  if (!job) return true;
+  const state = await job.getState();
+  return state === 'completed' || state === 'failed' || state === 'unknown';
 }

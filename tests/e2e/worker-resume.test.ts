@@ -29,8 +29,8 @@ beforeAll(async () => {
   const common = { redisUrl: redis.url, dataDir, token };
   const [s, a, b] = await Promise.all([
     startServeProcess(common),
-    startWorkerProcess({ ...common, name: 'gpu-1', env }),
-    startWorkerProcess({ ...common, name: 'gpu-2', env }),
+    startWorkerProcess({ ...common, name: 'gpu-1', env, lockMs: 10_000 }),
+    startWorkerProcess({ ...common, name: 'gpu-2', env, lockMs: 10_000 }),
   ]);
   server = s;
   workers['gpu-1'] = a;

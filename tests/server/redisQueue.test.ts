@@ -79,6 +79,22 @@ describe('the Redis queue with two workers', () => {
     expect(client.of('execution_error', id).map((m) => m.data.message)).toEqual(['no such luck']);
   });
 
+  it('interrupts a job on whichever worker runs it and cancels a queued one', async () => {
+    const post = async (g: unknown) => (await postJson(server.url, '/api/prompt', { prompt: g }, auth)).body.promptId as string;
+    const a = await post(slowGraph(1000, 20, 0));
+    const b = await post(slowGraph(1000, 20, 1));
+    const c = await post(slowGraph(2, 10, 2));
+    await client.waitFor((m) => m.of('progress', a).length > 0 && m.of('progress', b).length > 0, 30_000);
+    expect((await postJson(server.url, '/api/queue', { delete: [c] }, auth)).body).toEqual({ deleted: [c] });
+    for (const id of [a, b]) expect((await postJson(server.url, '/api/interrupt', { promptId: id }, auth)).body).toEqual({ interrupted: true });
+    const h = await historyOf([a, b]);
+    for (const id of [a, b]) expect(h[id]).toMatchObject({ status: 'interrupted', reason: 'interrupted by the user' });
+    expect(new Set([h[a]!.worker, h[b]!.worker])).toEqual(new Set(['worker-a', 'worker-b']));
+    expect(h[c]).toBeUndefined();
+    expect(client.of('execution_start', c)).toHaveLength(0);
+    expect((await getJson(server.url, '/api/queue', auth)).body).toEqual({ running: [], pending: [] });
+  });
+
   it('loses no job when Redis restarts', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await postJson(server.url, '/api/prompt', { prompt: slowGraph(6, 150, 100 * i) }, auth)).body.promptId);

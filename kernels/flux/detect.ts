@@ -52,9 +52,20 @@ export function detectFluxTransformer(keys: readonly string[], shapeOf: (key: st
     const axes = base.axesDim.length;
     const config: FluxTransformerConfig = known ?? {
       ...base, name: `flux${generation}-custom`, hiddenSize, numHeads: hiddenSize / headDim, depthDouble, depthSingle, contextDim,
-      inChannels: imgIn[1], guidanceEmbed, axesDim: generation === 2 ? new Array(axes).fill(headDim / axes) : base.axesDim,
+      inChannels: imgIn[1], guidanceEmbed,
+      pooledDim: generation === 2 ? 0 : shape(bfl ? 'vector_in.in_layer.weight' : 'time_text_embed.text_embedder.linear_1.weight')?.[1] ?? base.pooledDim,
+      axesDim: generation === 2 ? new Array(axes).fill(headDim / axes) : flux1Axes(headDim),
     };
     return { config, layout, prefix, variant: known?.name };
   }
   return undefined;
+}
+
+/**
+ * FLUX.1's (16, 56, 56) split of 128 head channels scaled to another head width: the two spatial axes
+ * get equal even shares of about 7/16 each, the first axis the rest ([4, 6, 6] for 16).
+ */
+export function flux1Axes(headDim: number): number[] {
+  const spatial = 2 * Math.floor((headDim - 2 * Math.round(headDim / 16)) / 4);
+  return [headDim - 2 * spatial, spatial, spatial];
 }

@@ -14,3 +14,4 @@ export * from './sampling';
 export * from './training-graph';
 export * from './load';
 export * from './family';
+export * from './family1';

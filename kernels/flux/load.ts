@@ -1,4 +1,4 @@
-// Loads FLUX.2 [klein] from the layouts people have it in:
+// Loads FLUX.2 [klein] (and FLUX.1, below) from the layouts people have it in:
 //   a diffusers folder   transformer/ (diffusers names, maybe sharded), text_encoder/ (Qwen3, sharded),
 //                        vae/, tokenizer/tokenizer.json
 //   separate files       (ComfyUI's models/diffusion_models, text_encoders, vae) chosen one by one: a BFL
@@ -21,7 +21,7 @@ import type { FluxTransformerConfig } from './config';
 import { fluxKeyMapping } from './keys';
 import type { Qwen3Config } from './qwen3';
 import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
-import { FLUX2_VAE } from './vae';
+import { FLUX1_VAE, FLUX2_VAE } from './vae';
 
 /** Every tensor of a file, or of all `.safetensors` files of a folder (shards), by name. */
 export async function indexSafetensors(path: string): Promise<{ tensors: Map<string, TensorLocation>; metadata: Record<string, string>; dtypes: Set<string> }> {
@@ -116,6 +116,16 @@ export function flux2VaeConfigFromShapes(shapeOf: (k: string) => readonly number
   return { config: { ...FLUX2_VAE, blockOutChannels, layersPerBlock, latentChannels: moments[0] / 2, normGroups: groups }, layout: ldm ? 'ldm' : 'diffusers' };
 }
 
+/** The transformer of a file or folder, detected and served under BFL names whatever its layout. */
+async function openTransformer(tPath: string): Promise<{ detection: FluxDetection; weights: WeightSource; close(): void; dtypes: Set<string> }> {
+  const t = await indexSafetensors(tPath);
+  const detection = detectFluxTransformer([...t.tensors.keys()], (k) => t.tensors.get(k)?.entry.shape);
+  if (!detection) throw new CheckpointError(tPath, 'not a FLUX transformer: no img_in/x_embedder or double_stream_modulation tensors');
+  const own = new CheckpointWeights(underPrefix(t.tensors, detection.prefix), tPath);
+  const weights: WeightSource = detection.layout === 'bfl' ? own : new DiffusersFluxWeights(own, detection.config);
+  return { detection, weights, close: () => own.close(), dtypes: t.dtypes };
+}
+
 export interface Flux2Files {
   /** A BFL/ComfyUI single file, a diffusers transformer file or folder, or a whole diffusers folder. */
   transformer: string;
@@ -144,17 +154,13 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
   const isDiffusersRoot = existsSync(root) && statSync(root).isDirectory() && existsSync(join(root, 'transformer'));
   const sub = (name: string) => (isDiffusersRoot && existsSync(join(root, name)) ? join(root, name) : undefined);
   const tPath = isDiffusersRoot ? join(root, 'transformer') : root;
-  const t = await indexSafetensors(tPath);
-  const keys = [...t.tensors.keys()];
-  const shapeOf = (k: string) => t.tensors.get(k)?.entry.shape;
-  const detection = detectFluxTransformer(keys, shapeOf);
-  if (!detection) throw new CheckpointError(tPath, 'not a FLUX transformer: no img_in/x_embedder or double_stream_modulation tensors');
-  if (detection.config.generation !== 2) throw new CheckpointError(tPath, `this is a FLUX.1 transformer (${detection.config.name}); FLUX.1 loading is not available yet`);
+  const opened = await openTransformer(tPath);
+  const { detection } = opened;
+  if (detection.config.generation !== 2) throw new CheckpointError(tPath, `this is a FLUX.1 transformer (${detection.config.name}): load it as FLUX.1`);
   const cfg = detection.config;
-  const own = new CheckpointWeights(underPrefix(t.tensors, detection.prefix), tPath);
-  const transformer: WeightSource = detection.layout === 'bfl' ? own : new DiffusersFluxWeights(own, cfg);
-  const closers = [() => own.close()];
-  const dtypes = new Set(t.dtypes);
+  const transformer = opened.weights;
+  const closers = [() => opened.close()];
+  const dtypes = new Set(opened.dtypes);
 
   let text: LoadedFlux2['text'];
   const tePath = files.textEncoder ?? sub('text_encoder');
@@ -198,6 +204,70 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
 
   return {
     transformerConfig: cfg, detection, transformer, text, vae, tokenizer, dtypes: [...dtypes],
+    close() { for (const c of closers) c(); },
+  };
+}
+
+export interface Flux1Files {
+  /** A BFL/ComfyUI single file, a diffusers transformer, or a whole diffusers folder. */
+  transformer: string;
+  /** CLIP-L (transformers names `text_model.*`); defaults to the diffusers folder's text_encoder/. */
+  clip?: string;
+  /** T5-XXL encoder (`encoder.block.*`, `shared.weight`); defaults to text_encoder_2/. */
+  t5?: string;
+  /** The 16-channel VAE (ldm names as BFL's ae.safetensors, or diffusers'); defaults to vae/. */
+  vae?: string;
+}
+
+export interface LoadedFlux1 {
+  transformerConfig: FluxTransformerConfig;
+  detection: FluxDetection;
+  transformer: WeightSource;
+  clip?: WeightSource;
+  t5?: WeightSource;
+  vae?: { config: VaeConfig; weights: WeightSource };
+  dtypes: string[];
+  close(): void;
+}
+
+/** FLUX.1 dev/schnell: transformer, CLIP-L, T5-XXL and the 16-channel VAE, each from its own file or folder. */
+export async function loadFlux1(files: Flux1Files): Promise<LoadedFlux1> {
+  const root = files.transformer;
+  const isDiffusersRoot = existsSync(root) && statSync(root).isDirectory() && existsSync(join(root, 'transformer'));
+  const sub = (name: string) => (isDiffusersRoot && existsSync(join(root, name)) ? join(root, name) : undefined);
+  const tPath = isDiffusersRoot ? join(root, 'transformer') : root;
+  const opened = await openTransformer(tPath);
+  if (opened.detection.config.generation !== 1) { opened.close(); throw new CheckpointError(tPath, `this is a FLUX.2 transformer (${opened.detection.config.name}), not FLUX.1`); }
+  const closers = [() => opened.close()];
+  const dtypes = new Set(opened.dtypes);
+  const part = async (path: string | undefined, required: string[], what: string, rename: (k: string) => string = (k) => k) => {
+    if (!path) return undefined;
+    const idx = await indexSafetensors(path);
+    const named = new Map([...idx.tensors].map(([k, v]) => [rename(k), v]));
+    const missing = required.find((k) => !named.has(k));
+    if (missing) throw new CheckpointError(path, `not ${what}: no '${missing}'`);
+    const w = new CheckpointWeights(named, path);
+    closers.push(() => w.close());
+    idx.dtypes.forEach((d) => dtypes.add(d));
+    return { weights: w, index: idx };
+  };
+  const clip = await part(files.clip ?? sub('text_encoder'), ['text_model.embeddings.token_embedding.weight'], 'a CLIP text encoder');
+  // ComfyUI's T5 files keep transformers' names; some drop `shared.` for `encoder.embed_tokens.`.
+  const t5 = await part(files.t5 ?? sub('text_encoder_2'), ['shared.weight', 'encoder.block.0.layer.0.SelfAttention.q.weight'], 'a T5 encoder',
+    (k) => (k === 'encoder.embed_tokens.weight' ? 'shared.weight' : k));
+  let vae: LoadedFlux1['vae'];
+  const vPath = files.vae ?? sub('vae');
+  if (vPath) {
+    const v = await part(vPath, [], 'a VAE');
+    const ldm = v!.index.tensors.has('encoder.down.0.block.0.conv1.weight');
+    const moments = v!.index.tensors.get('encoder.conv_out.weight')?.entry.shape;
+    if (!moments || moments[0] !== 32) throw new CheckpointError(vPath, `not the FLUX.1 VAE: encoder.conv_out gives ${moments ? moments[0] / 2 : 'no'} latent channels, FLUX.1 has 16`);
+    const config: VaeConfig = { ...FLUX1_VAE };
+    vae = { config, weights: ldm ? new LdmVaeWeights(v!.weights, config) : v!.weights };
+  }
+  return {
+    transformerConfig: opened.detection.config, detection: opened.detection, transformer: opened.weights,
+    clip: clip?.weights, t5: t5?.weights, vae, dtypes: [...dtypes],
     close() { for (const c of closers) c(); },
   };
 }

@@ -6,7 +6,7 @@ import { dirname, relative } from 'node:path';
 import { z } from 'zod';
 import { defineNode, input, widget } from './define';
 import { familyById } from '../kernels/families/registry';
-import { saveLoraFile } from './models/lora-file';
+import { LORA_FORMAT_TOOLS, loraLoadsIn, saveLoraFile } from './models/lora-file';
 import { loraFileName, loraMetadata } from './models/lora-metadata';
 import type { LoraFileValue, TrainingValue } from './sockets';
 
@@ -23,7 +23,7 @@ export default defineNode({
   widgets: z.object({
     name: widget.text({ default: 'my-lora', tooltip: 'the LoRA\'s name ({name} in the file name; ss_output_name)' }),
     fileName: widget.text({ default: '{name}', tooltip: 'file name under the output folder: {name}, {step}, {date}; subfolders allowed (e.g. "{name}/{name}-{step}")' }),
-    format: widget.combo(['kohya', 'diffusers'], { default: 'kohya', tooltip: 'where the file loads completely — kohya: ComfyUI, A1111/Forge, kohya sd-scripts, diffusers (LoRA/LoCon; LoKr: ComfyUI, A1111/Forge); diffusers: diffusers, ComfyUI (alpha folded into the weights; no LoKr)' }),
+    format: widget.combo(['kohya', 'diffusers'], { default: 'kohya', tooltip: `where the file loads completely — kohya: ${LORA_FORMAT_TOOLS.kohya.join(', ')} (LoKr: ${LORA_FORMAT_TOOLS['kohya-lokr'].join(', ')}); diffusers: ${LORA_FORMAT_TOOLS.diffusers.join(', ')} (alpha folded into the weights; no LoKr)` }),
     dtype: widget.combo(['fp16', 'bf16', 'fp32'], { default: 'fp16', tooltip: 'precision of the saved tensors' }),
     useEma: widget.toggle({ default: false, tooltip: 'save the EMA weights (when the Train node keeps one)' }),
   }),
@@ -44,7 +44,7 @@ export default defineNode({
     const value: LoraFileValue = Object.freeze({ kind: 'lora_file' as const, path: file, format, byteSize: () => 256 });
     return {
       outputs: { loraFile: value },
-      ui: { text: [`${relative(ctx.paths.output, file)} · ${(size / 1024).toFixed(1)} KB · ${w.format} ${w.dtype} · step ${t.step}`], file: relative(ctx.paths.output, file), bytes: size },
+      ui: { text: [`${relative(ctx.paths.output, file)} · ${(size / 1024).toFixed(1)} KB · ${w.format} ${w.dtype} · step ${t.step}`, `loads in ${loraLoadsIn(format, t.adapter.algo).join(', ')}`], file: relative(ctx.paths.output, file), bytes: size },
     };
   },
 });

@@ -22,6 +22,22 @@ import { adapterSetsFor, setList } from './adapters';
 /** The Save LoRA widget's words, also written as `loragraph_format`. */
 export type LoraFormat = 'kohya' | 'diffusers';
 
+/**
+ * Where a file of each format loads completely (every tensor used) — Save LoRA's tooltip and status line
+ * and README say this; tests/nodes/lora-file-keymaps.test.ts holds it against the loaders' key maps.
+ * diffusers loads no LoKr, so kohya LoKr (LyCORIS names) is for the others.
+ */
+export const LORA_FORMAT_TOOLS = {
+  kohya: ['ComfyUI', 'A1111/Forge', 'kohya sd-scripts', 'diffusers'],
+  'kohya-lokr': ['ComfyUI', 'A1111/Forge', 'kohya sd-scripts (LyCORIS)'],
+  diffusers: ['diffusers', 'ComfyUI'],
+} as const;
+
+/** The tools a saved file of `format` and network type loads in. */
+export function loraLoadsIn(format: LoraFormat, algo: AdapterSpec['algo']): readonly string[] {
+  return LORA_FORMAT_TOOLS[format === 'kohya' && algo === 'LoKr' ? 'kohya-lokr' : format];
+}
+
 export interface SaveLoraOptions {
   spec: AdapterSpec;
   /** The base model's family (default SD 1.x) and config: they lay out the modules. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { loadSafetensors } from '../../kernels/io/safetensors';
 import { SD15 } from '../../kernels/sd/config';
 import { peftKeys } from '../../kernels/sd/lora-names';
-import { loraFileTensors, readLoraFile, saveLoraFile, type LoraFormat } from '../../nodes/models/lora-file';
+import { LORA_FORMAT_TOOLS, loraFileTensors, readLoraFile, saveLoraFile, type LoraFormat } from '../../nodes/models/lora-file';
 import { adapterSetsFor, setList } from '../../nodes/models/adapters';
 import type { AdapterSpec } from '../../nodes/sockets';
 import type { HostTensor } from '../../kernels';
@@ -69,6 +69,14 @@ describe.each(Object.keys(FAMILIES))('LoRA files for %s load completely where th
   const { family: fam, config, read } = FAMILIES[family];
 
   it('has a key-map fixture', () => expect(fx?.family).toBe(family));
+
+  it("the tools Save LoRA names for each format are the ones the key maps check (sd-scripts aside)", () => {
+    const tool: Record<string, string> = { comfyui: 'ComfyUI', a1111: 'A1111/Forge', 'diffusers-kohya': 'diffusers', diffusers: 'diffusers' };
+    for (const [format, consumers] of Object.entries(fx.formats)) {
+      const claimed = LORA_FORMAT_TOOLS[format as keyof typeof LORA_FORMAT_TOOLS].filter((t) => !t.startsWith('kohya sd-scripts'));
+      expect([...claimed].sort(), format).toEqual(consumers.map((c) => tool[c]).sort());
+    }
+  });
 
   for (const { algo, te } of CASES) {
     for (const format of ['kohya', 'diffusers'] as LoraFormat[]) {

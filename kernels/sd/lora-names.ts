@@ -34,7 +34,8 @@ const ATTENTION_PROJECTION = /^(.*\.attn[12])\.(to_q|to_k|to_v|to_out\.0)$/;
  * The diffusers-format tensor keys of one module, in diffusers' non-PEFT layout: the one its own kohya
  * converter produces and its loader still converts to PEFT (utils/state_dict_utils.py: `.processor.` dropped,
  * `to_q_lora.down` → `to_q.lora_A`, `lora.down` → `lora_A`, `lora_linear_layer.down` → `lora_A`), and the
- * only one ComfyUI also loads completely. `component` is the diffusers prefix: unet, text_encoder, text_encoder_2.
+ * only one ComfyUI also loads completely. `component` is the diffusers prefix: unet, text_encoder, text_encoder_2
+ * (or transformer, for which diffusers' own PEFT names already load in both).
  * No alpha tensor: these files carry alpha folded into `up` (diffusers: alpha = rank when a file has none).
  */
 export function diffusersKeys(component: string, module: string): { down: string; up: string } {
@@ -43,8 +44,13 @@ export function diffusersKeys(component: string, module: string): { down: string
     const n = a ? `unet.${a[1]}.processor.${a[2].replace(/\.0$/, '')}_lora` : `unet.${module}.lora`;
     return { down: `${n}.down.weight`, up: `${n}.up.weight` };
   }
-  const n = `${component}.${module}.lora_linear_layer`;
-  return { down: `${n}.down.weight`, up: `${n}.up.weight` };
+  if (/^text_encoder(_\d+)?$/.test(component)) {
+    const n = `${component}.${module}.lora_linear_layer`;
+    return { down: `${n}.down.weight`, up: `${n}.up.weight` };
+  }
+  // A DiT denoiser (`transformer`): ComfyUI maps `transformer.<module>` as diffusers names it for those
+  // families, so the PEFT names diffusers saves are the ones both load (the UNet attention rule is UNet-only).
+  return { down: `${component}.${module}.lora_A.weight`, up: `${component}.${module}.lora_B.weight` };
 }
 
 const DIFFUSERS_KEY = /^(unet|text_encoder(?:_2)?)\.(.+?)(?:\.lora_([AB])\.weight|_lora\.(down|up)\.weight|\.lora\.(down|up)\.weight|\.lora_linear_layer\.(down|up)\.weight)$/;

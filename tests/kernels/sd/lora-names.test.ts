@@ -27,6 +27,8 @@ describe('SD 1.x LoRA names', () => {
     expect(diffusersKeys('unet', `${block}.ff.net.0.proj`).up).toBe(`unet.${block}.ff.net.0.proj.lora.up.weight`);
     expect(diffusersKeys('unet', 'down_blocks.0.resnets.0.conv1').down).toBe('unet.down_blocks.0.resnets.0.conv1.lora.down.weight');
     expect(diffusersKeys('text_encoder', 'text_model.encoder.layers.3.self_attn.out_proj').up).toBe('text_encoder.text_model.encoder.layers.3.self_attn.out_proj.lora_linear_layer.up.weight');
+    expect(diffusersKeys('text_encoder_2', 'text_model.encoder.layers.31.mlp.fc2').down).toBe('text_encoder_2.text_model.encoder.layers.31.mlp.fc2.lora_linear_layer.down.weight');
+    expect(diffusersKeys('transformer', 'transformer_blocks.0.attn.to_q').down).toBe('transformer.transformer_blocks.0.attn.to_q.lora_A.weight');
     // What diffusers' and kohya's other layouts name the same modules reads back too.
     expect(parseDiffusersKey(`unet.${block}.attn1.to_out.0.lora_B.weight`)).toEqual({ component: 'unet', module: `${block}.attn1.to_out.0`, part: 'up' });
     expect(parseDiffusersKey('text_encoder.text_model.encoder.layers.0.self_attn.to_k_lora.down.weight')).toEqual({ component: 'text_encoder', module: 'text_model.encoder.layers.0.self_attn.k_proj', part: 'down' });

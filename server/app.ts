@@ -16,6 +16,7 @@ import { InProcessQueue, type JobQueue } from './queue';
 import { RedisJobQueue } from './redis/serverQueue';
 import { fileRoutes } from './routes/files';
 import { editorSupportRoutes } from './routes/editor-support';
+import { importRoutes } from './routes/import';
 import { jobRoutes } from './routes/jobs';
 import { ClientHub } from './ws';
 
@@ -125,6 +126,7 @@ export async function createServer(opts: ServerOptions): Promise<LoragraphServer
     }),
   );
   api.use(editorSupportRoutes({ paths }));
+  api.use(importRoutes({ registry: opts.registry, paths }));
   api.use((req) => {
     throw new HttpError(404, `no API route ${req.method} ${req.path}`, 'not_found');
   });

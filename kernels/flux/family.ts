@@ -203,7 +203,7 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
       part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer',
       // diffusers splits the fused qkv (and FLUX.1's linear1): those need kernels/flux/lora.ts's writer.
       modulePath: { peft: (p) => peft.get(p) },
-    }];
+    }, { part: 'text_encoder', kohyaPrefix: 'lora_te1', peftPrefix: 'text_encoder' }];
   },
   presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
 };

@@ -173,7 +173,12 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
 
   loraComponents: (c) => {
     const peft = new Map([...fluxModuleMapping(c.transformer)].filter(([, parts]) => parts.length === 1).map(([bfl, [p]]) => [bfl, p.module]));
-    return [{ part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer', modulePath: { peft: (p) => peft.get(p) } }];
+    // sd-scripts names FLUX.1's CLIP-L lora_te1 and its T5-XXL lora_te3 (as SD3's third encoder).
+    return [
+      { part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer', modulePath: { peft: (p) => peft.get(p) } },
+      { part: 'text_encoder', kohyaPrefix: 'lora_te1', peftPrefix: 'text_encoder' },
+      { part: 'text_encoder_2', kohyaPrefix: 'lora_te3', peftPrefix: 'text_encoder_2' },
+    ];
   },
   presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
 };

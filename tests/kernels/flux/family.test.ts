@@ -37,7 +37,8 @@ describe('flux2Family', () => {
     flux2Family.parts(c)[0].trace(b);
     expect(b.modules.filter(flux2Family.presetFilter!('attention_ff')!)).toHaveLength(112);
     expect(b.modules.filter(flux2Family.presetFilter!('attention')!)).toHaveLength(32);
-    const [comp] = flux2Family.loraComponents(c);
+    const [comp, te] = flux2Family.loraComponents(c);
+    expect(te).toMatchObject({ part: 'text_encoder', kohyaPrefix: 'lora_te1' });
     expect(comp).toMatchObject({ part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer' });
     expect(comp.modulePath!.peft!('double_blocks.0.img_attn.proj')).toBe('transformer_blocks.0.attn.to_out.0');
     expect(comp.modulePath!.peft!('single_blocks.3.linear1')).toBe('single_transformer_blocks.3.attn.to_qkv_mlp_proj');

@@ -1,0 +1,269 @@
+// `npm run pretrain:tiny-flux` (skeleton): pretrains the tiny klein-architecture model on the procedural
+// shape world with the project's own engine and writes it as the files a user would have — a BFL-named
+// transformer, a Qwen3-named text encoder, an ae.safetensors (ldm names + BatchNorm statistics) and
+// its own tokenizer.json — side by side, so flux2Family.load reads it like a ComfyUI models folder.
+//   stage 0  tokenizer.json: byte-level BPE learned on the world's captions, chat tokens at ids 507–511
+//   stage A  the FLUX.2-style VAE (32 latent channels) on reconstruction + KL (SD tiny's loss graph)
+//   cache    encoder means of world images (no stars: the quickstart's concept), 2×2 patchified; the
+//            per-channel mean/variance of the 128 patch channels become bn.running_mean/var
+//   stage B  Qwen3-tiny and the transformer from scratch, jointly, on the flow-matching loss with
+//            logit-normal timesteps and caption dropout (the empty prompt for CFG)
+// Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
+// The step counts that reach the issue's eval targets are not known yet: the defaults are a start.
+//   npx tsx kernels/flux/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR]
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { input, type HostTensor } from '../../tensor';
+import { Builder } from '../../nn/builder';
+import { HostWeights } from '../../nn/weights';
+import { compileGraph } from '../../compile';
+import { Runtime } from '../../runtime';
+import { TrainStep } from '../../train/step';
+import { adamw } from '../../optim/adamw';
+import { Rng } from '../../random';
+import { loadSafetensors, writeSafetensors, toFloat32, type TensorToWrite } from '../../io/safetensors';
+import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
+import { vaeEncode } from '../../sd/vae';
+import { vaeToLdm } from '../../sd/keys/single-file';
+import { vaeLossGraph } from '../../sd/tiny/train-vae';
+import { worldBatch } from '../../sd/tiny/train-data';
+import { initialValues, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
+import { worldCaptions } from '../../sd/tiny/build-assets';
+import { ALL_SHAPES, WORLD_SHAPES, renderScene, sampleScene } from '../../sd/tiny/world';
+import { rgbToPlanar } from '../../sd/tiny/train-data';
+import { ropeTables } from '../../dit/layers';
+import { buildByteLevelBpeTokenizerJson } from '../bpe-tokenizer-json';
+import { Qwen3PromptTokenizer } from '../qwen3-tokenizer';
+import { qwen3TextFeatures } from '../qwen3';
+import { fluxTransformer, jointPositions } from '../transformer';
+import { patchify2x2, FLUX2_BN_EPS } from '../vae';
+import { tinyFlux2Config, TINY_QWEN3_FIRST_ADDED_ID } from '../family';
+
+export const TINY_FLUX_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny-flux');
+export const TINY_FLUX_FILES = { transformer: 'flux2-tiny.safetensors', textEncoder: 'qwen3-tiny.safetensors', vae: 'ae.safetensors', tokenizer: 'tokenizer.json' } as const;
+
+export interface TinyFluxPretrainOptions {
+  seed: number;
+  vaeSteps: number;
+  vaeBatch: number;
+  /** The VAE is convolutional: crops teach it the same edges cheaper. */
+  vaeCrop: number;
+  vaeLr: number;
+  vaeKlWeight: number;
+  /** World images whose latents are cached for stage B. */
+  cacheSize: number;
+  ditSteps: number;
+  ditBatch: number;
+  ditLr: number;
+  ditWarmup: number;
+  captionDropout: number;
+  /** BPE merges learned for the tokenizer (at most 251: 256 bytes + merges + 5 chat tokens = 512). */
+  merges: number;
+  saveEvery: number;
+  threads: number;
+}
+
+export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
+  seed: 20251202, vaeSteps: 1500, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
+  cacheSize: 2048, ditSteps: 4000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1,
+  merges: 200, saveEvery: 200, threads: 0,
+};
+
+type Log = (line: string) => void;
+type State = Record<string, HostTensor>;
+
+async function loadState(path: string): Promise<{ tensors: State; metadata: Record<string, string> } | undefined> {
+  if (!existsSync(path)) return undefined;
+  const { tensors, metadata } = await loadSafetensors(path);
+  return { tensors: Object.fromEntries([...tensors].map(([k, t]) => [k, { dtype: 'float32', shape: t.shape, data: toFloat32(t) }])), metadata };
+}
+async function saveState(path: string, tensors: State, metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' = 'F32') {
+  await writeSafetensors(`${path}.tmp`, Object.fromEntries(Object.entries(tensors).map(([k, t]): [string, TensorToWrite] => [k, { dtype, shape: t.shape, data: t.data as Float32Array }])), metadata);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Stage 0: the tokenizer, learned from every caption of the world (stars included) and the trigger placeholder. */
+export function tinyFluxTokenizerJson(merges: number): object {
+  return buildByteLevelBpeTokenizerJson([...worldCaptions(), 'photo of [trigger]'], merges, { firstAddedId: TINY_QWEN3_FIRST_ADDED_ID });
+}
+
+/** Stage A: the VAE (diffusers names), trained on crops of all four shapes (it stays frozen for the star). */
+async function pretrainVae(rt: Runtime, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
+  const cfg = tinyFlux2Config();
+  const done = join(scratch, 'vae.safetensors');
+  const cached = await loadState(done);
+  if (cached) { log(`stage A: weights from ${done}`); return cached.tensors; }
+  const g = vaeLossGraph(cfg.vae, o.vaeBatch, o.vaeCrop, o.vaeKlWeight);
+  const ts = await TrainStep.create(rt, { inputs: [g.images, g.noise], params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction: g.reconstruction } });
+  const progress = join(scratch, 'vae-progress.safetensors');
+  const resumed = await loadState(progress);
+  let start = 1;
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
+  else await ts.init(initialValues(g.params, o.seed));
+  const size = cfg.sampleSize, side = o.vaeCrop, latent = side / 8;
+  for (let step = start; step <= o.vaeSteps; step++) {
+    const rng = new Rng(o.seed).fork(`vae-step-${step}`);
+    const images = new Float32Array(o.vaeBatch * 3 * side * side);
+    const full = new Float32Array(3 * size * size);
+    for (let i = 0; i < o.vaeBatch; i++) {
+      rgbToPlanar(renderScene(sampleScene(rng, { shapes: ALL_SHAPES }), size), size, full);
+      const x0 = rng.int(0, size - side + 1), y0 = rng.int(0, size - side + 1);
+      for (let c = 0; c < 3; c++) for (let y = 0; y < side; y++) {
+        const src = c * size * size + (y0 + y) * size + x0;
+        images.set(full.subarray(src, src + side), ((i * 3 + c) * side + y) * side);
+      }
+    }
+    const noise = rng.fillNormal(new Float32Array(o.vaeBatch * cfg.vae.latentChannels * latent * latent));
+    const lr = warmupCosine(step, o.vaeSteps, o.vaeLr, 30);
+    const r = await ts.step([{
+      images: { dtype: 'float32', shape: [o.vaeBatch, 3, side, side], data: images },
+      noise: { dtype: 'float32', shape: [o.vaeBatch, cfg.vae.latentChannels, latent, latent], data: noise },
+    }], lr, step);
+    if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${(r.extra.reconstruction.data[0] as number).toFixed(4)}`);
+    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+  }
+  const weights = await ts.read(false);
+  await ts.dispose();
+  await saveState(done, weights);
+  return weights;
+}
+
+interface TokenCache { tokens: Float32Array; captions: string[]; mean: Float32Array; variance: Float32Array }
+
+/** Encoder means of world images (no stars) → 2×2 patches; their channel statistics; normalised tokens [N, 16, 128]. */
+async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, log: Log): Promise<TokenCache> {
+  const cfg = tinyFlux2Config();
+  const batch = 32, size = cfg.sampleSize;
+  const images = input('images', [batch, 3, size, size]);
+  const patches = patchify2x2(vaeEncode(new Builder(new HostWeights(new Map(Object.entries(vae)), 'vae')), cfg.vae, images).mean);
+  const session = await rt.load(compileGraph([images], { patches }));
+  const [, C, h, w] = patches.shape;
+  const L = h * w, per = C * L;
+  const raw = new Float32Array(o.cacheSize * per);
+  const captions: string[] = [];
+  const rng = new Rng(o.seed).fork('latent-cache');
+  for (let at = 0; at < o.cacheSize; at += batch) {
+    const b = worldBatch(rng, batch, WORLD_SHAPES, size);
+    const out = await session.run({ images: { dtype: 'float32', shape: [batch, 3, size, size], data: b.images } });
+    const n = Math.min(batch, o.cacheSize - at);
+    raw.set((out.patches.data as Float32Array).subarray(0, n * per), at * per);
+    captions.push(...b.captions.slice(0, n));
+  }
+  // BatchNorm's running statistics (population variance), then tokens: [N, L, C] with (x − μ)/√(σ² + ε).
+  const mean = new Float32Array(C), variance = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0, s2 = 0;
+    for (let i = 0; i < o.cacheSize; i++) for (let p = 0; p < L; p++) { const v = raw[i * per + c * L + p]; s += v; s2 += v * v; }
+    const n = o.cacheSize * L;
+    mean[c] = s / n;
+    variance[c] = Math.max(0, s2 / n - mean[c] * mean[c]);
+  }
+  const tokens = new Float32Array(o.cacheSize * per);
+  for (let i = 0; i < o.cacheSize; i++) for (let c = 0; c < C; c++) for (let p = 0; p < L; p++) {
+    tokens[i * per + p * C + c] = (raw[i * per + c * L + p] - mean[c]) / Math.sqrt(variance[c] + FLUX2_BN_EPS);
+  }
+  log(`latent cache: ${o.cacheSize} images → ${L} tokens × ${C} channels`);
+  return { tokens, captions, mean, variance };
+}
+
+/** Stage B: Qwen3-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss. */
+async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
+  const cfg = tinyFlux2Config();
+  const B = o.ditBatch, T = cfg.text.maxLength, L = 16, C = 128;
+  const textW = new TrainableWeights('text_encoder/'), ditW = new TrainableWeights('transformer/');
+  const ids = input('ids', [B, T], 'int64'), mask = input('mask', [B, T]);
+  const x0 = input('latents', [B, L, C]), noise = input('noise', [B, L, C]), sigmas = input('sigmas', [B]);
+  const { noisy, target } = flowTrainingPair(x0, noise, sigmas);
+  const pred = fluxTransformer(new Builder(ditW), cfg.transformer, {
+    img: noisy, txt: qwen3TextFeatures(new Builder(textW), cfg.text, ids, mask), timesteps: sigmas,
+    rope: ropeTables(jointPositions(cfg.transformer, T, 4, 4), cfg.transformer.axesDim, cfg.transformer.theta),
+  });
+  const loss = batchLoss(perSampleLoss(pred, target));
+  const params = { ...textW.record(), ...ditW.record() };
+  const ts = await TrainStep.create(rt, { inputs: [ids, mask, x0, noise, sigmas], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1 });
+  const progress = join(scratch, 'dit-progress.safetensors');
+  const resumed = await loadState(progress);
+  let start = 1;
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
+  else await ts.init(initialValues(params, o.seed));
+  const encoded = new Map<string, ReturnType<Qwen3PromptTokenizer['encode']>>();
+  const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = tok.encode([caption]); encoded.set(caption, e); } return e; };
+  let smooth = 0;
+  for (let step = start; step <= o.ditSteps; step++) {
+    const rng = new Rng(o.seed).fork(`dit-step-${step}`);
+    const idData = new BigInt64Array(B * T), maskData = new Float32Array(B * T), lat = new Float32Array(B * L * C), sig = new Float32Array(B);
+    for (let i = 0; i < B; i++) {
+      const k = rng.int(0, cache.captions.length);
+      lat.set(cache.tokens.subarray(k * L * C, (k + 1) * L * C), i * L * C);
+      const e = encode(rng.uniform() < o.captionDropout ? '' : cache.captions[k]);
+      idData.set(e.ids.data as BigInt64Array, i * T);
+      maskData.set(e.mask.data as Float32Array, i * T);
+      sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal (ai-toolkit's `sigmoid`)
+    }
+    const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
+    const r = await ts.step([{
+      ids: { dtype: 'int64', shape: [B, T], data: idData }, mask: { dtype: 'float32', shape: [B, T], data: maskData },
+      latents: { dtype: 'float32', shape: [B, L, C], data: lat },
+      noise: { dtype: 'float32', shape: [B, L, C], data: rng.fillNormal(new Float32Array(B * L * C)) },
+      sigmas: { dtype: 'float32', shape: [B], data: sig },
+    }], lr, step);
+    smooth = step === start ? r.loss : 0.98 * smooth + 0.02 * r.loss;
+    if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)}`);
+    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+  }
+  const weights = await ts.read(false);
+  await ts.dispose();
+  return weights;
+}
+
+/** Runs every stage and writes the four files into `out`. */
+export async function pretrainTinyFlux(o: TinyFluxPretrainOptions, out: string, scratch: string, log: Log): Promise<void> {
+  mkdirSync(scratch, { recursive: true });
+  mkdirSync(out, { recursive: true });
+  const cfg = tinyFlux2Config();
+  const tokenizerJson = tinyFluxTokenizerJson(o.merges);
+  const tok = new Qwen3PromptTokenizer(tokenizerJson, {}, cfg.text.maxLength);
+  if (tok.padId !== cfg.padId) throw new Error(`tokenizer: <|endoftext|> is ${tok.padId}, the tiny config expects ${cfg.padId}`);
+  const rt = new Runtime({ threads: o.threads });
+  const vae = await pretrainVae(rt, o, scratch, log);
+  const cache = await cacheTokens(rt, vae, o, log);
+  const dit = await pretrainDiT(rt, tok, cache, o, scratch, log);
+  await rt.close();
+  const pick = (prefix: string) => Object.fromEntries(Object.entries(dit).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-flux2-klein' };
+  await saveState(join(out, TINY_FLUX_FILES.transformer), pick('transformer/'), meta, 'F16');
+  await saveState(join(out, TINY_FLUX_FILES.textEncoder), pick('text_encoder/'), { ...meta, loragraph_text_max_length: String(cfg.text.maxLength) }, 'F16');
+  const ae: State = Object.fromEntries(Object.entries(vae).map(([k, v]) => [vaeToLdm(cfg.vae, k), v]));
+  ae['bn.running_mean'] = { dtype: 'float32', shape: [cache.mean.length], data: cache.mean };
+  ae['bn.running_var'] = { dtype: 'float32', shape: [cache.variance.length], data: cache.variance };
+  await saveState(join(out, TINY_FLUX_FILES.vae), ae, { ...meta, loragraph_vae_norm_groups: String(cfg.vae.normGroups) }, 'F16');
+  writeFileSync(join(out, TINY_FLUX_FILES.tokenizer), `${JSON.stringify(tokenizerJson)}\n`);
+  log(`wrote ${Object.values(TINY_FLUX_FILES).join(', ')} to ${out}`);
+}
+
+function parseArgs(argv: string[]): { o: TinyFluxPretrainOptions; out: string; scratch: string } {
+  const o = { ...TINY_FLUX_DEFAULTS };
+  let out = TINY_FLUX_ROOT;
+  let scratch = '/tmp/loragraph-tiny-flux-pretrain';
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
+    if (flag === '--out') out = resolve(value);
+    else if (flag === '--scratch') scratch = resolve(value);
+    else {
+      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TinyFluxPretrainOptions;
+      if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
+      o[key] = Number(value);
+    }
+  }
+  return { o, out, scratch };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const { o, out, scratch } = parseArgs(process.argv.slice(2));
+  const start = Date.now();
+  const log = (line: string) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+  log(`pretraining the tiny klein: ${JSON.stringify(o)} → ${out} (scratch ${scratch})`);
+  await pretrainTinyFlux(o, out, scratch, log);
+}

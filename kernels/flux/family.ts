@@ -135,7 +135,7 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
         textEncoders: [{ part: 'text_encoder', weights: m.text.weights, tokenizer }],
         vae: m.vae.weights,
         dtypes: m.dtypes,
-        params: {},
+        params: m.params,
         close: () => m.close(),
       };
     } catch (e) {

@@ -105,7 +105,7 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
       return {
         config, denoiser: m.transformer,
         textEncoders: [{ part: 'text_encoder', weights: m.clip, tokenizer: clipTok }, { part: 'text_encoder_2', weights: m.t5, tokenizer: t5Tok }],
-        vae: m.vae.weights, dtypes: m.dtypes, params: {}, close: () => m.close(),
+        vae: m.vae.weights, dtypes: m.dtypes, params: m.params, close: () => m.close(),
       };
     } catch (e) {
       m.close();

@@ -24,7 +24,7 @@ import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
 import { FLUX1_VAE, FLUX2_VAE } from './vae';
 
 /** Every tensor of a file, or of all `.safetensors` files of a folder (shards), by name. */
-export async function indexSafetensors(path: string): Promise<{ tensors: Map<string, TensorLocation>; metadata: Record<string, string>; dtypes: Set<string> }> {
+export async function indexSafetensors(path: string): Promise<{ tensors: Map<string, TensorLocation>; metadata: Record<string, string>; dtypes: Set<string>; params: number }> {
   if (!existsSync(path)) throw new CheckpointError(path, 'no such file or folder');
   const files = statSync(path).isDirectory()
     ? readdirSync(path).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(path, f))
@@ -32,6 +32,7 @@ export async function indexSafetensors(path: string): Promise<{ tensors: Map<str
   if (files.length === 0) throw new CheckpointError(path, 'the folder holds no .safetensors file');
   const tensors = new Map<string, TensorLocation>();
   const dtypes = new Set<string>();
+  let params = 0;
   let metadata: Record<string, string> = {};
   for (const file of files) {
     const r = await openSafetensors(file);
@@ -41,12 +42,13 @@ export async function indexSafetensors(path: string): Promise<{ tensors: Map<str
         if (tensors.has(entry.name)) throw new CheckpointError(file, `tensor '${entry.name}' is also in ${tensors.get(entry.name)!.file}`);
         tensors.set(entry.name, { file, key: entry.name, entry });
         dtypes.add(entry.dtype);
+        params += entry.shape.reduce((a, b) => a * b, 1);
       }
     } finally {
       await r.close();
     }
   }
-  return { tensors, metadata, dtypes };
+  return { tensors, metadata, dtypes, params };
 }
 
 /** The tensors under `prefix`, renamed without it. */
@@ -117,13 +119,16 @@ export function flux2VaeConfigFromShapes(shapeOf: (k: string) => readonly number
 }
 
 /** The transformer of a file or folder, detected and served under BFL names whatever its layout. */
-async function openTransformer(tPath: string): Promise<{ detection: FluxDetection; weights: WeightSource; close(): void; dtypes: Set<string> }> {
+async function openTransformer(tPath: string): Promise<{ detection: FluxDetection; weights: WeightSource; close(): void; dtypes: Set<string>; params: number }> {
   const t = await indexSafetensors(tPath);
   const detection = detectFluxTransformer([...t.tensors.keys()], (k) => t.tensors.get(k)?.entry.shape);
   if (!detection) throw new CheckpointError(tPath, 'not a FLUX transformer: no img_in/x_embedder or double_stream_modulation tensors');
   const own = new CheckpointWeights(underPrefix(t.tensors, detection.prefix), tPath);
   const weights: WeightSource = detection.layout === 'bfl' ? own : new DiffusersFluxWeights(own, detection.config);
-  return { detection, weights, close: () => own.close(), dtypes: t.dtypes };
+  // Parameters of the transformer alone (an all-in-one file also holds other parts under other prefixes).
+  let params = 0;
+  for (const [k, v] of t.tensors) if (k.startsWith(detection.prefix)) params += v.entry.shape.reduce((a, b) => a * b, 1);
+  return { detection, weights, close: () => own.close(), dtypes: t.dtypes, params };
 }
 
 export interface Flux2Files {
@@ -145,6 +150,8 @@ export interface LoadedFlux2 {
   vae?: { config: VaeConfig; weights: WeightSource };
   tokenizer?: Qwen3PromptTokenizer;
   dtypes: string[];
+  /** Parameters per part id (transformer, text_encoder, vae), counted from the tensors found. */
+  params: Record<string, number>;
   close(): void;
 }
 
@@ -161,6 +168,7 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
   const transformer = opened.weights;
   const closers = [() => opened.close()];
   const dtypes = new Set(opened.dtypes);
+  const params: Record<string, number> = { transformer: opened.params };
 
   let text: LoadedFlux2['text'];
   const tePath = files.textEncoder ?? sub('text_encoder');
@@ -176,6 +184,7 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
     const w = new CheckpointWeights(named, tePath);
     closers.push(() => w.close());
     te.dtypes.forEach((d) => dtypes.add(d));
+    params.text_encoder = te.params;
     text = { config, weights: w };
   }
 
@@ -189,6 +198,7 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
     const w = new CheckpointWeights(v.tensors, vPath);
     closers.push(() => w.close());
     v.dtypes.forEach((d) => dtypes.add(d));
+    params.vae = v.params;
     vae = { config: found.config, weights: found.layout === 'ldm' ? new LdmVaeWeights(w, found.config) : w };
   }
 
@@ -203,7 +213,7 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
   }
 
   return {
-    transformerConfig: cfg, detection, transformer, text, vae, tokenizer, dtypes: [...dtypes],
+    transformerConfig: cfg, detection, transformer, text, vae, tokenizer, dtypes: [...dtypes], params,
     close() { for (const c of closers) c(); },
   };
 }
@@ -227,6 +237,8 @@ export interface LoadedFlux1 {
   t5?: WeightSource;
   vae?: { config: VaeConfig; weights: WeightSource };
   dtypes: string[];
+  /** Parameters per part id (transformer, text_encoder = CLIP-L, text_encoder_2 = T5, vae). */
+  params: Record<string, number>;
   close(): void;
 }
 
@@ -240,6 +252,7 @@ export async function loadFlux1(files: Flux1Files): Promise<LoadedFlux1> {
   if (opened.detection.config.generation !== 1) { opened.close(); throw new CheckpointError(tPath, `this is a FLUX.2 transformer (${opened.detection.config.name}), not FLUX.1`); }
   const closers = [() => opened.close()];
   const dtypes = new Set(opened.dtypes);
+  const params: Record<string, number> = { transformer: opened.params };
   const part = async (path: string | undefined, required: string[], what: string, rename: (k: string) => string = (k) => k) => {
     if (!path) return undefined;
     const idx = await indexSafetensors(path);
@@ -252,13 +265,16 @@ export async function loadFlux1(files: Flux1Files): Promise<LoadedFlux1> {
     return { weights: w, index: idx };
   };
   const clip = await part(files.clip ?? sub('text_encoder'), ['text_model.embeddings.token_embedding.weight'], 'a CLIP text encoder');
+  if (clip) params.text_encoder = clip.index.params;
   // ComfyUI's T5 files keep transformers' names; some drop `shared.` for `encoder.embed_tokens.`.
   const t5 = await part(files.t5 ?? sub('text_encoder_2'), ['shared.weight', 'encoder.block.0.layer.0.SelfAttention.q.weight'], 'a T5 encoder',
     (k) => (k === 'encoder.embed_tokens.weight' ? 'shared.weight' : k));
+  if (t5) params.text_encoder_2 = t5.index.params;
   let vae: LoadedFlux1['vae'];
   const vPath = files.vae ?? sub('vae');
   if (vPath) {
     const v = await part(vPath, [], 'a VAE');
+    params.vae = v!.index.params;
     const ldm = v!.index.tensors.has('encoder.down.0.block.0.conv1.weight');
     const moments = v!.index.tensors.get('encoder.conv_out.weight')?.entry.shape;
     if (!moments || moments[0] !== 32) throw new CheckpointError(vPath, `not the FLUX.1 VAE: encoder.conv_out gives ${moments ? moments[0] / 2 : 'no'} latent channels, FLUX.1 has 16`);
@@ -267,7 +283,7 @@ export async function loadFlux1(files: Flux1Files): Promise<LoadedFlux1> {
   }
   return {
     transformerConfig: opened.detection.config, detection: opened.detection, transformer: opened.weights,
-    clip: clip?.weights, t5: t5?.weights, vae, dtypes: [...dtypes],
+    clip: clip?.weights, t5: t5?.weights, vae, dtypes: [...dtypes], params,
     close() { for (const c of closers) c(); },
   };
 }

@@ -105,6 +105,8 @@ describe('flux2Family', () => {
     expect(m.config.padId).toBe(c.padId);
     expect(m.config.sampleSize).toBe(c.sampleSize);
     expect(m.textEncoders[0].tokenizer.tokenize('a red circle', { maxLength: 8 }).ids).toHaveLength(8);
+    const count = (t: Map<string, K.HostTensor>) => [...t.values()].reduce((n, x) => n + x.data.length, 0);
+    expect(m.params).toEqual({ transformer: count(collect(0)), text_encoder: count(collect(1)), vae: count(vae) });
     m.close();
   });
 });

@@ -55,9 +55,14 @@ async function historyOf(ids: string[], timeoutMs = 240_000): Promise<Record<str
   }
 }
 
-/** name → [inode, mtime] of every file in the latent cache. */
-function latentCacheFiles(): Map<string, string> {
-  const dir = join(dataDir, 'temp', 'latent-cache');
+/** name → [inode, mtime] of every file in the latent and text-embedding caches. */
+function cacheFiles(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of ['latent-cache', 'text-embedding-cache']) for (const [k, v] of filesIn(join(dataDir, 'temp', name))) out.set(`${name}${k}`, v);
+  return out;
+}
+
+function filesIn(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
@@ -87,7 +92,7 @@ const checkpointsIn = (data: string) => readdirSync(join(data, 'cache')).filter(
 });
 
 describe('training on two workers', () => {
-  it('a learning-rate sweep runs on both workers, shows each job\'s loss, and caches latents once', async () => {
+  it('a learning-rate sweep runs on both workers, shows each job\'s loss, and caches latents and captions once', async () => {
     const r = await postJson(server.url, '/api/prompt', { prompt: trainGraph({ steps: 2 }), sweep: [{ widget: 'Optimizer.learningRate', values: [1e-4, 3e-4, 1e-3] }] }, auth);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     const jobs = r.body.sweep.jobs as { promptId: string; sweep: { shared?: boolean; settings: Record<string, unknown> } }[];
@@ -95,15 +100,21 @@ describe('training on two workers', () => {
     const [shared, ...variants] = jobs.map((j) => j.promptId);
     // The shared job's latents, as they are when it finishes.
     await client.finished(shared!, 240_000);
-    const afterShared = latentCacheFiles();
-    expect(afterShared.size).toBeGreaterThan(0);
+    const afterShared = cacheFiles();
+    expect([...afterShared.keys()].some((k) => k.startsWith('latent-cache/'))).toBe(true);
+    expect([...afterShared.keys()].some((k) => k.startsWith('text-embedding-cache/'))).toBe(true);
     const h = await historyOf(variants);
     expect(variants.map((id) => h[id]!.status)).toEqual(['success', 'success', 'success']);
     expect(variants.map((id) => h[id]!.sweep!.settings['Optimizer.learningRate'])).toEqual([1e-4, 3e-4, 1e-3]);
     expect(new Set([shared, ...variants].map((id) => h[id]!.worker))).toEqual(new Set(['gpu-1', 'gpu-2']));
     for (const id of variants) expect(h[id]!.finalLoss).toBeTypeOf('number');
-    // Same files, never rewritten: the variants read the shared job's latents instead of encoding their own.
-    expect(latentCacheFiles()).toEqual(afterShared);
+    // What a worker wrote (the loss chart) is served by the server from the shared data folder.
+    const image = Object.values(h[variants[0]!]!.outputs).flatMap((o) => o.images ?? [])[0]!;
+    const view = await fetch(`${server.url}/api/view?${new URLSearchParams({ filename: image.filename, subfolder: image.subfolder ?? '', type: image.type })}`, { headers: auth });
+    expect(view.status).toBe(200);
+    expect(Buffer.from(await view.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+    // Same files, never rewritten: the variants read the shared job's latents and embeddings instead of encoding their own.
+    expect(cacheFiles()).toEqual(afterShared);
   }, 300_000);
 
   it('a worker killed with -9 mid-training: the other resumes the job and ends with the weights of an uninterrupted run', async () => {

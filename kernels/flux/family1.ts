@@ -7,7 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Builder } from '../nn/builder';
 import { constant, input, type Tensor } from '../tensor';
-import type { WeightSource } from '../nn/weights';
+import type { WeightSource, WeightUse } from '../nn/weights';
 import { add, mul } from '../ops/elementwise';
 import { reshape } from '../ops/shape-and-reduce';
 import type { LoadedFamilyModel, LoadOptions, ModelFamily, ModelPart, Tokenizer } from '../families/contract';
@@ -64,8 +64,8 @@ const CLIP_EOS = (c: ClipTextConfig) => c.vocabSize - 1;
  */
 class WithoutQuantConvs implements WeightSource {
   constructor(readonly inner: WeightSource) {}
-  get(path: string, shape: readonly number[]): Tensor {
-    if (!/^(post_)?quant_conv\.(weight|bias)$/.test(path)) return this.inner.get(path, shape);
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
+    if (!/^(post_)?quant_conv\.(weight|bias)$/.test(path)) return this.inner.get(path, shape, use);
     const n = shape[0];
     if (path.endsWith('.bias')) return constant(new Float32Array(n), shape, 'float32', path);
     const eye = new Float32Array(n * n);

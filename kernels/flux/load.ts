@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { openSafetensors } from '../io/safetensors';
 import type { Tensor } from '../tensor';
 import { concat, slice } from '../ops/shape-and-reduce';
-import type { WeightSource } from '../nn/weights';
+import type { WeightSource, WeightUse } from '../nn/weights';
 import { CheckpointWeights, type TensorLocation } from '../sd/checkpoint-weights';
 import { CheckpointError } from '../sd/load';
 import type { VaeConfig } from '../sd/config';
@@ -66,10 +66,10 @@ export class DiffusersFluxWeights implements WeightSource {
   constructor(readonly inner: CheckpointWeights, cfg: FluxTransformerConfig) {
     this.map = new Map(fluxKeyMapping(cfg).map((m) => [m.bfl, m]));
   }
-  get(path: string, shape: readonly number[]): Tensor {
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
     const m = this.map.get(path);
     if (!m) throw new Error(`${this.inner.label}: no diffusers name for '${path}'`);
-    const parts = m.diffusers.map((p) => this.inner.get(p.key, [p.rows[1] - p.rows[0], ...shape.slice(1)]));
+    const parts = m.diffusers.map((p) => this.inner.get(p.key, [p.rows[1] - p.rows[0], ...shape.slice(1)], use));
     const t = parts.length === 1 ? parts[0] : concat(parts, 0);
     if (!m.swapHalves) return t;
     const half = shape[0] / 2;
@@ -99,8 +99,8 @@ export function qwen3ConfigFromShapes(shapeOf: (k: string) => readonly number[] 
 /** Serves diffusers VAE names from a file in BFL's / ldm's layout (`encoder.down.0.block.0…`, `bn.*`). */
 class LdmVaeWeights implements WeightSource {
   constructor(readonly inner: CheckpointWeights, readonly cfg: VaeConfig) {}
-  get(path: string, shape: readonly number[]): Tensor {
-    return this.inner.get(path.startsWith('bn.') ? path : vaeToLdm(this.cfg, path), shape);
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
+    return this.inner.get(path.startsWith('bn.') ? path : vaeToLdm(this.cfg, path), shape, use);
   }
 }
 

@@ -94,7 +94,8 @@ export function qwen3TextFeatures(b: Builder, cfg: Qwen3Config, ids: Tensor, mas
   let h = gather(model.param('embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize]), ids, 0);
   const picked: Tensor[] = wanted.has(0) ? [h] : [];
   for (let i = 0; i < last; i++) {
-    h = layer(model.scope(`layers.${i}`), cfg, h, bias, rope);
+    const prev = h;
+    h = b.block(() => layer(model.scope(`layers.${i}`), cfg, prev, bias, rope));
     if (wanted.has(i + 1)) picked.push(h);
   }
   return concat(picked, -1);

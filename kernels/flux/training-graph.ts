@@ -24,6 +24,8 @@ export interface FluxTrainGraphOptions {
   loss?: LossOptions;
   /** Feed `loss_weight` [B]. */
   sampleWeights?: boolean;
+  /** Recompute each transformer block in the backward pass instead of keeping its activations. */
+  gradientCheckpointing?: boolean;
 }
 
 export interface FluxTrainGraph {
@@ -48,7 +50,9 @@ export function buildFluxTrainGraph(o: FluxTrainGraphOptions): FluxTrainGraph {
   const pooled = cfg.pooledDim ? input('pooled', [o.batch, cfg.pooledDim]) : undefined;
   if (pooled) inputs.push(pooled);
   const { noisy, target } = flowTrainingPair(x0, noise, sigmas);
-  const prediction = fluxTransformer(new Builder(o.weights, o.adapters.hook({ training: true })), cfg, {
+  const b = new Builder(o.weights, o.adapters.hook({ training: true }));
+  b.gradientCheckpointing = !!o.gradientCheckpointing;
+  const prediction = fluxTransformer(b, cfg, {
     img: noisy, txt: text, timesteps: sigmas, guidance, pooled,
     rope: ropeTables(jointPositions(cfg, o.textTokens, rows, cols), cfg.axesDim, cfg.theta),
   });

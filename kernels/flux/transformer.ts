@@ -135,9 +135,17 @@ export function fluxTransformer(b: Builder, cfg: FluxTransformerConfig, x: FluxI
     double: { img: modulation(b, 'double_stream_modulation_img', vec, h, 2, false), txt: modulation(b, 'double_stream_modulation_txt', vec, h, 2, false) },
     single: modulation(b, 'single_stream_modulation', vec, h, 1, false)[0],
   } : undefined;
-  for (let i = 0; i < cfg.depthDouble; i++) ({ img, txt } = doubleBlock(b.scope(`double_blocks.${i}`), cfg, img, txt, shared?.double ?? vec, x.rope));
+  // Each block is a recomputation boundary: with gradient checkpointing only the streams between blocks
+  // are kept for the backward pass (what makes 4096-token klein 9B steps fit).
+  for (let i = 0; i < cfg.depthDouble; i++) {
+    const [pi, pt] = [img, txt];
+    [img, txt] = b.block(() => { const o = doubleBlock(b.scope(`double_blocks.${i}`), cfg, pi, pt, shared?.double ?? vec, x.rope); return [o.img, o.txt]; });
+  }
   let joint = concat([txt, img], 1);
-  for (let i = 0; i < cfg.depthSingle; i++) joint = singleBlock(b.scope(`single_blocks.${i}`), cfg, joint, shared?.single ?? vec, x.rope);
+  for (let i = 0; i < cfg.depthSingle; i++) {
+    const prev = joint;
+    joint = b.block(() => singleBlock(b.scope(`single_blocks.${i}`), cfg, prev, shared?.single ?? vec, x.rope));
+  }
   img = slice(joint, [nTxt], [joint.shape[1]], [1]);
   return finalLayer(b.scope('final_layer'), cfg, img, vec);
 }

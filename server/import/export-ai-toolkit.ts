@@ -22,7 +22,9 @@ const SAMPLER: Record<string, string> = { euler: 'euler', euler_ancestral: 'eule
 const BIAS: Record<string, string> = { balanced: 'balanced', high_noise: 'content', low_noise: 'style' };
 const LOSS: Record<string, string> = { mse: 'mse', l1: 'mae', pseudo_huber: 'pseudo_huber' };
 const QTYPE: Record<string, string> = { int8: 'qint8', nf4: 'nf4', int4: 'qint4', fp8: 'qfloat8' };
-const OPTIMIZER_NAME = Object.fromEntries(Object.entries(AI_TOOLKIT_OPTIMIZERS).filter(([, v]) => !v[1]).map(([k, v]) => [v[0], k]));
+/** ai-toolkit's name for each optimizer: the first exact (un-noted) entry of the import table. */
+const OPTIMIZER_NAME: Record<string, string> = {};
+for (const [k, [name, note]] of Object.entries(AI_TOOLKIT_OPTIMIZERS)) if (!note) OPTIMIZER_NAME[name] ??= k;
 
 /**
  * `arch` is ai-toolkit's model.arch for the checkpoint: the graph does not record a family (Load Model detects it

@@ -2,7 +2,8 @@
 // exactly once, the graph validates, values land where their meaning says, bad files name file, line and key,
 // and import → export (ai-toolkit) → import gives the same graph.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +131,8 @@ describe('meaning carried over', () => {
     expect(entry(r, 'config.process[0].network.linear_alpha')).toMatchObject({ status: 'changed', note: expect.stringMatching(/ignores linear_alpha/) });
     expect(byTitle(r, 'LoRA Target')).toMatchObject({ rank: 16, alpha: 16 });
     expect(entry(r, 'config.process[0].model.arch')).toMatchObject({ status: 'unsupported', note: expect.stringMatching(/cannot train this family yet/) });
+    const unknown = await importConfigText('u.yaml', text.replace('flux2_klein_9b', 'hunyuan_image_9'), registry, { env });
+    expect(unknown.report.family).toMatchObject({ id: 'hunyuan_image_9', trainable: false, label: expect.stringMatching(/does not know/) });
     const sd = await importConfigFile(join(OWN, 'sd15_ai_toolkit.yaml'), registry, { env });
     expect(byTitle(sd, 'LoRA Target')).toMatchObject({ rank: 16, alpha: 8 });
     expect(sd.report.family).toMatchObject({ id: 'sd1', trainable: true });
@@ -207,6 +210,25 @@ describe('export to ai-toolkit', () => {
     const r = spawnSync('python3', ['-c', script], { input: yaml, encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual(['extension', 'ellie_sd15_v1', 'sd_trainer', 'float', [512, 768], 'sd1']);
+  });
+
+  it('through the CLI: import writes the workflow, export writes the job and lists what has no ai-toolkit key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lg-export-'));
+    try {
+      const run = (...args: string[]) => spawnSync(join(repoRoot, 'bin', 'loragraph.js'), args, { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env } });
+      const imp = run('import', join(OWN, 'kohya_locon_sd15.json'));
+      expect(imp.status, imp.stderr).toBe(0);
+      expect(imp.stdout).toMatch(/graph written to kohya_locon_sd15\.graph\.json/);
+      const exp = run('export', 'kohya_locon_sd15.graph.json', '--format', 'ai-toolkit', '--out', 'job.yaml');
+      expect(exp.status, exp.stderr).toBe(0);
+      expect(exp.stderr).toMatch(/not exported: Train\.seed = 1234/);
+      expect(exp.stderr).toMatch(/not exported: Load Model\.clipSkip = 2/);
+      const job = parseDocument(readFileSync(join(dir, 'job.yaml'), 'utf8'), { version: '1.1' }).toJS();
+      expect(job.config.process[0]).toMatchObject({ network: { type: 'locon', linear: 32, linear_alpha: 16, conv: 8, conv_alpha: 4 }, train: { lr: 1e-4, optimizer: 'adamw8bit' } });
+      expect(run('export', 'kohya_locon_sd15.graph.json', '--format', 'kohya').status).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses graphs outside ai-toolkit\'s model: chained Train nodes', async () => {

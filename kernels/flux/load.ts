@@ -69,7 +69,8 @@ export class DiffusersFluxWeights implements WeightSource {
   get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
     const m = this.map.get(path);
     if (!m) throw new Error(`${this.inner.label}: no diffusers name for '${path}'`);
-    const parts = m.diffusers.map((p) => this.inner.get(p.key, [p.rows[1] - p.rows[0], ...shape.slice(1)], use));
+    const inner: WeightSource = this.inner;
+    const parts = m.diffusers.map((p) => inner.get(p.key, [p.rows[1] - p.rows[0], ...shape.slice(1)], use));
     const t = parts.length === 1 ? parts[0] : concat(parts, 0);
     if (!m.swapHalves) return t;
     const half = shape[0] / 2;
@@ -100,7 +101,8 @@ export function qwen3ConfigFromShapes(shapeOf: (k: string) => readonly number[] 
 class LdmVaeWeights implements WeightSource {
   constructor(readonly inner: CheckpointWeights, readonly cfg: VaeConfig) {}
   get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
-    return this.inner.get(path.startsWith('bn.') ? path : vaeToLdm(this.cfg, path), shape, use);
+    const inner: WeightSource = this.inner;
+    return inner.get(path.startsWith('bn.') ? path : vaeToLdm(this.cfg, path), shape, use);
   }
 }
 

@@ -38,6 +38,7 @@ options:
                   the server need the same LORAGRAPH_TOKEN and the same data folder (a shared mount)
   --name NAME     (worker) shown in the editor's queue and history (default host-pid)
   --lock-ms N, --stalled-check-ms N   (worker) how soon a dead worker's job goes to another (default 30000 each)
+  --max-stalls N  (worker) times a job may outlive its worker before it fails instead (default 2)
 `;
 
 class UsageError extends Error {}
@@ -220,6 +221,7 @@ async function worker(args: string[]): Promise<number> {
       name: { type: 'string' },
       'lock-ms': { type: 'string' },
       'stalled-check-ms': { type: 'string' },
+      'max-stalls': { type: 'string' },
     },
     allowPositionals: false,
   });
@@ -228,6 +230,12 @@ async function worker(args: string[]): Promise<number> {
     if (text === undefined) return undefined;
     const n = Number(text);
     if (!Number.isInteger(n) || n < 100) throw new UsageError(`--${flag} ${text}: expected milliseconds (at least 100)`);
+    return n;
+  };
+  const count = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag} ${text}: expected a whole number`);
     return n;
   };
   const registry = await registryFrom(values.nodes);
@@ -240,6 +248,7 @@ async function worker(args: string[]): Promise<number> {
     ...(values.name ? { name: values.name } : {}),
     lockMs: ms('lock-ms', values['lock-ms']),
     stalledCheckMs: ms('stalled-check-ms', values['stalled-check-ms']),
+    maxStalls: count('max-stalls', values['max-stalls']),
   });
   await new Promise<void>((done) => {
     const stop = () => {

@@ -122,11 +122,11 @@ export async function startServeProcess(o: { redisUrl: string; dataDir: string; 
 }
 
 /** `loragraph worker`; resolves once it takes jobs. Short lock and stalled-check times, so tests see recovery in seconds. */
-export async function startWorkerProcess(o: { redisUrl: string; dataDir: string; token: string; name: string; nodesDir?: string; env?: Record<string, string>; lockMs?: number }): Promise<Proc> {
+export async function startWorkerProcess(o: { redisUrl: string; dataDir: string; token: string; name: string; nodesDir?: string; env?: Record<string, string>; lockMs?: number; maxStalls?: number }): Promise<Proc> {
   // The lock must outlast the longest pause of a worker's event loop (loading a model on a busy machine), or a
   // live worker's job is taken for stalled.
   const p = launch(
-    ['worker', '--redis', o.redisUrl, '--data-dir', o.dataDir, '--name', o.name, '--lock-ms', String(o.lockMs ?? 4000), '--stalled-check-ms', '1000', ...(o.nodesDir ? ['--nodes', o.nodesDir] : [])],
+    ['worker', '--redis', o.redisUrl, '--data-dir', o.dataDir, '--name', o.name, '--lock-ms', String(o.lockMs ?? 4000), '--stalled-check-ms', '1000', ...(o.maxStalls !== undefined ? ['--max-stalls', String(o.maxStalls)] : []), ...(o.nodesDir ? ['--nodes', o.nodesDir] : [])],
     { LORAGRAPH_TOKEN: o.token, ...o.env },
   );
   await waitForLine(p.child, /taking jobs from/, `worker ${o.name}`);

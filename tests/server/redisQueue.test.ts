@@ -6,23 +6,26 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HistoryEntry } from '../../server/protocol';
 import { fixtureNodesDir, getJson, postJson, slowGraph, tempDir, TestClient } from './harness';
-import { RedisServer, runWorkerToExit, startServeProcess, startWorkerProcess, stopAll, type Proc } from './redisHarness';
+import { killHard, RedisServer, runWorkerToExit, startServeProcess, startWorkerProcess, stopAll, type Proc } from './redisHarness';
 
 const token = 'test-token-redis-queue';
 const auth = { authorization: `Bearer ${token}` };
 const dataDir = tempDir('lg-redis-queue-');
 let redis: RedisServer;
 let server: Proc & { url: string };
+let workers: Proc[] = [];
 let client: TestClient;
 
 beforeAll(async () => {
   redis = await RedisServer.start({ password: 'pa:ss word' });
   const common = { redisUrl: redis.url, dataDir, token, nodesDir: fixtureNodesDir };
-  [server] = await Promise.all([
+  const [s, ...w] = await Promise.all([
     startServeProcess(common),
     startWorkerProcess({ ...common, name: 'worker-a' }),
     startWorkerProcess({ ...common, name: 'worker-b' }),
   ]);
+  server = s;
+  workers = w;
   client = await TestClient.connect(server.url, { headers: auth });
 }, 120_000);
 
@@ -112,5 +115,19 @@ describe('the Redis queue with two workers', () => {
     const r = await runWorkerToExit({ redisUrl: redis.url, dataDir, token: 'some-other-token', name: 'intruder' });
     expect(r.code).toBe(1);
     expect(r.output).toMatch(/token \(LORAGRAPH_TOKEN\) is not the server's/);
+  });
+
+  it('fails a job whose worker died, past the stall limit, instead of handing it out forever', async () => {
+    // Workers that give a dead worker's job no second chance (--max-stalls 0), so one crash decides.
+    await Promise.all(workers.map(killHard));
+    const common = { redisUrl: redis.url, dataDir, token, nodesDir: fixtureNodesDir, maxStalls: 0 };
+    workers = await Promise.all([startWorkerProcess({ ...common, name: 'worker-c' }), startWorkerProcess({ ...common, name: 'worker-d' })]);
+    const id = (await postJson(server.url, '/api/prompt', { prompt: { '1': { class_type: 'CrashProcess', inputs: {} } } }, auth)).body.promptId as string;
+    const h = await historyOf([id]);
+    expect(h[id]).toMatchObject({ status: 'error', error: { message: expect.stringMatching(/stalled/) } });
+    expect(workers.filter((w) => w.child.signalCode === 'SIGKILL')).toHaveLength(1);
+    // The editor heard that the job ended.
+    await client.finished(id);
+    expect(client.of('execution_error', id)).toHaveLength(1);
   });
 });

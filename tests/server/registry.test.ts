@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('node registry', () => {
   it('discovers every exported node definition in a folder’s top-level .ts files', async () => {
     const reg = await loadRegistry(fixtureNodesDir);
-    expect(reg.types()).toEqual(['Add', 'Fail', 'MakeList', 'MutateList', 'NumberSource', 'SaveNumberImage', 'ShowNumber', 'SlowCounter', 'SumAll', 'WorkDirProbe']);
+    expect(reg.types()).toEqual(['Add', 'CrashProcess', 'Fail', 'MakeList', 'MutateList', 'NumberSource', 'SaveNumberImage', 'ShowNumber', 'SlowCounter', 'SumAll', 'WorkDirProbe']);
     expect(reg.loadErrors).toEqual([]);
   });
 

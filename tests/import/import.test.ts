@@ -88,6 +88,13 @@ describe('every config imports', () => {
       const dot = t.lastIndexOf('.');
       expect(titles.get(t.slice(0, dot))?.widgetNames, t).toContain(t.slice(dot + 1));
     }
+    // Laid out readably: no two nodes overlap, and data flows left to right (every link goes to a column to its right).
+    const boxes = r.workflow.nodes.map((n) => ({ id: n.id, x: n.pos[0], y: n.pos[1], w: n.size[0], h: n.size[1] }));
+    for (const a of boxes) for (const b of boxes) {
+      if (a.id !== b.id) expect(a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h, `nodes ${a.id} and ${b.id} overlap`).toBe(false);
+    }
+    const x = new Map(boxes.map((b) => [b.id, b.x]));
+    for (const [, from, , to] of r.workflow.links) expect(x.get(from as number)!, `link ${from} → ${to}`).toBeLessThanOrEqual(x.get(to as number)!);
     // Unsupported keys say why.
     for (const e of r.report.entries.filter((x) => x.status !== 'mapped')) expect(e.note, e.key).toBeTruthy();
   });

@@ -38,6 +38,12 @@ export type AdapterMode = { training: true } | { training: false };
 /** The graph input carrying the adapter strength (LoRA weight / multiplier) in inference graphs. */
 export const MULTIPLIER_INPUT = 'lora_multiplier';
 
+/**
+ * One strength input shared by every set: a graph adapted by several sets (SDXL's two text encoders,
+ * each with its own set) has a single `lora_multiplier`, as one LoRA strength scales all of them.
+ */
+const SHARED_MULTIPLIER = input(MULTIPLIER_INPUT, [], 'float32');
+
 export class AdapterSet {
   private readonly byModule = new Map<string, AdapterModule>();
   private readonly paramTensors = new Map<string, Tensor>();
@@ -115,7 +121,7 @@ export class AdapterSet {
   }
 
   private multiplier(like: Tensor): Tensor {
-    if (!this.multiplierTensor) this.multiplierTensor = input(MULTIPLIER_INPUT, [], 'float32');
+    this.multiplierTensor = SHARED_MULTIPLIER;
     return cast(this.multiplierTensor, like.dtype);
   }
 

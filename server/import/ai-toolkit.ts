@@ -47,9 +47,6 @@ function pick<T extends [string, string?]>(table: Record<string, T>, value: unkn
   return hit;
 }
 
-/** A setting whose ai-toolkit default equals "off": mapped when on, nothing to carry when off. */
-const setIf = (to: `${string}.${string}`) => (v: unknown, c: RuleContext) => ({ targets: c.set(to as never, v) });
-
 /** Keys relative to a process entry of `config.process[]`; dataset keys relative to one `datasets[]` entry. */
 export const PROCESS_RULES: Rule[] = [
   { key: 'type', status: 'ignored', note: (v) => (v === 'sd_trainer' || v === 'ui_trainer' ? 'the trainer process: this graph' : `process type ${v}`) },

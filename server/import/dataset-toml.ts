@@ -7,7 +7,7 @@ import type { FamilyInfo } from './families';
 import { KOHYA_RULES, kohyaNumber } from './kohya';
 import { Plan } from './plan';
 import { ReportBuilder } from './report';
-import { applyKey, UnsupportedValue, type Rule } from './rules';
+import { applyKey, type Rule } from './rules';
 import { ConfigImportError, leaves, type ParsedSource } from './source';
 import { toProjectPath } from './paths';
 
@@ -126,6 +126,5 @@ export function importDatasetToml(
     apply(`${prefix}${path}`, LEVELS[first] && key.includes('.') ? path.slice(0, path.length - key.length) + first : path, key, value, {});
   }
   if (n === start) report.notes.push(`${source.file}: no [[datasets.subsets]]: add a Dataset node before running`);
-  void UnsupportedValue;
   return report;
 }

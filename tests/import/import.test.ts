@@ -89,7 +89,7 @@ describe('every config imports', () => {
       expect(titles.get(t.slice(0, dot))?.widgetNames, t).toContain(t.slice(dot + 1));
     }
     // Laid out readably: no two nodes overlap, and data flows left to right (every link goes to a column to its right).
-    const boxes = r.workflow.nodes.map((n) => ({ id: n.id, x: n.pos[0], y: n.pos[1], w: n.size[0], h: n.size[1] }));
+    const boxes = r.workflow.nodes.map((n) => { const [px, py] = n.pos as number[], [w, h] = n.size as number[]; return { id: n.id, x: px!, y: py!, w: w!, h: h! }; });
     for (const a of boxes) for (const b of boxes) {
       if (a.id !== b.id) expect(a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h, `nodes ${a.id} and ${b.id} overlap`).toBe(false);
     }

@@ -68,7 +68,7 @@ async function randomCheckpoint(dir: string): Promise<string> {
   return file;
 }
 
-interface Result { base: BaseName; recompute: boolean; secPerStep: number; stepPeak: number; activation: number; resident: number; processPeak: number; baseBytes: number; load: string }
+interface Result { base: BaseName; recompute: boolean; secPerStep: number; stepPeak: number; activation: number; resident: number; processPeak: number; baseBytes: number; estimate: number; load: string }
 
 async function runConfig(name: BaseName, recompute: boolean, steps: number, size: number, cacheDir: string): Promise<Result> {
   const base = BASES[name];
@@ -130,8 +130,10 @@ async function runConfig(name: BaseName, recompute: boolean, steps: number, size
     }
     const stepPeak = peakRss();
     const mean = times.reduce((a, b) => a + b, 0) / times.length;
-    const r: Result = { base: name, recompute, secPerStep: mean, stepPeak, activation: stepPeak - resident, resident, processPeak: Math.max(processPeakBefore, stepPeak), baseBytes, load: load() };
+    const r: Result = { base: name, recompute, secPerStep: mean, stepPeak, activation: stepPeak - resident, resident, processPeak: Math.max(processPeakBefore, stepPeak), baseBytes, estimate: ts.memoryEstimate.total, load: load() };
     console.log(`  steps: ${times.map((t) => t.toFixed(2)).join(' ')} s`);
+    const e = ts.memoryEstimate;
+    console.log(`  pre-flight estimate ${gib(e.total)} GiB (weights ${gib(e.weights)}, inputs ${gib(e.inputs)}, activations ${gib(e.activations)}, runtime ${gib(e.runtime)}); estimate / training peak = ${(e.total / stepPeak).toFixed(3)}`);
     console.log(`SD 1.5 UNet LoRA rank ${RANK} train step, batch ${BATCH}, ${size}×${size} px, ${label}: ${mean.toFixed(2)} s/step, training peak RSS ${gib(stepPeak)} GiB `
       + `(resident ${gib(resident)} + activations ${gib(r.activation)}), process peak ${gib(r.processPeak)} GiB (load average ${r.load})`);
     await ts.dispose();
@@ -144,9 +146,9 @@ async function runConfig(name: BaseName, recompute: boolean, steps: number, size
 
 function report(results: Result[]) {
   const key = (b: BaseName, rc: boolean) => results.find((r) => r.base === b && r.recompute === rc);
-  console.log('\nbase  recompute  s/step  training-peak GiB  activations GiB  resident GiB  process-peak GiB');
+  console.log('\nbase  recompute  s/step  training-peak GiB  activations GiB  resident GiB  process-peak GiB  estimate/peak');
   for (const r of results) {
-    console.log(`${r.base.padEnd(5)} ${(r.recompute ? 'on' : 'off').padEnd(10)} ${r.secPerStep.toFixed(2).padStart(6)}  ${gib(r.stepPeak).padStart(16)}  ${gib(r.activation).padStart(15)}  ${gib(r.resident).padStart(12)}  ${gib(r.processPeak).padStart(16)}`);
+    console.log(`${r.base.padEnd(5)} ${(r.recompute ? 'on' : 'off').padEnd(10)} ${r.secPerStep.toFixed(2).padStart(6)}  ${gib(r.stepPeak).padStart(16)}  ${gib(r.activation).padStart(15)}  ${gib(r.resident).padStart(12)}  ${gib(r.processPeak).padStart(16)}  ${(r.estimate / r.stepPeak).toFixed(3).padStart(13)}`);
   }
   const ratio = (label: string, value: number | undefined, target: number, better: 'below' | 'above') => {
     if (value === undefined || !Number.isFinite(value)) { console.log(`${label}= n/a (configuration missing)`); return; }
@@ -163,6 +165,8 @@ function report(results: Result[]) {
     ratio(`${b}_recompute_training_peak_vs_fp32`, r && f0 ? r.stepPeak / f0.stepPeak : undefined, target, 'below');
     ratio(`${b}_recompute_training_peak_vs_fp32_recompute`, r && f1 ? r.stepPeak / f1.stepPeak : undefined, target, 'below');
   }
+  const worstEstimate = Math.max(...results.map((r) => Math.abs(r.estimate / r.stepPeak - 1)));
+  ratio('preflight_estimate_worst_relative_error', results.length ? worstEstimate : undefined, 0.15, 'below');
   console.log('(targets from issue 16: activations ≥3× smaller at ≤1.4× the step time; int8 ≤0.5× and nf4 ≤0.35× the fp32 peak; bf16 has no stated target, 0.6 is ours)');
 }
 

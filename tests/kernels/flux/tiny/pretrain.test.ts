@@ -1,6 +1,6 @@
 // The tiny klein pretraining skeleton end to end at a few steps: its tokenizer fits every world caption
 // in the encoder's 64 tokens with <|endoftext|> at 507, and the files it writes load through
-// flux2Family.load (found side by side, as in a ComfyUI models folder) and denoise.
+// flux2Family.load (found side by side, as in a ComfyUI models folder), denoise, and go through eval:tiny-flux.
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { pretrainTinyFlux, tinyFluxTokenizerJson, TINY_FLUX_DEFAULTS, TINY_FLUX_
 import { Qwen3PromptTokenizer, qwen3ChatText } from '../../../../kernels/flux/qwen3-tokenizer';
 import { flux2Family, tinyFlux2Config } from '../../../../kernels/flux/family';
 import { worldCaptions } from '../../../../kernels/sd/tiny/build-assets';
+import { evaluateTinyFlux } from '../../../../kernels/flux/tiny/eval';
 
 describe('tiny klein pretraining (skeleton)', () => {
   it('tokenizer: <|endoftext|> at 507, every world caption round trips within 64 tokens', () => {
@@ -49,5 +50,11 @@ describe('tiny klein pretraining (skeleton)', () => {
     expect((r.v.data as Float32Array).every(Number.isFinite)).toBe(true);
     await rt.close();
     m.close();
+    // eval:tiny-flux runs on those files (the accuracy of an untrained model means nothing; the path does).
+    const ev = await evaluateTinyFlux({ dir: out, samples: 2, steps: 2, cfgScale: 4, seed: 1, prompts: 2, threads: 2 });
+    expect(ev.images).toBe(4);
+    expect(ev.rgb).toHaveLength(4);
+    expect(ev.rgb[0]).toHaveLength(64 * 64 * 3);
+    expect(ev.shapeAccuracy).toBeGreaterThanOrEqual(0);
   }, 300_000);
 });

@@ -1,0 +1,6 @@
+// Wan 2.1 / 2.2 video models: configs, the transformer, full-size shapes, Wan ↔ diffusers names, detection.
+export * from './config';
+export * from './transformer';
+export * from './shapes';
+export * from './keys';
+export * from './detect';

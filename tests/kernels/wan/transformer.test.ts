@@ -1,0 +1,111 @@
+// The Wan transformer at miniature size in ORT: 3D RoPE against a JS reference (44/42/42-style split
+// over frame/row/col) with its gradient, per-token timesteps equal to one timestep when they agree,
+// samples independent of their batch mates, and the whole network's gradient against finite
+// differences (T2V, and I2V with the CLIP branch).
+import { describe, it, expect, afterAll } from 'vitest';
+import * as K from '../../../kernels';
+import { WAN_TINY, ropeAxes, type WanTransformerConfig } from '../../../kernels/wan/config';
+import { wanRope, wanTokenPositions, wanTransformer } from '../../../kernels/wan/transformer';
+import { applyRope } from '../../../kernels/dit';
+import { gradCheck, rand, runtime } from '../gradcheck';
+
+afterAll(() => runtime().close());
+
+const f32 = (shape: number[], data: Float32Array): K.HostTensor => ({ dtype: 'float32', shape, data });
+const MINI: WanTransformerConfig = { ...WAN_TINY, name: 'mini', dim: 24, numHeads: 2, ffnDim: 32, numLayers: 1, inChannels: 2, outChannels: 2, textDim: 6, freqDim: 8 };
+const MINI_I2V: WanTransformerConfig = { ...MINI, name: 'mini-i2v', inChannels: 5, clipImageDim: 4 };
+
+describe('Wan 3D RoPE', () => {
+  it('rotates each interleaved pair by frame, row and column angles in the 4/4/4 split of a 12-wide head', async () => {
+    const cfg = { ...MINI, dim: 24, numHeads: 2 };
+    expect(ropeAxes(cfg)).toEqual([4, 4, 4]);
+    const grid: [number, number, number] = [2, 2, 3];
+    const L = 12, D = 12;
+    const x = K.input('x', [1, 2, L, D]);
+    const s = await runtime().load(K.compileGraph([x], { y: applyRope(x, wanRope(cfg, grid), 'interleaved') }));
+    const xs = rand(2 * L * D);
+    const y = (await s.run({ x: f32([1, 2, L, D], xs) })).y.data as Float32Array;
+    const pos = wanTokenPositions(grid);
+    let worst = 0;
+    for (let h = 0; h < 2; h++) for (let l = 0; l < L; l++) for (let p = 0; p < D / 2; p++) {
+      const axis = Math.floor(p / 2), j = p % 2; // 2 pairs per axis
+      const angle = pos[l][axis] / 10000 ** ((2 * j) / 4);
+      const o = (h * L + l) * D + 2 * p;
+      const a = xs[o], b = xs[o + 1];
+      worst = Math.max(worst, Math.abs(y[o] - (a * Math.cos(angle) - b * Math.sin(angle))), Math.abs(y[o + 1] - (a * Math.sin(angle) + b * Math.cos(angle))));
+    }
+    expect(worst).toBeLessThan(1e-5);
+    expect(pos[7]).toEqual([1, 0, 1]); // frames outermost, then rows, then columns
+  });
+
+  it('gradient through 3D RoPE matches finite differences', async () => {
+    const rope = wanRope(MINI, [2, 1, 2]);
+    const err = await gradCheck((x) => applyRope(x, rope, 'interleaved'), [{ shape: [1, 1, 4, 12] }]);
+    expect(err).toBeLessThan(1e-2);
+  });
+});
+
+function build(cfg: WanTransformerConfig, weights: K.WeightSource, batch: number, grid: [number, number, number], txt: number, perToken = false) {
+  const [f, h, w] = grid;
+  const latents = K.input('x', [batch, cfg.outChannels, f, 2 * h, 2 * w]);
+  const context = K.input('ctx', [batch, txt, cfg.textDim]);
+  const t = K.input('t', perToken ? [batch, f * h * w] : [batch]);
+  const out = wanTransformer(new K.Builder(weights), cfg, { latents, context, timesteps: t, rope: wanRope(cfg, grid) });
+  return { inputs: [latents, context, t], out };
+}
+
+describe('Wan transformer (tiny)', () => {
+  it('tiny model: [B, C, F, H, W] velocity, each sample independent of the batch; per-token t equal to one t', async () => {
+    const w = new K.RandomWeights(3, 0.05);
+    const grid: [number, number, number] = [3, 2, 2];
+    const two = build(WAN_TINY, w, 2, grid, 5);
+    const one = build(WAN_TINY, w, 1, grid, 5);
+    const tok = build(WAN_TINY, w, 1, grid, 5, true);
+    expect(two.out.shape).toEqual([2, 4, 3, 4, 4]);
+    const n = 4 * 3 * 4 * 4;
+    const x = rand(2 * n), c = rand(2 * 5 * 32);
+    const feed = (b: number, t: K.HostTensor) => ({ x: f32([b, 4, 3, 4, 4], x.slice(0, b * n)), ctx: f32([b, 5, 32], c.slice(0, b * 5 * 32)), t });
+    const run = async (g: { inputs: K.Tensor[]; out: K.Tensor }, feeds: Record<string, K.HostTensor>) => (await (await runtime().load(K.compileGraph(g.inputs, { y: g.out }))).run(feeds)).y.data as Float32Array;
+    const y2 = await run(two, feed(2, f32([2], Float32Array.of(0.3, 0.9))));
+    const y1 = await run(one, feed(1, f32([1], Float32Array.of(0.3))));
+    const yt = await run(tok, feed(1, f32([1, 12], new Float32Array(12).fill(0.3))));
+    let diff = 0, mag = 0, other = 0, perToken = 0;
+    for (let i = 0; i < n; i++) {
+      diff = Math.max(diff, Math.abs(y1[i] - y2[i])); mag = Math.max(mag, Math.abs(y1[i]));
+      other = Math.max(other, Math.abs(y2[i + n] - y1[i])); perToken = Math.max(perToken, Math.abs(yt[i] - y1[i]));
+    }
+    expect(mag).toBeGreaterThan(1e-3);
+    expect(diff).toBeLessThan(1e-5 * Math.max(1, mag));
+    expect(perToken).toBeLessThan(1e-5 * Math.max(1, mag));
+    expect(other).toBeGreaterThan(1e-4);
+    // Per-token timesteps are per token: a clean first frame (t = 0 there, as 2.2 TI2V gives it) changes the output.
+    const mixed = new Float32Array(12).fill(0.3); mixed.fill(0, 0, 4);
+    const ym = await run(tok, feed(1, f32([1, 12], mixed)));
+    expect(Math.max(...ym.map((v, i) => Math.abs(v - y1[i])))).toBeGreaterThan(1e-4);
+  });
+
+  it('T2V mini: gradient w.r.t. latents and text features matches finite differences', async () => {
+    const w = new K.RandomWeights(7, 0.4);
+    const grid: [number, number, number] = [2, 1, 2];
+    const f = (x: K.Tensor, ctx: K.Tensor, t: K.Tensor) => wanTransformer(new K.Builder(w), MINI, { latents: x, context: ctx, timesteps: t, rope: wanRope(MINI, grid) });
+    const err = await gradCheck(f, [
+      { shape: [1, 2, 2, 2, 4] }, { shape: [1, 3, 6] },
+      // t is embedded as sin/cos of t·1000·f: far too curved for a finite difference, so it stays fixed.
+      { shape: [1], fixed: f32([1], Float32Array.of(0.4)) },
+    ], { directions: 4 });
+    expect(err).toBeLessThan(2e-2);
+  });
+
+  it('2.1 I2V mini: gradient through the mask + image-latent condition and the CLIP image branch', async () => {
+    const w = new K.RandomWeights(11, 0.4);
+    const grid: [number, number, number] = [1, 1, 2];
+    const f = (x: K.Tensor, cond: K.Tensor, ctx: K.Tensor, clip: K.Tensor, t: K.Tensor) =>
+      wanTransformer(new K.Builder(w), MINI_I2V, { latents: x, condition: cond, context: ctx, clipImage: clip, timesteps: t, rope: wanRope(MINI_I2V, grid) });
+    const err = await gradCheck(f, [
+      { shape: [1, 2, 1, 2, 4] }, { shape: [1, 3, 1, 2, 4] }, { shape: [1, 2, 6] }, { shape: [1, 3, 4] },
+      { shape: [1], fixed: f32([1], Float32Array.of(0.7)) },
+    ], { directions: 3 });
+    expect(err).toBeLessThan(2e-2);
+    expect(() => build(MINI_I2V, w, 1, grid, 2)).toThrow(/5 input channels, got 2/);
+  });
+});

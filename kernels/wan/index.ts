@@ -4,3 +4,5 @@ export * from './transformer';
 export * from './shapes';
 export * from './keys';
 export * from './detect';
+export * from './lora';
+export * from './experts';

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isConfigFile } from '../../editor/app/importConfig';
+import { isConfigFile } from '../../editor/graph/configFile';
 import { repoRoot } from '../../server/paths';
 
 const read = (...p: string[]) => readFileSync(join(repoRoot, ...p), 'utf8');

@@ -6,3 +6,5 @@ export * from './keys';
 export * from './detect';
 export * from './lora';
 export * from './experts';
+export * from './causal-conv';
+export * from './vae';

@@ -1,0 +1,156 @@
+// The Wan 2.1 video VAE's encoder (causal 3D convolutions; base 96 channels; ×8 space, ×4 time;
+// 16 latent channels normalised per channel by mean/std), with the module paths of
+// `wan_2.1_vae.safetensors` (`encoder.downsamples.4.residual.2.weight`, `encoder.middle.1.to_qkv`,
+// `conv1`). A clip of 1 + 4n frames becomes 1 + n latent frames: the first frame is encoded on its own,
+// then frames in chunks of 4, each causal convolution carrying its last input frames to the next chunk.
+// `chunked: false` runs the whole clip at once — the same numbers (tested), one graph, more memory.
+// Facts from Wan-Video/Wan2.1 wan/modules/vae.py (Encoder3d, ResidualBlock, Resample, RMS_norm, WanVAE_).
+import type { Builder } from '../nn/builder';
+import { constant, type Tensor } from '../tensor';
+import { add, mul, rsqrt, silu, sub } from '../ops/elementwise';
+import { conv2d, scaledDotProductAttention } from '../ops/nn';
+import { concat, reduceMean, reshape, slice, split, transpose } from '../ops/shape-and-reduce';
+import { causalConv3d, conv3d, type CausalCache } from './causal-conv';
+
+export interface WanVaeConfig {
+  name: string;
+  /** Channels of the first level (`dim`). */
+  base: number;
+  /** Channel multiplier per level; every level but the last halves the size. */
+  dimMult: number[];
+  numResBlocks: number;
+  /** Per downsampling level: whether it also halves the frames (after the first frame). */
+  temporalDownsample: boolean[];
+  zDim: number;
+  /** Per-channel latent statistics: latents are (μ − mean) / std. */
+  latentMean: number[];
+  latentStd: number[];
+}
+
+/** Wan 2.1's VAE (also Wan 2.2 A14B's). */
+export const WAN21_VAE: WanVaeConfig = {
+  name: 'wan2.1-vae', base: 96, dimMult: [1, 2, 4, 4], numResBlocks: 2, temporalDownsample: [false, true, true], zDim: 16,
+  latentMean: [-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921],
+  latentStd: [2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.916],
+};
+
+/** The same architecture at miniature size (the video default's VAE): 8 base channels, one resnet per level, 4 latent channels. */
+export const WAN_TINY_VAE: WanVaeConfig = {
+  name: 'wan-tiny-vae', base: 8, dimMult: [1, 2, 2, 2], numResBlocks: 1, temporalDownsample: [false, true, true], zDim: 4,
+  latentMean: [0, 0, 0, 0], latentStd: [1, 1, 1, 1],
+};
+
+export const vaeSpatialFactor = (c: WanVaeConfig) => 2 ** (c.dimMult.length - 1);
+export const vaeTemporalFactor = (c: WanVaeConfig) => 2 ** c.temporalDownsample.filter(Boolean).length;
+
+/** Frames a clip must have: 1 + (a multiple of the temporal factor), e.g. 33, 81 for Wan. */
+export function checkClipFrames(c: WanVaeConfig, frames: number): number {
+  const f = vaeTemporalFactor(c);
+  if (frames < 1 || (frames - 1) % f) throw new Error(`${c.name} encodes clips of ${f}n+1 frames; got ${frames}`);
+  return 1 + (frames - 1) / f;
+}
+
+/** Wan's RMS_norm: each position's channel vector scaled to unit RMS, times gamma [C, 1, 1(, 1)]. */
+function channelRmsNorm(b: Builder, name: string, x: Tensor): Tensor {
+  const c = x.shape[1];
+  const gamma = b.param(`${name}.gamma`, [c, ...x.shape.slice(2).map(() => 1)]);
+  return mul(mul(x, rsqrt(add(reduceMean(mul(x, x), 1, true), 1e-12))), gamma);
+}
+
+/** A causal conv by module path; caches live under the same path. */
+function cconv(b: Builder, name: string, x: Tensor, cin: number, cout: number, k: [number, number, number], padding: [number, number, number], cache?: CausalCache): Tensor {
+  const w = b.weights.get(b.path(`${name}.weight`), [cout, cin, ...k], { after: x });
+  return causalConv3d(x, w, b.param(`${name}.bias`, [cout]), padding, cache && { store: cache, key: b.path(name) });
+}
+
+function residualBlock(b: Builder, x: Tensor, cin: number, cout: number, cache?: CausalCache): Tensor {
+  let h = cconv(b, 'residual.2', silu(channelRmsNorm(b, 'residual.0', x)), cin, cout, [3, 3, 3], [1, 1, 1], cache);
+  h = cconv(b, 'residual.6', silu(channelRmsNorm(b, 'residual.3', h)), cout, cout, [3, 3, 3], [1, 1, 1], cache);
+  return add(h, cin === cout ? x : cconv(b, 'shortcut', x, cin, cout, [1, 1, 1], [0, 0, 0]));
+}
+
+/** [N, C, T, H, W] ↔ [N·T, C, H, W]: frame-wise 2D layers. */
+const framesToBatch = (x: Tensor) => { const [n, c, t, h, w] = x.shape; return reshape(transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]); };
+const batchToFrames = (x: Tensor, n: number) => { const [nt, c, h, w] = x.shape; return transpose(reshape(x, [n, nt / n, c, h, w]), [0, 2, 1, 3, 4]); };
+
+/** Single-head self-attention over each frame's pixels, residual. */
+function attentionBlock(b: Builder, x: Tensor): Tensor {
+  const [n, c] = x.shape;
+  const f = framesToBatch(x);
+  const [nt, , h, w] = f.shape;
+  const qkv = conv2d(channelRmsNorm(b, 'norm', f), b.param('to_qkv.weight', [3 * c, c, 1, 1]), undefined);
+  const withBias = add(qkv, reshape(b.param('to_qkv.bias', [3 * c]), [1, 3 * c, 1, 1]));
+  const [q, k, v] = split(reshape(withBias, [nt, 3 * c, h * w]), 3, 1).map((t) => transpose(t, [0, 2, 1])); // [NT, HW, C]
+  const o = reshape(transpose(scaledDotProductAttention(q, k, v), [0, 2, 1]), [nt, c, h, w]);
+  const proj = conv2d(o, b.param('proj.weight', [c, c, 1, 1]), b.param('proj.bias', [c]));
+  return add(x, batchToFrames(proj, n));
+}
+
+/**
+ * Halves rows and columns of every frame (zero pad right/bottom, 3×3 stride 2) and, for a temporal
+ * level, the frames after the first: a (3,1,1) stride-2 conv over [previous last frame, chunk].
+ */
+function downsample(b: Builder, x: Tensor, c: number, temporal: boolean, cache?: CausalCache): Tensor {
+  const n = x.shape[0];
+  const s = conv2d(framesToBatch(x), b.param('resample.1.weight', [c, c, 3, 3]), b.param('resample.1.bias', [c]), { stride: 2, padding: [0, 0, 1, 1] });
+  const y = batchToFrames(s, n);
+  if (!temporal) return y;
+  const tw = b.param('time_conv.weight', [c, c, 3, 1, 1]);
+  const tb = b.param('time_conv.bias', [c]);
+  const key = b.path('time_conv');
+  if (!cache) {
+    // Whole clip: the first frame passes, then windows over all frames with stride 2.
+    const t = y.shape[2];
+    return t === 1 ? y : concat([slice(y, [0], [1], [2]), conv3d(y, tw, tb, { timeStride: 2 })], 2);
+  }
+  const prev = cache.get(key);
+  const t = y.shape[2];
+  cache.set(key, slice(y, [t - 1], [t], [2]));
+  return prev ? conv3d(concat([prev, y], 2), tw, tb, { timeStride: 2 }) : y;
+}
+
+/** Encoder3d on one chunk (or the whole clip when `cache` is undefined): [N, 3, T, H, W] → [N, 2z, T', H/8, W/8]. */
+function encoder3d(b: Builder, cfg: WanVaeConfig, x: Tensor, cache?: CausalCache): Tensor {
+  const dims = [cfg.base, ...cfg.dimMult.map((m) => m * cfg.base)];
+  let h = cconv(b, 'conv1', x, 3, dims[0], [3, 3, 3], [1, 1, 1], cache);
+  let index = 0;
+  for (let level = 0; level < cfg.dimMult.length; level++) {
+    let cin = dims[level];
+    const cout = dims[level + 1];
+    for (let r = 0; r < cfg.numResBlocks; r++) { h = residualBlock(b.scope(`downsamples.${index++}`), h, cin, cout, cache); cin = cout; }
+    if (level < cfg.dimMult.length - 1) h = downsample(b.scope(`downsamples.${index++}`), h, cout, cfg.temporalDownsample[level], cache);
+  }
+  const c = dims[dims.length - 1];
+  h = residualBlock(b.scope('middle.0'), h, c, c, cache);
+  h = attentionBlock(b.scope('middle.1'), h);
+  h = residualBlock(b.scope('middle.2'), h, c, c, cache);
+  return cconv(b, 'head.2', silu(channelRmsNorm(b, 'head.0', h)), c, 2 * cfg.zDim, [3, 3, 3], [1, 1, 1], cache);
+}
+
+export interface WanVaeEncoding { mean: Tensor; logVar: Tensor; latents: Tensor }
+
+/**
+ * Video [N, 3, 1 + 4n, H, W] in [−1, 1] → latent distribution and normalised latents (the mean)
+ * [N, z, 1 + n, H/8, W/8]. `chunked` (default): first frame, then chunks of 4, as Wan encodes.
+ */
+export function wanVaeEncode(b: Builder, cfg: WanVaeConfig, video: Tensor, opts: { chunked?: boolean } = {}): WanVaeEncoding {
+  const frames = video.shape[2];
+  checkClipFrames(cfg, frames);
+  const s = vaeSpatialFactor(cfg);
+  if (video.shape[3] % s || video.shape[4] % s) throw new Error(`${cfg.name}: frame size ${video.shape[3]}×${video.shape[4]} is not a multiple of ${s}`);
+  const enc = b.scope('encoder');
+  let out: Tensor;
+  if (opts.chunked === false) out = encoder3d(enc, cfg, video);
+  else {
+    const cache: CausalCache = new Map();
+    const tf = vaeTemporalFactor(cfg);
+    const parts = [encoder3d(enc, cfg, slice(video, [0], [1], [2]), cache)];
+    for (let start = 1; start < frames; start += tf) parts.push(encoder3d(enc, cfg, slice(video, [start], [start + tf], [2]), cache));
+    out = parts.length === 1 ? parts[0] : concat(parts, 2);
+  }
+  const moments = cconv(b, 'conv1', out, 2 * cfg.zDim, 2 * cfg.zDim, [1, 1, 1], [0, 0, 0]);
+  const [mean, logVar] = split(moments, 2, 1);
+  const stat = (v: number[]) => constant(Float32Array.from(v), [1, cfg.zDim, 1, 1, 1]);
+  const latents = mul(sub(mean, stat(cfg.latentMean)), stat(cfg.latentStd.map((v) => 1 / v)));
+  return { mean, logVar, latents };
+}

@@ -250,15 +250,15 @@ async function worker(args: string[]): Promise<number> {
     stalledCheckMs: ms('stalled-check-ms', values['stalled-check-ms']),
     maxStalls: count('max-stalls', values['max-stalls']),
   });
-  await new Promise<void>((done) => {
+  return new Promise<number>((done) => {
     const stop = () => {
       console.error(`loragraph worker ${running.name}: stopping (a running job goes back to the queue for another worker)`);
-      running.close().then(done, done);
+      running.close().then(() => done(0), () => done(0));
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    void running.stopped.then(() => running.close().then(() => done(1), () => done(1)));
   });
-  return 0;
 }
 
 export async function main(argv: string[]): Promise<number> {

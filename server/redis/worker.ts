@@ -4,7 +4,7 @@
 // to the queue and another worker runs it again, where Train resumes from the checkpoints in the shared data
 // folder.
 import { hostname } from 'node:os';
-import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { NodeRegistry } from '../../nodes/registry';
 import { Executor } from '../executor/executor';
@@ -49,6 +49,8 @@ export interface WorkerOptions {
 
 export interface RunningWorker {
   readonly name: string;
+  /** Resolves with the reason when the worker stops by itself (the server's token changed). */
+  readonly stopped: Promise<Error>;
   /** Stops taking jobs. A running job is left to the stalled-job check (another worker resumes it). */
   close(): Promise<void>;
 }
@@ -106,7 +108,16 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     const parsed = JobData.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`job ${job.id} is not a loragraph job: ${parsed.error.issues[0]?.message}`);
     const data = parsed.data;
-    if (!jobSignatureValid(token, data)) throw new UnrecoverableError(`job ${data.promptId} was not signed with this worker's token; not running it`);
+    if (!jobSignatureValid(token, data)) {
+      if ((await publisher.get(keys.tokenCheck)) !== tokenCheckOf(token)) {
+        // The server holds another token now (restarted without LORAGRAPH_TOKEN?): the job is fine, this worker is
+        // not. Give the job back for workers that have the token, and stop.
+        await job.moveToWait(lockToken);
+        stopBecause(new TokenMismatchError());
+        throw new WaitingError();
+      }
+      throw new UnrecoverableError(`job ${data.promptId} was not signed with this server's token; not running it`);
+    }
     // A sweep variant whose shared job has not finished steps aside (delayed a moment) instead of holding this
     // worker: the shared job may be waiting for a free worker itself.
     if (data.after && !(await finished(lookup, data.after))) {
@@ -167,8 +178,17 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   log(`loragraph worker ${name}: taking jobs from ${describeRedisUrl(opts.redisUrl)} (data in ${paths.dataDir})`);
 
   let closing: Promise<void> | undefined;
-  return {
+  let stopBecause: (reason: Error) => void = () => {};
+  const stopped = new Promise<Error>((resolve) => {
+    stopBecause = (reason) => {
+      log(`loragraph worker ${name}: ${reason.message}; stopping`);
+      resolve(reason);
+      void handle.close();
+    };
+  });
+  const handle: RunningWorker = {
     name,
+    stopped,
     close() {
       closing ??= (async () => {
         // force: do not wait for the running job; its lock lapses and the stalled-job check gives it to another worker.
@@ -179,6 +199,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       return closing;
     },
   };
+  return handle;
 }
 
 /** Fails fast when the server stored a token check that this worker's token does not match. */

@@ -8,8 +8,8 @@ import type { HistoryEntry } from '../../server/protocol';
 import { fixtureNodesDir, getJson, postJson, slowGraph, tempDir, TestClient } from './harness';
 import { killHard, RedisServer, runWorkerToExit, startServeProcess, startWorkerProcess, stopAll, type Proc } from './redisHarness';
 
-const token = 'test-token-redis-queue';
-const auth = { authorization: `Bearer ${token}` };
+let token = 'test-token-redis-queue';
+let auth = { authorization: `Bearer ${token}` };
 const dataDir = tempDir('lg-redis-queue-');
 let redis: RedisServer;
 let server: Proc & { url: string };
@@ -115,6 +115,25 @@ describe('the Redis queue with two workers', () => {
     const r = await runWorkerToExit({ redisUrl: redis.url, dataDir, token: 'some-other-token', name: 'intruder' });
     expect(r.code).toBe(1);
     expect(r.output).toMatch(/token \(LORAGRAPH_TOKEN\) is not the server's/);
+  });
+
+  it('after a server restart with another token, old workers hand its jobs back and stop; new ones run them', async () => {
+    client.close();
+    await killHard(server);
+    token = 'a-new-token';
+    auth = { authorization: `Bearer ${token}` };
+    server = await startServeProcess({ redisUrl: redis.url, dataDir, token, nodesDir: fixtureNodesDir });
+    client = await TestClient.connect(server.url, { headers: auth });
+    const exits = workers.map((w) => new Promise<number | null>((r) => (w.child.exitCode !== null ? r(w.child.exitCode) : w.child.once('exit', r))));
+    const id = (await postJson(server.url, '/api/prompt', { prompt: slowGraph(2, 10, 5) }, auth)).body.promptId as string;
+    // Both old workers stop (one may stop on the job, the other on the next job it sees or right away, still idle).
+    const first = await Promise.race(exits);
+    expect(first).toBe(1);
+    expect(workers.some((w) => /token \(LORAGRAPH_TOKEN\) is not the server's[^\n]*; stopping/.test(w.output()))).toBe(true);
+    const fresh = await startWorkerProcess({ redisUrl: redis.url, dataDir, token, nodesDir: fixtureNodesDir, name: 'worker-e' });
+    workers.push(fresh);
+    const h = await historyOf([id]);
+    expect(h[id]).toMatchObject({ status: 'success', worker: 'worker-e', outputs: { '3': { text: ['7'] } } });
   });
 
   it('fails a job whose worker died, past the stall limit, instead of handing it out forever', async () => {

@@ -1,4 +1,5 @@
-// LoRA files on disk for SD 1.x: writing an adapter's weights in kohya format (`lora_unet_…`,
+// LoRA files on disk for any model family (SD 1.x, SDXL…; module names from the family's LoRA components):
+// writing an adapter's weights in kohya format (`lora_unet_…`,
 // `lora_down/lora_up/alpha`, LyCORIS `lokr_*` names) or diffusers format (diffusers' non-PEFT layout:
 // `unet.….processor.to_q_lora.down.weight`, `unet.….lora.down.weight`, `text_encoder.….lora_linear_layer.down.weight`,
 // alpha folded into `up`, as diffusers assumes alpha = rank for these files) — each loads completely in
@@ -9,10 +10,9 @@ import type { HostTensor } from '../../kernels';
 import { factorization } from '../../kernels/adapters';
 import { loadSafetensors, writeSafetensors, type RawTensor, type SafetensorsDtype, type TensorToWrite } from '../../kernels/io/safetensors';
 import { loraTensorToFloat32 } from '../../kernels/sd/lora';
-import type { SdConfig } from '../../kernels/sd/config';
-import { componentTensors } from '../../kernels/sd/keys/expected';
 import { detectFamily, FAMILY_LABEL } from '../../kernels/sd/family';
-import { LoraNames, diffusersKeys, type LoraComponent, type LoraModuleRef } from '../../kernels/sd/lora-names';
+import { diffusersKeys, parseDiffusersKey } from '../../kernels/sd/lora-names';
+import { FamilyLoraNames, type FamilyModuleRef } from '../../kernels/families/lora-names';
 import type { AdapterSpec } from '../sockets';
 import type { ModelFamily } from '../../kernels/families/contract';
 import { componentsOf } from '../../kernels/families/adapters';
@@ -88,45 +88,46 @@ export interface LoadedLora {
   format: LoraFormat;
 }
 
-/** What base model a LoRA file's metadata or names point to, when it is not SD 1.x. */
-function otherBaseModel(keys: string[], meta: Record<string, string>): string | undefined {
+/** What base model a LoRA file's metadata or names point to, when it is not the loaded model's family. */
+function otherBaseModel(family: ModelFamily, config: unknown, keys: string[], meta: Record<string, string>): string | undefined {
   const version = meta.ss_base_model_version ?? meta['modelspec.architecture'];
-  if (version && !/^(sd_v1|stable-diffusion-v1)/.test(version)) return version;
+  if (version && !version.startsWith(family.baseModelVersion) && !version.startsWith(family.modelspecArchitecture)) return version;
   if (meta.ss_v2 === 'True') return 'sd_v2';
-  if (keys.some((k) => /^lora_te[12]_/.test(k))) return 'SDXL (lora_te1_/lora_te2_ text encoders)';
-  if (keys.some((k) => /^(lora_transformer_|transformer\.|diffusion_model\.(double|single)_blocks)/.test(k))) return 'a DiT model (Flux/SD3-style names)';
+  const prefixes = family.loraComponents(config).map((c) => c.kohyaPrefix);
+  if (!prefixes.includes('lora_te1') && keys.some((k) => /^lora_te[12]_/.test(k))) return 'SDXL (lora_te1_/lora_te2_ text encoders)';
+  if (prefixes.includes('lora_unet') && keys.some((k) => /^(lora_transformer_|transformer\.|diffusion_model\.(double|single)_blocks)/.test(k))) return 'a DiT model (Flux/SD3-style names)';
   return undefined;
 }
 
-interface FileModule { ref: LoraModuleRef; kohya: string; tensors: Map<string, RawTensor> }
+interface FileModule { ref: FamilyModuleRef; kohya: string; tensors: Map<string, RawTensor> }
 
 /**
- * Reads a kohya, diffusers or PEFT LoRA file for an SD 1.x model of `config`. Every module in the file must exist in
+ * Reads a kohya, diffusers or PEFT LoRA file for a model of `family` and `config` (default SD 1.x). Every module in the file must exist in
  * the model; unsupported layouts (LoHa, DoRA, mixed ranks) are refused by name.
  */
-export async function readLoraFile(path: string, config: SdConfig): Promise<LoadedLora> {
+export async function readLoraFile(path: string, config: unknown, family: ModelFamily = sd1Family): Promise<LoadedLora> {
   let file;
   try { file = await loadSafetensors(path); } catch (e) { throw new Error(`${path}: not a readable safetensors file: ${(e as Error).message}`); }
   const keys = [...file.tensors.keys()];
   const fam = detectFamily(keys, (k) => file.tensors.get(k)?.shape);
   if (fam.family !== 'lora') throw new Error(`${path}: not a LoRA file — it looks like ${fam.family === 'unknown' ? 'no known layout' : `a ${FAMILY_LABEL[fam.family]}`} (${fam.reason})`);
-  const other = otherBaseModel(keys, file.metadata);
-  if (other) throw new Error(`${path}: this LoRA was made for ${other}, not Stable Diffusion 1.x`);
-  const names = new LoraNames({ unet: componentTensors(config, 'unet').modules, text_encoder: componentTensors(config, 'text_encoder').modules });
+  const other = otherBaseModel(family, config, keys, file.metadata);
+  if (other) throw new Error(`${path}: this LoRA was made for ${other}, not ${family.label}`);
+  const names = new FamilyLoraNames(family, config);
   const format: LoraFormat = keys.some((k) => /^(unet|text_encoder)\./.test(k)) ? 'diffusers' : 'kohya';
 
   // Group tensors by module.
   const modules = new Map<string, FileModule>();
-  const kohyaOf = (c: LoraComponent, module: string) => `${c === 'unet' ? 'lora_unet' : 'lora_te'}_${module.replace(/\./g, '_')}`;
   for (const [key, raw] of file.tensors) {
-    let ref: LoraModuleRef | undefined, suffix: string;
+    let ref: FamilyModuleRef | undefined, suffix: string;
     if (format === 'diffusers') {
-      const d = names.fromDiffusers(key);
+      const p = parseDiffusersKey(key);
+      const d = p && names.fromDiffusers(`${p.component}.${p.module}`);
       if (!d && !/^(unet|text_encoder)\..*(lora_[AB]\.weight|lora\.(down|up)\.weight|lora_linear_layer\.(down|up)\.weight)$/.test(key)) {
         throw new Error(`${path}: unexpected tensor '${key}' in a diffusers LoRA (loragraph reads lora_A/lora_B, lora.down/up and lora_linear_layer.down/up keys)`);
       }
       ref = d;
-      suffix = d?.part === 'down' ? 'lora_down.weight' : 'lora_up.weight';
+      suffix = p?.part === 'down' ? 'lora_down.weight' : 'lora_up.weight';
     } else {
       const dot = key.indexOf('.');
       suffix = key.slice(dot + 1);
@@ -134,8 +135,8 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
       if (suffix === 'dora_scale') throw new Error(`${path}: '${key}' is DoRA, which loragraph does not load`);
       ref = names.fromKohya(key.slice(0, dot));
     }
-    if (!ref) throw new Error(`${path}: module of '${key}' is not in this Stable Diffusion 1.x model (a LoRA for another base model or model size?)`);
-    const kohya = kohyaOf(ref.component, ref.module);
+    if (!ref) throw new Error(`${path}: module of '${key}' is not in this ${family.label} model (a LoRA for another base model or model size?)`);
+    const kohya = ref.kohya;
     const entry = modules.get(kohya) ?? { ref, kohya, tensors: new Map() };
     entry.tensors.set(suffix, raw);
     modules.set(kohya, entry);
@@ -185,11 +186,11 @@ export async function readLoraFile(path: string, config: SdConfig): Promise<Load
     preset: 'all_linear_conv' as const,
     include: Object.freeze(list.map((m) => m.ref.module)),
     exclude: Object.freeze([] as string[]),
-    trainTextEncoder: list.some((m) => m.ref.component === 'text_encoder'),
+    trainTextEncoder: list.some((m) => m.ref.text),
     byteSize: () => 512 + list.length * 128,
   });
 
-  const sets = adapterSetsFor(spec, { family: sd1Family, config });
+  const sets = adapterSetsFor(spec, { family, config });
   const weights: Record<string, HostTensor> = {};
   for (const set of setList(sets)) {
     for (const m of set.modules) {
@@ -231,8 +232,7 @@ function lokrFactor(list: FileModule[], path: string): number {
   return found;
 }
 
-/** Reads a LoRA file for a loaded model: SD 1.x names today; another family's model is refused by name. */
-export async function readLoraFileFor(path: string, model: { family: ModelFamily; config: unknown }): Promise<LoadedLora> {
-  if (model.family.id !== sd1Family.id) throw new Error(`${path}: loading ${model.family.label} LoRA files is not supported yet (Load LoRA reads Stable Diffusion 1.x LoRAs)`);
-  return readLoraFile(path, model.config as SdConfig);
+/** Reads a LoRA file for a loaded model (its family's names, in kohya or diffusers layouts). */
+export function readLoraFileFor(path: string, model: { family: ModelFamily; config: unknown }): Promise<LoadedLora> {
+  return readLoraFile(path, model.config, model.family);
 }

@@ -106,6 +106,8 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
       const own = await indexSafetensors(path);
       const detected = detectFluxTransformer([...own.tensors.keys()], (k) => own.tensors.get(k)?.entry.shape);
       if (!detected) throw new Error(`${path}: not a FLUX transformer`);
+      if (detected.config.generation === 1) throw new Error(`${path}: this is a FLUX.1 transformer (${detected.config.name}); load it as FLUX.1`);
+      if (detected.config.guidanceEmbed) throw new Error(`${path}: this is FLUX.2 [dev] (guidance-distilled, Mistral-Small text features of width ${detected.config.contextDim}); only FLUX.2 [klein] with its Qwen3 text encoder is supported`);
       const near = [...filesIn(dirname(path)).filter((f) => f !== path), ...(opts.modelsDir ? [...filesIn(join(opts.modelsDir, 'text_encoders')), ...filesIn(join(opts.modelsDir, 'vae'))] : [])];
       // The Qwen3 whose three hidden states make the transformer's text width (4B for klein 4B, 8B for 9B).
       textEncoder = await findFile(near, (keys, shapeOf) => {

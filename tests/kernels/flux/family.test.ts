@@ -10,6 +10,8 @@ import { writeSafetensors, type TensorToWrite } from '../../../kernels/io/safete
 import { vaeToLdm } from '../../../kernels/sd/keys/single-file';
 import { flux2Family, tinyFlux2Config, TINY_QWEN3_FIRST_ADDED_ID } from '../../../kernels/flux/family';
 import { fluxTransformer, jointPositions } from '../../../kernels/flux/transformer';
+import { fluxTransformerShapes } from '../../../kernels/flux/shapes';
+import { FLUX1_DEV, FLUX2_DEV } from '../../../kernels/flux/config';
 import { buildByteLevelBpeTokenizerJson } from '../../../kernels/flux/bpe-tokenizer-json';
 import { Qwen3PromptTokenizer } from '../../../kernels/flux/qwen3-tokenizer';
 import { toTokens, fromTokens } from '../../../kernels/flux/vae';
@@ -108,5 +110,19 @@ describe('flux2Family', () => {
     const count = (t: Map<string, K.HostTensor>) => [...t.values()].reduce((n, x) => n + x.data.length, 0);
     expect(m.params).toEqual({ transformer: count(collect(0)), text_encoder: count(collect(1)), vae: count(vae) });
     m.close();
+  });
+
+  it('refuses FLUX.2 [dev] and FLUX.1 transformers by name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flux2-refuse-'));
+    // A one-block miniature with the variant's switches (detection reads names and shapes, not values).
+    const miniature = async (file: string, cfg: typeof FLUX2_DEV) => {
+      const mini = { ...cfg, hiddenSize: 32, numHeads: 2, depthDouble: 1, depthSingle: 1, contextDim: 8, axesDim: cfg.generation === 2 ? [4, 4, 4, 4] : [4, 6, 6], pooledDim: cfg.pooledDim ? 4 : 0 };
+      const shapes = fluxTransformerShapes(mini).tensors;
+      await writeSafetensors(join(dir, file), Object.fromEntries([...shapes].map(([k, s]): [string, TensorToWrite] => [k, { dtype: 'F32', shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }])));
+    };
+    await miniature('dev.safetensors', FLUX2_DEV);
+    await expect(flux2Family.load(join(dir, 'dev.safetensors'))).rejects.toThrow(/FLUX\.2 \[dev\].*only FLUX\.2 \[klein\]/);
+    await miniature('flux1.safetensors', FLUX1_DEV);
+    await expect(flux2Family.load(join(dir, 'flux1.safetensors'))).rejects.toThrow(/FLUX\.1 transformer/);
   });
 });

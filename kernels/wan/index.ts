@@ -8,3 +8,4 @@ export * from './lora';
 export * from './experts';
 export * from './causal-conv';
 export * from './vae';
+export * from './umt5';

@@ -93,8 +93,17 @@ function moduleRules(cfg: FluxTransformerConfig): [RegExp, (m: RegExpMatchArray)
 /** BFL norm scales are `.scale`; diffusers' RMSNorm weights are `.weight`. */
 const bflParamToDiffusers = (param: string) => (param === 'scale' ? 'weight' : param);
 
+const mappingCache = new WeakMap<FluxTransformerConfig, KeyMapping[]>();
+
 /** The mapping of every transformer tensor of a config, BFL → diffusers (from its full name list). */
 export function fluxKeyMapping(cfg: FluxTransformerConfig): KeyMapping[] {
+  // Tracing a 9B-sized model symbolically takes a fraction of a second; callers ask per LoRA module.
+  let cached = mappingCache.get(cfg);
+  if (!cached) { cached = buildKeyMapping(cfg); mappingCache.set(cfg, cached); }
+  return cached;
+}
+
+function buildKeyMapping(cfg: FluxTransformerConfig): KeyMapping[] {
   const rules = moduleRules(cfg);
   const out: KeyMapping[] = [];
   for (const [key, shape] of fluxTransformerShapes(cfg).tensors) {

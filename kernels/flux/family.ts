@@ -19,7 +19,6 @@ import { ropeTables } from '../dit/layers';
 import { FLUX2_KLEIN_9B, FLUX2_TINY, type FluxTransformerConfig } from './config';
 import { fluxTransformer, jointPositions } from './transformer';
 import { QWEN3_8B, QWEN3_TINY, qwen3TextFeatures, type Qwen3Config } from './qwen3';
-import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
 import { FLUX2_TINY_VAE, FLUX2_VAE, flux2BatchNormStats, flux2DenormalizeLatents, flux2NormalizeLatents, fromTokens, toTokens } from './vae';
 import { flux2Sigmas, sampleFlowEuler } from './sampling';
 import { fluxModuleMapping } from './keys';

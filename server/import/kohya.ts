@@ -358,6 +358,7 @@ export async function importKohya(source: ParsedSource, registry: NodeRegistry, 
   if (plan.has('sampler') && !plan.get('sampler.prompts')) plan.roles.delete('sampler');
   const name = String(plan.get('train.saveName') ?? 'last');
   if (!plan.datasets.length) report.notes.push('no datasets: add a Dataset node before running');
+  if (isUnset(scope.pretrained_model_name_or_path)) report.notes.push('no pretrained_model_name_or_path (a preset): Load Model points at the built-in tiny model; set its checkpoint');
   plan.datasets.forEach((d, i) => { if (!d.folder) report.notes.push(`Dataset ${i + 1} has no folder: set it before running`); });
   return { plan, report, family, name, format: opts.format };
 }

@@ -93,6 +93,7 @@ async function main() {
       let out = '';
       redis.stdout!.on('data', (d) => { out += d; if (/Ready to accept connections/.test(out)) resolve(); });
       redis.once('exit', (code) => reject(new Error(`redis-server exited (${code}); is it installed? (scripts/install-system-deps.sh)`)));
+      redis.once('error', (err) => reject(new Error(`cannot start redis-server (${err.message}); scripts/install-system-deps.sh installs it`)));
     });
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
     const quiet = () => {};

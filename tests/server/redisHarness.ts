@@ -33,17 +33,21 @@ function waitForLine(child: ChildProcess, pattern: RegExp, what: string, timeout
       if (m) done(undefined, m);
     };
     const onExit = (code: number | null) => done(new Error(`${what} exited (${code}) before starting:\n${out}`));
+    const onError = (err: NodeJS.ErrnoException) =>
+      done(new Error(err.code === 'ENOENT' ? `${what}: not installed (scripts/install-system-deps.sh installs redis-server)` : `${what}: ${err.message}`));
     function done(err?: Error, m?: RegExpExecArray) {
       clearTimeout(timer);
       child.stdout?.off('data', onData);
       child.stderr?.off('data', onData);
       child.off('exit', onExit);
+      child.off('error', onError);
       if (err) reject(err);
       else resolve(m!);
     }
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.once('exit', onExit);
+    child.once('error', onError);
   });
 }
 

@@ -1,7 +1,6 @@
 // Model families as the config formats name them (ai-toolkit's `arch` / `is_*` flags, kohya's `sdxl` / `v2` /
 // `flux1` switches) mapped to loragraph's family ids, and the one place that asks which families train today.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { trainableFamilies } from '../../kernels/families/registry';
 
 export interface FamilyInfo {
   /** loragraph's family id (kernels/families/detect.ts): sd1, sdxl, flux1, flux2, wan, … */
@@ -53,25 +52,9 @@ export const AI_TOOLKIT_FLAGS: readonly [string, string][] = [
   ['is_auraflow', 'auraflow'], ['is_flux', 'flux'], ['is_lumina2', 'lumina2'], ['is_vega', 'vega'], ['is_ssd', 'ssd'],
 ];
 
-let trainable: Set<string> | undefined;
-
-/**
- * The family ids loragraph can train now. Reads the family registry (kernels/families) when it exists, so
- * families are picked up as they land; before it, SD 1.x is the one family the SD kernels train.
- */
+/** The family ids loragraph can train now, from the family registry: families are picked up as they land. */
 export async function trainableFamilyIds(): Promise<Set<string>> {
-  if (trainable) return trainable;
-  const registry = fileURLToPath(new URL('../../kernels/families/registry.ts', import.meta.url));
-  trainable = new Set(['sd1']);
-  if (existsSync(registry)) {
-    try {
-      const mod = (await import(/* @vite-ignore */ registry)) as { trainableFamilies?: () => { id: string }[] };
-      for (const f of mod.trainableFamilies?.() ?? []) trainable.add(f.id);
-    } catch {
-      // A registry mid-edit: keep what the SD kernels train.
-    }
-  }
-  return trainable;
+  return new Set(trainableFamilies().map((f) => f.id));
 }
 
 export async function familyFromArch(arch: string, from: string): Promise<FamilyInfo> {

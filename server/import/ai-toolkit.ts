@@ -118,9 +118,25 @@ export const PROCESS_RULES: Rule[] = [
   { key: 'train.optimizer_params.eps', to: 'optimizer.eps', convert: Number },
   { key: 'train.optimizer_params.betas', apply: (v: number[], c) => ({ targets: [...c.set('optimizer.beta1', Number(v[0])), ...c.set('optimizer.beta2', Number(v[1]))] }) },
   { key: 'train.optimizer_params.relative_step', to: 'optimizer.relativeStep' },
-  { key: 'train.lr_scheduler', to: 'optimizer.lrScheduler' },
-  { key: 'train.lr_scheduler_params.num_cycles', to: 'optimizer.numCycles' },
-  { key: 'train.lr_scheduler_params.warmup_steps', to: 'optimizer.warmupSteps' },
+  {
+    // ai-toolkit builds torch schedulers over the whole run (toolkit/scheduler.py): cosine = CosineAnnealingLR,
+    // cosine_with_restarts = CosineAnnealingWarmRestarts with T_0 = steps (one wave), linear = LinearLR (a ramp up).
+    key: 'train.lr_scheduler',
+    apply: (v, c) => {
+      const name = String(v);
+      if (!['constant', 'constant_with_warmup', 'cosine', 'cosine_with_restarts', 'linear'].includes(name)) throw new UnsupportedValue(`lr_scheduler "${v}" has no counterpart (constant, constant_with_warmup, cosine, cosine_with_restarts, linear)`);
+      const targets = c.set('optimizer.lrScheduler', name);
+      return name === 'linear'
+        ? { status: 'changed', targets, note: 'ai-toolkit\'s linear is torch LinearLR: the lr ramps up from ⅓ to full; Optimizer\'s linear decays to 0' }
+        : { targets };
+    },
+  },
+  {
+    key: 'train.lr_scheduler_params.num_warmup_steps',
+    apply: (v, c) => (c.scope.lr_scheduler === 'constant_with_warmup'
+      ? { targets: c.set('optimizer.warmupSteps', Number(v)) }
+      : { status: 'unsupported', note: `ai-toolkit hands it to torch's ${c.scope.lr_scheduler ?? 'constant'} scheduler, which has no warmup` }),
+  },
   { key: 'train.max_grad_norm', to: 'optimizer.maxGradNorm' },
   { key: 'train.min_snr_gamma', to: 'train.minSnrGamma', convert: (v) => v ?? 0 },
   { key: 'train.snr_gamma', to: 'train.minSnrGamma', status: 'changed', note: 'ai-toolkit\'s snr_gamma (SNR-weighted) → min-SNR-γ' },
@@ -345,6 +361,7 @@ export async function importAiToolkit(source: ParsedSource, registry: NodeRegist
     plan.set('train.sampleEvery', 100);
   }
   plan.use('loss');
+  if (obj(proc.train).lr_scheduler === 'constant_with_warmup') plan.set('optimizer.warmupSteps', 1000); // ai-toolkit's default
 
   // Datasets: one Dataset node per (dataset, resolution), as ai-toolkit splits a resolution list.
   const datasets = Array.isArray(proc.datasets) ? proc.datasets.map(obj) : [];

@@ -126,7 +126,8 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
     ...(o.textEncoderLr ? { text_encoder_lr: o.textEncoderLr } : {}),
     optimizer_params: { weight_decay: o.weightDecay, betas: [o.beta1, o.beta2], eps: o.eps, ...(o.optimizer === 'Adafactor' ? { relative_step: o.relativeStep } : {}) },
     lr_scheduler: o.lrScheduler,
-    ...(o.warmupSteps || o.numCycles !== 1 ? { lr_scheduler_params: { ...(o.warmupSteps ? { warmup_steps: o.warmupSteps } : {}), ...(o.numCycles !== 1 ? { num_cycles: o.numCycles } : {}) } } : {}),
+    // ai-toolkit passes lr_scheduler_params to torch's scheduler: only constant_with_warmup takes a warmup.
+    ...(o.lrScheduler === 'constant_with_warmup' ? { lr_scheduler_params: { num_warmup_steps: o.warmupSteps } } : {}),
     max_grad_norm: o.maxGradNorm,
     ...(trainW.minSnrGamma ? { min_snr_gamma: trainW.minSnrGamma } : {}),
     noise_offset: trainW.noiseOffset,
@@ -137,6 +138,9 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
     dtype: 'bf16',
   };
   note(optimizer, 'nesterov', false, 'ai-toolkit\'s SGD has no Nesterov switch');
+  if (o.lrScheduler !== 'constant_with_warmup') note(optimizer, 'warmupSteps', 0, `ai-toolkit's ${o.lrScheduler} scheduler has no warmup`);
+  if (o.lrScheduler === 'cosine_with_restarts') note(optimizer, 'numCycles', 1, 'ai-toolkit runs one cosine wave over the steps');
+  if (o.lrScheduler === 'linear') notExported.push(`${optimizer.title}.lrScheduler = linear: ai-toolkit's linear ramps the lr up (torch LinearLR); exported as linear`);
   note(train, 'seed', 42, 'ai-toolkit draws its own seed');
   note(train, 'cacheLatents', true, 'ai-toolkit caches per dataset (cache_latents_to_disk)');
   note(load, 'clipSkip', 1, 'ai-toolkit has no clip skip');

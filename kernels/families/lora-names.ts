@@ -45,3 +45,8 @@ export class FamilyLoraNames {
   /** `unet.down_blocks.…` / `text_encoder_2.text_model.…` (diffusers prefix and module path) → the module. */
   fromDiffusers(prefixedModule: string): FamilyModuleRef | undefined { return this.byDiffusers.get(prefixedModule); }
 }
+
+// Shared by every family whose diffusers files use unet./text_encoder(_2). prefixes, and the dtype-checked
+// reader of LoRA tensors: written with SD 1.x, used by all families through here.
+export { diffusersKeys, parseDiffusersKey } from '../sd/lora-names';
+export { loraTensorToFloat32 } from '../sd/lora';

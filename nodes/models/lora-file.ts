@@ -9,14 +9,11 @@
 import type { HostTensor } from '../../kernels';
 import { factorization } from '../../kernels/adapters';
 import { loadSafetensors, writeSafetensors, type RawTensor, type SafetensorsDtype, type TensorToWrite } from '../../kernels/io/safetensors';
-import { loraTensorToFloat32 } from '../../kernels/sd/lora';
-import { detectFamily, FAMILY_LABEL } from '../../kernels/sd/family';
-import { diffusersKeys, parseDiffusersKey } from '../../kernels/sd/lora-names';
-import { FamilyLoraNames, type FamilyModuleRef } from '../../kernels/families/lora-names';
+import { FamilyLoraNames, diffusersKeys, loraTensorToFloat32, parseDiffusersKey, type FamilyModuleRef } from '../../kernels/families/lora-names';
 import type { AdapterSpec } from '../sockets';
 import type { ModelFamily } from '../../kernels/families/contract';
 import { componentsOf } from '../../kernels/families/adapters';
-import { sd1Family } from '../../kernels/sd/sd1-family';
+import { detectFamily, familyById, FAMILY_LABELS } from '../../kernels/families/registry';
 import { adapterSetsFor, setList } from './adapters';
 
 /** The Save LoRA widget's words, also written as `loragraph_format`. */
@@ -51,7 +48,7 @@ export interface SaveLoraOptions {
 
 /** The tensors of the file, by name. */
 export function loraFileTensors(o: Omit<SaveLoraOptions, 'metadata'>): Record<string, TensorToWrite> {
-  const family = o.family ?? sd1Family;
+  const family = o.family ?? familyById('sd1');
   const sets = adapterSetsFor(o.spec, { family, config: o.config });
   const weights = o.weights as Record<string, HostTensor>;
   if (o.format === 'kohya') return Object.assign({}, ...setList(sets).map((s) => s.fileTensors(weights, o.dtype)));
@@ -105,12 +102,12 @@ interface FileModule { ref: FamilyModuleRef; kohya: string; tensors: Map<string,
  * Reads a kohya, diffusers or PEFT LoRA file for a model of `family` and `config` (default SD 1.x). Every module in the file must exist in
  * the model; unsupported layouts (LoHa, DoRA, mixed ranks) are refused by name.
  */
-export async function readLoraFile(path: string, config: unknown, family: ModelFamily = sd1Family): Promise<LoadedLora> {
+export async function readLoraFile(path: string, config: unknown, family: ModelFamily = familyById('sd1')): Promise<LoadedLora> {
   let file;
   try { file = await loadSafetensors(path); } catch (e) { throw new Error(`${path}: not a readable safetensors file: ${(e as Error).message}`); }
   const keys = [...file.tensors.keys()];
   const fam = detectFamily(keys, (k) => file.tensors.get(k)?.shape);
-  if (fam.family !== 'lora') throw new Error(`${path}: not a LoRA file — it looks like ${fam.family === 'unknown' ? 'no known layout' : `a ${FAMILY_LABEL[fam.family]}`} (${fam.reason})`);
+  if (fam.family !== 'lora') throw new Error(`${path}: not a LoRA file — it looks like ${fam.family === 'unknown' ? 'no known layout' : `a ${FAMILY_LABELS[fam.family]}`} (${fam.reason})`);
   const other = otherBaseModel(family, config, keys, file.metadata);
   if (other) throw new Error(`${path}: this LoRA was made for ${other}, not ${family.label}`);
   const names = new FamilyLoraNames(family, config);

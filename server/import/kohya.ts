@@ -67,7 +67,24 @@ export function kohyaResolution(v: unknown): { size: string; note?: string } {
   return { size: String(side), note: `kohya's [${w}, ${h}] is one training area (buckets keep ${w}×${h} pixels); loragraph takes a side: ${side}` };
 }
 
-interface KohyaContext extends RuleContext { paths?: ProjectPaths; configDir: string }
+interface KohyaContext extends RuleContext { paths?: ProjectPaths; configDir: string; gui: boolean }
+
+/**
+ * kohya_ss (the GUI) decides what trains from the two learning rates: text_encoder_lr 0 with unet_lr set trains
+ * the UNet only, unet_lr 0 with text_encoder_lr set the text encoder only (kohya_gui/lora_gui.py).
+ */
+function textEncoderLrOutcome(v: unknown, c: KohyaContext) {
+  const te = num(v) ?? 0;
+  const unet = num(c.scope.unet_lr) ?? 0;
+  if (te === 0) {
+    if (c.gui && unet !== 0) return { targets: c.set('target.trainTextEncoder', false), note: 'kohya_ss trains the UNet only when text_encoder_lr is 0' };
+    return { status: 'ignored' as const, note: 'unset: learning_rate applies' };
+  }
+  const targets = c.set('optimizer.textEncoderLr', te);
+  return c.gui && unet === 0
+    ? { status: 'changed' as const, targets, note: 'kohya_ss would train the text encoder only (unet_lr 0); loragraph always trains the denoiser' }
+    : { targets };
+}
 
 const setNum = (to: `${string}.${string}`) => (v: unknown, c: RuleContext) => {
   const n = num(v);
@@ -128,7 +145,7 @@ export const KOHYA_RULES: Rule[] = [
   { key: 'optimizer_args', apply: (v, c) => optimizerArgsOutcome(keyValueArgs(v), c) },
   { key: 'learning_rate', apply: (v, c) => (num(c.scope.unet_lr) ? { status: 'ignored', note: 'unet_lr takes precedence' } : setNum('optimizer.learningRate')(v, c)) },
   { key: 'unet_lr', apply: (v, c) => (isOff(v) ? { status: 'ignored', note: 'unset: learning_rate applies' } : setNum('optimizer.learningRate')(v, c)) },
-  { key: 'text_encoder_lr', apply: (v, c) => (isOff(v) ? { status: 'ignored', note: 'unset: learning_rate applies' } : setNum('optimizer.textEncoderLr')(v, c)) },
+  { key: 'text_encoder_lr', apply: (v, c) => textEncoderLrOutcome(v, c as KohyaContext) },
   { key: 'lr_scheduler', apply: (v, c) => { if (!LR_SCHEDULERS.includes(String(v))) throw new UnsupportedValue(`lr_scheduler "${v}" has no counterpart (${LR_SCHEDULERS.join(', ')})`); return { targets: c.set('optimizer.lrScheduler', v) }; } },
   { key: 'lr_warmup_steps', apply: (v, c) => (isOff(v) ? { status: 'ignored', note: 'unset' } : setNum('optimizer.warmupSteps')(v, c)) },
   {
@@ -321,7 +338,7 @@ export async function importKohya(source: ParsedSource, registry: NodeRegistry, 
   plan.use('loss');
   // The network type first: conv_dim, factor read it.
   const typeKey = flat.find(([, k]) => k === 'LoRA_type' || k === 'network_module');
-  const ctxBase = { plan, family, scope, paths: opts.paths, configDir: opts.dir };
+  const ctxBase = { plan, family, scope, paths: opts.paths, configDir: opts.dir, gui: opts.format === 'kohya_ss' };
 
   const datasetConfig = typeof scope.dataset_config === 'string' && scope.dataset_config ? resolve(opts.dir, scope.dataset_config) : undefined;
   const fromToml = datasetConfig && existsSync(datasetConfig);

@@ -155,6 +155,11 @@ describe('meaning carried over', () => {
     expect(byTitle(r, 'Dataset 2')).toMatchObject({ folder: 'reg', isRegularization: true });
     expect(entry(r, 'additional_parameters')).toMatchObject({ status: 'ignored', note: 'unset' });
     expect(entry(r, 'epoch').status).toBe('unsupported');
+    // kohya_ss: text_encoder_lr 0 with unet_lr set trains the UNet only.
+    const text = readFileSync(join(OWN, 'kohya_locon_sd15.json'), 'utf8').replace('"text_encoder_lr": "5e-05"', '"text_encoder_lr": 0');
+    const unetOnly = await importConfigText('unet-only.json', text, registry);
+    expect(byTitle(unetOnly, 'LoRA Target').trainTextEncoder).toBe(false);
+    expect(byTitle(r, 'LoRA Target').trainTextEncoder).toBe(true);
   });
 
   it('sd-scripts dataset TOML: subset over dataset over [general] over the --config_file options', async () => {

@@ -1,16 +1,14 @@
 // `npm run eval:tiny-flux`: how well the tiny klein draws what it is asked for — the same prompts and
-// image analyzer as eval:tiny (every world shape × colour), sampled through flux2Family exactly as the
-// Sampler node would (Qwen3 features, flow Euler on FLUX.2's schedule with CFG against the empty
-// prompt, VAE decode with the BatchNorm statistics). Target: ≥ 80% shape and colour.
+// image analyzer as eval:tiny (every world shape × colour), sampled through flux2Family with the
+// families' preview pipeline, as the Sampler node does (Qwen3 features, flow Euler on FLUX.2's schedule
+// with CFG against the empty prompt, VAE decode with the BatchNorm statistics). Target: ≥ 80% shape
+// and colour.
 //   npx tsx kernels/flux/tiny/eval.ts [--dir DIR] [--samples N] [--steps N] [--cfg X] [--grid out.png]
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { input } from '../../tensor';
-import { compileGraph } from '../../compile';
-import { Builder } from '../../nn/builder';
 import { Runtime } from '../../runtime';
+import { FamilyPipeline } from '../../families/pipeline';
 import { analyzeImage } from '../../sd/tiny/analyze';
-import { planarToRgb } from '../../sd/tiny/train-data';
 import { evalPrompts, writeGrid } from '../../sd/tiny/eval';
 import { flux2Family } from '../family';
 import { TINY_FLUX_FILES, TINY_FLUX_ROOT } from './pretrain';
@@ -35,37 +33,16 @@ export async function evaluateTinyFlux(o: TinyFluxEvalOptions, log: (line: strin
   const m = await flux2Family.load(join(o.dir, TINY_FLUX_FILES.transformer));
   const rt = new Runtime({ threads: o.threads ?? 0 });
   try {
-    const c = m.config;
-    const T = c.text.maxLength, n = o.samples, size = c.sampleSize;
-    const fmt = flux2Family.latentFormat(c);
-    const side = size / fmt.spatialCompression;
-    const ids = input('ids', [1, T], 'int64');
-    const text = await rt.load(compileGraph([ids], flux2Family.encodeText([new Builder(m.textEncoders[0].weights)], c, [ids], { clipSkip: 1 }), { name: 'tiny_flux_text' }));
-    const sample = input('sample', [2 * n, fmt.channels, side, side]), timestep = input('timestep', [2 * n]), context = input('context', [2 * n, T, c.transformer.contextDim]);
-    const denoiser = await rt.load(compileGraph([sample, timestep, context], { v: flux2Family.denoise(new Builder(m.denoiser), c, { sample, timestep, cond: { context } }) }, { name: 'tiny_flux_denoise' }));
-    const latents = input('latents', [n, fmt.channels, side, side]);
-    const decoder = await rt.load(compileGraph([latents], { pixels: flux2Family.vaeDecode(new Builder(m.vae), c, latents) }, { name: 'tiny_flux_decode' }));
-    const features = async (prompt: string) => {
-      const t = m.textEncoders[0].tokenizer.tokenize(prompt, { maxLength: T }).ids;
-      return (await text.run({ ids: { dtype: 'int64', shape: [1, T], data: BigInt64Array.from(Array.from(t), BigInt) } })).context.data as Float32Array;
-    };
-    const empty = await features('');
+    const size = m.config.sampleSize;
+    // The Sampler node's path: kernels/families' pipeline over the family.
+    const pipe = await FamilyPipeline.create(rt, { family: flux2Family, config: m.config, denoiser: m.denoiser, textEncoders: m.textEncoders, vae: m.vae }, { width: size, height: size, batch: o.samples });
     const rgb: Uint8Array[] = [];
     let shapeOk = 0, colorOk = 0, backgroundOk = 0, count = 0;
     for (const [i, p] of evalPrompts().slice(0, o.prompts).entries()) {
-      const cond = await features(p.prompt);
-      const ctx = new Float32Array(2 * n * empty.length);
-      for (let k = 0; k < n; k++) { ctx.set(empty, k * empty.length); ctx.set(cond, (n + k) * empty.length); }
-      const out = await flux2Family.sample(async (x, t) => (await denoiser.run({
-        sample: { dtype: 'float32', shape: [2 * n, fmt.channels, side, side], data: x },
-        timestep: { dtype: 'float32', shape: [2 * n], data: new Float32Array(2 * n).fill(t) },
-        context: { dtype: 'float32', shape: [2 * n, T, c.transformer.contextDim], data: ctx },
-      })).v.data as Float32Array, c, { sampler: 'euler', steps: o.steps, cfgScale: o.cfgScale, seed: o.seed + i, latentShape: [fmt.channels, side, side], batch: n, scheduler: 'normal' });
-      const pixels = (await decoder.run({ latents: { dtype: 'float32', shape: [n, fmt.channels, side, side], data: out } })).pixels.data as Float32Array;
+      const g = await pipe.generate({ prompt: p.prompt, seed: o.seed + i, steps: o.steps, cfgScale: o.cfgScale, sampler: 'euler' });
       const seen: string[] = [];
       let s = 0, col = 0;
-      for (let k = 0; k < n; k++) {
-        const img = planarToRgb(pixels, size, k * 3 * size * size);
+      for (const img of g.images) {
         const a = analyzeImage(img, size);
         seen.push(`${a.color ?? '-'} ${a.shape}/${a.background}`);
         if (a.shape === p.shape) s++;
@@ -73,8 +50,8 @@ export async function evaluateTinyFlux(o: TinyFluxEvalOptions, log: (line: strin
         if (a.background === p.background) backgroundOk++;
         rgb.push(img);
       }
-      shapeOk += s; colorOk += col; count += n;
-      log(`${p.prompt.padEnd(42)} shape ${s}/${n} colour ${col}/${n}  [${seen.join(', ')}]`);
+      shapeOk += s; colorOk += col; count += g.images.length;
+      log(`${p.prompt.padEnd(42)} shape ${s}/${g.images.length} colour ${col}/${g.images.length}  [${seen.join(', ')}]`);
     }
     return { images: count, shapeAccuracy: shapeOk / count, colorAccuracy: colorOk / count, backgroundAccuracy: backgroundOk / count, rgb };
   } finally {

@@ -15,6 +15,7 @@ import { vaeToLdm } from '../../../kernels/sd/keys/single-file';
 import { t5Encoder } from '../../../kernels/text/t5';
 import { T5PromptTokenizer } from '../../../kernels/text/t5-tokenizer';
 import { buildUnigramTokenizerJson } from '../../../kernels/text/unigram-tokenizer-json';
+import { FamilyPipeline } from '../../../kernels/families/pipeline';
 import { runtime, rand } from '../gradcheck';
 
 afterAll(() => runtime().close());
@@ -76,6 +77,13 @@ describe('flux1Family', () => {
     expect(loaded.latents.data).toEqual(direct.latents.data);
     (loaded.v.data as Float32Array).forEach((x, i) => expect(x).toBeCloseTo((direct.v.data as Float32Array)[i], 5));
     expect(m.textEncoders[1].tokenizer.tokenize('a red circle', { maxLength: 8 }).ids).toHaveLength(8);
+    // The Sampler node's path: the families' preview pipeline (guidance from sampleConditioning).
+    const rt = new K.Runtime({ threads: 2 });
+    const pipe = await FamilyPipeline.create(rt, { family: flux1Family, config: c, denoiser: m.denoiser, textEncoders: m.textEncoders, vae: m.vae }, { width: 64, height: 64 });
+    const g = await pipe.generate({ prompt: 'a red circle', seed: 1, steps: 2, cfgScale: 1 });
+    expect(g.images[0]).toHaveLength(64 * 64 * 3);
+    expect(g.latents).toHaveLength(64 * 4 * 4);
+    await rt.close();
     m.close();
   });
 

@@ -6,8 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Builder } from '../nn/builder';
-import { constant, input, type Tensor } from '../tensor';
-import type { WeightSource, WeightUse } from '../nn/weights';
+import { input } from '../tensor';
 import { add, mul } from '../ops/elementwise';
 import { reshape } from '../ops/shape-and-reduce';
 import type { LoadedFamilyModel, LoadOptions, ModelFamily, ModelPart, Tokenizer } from '../families/contract';
@@ -24,7 +23,7 @@ import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import { ropeTables } from '../dit/layers';
 import { FLUX1_DEV, FLUX1_SCHNELL, type FluxTransformerConfig } from './config';
 import { fluxTransformer, jointPositions } from './transformer';
-import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX2_TINY_VAE, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
+import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX2_TINY_VAE, QuantConvsOrIdentity, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
 import { flux1Sigmas, sampleFlowEuler } from './sampling';
 import { fluxModuleMapping } from './keys';
 import { fluxTargetSpec } from './lora';
@@ -57,22 +56,6 @@ export const tinyFlux1Config = (): Flux1FamilyConfig => ({
 
 const TIMESTEP_SCALE = 1000;
 const CLIP_EOS = (c: ClipTextConfig) => c.vocabSize - 1;
-
-/**
- * FLUX.1's VAE has no quant_conv/post_quant_conv (BFL's AutoEncoder; diffusers' use_quant_conv false);
- * the shared SD VAE code applies them, so they are served as identity 1×1 convs.
- */
-class WithoutQuantConvs implements WeightSource {
-  constructor(readonly inner: WeightSource) {}
-  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
-    if (!/^(post_)?quant_conv\.(weight|bias)$/.test(path)) return this.inner.get(path, shape, use);
-    const n = shape[0];
-    if (path.endsWith('.bias')) return constant(new Float32Array(n), shape, 'float32', path);
-    const eye = new Float32Array(n * n);
-    for (let i = 0; i < n; i++) eye[i * n + i] = 1;
-    return constant(eye, shape, 'float32', path);
-  }
-}
 
 function traceTransformer(b: Builder, c: Flux1FamilyConfig) {
   const t = c.transformer;
@@ -183,5 +166,5 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
 };
 
-/** The same builder with identity quant convs (see WithoutQuantConvs). */
-const quantFree = (b: Builder): Builder => new Builder(new WithoutQuantConvs(b.weights), b.adapter, b.prefix);
+/** FLUX.1's VAE has no quant convs (BFL's AutoEncoder; diffusers' use_quant_conv false): identity ones. */
+const quantFree = (b: Builder): Builder => new Builder(new QuantConvsOrIdentity(b.weights, new Set()), b.adapter, b.prefix);

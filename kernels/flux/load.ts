@@ -21,7 +21,7 @@ import type { FluxTransformerConfig } from './config';
 import { fluxKeyMapping } from './keys';
 import type { Qwen3Config } from './qwen3';
 import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
-import { FLUX1_VAE, FLUX2_VAE } from './vae';
+import { FLUX1_VAE, FLUX2_VAE, QuantConvsOrIdentity } from './vae';
 
 /** Every tensor of a file, or of all `.safetensors` files of a folder (shards), by name. */
 export async function indexSafetensors(path: string): Promise<{ tensors: Map<string, TensorLocation>; metadata: Record<string, string>; dtypes: Set<string>; params: number }> {
@@ -201,7 +201,9 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
     closers.push(() => w.close());
     v.dtypes.forEach((d) => dtypes.add(d));
     params.vae = v.params;
-    vae = { config: found.config, weights: found.layout === 'ldm' ? new LdmVaeWeights(w, found.config) : w };
+    const named: WeightSource = found.layout === 'ldm' ? new LdmVaeWeights(w, found.config) : w;
+    const quant = new Set(['quant_conv.weight', 'quant_conv.bias', 'post_quant_conv.weight', 'post_quant_conv.bias'].filter((k) => v.tensors.has(k)));
+    vae = { config: found.config, weights: new QuantConvsOrIdentity(named, quant) };
   }
 
   let tokenizer: Qwen3PromptTokenizer | undefined;

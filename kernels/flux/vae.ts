@@ -5,10 +5,10 @@
 //           normalised per channel by the checkpoint's eval BatchNorm statistics (`bn.running_mean`,
 //           `bn.running_var`, eps 1e-4); tokens are the patches row-major.
 //   FLUX.1: 16 channels, (z − 0.1159) · 0.3611, then packed 2×2 into 64-channel tokens the same way.
-import type { Tensor } from '../tensor';
+import { constant, type Tensor } from '../tensor';
 import { add, mul, rsqrt, sqrt, sub } from '../ops/elementwise';
 import { reshape, transpose } from '../ops/shape-and-reduce';
-import type { WeightSource } from '../nn/weights';
+import type { WeightSource, WeightUse } from '../nn/weights';
 import type { VaeConfig } from '../sd/config';
 
 export const FLUX2_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [128, 256, 512, 512], layersPerBlock: 2, latentChannels: 32, normGroups: 32, scalingFactor: 1 };
@@ -79,4 +79,20 @@ export function flux1LatentsToTokens(z: Tensor): Tensor {
 }
 export function flux1TokensToLatents(tokens: Tensor, rows: number, cols: number): Tensor {
   return add(mul(unpatchify2x2(fromTokens(tokens, rows, cols)), 1 / FLUX1_VAE.scalingFactor), FLUX1_VAE_SHIFT);
+}
+
+/**
+ * The shared SD VAE code applies quant_conv/post_quant_conv; VAEs without them (FLUX.1's; a FLUX.2 file
+ * that omits them) get identity 1×1 convs, and the real ones are served when `present` lists them.
+ */
+export class QuantConvsOrIdentity implements WeightSource {
+  constructor(readonly inner: WeightSource, readonly present: ReadonlySet<string>) {}
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
+    if (!/^(post_)?quant_conv\.(weight|bias)$/.test(path) || this.present.has(path)) return this.inner.get(path, shape, use);
+    const n = shape[0];
+    if (path.endsWith('.bias')) return constant(new Float32Array(n), shape, 'float32', path);
+    const eye = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) eye[i * n + i] = 1;
+    return constant(eye, shape, 'float32', path);
+  }
 }

@@ -108,6 +108,19 @@ describe('FLUX.2 loading', () => {
     m.close();
   });
 
+  it('a FLUX.2 VAE file without quant convs gets identity ones', async () => {
+    const sep = join(dir, 'separate');
+    const bare = new Map([...vae].filter(([k]) => !/quant_conv/.test(k)));
+    await write(join(sep, 'ae-bare.safetensors'), bare, (k) => (k.startsWith('bn.') ? k : vaeToLdm(FLUX2_TINY_VAE, k)), { loragraph_vae_norm_groups: '8' });
+    const m = await loadFlux2({ transformer: join(sep, 'klein.safetensors'), vae: join(sep, 'ae-bare.safetensors') });
+    const withIdentity = new Map(bare);
+    const eye = (n: number) => { const e = new Float32Array(n * n); for (let i = 0; i < n; i++) e[i * n + i] = 1; return e; };
+    withIdentity.set('quant_conv.weight', ht([64, 64, 1, 1], eye(64)));
+    withIdentity.set('quant_conv.bias', ht([64], new Float32Array(64)));
+    expect(await value(vaeOut(m.vae!.weights), feeds.vae)).toEqual(await value(vaeOut(new K.HostWeights(withIdentity)), feeds.vae));
+    m.close();
+  });
+
   it('refuses a text encoder of the wrong width and an SD checkpoint, naming the file', async () => {
     const sep = join(dir, 'separate');
     const wide = new Map(text);

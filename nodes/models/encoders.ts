@@ -20,18 +20,23 @@ export function vaeLatentEncoder(family: ModelFamily, config: unknown, weights: 
   const scale = format.spatialCompression;
   return {
     id: `${id}:vae-mean:${format.scale}${format.shift ? `:${format.shift}` : ''}`,
+    // Video VAEs (time compression > 1) take clips [B, 3, F, H, W].
+    supportsFrames: format.temporalCompression > 1,
     async encode(pixels: StoredTensor): Promise<StoredTensor[]> {
-      const [n, c, h, w] = pixels.dims;
-      if (pixels.dims.length !== 4 || c !== 3) throw new Error(`VAE encode: expected pixels [B, 3, H, W], got [${pixels.dims}]`);
+      const video = pixels.dims.length === 5 && format.temporalCompression > 1;
+      const [n, c] = pixels.dims;
+      const [h, w] = pixels.dims.slice(-2);
+      if ((pixels.dims.length !== 4 && !video) || c !== 3) throw new Error(`VAE encode: expected pixels [B, 3, H, W]${format.temporalCompression > 1 ? ' or [B, 3, F, H, W]' : ''}, got [${pixels.dims}]`);
       if (h % scale || w % scale) throw new Error(`VAE encode: ${w}×${h} is not a multiple of ${scale} (the VAE's downscale)`);
-      const session = await cachedSession(weights, `vae-encode:${h}x${w}`, () => {
-        const x = input('pixels', [1, c, h, w]);
+      const one = [1, ...pixels.dims.slice(1)];
+      const session = await cachedSession(weights, `vae-encode:${one.slice(2).join('x')}`, () => {
+        const x = input('pixels', one);
         return compileGraph([x], { latent: family.vaeEncode(new Builder(weights), config, x) }, { name: `${family.id}_vae_encoder` });
       });
-      const per = c * h * w;
+      const per = one.reduce((a, b) => a * b, 1);
       const out: StoredTensor[] = [];
       for (let i = 0; i < n; i++) {
-        const r = await session.run({ pixels: { dtype: 'float32', shape: [1, c, h, w], data: pixels.data.slice(i * per, (i + 1) * per) } });
+        const r = await session.run({ pixels: { dtype: 'float32', shape: one, data: pixels.data.slice(i * per, (i + 1) * per) } });
         out.push({ dims: r.latent.shape.slice(1), data: r.latent.data as Float32Array });
       }
       return out;

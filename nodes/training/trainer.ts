@@ -105,6 +105,15 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const latentFormat = family.latentFormat(cfg);
   const scale = latentFormat.spatialCompression;
   const objective = family.objective(cfg);
+  /** Latent (frames,) height, width of a batch: video VAEs keep the first frame and compress the rest in time. */
+  const latentDims = (batch: Batch): number[] => {
+    const hw = [batch.bucket.height / scale, batch.bucket.width / scale];
+    if (batch.frames <= 1) return hw;
+    const t = latentFormat.temporalCompression;
+    if (t <= 1) throw new Error(`datasets: ${family.label} trains on images; this dataset has ${batch.frames}-frame clips (set numFrames to 1)`);
+    if ((batch.frames - 1) % t) throw new Error(`datasets: ${batch.frames}-frame clips; ${family.label} needs ${t}n+1 frames (turn on videoModel in the Dataset)`);
+    return [1 + (batch.frames - 1) / t, ...hw];
+  };
   const conditioning = family.conditioning(cfg);
   const sampleConds = conditioning.filter((c) => c.source === 'sample');
   // Regularization images among the datasets get their own loss weight (prior preservation).
@@ -137,7 +146,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     let p = steps.get(key);
     if (!p) {
       p = (async () => {
-        const latentSize: [number, number] = [batch.bucket.height / scale, batch.bucket.width / scale];
+        const latentSize = latentDims(batch);
         const g = buildTrainGraph({
           family, config: cfg, denoiserWeights: inp.model.denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
           adapters, batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
@@ -212,7 +221,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const latentsOf = async (batch: Batch): Promise<HostTensor> => {
     if (latentCache) { const t = await latentCache.getBatch(batch); return { dtype: 'float32', shape: t.dims, data: t.data }; }
     const encoded = await inp.vae.latentEncoder.encode(await loadBatchPixels(batch));
-    return stack(encoded, [batch.entries.length, latentFormat.channels, batch.bucket.height / scale, batch.bucket.width / scale]);
+    return stack(encoded, [batch.entries.length, latentFormat.channels, ...latentDims(batch)]);
   };
   const noiseLike = (shape: number[], rng: Rng) => {
     const n = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));

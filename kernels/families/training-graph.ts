@@ -31,7 +31,7 @@ export interface TrainGraphOptions {
   differentialGuidance?: number;
   /** Feed a per-sample loss weight `loss_weight` [B] (kohya's prior_loss_weight for regularization images). */
   sampleWeights?: boolean;
-  /** Recompute each block in the backward pass instead of keeping its activations. */
+  /** Recompute each denoiser block in the backward pass instead of keeping its activations (Builder.block). */
   gradientCheckpointing?: boolean;
 }
 
@@ -69,12 +69,7 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
   if (trainsText && !o.textWeights) throw new Error('training the text encoder needs its weights');
   const conds = family.conditioning(cfg);
   const encoders = family.textEncoders(cfg);
-  const gc = !!o.gradientCheckpointing;
-  const builder = (w: WeightSource, hook?: ReturnType<FamilyAdapters['denoiser']['hook']>) => {
-    const b = new Builder(w, hook);
-    b.gradientCheckpointing = gc;
-    return b;
-  };
+  const builder = (w: WeightSource, hook?: ReturnType<FamilyAdapters['denoiser']['hook']>) => new Builder(w, hook);
 
   const inputs: Tensor[] = [];
   const encode = (ids: Tensor[], withAdapter: boolean): Conditioning =>
@@ -115,8 +110,12 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
     const baseCond = (): Conditioning => ({ ...(base ?? encode(ids!, false)), ...extra });
     return { t, timestep, cond: { ...cond, ...extra }, baseCond, ...pair };
   };
-  const adapted = (noisy: Tensor, timestep: Tensor, cond: Conditioning) =>
-    family.denoise(builder(o.denoiserWeights, o.adapters.denoiser.hook({ training: true })), cfg, { sample: noisy, timestep, cond });
+  const adapted = (noisy: Tensor, timestep: Tensor, cond: Conditioning) => {
+    // Recomputation pays off where activations are kept for the backward pass: the adapted denoiser.
+    const b = builder(o.denoiserWeights, o.adapters.denoiser.hook({ training: true }));
+    b.gradientCheckpointing = !!o.gradientCheckpointing;
+    return family.denoise(b, cfg, { sample: noisy, timestep, cond });
+  };
 
   const main = pass('');
   const pred = adapted(main.noisy, main.timestep, main.cond);

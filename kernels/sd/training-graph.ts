@@ -1,17 +1,15 @@
-// One SD 1.x LoRA training step as a graph: noisy latents from (x0, noise, timestep), the UNet with
-// adapters predicting ε or v, a per-sample loss weighted by min-SNR-γ, and optionally Differential
-// Output Preservation (the adapted model held to the base model's prediction on preservation prompts)
-// and Differential Guidance (the target pushed away from the current prediction).
-import { input, type Tensor } from '../tensor';
-import { add, cast, mul, stopGradient, sub } from '../ops/elementwise';
-import { Builder } from '../nn/builder';
+// One SD 1.x LoRA training step as a graph, in SD's own vocabulary (config, UNet and text-encoder
+// adapter sets): the family training graph (kernels/families/training-graph.ts) with the sd1 family —
+// noisy latents from (x0, noise, timestep), the UNet with adapters predicting ε or v, min-SNR-γ, DOP and
+// Differential Guidance. Feed names are the same: `latents`, `noise`, `timesteps`, `context` / `ids`.
+import type { Tensor } from '../tensor';
 import type { WeightSource } from '../nn/weights';
 import { ddpmSchedule, type DdpmSchedule } from '../schedules/ddpm';
-import { batchLoss, ddpmTrainingPair, minSnrWeights, perSampleLoss, type LossOptions } from '../losses';
+import type { LossOptions } from '../losses';
+import { buildTrainGraph } from '../families/training-graph';
 import type { SdConfig } from './config';
-import { unet } from './unet';
-import { clipTextEncoder } from './clip-text';
 import type { SdAdapters } from './lora';
+import { sd1Family } from './sd1-family';
 
 export interface SdTrainGraphOptions {
   config: SdConfig;
@@ -60,75 +58,12 @@ export function sdScheduleOf(cfg: SdConfig): DdpmSchedule {
  * plus the adapters' dropout masks.
  */
 export function buildSdTrainGraph(o: SdTrainGraphOptions): SdTrainGraph {
-  const cfg = o.config;
-  const B = o.batch;
-  const [h, w] = o.latentSize;
-  const L = cfg.text.maxPositions;
-  const schedule = sdScheduleOf(cfg);
-  const prediction = cfg.scheduler.predictionType;
-  const trainsText = !!o.adapters.textEncoder;
-  if (trainsText && !o.textWeights) throw new Error('training the text encoder needs its weights');
-
-  const inputs: Tensor[] = [];
-  const encode = (ids: Tensor, withAdapter: boolean) =>
-    clipTextEncoder(new Builder(o.textWeights!, withAdapter ? o.adapters.textEncoder!.hook({ training: true }) : undefined), cfg.text, ids, { clipSkip: o.clipSkip ?? 1 }).hidden;
-  const text = (prefix: string) => {
-    if (!trainsText) {
-      const c = input(`${prefix}context`, [B, L, cfg.unet.crossAttentionDim]);
-      inputs.push(c);
-      return { context: c, base: c };
-    }
-    const ids = input(`${prefix}ids`, [B, L], 'int64');
-    inputs.push(ids);
-    return { context: encode(ids, true), base: undefined as Tensor | undefined, ids };
-  };
-  const pass = (prefix: string) => {
-    const x0 = input(`${prefix}latents`, [B, cfg.unet.inChannels, h, w]);
-    const noise = input(`${prefix}noise`, [B, cfg.unet.inChannels, h, w]);
-    const t = input(`${prefix}timesteps`, [B], 'int64');
-    inputs.push(x0, noise, t);
-    const { context, base, ids } = text(prefix) as { context: Tensor; base?: Tensor; ids?: Tensor };
-    const { noisy, target } = ddpmTrainingPair(x0, noise, t, schedule, prediction);
-    // The base model's view of the same prompt (no text-encoder adapter), for the DOP prior.
-    const baseContext = () => base ?? encode(ids!, false);
-    return { x0, noise, t, context, baseContext, noisy, target };
-  };
-  const adapted = (noisy: Tensor, t: Tensor, context: Tensor) => {
-    const b = new Builder(o.unetWeights, o.adapters.unet.hook({ training: true }));
-    b.gradientCheckpointing = !!o.gradientCheckpointing;
-    return unet(b, cfg.unet, { sample: noisy, timestep: cast(t, 'float32'), context });
-  };
-
-  const main = pass('');
-  const pred = adapted(main.noisy, main.t, main.context);
-  let target = main.target;
-  if (o.differentialGuidance) {
-    // ai-toolkit's differential guidance: aim past the target, away from where the model is now.
-    target = add(target, mul(sub(target, stopGradient(pred)), o.differentialGuidance));
-  }
-  let weights = o.minSnrGamma ? minSnrWeights(main.t, schedule, o.minSnrGamma, prediction) : undefined;
-  if (o.sampleWeights) {
-    const w = input('loss_weight', [B]);
-    inputs.push(w);
-    weights = weights ? mul(weights, w) : w;
-  }
-  const mainLoss = batchLoss(perSampleLoss(pred, target, o.loss), weights);
-  let loss = mainLoss;
-  const extra: Record<string, Tensor> = { loss_main: mainLoss };
-
-  const hasPreservation = !!o.preservationMultiplier;
-  if (hasPreservation) {
-    const p = pass('pres_');
-    // The prior: the base model (no adapter) on the preservation prompt. It has no trained
-    // parameters upstream, so no gradient flows through it.
-    const prior = unet(new Builder(o.unetWeights), cfg.unet, { sample: p.noisy, timestep: cast(p.t, 'float32'), context: p.baseContext() });
-    const preserved = adapted(p.noisy, p.t, p.context);
-    const presLoss = batchLoss(perSampleLoss(preserved, stopGradient(prior)));
-    loss = add(loss, mul(presLoss, o.preservationMultiplier!));
-    extra.loss_preservation = presLoss;
-  }
-
-  inputs.push(...o.adapters.unet.dropoutInputs, ...(o.adapters.textEncoder?.dropoutInputs ?? []));
-  const params = { ...o.adapters.unet.params, ...(o.adapters.textEncoder?.params ?? {}) };
-  return { inputs, loss, extra, params, schedule, textInput: trainsText ? 'ids' : 'context', hasPreservation };
+  const g = buildTrainGraph({
+    family: sd1Family, config: o.config, denoiserWeights: o.unetWeights, textWeights: o.textWeights ? [o.textWeights] : undefined,
+    adapters: { denoiser: o.adapters.unet, text: o.adapters.textEncoder ? [o.adapters.textEncoder] : [] },
+    batch: o.batch, latentSize: o.latentSize, clipSkip: o.clipSkip, loss: o.loss, minSnrGamma: o.minSnrGamma,
+    preservationMultiplier: o.preservationMultiplier, differentialGuidance: o.differentialGuidance, sampleWeights: o.sampleWeights,
+    gradientCheckpointing: o.gradientCheckpointing,
+  });
+  return { inputs: g.inputs, loss: g.loss, extra: g.extra, params: g.params, schedule: g.schedule!, textInput: g.textInput === 'ids' ? 'ids' : 'context', hasPreservation: g.hasPreservation };
 }

@@ -1,14 +1,12 @@
 // SD 1.x adapters: one AdapterSet for the UNet (`lora_unet_…`) and optionally one for the text encoder
 // (`lora_te_…`), named exactly as kohya writes them; symbolic module discovery (no weights touched)
 // for parameter counts; and reading a LoRA file back into values for either set.
-import { Builder } from '../nn/builder';
-import { ShapeRecorder } from '../nn/weights';
-import { input, type HostTensor } from '../tensor';
-import { AdapterSet, kohyaNamer, type AdapterSetOptions, type TargetSpec } from '../adapters';
+import type { HostTensor } from '../tensor';
+import type { AdapterSet, AdapterSetOptions, TargetSpec } from '../adapters';
 import { loadSafetensors, toFloat32, type RawTensor } from '../io/safetensors';
+import { familyAdapters } from '../families/adapters';
 import type { SdConfig } from './config';
-import { unet } from './unet';
-import { clipTextEncoder } from './clip-text';
+import { sd1Family } from './sd1-family';
 
 export interface SdAdapterOptions extends Omit<AdapterSetOptions, 'namer' | 'targets'> {
   targets: TargetSpec;
@@ -22,28 +20,11 @@ export interface SdAdapters {
 
 /**
  * Makes the adapter sets and builds the models symbolically once so every targeted module is known
- * (names, shapes, parameter count) before any weight is read. `latent` is the latent size to trace at.
+ * (names, shapes, parameter count) before any weight is read: the family adapter sets of the sd1 family.
  */
 export function sdAdapters(cfg: SdConfig, o: SdAdapterOptions): SdAdapters {
-  const base = { ...o, targets: o.targets };
-  const sets: SdAdapters = { unet: new AdapterSet({ ...base, namer: kohyaNamer({}, 'lora_unet') }) };
-  if (o.trainTextEncoder) sets.textEncoder = new AdapterSet({ ...base, namer: kohyaNamer({}, 'lora_te') });
-  traceModules(cfg, sets);
-  if (sets.unet.modules.length === 0) throw new Error('the adapter targets select no UNet module: check the preset and include/exclude patterns');
-  return sets;
-}
-
-/** Runs the model builders over shape-only weights so the sets discover their modules. */
-function traceModules(cfg: SdConfig, sets: SdAdapters) {
-  const down = 2 ** (cfg.unet.blockOutChannels.length - 1);
-  unet(new Builder(new ShapeRecorder(), sets.unet.hook({ training: true })), cfg.unet, {
-    sample: input('sample', [1, cfg.unet.inChannels, down, down]),
-    timestep: input('timestep', [1]),
-    context: input('context', [1, cfg.text.maxPositions, cfg.unet.crossAttentionDim]),
-  });
-  if (sets.textEncoder) {
-    clipTextEncoder(new Builder(new ShapeRecorder(), sets.textEncoder.hook({ training: true })), cfg.text, input('ids', [1, cfg.text.maxPositions], 'int64'));
-  }
+  const sets = familyAdapters(sd1Family, cfg, o);
+  return sets.text.length ? { unet: sets.denoiser, textEncoder: sets.text[0] } : { unet: sets.denoiser };
 }
 
 /** Every trainable parameter of both sets, keyed by tensor name. */

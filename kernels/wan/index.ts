@@ -9,3 +9,4 @@ export * from './experts';
 export * from './causal-conv';
 export * from './vae';
 export * from './umt5';
+export * from './training-graph';

@@ -17,6 +17,11 @@ export interface AdapterSetOptions {
   /** `lora` (LoRA on linear / 1×1 layers, LoCon on larger convs) or `lokr`. Default `lora`. */
   algo?: 'lora' | 'lokr';
   targets?: TargetSpec;
+  /**
+   * Which modules to adapt, when a model family defines its own preset (FLUX's BFL paths): replaces
+   * `targets` entirely (the caller folds include/exclude in).
+   */
+  filter?: (m: ModuleInfo) => boolean;
   /** Rank and alpha of linear (and 1×1 conv) modules — kohya's network_dim / network_alpha. */
   rank: number;
   alpha?: number;
@@ -59,7 +64,7 @@ export class AdapterSet {
     if (!(dropout >= 0 && dropout < 1)) throw new Error(`adapter dropout must be in [0, 1), got ${dropout}`);
     if (algo !== 'lora' && algo !== 'lokr') throw new Error(`unknown adapter algo '${String(algo)}' (expected lora or lokr)`);
     if (algo === 'lokr' && dropout > 0) throw new Error('LoKr has no neuron dropout (as LyCORIS); set dropout to 0');
-    this.wanted = targetFilter(options.targets);
+    this.wanted = options.filter ?? targetFilter(options.targets);
     this.namer = options.namer ?? kohyaNamer();
   }
 

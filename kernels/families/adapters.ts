@@ -1,12 +1,12 @@
 // Adapter networks over any family: one AdapterSet for the denoiser and, when the text encoders train,
 // one per text encoder, each named with its LoRA component's kohya prefix; the family's parts are
 // traced once symbolically (no weight read) so every targeted module, shape and count is known.
-import { Builder } from '../nn/builder';
+import { Builder, type ModuleInfo } from '../nn/builder';
 import { ShapeRecorder } from '../nn/weights';
-import { AdapterSet, type AdapterSetOptions, type TargetSpec } from '../adapters';
+import { AdapterSet, targetFilter, type AdapterSetOptions, type TargetSpec } from '../adapters';
 import type { LoraComponent, ModelFamily } from './contract';
 
-export interface FamilyAdapterOptions extends Omit<AdapterSetOptions, 'namer' | 'targets'> {
+export interface FamilyAdapterOptions extends Omit<AdapterSetOptions, 'namer' | 'targets' | 'filter'> {
   targets: TargetSpec;
   trainTextEncoder: boolean;
 }
@@ -51,8 +51,12 @@ export function componentsOf(family: ModelFamily, config: unknown): { denoiser: 
  */
 export function familyAdapters(family: ModelFamily, config: unknown, o: FamilyAdapterOptions): FamilyAdapters {
   const comps = componentsOf(family, config);
-  const setFor = (c: LoraComponent) => new AdapterSet({ ...o, targets: o.targets, namer: (p) => kohyaModuleName(c, p) });
-  const sets: FamilyAdapters = { denoiser: setFor(comps.denoiser), text: o.trainTextEncoder ? comps.text.map(setFor) : [] };
+  const setFor = (c: LoraComponent, filter?: (m: ModuleInfo) => boolean) => new AdapterSet({ ...o, targets: o.targets, filter, namer: (p) => kohyaModuleName(c, p) });
+  // A family's own preset (its module paths) narrows the denoiser; include/exclude still apply on top.
+  const own = family.presetFilter?.(o.targets.preset ?? 'attention_ff');
+  const patterns = targetFilter({ ...o.targets, preset: 'all_linear_conv' });
+  const denoiserFilter = own ? (m: ModuleInfo) => own(m) && patterns(m) : undefined;
+  const sets: FamilyAdapters = { denoiser: setFor(comps.denoiser, denoiserFilter), text: o.trainTextEncoder ? comps.text.map((c) => setFor(c)) : [] };
   const parts = new Map(family.parts(config).map((p) => [p.id, p]));
   parts.get(comps.denoiser.part)!.trace(new Builder(new ShapeRecorder(), sets.denoiser.hook({ training: true })));
   sets.text.forEach((set, i) => parts.get(comps.text[i].part)!.trace(new Builder(new ShapeRecorder(), set.hook({ training: true }))));

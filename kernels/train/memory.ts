@@ -3,7 +3,8 @@
 // instead of the run dying mid-way. The estimate replays the graph in the order it is compiled (the
 // order ORT's sequential executor follows closely): every op's output is allocated when it is made
 // and freed after its last reader; reshapes and gates alias their input; ops on constants alone are
-// folded by ORT into initializers at load (DequantizeLinear excepted) and count as weights.
+// folded by ORT into initializers at load (DequantizeLinear excepted), and the weights are what the
+// computed ops then read (folded values included, constants read only while folding not).
 import { readFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
@@ -33,26 +34,35 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   const order = topoOrder(outputs);
   const outputIds = new Set(outputs.map((t) => t.id));
   let weights = 0, inputs = 0;
-  const seenConst = new Set<unknown>();
+  // Constants, and ops on constants alone (ORT folds those at load; DequantizeLinear it leaves alone).
   const folded = new Set<number>();
+  for (const t of order) {
+    const src = t.source;
+    if (src.kind === 'const' || (src.kind === 'op' && src.op !== 'dequantizeLinear' && src.inputs.every((x) => folded.has(x.id)))) folded.add(t.id);
+  }
+  // What ORT keeps of them: the folded values and constants that a computed op (or an output) reads.
+  // Intermediate folding results and constants read only while folding are dropped after load.
+  const kept = new Map<unknown, number>();
+  const keep = (x: Tensor) => {
+    const src = x.source;
+    const identity = src.kind === 'const' ? (src.data ?? (src.external && `${src.external.path}:${src.external.offset}`)) : x.id;
+    const bytes = src.kind === 'const' && src.external ? src.external.length : bytesOf(x);
+    kept.set(identity, bytes);
+  };
+  for (const t of order) {
+    if (t.source.kind === 'op' && !folded.has(t.id)) for (const x of t.source.inputs) if (folded.has(x.id)) keep(x);
+    if (outputIds.has(t.id) && folded.has(t.id)) keep(t);
+  }
+  for (const b of kept.values()) weights += b;
   // Buffer each tensor lives in (aliases share their input's), and readers left per buffer.
   const bufferOf = new Map<number, number>();
   const readers = new Map<number, number>();
   const size = new Map<number, number>();
   for (const t of order) {
     const src = t.source;
-    if (src.kind === 'const') {
-      const identity = src.data ?? (src.external && `${src.external.path}:${src.external.offset}`);
-      if (!seenConst.has(identity)) { seenConst.add(identity); weights += src.data ? src.data.byteLength : src.external!.length; }
-      folded.add(t.id);
-      continue;
-    }
+    if (folded.has(t.id)) continue;
     if (src.kind === 'input') { inputs += bytesOf(t); continue; }
-    if (src.op !== 'dequantizeLinear' && src.inputs.every((x) => folded.has(x.id))) {
-      folded.add(t.id);
-      weights += bytesOf(t);
-      continue;
-    }
+    if (src.kind !== 'op') continue;
     const alias = ALIASES.has(src.op) && !folded.has(src.inputs[0].id) && src.inputs[0].source.kind === 'op';
     const buf = alias ? bufferOf.get(src.inputs[0].id)! : t.id;
     bufferOf.set(t.id, buf);

@@ -32,7 +32,7 @@ describe('memory pre-flight', () => {
       return estimateGraphMemory([g.loss, ...grads]);
     };
     const off = estimate(false), on = estimate(true);
-    expect(on.weights).toBe(off.weights);
+    expect(Math.abs(on.weights / off.weights - 1)).toBeLessThan(0.01); // the rebuilt copies read a few small constants directly
     expect(off.activations / on.activations).toBeGreaterThan(2);
   });
 

@@ -92,7 +92,7 @@ describe('Wan 2.2 experts', () => {
     const ms = wanMultistage({ boundary: 0.875, switchEvery: 3 });
     expect([0, 1, 2, 3, 4, 5, 6].map((s) => stageAt(s, ms).name)).toEqual(['high_noise', 'high_noise', 'high_noise', 'low_noise', 'low_noise', 'low_noise', 'high_noise']);
     const high = stageAt(0, ms);
-    expect(withStageRange({}, high)).toMatchObject({ minTimestep: 0.875, maxTimestep: 1 });
+    expect(withStageRange({ timestepType: 'linear' }, high)).toMatchObject({ minTimestep: 0.875, maxTimestep: 1 });
     const lowOnly = wanMultistage({ boundary: 0.9, switchEvery: 5, train: { high_noise: false } });
     expect(new Set([0, 5, 10, 17].map((s) => stageAt(s, lowOnly).name))).toEqual(new Set(['low_noise']));
   });

@@ -32,8 +32,8 @@ describe('umT5 (Wan text encoder)', () => {
     const cfg: T5Config = { ...UMT5_TINY, vocabSize: 6, dModel: 8, dKv: 2, dFf: 8, numLayers: 2, numHeads: 2, relativeBuckets: 4, relativeMaxDistance: 8 };
     const base = new K.RandomWeights(9, 0.8);
     const make = (bias0: K.Tensor, bias1: K.Tensor): K.WeightSource => ({
-      get: (path, shape, use) => path === 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight' ? bias0
-        : path === 'encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight' ? bias1 : base.get(path, shape, use),
+      get: (path, shape) => path === 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight' ? bias0
+        : path === 'encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight' ? bias1 : base.get(path, shape),
     });
     const ids: K.HostTensor = { dtype: 'int64', shape: [1, 5], data: BigInt64Array.from([1n, 3n, 5n, 2n, 0n]) };
     const mask: K.HostTensor = { dtype: 'float32', shape: [1, 5], data: Float32Array.from([1, 1, 1, 1, 0]) };

@@ -47,7 +47,7 @@ export function wanTokenPositions(grid: readonly [number, number, number]): numb
 }
 
 /** [B, C, F, H, W] → tokens [B, L, C·pt·ph·pw], each patch flattened channel-first as the Conv3d weight is. */
-function patchify(x: Tensor, cfg: WanTransformerConfig): Tensor {
+export function patchify(x: Tensor, cfg: WanTransformerConfig): Tensor {
   const [b, c] = x.shape;
   const [f, h, w] = tokenGrid(cfg, x.shape);
   const [pt, ph, pw] = cfg.patch;
@@ -56,7 +56,7 @@ function patchify(x: Tensor, cfg: WanTransformerConfig): Tensor {
 }
 
 /** Tokens [B, L, pt·ph·pw·C] (channels innermost, as Wan's head lays them out) → [B, C, F, H, W]. */
-function unpatchify(x: Tensor, cfg: WanTransformerConfig, grid: readonly [number, number, number]): Tensor {
+export function unpatchify(x: Tensor, cfg: WanTransformerConfig, grid: readonly [number, number, number]): Tensor {
   const [b] = x.shape;
   const [f, h, w] = grid;
   const [pt, ph, pw] = cfg.patch;

@@ -5,7 +5,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import * as K from '../../../kernels';
 import { WAN_TINY, ropeAxes, type WanTransformerConfig } from '../../../kernels/wan/config';
-import { wanRope, wanTokenPositions, wanTransformer } from '../../../kernels/wan/transformer';
+import { patchify, unpatchify, wanRope, wanTokenPositions, wanTransformer } from '../../../kernels/wan/transformer';
 import { applyRope } from '../../../kernels/dit';
 import { gradCheck, rand, runtime } from '../gradcheck';
 
@@ -107,5 +107,24 @@ describe('Wan transformer (tiny)', () => {
     ], { directions: 3 });
     expect(err).toBeLessThan(2e-2);
     expect(() => build(MINI_I2V, w, 1, grid, 2)).toThrow(/5 input channels, got 2/);
+  });
+});
+
+describe('Wan patches', () => {
+  it('a token holds its 1×2×2 patch channel-first (the Conv3d weight\'s order); the head\'s channel-last layout goes back to [B, C, F, H, W]', async () => {
+    const cfg = { ...MINI, inChannels: 3, outChannels: 3 };
+    const shape = [1, 3, 2, 4, 6];
+    const x = K.input('x', shape);
+    const tokens = K.input('tok', [1, 12, 12]);
+    const s = await runtime().load(K.compileGraph([x, tokens], { p: patchify(x, cfg), u: unpatchify(tokens, cfg, [2, 2, 3]) }));
+    const xs = rand(3 * 2 * 4 * 6), ts = rand(12 * 12);
+    const r = await s.run({ x: f32(shape, xs), tok: f32([1, 12, 12], ts) });
+    const p = r.p.data as Float32Array, u = r.u.data as Float32Array;
+    for (let f = 0; f < 2; f++) for (let h = 0; h < 2; h++) for (let w = 0; w < 3; w++) for (let c = 0; c < 3; c++) for (let a = 0; a < 2; a++) for (let bb = 0; bb < 2; bb++) {
+      const token = (f * 2 + h) * 3 + w;
+      const pixel = ((c * 2 + f) * 4 + 2 * h + a) * 6 + 2 * w + bb;
+      expect(p[token * 12 + c * 4 + a * 2 + bb]).toBe(xs[pixel]);
+      expect(u[pixel]).toBe(ts[token * 12 + (a * 2 + bb) * 3 + c]);
+    }
   });
 });

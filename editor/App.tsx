@@ -10,6 +10,7 @@ import { HistoryPanel } from './panels/HistoryPanel';
 import { NodeSearch } from './panels/NodeSearch';
 import { Hint, Lightbox } from './panels/Overlays';
 import { QueuePanel } from './panels/QueuePanel';
+import { SamplesView } from './panels/SamplesView';
 import { Toolbar } from './panels/Toolbar';
 import { editorStore, showHint } from './state/editor';
 import { useStore } from './state/store';
@@ -83,6 +84,7 @@ export function App() {
         <Hint />
       </main>
       <NodeSearch onPick={(type, at) => canvas?.addNode(type, at)} />
+      <SamplesView />
       <Lightbox />
     </div>
   );

@@ -7,7 +7,8 @@ import { previewSamplers } from '../kernels/families/registry';
 import { defineNode, input, widget } from './define';
 import { readLoraFileFor } from './models/lora-file';
 import { publishImage } from './render/publish';
-import { gridPng, renderSamples, type RenderAdapter } from './sampling/render';
+import { gridSheet, renderSamples, type RenderAdapter } from './sampling/render';
+import type { SampleSheet } from './sampling/sheet';
 import { parsePrompts } from './sampling/prompts';
 import type { ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
 
@@ -94,11 +95,13 @@ export const samplerNode = defineNode({
       onStep: (step, total) => ctx.progress({ step, total }),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
     });
-    const grid = await gridPng(images, { title: adapter && inputs.training ? `step ${inputs.training.step}` : undefined });
-    const ref = await publishImage(ctx, `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, grid);
+    const step = adapter && inputs.training ? inputs.training.step : null;
+    const grid = await gridSheet(images, { title: step !== null ? `step ${step}` : undefined });
+    const ref = await publishImage(ctx, `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, grid.png);
     const items = images.map(({ mime, data, width, height, label }) => ({ mime, data, width, height, label }));
     const value: ImagesValue = Object.freeze({ images: Object.freeze(items), byteSize: () => items.reduce((n, i) => n + i.data.byteLength, 0) });
-    return { outputs: { images: value }, ui: { images: [ref], text: images.map((im) => im.label) } };
+    const sheet: SampleSheet = { image: ref, step, lora: null, tiles: grid.tiles };
+    return { outputs: { images: value }, ui: { images: [ref], text: images.map((im) => im.label), samples: [sheet] } };
   },
 });
 

@@ -17,6 +17,8 @@ import { trainSd, type TrainSettings } from './training/trainer';
 import { lineChartPng } from './render/chart';
 import { publishImage } from './render/publish';
 import { trainingSampler } from './training/samples';
+import type { SampleSheet } from './sampling/sheet';
+import { LORA_OUTPUT_PREFIX } from '../server/paths';
 
 export const LOSS_TYPES = ['mse', 'l1', 'huber', 'pseudo_huber'] as const;
 
@@ -64,6 +66,11 @@ export default defineNode({
       ctx.warn('DOP with a regularization dataset draws one regularization batch per micro-batch');
     }
     const sampleImages: { filename: string; subfolder: string; type: 'temp' }[] = [];
+    // What the editor needs to label and compare the samples (ui.samples): per sampled step, its grid, where each
+    // image sits in it, and the LoRA file saved at that step.
+    const sheets: Omit<SampleSheet, 'lora'>[] = [];
+    const savedAt = new Map<number, string>();
+    const saveName = widgets.saveName.trim();
     const sampler = inputs.samplerSettings ? trainingSampler(inputs.model, inputs.clip, inputs.vae, inputs.adapter, inputs.samplerSettings) : undefined;
     const result = await trainSd({ ...inputs, datasets: inputs.datasets }, settings, {
       checkpointDir: join(ctx.workDir, 'checkpoints'),
@@ -72,14 +79,22 @@ export default defineNode({
       progress: (p) => ctx.progress(p),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
       warn: (m) => ctx.warn(m),
-      onSave: widgets.saveName.trim() ? (state) => saveLoraSnapshot(ctx, widgets.saveName.trim(), state, widgets.maxSavesToKeep) : undefined,
+      onSave: saveName ? async (state) => {
+        await saveLoraSnapshot(ctx, saveName, state, widgets.maxSavesToKeep);
+        savedAt.set(state.step, `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, state.step)}`);
+      } : undefined,
       sample: sampler && (async (step, weights, adapters) => {
-        const png = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted());
+        const { png, tiles } = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted());
         ctx.preview({ mime: 'image/png', data: png });
-        sampleImages.push(await publishImage(ctx, `train-${ctx.nodeId}-${ctx.cacheKey.slice(0, 8)}-${String(step).padStart(6, '0')}.png`, png) as never);
+        const image = await publishImage(ctx, `train-${ctx.nodeId}-${ctx.cacheKey.slice(0, 8)}-${String(step).padStart(6, '0')}.png`, png);
+        sampleImages.push(image as never);
+        sheets.push({ image, step, tiles });
       }),
     });
     const t = result.training;
+    // A step saved by this run, or by an earlier attempt this one resumed from (the editor checks the file is there).
+    const loraAt = (step: number) => savedAt.get(step)
+      ?? (saveName && (step === t.step || (widgets.saveEvery > 0 && step % widgets.saveEvery === 0)) ? `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, step)}` : null);
     const points = t.lossHistory;
     const lossHistory: LossHistoryValue = Object.freeze({ points, byteSize: () => points.length * 16 });
     const chart = await lineChartPng([
@@ -97,6 +112,7 @@ export default defineNode({
           `${(result.timing.steps / Math.max(1e-9, result.timing.loopMs / 1000)).toFixed(2)} it/s`,
         ],
         loss: points.map((p) => [p.step, p.loss]),
+        samples: sheets.map((sh) => ({ ...sh, lora: loraAt(sh.step ?? -1) })),
       },
     };
   },
@@ -108,11 +124,14 @@ export function smooth(values: number[], factor: number): number[] {
   return values.map((v) => (acc = Number.isFinite(acc) ? acc * factor + v * (1 - factor) : v));
 }
 
+/** The file name of a periodic save: `<name>_000000250.safetensors`. */
+const snapshotName = (name: string, step: number) => `${name}_${String(step).padStart(9, '0')}.safetensors`;
+
 /** A periodic save, as ai-toolkit writes them: `<name>_000000250.safetensors`, newest `keep` kept. */
 async function saveLoraSnapshot(ctx: NodeContext, name: string, state: TrainingValue, keep: number) {
   const dir = ctx.resolvePath('output', name);
   await mkdir(dir, { recursive: true });
-  const file = join(dir, `${name}_${String(state.step).padStart(9, '0')}.safetensors`);
+  const file = join(dir, snapshotName(name, state.step));
   const metadata = loraMetadata({ training: state, spec: state.adapter, name, format: 'kohya', usedEma: false, workflow: ctx.workflow });
   await saveLoraFile(file, { spec: state.adapter, family: familyById(state.base.family), config: state.base.config!, weights: state.weights, format: 'kohya', dtype: 'F16', metadata });
   if (keep > 0) {

@@ -14,6 +14,26 @@ export const QUICKSTART_PROMPTS = [
   'a yellow circle on a green background',
 ];
 
+/** Node heights below the title bar, each with room for what the node shows after a Run (measured in the editor at
+ *  these widths; a node that needs more grows and pushes its neighbours aside, see editor/canvas/pushLayout.ts). */
+const SIZE = {
+  loadModel: 114,
+  dataset: 810, // widgets, then the contact sheet fitted to 256 px
+  loraTarget: 314,
+  optimizer: 338,
+  dop: 146,
+  samplerSettings: 290,
+  timesteps: 360, // widgets, then the timestep histogram
+  train: 960, // widgets, then the live loss chart, the latest samples (3 × 128 px) and the "All samples" line
+  sampler: 858, // widgets, then the samples: 3 prompts × without | with the LoRA, 128 px each
+  saveLora: 146,
+  loss: 212, // the loss chart
+};
+const TITLE = 30;
+/** Between a node and the title bar of the one below it: room for a progress bar above a title. */
+const GAP_Y = 40;
+const GAP_X = 30;
+
 function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
   const api: ApiGraph = {
     '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny', clipSkip: 1 }, _meta: { title: 'Load Model' } },
@@ -43,11 +63,37 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
     api['12'] = { class_type: 'Dataset', inputs: { folder: 'demo-reg', resolution: '64', bucketStep: 64, isRegularization: true }, _meta: { title: 'Dataset: regularization shapes' } };
     api['9'] = { class_type: 'DOP', inputs: { regularization: ['12', 0], preservationClass: 'shape', lossMultiplier: 1 }, _meta: { title: 'DOP' } };
   }
-  const layout: Record<string, [number, number, number, number]> = {
-    '1': [40, 40, 300, 120], '2': [40, 220, 300, 460], '3': [380, 40, 300, 380], '4': [380, 460, 300, 330],
-    '5': [380, 830, 300, 280], '6': [720, 40, 320, 330], '7': [720, 410, 320, 460], '8': [1090, 40, 420, 560],
-    '10': [1090, 640, 320, 220], '11': [1090, 900, 320, 260], '12': [40, 720, 300, 460], '9': [380, 1150, 300, 240],
-  };
+  // Columns in the order data flows, each node sized for what it shows after Run (the loss chart and latest samples
+  // on Train, the samples on the Sampler, the contact sheet, histogram and loss chart), so nothing grows or overlaps
+  // and all of it is in view at the editor's default zoom on a 1600×1000 window.
+  const columns: [number, [string, number][]][] = withDop
+    ? [
+        [272, [['1', SIZE.loadModel], ['2', SIZE.dataset]]],
+        [272, [['12', SIZE.dataset]]],
+        [256, [['3', SIZE.loraTarget], ['4', SIZE.optimizer], ['9', SIZE.dop]]],
+        [272, [['6', SIZE.samplerSettings], ['5', SIZE.timesteps]]],
+        [404, [['7', SIZE.train]]],
+        [300, [['8', SIZE.sampler]]],
+        [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
+      ]
+    : [
+        [272, [['1', SIZE.loadModel], ['2', SIZE.dataset]]],
+        [256, [['3', SIZE.loraTarget], ['4', SIZE.optimizer]]],
+        [272, [['6', SIZE.samplerSettings], ['5', SIZE.timesteps]]],
+        [404, [['7', SIZE.train]]],
+        [300, [['8', SIZE.sampler]]],
+        [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
+      ];
+  const layout: Record<string, [number, number, number, number]> = {};
+  let x = 0;
+  for (const [width, nodes] of columns) {
+    let y = TITLE;
+    for (const [id, height] of nodes) {
+      layout[id] = [x, y, width, height];
+      y += height + GAP_Y + TITLE;
+    }
+    x += width + GAP_X;
+  }
   return { api, layout };
 }
 

@@ -1,53 +1,117 @@
-// A small multipart/form-data reader for uploads (one image and a few text fields), over a body already read with a
-// size limit. Malformed bodies get HttpError 400s that say what is wrong.
+// Reads an upload (one image and a few text fields) from a multipart/form-data request with busboy, streaming and
+// within limits: the whole body at most `limitBytes` (413), at most 32 parts, text fields of at most 64 KiB. Malformed
+// bodies get HttpError 400s that say what is wrong; a refused body is read to its end before the answer, so the
+// client sees the answer rather than a reset connection.
+import busboy from 'busboy';
+import type { IncomingMessage } from 'node:http';
 import { HttpError } from './httpErrors';
 
-export interface FormPart {
-  name: string;
-  filename?: string;
-  contentType?: string;
+export interface UploadedFile {
+  field: string;
+  filename: string;
+  contentType: string;
   data: Buffer;
 }
 
-export function boundaryOf(contentType: string | undefined): string {
-  const m = /^multipart\/form-data\s*;.*boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(contentType ?? '');
-  if (!m) throw new HttpError(400, 'expected a multipart/form-data body with a boundary');
-  return (m[1] ?? m[2])!;
+export interface MultipartForm {
+  fields: Record<string, string>;
+  /** The file in `fileField`, if the form had one (other file fields are read and dropped). */
+  file: UploadedFile | null;
 }
 
-export function parseMultipart(body: Buffer, boundary: string): FormPart[] {
-  const delimiter = Buffer.from(`--${boundary}`);
-  const parts: FormPart[] = [];
-  let pos = body.indexOf(delimiter);
-  if (pos < 0) throw new HttpError(400, 'multipart body has no boundary line');
-  for (;;) {
-    pos += delimiter.length;
-    if (body.subarray(pos, pos + 2).toString() === '--') return parts; // closing delimiter
-    if (body.subarray(pos, pos + 2).toString() !== '\r\n') throw new HttpError(400, 'malformed multipart boundary line');
-    pos += 2;
-    const headerEnd = body.indexOf('\r\n\r\n', pos);
-    if (headerEnd < 0) throw new HttpError(400, 'multipart part without a header end');
-    const headers = body.subarray(pos, headerEnd).toString('utf8').split('\r\n');
-    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delimiter]), headerEnd + 4);
-    if (next < 0) throw new HttpError(400, 'multipart body is truncated (no closing boundary)');
-    const part: FormPart = { name: '', data: body.subarray(headerEnd + 4, next) };
-    for (const h of headers) {
-      const [k, ...rest] = h.split(':');
-      const value = rest.join(':').trim();
-      if (/^content-disposition$/i.test(k!.trim())) {
-        const name = /\bname="([^"]*)"/i.exec(value);
-        const filename = /\bfilename="([^"]*)"/i.exec(value);
-        part.name = name?.[1] ?? '';
-        if (filename) part.filename = filename[1];
-      } else if (/^content-type$/i.test(k!.trim())) {
-        part.contentType = value;
-      }
-    }
-    if (!part.name) throw new HttpError(400, 'multipart part without a field name');
-    parts.push(part);
-    if (parts.length > 32) throw new HttpError(400, 'too many multipart parts');
-    pos = next + 2;
+export const MAX_PARTS = 32;
+export const MAX_FIELD_BYTES = 64 * 1024;
+
+const tooLarge = () => new HttpError(413, 'the request body is too large', 'entity.too.large');
+
+/** Reads the rest of the request and drops it, then settles (the answer goes out after the body, as body-parser does). */
+function drain(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.readableEnded || req.destroyed) return resolve();
+    req.once('end', resolve);
+    req.once('close', resolve);
+    req.once('error', () => resolve());
+    req.resume();
+  });
+}
+
+export async function readMultipart(req: IncomingMessage, opts: { limitBytes: number; fileField: string }): Promise<MultipartForm> {
+  const type = String(req.headers['content-type'] ?? '');
+  if (!/^multipart\/form-data\b/i.test(type)) {
+    await drain(req);
+    throw new HttpError(400, 'expected a multipart/form-data body');
   }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > opts.limitBytes) {
+    await drain(req);
+    throw tooLarge();
+  }
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: req.headers,
+      defParamCharset: 'utf8',
+      // The name as sent ("../x.png" included): the route refuses what is not a plain file name.
+      preservePath: true,
+      limits: { fileSize: opts.limitBytes, fieldSize: MAX_FIELD_BYTES, parts: MAX_PARTS, fieldNameSize: 200 },
+    });
+  } catch {
+    await drain(req);
+    throw new HttpError(400, 'expected a multipart/form-data body with a boundary');
+  }
+
+  return new Promise<MultipartForm>((resolve, reject) => {
+    const fields: Record<string, string> = {};
+    let file: UploadedFile | null = null;
+    let received = 0;
+    let failed = false;
+    const pending: Promise<void>[] = [];
+    const fail = (err: HttpError) => {
+      if (failed) return;
+      failed = true;
+      req.unpipe(parser);
+      parser.removeAllListeners();
+      parser.on('error', () => {});
+      void drain(req).then(() => reject(err));
+    };
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > opts.limitBytes) fail(tooLarge());
+    });
+    parser.on('field', (name, value, info) => {
+      if (!name) return fail(new HttpError(400, 'multipart part without a field name'));
+      if (info.nameTruncated || info.valueTruncated) return fail(new HttpError(400, `form field "${name.slice(0, 100)}" is too long`));
+      fields[name] = value;
+    });
+    parser.on('file', (name, stream, info) => {
+      stream.on('error', () => {}); // a cut-off form errors the open file too; the parser's error says it
+      if (name !== opts.fileField || file || failed) {
+        stream.resume();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('limit', () => fail(tooLarge()));
+      pending.push(
+        new Promise<void>((done) => {
+          stream.on('close', () => {
+            if (!stream.truncated) file = { field: name, filename: info.filename ?? '', contentType: info.mimeType, data: Buffer.concat(chunks) };
+            done();
+          });
+        }),
+      );
+    });
+    parser.on('partsLimit', () => fail(new HttpError(400, 'too many multipart parts')));
+    parser.on('error', (err: Error) => fail(new HttpError(400, `malformed multipart body: ${err.message}`)));
+    parser.on('close', () => {
+      if (failed) return;
+      void Promise.all(pending).then(() => {
+        if (!failed) resolve({ fields, file });
+      });
+    });
+    req.on('aborted', () => fail(new HttpError(400, 'the upload was cut off')));
+    req.pipe(parser);
+  });
 }
 
 /** The image type of `data` by its first bytes, or null. */

@@ -1,7 +1,9 @@
 // What the toolbar, panels and keyboard do, in one place: run / run next / interrupt / cancel, open and save graph
 // files, load examples, and refresh the queue and history. Each works through the CanvasController and the store.
+import type { SampleSheet } from '../../nodes/sampling/sheet';
 import type { Workflow } from '../../server/protocol';
 import type { CanvasController } from '../canvas/controller';
+import { planUseCheckpoint } from '../graph/useCheckpoint';
 import { downloadWorkflow, lastGraph, parseWorkflowText, rememberGraph, toWorkflow, WorkflowFileError } from '../graph/workflowFile';
 import { api, ApiError } from '../net/api';
 import { clientId } from '../net/socket';
@@ -147,4 +149,25 @@ export async function refreshPathChoices(): Promise<void> {
     }),
   );
   editorStore.set((s) => ({ ...s, pathChoices: Object.fromEntries(entries) }));
+}
+
+/** The samples view's "Use this LoRA": samples the LoRA a Train node saved at that sheet's step (graph/useCheckpoint). */
+export function pickCheckpoint(trainNode: string, sheet: SampleSheet): void {
+  const c = need();
+  const info = editorStore.get().objectInfo;
+  if (!info || !sheet.lora || sheet.step === null) return;
+  try {
+    const plan = planUseCheckpoint(c.workflow(), info, trainNode, sheet.lora, sheet.step, (type) => c.sizeOf(type));
+    c.edit(plan.edits, plan.reveal);
+    showHint(plan.message);
+  } catch (err) {
+    showHint((err as Error).message, 'error');
+  }
+}
+
+/** Opens the samples view on the node with the most sampled steps. */
+export function openSamples(): void {
+  const nodes = Object.entries(editorStore.get().run.nodes).filter(([, n]) => n.sheets.length > 0);
+  nodes.sort((a, b) => b[1].sheets.length - a[1].sheets.length);
+  if (nodes[0]) editorStore.set((s) => ({ ...s, samplesView: { node: nodes[0]![0] } }));
 }

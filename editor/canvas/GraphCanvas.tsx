@@ -7,11 +7,13 @@ import { useEffect, useRef, useState } from 'react';
 import { createPortal } from 'react-dom';
 import type { NodeInfo, Workflow } from '../../server/protocol';
 import { LossChart } from '../panels/LossChart';
-import { editorStore, showHint } from '../state/editor';
+import { editorStore, openLightbox, openSamplesView, showHint } from '../state/editor';
 import { useStore } from '../state/store';
 import { UndoHistory } from '../graph/undo';
 import type { CanvasController, ScreenPoint } from './controller';
-import { drawLive, imageAt, liveMargin, previewLayout, type LiveView } from './drawLive';
+import { drawLive, imageAt, imageState, liveMargin, onImageLoaded, previewLayout, type LiveView } from './drawLive';
+import { tileRect } from './nodeImages';
+import { growAndPush, type Box } from './pushLayout';
 import { installAreaRedraw, type AreaRedraw } from './areaRedraw';
 import { installPanBlit, type PanBlit } from './panBlit';
 import { registerNodeTypes } from './nodeTypes';
@@ -131,7 +133,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
         [area[0], area[1], area[2], area[3]] = saved as [number, number, number, number];
       }
     };
-    // Frames the whole graph (with room for progress bars above titles), at most at 100 %.
+    // Frames the whole graph (with room for progress bars above titles and a margin), at most at 100 %.
     const fit = () => {
       if (!graph._nodes.length) return;
       let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
@@ -141,7 +143,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
         x1 = Math.max(x1, n.pos[0] + n.size[0]);
         y1 = Math.max(y1, n.pos[1] + n.size[1]);
       }
-      canvas.ds.fitToBounds([x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80], { zoom: 0.9 });
+      canvas.ds.fitToBounds([x0 - 40, y0 - 40, x1 - x0 + 80, y1 - y0 + 80], { zoom: 0.97 });
       if (canvas.ds.scale > 1) canvas.ds.scale = 1;
       redraw();
     };
@@ -317,7 +319,38 @@ export function GraphCanvas(props: GraphCanvasProps) {
 
     const nodeById = (id: string) => graph.getNodeById(Number(id)) ?? graph.getNodeById(id) ?? null;
 
-    // ---- live state from the store: redraw, and make room on nodes that show previews ----
+    // ---- results on nodes: a node grows to show them, and the nodes it would cover move out of its way ----
+    const T = () => LiteGraph.NODE_TITLE_HEIGHT;
+    const boxOf = (n: LGraphNode): Box => ({ id: String(n.id), x: n.pos[0], y: n.pos[1] - T(), w: n.size[0], h: n.size[1] + T() });
+    /** Grows every node that needs room for what it shows; true when any did. */
+    const relayout = (): boolean => {
+      const { run } = editorStore.get();
+      let resized = false;
+      for (const node of graph._nodes) {
+        if (node.flags.collapsed) continue;
+        const need = previewLayout(node, run.nodes[String(node.id)]);
+        if (node.size[0] >= need.width && node.size[1] >= need.height) continue;
+        const moves = growAndPush(graph._nodes.filter((n) => !n.flags.collapsed).map(boxOf), String(node.id), need.width, need.height + T());
+        node.setSize([Math.max(node.size[0], need.width), Math.max(node.size[1], need.height)]);
+        for (const [id, at] of moves) {
+          const other = nodeById(id);
+          if (other) other.pos = [at.x, at.y + T()];
+        }
+        resized = true;
+      }
+      return resized;
+    };
+    // An image that arrives may make its node grow; otherwise it changes that node only.
+    const offLoaded = onImageLoaded((url) => {
+      if (relayout()) return redraw(true);
+      const { run } = editorStore.get();
+      for (const node of graph._nodes) {
+        const id = String(node.id);
+        if (previewLayout(node, run.nodes[id]).images.some((i) => i.url === url)) redrawNode(node, { run: run.nodes[id], validation: run.validation[id] });
+      }
+    });
+
+    // ---- live state from the store: redraw, and make room on nodes that show results ----
     let drawnRun = editorStore.get().run;
     const unsubscribe = editorStore.subscribe(() => {
       const { run } = editorStore.get();
@@ -325,17 +358,9 @@ export function GraphCanvas(props: GraphCanvasProps) {
       if (run === drawnRun) return;
       const before = drawnRun;
       drawnRun = run;
-      let resized = false;
-      for (const node of graph._nodes) {
-        const need = previewLayout(node, run.nodes[String(node.id)]).height;
-        if (node.size[1] < need) {
-          node.setSize([node.size[0], need]);
-          resized = true;
-        }
-      }
-      // A node that grew moves nothing but may cover links: redraw all. Otherwise only the nodes whose state changed
-      // (the run state keeps unchanged nodes' objects as they were).
-      if (resized) return redraw(true);
+      // A node that grew (or moved out of one's way) may cover links: redraw all. Otherwise only the nodes whose state
+      // changed (the run state keeps unchanged nodes' objects as they were).
+      if (relayout()) return redraw(true);
       const ids = new Set([...Object.keys(before.nodes), ...Object.keys(run.nodes), ...Object.keys(before.validation), ...Object.keys(run.validation)]);
       const changed = [...ids].filter((id) => before.nodes[id] !== run.nodes[id] || before.validation[id] !== run.validation[id]);
       if (changed.length > 20) return redraw(false);
@@ -368,6 +393,56 @@ export function GraphCanvas(props: GraphCanvasProps) {
         redraw();
       },
       workflow: () => serialise(graph),
+      edit(edits, reveal = []) {
+        const ids: Record<string, string> = {};
+        const find = (ref: string) => nodeById(ids[ref] ?? ref);
+        for (const e of edits) {
+          if (e.op === 'add') {
+            const node = LiteGraph.createNode(e.type);
+            if (!node) throw new Error(`unknown node type ${e.type}`);
+            if (e.title) node.title = e.title;
+            node.pos = [e.at[0], e.at[1]];
+            node.setSize([Math.max(node.size[0], e.width ?? 0), Math.max(node.size[1], e.height ?? 0)]);
+            graph.add(node);
+            for (const [name, value] of Object.entries(e.widgets ?? {})) {
+              const w = node.widgets?.find((x) => x.name === name);
+              if (w) w.value = value as never;
+            }
+            ids[e.ref] = String(node.id);
+          } else if (e.op === 'set') {
+            const w = find(e.node)?.widgets?.find((x) => x.name === e.widget);
+            if (!w) throw new Error(`node ${e.node} has no widget ${e.widget}`);
+            w.value = e.value as never;
+          } else {
+            const from = find(e.from), to = find(e.to);
+            const out = from?.findOutputSlot(e.output) ?? -1, input = to?.findInputSlot(e.input) ?? -1;
+            if (!from || !to || out < 0 || input < 0) throw new Error(`cannot link ${e.from}.${e.output} to ${e.to}.${e.input}`);
+            from.connect(out, to, input);
+          }
+        }
+        const shown = reveal.map((r) => find(r)).filter((n): n is LGraphNode => !!n);
+        if (shown.length) {
+          canvas.deselectAll();
+          for (const n of shown) canvas.select(n);
+          // Bring them into view at the current zoom when they fit, else zoom out just enough.
+          const x0 = Math.min(...shown.map((n) => n.pos[0])) - 40, y0 = Math.min(...shown.map((n) => n.pos[1])) - LiteGraph.NODE_TITLE_HEIGHT - 40;
+          const x1 = Math.max(...shown.map((n) => n.pos[0] + n.size[0])) + 40, y1 = Math.max(...shown.map((n) => n.pos[1] + n.size[1])) + 40;
+          const [vx, vy, vw, vh] = canvas.visible_area;
+          if (x0 < vx || y0 < vy || x1 > vx + vw || y1 > vy + vh) {
+            if (x1 - x0 <= vw && y1 - y0 <= vh) {
+              canvas.ds.offset[0] -= Math.max(0, x1 - (vx + vw)) - Math.max(0, vx - x0);
+              canvas.ds.offset[1] -= Math.max(0, y1 - (vy + vh)) - Math.max(0, vy - y0);
+            } else canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0]);
+          }
+        }
+        checkpoint();
+        redraw();
+        return ids;
+      },
+      sizeOf(type) {
+        const node = LiteGraph.createNode(type);
+        return node ? [node.size[0], node.size[1]] : null;
+      },
       addNode(type, at) {
         const node = LiteGraph.createNode(type);
         if (!node) {
@@ -433,11 +508,40 @@ export function GraphCanvas(props: GraphCanvasProps) {
         },
         image(id, index) {
           const n = nodeById(id);
-          const grid = n ? previewLayout(n, editorStore.get().run.nodes[id]).grid : null;
-          if (!n || !grid || index >= grid.urls.length) return null;
-          const cx = grid.x + (index % grid.cols) * grid.cell + grid.cell / 2;
-          const cy = grid.y + Math.floor(index / grid.cols) * grid.cell + grid.cell / 2;
-          return toScreen(n.pos[0] + cx, n.pos[1] + cy);
+          const placed = n ? previewLayout(n, editorStore.get().run.nodes[id]).images[index] : undefined;
+          if (!n || !placed) return null;
+          return toScreen(n.pos[0] + placed.x + placed.w / 2, n.pos[1] + placed.y + placed.h / 2);
+        },
+        images(id) {
+          const n = nodeById(id);
+          if (!n) return [];
+          return previewLayout(n, editorStore.get().run.nodes[id]).images.map((placed) => {
+            const a = toScreen(n.pos[0] + placed.x, n.pos[1] + placed.y);
+            const b = toScreen(n.pos[0] + placed.x + placed.w, n.pos[1] + placed.y + placed.h);
+            const tiles = (placed.sheet?.tiles ?? []).map((t) => {
+              const r = tileRect(placed, t);
+              const p = toScreen(n.pos[0] + r.x, n.pos[1] + r.y);
+              return { x: p.x, y: p.y, width: r.w * canvas.ds.scale, height: r.h * canvas.ds.scale };
+            });
+            return { url: placed.url, x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y, nodeWidth: placed.w, nodeHeight: placed.h, tiles, ...imageState(placed.url) };
+          });
+        },
+        samplesLink(id) {
+          const n = nodeById(id);
+          const link = n ? previewLayout(n, editorStore.get().run.nodes[id]).link : null;
+          if (!n || !link) return null;
+          return toScreen(n.pos[0] + link.x + 40, n.pos[1] + link.y + link.h / 2);
+        },
+        box(id) {
+          const n = nodeById(id);
+          if (!n) return null;
+          const b = boxOf(n);
+          const a = toScreen(b.x, b.y);
+          return { x: a.x, y: a.y, width: b.w * canvas.ds.scale, height: (n.flags.collapsed ? T() : b.h) * canvas.ds.scale };
+        },
+        viewport() {
+          const r = el.getBoundingClientRect();
+          return { x: r.left, y: r.top, width: r.width, height: r.height, scale: canvas.ds.scale };
         },
         emptySpot(near) {
           const r = el.getBoundingClientRect();
@@ -470,6 +574,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
 
     return () => {
       unsubscribe();
+      offLoaded();
       ro.disconnect();
       window.removeEventListener('resize', resize);
       pan.uninstall();
@@ -486,12 +591,6 @@ export function GraphCanvas(props: GraphCanvasProps) {
   useEffect(() => {
     const lg = lgRef.current;
     if (!objectInfo || !lg) return;
-    // An image arriving on a node changes that node only.
-    const redrawNode = (node: LGraphNode) => {
-      lg.pan.invalidate();
-      const [x, y, w, h] = node.renderArea;
-      lg.area.add([x, y, w, h]);
-    };
     registerNodeTypes(objectInfo, {
       pathChoices: (kind) => editorStore.get().pathChoices[kind] ?? [],
       changed: () => checkpointRef.current(),
@@ -499,12 +598,14 @@ export function GraphCanvas(props: GraphCanvasProps) {
         node.onDrawForeground = function (ctx) {
           const s = editorStore.get();
           const id = String(this.id);
-          drawLive(ctx, this, { run: s.run.nodes[id], validation: s.run.validation[id] }, () => redrawNode(this));
+          drawLive(ctx, this, { run: s.run.nodes[id], validation: s.run.validation[id] });
         };
         node.onMouseDown = function (_e, pos) {
-          const url = imageAt(this, editorStore.get().run.nodes[String(this.id)], pos[0], pos[1]);
-          if (!url) return false;
-          editorStore.set((s) => ({ ...s, lightbox: url }));
+          const id = String(this.id);
+          const hit = imageAt(this, editorStore.get().run.nodes[id], pos[0], pos[1]);
+          if (!hit) return false;
+          if ('link' in hit) openSamplesView(id);
+          else openLightbox({ url: hit.image.url, sheet: hit.image.sheet, tile: hit.tile, node: id });
           return true;
         };
         void info;

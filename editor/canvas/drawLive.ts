@@ -1,12 +1,13 @@
 // Draws a job's live state onto nodes (part of the canvas wrapper): the executing outline, a progress bar with
-// it/s and ETA, a "cached" badge, red outlines with the error at the node, fields the server refused, and image
-// grids of samples. Pure drawing from a node's geometry and its NodeRun; no state of its own but an image cache.
+// it/s and ETA, a "cached" badge, red outlines with the error at the node, fields the server refused, and the
+// node's images at a readable size (laid out by canvas/nodeImages). Pure drawing from a node's geometry and its
+// NodeRun; no state of its own but an image cache.
 import { LiteGraph, type LGraphNode } from '@comfyorg/litegraph';
 import type { NodeErrors } from '../../server/protocol';
 import { imageSrc } from '../net/api';
 import type { NodeRun } from '../state/run';
+import { hitNodeImages, layoutNodeImages, type NodeImageLayout, type Size } from './nodeImages';
 
-export const LOSS_CHART_HEIGHT = 150;
 const PAD = 8;
 /** Message boxes under a node: at least this wide, lines of this height, at most this many lines per message. */
 const BOX_MIN_WIDTH = 260;
@@ -14,75 +15,75 @@ const BOX_LINE = 15;
 const BOX_MAX_LINES = 8;
 /** The progress bar sits this far above the title bar. */
 const PROGRESS_ABOVE = 24;
+/** Free room below a node's widgets (reserved for its results) that shows where they will appear. */
+const PLACEHOLDER_MIN = 120;
 
 export interface LiveView {
   run: NodeRun | undefined;
   validation: NodeErrors[string] | undefined;
 }
 
+// ---- images: one cache for every node, and a listener told when one loads (the node may need to grow) ----
 const images = new Map<string, HTMLImageElement>();
-export function cachedImage(url: string, onLoad: () => void): HTMLImageElement {
+const loadListeners = new Set<(url: string) => void>();
+
+export function onImageLoaded(listener: (url: string) => void): () => void {
+  loadListeners.add(listener);
+  return () => loadListeners.delete(listener);
+}
+
+export function cachedImage(url: string): HTMLImageElement {
   let img = images.get(url);
   if (!img) {
-    img = new Image();
-    img.onload = onLoad;
-    img.src = imageSrc(url);
-    images.set(url, img);
+    const created = new Image();
+    img = created;
+    created.onload = () => loadListeners.forEach((l) => l(url));
+    created.onerror = () => loadListeners.forEach((l) => l(url));
+    created.src = imageSrc(url);
+    images.set(url, created);
     if (images.size > 500) images.delete(images.keys().next().value!);
   }
   return img;
 }
 
+/** An image's natural size once it has loaded (null before, or when it failed to load). */
+export function loadedSize(url: string): Size | null {
+  const img = images.get(url);
+  return img && img.complete && img.naturalWidth > 0 ? { width: img.naturalWidth, height: img.naturalHeight } : null;
+}
+
+/** What the editor knows about an image it shows (for tests: did it really load?). */
+export function imageState(url: string): { requested: boolean; complete: boolean; naturalWidth: number; naturalHeight: number } {
+  const img = images.get(url);
+  return { requested: !!img, complete: !!img?.complete, naturalWidth: img?.naturalWidth ?? 0, naturalHeight: img?.naturalHeight ?? 0 };
+}
+
 /** Where a node's own content (widgets, slots) ends, in node coordinates. */
 export function contentBottom(node: LGraphNode): number {
+  // litegraph places widgets while drawing a node, after its foreground: before a node's first frame, place them.
+  // (A widget's y is 0 until then; last_y is set once it has been drawn.)
+  if (node.graph && node.widgets?.some((w) => w.last_y === undefined)) {
+    node._setConcreteSlots(); // what litegraph measures the slots by, as it does before arranging
+    node.arrange();
+  }
   let bottom = Math.max(node.inputs?.length ?? 0, node.outputs?.length ?? 0) * LiteGraph.NODE_SLOT_HEIGHT + 6;
   for (const w of node.widgets ?? []) {
-    const y = w.last_y ?? w.y;
+    const y = w.y;
     if (typeof y === 'number') bottom = Math.max(bottom, y + (w.computedHeight ?? LiteGraph.NODE_WIDGET_HEIGHT));
   }
   return bottom + 6;
 }
 
-export function shownImages(run: NodeRun | undefined): string[] {
-  if (!run) return [];
-  return run.previews.length ? run.previews : run.images;
+/** Where a node shows its loss chart, images and samples link (see canvas/nodeImages). */
+export function previewLayout(node: LGraphNode, run: NodeRun | undefined): NodeImageLayout {
+  // Most nodes show nothing: no need to measure them (many are off screen and were never drawn).
+  if (!run || (!run.loss.length && !run.images.length && !run.previews.length)) return layoutNodeImages(undefined, 0, node.size[0]);
+  return layoutNodeImages(run, contentBottom(node), node.size[0], loadedSize);
 }
 
-export interface PreviewLayout {
-  chart: { x: number; y: number; w: number; h: number } | null;
-  grid: { x: number; y: number; cell: number; cols: number; urls: string[] } | null;
-  /** The height the node needs to show all of it. */
-  height: number;
-}
-
-export function previewLayout(node: LGraphNode, run: NodeRun | undefined): PreviewLayout {
-  let y = contentBottom(node);
-  const w = node.size[0] - PAD * 2;
-  let chart: PreviewLayout['chart'] = null;
-  if (run && run.loss.length > 0) {
-    chart = { x: PAD, y, w, h: LOSS_CHART_HEIGHT };
-    y += LOSS_CHART_HEIGHT + PAD;
-  }
-  const urls = shownImages(run);
-  let grid: PreviewLayout['grid'] = null;
-  if (urls.length) {
-    const cols = Math.ceil(Math.sqrt(urls.length));
-    // Thumbnails, not posters: click one to see it large.
-    const cell = Math.min(Math.floor(w / cols), 128);
-    grid = { x: PAD, y, cell, cols, urls };
-    y += Math.ceil(urls.length / cols) * cell + PAD;
-  }
-  return { chart, grid, height: y };
-}
-
-/** The image under a point in node coordinates, for click-to-enlarge. */
-export function imageAt(node: LGraphNode, run: NodeRun | undefined, x: number, y: number): string | null {
-  const { grid } = previewLayout(node, run);
-  if (!grid) return null;
-  const col = Math.floor((x - grid.x) / grid.cell);
-  const row = Math.floor((y - grid.y) / grid.cell);
-  if (col < 0 || col >= grid.cols || row < 0) return null;
-  return grid.urls[row * grid.cols + col] ?? null;
+/** What is under a point in node coordinates: an image (and which tile of its sample sheet), or the samples link. */
+export function imageAt(node: LGraphNode, run: NodeRun | undefined, x: number, y: number) {
+  return hitNodeImages(previewLayout(node, run), x, y);
 }
 
 function formatEta(seconds: number | null): string {
@@ -164,7 +165,7 @@ export function liveMargin(node: LGraphNode, view: LiveView): { top: number; rig
   return { top, right, bottom, left: edge };
 }
 
-export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: LiveView, redraw: () => void): void {
+export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: LiveView): void {
   const { run, validation } = view;
   const t = LiteGraph.NODE_TITLE_HEIGHT;
   ctx.save();
@@ -219,21 +220,43 @@ export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: 
   }
 
   const layout = previewLayout(node, run);
-  if (layout.grid) {
-    const { x, y, cell, cols, urls } = layout.grid;
-    urls.forEach((url, i) => {
-      const img = cachedImage(url, redraw);
-      const cx = x + (i % cols) * cell, cy = y + Math.floor(i / cols) * cell;
-      if (img.complete && img.naturalWidth > 0) {
-        const s = Math.min((cell - 2) / img.naturalWidth, (cell - 2) / img.naturalHeight);
-        const w = img.naturalWidth * s, h = img.naturalHeight * s;
-        ctx.imageSmoothingEnabled = img.naturalWidth > w;
-        ctx.drawImage(img, cx + (cell - w) / 2, cy + (cell - h) / 2, w, h);
-      } else {
-        ctx.fillStyle = '#333';
-        ctx.fillRect(cx + 1, cy + 1, cell - 2, cell - 2);
+  for (const placed of layout.images) {
+    const img = cachedImage(placed.url);
+    if (img.complete && img.naturalWidth > 0) {
+      // Enlarged samples stay crisp pixels; a chart or sheet made smaller is smoothed.
+      ctx.imageSmoothingEnabled = placed.scale < 1;
+      ctx.drawImage(img, placed.x, placed.y, placed.w, placed.h);
+      ctx.imageSmoothingEnabled = true;
+    } else {
+      ctx.fillStyle = '#333';
+      ctx.fillRect(placed.x, placed.y, placed.w, placed.h);
+      if (img.complete) {
+        ctx.fillStyle = '#ff7875';
+        ctx.font = '11px sans-serif';
+        ctx.textAlign = 'left';
+        ctx.fillText('image did not load', placed.x + 6, placed.y + 16, placed.w - 12);
       }
-    });
+    }
+  }
+  if (layout.link) {
+    const l = layout.link;
+    ctx.fillStyle = '#8ab4f8';
+    ctx.font = '12px sans-serif';
+    ctx.textAlign = 'left';
+    ctx.fillText(l.text, l.x + 2, l.y + 15, l.w - 4);
+  }
+  const top = contentBottom(node);
+  if (!layout.chart && !layout.images.length && node.size[1] - top >= PLACEHOLDER_MIN) {
+    // Room kept for results (the example graphs leave it): say what will appear there.
+    ctx.strokeStyle = '#4a4a4a';
+    ctx.setLineDash([5, 4]);
+    ctx.lineWidth = 1;
+    ctx.strokeRect(PAD + 0.5, top + 0.5, node.size[0] - PAD * 2 - 1, node.size[1] - top - PAD - 1);
+    ctx.setLineDash([]);
+    ctx.fillStyle = '#777';
+    ctx.font = '12px sans-serif';
+    ctx.textAlign = 'center';
+    ctx.fillText('results appear here after Run', node.size[0] / 2, top + (node.size[1] - top) / 2 + 4, node.size[0] - PAD * 4);
   }
 
   const box = messages(view);

@@ -1,7 +1,8 @@
 // Past jobs: status, what ran and what was cached, their output images and text; load a job's graph back.
 import { deleteHistory, restoreFromHistory } from '../app/actions';
 import { imageSrc } from '../net/api';
-import { editorStore } from '../state/editor';
+import { sampleSheetsOf } from '../../nodes/sampling/sheet';
+import { editorStore, openLightbox } from '../state/editor';
 import { viewUrl } from '../state/run';
 import { useStore } from '../state/store';
 import { SweepResults } from './SweepResults';
@@ -34,8 +35,9 @@ export function HistoryPanel() {
                 {Object.entries(h.outputs).flatMap(([node, out]) => [
                   ...(out.images ?? []).map((img) => {
                     const url = viewUrl(img);
+                    const sheet = sampleSheetsOf(out).find((s) => viewUrl(s.image) === url);
                     return (
-                      <img key={`${node}-${img.filename}`} src={imageSrc(url)} alt={img.filename} title={`node ${node}: ${img.filename}`} onClick={() => editorStore.set((s) => ({ ...s, lightbox: url }))} />
+                      <img key={`${node}-${img.filename}`} src={imageSrc(url)} alt={img.filename} title={`node ${node}: ${img.filename}`} onClick={() => openLightbox({ url, sheet, node })} />
                     );
                   }),
                   ...(out.text ?? []).map((t, i) => (

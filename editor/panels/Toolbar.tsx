@@ -1,7 +1,7 @@
-// The top bar: run, run next, interrupt; open, save, examples, new; undo/redo; queue and history toggles; the
-// connection state.
+// The top bar: run, run next, interrupt; open, save, examples, new; undo/redo; the samples view; queue and history
+// toggles; the connection state.
 import { useRef } from 'react';
-import { interrupt, newGraph, openExample, openFile, queueRun, saveGraph } from '../app/actions';
+import { interrupt, newGraph, openExample, openFile, openSamples, queueRun, saveGraph } from '../app/actions';
 import type { CanvasController } from '../canvas/controller';
 import { editorStore } from '../state/editor';
 import { useStore } from '../state/store';
@@ -13,6 +13,7 @@ export function Toolbar({ canvas }: { canvas: CanvasController | null }) {
   const queued = useStore(editorStore, (s) => s.queue.pending.length + s.queue.running.length);
   const running = useStore(editorStore, (s) => s.queue.running.length > 0);
   const panel = useStore(editorStore, (s) => s.panel);
+  const hasSamples = useStore(editorStore, (s) => Object.values(s.run.nodes).some((n) => n.sheets.length > 0));
   const fileInput = useRef<HTMLInputElement>(null);
   const toggle = (p: 'queue' | 'history') => editorStore.set((s) => ({ ...s, panel: s.panel === p ? null : p }));
 
@@ -72,6 +73,9 @@ export function Toolbar({ canvas }: { canvas: CanvasController | null }) {
         Group
       </button>
       <span className="spacer" />
+      <button onClick={() => openSamples()} disabled={!hasSamples} title="Every sampled step × every prompt: pick the best checkpoint">
+        Samples
+      </button>
       <button className={panel === 'queue' ? 'on' : ''} onClick={() => toggle('queue')}>
         Queue ({queued})
       </button>

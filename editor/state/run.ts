@@ -1,5 +1,6 @@
 // What the canvas shows about jobs, folded from server messages by pure functions: per node, whether it is
 // executing, cached, done or failed, its progress (it/s, ETA), its loss curve, and the images it produced.
+import { sampleSheetsOf, type SampleSheet } from '../../nodes/sampling/sheet';
 import type { LiveState, NodeErrors, ProgressInfo, ServerMessage, UiOutput } from '../../server/protocol';
 
 export type NodeStatus = 'queued' | 'executing' | 'cached' | 'done' | 'error' | 'interrupted';
@@ -18,6 +19,8 @@ export interface NodeRun {
   images: string[];
   /** Live preview frames of the current execution, replaced by the output files when the node finishes. */
   previews: string[];
+  /** Sample sheets the node reported (ui.samples): per image of samples, its tiles' prompt, seed, step, strength. */
+  sheets: { url: string; sheet: SampleSheet }[];
   text: string[];
   error: string | null;
   warnings: string[];
@@ -36,7 +39,7 @@ export interface RunState {
 
 export const emptyRun: RunState = { promptId: null, running: false, executing: null, nodes: {}, validation: {}, lastError: null };
 
-const blankNode = (): NodeRun => ({ status: 'queued', progress: null, loss: [], images: [], previews: [], text: [], error: null, warnings: [] });
+const blankNode = (): NodeRun => ({ status: 'queued', progress: null, loss: [], images: [], previews: [], sheets: [], text: [], error: null, warnings: [] });
 
 /** Turns a file reference into the URL the server serves it at. */
 export function viewUrl(ref: { filename: string; subfolder?: string; type: string }): string {
@@ -58,7 +61,14 @@ function outputImages(output: UiOutput): string[] {
 
 function applyOutput(n: NodeRun, output: UiOutput): NodeRun {
   const images = outputImages(output);
-  return { ...n, images: images.length ? images : n.images, previews: images.length ? [] : n.previews, text: output.text ?? n.text };
+  const sheets = sampleSheetsOf(output).map((sheet) => ({ url: viewUrl(sheet.image), sheet }));
+  return {
+    ...n,
+    images: images.length ? images : n.images,
+    previews: images.length ? [] : n.previews,
+    sheets: images.length ? sheets : n.sheets,
+    text: output.text ?? n.text,
+  };
 }
 
 function withLoss(n: NodeRun, p: ProgressInfo): LossPoint[] {

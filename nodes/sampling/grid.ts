@@ -3,27 +3,18 @@
 // are enlarged by whole pixels so a node shows them at a readable size.
 import sharp, { type OverlayOptions } from 'sharp';
 import type { ImageItem } from '../sockets';
+import { GRID_TITLE_HEIGHT, gridLayout, type GridSize } from './sheet';
 
 const esc = (t: string) => t.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 export async function composeGrid(images: readonly ImageItem[], columns: number, o: { gap?: number; title?: string; minCell?: number } = {}): Promise<Uint8Array> {
-  const gap = o.gap ?? 2;
-  const top = o.title ? 18 : 0;
   if (images.length === 0) throw new Error('grid: no images');
-  const metas = await Promise.all(images.map(async (im) => {
-    if (im.width && im.height) return { width: im.width, height: im.height };
-    const m = await sharp(im.data).metadata();
-    return { width: m.width!, height: m.height! };
-  }));
-  const cols = Math.max(1, Math.min(columns, images.length));
-  const rows = Math.ceil(images.length / cols);
-  const largest = Math.max(...metas.map((m) => Math.max(m.width, m.height)));
-  const zoom = Math.max(1, Math.floor((o.minCell ?? 128) / largest));
-  const cw = Math.max(...metas.map((m) => m.width)) * zoom, ch = Math.max(...metas.map((m) => m.height)) * zoom;
-  const width = Math.max(cols * cw + (cols - 1) * gap, o.title ? 8 * o.title.length : 0), height = top + rows * ch + (rows - 1) * gap;
-  const cells = await Promise.all(images.map((im, i) => (zoom === 1 ? Buffer.from(im.data)
+  const metas = await imageSizes(images);
+  const { width, height, zoom, cells } = gridLayout(metas, columns, o);
+  const top = o.title ? GRID_TITLE_HEIGHT : 0;
+  const inputs = await Promise.all(images.map((im, i) => (zoom === 1 ? Buffer.from(im.data)
     : sharp(im.data).resize(metas[i].width * zoom, metas[i].height * zoom, { kernel: 'nearest' }).png().toBuffer())));
-  const layers: OverlayOptions[] = cells.map((input, i) => ({ input, left: (i % cols) * (cw + gap), top: top + Math.floor(i / cols) * (ch + gap) }));
+  const layers: OverlayOptions[] = inputs.map((input, i) => ({ input, left: cells[i].x, top: cells[i].y }));
   if (o.title) {
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top}"><text x="3" y="13" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#ddd">${esc(o.title)}</text></svg>`;
     layers.push({ input: Buffer.from(svg), left: 0, top: 0 });
@@ -33,4 +24,13 @@ export async function composeGrid(images: readonly ImageItem[], columns: number,
     .png()
     .toBuffer();
   return new Uint8Array(png);
+}
+
+/** Each image's width and height (from the item when it says, else from its header). */
+export function imageSizes(images: readonly ImageItem[]): Promise<GridSize[]> {
+  return Promise.all(images.map(async (im) => {
+    if (im.width && im.height) return { width: im.width, height: im.height };
+    const m = await sharp(im.data).metadata();
+    return { width: m.width!, height: m.height! };
+  }));
 }

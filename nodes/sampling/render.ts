@@ -7,6 +7,7 @@ import { defaultRuntime, type HostTensor, type WeightSource } from '../../kernel
 import { AdapterSet } from '../../kernels/adapters';
 import { FamilyPipeline } from '../../kernels/families/pipeline';
 import { composeGrid } from './grid';
+import { gridLayout, type SampleTile } from './sheet';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
 
@@ -156,11 +157,28 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   return out;
 }
 
+/** Columns of a sample grid: a row per prompt in compare mode (without | with the adapter), otherwise up to 4. */
+function gridColumns(images: readonly RenderedImage[], columns?: number): number {
+  const compare = images.length > 1 && images.some((im) => im.strength === 0) && images.some((im) => im.strength !== 0);
+  return columns ?? (compare ? 2 : Math.min(4, images.length));
+}
+
 /**
  * One PNG of rendered images: a row per prompt in compare mode (without | with the adapter), otherwise up
  * to `columns` per row; `title` (e.g. "step 300") is written above.
  */
 export function gridPng(images: readonly RenderedImage[], o: { columns?: number; title?: string } = {}): Promise<Uint8Array> {
-  const compare = images.length > 1 && images.some((im) => im.strength === 0) && images.some((im) => im.strength !== 0);
-  return composeGrid(images, o.columns ?? (compare ? 2 : Math.min(4, images.length)), { title: o.title });
+  return composeGrid(images, gridColumns(images, o.columns), { title: o.title });
+}
+
+/** The grid PNG and, for each image, where it sits in it and what it was rendered with (a node's `ui.samples`). */
+export async function gridSheet(images: readonly RenderedImage[], o: { columns?: number; title?: string } = {}): Promise<{ png: Uint8Array; tiles: SampleTile[] }> {
+  const png = await gridPng(images, o);
+  const { cells } = gridLayout(images, gridColumns(images, o.columns), { title: o.title });
+  const tiles = images.map((im, i): SampleTile => ({
+    ...cells[i]!,
+    prompt: im.prompt.prompt, negativePrompt: im.prompt.negativePrompt, seed: im.prompt.seed, strength: im.strength,
+    steps: im.prompt.steps, cfg: im.prompt.cfg, width: im.width, height: im.height,
+  }));
+  return { png, tiles };
 }

@@ -1,11 +1,11 @@
 // HTTP routes for files: viewing outputs/inputs/temp files, uploading images, and the example graphs. Every path a
 // client names is confined to its project folder: no "..", no absolute paths, no symlinks that lead outside.
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile, rename, mkdir } from 'node:fs/promises';
-import { extname, join, basename } from 'node:path';
+import { readdir, readFile, writeFile, rename, mkdir, realpath } from 'node:fs/promises';
+import { extname, join, basename, relative, sep } from 'node:path';
 import { HttpError } from '../httpErrors';
-import { boundaryOf, parseMultipart, sniffImage } from '../multipart';
+import { readMultipart, sniffImage } from '../multipart';
 import { PathConfinementError, resolveExistingInside, resolveInside, type ProjectPaths } from '../paths';
 
 export interface FileRoutesDeps {
@@ -63,26 +63,30 @@ export function fileRoutes(deps: FileRoutesDeps): Router {
       }
       throw err;
     }
+    // The file is sent relative to its (real) project folder: `send` refuses dot-named segments of the path it is
+    // given, and the data folder itself may well be dot-named (`.loragraph/` by default) or sit under one.
+    const realBase = await realpath(base);
+    const rel = relative(realBase, file);
     await new Promise<void>((resolve, reject) => {
-      res.sendFile(file, { dotfiles: 'deny', headers: { 'X-Content-Type-Options': 'nosniff' } }, (err) => {
-        if (err && !res.headersSent) reject(new HttpError(404, `cannot send "${join(sub, name)}"`, 'not_found'));
-        else resolve();
+      res.sendFile(rel.split(sep).join('/'), { root: realBase, dotfiles: 'deny', headers: { 'X-Content-Type-Options': 'nosniff' } }, (err) => {
+        if (err && !res.headersSent) {
+          const status = (err as { status?: number }).status;
+          reject(status === 403 ? new HttpError(403, 'that path is not served', 'forbidden') : new HttpError(404, `cannot send "${join(sub, name)}"`, 'not_found'));
+        } else resolve();
       });
     });
   });
 
-  r.post('/upload', express.raw({ type: 'multipart/form-data', limit: deps.uploadLimitBytes }), async (req, res) => {
-    const body = req.body;
-    if (!Buffer.isBuffer(body)) throw new HttpError(400, 'expected a multipart/form-data body');
-    const parts = parseMultipart(body, boundaryOf(req.headers['content-type']));
-    const field = (n: string) => parts.find((p) => p.name === n && p.filename === undefined)?.data.toString('utf8');
-    const image = parts.find((p) => p.name === 'image' && p.filename !== undefined);
+  r.post('/upload', async (req, res) => {
+    const form = await readMultipart(req, { limitBytes: deps.uploadLimitBytes, fileField: 'image' });
+    const field = (n: string): string | undefined => form.fields[n];
+    const image = form.file;
     if (!image) throw new HttpError(400, 'the form needs a file field named "image"');
     const kind = sniffImage(image.data);
     if (!kind) throw new HttpError(415, 'the upload is not a PNG, JPEG or WebP image', 'unsupported_media_type');
     const base = folderOf(paths, field('type'), ['input', 'temp']);
     const sub = checkSubfolder(field('subfolder') ?? '');
-    let name = checkFilename(image.filename!, 'filename');
+    let name = checkFilename(image.filename, 'filename');
     if (!['.png', '.jpg', '.jpeg', '.webp'].includes(extname(name).toLowerCase())) name += kind.ext;
     let dir: string;
     try {

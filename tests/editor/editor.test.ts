@@ -200,6 +200,53 @@ describe('editor', () => {
     await screenshot(page, '09-missing-input');
   });
 
+  it('a node grows to show its samples at 128 px or more and pushes the nodes it would cover aside', async () => {
+    const api = quickstartApi(5, 10);
+    api['5'] = { class_type: 'TestScale', inputs: { factor: 1 }, _meta: { title: 'below' } };
+    api['6'] = { class_type: 'TestScale', inputs: { factor: 2 }, _meta: { title: 'further below' } };
+    api['7'] = { class_type: 'TestScale', inputs: { factor: 3 }, _meta: { title: 'beside' } };
+    const wf = apiToWorkflow(api, registry());
+    const place = (id: number, x: number, y: number) => {
+      const n = wf.nodes.find((m) => m.id === id)!;
+      n.pos = [x, y];
+    };
+    place(4, 720, 40); // the Sampler, 300 × 160
+    place(5, 720, 260); // right under it (300 × 160 as well)
+    place(6, 720, 480); // under that one
+    place(7, 1030, 40); // beside it, 10 px away: already that close, and the Sampler does not grow sideways
+    await openThroughPicker(wf, 'crowded.json');
+    const before = await workflow();
+    const tidy = async () => {
+      const ids = await geometry('nodeIds');
+      const boxes = await Promise.all(ids.map((id: string) => geometry('box', id)));
+      for (let i = 0; i < boxes.length; i++) {
+        for (let j = i + 1; j < boxes.length; j++) {
+          const a = boxes[i], b = boxes[j];
+          const overlap = a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+          expect(overlap, `nodes ${ids[i]} and ${ids[j]} overlap`).toBe(false);
+        }
+      }
+    };
+    await tidy();
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.waitForFunction(() => window.__loragraph!.state().run.nodes['4']?.status === 'done', undefined, { timeout: 30_000 });
+    await waitIdle();
+    await expect.poll(async () => (await geometry('images', '4')).filter((i: { complete: boolean }) => i.complete).length).toBe(4);
+    const imgs = await geometry('images', '4');
+    expect(imgs).toHaveLength(4);
+    for (const img of imgs) {
+      expect(img.naturalWidth).toBe(32);
+      expect(img.nodeWidth).toBeGreaterThanOrEqual(128); // 32 px squares enlarged by whole pixels
+    }
+    const after = await workflow();
+    const pos = (wf: Workflow, id: number) => wf.nodes.find((n) => n.id === id)!.pos as [number, number];
+    expect(pos(after, 5)[1]).toBeGreaterThan(pos(before, 5)[1]);
+    expect(pos(after, 6)[1]).toBeGreaterThan(pos(before, 6)[1]);
+    expect(pos(after, 7)).toEqual(pos(before, 7));
+    await tidy();
+    await screenshot(page, '10-grown-and-pushed');
+  });
+
   it('reloading the page in the middle of training shows the progress again, and so does a dropped socket', async () => {
     await openThroughPicker(apiToWorkflow(quickstartApi(150, 50), registry()), 'long-train.json');
     await page.getByRole('button', { name: 'Run', exact: true }).click();
@@ -214,7 +261,7 @@ describe('editor', () => {
     const stepAfterReload = (await state()).run.nodes['3']!.progress!.step;
     await expect.poll(async () => (await state()).run.nodes['3']!.progress!.step).toBeGreaterThan(stepAfterReload + 5);
     expect((await state()).run.nodes['1']!.status).toBe('cached');
-    await screenshot(page, '10-after-reload');
+    await screenshot(page, '11-after-reload');
 
     await page.evaluate(() => window.__loragraph!.dropConnection());
     await expect.poll(async () => (await state()).connection).toBe('open');

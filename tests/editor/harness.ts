@@ -69,8 +69,10 @@ export interface EditorServer {
 
 export async function startEditorServer(opts: { token?: string; host?: string; quickstart?: ApiGraph } = {}): Promise<EditorServer> {
   const editorDir = await buildEditor();
-  const dataDir = join(tmpdir(), `loragraph-editor-${process.pid}-${Date.now()}`);
-  const graphsDir = join(dataDir, 'graphs');
+  // A dot-named data folder, as `npm start`'s default `.loragraph/` is: whatever the editor shows must be served from one.
+  const root = join(tmpdir(), `loragraph-editor-${process.pid}-${Date.now()}`);
+  const dataDir = join(root, '.loragraph');
+  const graphsDir = join(root, 'graphs');
   mkdirSync(graphsDir, { recursive: true });
   const reg = registry();
   writeFileSync(join(graphsDir, 'quickstart.json'), JSON.stringify(apiToWorkflow(opts.quickstart ?? quickstartApi(), reg), null, 2));
@@ -95,7 +97,7 @@ export async function startEditorServer(opts: { token?: string; host?: string; q
     dataDir,
     async dispose() {
       await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
     },
   };
 }

@@ -49,13 +49,16 @@ describe('restart', () => {
     await new Promise((r) => first.child.once('exit', r));
 
     const second = await serve();
+    // The queued job may start and finish on the new server at any moment. A job leaves the queue only after its
+    // history entry is written, so reading the queue first and history second always finds it in one of the two
+    // (history first could miss a job that finished between the two reads: in neither list).
+    const queueNow = (await getJson(second.url, '/api/queue')).body;
     const history = (await getJson(second.url, '/api/history')).body;
     expect(history[quick]).toMatchObject({ status: 'success', outputs: { '3': { text: ['8'] } } });
     expect(history[slow]).toMatchObject({ status: 'interrupted', reason: 'the server stopped while this job was running' });
     // The queued job survived and runs on the new server.
-    const queueNow = (await getJson(second.url, '/api/queue')).body;
     const known = [...queueNow.running, ...queueNow.pending].map((j: { promptId: string }) => j.promptId);
-    expect(known.includes(waiting) || history[waiting] !== undefined).toBe(true);
+    expect(known.includes(waiting) || history[waiting] !== undefined, `queue ${JSON.stringify(queueNow)}; history ${Object.keys(history)}`).toBe(true);
     const late = await TestClient.connect(second.url);
     await late.waitFor(() => true);
     for (let i = 0; i < 100; i++) {

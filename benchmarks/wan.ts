@@ -1,0 +1,130 @@
+// npm run bench:wan — one LoRA training step (forward + backward + AdamW, rank 16 on the block's 10
+// linear layers, ai-toolkit's/musubi's targets) of one full-size Wan 2.2 A14B expert block (width 5120,
+// FFN 13824, 40 heads) at 480×832: 60×104 latent, 30×52 tokens per latent frame, 512 text tokens.
+// Random frozen weights in fp32, gradient checkpointing on (the block is recomputed in the backward
+// pass, as a 40-block step needs), each measured configuration in its own child process so its peak
+// memory is its own.
+//
+// The target clip is 33 frames = 9 latent frames = 14,040 tokens. Its self-attention holds 40 heads of
+// 14,040² fp32 scores (31.5 GB per copy) — more than this machine's RAM — so the step is *measured* at
+// fewer latent frames (default 1 and 2: 1,560 and 3,120 tokens) and *extrapolated* to 14,040 by the
+// FLOP count (linear layers grow with tokens, attention with tokens²); peak memory at 14,040 is the
+// engine's estimate from the symbolic graph (kernels/train/memory.ts), printed beside its estimate and
+// the measured peak at the measured sizes so the estimate can be judged.
+//
+//   npm run bench:wan                         (under flock /tmp/loragraph-heavy.lock)
+//   options: --frames 1,2 (latent frames measured), --steps N (timed steps, default 1)
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import * as K from '../kernels';
+import { AdapterSet } from '../kernels/adapters/adapter-set';
+import { estimateGraphMemory } from '../kernels/train/memory';
+import { WAN22_T2V_A14B as CFG } from '../kernels/wan/config';
+import { wanBlock, wanRope } from '../kernels/wan/transformer';
+import { wanKohyaName, wanTargetSpec } from '../kernels/wan/lora';
+
+const argv = process.argv;
+const opt = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : dflt; };
+const FRAMES = opt('frames', '1,2').split(',').map(Number);
+const STEPS = Number(opt('steps', '1'));
+const TARGET_FRAMES = 9, ROWS = 30, COLS = 52, TEXT = 512, RANK = 16;
+const tokensOf = (frames: number) => frames * ROWS * COLS;
+const secs = (t0: number) => (performance.now() - t0) / 1000;
+const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
+const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+const ht = (shape: number[], data: Float32Array): K.HostTensor => ({ dtype: 'float32', shape, data });
+const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+
+/** Uniform frozen weights of std 0.02 (norm scales 1), made on request: a cheap stand-in for trained ones. */
+class UniformWeights implements K.WeightSource {
+  private s = 12345;
+  get(path: string, shape: readonly number[]): K.Tensor {
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (/norm\w*\.weight$/.test(path)) out.fill(1);
+    else {
+      const half = 0.02 * Math.sqrt(3), step = (2 * half) / 2 ** 32;
+      for (let i = 0; i < out.length; i++) { this.s = (Math.imul(this.s, 1664525) + 1013904223) >>> 0; out[i] = this.s * step - half; }
+    }
+    return K.constant(out, shape, 'float32', path);
+  }
+}
+
+/** Matmul FLOPs of the block's forward pass at L video tokens: linears, then attention's two matmuls. */
+function forwardFlops(L: number) {
+  const d = CFG.dim, f = CFG.ffnDim;
+  const linear = 2 * L * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * TEXT * 2 * d * d;
+  const attention = 4 * L * L * d + 4 * L * TEXT * d;
+  return { linear, attention, total: linear + attention };
+}
+
+/** The block's training graph: x, e0, context in; mean square of the output as the loss. */
+function build(weights: K.WeightSource, frames: number) {
+  const d = CFG.dim, L = tokensOf(frames);
+  const adapters = new AdapterSet({ rank: RANK, targets: wanTargetSpec('blocks'), namer: wanKohyaName });
+  const b = new K.Builder(weights, adapters.hook({ training: true }));
+  b.gradientCheckpointing = true;
+  const x = K.input('x', [1, L, d]), e0 = K.input('e0', [1, 1, 6, d]), ctx = K.input('ctx', [1, TEXT, d]);
+  const rope = wanRope(CFG, [frames, ROWS, COLS]);
+  const out = b.block(() => wanBlock(b.scope('blocks.0'), CFG, x, e0, ctx, undefined, rope));
+  return { adapters, inputs: [x, e0, ctx], loss: K.reduceMean(K.square(out)) };
+}
+
+async function step(frames: number) {
+  const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
+  const t0 = performance.now();
+  const { adapters, inputs, loss } = build(new UniformWeights(), frames);
+  const ts = await K.TrainStep.create(rt, { inputs, params: adapters.params, loss, optimizer: K.adamw() });
+  await ts.init(adapters.initialValues(1));
+  const feed: Record<string, K.HostTensor> = {};
+  inputs.forEach((t, i) => { feed[(t.source as { name: string }).name] = ht([...t.shape], noise(t.size, i)); });
+  const setup = secs(t0);
+  const t1 = performance.now();
+  await ts.step([feed], 1e-4, 1);
+  const first = secs(t1);
+  const times: number[] = [];
+  for (let s = 0; s < STEPS; s++) { const t = performance.now(); await ts.step([feed], 1e-4, s + 2); times.push(secs(t)); }
+  await rt.close();
+  return { frames, tokens: tokensOf(frames), modules: adapters.modules.length, setup, first, best: Math.min(...times), peak: peakRss() };
+}
+
+/** The engine's peak-memory estimate of the step graph (forward, recomputation, backward), weights as inputs. */
+function estimate(frames: number) {
+  const rec = new K.ShapeRecorder();
+  const { adapters, loss } = build(rec, frames);
+  const params = Object.values(adapters.params);
+  const e = estimateGraphMemory([loss, ...K.grad(loss, params)]);
+  const weights = [...rec.shapes.values()].reduce((a, s) => a + 4 * s.reduce((x, y) => x * y, 1), 0);
+  return { frames, tokens: tokensOf(frames), activations: e.activations, weights, total: e.total };
+}
+
+const mode = argv[2];
+if (mode === 'step') console.log(JSON.stringify(await step(Number(argv[3]))));
+else if (mode === 'estimate') console.log(JSON.stringify(estimate(Number(argv[3]))));
+else {
+  const self = fileURLToPath(import.meta.url);
+  const child = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [...process.execArgv, self, ...args, ...argv.slice(2)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`bench:wan ${args.join(' ')} failed:\n${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+  const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+  console.log(`bench:wan — one Wan 2.2 A14B expert block (${CFG.dim} wide, FFN ${CFG.ffnDim}, ${CFG.numHeads} heads), 480×832, LoRA rank ${RANK}, fp32, gradient checkpointing, CPU (load ${load()})`);
+  const target = tokensOf(TARGET_FRAMES);
+  const est = child('estimate', String(TARGET_FRAMES));
+  console.log(`  target: 33 frames = ${TARGET_FRAMES} latent frames × ${ROWS} × ${COLS} = ${target} tokens; estimated peak ${gib(est.total)} GiB (activations ${gib(est.activations)} GiB, block weights ${gib(est.weights)} GiB) — not run: above this machine's RAM`);
+  for (const f of FRAMES) {
+    const e = child('estimate', String(f));
+    const r = child('step', String(f));
+    const fl = forwardFlops(r.tokens);
+    // Forward, recomputed forward, then dX through every layer (≈ 2 forwards; frozen weights have no dW).
+    const gflops = (4 * fl.total) / r.best / 1e9;
+    const ratio = forwardFlops(target).total / fl.total;
+    const block = r.best * ratio;
+    console.log(`  measured ${f} latent frame(s) = ${r.tokens} tokens: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${gflops.toFixed(0)} GFLOP/s), peak ${gib(r.peak)} GiB measured vs ${gib(e.total)} GiB estimated`);
+    console.log(`    → extrapolated to ${target} tokens by FLOPs (×${ratio.toFixed(1)}): ${block.toFixed(0)} s per block, ${(CFG.numLayers * block / 60).toFixed(0)} min per ${CFG.numLayers}-block step (embedders and head not counted; a busy machine inflates it — compare the GFLOP/s)`);
+  }
+  console.log(`  attention is ${(100 * forwardFlops(target).attention / forwardFlops(target).total).toFixed(0)}% of the FLOPs at ${target} tokens`);
+  console.log(`  (load ${load()})`);
+}

@@ -57,6 +57,7 @@ export default defineNode({
     saveName: widget.text({ default: 'my-lora', tooltip: 'saves go to output/<saveName>/<saveName>_<step>.safetensors (kohya format, fp16); empty = checkpoints only' }),
     priorLossWeight: widget.float({ default: 1, min: 0, max: 100, step: 0.05, tooltip: 'loss weight of images from datasets marked isRegularization (kohya\'s prior_loss_weight)' }),
     sampleEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'render samples every N steps (0 = only at the end, when sampler settings are connected)' }),
+    gradientCheckpointing: widget.toggle({ default: false, tooltip: 'recompute each block in the backward pass instead of keeping its activations: far less memory for ~1.3× the step time (turn on for large models and resolutions)' }),
   }),
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },
   async execute({ inputs, widgets, ctx }) {

@@ -1,4 +1,4 @@
-// The Wan 2.1 video VAE's encoder (causal 3D convolutions; base 96 channels; ×8 space, ×4 time;
+// The Wan 2.1 video VAE (causal 3D convolutions; base 96 channels; ×8 space, ×4 time;
 // 16 latent channels normalised per channel by mean/std), with the module paths of
 // `wan_2.1_vae.safetensors` (`encoder.downsamples.4.residual.2.weight`, `encoder.middle.1.to_qkv`,
 // `conv1`). A clip of 1 + 4n frames becomes 1 + n latent frames: the first frame is encoded on its own,
@@ -8,7 +8,7 @@
 import type { Builder } from '../nn/builder';
 import { constant, type Tensor } from '../tensor';
 import { add, mul, rsqrt, silu, sub } from '../ops/elementwise';
-import { conv2d, scaledDotProductAttention } from '../ops/nn';
+import { conv2d, scaledDotProductAttention, upsampleNearest2x } from '../ops/nn';
 import { concat, reduceMean, reshape, slice, split, transpose } from '../ops/shape-and-reduce';
 import { causalConv3d, conv3d, type CausalCache } from './causal-conv';
 
@@ -153,4 +153,53 @@ export function wanVaeEncode(b: Builder, cfg: WanVaeConfig, video: Tensor, opts:
   const stat = (v: number[]) => constant(Float32Array.from(v), [1, cfg.zDim, 1, 1, 1]);
   const latents = mul(sub(mean, stat(cfg.latentMean)), stat(cfg.latentStd.map((v) => 1 / v)));
   return { mean, logVar, latents };
+}
+
+/**
+ * Doubles rows and columns of every frame (nearest, then a 3×3 conv to half the channels) and, for a
+ * temporal level, the frames after the first: a causal (3,1,1) conv to twice the channels whose halves
+ * become the even and odd frames. Whole clip: Wan decodes one latent frame at a time and starts the
+ * time conv's cache with zeros after the first frame, which is a causal conv over frames 1… alone.
+ */
+function upsample(b: Builder, x: Tensor, c: number, temporal: boolean): Tensor {
+  const n = x.shape[0];
+  let y = x;
+  const t = x.shape[2];
+  if (temporal && t > 1) {
+    const rest = slice(x, [1], [t], [2]);
+    const doubled = cconv(b, 'time_conv', rest, c, 2 * c, [3, 1, 1], [1, 0, 0]); // [N, 2C, T−1, H, W]
+    const [, , tr, h, w] = doubled.shape;
+    const interleaved = reshape(transpose(reshape(doubled, [n, 2, c, tr, h, w]), [0, 2, 3, 1, 4, 5]), [n, c, 2 * tr, h, w]);
+    y = concat([slice(x, [0], [1], [2]), interleaved], 2);
+  }
+  const s = conv2d(upsampleNearest2x(framesToBatch(y)), b.param('resample.1.weight', [c / 2, c, 3, 3]), b.param('resample.1.bias', [c / 2]), { padding: 1 });
+  return batchToFrames(s, n);
+}
+
+/** Decoder3d over a whole latent clip: [N, z, T, h, w] → [N, 3, 1 + 4(T − 1), 8h, 8w]. */
+function decoder3d(b: Builder, cfg: WanVaeConfig, z: Tensor): Tensor {
+  const mult = [...cfg.dimMult].reverse();
+  const dims = [mult[0], ...mult].map((m) => m * cfg.base);
+  const temporalUp = [...cfg.temporalDownsample].reverse();
+  let h = cconv(b, 'conv1', z, cfg.zDim, dims[0], [3, 3, 3], [1, 1, 1]);
+  h = residualBlock(b.scope('middle.0'), h, dims[0], dims[0]);
+  h = attentionBlock(b.scope('middle.1'), h);
+  h = residualBlock(b.scope('middle.2'), h, dims[0], dims[0]);
+  let index = 0;
+  for (let level = 0; level < cfg.dimMult.length; level++) {
+    // After a resample the channels are halved (its conv goes to c/2).
+    let cin = level > 0 ? dims[level] / 2 : dims[level];
+    const cout = dims[level + 1];
+    for (let r = 0; r < cfg.numResBlocks + 1; r++) { h = residualBlock(b.scope(`upsamples.${index++}`), h, cin, cout); cin = cout; }
+    if (level < cfg.dimMult.length - 1) h = upsample(b.scope(`upsamples.${index++}`), h, cout, temporalUp[level]);
+  }
+  const c = dims[dims.length - 1];
+  return cconv(b, 'head.2', silu(channelRmsNorm(b, 'head.0', h)), c, 3, [3, 3, 3], [1, 1, 1]);
+}
+
+/** Normalised latents [N, z, T, h, w] → video [N, 3, 1 + 4(T − 1), 8h, 8w] (about [−1, 1]; not clamped). */
+export function wanVaeDecode(b: Builder, cfg: WanVaeConfig, latents: Tensor): Tensor {
+  const stat = (v: number[]) => constant(Float32Array.from(v), [1, cfg.zDim, 1, 1, 1]);
+  const z = add(mul(latents, stat(cfg.latentStd)), stat(cfg.latentMean));
+  return decoder3d(b.scope('decoder'), cfg, cconv(b, 'conv2', z, cfg.zDim, cfg.zDim, [1, 1, 1], [0, 0, 0]));
 }

@@ -5,7 +5,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import * as K from '../../../kernels';
 import { conv3d, causalConv3d } from '../../../kernels/wan/causal-conv';
-import { WAN21_VAE, WAN_TINY_VAE, checkClipFrames, wanVaeEncode } from '../../../kernels/wan/vae';
+import { WAN21_VAE, WAN_TINY_VAE, checkClipFrames, wanVaeDecode, wanVaeEncode } from '../../../kernels/wan/vae';
 import { gradCheck, rand, runtime } from '../gradcheck';
 
 afterAll(() => runtime().close());
@@ -97,5 +97,38 @@ describe('Wan VAE encoder', () => {
     expect(frameDiff(0)).toBe(0);
     expect(frameDiff(1)).toBe(0);
     expect(frameDiff(2)).toBeGreaterThan(1e-4);
+  });
+});
+
+describe('Wan VAE decoder', () => {
+  it('full size: names and shapes of wan_2.1_vae\'s decoder (channels halved by each resample)', () => {
+    const rec = new K.ShapeRecorder();
+    const y = wanVaeDecode(new K.Builder(rec), WAN21_VAE, K.input('z', [1, 16, 2, 2, 2]));
+    expect(y.shape).toEqual([1, 3, 5, 16, 16]);
+    expect(rec.shapes.get('conv2.weight')).toEqual([16, 16, 1, 1, 1]);
+    expect(rec.shapes.get('decoder.conv1.weight')).toEqual([384, 16, 3, 3, 3]);
+    expect(rec.shapes.get('decoder.upsamples.3.time_conv.weight')).toEqual([768, 384, 3, 1, 1]);
+    expect(rec.shapes.get('decoder.upsamples.3.resample.1.weight')).toEqual([192, 384, 3, 3]);
+    expect(rec.shapes.get('decoder.upsamples.4.shortcut.weight')).toEqual([384, 192, 1, 1, 1]);
+    expect(rec.shapes.get('decoder.upsamples.11.resample.1.weight')).toEqual([96, 192, 3, 3]);
+    expect(rec.shapes.has('decoder.upsamples.11.time_conv.weight')).toBe(false);
+    expect(rec.shapes.get('decoder.upsamples.12.residual.2.weight')).toEqual([96, 96, 3, 3, 3]);
+    expect(rec.shapes.get('decoder.head.2.weight')).toEqual([3, 96, 3, 3, 3]);
+  });
+
+  it('tiny: 3 latent frames → 9 frames at 8× the size; the first frame depends on the first latent frame only', async () => {
+    const w = new K.RandomWeights(6, 0.15);
+    const z = K.input('z', [1, 4, 3, 2, 2]);
+    const y = wanVaeDecode(new K.Builder(w), WAN_TINY_VAE, z);
+    expect(y.shape).toEqual([1, 3, 9, 16, 16]);
+    const s = await runtime().load(K.compileGraph([z], { y }));
+    const data = rand(4 * 3 * 4);
+    const a = (await s.run({ z: f32([1, 4, 3, 2, 2], data) })).y.data as Float32Array;
+    const later = data.slice(); for (let c = 0; c < 4; c++) for (let i = 4; i < 12; i++) later[c * 12 + i] += 0.5;
+    const b = (await s.run({ z: f32([1, 4, 3, 2, 2], later) })).y.data as Float32Array;
+    const frameDiff = (f: number) => { let d = 0; for (let c = 0; c < 3; c++) for (let i = 0; i < 256; i++) { const k = (c * 9 + f) * 256 + i; d = Math.max(d, Math.abs(a[k] - b[k])); } return d; };
+    expect(Math.max(...a.map(Math.abs))).toBeGreaterThan(1e-3);
+    expect(frameDiff(0)).toBe(0);
+    expect(frameDiff(1)).toBeGreaterThan(1e-5);
   });
 });

@@ -10,3 +10,4 @@ export * from './causal-conv';
 export * from './vae';
 export * from './umt5';
 export * from './training-graph';
+export * from './sampling';

@@ -7,6 +7,7 @@ import type { CanvasController } from './canvas/controller';
 import { GraphCanvas } from './canvas/GraphCanvas';
 import { connectLive } from './net/socket';
 import { HistoryPanel } from './panels/HistoryPanel';
+import { ImportReport } from './panels/ImportReport';
 import { NodeSearch } from './panels/NodeSearch';
 import { Hint, Lightbox } from './panels/Overlays';
 import { QueuePanel } from './panels/QueuePanel';
@@ -81,6 +82,7 @@ export function App() {
         />
         {panel === 'queue' && <QueuePanel />}
         {panel === 'history' && <HistoryPanel />}
+        <ImportReport />
         <Hint />
       </main>
       <NodeSearch onPick={(type, at) => canvas?.addNode(type, at)} />

@@ -1,5 +1,6 @@
 // What the toolbar, panels and keyboard do, in one place: run / run next / interrupt / cancel, open and save graph
 // files, load examples, and refresh the queue and history. Each works through the CanvasController and the store.
+import { ImportFailed, importConfig, isConfigFile } from './importConfig';
 import type { SampleSheet } from '../../nodes/sampling/sheet';
 import type { Workflow } from '../../server/protocol';
 import type { CanvasController } from '../canvas/controller';
@@ -64,11 +65,19 @@ export async function openExample(name: string): Promise<boolean> {
 
 export async function openFile(file: File): Promise<void> {
   try {
-    const wf = parseWorkflowText(await file.text(), file.name);
+    const text = await file.text();
+    // A training config people bring (ai-toolkit, kohya_ss, sd-scripts) becomes a graph on the server, with a report.
+    if (isConfigFile(file.name, text)) {
+      const answer = await importConfig(file.name, text);
+      setGraph(file.name.replace(/\.(ya?ml|toml|json)$/i, ''), answer.workflow);
+      showHint(`imported ${file.name} (${answer.report.family.label})`);
+      return;
+    }
+    const wf = parseWorkflowText(text, file.name);
     setGraph(file.name.replace(/\.json$/i, ''), wf);
     showHint(`opened ${file.name}`);
   } catch (err) {
-    showHint(err instanceof WorkflowFileError ? err.message : `${file.name}: ${(err as Error).message}`, 'error');
+    showHint(err instanceof WorkflowFileError || err instanceof ImportFailed ? err.message : `${file.name}: ${(err as Error).message}`, 'error');
   }
 }
 

@@ -36,7 +36,7 @@ export function Toolbar({ canvas }: { canvas: CanvasController | null }) {
       <input
         ref={fileInput}
         type="file"
-        accept=".json,application/json"
+        accept=".json,.yaml,.yml,.toml,application/json"
         hidden
         data-testid="open-file"
         onChange={(e) => {

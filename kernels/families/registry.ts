@@ -9,9 +9,11 @@ import type { ModelFamily } from './contract';
 import { detectFamily, familyOfPipelineClass, FAMILY_LABELS, withArticle, type DetectedFamily, type FamilyEvidence } from './detect';
 import { sd1Family } from '../sd/sd1-family';
 import { sdxlFamily } from '../sdxl/family';
+import { flux2Family } from '../flux/family';
+import { flux1Family } from '../flux/family1';
 
 /** Every trainable family, by id. Detection ids (detect.ts) equal these ids. */
-const FAMILIES: readonly ModelFamily[] = [sd1Family, sdxlFamily];
+const FAMILIES: readonly ModelFamily[] = [sd1Family, sdxlFamily, flux2Family, flux1Family];
 
 const byId = new Map<string, ModelFamily>(FAMILIES.map((f) => [f.id, f]));
 

@@ -41,7 +41,9 @@ export default defineNode({
     samplerSettings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'what "sample every" renders' }),
   },
   widgets: z.object({
-    steps: widget.int({ default: 500, min: 1, max: 1_000_000, tooltip: 'optimizer steps this node adds' }),
+    steps: widget.int({ default: 500, min: 1, max: 1_000_000, tooltip: 'optimizer steps this node adds (when stepsFrom is steps)' }),
+    stepsFrom: widget.combo(['steps', 'repeats'] as const, { default: 'steps', tooltip: 'steps: train the steps above; repeats: train until each image was seen `repeats` times, steps = ceil(images × repeats / (batch × grad accum))' }),
+    repeats: widget.float({ default: 10, min: 0.01, max: 100_000, step: 1, tooltip: 'stepsFrom repeats: how often each training image is seen (regularization images not counted)' }),
     batchSize: widget.int({ default: 1, min: 1, max: 256, tooltip: 'images per step (from one bucket)' }),
     gradientAccumulation: widget.int({ default: 1, min: 1, max: 256, tooltip: 'micro-batches per optimizer step (same result as a bigger batch, less memory)' }),
     seed: widget.seed({ default: 42, tooltip: 'data order, noise, timesteps and initial weights' }),
@@ -62,7 +64,10 @@ export default defineNode({
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },
   async execute({ inputs, widgets, ctx }) {
     if (/[/\\]|^\.+$/.test(widgets.saveName.trim())) throw new Error('saveName: a plain name, no slashes');
-    const settings: TrainSettings = { ...widgets };
+    const images = trainingImageCount(inputs.datasets);
+    const steps = widgets.stepsFrom === 'repeats' ? stepsForRepeats(images, widgets.repeats, widgets.batchSize, widgets.gradientAccumulation) : widgets.steps;
+    const settings: TrainSettings = { ...widgets, steps };
+    const repeatsText = images > 0 ? `${images} image(s) × ${formatRepeats(repeatsPerImage(steps, widgets.batchSize, widgets.gradientAccumulation, images))} repeats = ${steps} steps × batch ${widgets.batchSize}${widgets.gradientAccumulation > 1 ? ` × grad accum ${widgets.gradientAccumulation}` : ''}` : undefined;
     if (inputs.regularizer?.preservationMultiplier && widgets.gradientAccumulation > 1 && inputs.regularizer.dataset) {
       ctx.warn('DOP with a regularization dataset draws one regularization batch per micro-batch');
     }
@@ -77,7 +82,7 @@ export default defineNode({
       checkpointDir: join(ctx.workDir, 'checkpoints'),
       cacheDir: ctx.paths.temp,
       id: ctx.cacheKey,
-      progress: (p) => ctx.progress(p),
+      progress: (p) => ctx.progress(repeatsText ? { ...p, data: { ...p.data, repeats: repeatsText } } : p),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
       warn: (m) => ctx.warn(m),
       onSave: saveName ? async (state) => {
@@ -111,6 +116,7 @@ export default defineNode({
         text: [
           `step ${t.step}${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, loss ${last?.toFixed(4) ?? '–'}`,
           `${(result.timing.steps / Math.max(1e-9, result.timing.loopMs / 1000)).toFixed(2)} it/s`,
+          ...(repeatsText ? [repeatsText] : []),
         ],
         loss: points.map((p) => [p.step, p.loss]),
         samples: sheets.map((sh) => ({ ...sh, lora: loraAt(sh.step ?? -1) })),
@@ -118,6 +124,30 @@ export default defineNode({
     };
   },
 });
+
+// ---- the steps calculator (ai-toolkit / kohya "repeats") ----------------------------------------------
+
+/** Training images the repeats count refers to: every item of the non-regularization datasets. */
+export function trainingImageCount(datasets: readonly Pick<Dataset, 'items' | 'isRegularization'>[]): number {
+  return datasets.filter((d) => !d.isRegularization).reduce((n, d) => n + d.items.length, 0);
+}
+
+/** How often each image is seen in `steps` optimizer steps: steps × batch × grad accum / images. */
+export function repeatsPerImage(steps: number, batchSize: number, gradientAccumulation: number, images: number): number {
+  if (!(images > 0)) throw new Error('datasets: no training images to count repeats over');
+  return (steps * batchSize * gradientAccumulation) / images;
+}
+
+/** The steps that show each image `repeats` times: ceil(images × repeats / (batch × grad accum)), at least 1. */
+export function stepsForRepeats(images: number, repeats: number, batchSize: number, gradientAccumulation: number): number {
+  if (!(images > 0)) throw new Error('stepsFrom repeats: the datasets hold no training images (regularization images are not counted)');
+  if (!(repeats > 0)) throw new Error(`repeats: must be above 0 (got ${repeats})`);
+  // Rounding guards against 10 × 0.3 / 1 = 3.0000000000000004 becoming 4 steps.
+  const exact = Math.round(((images * repeats) / (batchSize * gradientAccumulation)) * 1e9) / 1e9;
+  return Math.max(1, Math.ceil(exact));
+}
+
+const formatRepeats = (r: number) => (Number.isInteger(r) ? String(r) : r.toFixed(2));
 
 /** Exponential moving average, as the loss chart's smoothed line. */
 export function smooth(values: number[], factor: number): number[] {

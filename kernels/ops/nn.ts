@@ -1,9 +1,9 @@
 // Neural-network ops: matmul, softmax, layer norm, conv2d, and the compositions built from them
 // (group norm, nearest upsampling, scaled dot-product attention, linear).
-import { apply, broadcastShapes, constant, normAxis, type Tensor } from '../tensor';
+import { apply, broadcastShapes, constant, normAxis, BYTES_PER_ELEMENT, type Tensor } from '../tensor';
 import { defineOp, attr } from './table';
 import { add, sub, mul, rsqrt, unbroadcast, where, cast } from './elementwise';
-import { reshape, transpose, transposeLast2, reduceSum, reduceMean, expand, slice, concat, pad, gather } from './shape-and-reduce';
+import { reshape, transpose, transposeLast2, reduceSum, reduceMean, expand, slice, concat, pad, gather, after } from './shape-and-reduce';
 
 defineOp('matmul', {
   infer: ([a, b]) => {
@@ -233,10 +233,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
 
 /**
  * Scaled dot-product attention on [..., L, D] queries and [..., S, D] keys/values. `mask` is either a
- * boolean (true = attend) or an additive float bias broadcastable to [..., L, S].
+ * boolean (true = attend) or an additive float bias broadcastable to [..., L, S]. `chunk`: compute it
+ * `chunk` queries at a time (memory-efficient attention, see the `chunkedAttention` op), so the whole
+ * [..., L, S] score matrix never exists, forward or backward; used when there is no mask.
  */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; causal?: boolean; scale?: number } = {}): Tensor {
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; causal?: boolean; scale?: number; chunk?: number } = {}): Tensor {
   const scale = opts.scale ?? 1 / Math.sqrt(q.shape[q.rank - 1]);
+  if (opts.chunk && !opts.mask && !opts.causal && q.shape[q.rank - 2] > opts.chunk) return chunkedAttention(q, k, v, opts.chunk, scale);
   // Scaling q (L×D) rather than the scores (L×S) is a smaller pass forward and backward.
   let scores = matmul(mul(q, scale), transposeLast2(k));
   if (opts.mask) scores = opts.mask.dtype === 'bool' ? where(opts.mask, scores, -1e9) : add(scores, opts.mask);
@@ -248,4 +251,92 @@ function causalBias(l: number, s: number): Tensor {
   const data = new Float32Array(l * s);
   for (let i = 0; i < l; i++) for (let j = 0; j < s; j++) if (j > i + (s - l)) data[i * s + j] = -1e9;
   return constant(data, [l, s]);
+}
+
+// --- memory-efficient attention --------------------------------------------------------------------
+// softmax(q kᵀ·scale) v computed `chunk` query rows at a time. Full attention holds [..., L, S] scores
+// and probabilities (40 heads × 14,040² fp32 = 31.5 GB for a Wan clip) and autodiff keeps the
+// probabilities for the backward pass. Here only one chunk's [..., c, S] exists at a time: the forward
+// keeps only the output, and the backward recomputes each chunk's probabilities from q, k and the
+// output (softmax of a row needs only that row's scores, so query chunks need no online rescaling).
+// Chunks are chained — chunk i+1 reads q only once chunk i is done (the `after` trick) — so ORT runs
+// them one after another and frees each chunk's scores before the next chunk starts.
+
+/** [start, end) of each query chunk. */
+function chunkRanges(len: number, chunk: number): [number, number][] {
+  const r: [number, number][] = [];
+  for (let s = 0; s < len; s += chunk) r.push([s, Math.min(len, s + chunk)]);
+  return r;
+}
+
+defineOp<{ chunk: number; scale: number }>('chunkedAttention', {
+  infer: ([q, k, v]) => {
+    if (q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank) throw new Error('chunked attention takes q [..., L, D], k [..., S, D], v [..., S, Dv] of one rank');
+    if (q.dtype !== k.dtype || q.dtype !== v.dtype) throw new Error(`chunked attention: dtypes ${q.dtype}, ${k.dtype}, ${v.dtype} differ`);
+    const r = q.rank;
+    if (q.shape[r - 1] !== k.shape[r - 1] || k.shape[r - 2] !== v.shape[r - 2]) throw new Error(`chunked attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not fit`);
+    const batch = broadcastShapes(q.shape.slice(0, -2), broadcastShapes(k.shape.slice(0, -2), v.shape.slice(0, -2)));
+    return { shape: [...batch, q.shape[r - 2], v.shape[r - 1]], dtype: q.dtype };
+  },
+  lower: (l, [q, k, v], out, { chunk, scale }, [qt]) => {
+    const r = qt.rank, axis = r - 2;
+    const perm = [...Array(r).keys()];
+    [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+    const qs = l.node('Mul', [q, l.scalar(scale, qt.dtype)]);
+    const kT = l.node('Transpose', [k], { perm: attr.ints(perm) });
+    const outs: string[] = [];
+    let prev = '';
+    for (const [s, e] of chunkRanges(qt.shape[axis], chunk)) {
+      // Gate: the same Reshape-by-0×dep as the `after` op, so chunk i+1 starts after chunk i.
+      let src = qs;
+      if (prev) {
+        const first = l.node('Slice', [l.node('Reshape', [prev, l.ints([-1])]), l.ints([0]), l.ints([1]), l.ints([0]), l.ints([1])]);
+        const zero = l.node('Mul', [l.node('Cast', [first], { to: attr.int(7) }), l.scalar(0, 'int64')]);
+        src = l.node('Reshape', [qs, l.node('Add', [l.ints([...qt.shape]), zero])]);
+      }
+      const qi = l.node('Slice', [src, l.ints([s]), l.ints([e]), l.ints([axis]), l.ints([1])]);
+      const p = l.node('Softmax', [l.node('MatMul', [qi, kT])], { axis: attr.int(-1) });
+      prev = l.node('MatMul', [p, v]);
+      outs.push(prev);
+    }
+    l.node('Concat', outs, { axis: attr.int(axis) }, out);
+  },
+  // Scaled q, kᵀ, and one chunk's scores and probabilities, live while the op runs.
+  workspace: ([q, k], { chunk }) => {
+    const r = q.rank, bytes = BYTES_PER_ELEMENT[q.dtype];
+    const heads = q.size / (q.shape[r - 2] * q.shape[r - 1]);
+    return (q.size + k.size + 2 * heads * Math.min(chunk, q.shape[r - 2]) * k.shape[r - 2]) * bytes;
+  },
+  vjp: (g, [q, k, v], o, { chunk, scale }) => {
+    const axis = q.rank - 2;
+    const rows = (t: Tensor, s: number, e: number) => slice(t, [s], [e], [axis]);
+    const kT = transposeLast2(k);
+    // dq chunks, and dk, dv summed over chunks; each chunk gated on the previous one's results.
+    const dqs: Tensor[] = [];
+    let dk: Tensor | undefined, dv: Tensor | undefined;
+    let gate: Tensor[] = [g];
+    for (const [s, e] of chunkRanges(q.shape[axis], chunk)) {
+      let qg = q;
+      for (const d of gate) qg = after(qg, d);
+      const qi = mul(rows(qg, s, e), scale);
+      const p = softmax(matmul(qi, kT), -1);
+      const gi = rows(g, s, e);
+      const dvi = matmul(transposeLast2(p), gi);
+      // dS = P ⊙ (dP − rowsum(dO ⊙ O)): the softmax VJP with rowsum(dP ⊙ P) = rowsum(dO ⊙ O).
+      const ds = mul(p, sub(matmul(gi, transposeLast2(v)), reduceSum(mul(gi, rows(o, s, e)), -1, true)));
+      const dqi = mul(matmul(ds, k), scale);
+      const dki = matmul(transposeLast2(ds), qi);
+      dk = dk ? add(dk, dki) : dki;
+      dv = dv ? add(dv, dvi) : dvi;
+      dqs.push(dqi);
+      gate = [dqi, dk, dv];
+    }
+    return [unbroadcast(concat(dqs, axis), q.shape), unbroadcast(dk!, k.shape), unbroadcast(dv!, v.shape)];
+  },
+});
+
+/** softmax(q kᵀ·scale) v, `chunk` query rows at a time (see above). */
+export function chunkedAttention(q: Tensor, k: Tensor, v: Tensor, chunk: number, scale = 1 / Math.sqrt(q.shape[q.rank - 1])): Tensor {
+  if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`chunked attention: chunk must be a positive integer, got ${chunk}`);
+  return apply('chunkedAttention', [q, k, v], { chunk, scale });
 }

@@ -26,6 +26,11 @@ export interface OpDef<A = any> {
    * as reaching a parameter, so nothing upstream of them is differentiated.
    */
   constantInputs?: number[];
+  /**
+   * Bytes of temporaries the op's lowering makes and frees inside itself (beyond its output), for the
+   * memory pre-flight (kernels/train/memory.ts): e.g. one chunk's scores in chunked attention.
+   */
+  workspace?(inputs: Tensor[], attrs: A): number;
 }
 
 const table = new Map<string, OpDef>();

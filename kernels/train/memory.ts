@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
 import { topoOrder } from '../autodiff';
+import { getOp } from '../ops/table';
 
 export interface MemoryEstimate {
   /** Frozen weights and constants as ORT holds them (initializers, folded constants included). */
@@ -90,6 +91,9 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
     if (src.kind !== 'op' || folded.has(t.id)) continue;
     const buf = bufferOf.get(t.id)!;
     if (buf === t.id) { live += size.get(buf)!; peak = Math.max(peak, live); }
+    // Temporaries inside the op (chunked attention's one chunk of scores) live only while it runs.
+    const ws = getOp(src.op).workspace?.(src.inputs, src.attrs);
+    if (ws) peak = Math.max(peak, live + ws);
     for (const x of src.inputs) {
       const b = bufferOf.get(x.id);
       if (b === undefined) continue;

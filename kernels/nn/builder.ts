@@ -24,12 +24,18 @@ export class Builder {
    * their activations (kernels/autodiff.ts `recompute`). Scopes inherit it.
    */
   gradientCheckpointing = false;
+  /**
+   * Memory-efficient attention (kernels/dit/layers.ts `ditAttention`): query rows per chunk, 0 for plain
+   * attention; undefined picks chunks from a memory budget at large sizes. Scopes inherit it.
+   */
+  attentionChunk: number | undefined = undefined;
   constructor(readonly weights: WeightSource, readonly adapter?: AdapterHook, readonly prefix = '') {}
 
   /** A builder for a sub-model whose paths start with `prefix.` (same weights and hook). */
   scope(prefix: string): Builder {
     const b = new Builder(this.weights, this.adapter, this.path(prefix));
     b.gradientCheckpointing = this.gradientCheckpointing;
+    b.attentionChunk = this.attentionChunk;
     // Sub-builders report modules into the root list.
     (b as { modules: ModuleInfo[] }).modules = this.modules;
     return b;

@@ -4,7 +4,7 @@
 // their gradients come from the ops' own rules (checked in tests/kernels/dit).
 import { constant, type Tensor } from '../tensor';
 import { add, cast, cos, mul, rsqrt, silu, sin, sub } from '../ops/elementwise';
-import { layerNorm } from '../ops/nn';
+import { layerNorm, scaledDotProductAttention } from '../ops/nn';
 import { concat, expand, reduceMean, reshape, slice, split, transpose } from '../ops/shape-and-reduce';
 
 /** x / sqrt(mean(x²) + eps) over the last axis, times `weight` when given (torch.nn.RMSNorm). */
@@ -126,4 +126,22 @@ export function repeatKvHeads(x: Tensor, heads: number): Tensor {
   const rep = heads / kvHeads;
   const e = reshape(x, [bsz, kvHeads, 1, len, d]);
   return reshape(expand(e, [bsz, kvHeads, rep, len, d]), [bsz, heads, len, d]);
+}
+
+/** Bytes one chunk of attention scores may take when the chunk size is picked automatically. */
+export const ATTENTION_CHUNK_BYTES = 512 * 2 ** 20;
+
+/**
+ * Attention of the DiT blocks on [B, H, L, D] (no mask): plain while the [B, H, L, S] scores fit in
+ * ATTENTION_CHUNK_BYTES, else memory-efficient, in query chunks of that many bytes of scores
+ * (kernels/ops/nn.ts `chunkedAttention`: a 14,040-token Wan clip's 31.5 GB of scores per copy becomes
+ * 0.5 GB). `chunk` (a Builder's attentionChunk) overrides: query rows per chunk, 0 for plain.
+ */
+export function ditAttention(q: Tensor, k: Tensor, v: Tensor, chunk?: number): Tensor {
+  const len = q.shape[q.rank - 2];
+  if (chunk === undefined) {
+    const rowBytes = (q.size / (len * q.shape[q.rank - 1])) * k.shape[k.rank - 2] * 4;
+    chunk = rowBytes * len > ATTENTION_CHUNK_BYTES ? Math.max(1, Math.floor(ATTENTION_CHUNK_BYTES / rowBytes)) : 0;
+  }
+  return scaledDotProductAttention(q, k, v, chunk > 0 ? { chunk } : {});
 }

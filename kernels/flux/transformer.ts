@@ -6,8 +6,7 @@ import type { Builder } from '../nn/builder';
 import type { Tensor } from '../tensor';
 import { add, gelu, mul, silu } from '../ops/elementwise';
 import { concat, slice, split } from '../ops/shape-and-reduce';
-import { scaledDotProductAttention } from '../ops/nn';
-import { applyRope, gatedResidual, layerNormPlain, mergeHeads, modulate, rmsNorm, splitHeads, swiglu, timestepEmbedding, type RopeTables } from '../dit/layers';
+import { applyRope, ditAttention, gatedResidual, layerNormPlain, mergeHeads, modulate, rmsNorm, splitHeads, swiglu, timestepEmbedding, type RopeTables } from '../dit/layers';
 import { headDim, mlpHidden, mlpIn, validateFluxConfig, type FluxTransformerConfig } from './config';
 
 const NORM_EPS = 1e-6;
@@ -38,8 +37,8 @@ function headsOf(b: Builder, qkv: Tensor, cfg: FluxTransformerConfig): [Tensor, 
   return [qn, kn, v];
 }
 
-function attend(q: Tensor, k: Tensor, v: Tensor, rope: RopeTables): Tensor {
-  return mergeHeads(scaledDotProductAttention(applyRope(q, rope, 'interleaved'), applyRope(k, rope, 'interleaved'), v));
+function attend(b: Builder, q: Tensor, k: Tensor, v: Tensor, rope: RopeTables): Tensor {
+  return mergeHeads(ditAttention(applyRope(q, rope, 'interleaved'), applyRope(k, rope, 'interleaved'), v, b.attentionChunk));
 }
 
 function mlpActivation(cfg: FluxTransformerConfig, x: Tensor): Tensor {
@@ -66,7 +65,7 @@ export function doubleBlock(b: Builder, cfg: FluxTransformerConfig, img: Tensor,
   const [iq, ik, iv] = stream('img', img);
   const [tq, tk, tv] = stream('txt', txt);
   const nTxt = txt.shape[1];
-  const joint = attend(concat([tq, iq], 2), concat([tk, ik], 2), concat([tv, iv], 2), rope);
+  const joint = attend(b, concat([tq, iq], 2), concat([tk, ik], 2), concat([tv, iv], 2), rope);
   const txtAttn = slice(joint, [0], [nTxt], [1]);
   const imgAttn = slice(joint, [nTxt], [joint.shape[1]], [1]);
   const finish = (name: 'img' | 'txt', x: Tensor, a: Tensor) => {
@@ -87,7 +86,7 @@ export function singleBlock(b: Builder, cfg: FluxTransformerConfig, x: Tensor, m
   const fused = b.linear('linear1', modulate(layerNormPlain(x, NORM_EPS), m.shift, m.scale), h, 3 * h + mlpIn(cfg), cfg.bias);
   const [qkv, mlpIn_] = split(fused, [3 * h, mlpIn(cfg)], -1);
   const [q, k, v] = headsOf(b, qkv, cfg);
-  const out = b.linear('linear2', concat([attend(q, k, v, rope), mlpActivation(cfg, mlpIn_)], -1), h + mlpHidden(cfg), h, cfg.bias);
+  const out = b.linear('linear2', concat([attend(b, q, k, v, rope), mlpActivation(cfg, mlpIn_)], -1), h + mlpHidden(cfg), h, cfg.bias);
   return gatedResidual(x, m.gate, out);
 }
 

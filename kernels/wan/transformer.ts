@@ -11,9 +11,9 @@
 import type { Builder } from '../nn/builder';
 import type { Tensor } from '../tensor';
 import { add, gelu, mul, silu } from '../ops/elementwise';
-import { linear, scaledDotProductAttention } from '../ops/nn';
+import { linear } from '../ops/nn';
 import { concat, reshape, split, transpose } from '../ops/shape-and-reduce';
-import { applyRope, layerNormPlain, mergeHeads, rmsNorm, ropeTables, splitHeads, timestepEmbedding, type RopeTables } from '../dit/layers';
+import { applyRope, ditAttention, layerNormPlain, mergeHeads, rmsNorm, ropeTables, splitHeads, timestepEmbedding, type RopeTables } from '../dit/layers';
 import { ropeAxes, validateWanConfig, type WanTransformerConfig } from './config';
 
 export interface WanInputs {
@@ -88,7 +88,7 @@ function selfAttention(b: Builder, cfg: WanTransformerConfig, x: Tensor, rope: R
   const k = rmsNorm(b.linear('k', x, d, d), b.param('norm_k.weight', [d]), cfg.eps);
   const v = b.linear('v', x, d, d);
   const [qh, kh, vh] = [q, k, v].map((t) => splitHeads(t, cfg.numHeads));
-  const out = scaledDotProductAttention(applyRope(qh, rope, 'interleaved'), applyRope(kh, rope, 'interleaved'), vh);
+  const out = ditAttention(applyRope(qh, rope, 'interleaved'), applyRope(kh, rope, 'interleaved'), vh, b.attentionChunk);
   return b.linear('o', mergeHeads(out), d, d);
 }
 
@@ -97,11 +97,11 @@ function crossAttention(b: Builder, cfg: WanTransformerConfig, x: Tensor, contex
   const heads = (t: Tensor) => splitHeads(t, cfg.numHeads);
   const q = heads(rmsNorm(b.linear('q', x, d, d), b.param('norm_q.weight', [d]), cfg.eps));
   const k = heads(rmsNorm(b.linear('k', context, d, d), b.param('norm_k.weight', [d]), cfg.eps));
-  let out = scaledDotProductAttention(q, k, heads(b.linear('v', context, d, d)));
+  let out = ditAttention(q, k, heads(b.linear('v', context, d, d)), b.attentionChunk);
   if (clipContext) {
     // 2.1 I2V attends to the image tokens with their own keys and values and adds the two results.
     const kImg = heads(rmsNorm(b.linear('k_img', clipContext, d, d), b.param('norm_k_img.weight', [d]), cfg.eps));
-    out = add(out, scaledDotProductAttention(q, kImg, heads(b.linear('v_img', clipContext, d, d))));
+    out = add(out, ditAttention(q, kImg, heads(b.linear('v_img', clipContext, d, d)), b.attentionChunk));
   }
   return b.linear('o', mergeHeads(out), d, d);
 }

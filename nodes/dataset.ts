@@ -8,6 +8,7 @@ import { type LatentEncoder, LatentCache, type TextEmbeddingEncoder, TextEmbeddi
 import { renderContactSheet } from './data/contact-sheet';
 import { type Dataset, buildDataset } from './data/dataset';
 import { folderFingerprint } from './data/scan';
+import { CLIP_WINDOWS } from './data/video';
 import { defineNode, input, widget } from './define';
 import type { CaptionsValue } from './wd14-tagger';
 import type { ImagesValue } from './sockets';
@@ -58,8 +59,10 @@ export default defineNode({
     resolution: widget.text({ default: '512', tooltip: 'base resolution(s), e.g. "512" or "512, 768, 1024": each image uses the one closest to its size' }),
     bucketStep: widget.int({ default: 64, min: 8, max: 256, step: 8, tooltip: 'bucket sides are multiples of this' }),
     skipBadFiles: widget.toggle({ default: false, tooltip: 'leave out unreadable files with a warning instead of failing' }),
-    numFrames: widget.int({ default: 1, min: 1, max: 1025, tooltip: 'frames sampled evenly from each video clip' }),
+    numFrames: widget.int({ default: 1, min: 1, max: 1025, tooltip: 'frames taken from each video clip (Wan: 4n+1, e.g. 33 or 81)' }),
     videoModel: widget.toggle({ default: false, tooltip: 'require 4n+1 frames (1, 5, 9, …, 81), as Wan/HunyuanVideo need' }),
+    fps: widget.float({ default: 0, min: 0, max: 240, step: 1, tooltip: 'frame rate clips are resampled to (Wan trains at 16); 0 = numFrames spread evenly over the whole clip' }),
+    clipWindow: widget.combo(CLIP_WINDOWS, { default: 'head', tooltip: 'with fps set: head = the clip\'s first numFrames frames at that rate; random = a window starting anywhere, drawn anew every time (no latent caching then)' }),
     cacheLatents: widget.toggle({ default: false, tooltip: 'encode each image once with the VAE and train from the cached latents' }),
     cacheTextEmbeddings: widget.toggle({ default: false, tooltip: 'encode each caption once and train from the cached embeddings' }),
   }),

@@ -10,6 +10,8 @@ export interface BatchEntry extends Flips {
   item: DatasetItem;
   /** The caption drawn for this sample (trigger, dropout, shuffle applied). */
   caption: string;
+  /** A clip's frames drawn for this sample (a random window); absent = the item's fixed frames. */
+  frameIndices?: number[];
 }
 
 export interface Batch {
@@ -57,7 +59,12 @@ export function* sampleBatches(datasets: Dataset | readonly Dataset[], rng: Rng,
     const dataset = list[pick];
     if (queues[pick].length === 0) queues[pick] = epochBatches(dataset, rng, batchSize);
     const items = queues[pick].shift()!;
-    const entries = items.map((item) => ({ dataset, item, caption: dataset.drawCaption(item, rng), ...dataset.drawFlips(rng) }));
+    const entries = items.map((item) => {
+      const entry: BatchEntry = { dataset, item, caption: dataset.drawCaption(item, rng), ...dataset.drawFlips(rng) };
+      const frameIndices = dataset.drawFrames(item, rng);
+      if (frameIndices) entry.frameIndices = frameIndices;
+      return entry;
+    });
     yield { bucket: items[0].bucket, frames: items[0].frames, bucketKey: bucketKey(items[0].bucket, items[0].frames), entries };
   }
 }
@@ -67,7 +74,7 @@ export async function loadBatchPixels(batch: Batch): Promise<{ dims: number[]; d
   const { width, height } = batch.bucket;
   const per = 3 * batch.frames * width * height;
   const data = new Float32Array(per * batch.entries.length);
-  const pixels = await Promise.all(batch.entries.map((e) => e.dataset.loadPixels(e.item, e)));
+  const pixels = await Promise.all(batch.entries.map((e) => e.dataset.loadPixels(e.item, e, e.frameIndices)));
   pixels.forEach((p, i) => data.set(p, i * per));
   const dims = batch.frames > 1 ? [batch.entries.length, 3, batch.frames, height, width] : [batch.entries.length, 3, height, width];
   return { dims, data };

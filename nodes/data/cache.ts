@@ -48,7 +48,7 @@ export interface CacheReport {
  * (empty when fine). Caption dropout is not a problem: the empty caption is cached like any other.
  */
 export function cachingProblems(
-  settings: CaptionSettings & { numFrames: number },
+  settings: CaptionSettings & { numFrames: number; fps?: number; clipWindow?: string },
   options: { cacheLatents: boolean; cacheTextEmbeddings: boolean; latentEncoder?: Pick<LatentEncoder, 'supportsFrames'> },
 ): string[] {
   const problems: string[] = [];
@@ -59,7 +59,18 @@ export function cachingProblems(
   if (options.cacheLatents && settings.numFrames > 1 && options.latentEncoder && !options.latentEncoder.supportsFrames) {
     problems.push(`cacheLatents: this VAE encodes single images, not ${settings.numFrames}-frame clips; set numFrames to 1 or turn off cacheLatents`);
   }
+  if (options.cacheLatents && settings.numFrames > 1 && (settings.fps ?? 0) > 0 && settings.clipWindow === 'random') {
+    problems.push(randomWindowProblem('Dataset', settings.numFrames));
+  }
   return problems;
+}
+
+/**
+ * Why latents of a random clip window cannot be cached: each draw takes other frames, so a cached latent
+ * would train on one fixed window instead of the drawn ones. `node` is the node whose cacheLatents is on.
+ */
+export function randomWindowProblem(node: 'Dataset' | 'Train', numFrames: number, folder?: string): string {
+  return `cacheLatents (${node} node): ${folder ? `the dataset ${folder}` : 'this dataset'} draws a random ${numFrames}-frame window of each clip on every draw (Dataset clipWindow 'random'), so cached latents cannot be exact; turn off cacheLatents on the ${node} node, or set the Dataset's clipWindow to 'head'`;
 }
 
 /** sha256 of a file's bytes, remembered per (path, size, mtime) so a run hashes each file once. */
@@ -155,6 +166,7 @@ export class LatentCache {
    */
   async prepare(dataset: Dataset, options: CacheProgress & { batchSize?: number } = {}): Promise<CacheReport> {
     const batchSize = options.batchSize ?? 4;
+    if (dataset.framesVaryPerDraw) throw new Error(randomWindowProblem('Train', dataset.items.find((i) => i.video)?.frames ?? 0, dataset.settings.folder));
     const variants = flipVariants(dataset.settings);
     const missing = new Map<string, { item: DatasetItem; flips: Flips; file: string }[]>();
     let reused = 0;

@@ -6,7 +6,7 @@ import { type CaptionSettings, defaultCaptionSettings, processCaption } from './
 import { type Flips, type ImageSize, loadBucketRgb, probeImage, rgbToChw } from './images';
 import type { Rng } from '../../kernels/random';
 import { scanFolder } from './scan';
-import { type VideoInfo, decodeFrames, evenlySpacedFrames, framesToBucket, probeVideo, validateNumFrames } from './video';
+import { type ClipWindow, type VideoInfo, decodeFrames, framesAtRate, framesToBucket, probeVideo, validateNumFrames, windowSpan } from './video';
 
 export interface DatasetSettings extends CaptionSettings, BucketSettings {
   folder: string;
@@ -26,6 +26,10 @@ export interface DatasetSettings extends CaptionSettings, BucketSettings {
   numFrames: number;
   /** Require 4n+1 frame counts, as video models do. */
   videoModel: boolean;
+  /** Frame rate clips are resampled to (Wan: 16); 0 = numFrames spread over the whole clip. */
+  fps: number;
+  /** With fps set: the window at the clip's start, or a random window on every draw. */
+  clipWindow: ClipWindow;
   /** Train from cached VAE latents (see cache.ts); the trainer reads this flag. */
   cacheLatents: boolean;
   /** Train from cached text embeddings (see cache.ts); the trainer reads this flag. */
@@ -45,13 +49,17 @@ export const defaultDatasetSettings: Omit<DatasetSettings, 'folder'> = {
   skipBadFiles: false,
   numFrames: 1,
   videoModel: false,
+  fps: 0,
+  clipWindow: 'head',
   cacheLatents: false,
   cacheTextEmbeddings: false,
 };
 
 export interface VideoClip extends VideoInfo {
-  /** The frames used for training, evenly spaced across the clip. */
+  /** The frames used for training: spread across the clip, or the window at its start (fps set). */
   frameIndices: number[];
+  /** Window starts a random window can take (1 when the frames are fixed). */
+  windowStarts: number;
 }
 
 export interface DatasetItem {
@@ -137,15 +145,31 @@ export class Dataset {
     return { flipX: this.settings.flipX && x, flipY: this.settings.flipY && y };
   }
 
+  /** Whether a clip's frames change from draw to draw (a random window): cached latents could not be exact. */
+  get framesVaryPerDraw(): boolean {
+    return this.settings.clipWindow === 'random' && this.items.some((i) => (i.video?.windowStarts ?? 1) > 1);
+  }
+
+  /**
+   * One draw of a clip's frames: the fixed ones, or (clipWindow 'random') a window starting at a random
+   * frame. Images and fixed clips draw nothing from `rng`, so their sequences do not depend on this.
+   */
+  drawFrames(item: DatasetItem, rng: Rng): number[] | undefined {
+    const clip = item.video;
+    if (!clip || this.settings.clipWindow !== 'random' || clip.windowStarts <= 1) return undefined;
+    const start = Math.min(clip.windowStarts - 1, Math.floor(rng.uniform() * clip.windowStarts));
+    return framesAtRate(item.file, clip, item.frames, this.settings.fps, start);
+  }
+
   /**
    * Pixels of one item at its bucket size, float32 in [-1, 1]: CHW for images, CFHW (channels,
-   * frames, height, width — the layout video VAEs take) for video clips.
+   * frames, height, width — the layout video VAEs take) for video clips (`frameIndices`: a drawn window).
    */
-  async loadPixels(item: DatasetItem, flips: Flips): Promise<Float32Array> {
+  async loadPixels(item: DatasetItem, flips: Flips, frameIndices?: readonly number[]): Promise<Float32Array> {
     const { width, height } = item.bucket;
     if (item.kind === 'image') return rgbToChw(await loadBucketRgb(item.file, item.bucket, flips), width, height);
     const clip = item.video!;
-    const frames = await framesToBucket(await decodeFrames(item.file, clip, clip.frameIndices), clip, item.bucket, flips);
+    const frames = await framesToBucket(await decodeFrames(item.file, clip, frameIndices ?? clip.frameIndices), clip, item.bucket, flips);
     const plane = width * height;
     const out = new Float32Array(3 * frames.length * plane);
     frames.forEach((rgb, f) => {
@@ -179,6 +203,7 @@ export interface BuildOptions {
 export async function buildDataset(settings: DatasetSettings, options: BuildOptions = {}): Promise<Dataset> {
   validateBucketSettings(settings);
   validateNumFrames(settings.numFrames, settings.videoModel);
+  if (!(Number.isFinite(settings.fps) && settings.fps >= 0)) throw new Error(`fps: must be 0 (spread over the clip) or a frame rate above 0 (got ${settings.fps})`);
   if (!Number.isInteger(settings.repeats) || settings.repeats < 1) throw new Error(`repeats: must be a whole number ≥ 1 (got ${settings.repeats})`);
   if (!(settings.weight > 0)) throw new Error(`weight: must be above 0 (got ${settings.weight})`);
   for (const key of ['captionDropoutRate', 'tokenDropoutRate'] as const) {
@@ -217,10 +242,13 @@ export async function buildDataset(settings: DatasetSettings, options: BuildOpti
           }
           const size = { width: info.width, height: info.height };
           const bucket = bucketOrThrow(entry.file, size, settings);
-          const frameIndices = evenlySpacedFrames(info.frameCount, settings.numFrames);
-          // Decode the chosen frames once, small, so a broken clip fails now rather than mid-training.
-          await decodeFrames(entry.file, info, frameIndices, { width: 16, height: 16 });
-          results[index] = { ...base, size, bucket, frames: settings.numFrames, video: { ...info, frameIndices } };
+          const frameIndices = framesAtRate(entry.file, info, settings.numFrames, settings.fps);
+          const windowStarts = settings.fps > 0 && settings.clipWindow === 'random' ? info.frameCount - windowSpan(info, settings.numFrames, settings.fps) : 1;
+          // Decode the chosen frames once, small, so a broken clip fails now rather than mid-training
+          // (a random window decodes its whole range).
+          const check = windowStarts > 1 ? Array.from({ length: info.frameCount }, (_, i) => i) : frameIndices;
+          await decodeFrames(entry.file, info, check, { width: 16, height: 16 });
+          results[index] = { ...base, size, bucket, frames: settings.numFrames, video: { ...info, frameIndices, windowStarts } };
         }
       } catch (err) {
         results[index] = { file: entry.file, reason: err instanceof Error ? err.message : String(err) };

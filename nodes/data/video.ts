@@ -37,6 +37,36 @@ export function evenlySpacedFrames(frameCount: number, count: number): number[] 
   return Array.from({ length: count }, (_, i) => Math.round((i * (frameCount - 1)) / (count - 1)));
 }
 
+/** How a clip's frames are taken: the whole clip squeezed into numFrames, or a window at a frame rate. */
+export const CLIP_WINDOWS = ['head', 'random'] as const;
+export type ClipWindow = (typeof CLIP_WINDOWS)[number];
+
+/**
+ * Source frames a window of `count` frames at `fps` spans (last index − first index), e.g. 17 frames at
+ * 16 fps from a 30 fps clip span 30 source frames. fps 0 means the whole clip.
+ */
+export function windowSpan(info: Pick<VideoInfo, 'fps' | 'frameCount'>, count: number, fps: number): number {
+  if (fps <= 0) return info.frameCount - 1;
+  return Math.round(((count - 1) * info.fps) / fps);
+}
+
+/**
+ * Indices of `count` frames resampled to `fps` (nearest source frame), starting at source frame
+ * `start`. With fps 0 the frames are spread over the whole clip instead (ai-toolkit's
+ * shrink_video_to_frames). Throws, naming the file, when the clip is too short for the window.
+ */
+export function framesAtRate(file: string, info: Pick<VideoInfo, 'fps' | 'frameCount'>, count: number, fps: number, start = 0): number[] {
+  if (fps <= 0) return evenlySpacedFrames(info.frameCount, count);
+  const last = info.frameCount - 1 - windowSpan(info, count, fps);
+  if (last < 0) {
+    const need = ((count - 1) / fps).toFixed(2);
+    const has = ((info.frameCount - 1) / info.fps).toFixed(2);
+    throw new Error(`${file}: clip lasts ${has} s; ${count} frames at ${fps} fps need ${need} s (lower numFrames or fps)`);
+  }
+  if (!(Number.isInteger(start) && start >= 0 && start <= last)) throw new RangeError(`${file}: window start ${start} outside 0…${last}`);
+  return Array.from({ length: count }, (_, k) => start + Math.round((k * info.fps) / fps));
+}
+
 function ffprobe(file: string, options: string[]): Promise<ffmpeg.FfprobeData> {
   return new Promise((resolve, reject) => ffmpeg.ffprobe(file, options, (err, data) => (err ? reject(err) : resolve(data))));
 }

@@ -15,7 +15,7 @@ import { applyNoiseOffset } from '../../kernels/losses';
 import type { LossType } from '../../kernels/losses';
 import { saveCheckpoint, loadCheckpoint, listCheckpoints, pruneCheckpoints } from '../../kernels/train/checkpoint';
 import { sampleBatches, loadBatchPixels, type Batch } from '../data/batches';
-import { LatentCache, TextEmbeddingCache, stackTensors } from '../data/cache';
+import { LatentCache, TextEmbeddingCache, randomWindowProblem, stackTensors } from '../data/cache';
 import type { StoredTensor } from '../data/tensor-file';
 import type { Dataset } from '../data/dataset';
 import type { OptimizerValue } from '../optimizer';
@@ -130,6 +130,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const textCache = !trainsText && s.cacheTextEmbeddings ? new TextEmbeddingCache(join(hooks.cacheDir, 'text-embedding-cache'), inp.clip.textEmbeddingEncoder) : undefined;
   if (latentCache) {
     const all = [...inp.datasets, ...(dop?.dataset ? [dop.dataset] : [])];
+    const varying = all.find((d) => d.framesVaryPerDraw);
+    if (varying) throw new Error(randomWindowProblem('Train', varying.settings.numFrames, varying.settings.folder));
     for (const [i, d] of all.entries()) {
       await latentCache.prepare(d, {
         onProgress: (step, total) => hooks.progress?.({ step: 0, total: s.steps, data: { phase: `caching latents (dataset ${i + 1}/${all.length}: ${step}/${total})` } }),

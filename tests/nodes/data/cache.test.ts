@@ -148,5 +148,10 @@ describe('text-embedding cache', () => {
     expect(cachingProblems({ ...base, captionDropoutRate: 0.1 }, { cacheLatents: true, cacheTextEmbeddings: true })).toEqual([]);
     expect(cachingProblems({ ...base, shuffleTags: true }, { cacheLatents: false, cacheTextEmbeddings: true })[0]).toMatch(/^cacheTextEmbeddings: .*shuffleTags/);
     expect(cachingProblems({ ...base, numFrames: 17 }, { cacheLatents: true, cacheTextEmbeddings: false, latentEncoder: { supportsFrames: false } })[0]).toMatch(/^cacheLatents: .*17-frame/);
+    // A random clip window takes other frames on each draw: cached latents would not be exact.
+    const video = { ...base, numFrames: 17, fps: 16 };
+    expect(cachingProblems({ ...video, clipWindow: 'random' }, { cacheLatents: true, cacheTextEmbeddings: false, latentEncoder: { supportsFrames: true } })[0])
+      .toMatch(/^cacheLatents \(Dataset node\): .*random 17-frame window.*clipWindow to 'head'/);
+    expect(cachingProblems({ ...video, clipWindow: 'head' }, { cacheLatents: true, cacheTextEmbeddings: false, latentEncoder: { supportsFrames: true } })).toEqual([]);
   });
 });

@@ -193,6 +193,53 @@ describe('video clips in a dataset', () => {
     expect(levels).toEqual([0, 7, 15, 22, 29]);
   });
 
+  it('resamples clips to the fps widget: the head window, or a random window per draw (replayable)', async () => {
+    const root = path.join(dir, 'clips-fps');
+    // 40 frames at 30 fps; 5 frames at 15 fps take every second source frame.
+    await writeCounterClip(path.join(root, 'a.mp4'), 40, 30, 64, 64);
+    const head = await buildDataset(settings(root, { resolutions: [64], step: 32, numFrames: 5, videoModel: true, fps: 15 }));
+    expect(head.items[0].video).toMatchObject({ frameIndices: [0, 2, 4, 6, 8], windowStarts: 1 });
+    expect(head.framesVaryPerDraw).toBe(false);
+    expect(sampleBatches(head, new Rng(1), 1).next().value.entries[0].frameIndices).toBeUndefined();
+
+    const random = await buildDataset(settings(root, { resolutions: [64], step: 32, numFrames: 5, videoModel: true, fps: 15, clipWindow: 'random' }));
+    expect(random.items[0].video!.windowStarts).toBe(40 - 8);
+    expect(random.framesVaryPerDraw).toBe(true);
+    const draws = (seed: number) => { const it = sampleBatches(random, new Rng(seed), 1); return Array.from({ length: 12 }, () => it.next().value.entries[0].frameIndices!); };
+    const a = draws(3);
+    expect(draws(3)).toEqual(a);
+    for (const w of a) {
+      expect(w.map((f) => f - w[0])).toEqual([0, 2, 4, 6, 8]);
+      expect(w[0]).toBeGreaterThanOrEqual(0);
+      expect(w[4]).toBeLessThanOrEqual(39);
+    }
+    expect(new Set(a.map((w) => w[0])).size).toBeGreaterThan(3);
+    // The drawn window is what gets decoded.
+    const batch = sampleBatches(random, new Rng(3), 1).next().value;
+    const { data } = await loadBatchPixels(batch);
+    const plane = 64 * 64;
+    expect([0, 1, 2, 3, 4].map((f) => Math.round(((data[f * plane + 100] + 1) * 127.5) / 8))).toEqual(batch.entries[0].frameIndices);
+  });
+
+  it('names a clip too short for numFrames at the fps', async () => {
+    const root = path.join(dir, 'clips-short-fps');
+    await writeCounterClip(path.join(root, 'b.mp4'), 12, 10, 64, 64);
+    const err = await buildDataset(settings(root, { resolutions: [64], step: 32, numFrames: 9, videoModel: true, fps: 5 })).then(() => null, (e: Error) => e);
+    expect(err?.message).toContain(`${path.join(root, 'b.mp4')}: clip lasts 1.10 s; 9 frames at 5 fps need 1.60 s`);
+  });
+
+  it('buckets a 16:9 clip by pixel area at 512 and 768, keeping its aspect', async () => {
+    const root = path.join(dir, 'clips-wide');
+    await writeCounterClip(path.join(root, 'w.mp4'), 5, 10, 1280, 720);
+    for (const [res, expected] of [[512, { width: 640, height: 384 }], [768, { width: 1024, height: 576 }]] as const) {
+      const ds = await buildDataset(settings(root, { resolutions: [res], step: 64, numFrames: 5, videoModel: true }));
+      const b = ds.items[0].bucket;
+      expect(b).toEqual(expected);
+      expect(b.width * b.height).toBeLessThanOrEqual(res * res);
+      expect(Math.abs(Math.log((b.width / b.height) / (16 / 9)))).toBeLessThan(0.08);
+    }
+  });
+
   it('names a clip shorter than numFrames, and an unreadable clip', async () => {
     const root = path.join(dir, 'short');
     await writeCounterClip(path.join(root, 'short.mp4'), 4, 10);

@@ -3,7 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFrames, evenlySpacedFrames, framesToBucket, probeVideo, validateNumFrames } from '../../../nodes/data/video';
+import { decodeFrames, evenlySpacedFrames, framesAtRate, framesToBucket, probeVideo, validateNumFrames, windowSpan } from '../../../nodes/data/video';
 import { tempFolder, writeCounterClip } from './fixtures/folders';
 
 let dir: string;
@@ -23,6 +23,16 @@ describe('frame selection', () => {
     expect(evenlySpacedFrames(30, 5)).toEqual([0, 7, 15, 22, 29]);
     expect(evenlySpacedFrames(9, 9)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
     expect(evenlySpacedFrames(30, 1)).toEqual([14]);
+  });
+
+  it('resamples a window to a frame rate (nearest source frame), or spreads over the clip at fps 0', () => {
+    const clip = { fps: 30, frameCount: 100 };
+    expect(framesAtRate('c.mp4', clip, 5, 16)).toEqual([0, 2, 4, 6, 8]); // 30/16 = 1.875 apart, rounded
+    expect(framesAtRate('c.mp4', clip, 5, 16, 10)).toEqual([10, 12, 14, 16, 18]);
+    expect(windowSpan(clip, 17, 16)).toBe(30);
+    expect(framesAtRate('c.mp4', clip, 5, 0)).toEqual(evenlySpacedFrames(100, 5));
+    expect(() => framesAtRate('c.mp4', { fps: 16, frameCount: 20 }, 33, 16)).toThrow(/^c\.mp4: clip lasts 1\.19 s; 33 frames at 16 fps need 2\.00 s/);
+    expect(() => framesAtRate('c.mp4', clip, 5, 16, 92)).toThrow(/window start 92/);
   });
 
   it('requires 4n+1 frames for video models only', () => {

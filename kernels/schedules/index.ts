@@ -3,6 +3,7 @@
 export * from './lr';
 export * from './ddpm';
 export * from './flow-matching';
+export * from './flow-unipc';
 export * from './timestep-sampling';
 export * from './multistage';
 export * from './ema';

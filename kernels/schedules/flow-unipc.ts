@@ -100,7 +100,7 @@ export async function sampleFlowUniPC(velocity: FlowVelocity, x0: Float32Array, 
     if (i < steps && s === 0) throw new RangeError(`UniPC: only the last noise level may be 0 (level ${i} is)`);
   }
   const lowerOrderFinal = o.lowerOrderFinal ?? true;
-  let x = Float32Array.from(x0);
+  let x: Float32Array = Float32Array.from(x0);
   /** Data predictions, newest first, and their noise levels. */
   const history: Float32Array[] = [];
   const historySigmas: number[] = [];

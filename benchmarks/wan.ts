@@ -5,15 +5,17 @@
 // pass, as a 40-block step needs), each measured configuration in its own child process so its peak
 // memory is its own.
 //
-// The target clip is 33 frames = 9 latent frames = 14,040 tokens. Its self-attention holds 40 heads of
-// 14,040² fp32 scores (31.5 GB per copy) — more than this machine's RAM — so the step is *measured* at
-// fewer latent frames (default 1 and 2: 1,560 and 3,120 tokens) and *extrapolated* to 14,040 by the
-// FLOP count (linear layers grow with tokens, attention with tokens²); peak memory at 14,040 is the
-// engine's estimate from the symbolic graph (kernels/train/memory.ts), printed beside its estimate and
-// the measured peak at the measured sizes so the estimate can be judged.
+// The target clip is 33 frames = 9 latent frames = 14,040 tokens. Plain self-attention would hold 40
+// heads of 14,040² fp32 scores (31.5 GB per copy, ≈92 GiB at peak) — more than this machine's RAM — so
+// the block attends in query chunks (memory-efficient attention, kernels/dit/layers.ts `ditAttention`):
+// one chunk's scores at a time, recomputed per chunk in the backward pass. The step is measured at the
+// full 14,040 tokens; the engine's peak estimate (kernels/train/memory.ts) is printed beside the
+// measured peak, and the plain-attention estimate beside it. Smaller sizes (--frames 1,9) are
+// extrapolated to 14,040 by the FLOP count (linear layers grow with tokens, attention with tokens²).
 //
 //   npm run bench:wan                         (under flock /tmp/loragraph-heavy.lock)
-//   options: --frames 1,2 (latent frames measured), --steps N (timed steps, default 1)
+//   options: --frames 9 (latent frames measured, comma-separated), --steps N (timed steps after the
+//   first, default 0: the first step is timed), --chunk N (attention query rows per chunk; 0 = plain)
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -27,8 +29,9 @@ import { wanKohyaName, wanTargetSpec } from '../kernels/wan/lora';
 
 const argv = process.argv;
 const opt = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : dflt; };
-const FRAMES = opt('frames', '1,2').split(',').map(Number);
-const STEPS = Number(opt('steps', '1'));
+const FRAMES = opt('frames', '9').split(',').map(Number);
+const STEPS = Number(opt('steps', '0'));
+const CHUNK = argv.includes('--chunk') ? Number(opt('chunk', '0')) : undefined;
 const TARGET_FRAMES = 9, ROWS = 30, COLS = 52, TEXT = 512, RANK = 16;
 const tokensOf = (frames: number) => frames * ROWS * COLS;
 const secs = (t0: number) => (performance.now() - t0) / 1000;
@@ -60,11 +63,12 @@ function forwardFlops(L: number) {
 }
 
 /** The block's training graph: x, e0, context in; mean square of the output as the loss. */
-function build(weights: K.WeightSource, frames: number) {
+function build(weights: K.WeightSource, frames: number, chunk = CHUNK) {
   const d = CFG.dim, L = tokensOf(frames);
   const adapters = new AdapterSet({ rank: RANK, targets: wanTargetSpec('blocks'), namer: wanKohyaName });
   const b = new K.Builder(weights, adapters.hook({ training: true }));
   b.gradientCheckpointing = true;
+  b.attentionChunk = chunk;
   const x = K.input('x', [1, L, d]), e0 = K.input('e0', [1, 1, 6, d]), ctx = K.input('ctx', [1, TEXT, d]);
   const rope = wanRope(CFG, [frames, ROWS, COLS]);
   const out = b.block(() => wanBlock(b.scope('blocks.0'), CFG, x, e0, ctx, undefined, rope));
@@ -86,13 +90,13 @@ async function step(frames: number) {
   const times: number[] = [];
   for (let s = 0; s < STEPS; s++) { const t = performance.now(); await ts.step([feed], 1e-4, s + 2); times.push(secs(t)); }
   await rt.close();
-  return { frames, tokens: tokensOf(frames), modules: adapters.modules.length, setup, first, best: Math.min(...times), peak: peakRss() };
+  return { frames, tokens: tokensOf(frames), modules: adapters.modules.length, setup, first, best: Math.min(first, ...times), peak: peakRss() };
 }
 
 /** The engine's peak-memory estimate of the step graph (forward, recomputation, backward), weights as inputs. */
-function estimate(frames: number) {
+function estimate(frames: number, chunk = CHUNK) {
   const rec = new K.ShapeRecorder();
-  const { adapters, loss } = build(rec, frames);
+  const { adapters, loss } = build(rec, frames, chunk);
   const params = Object.values(adapters.params);
   const e = estimateGraphMemory([loss, ...K.grad(loss, params)]);
   const weights = [...rec.shapes.values()].reduce((a, s) => a + 4 * s.reduce((x, y) => x * y, 1), 0);
@@ -102,6 +106,7 @@ function estimate(frames: number) {
 const mode = argv[2];
 if (mode === 'step') console.log(JSON.stringify(await step(Number(argv[3]))));
 else if (mode === 'estimate') console.log(JSON.stringify(estimate(Number(argv[3]))));
+else if (mode === 'estimate-plain') console.log(JSON.stringify(estimate(Number(argv[3]), 0)));
 else {
   const self = fileURLToPath(import.meta.url);
   const child = (...args: string[]) => {
@@ -113,7 +118,8 @@ else {
   console.log(`bench:wan — one Wan 2.2 A14B expert block (${CFG.dim} wide, FFN ${CFG.ffnDim}, ${CFG.numHeads} heads), 480×832, LoRA rank ${RANK}, fp32, gradient checkpointing, CPU (load ${load()})`);
   const target = tokensOf(TARGET_FRAMES);
   const est = child('estimate', String(TARGET_FRAMES));
-  console.log(`  target: 33 frames = ${TARGET_FRAMES} latent frames × ${ROWS} × ${COLS} = ${target} tokens; estimated peak ${gib(est.total)} GiB (activations ${gib(est.activations)} GiB, block weights ${gib(est.weights)} GiB) — not run: above this machine's RAM`);
+  const plain = child('estimate-plain', String(TARGET_FRAMES));
+  console.log(`  target: 33 frames = ${TARGET_FRAMES} latent frames × ${ROWS} × ${COLS} = ${target} tokens; estimated peak ${gib(est.total)} GiB with ${CHUNK === 0 ? 'plain' : 'memory-efficient'} attention (activations ${gib(est.activations)} GiB, block weights ${gib(est.weights)} GiB); plain attention: ${gib(plain.total)} GiB`);
   for (const f of FRAMES) {
     const e = child('estimate', String(f));
     const r = child('step', String(f));

@@ -99,6 +99,15 @@ function needsGradient(order: Tensor[], isLeaf: (t: Tensor) => boolean): Set<num
   return needs;
 }
 
+/**
+ * The recomputed blocks (Builder.block under gradient checkpointing) that `roots` reach, in creation
+ * order, each with its tensors (ops, and the constants and inputs made inside it) in creation order.
+ * Layer offloading (kernels/train/offload.ts) runs each one as its own session.
+ */
+export function recomputedBlocks(roots: Tensor[]): { start: number; end: number; members: Tensor[] }[] {
+  return blocksIn(topoOrder(roots).sort((a, b) => a.id - b.id)).map(({ block, members }) => ({ start: block.start, end: block.end, members }));
+}
+
 /** The recomputed blocks whose outputs `order` reaches, by start, each with its tensors in `order`. */
 function blocksIn(order: Tensor[]): { block: Block; members: Tensor[] }[] {
   const found = new Set<Block>();

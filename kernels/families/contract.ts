@@ -30,9 +30,11 @@ export interface ConditioningInput {
   /**
    * `text`: produced by `encodeText` (cached per caption with the text-embedding cache);
    * `sample`: computed per sample by `sampleConditioning` from what the dataset recorded (or the
-   * preview's size).
+   * preview's size);
+   * `latent`: computed per sample from the clip's pixels by `latentConditioning`, beside the VAE encoder
+   * (Wan I2V's first-frame mask and image latent); shaped by the latent being denoised.
    */
-  source: 'text' | 'sample';
+  source: 'text' | 'sample' | 'latent';
 }
 
 /**
@@ -113,6 +115,26 @@ export interface LoraComponent {
   modulePath?: Partial<Record<LoraFormat, (builderPath: string) => string | undefined>>;
 }
 
+/** One module's LoRA as float32, by the builder's module path: delta W = up · down · alpha / rank. */
+export interface LoraModuleWeights { down: Float32Array; up: Float32Array; rank: number; inFeatures: number; outFeatures: number; alpha: number }
+
+/**
+ * A family's own LoRA file layouts for its denoiser (DiT trainers' names, fused ↔ split projections),
+ * beside the generic kohya writer every family has. Save LoRA offers these formats; Load LoRA reads them.
+ */
+export interface FamilyLoraFiles<C = unknown> {
+  /** Format → the tools a file of it loads in completely (Save LoRA's tooltip and status line). */
+  formats: Readonly<Record<string, readonly string[]>>;
+  /** What Save LoRA's `auto` writes for this family (ai-toolkit for FLUX). */
+  defaultFormat: string;
+  /** The file's tensors (float32) for modules keyed by builder path; formats without alpha fold alpha / rank into `up`. */
+  write(config: C, modules: ReadonlyMap<string, LoraModuleWeights>, format: string): Map<string, HostTensor>;
+  /** Which of `formats` a file's tensor names are in (undefined when none). */
+  formatOf(keys: Iterable<string>): string | undefined;
+  /** Modules keyed by builder path from float32 tensors in any of `formats`; names no module of `config` are refused. */
+  read(config: C, tensors: ReadonlyMap<string, HostTensor>): Map<string, LoraModuleWeights>;
+}
+
 /** Text-encoder outputs and sample conditioning, as named graph tensors with a batch axis. */
 export type Conditioning = Record<string, Tensor>;
 
@@ -167,6 +189,8 @@ export interface ModelFamily<C = any> {
   /** LoRA metadata: ss_base_model_version ('sd_v1', 'sdxl_base_v1-0') and modelspec.architecture stem ('stable-diffusion-xl-v1-base'). */
   baseModelVersion: string;
   modelspecArchitecture: string;
+  /** The variant's modelspec.architecture stem when it is more precise than the family's ('Flux.2-klein-9b'). */
+  modelspecArchitectureOf?(config: C): string;
 
   // ---- configs and loading ---------------------------------------------------------------------
   /** The real size and a tiny one for tests and CPU demos (same code, other numbers). */
@@ -190,10 +214,15 @@ export interface ModelFamily<C = any> {
   encodeText(builders: Builder[], config: C, ids: Tensor[], opts: { clipSkip: number }): Conditioning;
 
   // ---- denoiser --------------------------------------------------------------------------------
-  /** Every input the denoiser takes besides sample and timestep. */
-  conditioning(config: C): ConditioningInput[];
+  /**
+   * Every input the denoiser takes besides sample and timestep. `latentShape` ([C, (F,) h, w] of one
+   * sample) sizes the `source: 'latent'` inputs; without it they have a one-frame preview's size.
+   */
+  conditioning(config: C, latentShape?: readonly number[]): ConditioningInput[];
   /** Values of the `source: 'sample'` inputs for one sample, flat, in `conditioning` order. */
   sampleConditioning(config: C, geometry: SampleGeometry, preview?: { guidance?: number }): Record<string, Float32Array>;
+  /** The `source: 'latent'` inputs, in a graph, from pixels [B, 3, (F,) H, W] in [−1, 1] (absent: the family has none). */
+  latentConditioning?(b: Builder, config: C, pixels: Tensor): Conditioning;
   /**
    * The prediction (ε, v or flow velocity) for noisy latents `sample` [B, C, (F,) h, w] at float32
    * `timestep` [B] in the objective's units, with every conditioning input by name.
@@ -222,6 +251,8 @@ export interface ModelFamily<C = any> {
   loraComponents(config: C): LoraComponent[];
   /** Narrows a preset for this architecture (absent: kernels/adapters' generic module-name rules). */
   presetFilter?(preset: TargetPreset): ((m: ModuleInfo) => boolean) | undefined;
+  /** The family's own LoRA file layouts (absent: kohya and diffusers through the generic names above). */
+  loraFiles?: FamilyLoraFiles<C>;
 }
 
 /** A batch of per-sample host values stacked for a conditioning input (helper for trainers/pipelines). */

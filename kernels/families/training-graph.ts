@@ -67,7 +67,8 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
   const channels = family.latentFormat(cfg).channels;
   const trainsText = o.adapters.text.length > 0;
   if (trainsText && !o.textWeights) throw new Error('training the text encoder needs its weights');
-  const conds = family.conditioning(cfg);
+  // Sized by this graph's latent: Wan I2V's first-frame condition follows the clip's frames and size.
+  const conds = family.conditioning(cfg, [channels, ...o.latentSize]);
   const encoders = family.textEncoders(cfg);
   const builder = (w: WeightSource, hook?: ReturnType<FamilyAdapters['denoiser']['hook']>) => new Builder(w, hook);
 
@@ -90,7 +91,7 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
   };
   const sampleCond = (prefix: string): Conditioning => {
     const cond: Conditioning = {};
-    for (const c of conds.filter((x) => x.source === 'sample')) {
+    for (const c of conds.filter((x) => x.source === 'sample' || x.source === 'latent')) {
       const t = input(`${prefix}${c.name}`, [B, ...c.shape]);
       inputs.push(t);
       cond[c.name] = t;

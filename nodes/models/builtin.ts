@@ -1,23 +1,41 @@
-// The embedded default model: `builtin:tiny` names the tiny SD 1.x checkpoint and tokenizer shipped in
-// assets/tiny, so the quickstart runs without the user owning any model file.
+// The embedded default models: `builtin:tiny` names the tiny SD 1.x checkpoint and tokenizer shipped in
+// assets/tiny, `builtin:tiny-flux` the tiny FLUX.2 [klein] in assets/tiny-flux (a BFL-named transformer
+// with its Qwen3 text encoder, ae.safetensors and tokenizer.json beside it), so the quickstarts run
+// without the user owning any model file.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BUILTIN_TINY = 'builtin:tiny';
+export const BUILTIN_TINY_FLUX = 'builtin:tiny-flux';
 
-const assets = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets', 'tiny');
+const assets = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'assets');
 
 export const builtinTiny = {
-  checkpoint: join(assets, 'sd-tiny.safetensors'),
-  tokenizer: join(assets, 'tokenizer'),
+  checkpoint: join(assets, 'tiny', 'sd-tiny.safetensors'),
+  tokenizer: join(assets, 'tiny', 'tokenizer'),
   label: 'sd-tiny (built in)',
 };
 
-/** The tiny checkpoint's path; a clear error when the asset has not been built yet. */
-export function builtinTinyCheckpoint(): string {
-  if (!existsSync(builtinTiny.checkpoint)) {
-    throw new Error(`${BUILTIN_TINY}: ${builtinTiny.checkpoint} is missing (build it with \`npm run pretrain:tiny\`, or point checkpoint at a model file under the models folder)`);
+/** Every built-in model by its widget name: the file Load Model opens, its label, and how to build it. */
+export const BUILTIN_MODELS: Readonly<Record<string, { checkpoint: string; label: string; build: string }>> = {
+  [BUILTIN_TINY]: { checkpoint: builtinTiny.checkpoint, label: builtinTiny.label, build: 'npm run pretrain:tiny' },
+  [BUILTIN_TINY_FLUX]: { checkpoint: join(assets, 'tiny-flux', 'flux2-tiny.safetensors'), label: 'flux2-tiny (built in)', build: 'npm run pretrain:tiny-flux' },
+};
+
+export const isBuiltinModel = (checkpoint: string): boolean => Object.hasOwn(BUILTIN_MODELS, checkpoint);
+
+/** A built-in model's file; a clear error when the asset has not been built yet. */
+export function builtinCheckpoint(name: string): string {
+  const m = BUILTIN_MODELS[name];
+  if (!m) throw new Error(`checkpoint: "${name}" is not a built-in model (${Object.keys(BUILTIN_MODELS).join(', ')})`);
+  if (!existsSync(m.checkpoint)) {
+    throw new Error(`${name}: ${m.checkpoint} is missing (build it with \`${m.build}\`, or point checkpoint at a model file under the models folder)`);
   }
-  return builtinTiny.checkpoint;
+  return m.checkpoint;
+}
+
+/** The tiny SD checkpoint's path; a clear error when the asset has not been built yet. */
+export function builtinTinyCheckpoint(): string {
+  return builtinCheckpoint(BUILTIN_TINY);
 }

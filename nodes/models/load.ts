@@ -7,7 +7,7 @@ import { familyOfCheckpoint } from '../../kernels/families/registry';
 import type { ModelFamily } from '../../kernels/families/contract';
 import type { WeightSource } from '../../kernels';
 import type { ClipValue, ModelSource, ModelValue, VaeValue } from '../sockets';
-import { BUILTIN_TINY, builtinTiny, builtinTinyCheckpoint } from './builtin';
+import { BUILTIN_MODELS, builtinCheckpoint, builtinTiny, isBuiltinModel } from './builtin';
 import { modelSourceId } from './source';
 import { clipValue, modelValue, vaeValue } from './values';
 
@@ -22,10 +22,10 @@ export interface LoadedModel {
   params: Record<string, number>;
 }
 
-/** `checkpoint` is `builtin:tiny` or an absolute path already confined to the models folder. */
+/** `checkpoint` is a built-in model (`builtin:tiny`, `builtin:tiny-flux`) or an absolute path already confined to the models folder. */
 export async function loadModel(checkpoint: string, opts: { clipSkip?: number; modelsDir?: string } = {}): Promise<LoadedModel> {
-  const builtin = checkpoint === BUILTIN_TINY;
-  const path = builtin ? builtinTinyCheckpoint() : checkpoint;
+  const builtin = isBuiltinModel(checkpoint);
+  const path = builtin ? builtinCheckpoint(checkpoint) : checkpoint;
   if (!existsSync(path)) throw new Error(`checkpoint: ${path} does not exist`);
   const isFolder = statSync(path).isDirectory();
   if (!isFolder && !path.endsWith('.safetensors')) throw new Error(`checkpoint: ${path} is not a .safetensors file or a diffusers folder (.ckpt/.pt pickles are not read)`);
@@ -35,8 +35,8 @@ export async function loadModel(checkpoint: string, opts: { clipSkip?: number; m
   // tokenizer serves test checkpoints made with its vocabulary.
   const loaded = await family.load(path, { external: !builtin, modelsDir: opts.modelsDir, fallbackTokenizerDirs: [builtinTiny.tokenizer] });
   const source: ModelSource = Object.freeze({
-    path: builtin ? BUILTIN_TINY : path,
-    label: builtin ? builtinTiny.label : basename(path, extname(path)),
+    path: builtin ? checkpoint : path,
+    label: builtin ? BUILTIN_MODELS[checkpoint].label : basename(path, extname(path)),
     family: family.id,
     id: await modelSourceId(path),
     config: loaded.config,

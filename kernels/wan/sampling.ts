@@ -1,9 +1,12 @@
-// Wan previews: flow-matching Euler on a shifted schedule (σ' = sσ / (1 + (s − 1)σ); shift 5.0 for I2V,
-// 12.0 for 2.2 T2V A14B, 5.0 otherwise) through kernels/flux's flow Euler sampler, and for Wan 2.2 A14B
-// one model call per step routed to the expert that owns the step's noise level — each expert with its
-// own LoRA and its own CFG scale.
+// Wan previews: flow-matching Euler or UniPC (Wan's official `flow_unipc`) on a shifted schedule
+// (σ' = sσ / (1 + (s − 1)σ); shift 5.0 for I2V, 12.0 for 2.2 T2V A14B, 5.0 otherwise), and for Wan 2.2
+// A14B one model call per step routed to the expert that owns the step's noise level — each expert with
+// its own LoRA and its own CFG scale (musubi-tuner's guidance_scale / guidance_scale_high_noise).
 import { shiftSigma } from '../schedules/flow-matching';
-import type { FlowModelCall } from '../flux/sampling';
+import { sampleFlowUniPC } from '../schedules/flow-unipc';
+import { sampleFlowEuler, type FlowModelCall } from '../flux/sampling';
+import { Rng } from '../random';
+import type { ModelCall, SampleRun } from '../families/contract';
 import type { WanTransformerConfig } from './config';
 import type { WanExpert } from './detect';
 import { expertForTimestep } from './experts';
@@ -18,6 +21,56 @@ export function defaultSampleShift(cfg: WanTransformerConfig): number {
 export function wanSigmas(steps: number, shift: number): number[] {
   if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`steps must be a positive integer, got ${steps}`);
   return Array.from({ length: steps + 1 }, (_, i) => shiftSigma(1 - i / steps, shift));
+}
+
+/**
+ * The noise levels Wan's flow UniPC runs: linspace(1 − 1/1000, 0) over `steps`, shifted, then 0 — it starts
+ * just below 1 because UniPC steps in λ = log((1 − σ)/σ), which is −∞ at σ = 1.
+ */
+export function wanUniPCSigmas(steps: number, shift: number): number[] {
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`steps must be a positive integer, got ${steps}`);
+  return [...Array.from({ length: steps }, (_, i) => shiftSigma((1 - 1 / 1000) * (1 - i / steps), shift)), 0];
+}
+
+/** The preview samplers Wan offers, by ComfyUI name ('uni_pc' there; 'unipc' in Wan's and musubi's scripts). */
+export const WAN_SAMPLERS = ['euler', 'unipc'] as const;
+
+/** The denoiser's timestep input is σ · 1000. */
+const TIMESTEP_SCALE = 1000;
+
+export interface WanSampleOptions {
+  /** Sampling shift (default: the config's official one). */
+  shift?: number;
+  /** Wan 2.2 A14B: the expert boundary; steps at σ ≥ boundary use `run.cfgScaleHighNoise`. */
+  boundary?: number;
+}
+
+/**
+ * One preview loop for a family's `sample`: `call` takes the unconditional and conditional halves and the
+ * timestep; CFG is mixed here with the scale of the expert that owns each step's noise level (the
+ * high-noise expert's when `run.cfgScaleHighNoise` is set, else `run.cfgScale` throughout).
+ */
+export async function sampleWan(call: ModelCall, cfg: WanTransformerConfig, run: SampleRun & { cfgScaleHighNoise?: number }, o: WanSampleOptions = {}): Promise<Float32Array> {
+  const shift = o.shift ?? defaultSampleShift(cfg);
+  const perImage = run.latentShape.reduce((a, b) => a * b, 1);
+  const scaleAt = (sigma: number) => (o.boundary !== undefined && run.cfgScaleHighNoise && expertForTimestep(sigma, o.boundary) === 'high_noise' ? run.cfgScaleHighNoise : run.cfgScale);
+  const velocity = async (x: Float32Array, sigma: number) => {
+    const both = new Float32Array(x.length * 2);
+    both.set(x);
+    both.set(x, x.length);
+    const pred = await call(both, sigma * TIMESTEP_SCALE);
+    const g = scaleAt(sigma);
+    return Float32Array.from(x, (_, i) => pred[i]! + g * (pred[x.length + i]! - pred[i]!));
+  };
+  if (run.sampler === 'euler') {
+    return sampleFlowEuler(async (x, t) => velocity(x, t), { sigmas: wanSigmas(run.steps, shift), guidance: { mode: 'distilled' }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
+  }
+  if (run.sampler === 'unipc') {
+    // Pure noise at σ₀ = shift(0.999), as the official sampler starts.
+    const noise = new Rng(run.seed).fork('initial-noise').fillNormal(new Float32Array(perImage * run.batch));
+    return sampleFlowUniPC(velocity, noise, wanUniPCSigmas(run.steps, shift), { onStep: run.onStep });
+  }
+  throw new Error(`sampler: Wan samples with ${WAN_SAMPLERS.join(' or ')}, not '${run.sampler}'`);
 }
 
 export interface WanExpertCall {

@@ -2,7 +2,9 @@
 // owning its noise level with that expert's CFG scale (checked against a hand-written Euler loop).
 import { describe, it, expect } from 'vitest';
 import { WAN21_I2V_14B, WAN22_I2V_A14B, WAN22_T2V_A14B } from '../../../kernels/wan/config';
-import { defaultSampleShift, wanExpertModel, wanSigmas } from '../../../kernels/wan/sampling';
+import { defaultSampleShift, sampleWan, wanExpertModel, wanSigmas, wanUniPCSigmas } from '../../../kernels/wan/sampling';
+import { sampleFlowUniPC } from '../../../kernels/schedules/flow-unipc';
+import { shiftSigma } from '../../../kernels/schedules/flow-matching';
 import { sampleFlowEuler, type FlowModelCall } from '../../../kernels/flux/sampling';
 import { Rng } from '../../../kernels/random';
 import type { WanExpert } from '../../../kernels/wan/detect';
@@ -42,5 +44,38 @@ describe('Wan sampling', () => {
       for (let i = 0; i < n; i++) { const u = a * x[i] + b; x[i] += (sigmas[s + 1] - t) * (u + g * c); }
     }
     expect(Math.max(...got.map((v, i) => Math.abs(v - x[i])))).toBeLessThan(1e-5);
+  });
+
+  it('UniPC runs on Wan\'s grid: shift(1 − 1/1000) down to 0', () => {
+    const s = wanUniPCSigmas(10, 5);
+    expect(s).toHaveLength(11);
+    expect(s[0]).toBeCloseTo(shiftSigma(0.999, 5), 12);
+    expect(s[10]).toBe(0);
+    expect(s[5]).toBeCloseTo(shiftSigma(0.999 * 0.5, 5), 12);
+    expect(() => wanUniPCSigmas(0, 5)).toThrow(/steps/);
+  });
+
+  it('sampleWan: UniPC and Euler over one batched model call, the high-noise expert\'s CFG at σ ≥ boundary', async () => {
+    const n = 5;
+    const seen: number[] = [];
+    // uncond = 0.5·x, cond = 0.5·x + 0.2 + t/1000: CFG g gives v = 0.5x + g·(0.2 + σ).
+    const call = async (xs: Float32Array, t: number) => {
+      seen.push(t);
+      const half = xs.length / 2;
+      return Float32Array.from(xs, (x, i) => 0.5 * x + (i >= half ? 0.2 + t / 1000 : 0));
+    };
+    const run = { sampler: 'unipc', steps: 8, cfgScale: 3, cfgScaleHighNoise: 4.5, seed: 11, latentShape: [n], batch: 1, scheduler: 'normal' };
+    const got = await sampleWan(call, WAN22_T2V_A14B, run, { boundary: 0.875 });
+    const sigmas = wanUniPCSigmas(8, 12);
+    expect(seen.map((t) => t / 1000)).toEqual(sigmas.slice(0, -1).map((s) => expect.closeTo(s, 6)));
+    const noise = new Rng(11).fork('initial-noise').fillNormal(new Float32Array(n));
+    const want = await sampleFlowUniPC(async (x, s) => Float32Array.from(x, (v) => 0.5 * v + (s >= 0.875 ? 4.5 : 3) * (0.2 + s)), noise, sigmas);
+    expect(sigmas.some((s) => s > 0 && s < 0.875) && sigmas[0]! >= 0.875).toBe(true);
+    for (let i = 0; i < n; i++) expect(got[i]).toBeCloseTo(want[i]!, 5);
+    // Without a high-noise scale (or without experts) one scale runs throughout; Euler is the flow Euler loop.
+    const euler = await sampleWan(call, WAN21_I2V_14B, { ...run, sampler: 'euler', cfgScaleHighNoise: undefined });
+    const ref = await sampleFlowEuler(async (x, t) => Float32Array.from(x, (v) => 0.5 * v + 3 * (0.2 + t)), { sigmas: wanSigmas(8, 5), guidance: { mode: 'distilled' }, seed: 11, perImage: n });
+    for (let i = 0; i < n; i++) expect(euler[i]).toBeCloseTo(ref[i]!, 5);
+    await expect(sampleWan(call, WAN21_I2V_14B, { ...run, sampler: 'dpmpp_2m' })).rejects.toThrow(/euler or unipc/);
   });
 });

@@ -113,14 +113,29 @@ export interface TrainingValue {
   readonly lossHistory: readonly LossPoint[];
   /** Settings and dataset facts for LoRA metadata (ss_* keys). */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * Multistage (Wan 2.2 A14B): each expert's LoRA and optimizer state by expert name ('high_noise',
+   * 'low_noise'); the top-level weights are then the first trained expert's.
+   */
+  readonly experts?: Readonly<Record<string, ExpertState>>;
+  /** Multistage: the noise level in (0, 1) where the experts hand over. */
+  readonly expertBoundary?: number;
   byteSize(): number;
+}
+
+/** One expert's part of a multistage TRAINING state. */
+export interface ExpertState {
+  readonly weights: Readonly<Record<string, HostTensor>>;
+  readonly optimizerState: Readonly<Record<string, HostTensor>>;
+  readonly ema?: Readonly<Record<string, HostTensor>>;
+  readonly optimizerSteps: number;
 }
 
 /** IMAGES: encoded images with optional labels (prompt, step). */
 export interface ImageItem { mime: 'image/png' | 'image/jpeg'; data: Uint8Array; width?: number; height?: number; label?: string }
 export interface ImagesValue { readonly images: readonly ImageItem[]; byteSize(): number }
 
-export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'diffusers'; byteSize(): number }
+export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'diffusers' | 'ai-toolkit'; byteSize(): number }
 
 /** SAMPLER_SETTINGS: what a preview renders; a Train node's sample-every uses the same settings. */
 /** One prompt with kohya's inline overrides (`--n` negative, `--d` seed, `--w`/`--h` size, `--s` steps, `--l` CFG). */

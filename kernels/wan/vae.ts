@@ -25,6 +25,12 @@ export interface WanVaeConfig {
   /** Per-channel latent statistics: latents are (μ − mean) / std. */
   latentMean: number[];
   latentStd: number[];
+  /** '2.2': Wan 2.2's VAE (kernels/wan/vae22.ts: 2×2 pixel patches in, residual down/up blocks with averaging shortcuts, its own decoder width). Absent: 2.1. */
+  version?: '2.1' | '2.2';
+  /** 2.2: the decoder's first-level width (256; the encoder's is `base`, 160). */
+  decoderBase?: number;
+  /** 2.2: pixels per side folded into channels before the encoder (2). */
+  patch?: number;
 }
 
 /** Wan 2.1's VAE (also Wan 2.2 A14B's). */
@@ -40,7 +46,7 @@ export const WAN_TINY_VAE: WanVaeConfig = {
   latentMean: [0, 0, 0, 0], latentStd: [1, 1, 1, 1],
 };
 
-export const vaeSpatialFactor = (c: WanVaeConfig) => 2 ** (c.dimMult.length - 1);
+export const vaeSpatialFactor = (c: WanVaeConfig) => 2 ** (c.dimMult.length - 1) * (c.patch ?? 1);
 export const vaeTemporalFactor = (c: WanVaeConfig) => 2 ** c.temporalDownsample.filter(Boolean).length;
 
 /** Frames a clip must have: 1 + (a multiple of the temporal factor), e.g. 33, 81 for Wan. */
@@ -51,30 +57,30 @@ export function checkClipFrames(c: WanVaeConfig, frames: number): number {
 }
 
 /** Wan's RMS_norm: each position's channel vector scaled to unit RMS, times gamma [C, 1, 1(, 1)]. */
-function channelRmsNorm(b: Builder, name: string, x: Tensor): Tensor {
+export function channelRmsNorm(b: Builder, name: string, x: Tensor): Tensor {
   const c = x.shape[1];
   const gamma = b.param(`${name}.gamma`, [c, ...x.shape.slice(2).map(() => 1)]);
   return mul(mul(x, rsqrt(add(reduceMean(mul(x, x), 1, true), 1e-12))), gamma);
 }
 
 /** A causal conv by module path; caches live under the same path. */
-function cconv(b: Builder, name: string, x: Tensor, cin: number, cout: number, k: [number, number, number], padding: [number, number, number], cache?: CausalCache): Tensor {
+export function cconv(b: Builder, name: string, x: Tensor, cin: number, cout: number, k: [number, number, number], padding: [number, number, number], cache?: CausalCache): Tensor {
   const w = b.weights.get(b.path(`${name}.weight`), [cout, cin, ...k], { after: x });
   return causalConv3d(x, w, b.param(`${name}.bias`, [cout]), padding, cache && { store: cache, key: b.path(name) });
 }
 
-function residualBlock(b: Builder, x: Tensor, cin: number, cout: number, cache?: CausalCache): Tensor {
+export function residualBlock(b: Builder, x: Tensor, cin: number, cout: number, cache?: CausalCache): Tensor {
   let h = cconv(b, 'residual.2', silu(channelRmsNorm(b, 'residual.0', x)), cin, cout, [3, 3, 3], [1, 1, 1], cache);
   h = cconv(b, 'residual.6', silu(channelRmsNorm(b, 'residual.3', h)), cout, cout, [3, 3, 3], [1, 1, 1], cache);
   return add(h, cin === cout ? x : cconv(b, 'shortcut', x, cin, cout, [1, 1, 1], [0, 0, 0]));
 }
 
 /** [N, C, T, H, W] ↔ [N·T, C, H, W]: frame-wise 2D layers. */
-const framesToBatch = (x: Tensor) => { const [n, c, t, h, w] = x.shape; return reshape(transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]); };
-const batchToFrames = (x: Tensor, n: number) => { const [nt, c, h, w] = x.shape; return transpose(reshape(x, [n, nt / n, c, h, w]), [0, 2, 1, 3, 4]); };
+export const framesToBatch = (x: Tensor) => { const [n, c, t, h, w] = x.shape; return reshape(transpose(x, [0, 2, 1, 3, 4]), [n * t, c, h, w]); };
+export const batchToFrames = (x: Tensor, n: number) => { const [nt, c, h, w] = x.shape; return transpose(reshape(x, [n, nt / n, c, h, w]), [0, 2, 1, 3, 4]); };
 
 /** Single-head self-attention over each frame's pixels, residual. */
-function attentionBlock(b: Builder, x: Tensor): Tensor {
+export function attentionBlock(b: Builder, x: Tensor): Tensor {
   const [n, c] = x.shape;
   const f = framesToBatch(x);
   const [nt, , h, w] = f.shape;
@@ -90,7 +96,7 @@ function attentionBlock(b: Builder, x: Tensor): Tensor {
  * Halves rows and columns of every frame (zero pad right/bottom, 3×3 stride 2) and, for a temporal
  * level, the frames after the first: a (3,1,1) stride-2 conv over [previous last frame, chunk].
  */
-function downsample(b: Builder, x: Tensor, c: number, temporal: boolean, cache?: CausalCache): Tensor {
+export function downsample(b: Builder, x: Tensor, c: number, temporal: boolean, cache?: CausalCache): Tensor {
   const n = x.shape[0];
   const s = conv2d(framesToBatch(x), b.param('resample.1.weight', [c, c, 3, 3]), b.param('resample.1.bias', [c]), { stride: 2, padding: [0, 0, 1, 1] });
   const y = batchToFrames(s, n);
@@ -155,51 +161,72 @@ export function wanVaeEncode(b: Builder, cfg: WanVaeConfig, video: Tensor, opts:
   return { mean, logVar, latents };
 }
 
+/** Decoding one latent frame at a time (as Wan does): the causal caches, and whether this is the first frame. */
+export interface DecodeChunk { cache: CausalCache; first: boolean }
+
 /**
- * Doubles rows and columns of every frame (nearest, then a 3×3 conv to half the channels) and, for a
- * temporal level, the frames after the first: a causal (3,1,1) conv to twice the channels whose halves
- * become the even and odd frames. Whole clip: Wan decodes one latent frame at a time and starts the
- * time conv's cache with zeros after the first frame, which is a causal conv over frames 1… alone.
+ * Doubles rows and columns of every frame (nearest, then a 3×3 conv to `cout` channels: half of c in
+ * 2.1, c in 2.2) and, for a temporal level, the frames after the first: a causal (3,1,1) conv to twice
+ * the channels whose halves become the even and odd frames. Wan decodes one latent frame at a time:
+ * the first passes, and the time conv's cache starts with zeros after it — so over a whole clip this is
+ * a causal conv over frames 1… alone, and chunk by chunk the same conv carrying its last frames.
  */
-function upsample(b: Builder, x: Tensor, c: number, temporal: boolean): Tensor {
+export function upsample(b: Builder, x: Tensor, c: number, cout: number, temporal: boolean, chunk?: DecodeChunk): Tensor {
   const n = x.shape[0];
   let y = x;
   const t = x.shape[2];
-  if (temporal && t > 1) {
-    const rest = slice(x, [1], [t], [2]);
-    const doubled = cconv(b, 'time_conv', rest, c, 2 * c, [3, 1, 1], [1, 0, 0]); // [N, 2C, T−1, H, W]
+  const doubleFrames = (frames: Tensor) => {
+    const doubled = cconv(b, 'time_conv', frames, c, 2 * c, [3, 1, 1], [1, 0, 0], chunk?.cache); // [N, 2C, T, H, W]
     const [, , tr, h, w] = doubled.shape;
-    const interleaved = reshape(transpose(reshape(doubled, [n, 2, c, tr, h, w]), [0, 2, 3, 1, 4, 5]), [n, c, 2 * tr, h, w]);
-    y = concat([slice(x, [0], [1], [2]), interleaved], 2);
-  }
-  const s = conv2d(upsampleNearest2x(framesToBatch(y)), b.param('resample.1.weight', [c / 2, c, 3, 3]), b.param('resample.1.bias', [c / 2]), { padding: 1 });
+    return reshape(transpose(reshape(doubled, [n, 2, c, tr, h, w]), [0, 2, 3, 1, 4, 5]), [n, c, 2 * tr, h, w]);
+  };
+  if (temporal && chunk) y = chunk.first ? x : doubleFrames(x);
+  else if (temporal && t > 1) y = concat([slice(x, [0], [1], [2]), doubleFrames(slice(x, [1], [t], [2]))], 2);
+  const s = conv2d(upsampleNearest2x(framesToBatch(y)), b.param('resample.1.weight', [cout, c, 3, 3]), b.param('resample.1.bias', [cout]), { padding: 1 });
   return batchToFrames(s, n);
 }
 
-/** Decoder3d over a whole latent clip: [N, z, T, h, w] → [N, 3, 1 + 4(T − 1), 8h, 8w]. */
-function decoder3d(b: Builder, cfg: WanVaeConfig, z: Tensor): Tensor {
+/** Decoder3d over latent frames [N, z, T, h, w] (a whole clip, or one frame of a chunked decode) → [N, 3, frames, 8h, 8w]. */
+function decoder3d(b: Builder, cfg: WanVaeConfig, z: Tensor, chunk?: DecodeChunk): Tensor {
   const mult = [...cfg.dimMult].reverse();
   const dims = [mult[0], ...mult].map((m) => m * cfg.base);
   const temporalUp = [...cfg.temporalDownsample].reverse();
-  let h = cconv(b, 'conv1', z, cfg.zDim, dims[0], [3, 3, 3], [1, 1, 1]);
-  h = residualBlock(b.scope('middle.0'), h, dims[0], dims[0]);
+  const cache = chunk?.cache;
+  let h = cconv(b, 'conv1', z, cfg.zDim, dims[0], [3, 3, 3], [1, 1, 1], cache);
+  h = residualBlock(b.scope('middle.0'), h, dims[0], dims[0], cache);
   h = attentionBlock(b.scope('middle.1'), h);
-  h = residualBlock(b.scope('middle.2'), h, dims[0], dims[0]);
+  h = residualBlock(b.scope('middle.2'), h, dims[0], dims[0], cache);
   let index = 0;
   for (let level = 0; level < cfg.dimMult.length; level++) {
     // After a resample the channels are halved (its conv goes to c/2).
     let cin = level > 0 ? dims[level] / 2 : dims[level];
     const cout = dims[level + 1];
-    for (let r = 0; r < cfg.numResBlocks + 1; r++) { h = residualBlock(b.scope(`upsamples.${index++}`), h, cin, cout); cin = cout; }
-    if (level < cfg.dimMult.length - 1) h = upsample(b.scope(`upsamples.${index++}`), h, cout, temporalUp[level]);
+    for (let r = 0; r < cfg.numResBlocks + 1; r++) { h = residualBlock(b.scope(`upsamples.${index++}`), h, cin, cout, cache); cin = cout; }
+    if (level < cfg.dimMult.length - 1) h = upsample(b.scope(`upsamples.${index++}`), h, cout, cout / 2, temporalUp[level], chunk);
   }
   const c = dims[dims.length - 1];
-  return cconv(b, 'head.2', silu(channelRmsNorm(b, 'head.0', h)), c, 3, [3, 3, 3], [1, 1, 1]);
+  return cconv(b, 'head.2', silu(channelRmsNorm(b, 'head.0', h)), c, 3, [3, 3, 3], [1, 1, 1], cache);
 }
 
-/** Normalised latents [N, z, T, h, w] → video [N, 3, 1 + 4(T − 1), 8h, 8w] (about [−1, 1]; not clamped). */
-export function wanVaeDecode(b: Builder, cfg: WanVaeConfig, latents: Tensor): Tensor {
+/**
+ * Runs `decode` on latent frame 0, then on each later frame with the causal caches carried over (Wan's
+ * decode loop), and joins the frames; `decode` without a chunk runs the whole clip at once.
+ */
+export function decodeByFrames(z: Tensor, chunked: boolean, decode: (frames: Tensor, chunk?: DecodeChunk) => Tensor): Tensor {
+  if (!chunked) return decode(z);
+  const cache: CausalCache = new Map();
+  const parts = Array.from({ length: z.shape[2] }, (_, i) => decode(slice(z, [i], [i + 1], [2]), { cache, first: i === 0 }));
+  return parts.length === 1 ? parts[0] : concat(parts, 2);
+}
+
+/**
+ * Normalised latents [N, z, T, h, w] → video [N, 3, 1 + 4(T − 1), 8h, 8w] (about [−1, 1]; not clamped).
+ * `chunked`: one latent frame at a time with causal caches, as Wan decodes — the same numbers (tested)
+ * in T copies of the decoder graph; the default whole-clip pass is one graph.
+ */
+export function wanVaeDecode(b: Builder, cfg: WanVaeConfig, latents: Tensor, opts: { chunked?: boolean } = {}): Tensor {
   const stat = (v: number[]) => constant(Float32Array.from(v), [1, cfg.zDim, 1, 1, 1]);
   const z = add(mul(latents, stat(cfg.latentStd)), stat(cfg.latentMean));
-  return decoder3d(b.scope('decoder'), cfg, cconv(b, 'conv2', z, cfg.zDim, cfg.zDim, [1, 1, 1], [0, 0, 0]));
+  const x = cconv(b, 'conv2', z, cfg.zDim, cfg.zDim, [1, 1, 1], [0, 0, 0]);
+  return decodeByFrames(x, !!opts.chunked, (frames, chunk) => decoder3d(b.scope('decoder'), cfg, frames, chunk));
 }

@@ -11,3 +11,6 @@ export * from './vae';
 export * from './umt5';
 export * from './training-graph';
 export * from './sampling';
+export * from './vae22';
+export * from './family';
+export * from './load';

@@ -1,0 +1,288 @@
+// Wan 2.1 / 2.2 behind the ModelFamily contract: umT5 features of the prompt (real tokens, zeros after),
+// the video transformer over [B, C, F, h, w] latents (an image is a one-frame clip), rectified flow with
+// the timestep in thousandths, the causal video VAE (2.1: ×8 space, 16 channels; 2.2: ×16, 48), flow
+// Euler previews on Wan's shifted schedule, and LoRA names as musubi-tuner (lora_unet_blocks_0_self_attn_q)
+// and diffusers (transformer.blocks.0.attn1.to_q) write them.
+//
+// I2V models take 20 more input channels: a 4-channel mask (1 on the first latent frame) and the VAE
+// latent of the first frame followed by black frames. Those are `source: 'latent'` conditioning inputs,
+// built from the training clip by `latentConditioning`.
+//
+// Wan 2.2 A14B is two networks of the 14B architecture: a config names its boundary and the expert its
+// denoiser is (`wanExpertConfig`); `LoadedWanModel.openExpert` opens the other expert's file only when
+// asked, so training one expert never reads the other's weights.
+import type { Builder } from '../nn/builder';
+import type { WeightSource } from '../nn/weights';
+import { constant, input, type Tensor } from '../tensor';
+import { add, cast, equal, logicalNot, mul } from '../ops/elementwise';
+import { concat, reshape, slice } from '../ops/shape-and-reduce';
+import type { Conditioning, ConditioningInput, LoadedFamilyModel, LoadOptions, ModelFamily, ModelPart, Tokenizer } from '../families/contract';
+import type { TargetPreset } from '../adapters';
+import { targetFilter } from '../adapters/targets';
+import { sampleFlowEuler } from '../flux/sampling';
+import type { T5Config } from '../text/t5';
+import { T5PromptTokenizer } from '../text/t5-tokenizer';
+import {
+  WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_CLIP_TOKENS, WAN_TEXT_LEN, WAN_TINY,
+  type WanTransformerConfig,
+} from './config';
+import type { WanExpert } from './detect';
+import { defaultExpertBoundary, WAN_EXPERTS } from './experts';
+import { wanToDiffusers } from './keys';
+import { wanTargetSpec } from './lora';
+import { defaultSampleShift, wanSigmas } from './sampling';
+import { tokenGrid, wanRope, wanTransformer } from './transformer';
+import { UMT5_TINY, UMT5_XXL, wanTextFeatures } from './umt5';
+import { vaeSpatialFactor, vaeTemporalFactor, WAN21_VAE, WAN_TINY_VAE, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from './vae';
+import { WAN22_VAE, wan22VaeDecode, wan22VaeEncode } from './vae22';
+import { findWanFiles, openWanParts, openWanTransformer } from './load';
+
+export interface WanFamilyConfig {
+  name: string;
+  transformer: WanTransformerConfig;
+  text: T5Config;
+  /** Text tokens the encoder sees and the transformer attends to (512: Wan trims to the prompt and zero-pads). */
+  textLength: number;
+  vae: WanVaeConfig;
+  /** Preview size (the short side Wan generates at: 480; TI2V-5B 704). */
+  sampleSize: number;
+  /** Frames of a preview clip (4n + 1). */
+  sampleFrames: number;
+  /** Wan 2.2 A14B: the noise level (fraction of 1000) where the high-noise expert hands over, and which expert this config's denoiser is. */
+  experts?: { boundary: number; active: WanExpert };
+}
+
+const family = (name: string, transformer: WanTransformerConfig, o: Partial<WanFamilyConfig> = {}): WanFamilyConfig => ({
+  name, transformer, text: UMT5_XXL, textLength: WAN_TEXT_LEN, vae: WAN21_VAE, sampleSize: 480, sampleFrames: 81, ...o,
+});
+const experts = (t: WanTransformerConfig) => ({ boundary: defaultExpertBoundary(t), active: 'high_noise' as WanExpert });
+
+export const WAN21_T2V_1_3B_FAMILY = family('wan2.1-t2v-1.3b', WAN21_T2V_1_3B);
+export const WAN21_T2V_14B_FAMILY = family('wan2.1-t2v-14b', WAN21_T2V_14B);
+export const WAN21_I2V_14B_FAMILY = family('wan2.1-i2v-14b', WAN21_I2V_14B);
+export const WAN22_T2V_A14B_FAMILY = family('wan2.2-t2v-a14b', WAN22_T2V_A14B, { experts: experts(WAN22_T2V_A14B) });
+export const WAN22_I2V_A14B_FAMILY = family('wan2.2-i2v-a14b', WAN22_I2V_A14B, { experts: experts(WAN22_I2V_A14B) });
+export const WAN22_TI2V_5B_FAMILY = family('wan2.2-ti2v-5b', WAN22_TI2V_5B, { vae: WAN22_VAE, sampleSize: 704, sampleFrames: 121 });
+
+export const WAN_FAMILY_CONFIGS: readonly WanFamilyConfig[] = [
+  WAN21_T2V_1_3B_FAMILY, WAN21_T2V_14B_FAMILY, WAN21_I2V_14B_FAMILY, WAN22_T2V_A14B_FAMILY, WAN22_I2V_A14B_FAMILY, WAN22_TI2V_5B_FAMILY,
+];
+
+/** The Wan architecture at miniature size: tiny transformer, tiny umT5, tiny causal VAE; 64 text tokens, 64 px, 9 frames. */
+export const tinyWanConfig = (o: { i2v?: boolean; experts?: boolean } = {}): WanFamilyConfig => {
+  const z = WAN_TINY_VAE.zDim;
+  const transformer = o.i2v ? { ...WAN_TINY, name: 'wan-tiny-i2v', inChannels: 2 * z + 4 } : WAN_TINY;
+  return family(o.i2v ? 'wan-tiny-i2v' : 'wan-tiny', transformer, {
+    text: UMT5_TINY, textLength: 64, vae: WAN_TINY_VAE, sampleSize: 64, sampleFrames: 9, experts: o.experts ? experts(transformer) : undefined,
+  });
+};
+
+/** The same model as the other expert's denoiser (Wan 2.2 A14B). */
+export function wanExpertConfig(c: WanFamilyConfig, expert: WanExpert): WanFamilyConfig {
+  if (!c.experts) throw new Error(`${c.name} has one denoiser, not Wan 2.2 A14B's two experts`);
+  return { ...c, experts: { ...c.experts, active: expert } };
+}
+
+/** Channels the I2V condition adds: the first-frame mask (4) and the image latent. */
+const conditionChannels = (c: WanFamilyConfig) => c.transformer.inChannels - c.transformer.outChannels;
+const MASK_CHANNELS = 4;
+/** Wan's umT5 tokenizers pad with <pad> = 0, which the encoder masks out. */
+const PAD_ID = 0;
+
+/** Pixels [B, 3, (F,) H, W] → normalised latents [B, z, (F',) h, w] by the config's VAE (chunked, as Wan encodes). */
+function encodeVideo(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
+  const image = pixels.rank === 4;
+  const video = image ? reshape(pixels, [pixels.shape[0], 3, 1, ...pixels.shape.slice(2)]) : pixels;
+  const z = c.vae.version === '2.2' ? wan22VaeEncode(b, c.vae, video).latents : wanVaeEncode(b, c.vae, video).latents;
+  return image ? reshape(z, [z.shape[0], z.shape[1], ...z.shape.slice(3)]) : z;
+}
+
+function decodeVideo(b: Builder, c: WanFamilyConfig, latents: Tensor): Tensor {
+  const image = latents.rank === 4;
+  const z = image ? reshape(latents, [latents.shape[0], latents.shape[1], 1, ...latents.shape.slice(2)]) : latents;
+  const px = c.vae.version === '2.2' ? wan22VaeDecode(b, c.vae, z) : wanVaeDecode(b, c.vae, z);
+  return image ? reshape(px, [px.shape[0], 3, ...px.shape.slice(3)]) : px;
+}
+
+/**
+ * I2V's condition from the clip's pixels [B, 3, F, H, W]: the VAE latent of the first frame followed by
+ * black frames (how Wan's I2V pipeline and the trainers build it), behind a mask that is 1 on the first
+ * latent frame and 0 after.
+ */
+export function wanI2vCondition(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
+  const video = pixels.rank === 4 ? reshape(pixels, [pixels.shape[0], 3, 1, ...pixels.shape.slice(2)]) : pixels;
+  const frames = video.shape[2];
+  const first = slice(video, [0], [1], [2]);
+  const firstOnly = frames > 1 ? concat([first, mul(slice(video, [1], [frames], [2]), 0)], 2) : first;
+  const latent = encodeVideo(b, c, firstOnly);
+  const lf = latent.shape[2];
+  const maskFrames = constant(Float32Array.from({ length: lf }, (_, i) => (i === 0 ? 1 : 0)), [1, 1, lf, 1, 1]);
+  // Broadcast the frame pattern over batch, 4 channels and pixels without a full-size constant.
+  const mask = add(mul(slice(latent, [0], [MASK_CHANNELS], [1]), 0), maskFrames);
+  const condition = concat([mask, latent], 1);
+  if (condition.shape[1] !== conditionChannels(c)) throw new Error(`${c.name}: the I2V condition has ${condition.shape[1]} channels, the transformer takes ${conditionChannels(c)}`);
+  return pixels.rank === 4 ? reshape(condition, [condition.shape[0], condition.shape[1], ...condition.shape.slice(3)]) : condition;
+}
+
+function traceTransformer(b: Builder, c: WanFamilyConfig) {
+  const t = c.transformer;
+  const [pt, ph, pw] = t.patch;
+  const latent = [1, t.outChannels, pt, 2 * ph, 2 * pw];
+  wanTransformer(b, t, {
+    latents: input('x', latent),
+    condition: conditionChannels(c) > 0 ? input('y', [1, conditionChannels(c), ...latent.slice(2)]) : undefined,
+    context: input('context', [1, 2, t.textDim]), timesteps: input('t', [1]),
+    clipImage: t.clipImageDim ? input('clip', [1, WAN_CLIP_TOKENS, t.clipImageDim]) : undefined,
+    rope: wanRope(t, [1, 2, 2]),
+  });
+}
+
+/** Wan cleans prompts (whitespace runs to one space) before its umT5 tokenizer. */
+export function wanTokenizer(t5: T5PromptTokenizer): Tokenizer {
+  return { vocabSize: t5.vocabSize, tokenize: (text, o) => t5.tokenize(text.replace(/\s+/g, ' ').trim(), o) };
+}
+
+/** What `wanFamily.load` returns: the contract's parts, plus the 2.2 A14B experts. */
+export interface LoadedWanModel extends LoadedFamilyModel<WanFamilyConfig> {
+  /** 2.2 A14B: each expert's transformer file or folder found (the other one may be missing). */
+  expertFiles?: Partial<Record<WanExpert, string>>;
+  /** Opens one expert's transformer (headers only; tensors are read when a graph asks for them). */
+  openExpert(expert: WanExpert): Promise<WeightSource & { close(): void }>;
+}
+
+const TIMESTEP_SCALE = 1000;
+
+export const wanFamily: ModelFamily<WanFamilyConfig> & { load(path: string, opts?: LoadOptions<WanFamilyConfig>): Promise<LoadedWanModel> } = {
+  id: 'wan',
+  label: 'Wan 2.1/2.2',
+  // musubi-tuner writes ss_base_model_version "wan2.1_…" / "wan2.2_…"; modelspec follows its architecture names.
+  baseModelVersion: 'wan',
+  modelspecArchitecture: 'wan',
+  configs: { full: WAN22_I2V_A14B_FAMILY, tiny: () => tinyWanConfig() },
+  sampleSize: (c) => c.sampleSize,
+  configName: (c) => (c.experts ? `${c.name}-${c.experts.active}` : c.name),
+
+  /**
+   * A diffusers folder (transformer/, transformer_2/ for 2.2 A14B's low-noise expert, text_encoder/,
+   * tokenizer/, vae/), or a diffusion-model file with its umT5 and VAE found beside it or in ComfyUI's
+   * text_encoders/ and vae/ folders. The umT5 tokenizer.json comes from tokenizer/, beside the text
+   * encoder (`<name>.tokenizer.json`), or the models folder's tokenizers/umt5/.
+   */
+  async load(path: string, opts: LoadOptions<WanFamilyConfig> = {}): Promise<LoadedWanModel> {
+    const files = await findWanFiles(path, { modelsDir: opts.modelsDir });
+    const wantExpert = opts.config?.experts?.active;
+    const transformerFile = wantExpert ? files.experts?.[wantExpert] : files.transformer;
+    if (!transformerFile) throw new Error(`${path}: the ${wantExpert} expert's file was not found (expected the same name with high_noise/low_noise swapped, or diffusers' transformer_2/)`);
+    const m = await openWanParts({ ...files, transformer: transformerFile }, opts.config?.transformer.numHeads);
+    try {
+      const given = opts.tokenizers?.[0];
+      if (!given && !m.tokenizer) throw new Error(`${path}: no umT5 tokenizer.json found (tokenizer/, beside ${files.textEncoder} as <name>.tokenizer.json${opts.modelsDir ? ', or the models folder\'s tokenizers/umt5/' : ''})`);
+      const d = m.transformer.detection;
+      const detected = d.variant ? WAN_FAMILY_CONFIGS.find((f) => f.transformer.name === d.variant) : undefined;
+      const hasExperts = !!files.experts || !!d.expert || detected?.experts;
+      const config: WanFamilyConfig = opts.config ?? {
+        ...(detected ?? family(d.config.name, d.config, { sampleSize: d.config.dim >= 1536 ? 480 : 64, sampleFrames: d.config.dim >= 1536 ? 81 : 9 })),
+        transformer: d.config, text: m.text.config, vae: m.vae.config,
+        textLength: d.config.dim >= 1536 ? WAN_TEXT_LEN : Math.min(WAN_TEXT_LEN, Number(m.transformer.metadata.loragraph_text_length ?? 64)),
+        experts: hasExperts ? { boundary: defaultExpertBoundary(d.config), active: d.expert ?? 'high_noise' } : undefined,
+      };
+      return {
+        config,
+        denoiser: m.transformer.weights,
+        textEncoders: [{ part: 'text_encoder', weights: m.text.weights, tokenizer: given ?? wanTokenizer(m.tokenizer!) }],
+        vae: m.vae.weights,
+        dtypes: m.dtypes,
+        params: { transformer: m.transformer.params, text_encoder: m.text.params, vae: m.vae.params },
+        expertFiles: files.experts,
+        async openExpert(expert: WanExpert) {
+          const file = files.experts?.[expert];
+          if (!file) throw new Error(`${path}: no ${expert} expert file found`);
+          const t = await openWanTransformer(file, config.transformer.numHeads);
+          return Object.assign(t.weights, { close: () => t.close() });
+        },
+        close: () => m.close(),
+      };
+    } catch (e) {
+      m.close();
+      throw e;
+    }
+  },
+
+  parts: (c): ModelPart[] => [
+    { id: 'transformer', role: 'denoiser', trace: (b) => traceTransformer(b, c) },
+    { id: 'text_encoder', role: 'text', trace: (b) => { wanTextFeatures(b, c.text, input('ids', [1, 4], 'int64'), input('mask', [1, 4])); } },
+    {
+      id: 'vae', role: 'vae', trace: (b) => {
+        const s = vaeSpatialFactor(c.vae);
+        encodeVideo(b, c, input('video', [1, 3, 1, s, s]));
+        decodeVideo(b, c, input('latents', [1, c.vae.zDim, 1, 1, 1]));
+      },
+    },
+  ],
+
+  textEncoders: (c) => [{ part: 'text_encoder', maxLength: c.textLength, maxClipSkip: 0 }],
+  encodeText: (builders, c, ids) => {
+    const id64 = cast(ids[0], 'int64');
+    const mask = cast(logicalNot(equal(id64, constant(BigInt64Array.of(BigInt(PAD_ID)), [1, 1], 'int64'))), 'float32');
+    return { context: wanTextFeatures(builders[0], c.text, id64, mask) };
+  },
+
+  conditioning: (c, latentShape?: readonly number[]): ConditioningInput[] => {
+    const out: ConditioningInput[] = [{ name: 'context', shape: [c.textLength, c.transformer.textDim], source: 'text' }];
+    if (conditionChannels(c) > 0) {
+      // Sized by the latent being denoised: [C, (F,) h, w] → [20, (F,) h, w]. Without one, a one-frame preview's.
+      const rest = latentShape ? latentShape.slice(1) : [1, c.sampleSize / vaeSpatialFactor(c.vae), c.sampleSize / vaeSpatialFactor(c.vae)];
+      out.push({ name: 'condition', shape: [conditionChannels(c), ...rest], source: 'latent' });
+    }
+    if (c.transformer.clipImageDim) out.push({ name: 'clip', shape: [WAN_CLIP_TOKENS, c.transformer.clipImageDim], source: 'latent' });
+    return out;
+  },
+  sampleConditioning: () => ({}),
+  latentConditioning: (b, c, pixels): Conditioning => {
+    if (c.transformer.clipImageDim) throw new Error(`${c.name}: Wan 2.1 I2V also needs CLIP ViT-H image features of the first frame, and loragraph has no CLIP vision encoder yet (train Wan 2.2 I2V A14B, whose experts need none)`);
+    return conditionChannels(c) > 0 ? { condition: wanI2vCondition(b, c, pixels) } : {};
+  },
+  denoise: (b, c, { sample, timestep, cond }) => {
+    if (!cond.context) throw new Error('Wan denoiser: conditioning \'context\' is missing');
+    const t = c.transformer;
+    const toClip = (x: Tensor) => (x.rank === 4 ? reshape(x, [x.shape[0], x.shape[1], 1, ...x.shape.slice(2)]) : x);
+    const x = toClip(sample);
+    if (conditionChannels(c) > 0 && !cond.condition) throw new Error(`${c.name} is an image-to-video model: conditioning 'condition' (first-frame mask + image latent) is missing`);
+    const v = wanTransformer(b, t, {
+      latents: x, condition: cond.condition && toClip(cond.condition), context: cond.context, timesteps: mul(timestep, 1 / TIMESTEP_SCALE),
+      clipImage: cond.clip, rope: wanRope(t, tokenGrid(t, x.shape)),
+    });
+    return sample.rank === 4 ? reshape(v, sample.shape) : v;
+  },
+  // musubi-tuner's recommended Wan setting: shifted timesteps (`--timestep_sampling shift --discrete_flow_shift 3.0`).
+  objective: () => ({ kind: 'flow', timestepScale: TIMESTEP_SCALE, sampling: { kind: 'shift', shift: 3 } }),
+  // vaeEncode/vaeDecode normalise by the per-channel statistics themselves; they are stated for reference.
+  latentFormat: (c) => ({
+    channels: c.vae.zDim, spatialCompression: vaeSpatialFactor(c.vae), temporalCompression: vaeTemporalFactor(c.vae), scale: 1, shift: 0,
+    channelMean: c.vae.latentMean, channelStd: c.vae.latentStd,
+  }),
+  latentMultiple: (c) => c.transformer.patch[1],
+
+  vaeEncode: (b, c, pixels) => encodeVideo(b, c, pixels),
+  vaeDecode: (b, c, latents) => decodeVideo(b, c, latents),
+
+  samplers: ['euler'],
+  sample: (call, c, run) => {
+    const perImage = run.latentShape.reduce((a, b) => a * b, 1);
+    return sampleFlowEuler(async (x, t, o) => {
+      if (o.cfg) return call(x, t * TIMESTEP_SCALE);
+      const both = new Float32Array(x.length * 2);
+      both.set(x); both.set(x, x.length);
+      return (await call(both, t * TIMESTEP_SCALE)).slice(x.length);
+    }, { sigmas: wanSigmas(run.steps, defaultSampleShift(c.transformer)), guidance: { mode: 'cfg', scale: run.cfgScale }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
+  },
+
+  loraComponents: () => [
+    { part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer', modulePath: { peft: (p) => { try { return wanToDiffusers(p); } catch { return undefined; } } } },
+    { part: 'text_encoder', kohyaPrefix: 'lora_te', peftPrefix: 'text_encoder' },
+  ],
+  // ai-toolkit's and musubi-tuner's default (attention + FFN of every block) is the default preset here too.
+  presetFilter: (preset: TargetPreset) => targetFilter(wanTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'blocks' : 'all_linear')),
+};
+
+export { WAN_EXPERTS };

@@ -11,9 +11,10 @@ import { sd1Family } from '../sd/sd1-family';
 import { sdxlFamily } from '../sdxl/family';
 import { flux2Family } from '../flux/family';
 import { flux1Family } from '../flux/family1';
+import { wanFamily } from '../wan/family';
 
 /** Every trainable family, by id. Detection ids (detect.ts) equal these ids. */
-const FAMILIES: readonly ModelFamily[] = [sd1Family, sdxlFamily, flux2Family, flux1Family];
+const FAMILIES: readonly ModelFamily[] = [sd1Family, sdxlFamily, flux2Family, flux1Family, wanFamily];
 
 const byId = new Map<string, ModelFamily>(FAMILIES.map((f) => [f.id, f]));
 

@@ -22,7 +22,7 @@ import { QWEN3_8B, QWEN3_TINY, qwen3TextFeatures, type Qwen3Config } from './qwe
 import { FLUX2_TINY_VAE, FLUX2_VAE, flux2BatchNormStats, flux2DenormalizeLatents, flux2NormalizeLatents, fromTokens, toTokens } from './vae';
 import { flux2Sigmas, sampleFlowEuler } from './sampling';
 import { fluxModuleMapping } from './keys';
-import { fluxTargetSpec } from './lora';
+import { fluxLoraFiles, fluxTargetSpec } from './lora';
 import { detectFluxTransformer } from './detect';
 import { flux2VaeConfigFromShapes, indexSafetensors, loadFlux2, qwen3ConfigFromShapes } from './load';
 
@@ -89,7 +89,9 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
   id: 'flux2',
   label: 'FLUX.2 [klein]',
   baseModelVersion: 'flux2_klein',
-  modelspecArchitecture: 'flux-2-klein',
+  // musubi-tuner's sai_model_spec names: Flux.2-klein-4b / Flux.2-klein-9b (the stem for other sizes).
+  modelspecArchitecture: 'Flux.2-klein',
+  modelspecArchitectureOf: (c) => (c.transformer.name === 'flux2-klein-4b' ? 'Flux.2-klein-4b' : c.transformer.name === 'flux2-klein-9b' ? 'Flux.2-klein-9b' : 'Flux.2-klein'),
   configs: { full: FLUX2_KLEIN_9B_FAMILY, tiny: tinyFlux2Config },
   sampleSize: (c) => c.sampleSize,
   configName: (c) => c.name,
@@ -207,5 +209,6 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
     }, { part: 'text_encoder', kohyaPrefix: 'lora_te1', peftPrefix: 'text_encoder' }];
   },
   presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
+  loraFiles: fluxLoraFiles<Flux2FamilyConfig>(2),
 };
 

@@ -26,7 +26,7 @@ import { fluxTransformer, jointPositions } from './transformer';
 import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX2_TINY_VAE, QuantConvsOrIdentity, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
 import { flux1Sigmas, sampleFlowEuler } from './sampling';
 import { fluxModuleMapping } from './keys';
-import { fluxTargetSpec } from './lora';
+import { fluxLoraFiles, fluxTargetSpec } from './lora';
 import { loadFlux1 } from './load';
 
 export interface Flux1FamilyConfig {
@@ -71,6 +71,8 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   label: 'FLUX.1',
   baseModelVersion: 'flux1',
   modelspecArchitecture: 'flux-1-dev',
+  // sd-scripts' sai_model_spec: flux-1-dev / flux-1-schnell.
+  modelspecArchitectureOf: (c) => (c.transformer.guidanceEmbed ? 'flux-1-dev' : 'flux-1-schnell'),
   configs: { full: FLUX1_DEV_FAMILY, tiny: tinyFlux1Config },
   sampleSize: (c) => c.sampleSize,
   configName: (c) => c.name,
@@ -151,7 +153,13 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
       const both = new Float32Array(x.length * 2);
       both.set(x); both.set(x, x.length);
       return (await call(both, t * TIMESTEP_SCALE)).slice(x.length);
-    }, { sigmas: flux1Sigmas(run.steps, h * w, c.transformer.guidanceEmbed), guidance: { mode: 'cfg', scale: run.cfgScale }, seed: run.seed, perImage: ch * h * w, batch: run.batch, onStep: run.onStep });
+    }, {
+      sigmas: flux1Sigmas(run.steps, h * w, c.transformer.guidanceEmbed),
+      // dev: the CFG scale is the embedded guidance (fed by the pipeline through sampleConditioning), one
+      // prediction per step; schnell is timestep-distilled: the conditional prediction alone.
+      guidance: c.transformer.guidanceEmbed ? { mode: 'embedded', scale: run.cfgScale } : { mode: 'distilled' },
+      seed: run.seed, perImage: ch * h * w, batch: run.batch, onStep: run.onStep,
+    });
   },
 
   loraComponents: (c) => {
@@ -164,6 +172,7 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
     ];
   },
   presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
+  loraFiles: fluxLoraFiles<Flux1FamilyConfig>(1),
 };
 
 /** FLUX.1's VAE has no quant convs (BFL's AutoEncoder; diffusers' use_quant_conv false): identity ones. */

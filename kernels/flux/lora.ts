@@ -6,11 +6,13 @@
 // diffusers keeps q, k, v apart where BFL fuses them: a fused module's LoRA becomes one per part with
 // the same down matrix and the rows of the up matrix; parts read back are fused again (the shared down
 // matrix when they agree, else stacked downs and a block-diagonal up — the same product either way).
+// diffusers' final-layer modulation is (scale, shift) where BFL's is (shift, scale): its up rows swap halves.
 import type { HostTensor } from '../tensor';
 import type { LinearInfo } from '../nn/builder';
 import type { TargetSpec } from '../adapters/targets';
+import type { FamilyLoraFiles } from '../families/contract';
 import type { FluxTransformerConfig } from './config';
-import { fluxModuleMapping } from './keys';
+import { fluxKeyMapping, fluxModuleMapping } from './keys';
 import { fluxTransformerShapes } from './shapes';
 
 export type FluxTargetPreset = 'ai_toolkit' | 'attention' | 'all_linear';
@@ -47,6 +49,8 @@ interface Tables {
   byKohya: Map<string, string>;
   toDiffusers: Map<string, { module: string; rows: [number, number] }[]>;
   fromDiffusers: Map<string, { bfl: string; rows: [number, number]; parts: number }>;
+  /** BFL modules whose diffusers weight has its row halves swapped (final layer modulation). */
+  swapped: Set<string>;
 }
 
 const tableCache = new WeakMap<FluxTransformerConfig, Tables>();
@@ -57,7 +61,8 @@ function tables(cfg: FluxTransformerConfig): Tables {
   const toDiffusers = fluxModuleMapping(cfg);
   const fromDiffusers = new Map<string, { bfl: string; rows: [number, number]; parts: number }>();
   for (const [bfl, parts] of toDiffusers) for (const p of parts) fromDiffusers.set(p.module, { bfl, rows: p.rows, parts: parts.length });
-  t = { linears, byKohya: new Map([...linears.keys()].map((m) => [fluxKohyaName(m), m])), toDiffusers, fromDiffusers };
+  const swapped = new Set(fluxKeyMapping(cfg).filter((m) => m.swapHalves && m.bfl.endsWith('.weight')).map((m) => m.bfl.slice(0, -'.weight'.length)));
+  t = { linears, byKohya: new Map([...linears.keys()].map((m) => [fluxKohyaName(m), m])), toDiffusers, fromDiffusers, swapped };
   tableCache.set(cfg, t);
   return t;
 }
@@ -67,6 +72,17 @@ const f32 = (t: HostTensor, key: string): Float32Array => {
   return t.data as Float32Array;
 };
 const tensor = (shape: number[], data: Float32Array): HostTensor => ({ dtype: 'float32', shape, data });
+
+/** An [out, rank] up matrix with its two row halves exchanged (its own inverse). */
+function swapUpHalves(up: Float32Array, rank: number): Float32Array {
+  const rows = up.length / rank;
+  if (rows % 2) throw new Error(`an up matrix of ${rows} rows has no halves to swap`);
+  const half = (rows / 2) * rank;
+  const out = new Float32Array(up.length);
+  out.set(up.subarray(half), 0);
+  out.set(up.subarray(0, half), half);
+  return out;
+}
 
 /** Writes modules (keyed by BFL path) in a format. Formats without alpha get the scale folded into `up`. */
 export function writeFluxLora(cfg: FluxTransformerConfig, modules: ReadonlyMap<string, FluxLoraModule>, format: FluxLoraFormat): Map<string, HostTensor> {
@@ -84,12 +100,13 @@ export function writeFluxLora(cfg: FluxTransformerConfig, modules: ReadonlyMap<s
       continue;
     }
     const scale = m.alpha / m.rank;
-    const up = scale === 1 ? m.up : m.up.map((v) => v * scale);
+    let up = scale === 1 ? m.up : m.up.map((v) => v * scale);
     if (format === 'ai-toolkit') {
       out.set(`diffusion_model.${module}.lora_A.weight`, tensor([m.rank, m.inFeatures], m.down));
       out.set(`diffusion_model.${module}.lora_B.weight`, tensor([m.outFeatures, m.rank], up));
       continue;
     }
+    if (t.swapped.has(module)) up = swapUpHalves(up, m.rank);
     for (const p of t.toDiffusers.get(module)!) {
       out.set(`transformer.${p.module}.lora_A.weight`, tensor([m.rank, m.inFeatures], m.down));
       out.set(`transformer.${p.module}.lora_B.weight`, tensor([p.rows[1] - p.rows[0], m.rank], up.slice(p.rows[0] * m.rank, p.rows[1] * m.rank)));
@@ -152,7 +169,9 @@ export function readFluxLora(cfg: FluxTransformerConfig, tensors: ReadonlyMap<st
     const expected = t.toDiffusers.get(bfl)!;
     if (list.length !== expected.length) throw new Error(`LoRA has ${list.length} of the ${expected.length} parts of '${bfl}' (${expected.map((p) => p.module).join(', ')}); partial fused layers are not supported`);
     list.sort((a, b) => a.rows[0] - b.rows[0]);
-    out.set(bfl, make(bfl, ...fuseParts(list), undefined, bfl));
+    const [down, up] = fuseParts(list);
+    const bflUp = t.swapped.has(bfl) ? tensor(up.shape, swapUpHalves(f32(up, bfl), up.shape[1])) : up;
+    out.set(bfl, make(bfl, down, bflUp, undefined, bfl));
   }
   return out;
 }
@@ -194,4 +213,28 @@ export function fluxLoraDelta(m: FluxLoraModule): Float32Array {
     for (let i = 0; i < m.inFeatures; i++) w[o * m.inFeatures + i] += u * m.down[r * m.inFeatures + i];
   }
   return w;
+}
+
+/**
+ * FLUX's LoRA files behind the family contract: ai-toolkit (FLUX.2: `diffusion_model.` BFL names; FLUX.1:
+ * ai-toolkit trains diffusers' FluxTransformer2DModel and saves its PEFT names, so the diffusers layout),
+ * kohya and diffusers. Where each loads completely is what tests/fixtures/lora-keymaps/flux{1,2}.json
+ * derive from the loaders, for ai-toolkit's default targets.
+ */
+export function fluxLoraFiles<C extends { transformer: FluxTransformerConfig }>(generation: 1 | 2): FamilyLoraFiles<C> {
+  const layout = (format: string): FluxLoraFormat => {
+    if (!(FLUX_LORA_FORMATS as readonly string[]).includes(format)) throw new Error(`format: FLUX LoRA files are ${FLUX_LORA_FORMATS.join(', ')} (got '${format}')`);
+    return generation === 1 && format === 'ai-toolkit' ? 'diffusers' : format as FluxLoraFormat;
+  };
+  return {
+    formats: {
+      'ai-toolkit': ['ai-toolkit', 'ComfyUI', 'diffusers'],
+      kohya: ['ComfyUI', 'kohya sd-scripts / musubi-tuner', 'diffusers'],
+      diffusers: ['diffusers', 'ComfyUI'],
+    },
+    defaultFormat: 'ai-toolkit',
+    write: (c, modules, format) => writeFluxLora(c.transformer, modules, layout(format)),
+    formatOf: (keys) => fluxLoraFormatOf(keys),
+    read: (c, tensors) => readFluxLora(c.transformer, tensors),
+  };
 }

@@ -5,19 +5,32 @@
 // alpha folded into `up`, as diffusers assumes alpha = rank for these files) — each loads completely in
 // ComfyUI, and in diffusers or A1111/Forge as README's format list says; and reading kohya, diffusers or
 // PEFT files back into weights plus the AdapterSpec that reproduces the same network (type, rank, alpha,
-// exact modules).
+// exact modules). Families with layouts of their own (FLUX: ai-toolkit, kohya, diffusers with fused ↔ split
+// projections) write and read those through their `loraFiles`.
 import type { HostTensor } from '../../kernels';
 import { factorization } from '../../kernels/adapters';
 import { loadSafetensors, writeSafetensors, type RawTensor, type SafetensorsDtype, type TensorToWrite } from '../../kernels/io/safetensors';
 import { FamilyLoraNames, diffusersKeys, loraTensorToFloat32, parseDiffusersKey, type FamilyModuleRef } from '../../kernels/families/lora-names';
 import type { AdapterSpec } from '../sockets';
-import type { ModelFamily } from '../../kernels/families/contract';
+import type { LoraModuleWeights, ModelFamily } from '../../kernels/families/contract';
 import { componentsOf } from '../../kernels/families/adapters';
 import { detectFamily, familyById, FAMILY_LABELS } from '../../kernels/families/registry';
 import { adapterSetsFor, setList } from './adapters';
 
-/** The Save LoRA widget's words, also written as `loragraph_format`. */
-export type LoraFormat = 'kohya' | 'diffusers';
+/** The Save LoRA widget's words, also written as `loragraph_format` (ai-toolkit: families with their own layouts). */
+export type LoraFormat = 'kohya' | 'diffusers' | 'ai-toolkit';
+
+/** Save LoRA's format widget choices: `auto` is the family's usual one (kohya; ai-toolkit for FLUX). */
+export const SAVE_LORA_FORMATS = ['auto', 'ai-toolkit', 'kohya', 'diffusers'] as const;
+
+/** The format a Save LoRA choice stands for with a family; refuses formats the family has no layout for. */
+export function resolveLoraFormat(choice: (typeof SAVE_LORA_FORMATS)[number], family: ModelFamily): LoraFormat {
+  if (choice === 'auto') return (family.loraFiles?.defaultFormat ?? 'kohya') as LoraFormat;
+  if (choice === 'ai-toolkit' && !family.loraFiles?.formats['ai-toolkit']) {
+    throw new Error(`format: ai-toolkit files are written for DiT families (FLUX); ${family.label} LoRAs are kohya or diffusers`);
+  }
+  return choice;
+}
 
 /**
  * Where a file of each format loads completely (every tensor used) — Save LoRA's tooltip and status line
@@ -30,9 +43,41 @@ export const LORA_FORMAT_TOOLS = {
   diffusers: ['diffusers', 'ComfyUI'],
 } as const;
 
-/** The tools a saved file of `format` and network type loads in. */
-export function loraLoadsIn(format: LoraFormat, algo: AdapterSpec['algo']): readonly string[] {
-  return LORA_FORMAT_TOOLS[format === 'kohya' && algo === 'LoKr' ? 'kohya-lokr' : format];
+/** The tools a saved file of `format` and network type loads in (the family's own list where it has one). */
+export function loraLoadsIn(format: LoraFormat, algo: AdapterSpec['algo'], family?: ModelFamily): readonly string[] {
+  if (format === 'kohya' && algo === 'LoKr') return LORA_FORMAT_TOOLS['kohya-lokr'];
+  const own = family?.loraFiles?.formats[format];
+  if (own) return own;
+  if (format === 'ai-toolkit') throw new Error('format: ai-toolkit files are written for DiT families (FLUX) only');
+  return LORA_FORMAT_TOOLS[format];
+}
+
+/**
+ * Whether the family's own writer lays out this file: its formats, for LoRA on the denoiser. kohya LoKr
+ * and text-encoder modules keep the generic kohya names (the same `lora_unet_…` paths); the other
+ * formats cannot name them and say so.
+ */
+function usesFamilyLayout(o: Pick<SaveLoraOptions, 'spec' | 'format'>, family: ModelFamily): boolean {
+  const own = family.loraFiles;
+  if (!own?.formats[o.format]) return false;
+  const generic = o.spec.algo === 'LoKr' || o.spec.trainTextEncoder;
+  if (generic && o.format === 'kohya') return false;
+  if (o.spec.algo === 'LoKr') throw new Error(`format: ${o.format} files hold no LoKr; save LoKr in kohya (LyCORIS) format, which ComfyUI loads`);
+  if (o.spec.trainTextEncoder) throw new Error(`format: ${family.label} ${o.format} files hold the transformer only; save a LoRA with a trained text encoder in kohya format`);
+  return true;
+}
+
+/** The denoiser modules' weights keyed by builder path, as the family's writer takes them. */
+function denoiserModules(o: Omit<SaveLoraOptions, 'metadata'>, family: ModelFamily): Map<string, LoraModuleWeights> {
+  const sets = adapterSetsFor(o.spec, { family, config: o.config });
+  const out = new Map<string, LoraModuleWeights>();
+  for (const m of sets.denoiser.modules) {
+    const down = o.weights[`${m.name}.lora_down.weight`], up = o.weights[`${m.name}.lora_up.weight`];
+    if (!down || !up) throw new Error(`adapter weights lack '${m.name}.lora_down.weight' or '.lora_up.weight'`);
+    if (m.info.kind !== 'linear') throw new Error(`${family.label} LoRA files hold linear layers; '${m.info.module}' is a ${m.info.kind}`);
+    out.set(m.info.module, { down: down.data as Float32Array, up: up.data as Float32Array, rank: m.rank, alpha: m.scale * m.rank, inFeatures: m.info.inFeatures, outFeatures: m.info.outFeatures });
+  }
+  return out;
 }
 
 export interface SaveLoraOptions {
@@ -51,6 +96,11 @@ export function loraFileTensors(o: Omit<SaveLoraOptions, 'metadata'>): Record<st
   const family = o.family ?? familyById('sd1');
   const sets = adapterSetsFor(o.spec, { family, config: o.config });
   const weights = o.weights as Record<string, HostTensor>;
+  if (usesFamilyLayout(o, family)) {
+    const tensors = family.loraFiles!.write(o.config, denoiserModules(o, family), o.format);
+    return Object.fromEntries([...tensors].map(([k, t]) => [k, { dtype: o.dtype, shape: t.shape, data: t.data as Float32Array }]));
+  }
+  if (o.format === 'ai-toolkit') throw new Error(`format: ${family.label} has no ai-toolkit layout (kohya or diffusers)`);
   if (o.format === 'kohya') return Object.assign({}, ...setList(sets).map((s) => s.fileTensors(weights, o.dtype)));
   if (o.spec.algo === 'LoKr') throw new Error('format: diffusers loads no LoKr files; save LoKr in kohya (LyCORIS) format, which ComfyUI and A1111/Forge load');
   const out: Record<string, TensorToWrite> = {};
@@ -86,9 +136,10 @@ export interface LoadedLora {
 }
 
 /** What base model a LoRA file's metadata or names point to, when it is not the loaded model's family. */
-function otherBaseModel(family: ModelFamily, config: unknown, keys: string[], meta: Record<string, string>): string | undefined {
+function otherBaseModel(family: ModelFamily, config: unknown, keys: string[], meta: Record<string, string>, namesAreTheFamilys = false): string | undefined {
   const version = meta.ss_base_model_version ?? meta['modelspec.architecture'];
   if (version && !version.startsWith(family.baseModelVersion) && !version.startsWith(family.modelspecArchitecture)) return version;
+  if (namesAreTheFamilys) return undefined;
   if (meta.ss_v2 === 'True') return 'sd_v2';
   const prefixes = family.loraComponents(config).map((c) => c.kohyaPrefix);
   if (!prefixes.includes('lora_te1') && keys.some((k) => /^lora_te[12]_/.test(k))) return 'SDXL (lora_te1_/lora_te2_ text encoders)';
@@ -108,8 +159,11 @@ export async function readLoraFile(path: string, config: unknown, family: ModelF
   const keys = [...file.tensors.keys()];
   const fam = detectFamily(keys, (k) => file.tensors.get(k)?.shape);
   if (fam.family !== 'lora') throw new Error(`${path}: not a LoRA file — it looks like ${fam.family === 'unknown' ? 'no known layout' : `a ${FAMILY_LABELS[fam.family]}`} (${fam.reason})`);
-  const other = otherBaseModel(family, config, keys, file.metadata);
+  // A layout of the family's own (FLUX's ai-toolkit / diffusers names) is read by the family.
+  const ownFormat = family.loraFiles?.formatOf(keys);
+  const other = otherBaseModel(family, config, keys, file.metadata, ownFormat !== undefined);
   if (other) throw new Error(`${path}: this LoRA was made for ${other}, not ${family.label}`);
+  if (ownFormat && ownFormat !== 'kohya') return readFamilyLayout(path, file, family, config, ownFormat as LoraFormat);
   const names = new FamilyLoraNames(family, config);
   const format: LoraFormat = keys.some((k) => /^(unet|text_encoder)\./.test(k)) ? 'diffusers' : 'kohya';
 
@@ -210,6 +264,37 @@ export async function readLoraFile(path: string, config: unknown, family: ModelF
         weights[p.key] = { dtype: 'float32', shape: [...p.shape], data };
       }
     }
+  }
+  return { spec, weights, metadata: file.metadata, format };
+}
+
+/**
+ * A file in one of the family's own layouts: the family reads its modules (fused projections fused back),
+ * and they become a LoRA spec over exactly those modules, one rank; each module's own alpha / rank is
+ * folded into its up weights relative to the spec's.
+ */
+function readFamilyLayout(path: string, file: { tensors: Map<string, RawTensor>; metadata: Record<string, string> }, family: ModelFamily, config: unknown, format: LoraFormat): LoadedLora {
+  const tensors = new Map<string, HostTensor>([...file.tensors].map(([k, raw]) => [k, { dtype: 'float32', shape: [...raw.shape], data: loraTensorToFloat32(path, k, raw) }]));
+  let modules: Map<string, LoraModuleWeights>;
+  try { modules = family.loraFiles!.read(config, tensors); } catch (e) { throw new Error(`${path}: ${(e as Error).message}`); }
+  if (modules.size === 0) throw new Error(`${path}: no LoRA modules found in this ${format} file`);
+  const ranks = [...new Set([...modules.values()].map((m) => m.rank))];
+  if (ranks.length > 1) throw new Error(`${path}: modules have different ranks (${ranks.join(', ')}); loragraph loads one rank per file`);
+  const rank = ranks[0];
+  const alpha = modules.values().next().value!.alpha;
+  const spec: AdapterSpec = Object.freeze({
+    kind: 'adapter' as const, algo: 'LoRA' as const, rank, alpha, convRank: rank, convAlpha: alpha, dropout: 0, factor: -1, fullMatrix: false,
+    preset: 'all_linear_conv' as const, include: Object.freeze([...modules.keys()]), exclude: Object.freeze([] as string[]), trainTextEncoder: false,
+    byteSize: () => 512 + modules.size * 128,
+  });
+  const sets = adapterSetsFor(spec, { family, config });
+  if (sets.denoiser.modules.length !== modules.size) throw new Error(`${path}: ${modules.size} modules in the file, ${sets.denoiser.modules.length} of them adaptable in this ${family.label} model`);
+  const weights: Record<string, HostTensor> = {};
+  for (const m of sets.denoiser.modules) {
+    const fm = modules.get(m.info.module)!;
+    const ratio = fm.alpha / fm.rank / m.scale;
+    weights[`${m.name}.lora_down.weight`] = { dtype: 'float32', shape: [rank, fm.inFeatures], data: fm.down.slice() };
+    weights[`${m.name}.lora_up.weight`] = { dtype: 'float32', shape: [fm.outFeatures, rank], data: ratio === 1 ? fm.up.slice() : Float32Array.from(fm.up, (v) => v * ratio) };
   }
   return { spec, weights, metadata: file.metadata, format };
 }

@@ -42,7 +42,7 @@ function resolutionOf(t: TrainingValue): { kohya: string; modelspec: string } | 
  * alpha = rank — and ss_network_alpha / conv_alpha say exactly that (alpha = dim).
  */
 function alphaFacts(spec: AdapterSpec, format: LoraFormat) {
-  const folded = format === 'diffusers';
+  const folded = format !== 'kohya';
   const alpha = folded ? spec.rank : spec.alpha || spec.rank;
   const convAlpha = folded ? spec.convRank : spec.convAlpha;
   const note = folded
@@ -57,6 +57,8 @@ function alphaFacts(spec: AdapterSpec, format: LoraFormat) {
  */
 export function modelspecImplementation(architecture: string): string {
   if (architecture.startsWith('stable-diffusion-xl')) return 'https://github.com/Stability-AI/generative-models';
+  // musubi-tuner names FLUX.2 `Flux.2-…` with BFL's flux2 repository.
+  if (/^flux\.2/i.test(architecture)) return 'https://github.com/black-forest-labs/flux2';
   if (architecture.startsWith('flux')) return 'https://github.com/black-forest-labs/flux';
   return 'diffusers';
 }
@@ -73,6 +75,7 @@ export function loraMetadata(o: LoraMetadataInput): Record<string, string> {
   if (spec.dropout > 0) args.dropout = spec.dropout;
   const objective = t.base.config !== undefined ? family.objective(t.base.config) : undefined;
   const resolution = resolutionOf(t);
+  const architecture = (t.base.config !== undefined ? family.modelspecArchitectureOf?.(t.base.config) : undefined) ?? family.modelspecArchitecture;
   const base: Record<string, string> = {
     ss_output_name: o.name,
     ss_sd_model_name: t.base.label,
@@ -86,8 +89,8 @@ export function loraMetadata(o: LoraMetadataInput): Record<string, string> {
   // `<arch>/lora`; the date is an ISO date-time; flow-matching models get no prediction_type.
   const modelspec: Record<string, string> = {
     'modelspec.sai_model_spec': '1.0.1',
-    'modelspec.architecture': `${family.modelspecArchitecture}/lora`,
-    'modelspec.implementation': modelspecImplementation(family.modelspecArchitecture),
+    'modelspec.architecture': `${architecture}/lora`,
+    'modelspec.implementation': modelspecImplementation(architecture),
     'modelspec.implementation_version': 'loragraph',
     'modelspec.title': o.name,
     'modelspec.date': now.toISOString().slice(0, 19),

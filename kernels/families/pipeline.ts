@@ -72,7 +72,8 @@ export class FamilyPipeline {
     private readonly denoiserSession: Session,
     private readonly decoder: Session,
     private readonly latentShape: number[],
-    private readonly sampleCond: Record<string, HostTensor>,
+    /** Per-sample conditioning of a preview: size/crop for SDXL, the embedded guidance scale for FLUX.1 dev. */
+    private readonly sampleCond: (preview: { guidance?: number }) => Record<string, HostTensor>,
   ) {}
 
   /** Builds and loads the three inference graphs (text at batch 2n, denoiser at 2n, VAE decoder at n). */
@@ -106,9 +107,11 @@ export class FamilyPipeline {
 
     // Size conditioning of a preview: the image is its own original, uncropped (as kohya's sampler).
     const size = { width: opts.width, height: opts.height };
-    const values = family.sampleConditioning(cfg, { originalSize: size, cropTopLeft: { top: 0, left: 0 }, targetSize: size });
-    const sampleCond = Object.fromEntries(family.conditioning(cfg).filter((c) => c.source === 'sample')
-      .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]));
+    const sampleCond = (preview: { guidance?: number }) => {
+      const values = family.sampleConditioning(cfg, { originalSize: size, cropTopLeft: { top: 0, left: 0 }, targetSize: size }, preview);
+      return Object.fromEntries(family.conditioning(cfg).filter((c) => c.source === 'sample')
+        .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]));
+    };
     return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip }, text, denoiserSession, decoder, [latent.channels, h, w], sampleCond);
   }
 
@@ -126,17 +129,20 @@ export class FamilyPipeline {
     const n = this.options.batch;
     const cond = await this.encodePrompts(g.prompt, g.negativePrompt ?? '', g.feeds);
     const per = this.latentShape.reduce((a, b) => a * b, 1);
+    const cfgScale = g.cfgScale ?? 7;
+    // Guidance-distilled models (FLUX.1 dev) take the scale as an input instead of mixing two predictions.
+    const sampleCond = this.sampleCond({ guidance: cfgScale });
     const latents = await family.sample(async (xs, timestep) => {
       const out = await this.denoiserSession.run({
         ...g.feeds,
         ...cond,
-        ...this.sampleCond,
+        ...sampleCond,
         sample: { dtype: 'float32', shape: [2 * n, ...this.latentShape], data: xs },
         timestep: { dtype: 'float32', shape: [2 * n], data: new Float32Array(2 * n).fill(timestep) },
       });
       return out.prediction.data as Float32Array;
     }, config, {
-      sampler: g.sampler ?? 'euler', steps: g.steps ?? 20, cfgScale: g.cfgScale ?? 7, seed: g.seed, scheduler: g.scheduler ?? 'normal',
+      sampler: g.sampler ?? 'euler', steps: g.steps ?? 20, cfgScale, seed: g.seed, scheduler: g.scheduler ?? 'normal',
       latentShape: this.latentShape, batch: n, onStep: g.onStep,
     });
     if (latents.length !== per * n) throw new Error(`${family.label}: the sampler returned ${latents.length} values, expected ${per * n}`);

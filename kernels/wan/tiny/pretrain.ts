@@ -1,0 +1,369 @@
+// `npm run pretrain:tiny-wan`: pretrains the tiny Wan 2.2 I2V-architecture model (kernels/wan/tiny/model.ts)
+// on the moving-shapes world with the project's own engine, and writes the files a user would have —
+// two Wan-format expert transformers (high/low noise), a umT5 encoder with transformers' names, a Wan
+// 2.1-named causal VAE and its own tokenizer.json — side by side in assets/tiny-wan/.
+//   stage 0  tokenizer.json: a T5-layout SentencePiece Unigram over the world's captions
+//   stage A  the causal VAE on reconstruction + KL, on crops of short clips (it is convolutional)
+//   cache    encoder means of world clips (no stars: the quickstart's concept) and of their I2V condition
+//            (the first frame followed by zero frames, as Wan's I2V pipeline encodes it); the per-channel
+//            mean/std of the latents become the VAE's latent statistics (file metadata)
+//   stage B  umT5-tiny and the transformer from scratch, jointly, on Wan's flow-matching loss with
+//            logit-normal noise levels; half the clips get the first-frame condition (I2V), the others a
+//            zero condition (text only), and captions drop out for CFG. One model serves both experts:
+//            the two expert files start the same, as an I2V LoRA's two experts then diverge.
+// Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
+//   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { input, type HostTensor } from '../../tensor';
+import { abs, add, exp, maximum, minimum, mul, square, sub } from '../../ops/elementwise';
+import { reduceMean } from '../../ops/shape-and-reduce';
+import { Builder } from '../../nn/builder';
+import { HostWeights } from '../../nn/weights';
+import { compileGraph } from '../../compile';
+import { Runtime } from '../../runtime';
+import { TrainStep } from '../../train/step';
+import { adamw } from '../../optim/adamw';
+import { Rng } from '../../random';
+import { loadSafetensors, writeSafetensors, toFloat32, type TensorToWrite } from '../../io/safetensors';
+import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
+import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
+import { ALL_SHAPES, COLOR_NAMES, WORLD_SHAPES } from '../../sd/tiny/world';
+import { buildUnigramTokenizerJson } from '../../text/unigram-tokenizer-json';
+import { T5PromptTokenizer } from '../../text/t5-tokenizer';
+import { wanPromptTokens, wanTextFeatures } from '../umt5';
+import { tokenGrid, wanRope, wanTransformer } from '../transformer';
+import { checkClipFrames, vaeSpatialFactor, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from '../vae';
+import { DIRECTIONS, clipCaption, framesToPlanar, renderClip, sampleClip } from './world';
+import { TINY_UMT5, TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_SIZE, TINY_WAN_TEXT_LEN, TINY_WAN_VAE_BASE, firstFrameMask } from './model';
+
+export const TINY_WAN_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny-wan');
+
+export interface TinyWanPretrainOptions {
+  seed: number;
+  vaeSteps: number;
+  vaeBatch: number;
+  /** Frames of the VAE's training clips (1 + 4n) and their crop side: the VAE is convolutional. */
+  vaeFrames: number;
+  vaeCrop: number;
+  vaeLr: number;
+  vaeKlWeight: number;
+  /** Frames of the clips the transformer learns on (1 + 4n). */
+  frames: number;
+  /** World clips whose latents are cached for stage B. */
+  cacheSize: number;
+  ditSteps: number;
+  ditBatch: number;
+  ditLr: number;
+  ditWarmup: number;
+  captionDropout: number;
+  /** Share of clips trained without the first-frame condition (text to video). */
+  conditionDropout: number;
+  saveEvery: number;
+  threads: number;
+}
+
+export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
+  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
+  frames: 17, cacheSize: 2048, ditSteps: 6000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
+  captionDropout: 0.1, conditionDropout: 0.5, saveEvery: 200, threads: 0,
+};
+
+type Log = (line: string) => void;
+
+/** Wall and CPU seconds per step since the last call (CPU time tells speed apart from other processes' load). */
+function stepTimer() {
+  let wall = Date.now(), cpu = process.cpuUsage();
+  return (steps: number) => {
+    const c = process.cpuUsage(cpu), w = Date.now() - wall;
+    wall = Date.now(); cpu = process.cpuUsage();
+    return `${(w / 1000 / steps).toFixed(3)} s/step (cpu ${((c.user + c.system) / 1e6 / steps).toFixed(3)})`;
+  };
+}
+type State = Record<string, HostTensor>;
+
+async function loadState(path: string): Promise<{ tensors: State; metadata: Record<string, string> } | undefined> {
+  if (!existsSync(path)) return undefined;
+  const { tensors, metadata } = await loadSafetensors(path);
+  return { tensors: Object.fromEntries([...tensors].map(([k, t]) => [k, { dtype: 'float32', shape: t.shape, data: toFloat32(t) }])), metadata };
+}
+async function saveState(path: string, tensors: State, metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' = 'F32') {
+  await writeSafetensors(`${path}.tmp`, Object.fromEntries(Object.entries(tensors).map(([k, t]): [string, TensorToWrite] => [k, { dtype, shape: t.shape, data: t.data as Float32Array }])), metadata);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** torch-style initial values, except Wan's RMS_norm gammas (shaped [C, 1, 1, 1]) which start at one. */
+function initialValues(params: Record<string, { shape: readonly number[] }>, seed: number): State {
+  return Object.fromEntries(Object.entries(params).map(([k, t]) => {
+    if (k.endsWith('.gamma')) return [k, { dtype: 'float32', shape: [...t.shape], data: new Float32Array(t.shape.reduce((a, b) => a * b, 1)).fill(1) }];
+    return [k, initialValue(k, t.shape, seed)];
+  }));
+}
+
+/** Every caption of the world (stars included) and the words the video quickstart adds. */
+export function tinyWanCorpus(): string[] {
+  const out: string[] = [];
+  for (const shape of ALL_SHAPES) for (const color of COLOR_NAMES) for (const background of COLOR_NAMES) {
+    if (background === color) continue;
+    for (const direction of DIRECTIONS) out.push(clipCaption({ shape, color, background, direction }));
+  }
+  out.push('a [trigger] spinning bouncing growing', 'sks');
+  return out;
+}
+
+/** Stage 0: the tokenizer (fits TINY_UMT5's vocabulary). */
+export function tinyWanTokenizerJson(): object {
+  const json = buildUnigramTokenizerJson(tinyWanCorpus());
+  const size = new T5PromptTokenizer(json).vocabSize;
+  if (size > TINY_UMT5.vocabSize) throw new Error(`tiny Wan tokenizer: ${size} pieces exceed umT5-tiny's vocabulary of ${TINY_UMT5.vocabSize}`);
+  return json;
+}
+
+/** `count` random world clips as [count, 3, F, size, size] in [−1, 1] (optionally cropped to `crop`), with captions. */
+export function clipBatch(rng: Rng, count: number, frames: number, opts: { crop?: number; shapes?: typeof WORLD_SHAPES } = {}): { video: Float32Array; captions: string[] } {
+  const size = TINY_WAN_SIZE, side = opts.crop ?? size;
+  const video = new Float32Array(count * 3 * frames * side * side);
+  const full = new Float32Array(3 * frames * size * size);
+  const captions: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const clip = sampleClip(rng, { shapes: opts.shapes ?? WORLD_SHAPES, frames: [frames] });
+    captions.push(clipCaption(clip));
+    framesToPlanar(renderClip(clip, size), size, full);
+    const x0 = rng.int(0, size - side + 1), y0 = rng.int(0, size - side + 1);
+    for (let c = 0; c < 3 * frames; c++) for (let y = 0; y < side; y++) {
+      const src = c * size * size + (y0 + y) * size + x0;
+      video.set(full.subarray(src, src + side), ((i * 3 * frames + c) * side + y) * side);
+    }
+  }
+  return { video, captions };
+}
+
+/** Stage A: the causal VAE (wan_2.1_vae names), on crops of short clips of all four shapes (it stays frozen for the star). */
+async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
+  const cfg = TINY_WAN_VAE_BASE;
+  const done = join(scratch, 'vae.safetensors');
+  const cached = await loadState(done);
+  if (cached) { log(`stage A: weights from ${done}`); return cached.tensors; }
+  const B = o.vaeBatch, F = o.vaeFrames, side = o.vaeCrop, s = vaeSpatialFactor(cfg);
+  const T = checkClipFrames(cfg, F), l = side / s;
+  const weights = new TrainableWeights();
+  const b = new Builder(weights);
+  const video = input('video', [B, 3, F, side, side]);
+  const noise = input('noise', [B, cfg.zDim, T, l, l]);
+  const enc = wanVaeEncode(b, cfg, video, { chunked: false });
+  const lv = minimum(maximum(enc.logVar, -30), 20);
+  const recon = wanVaeDecode(b, cfg, add(enc.mean, mul(exp(mul(lv, 0.5)), noise)));
+  const diff = sub(recon, video);
+  const reconstruction = add(reduceMean(abs(diff)), reduceMean(square(diff)));
+  const kl = mul(reduceMean(sub(add(square(enc.mean), exp(lv)), add(lv, 1))), 0.5);
+  const params = weights.record();
+  const ts = await TrainStep.create(rt, { inputs: [video, noise], params, loss: add(reconstruction, mul(kl, o.vaeKlWeight)), optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction } });
+  const progress = join(scratch, 'vae-progress.safetensors');
+  const resumed = await loadState(progress);
+  let start = 1;
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
+  else await ts.init(initialValues(params, o.seed));
+  let smooth = 0;
+  const timer = stepTimer();
+  for (let step = start; step <= o.vaeSteps; step++) {
+    const rng = new Rng(o.seed).fork(`vae-step-${step}`);
+    const batch = clipBatch(rng, B, F, { crop: side, shapes: ALL_SHAPES });
+    const lr = warmupCosine(step, o.vaeSteps, o.vaeLr, 30);
+    const r = await ts.step([{
+      video: { dtype: 'float32', shape: [B, 3, F, side, side], data: batch.video },
+      noise: { dtype: 'float32', shape: [B, cfg.zDim, T, l, l], data: rng.fillNormal(new Float32Array(B * cfg.zDim * T * l * l)) },
+    }], lr, step);
+    const rec = r.extra.reconstruction.data[0] as number;
+    smooth = step === start ? rec : 0.95 * smooth + 0.05 * rec;
+    if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${smooth.toFixed(4)} ${timer(step % 20 || 20)}`);
+    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+  }
+  const out = await ts.read(false);
+  await ts.dispose();
+  await saveState(done, out);
+  return out;
+}
+
+export interface LatentCache {
+  /** Normalised latents [N, 16, T, h, w]. */
+  latents: Float32Array;
+  /** Normalised latents of (first frame, zero frames…) [N, 16, T, h, w]: the I2V image latent. */
+  firstFrame: Float32Array;
+  captions: string[];
+  mean: number[];
+  std: number[];
+}
+
+/** Encoder means of world clips (no stars) and of their I2V conditions; per-channel statistics normalise both. */
+async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, log: Log): Promise<LatentCache> {
+  const cfg = TINY_WAN_VAE_BASE, size = TINY_WAN_SIZE, F = o.frames, batch = 8;
+  const video = input('video', [2 * batch, 3, F, size, size]);
+  const { mean } = wanVaeEncode(new Builder(new HostWeights(new Map(Object.entries(vae)), 'vae')), cfg, video, { chunked: false });
+  const session = await rt.load(compileGraph([video], { mean }, { name: 'tiny_wan_cache' }));
+  const per = mean.shape.slice(1).reduce((a, b) => a * b, 1);
+  const raw = new Float32Array(o.cacheSize * per), rawFirst = new Float32Array(o.cacheSize * per);
+  const captions: string[] = [];
+  const rng = new Rng(o.seed).fork('latent-cache');
+  const clipValues = 3 * F * size * size, frame = size * size;
+  for (let at = 0; at < o.cacheSize; at += batch) {
+    const b = clipBatch(rng, batch, F);
+    const both = new Float32Array(2 * batch * clipValues);
+    both.set(b.video);
+    // The I2V condition: the first frame, then zero frames (Wan's pipeline encodes exactly this).
+    for (let i = 0; i < batch; i++) for (let c = 0; c < 3; c++) {
+      const src = i * clipValues + c * F * frame;
+      both.set(b.video.subarray(src, src + frame), (batch + i) * clipValues + c * F * frame);
+    }
+    const out = (await session.run({ video: { dtype: 'float32', shape: [2 * batch, 3, F, size, size], data: both } })).mean.data as Float32Array;
+    const n = Math.min(batch, o.cacheSize - at);
+    raw.set(out.subarray(0, n * per), at * per);
+    rawFirst.set(out.subarray(batch * per, (batch + n) * per), at * per);
+    captions.push(...b.captions.slice(0, n));
+    if ((at / batch) % 32 === 0) log(`latent cache: ${at + n}/${o.cacheSize} clips`);
+  }
+  const C = cfg.zDim, L = per / C;
+  const stat = { mean: [] as number[], std: [] as number[] };
+  for (let c = 0; c < C; c++) {
+    let s = 0, s2 = 0;
+    for (let i = 0; i < o.cacheSize; i++) for (let p = 0; p < L; p++) { const v = raw[i * per + c * L + p]; s += v; s2 += v * v; }
+    const n = o.cacheSize * L, m = s / n;
+    stat.mean.push(m);
+    stat.std.push(Math.sqrt(Math.max(1e-8, s2 / n - m * m)));
+  }
+  for (const buf of [raw, rawFirst]) for (let i = 0; i < o.cacheSize; i++) for (let c = 0; c < C; c++) for (let p = 0; p < L; p++) {
+    const k = i * per + c * L + p;
+    buf[k] = (buf[k] - stat.mean[c]) / stat.std[c];
+  }
+  log(`latent cache: ${o.cacheSize} clips → [${mean.shape.slice(1)}] latents; channel std ${Math.min(...stat.std).toFixed(3)}…${Math.max(...stat.std).toFixed(3)}`);
+  return { latents: raw, firstFrame: rawFirst, captions, ...stat };
+}
+
+/** Stage B: umT5-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss. */
+async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
+  const cfg = TINY_WAN_DIT;
+  const B = o.ditBatch, L = TINY_WAN_TEXT_LEN;
+  const s = vaeSpatialFactor(TINY_WAN_VAE_BASE);
+  const shape = [B, cfg.outChannels, checkClipFrames(TINY_WAN_VAE_BASE, o.frames), TINY_WAN_SIZE / s, TINY_WAN_SIZE / s];
+  const per = shape.slice(1).reduce((a, b) => a * b, 1);
+  const [, , T, h, w] = shape;
+  const textW = new TrainableWeights('text_encoder/'), ditW = new TrainableWeights('transformer/');
+  const ids = input('ids', [B, L], 'int64'), mask = input('mask', [B, L]);
+  const x0 = input('latents', shape), noise = input('noise', shape), sigmas = input('sigmas', [B]);
+  const condition = input('condition', [B, cfg.inChannels - cfg.outChannels, T, h, w]);
+  const { noisy, target } = flowTrainingPair(x0, noise, sigmas);
+  const pred = wanTransformer(new Builder(ditW), cfg, {
+    latents: noisy, condition, context: wanTextFeatures(new Builder(textW), TINY_UMT5, ids, mask), timesteps: sigmas, rope: wanRope(cfg, tokenGrid(cfg, shape)),
+  });
+  const loss = batchLoss(perSampleLoss(pred, target));
+  const params = { ...textW.record(), ...ditW.record() };
+  const ts = await TrainStep.create(rt, { inputs: [ids, mask, x0, noise, sigmas, condition], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1 });
+  const progress = join(scratch, 'dit-progress.safetensors');
+  const resumed = await loadState(progress);
+  let start = 1;
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
+  else await ts.init(initialValues(params, o.seed));
+  const encoded = new Map<string, ReturnType<typeof wanPromptTokens>>();
+  const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = wanPromptTokens(tok, [caption], L); encoded.set(caption, e); } return e; };
+  const maskPlane = firstFrameMask(T, h, w), condPer = (cfg.inChannels - cfg.outChannels) * T * h * w;
+  let smooth = 0;
+  const timer = stepTimer();
+  for (let step = start; step <= o.ditSteps; step++) {
+    const rng = new Rng(o.seed).fork(`dit-step-${step}`);
+    const idData = new BigInt64Array(B * L), maskData = new Float32Array(B * L), lat = new Float32Array(B * per), sig = new Float32Array(B);
+    const cond = new Float32Array(B * condPer);
+    for (let i = 0; i < B; i++) {
+      const k = rng.int(0, cache.captions.length);
+      lat.set(cache.latents.subarray(k * per, (k + 1) * per), i * per);
+      if (rng.uniform() >= o.conditionDropout) {
+        cond.set(maskPlane, i * condPer);
+        cond.set(cache.firstFrame.subarray(k * per, (k + 1) * per), i * condPer + maskPlane.length);
+      }
+      const e = encode(rng.uniform() < o.captionDropout ? '' : cache.captions[k]);
+      idData.set(e.ids.data as BigInt64Array, i * L);
+      maskData.set(e.mask.data as Float32Array, i * L);
+      sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal
+    }
+    const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
+    const r = await ts.step([{
+      ids: { dtype: 'int64', shape: [B, L], data: idData }, mask: { dtype: 'float32', shape: [B, L], data: maskData },
+      latents: { dtype: 'float32', shape, data: lat },
+      noise: { dtype: 'float32', shape, data: rng.fillNormal(new Float32Array(B * per)) },
+      sigmas: { dtype: 'float32', shape: [B], data: sig },
+      condition: { dtype: 'float32', shape: [B, cfg.inChannels - cfg.outChannels, T, h, w], data: cond },
+    }], lr, step);
+    smooth = step === start ? r.loss : 0.98 * smooth + 0.02 * r.loss;
+    if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
+    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+  }
+  const weights = await ts.read(false);
+  await ts.dispose();
+  return weights;
+}
+
+/** The tiny VAE config with the latent statistics a VAE file carries in its metadata. */
+export function tinyWanVaeConfig(metadata: Record<string, string>): WanVaeConfig {
+  const parse = (key: string) => {
+    const v = metadata[key] ? JSON.parse(metadata[key]) : undefined;
+    if (!Array.isArray(v) || v.length !== TINY_WAN_VAE_BASE.zDim) throw new Error(`tiny Wan VAE: metadata ${key} is not ${TINY_WAN_VAE_BASE.zDim} numbers`);
+    return v as number[];
+  };
+  return { ...TINY_WAN_VAE_BASE, latentMean: parse('loragraph_latent_mean'), latentStd: parse('loragraph_latent_std') };
+}
+
+/** Runs every stage and writes the five files into `out`. */
+export async function pretrainTinyWan(o: TinyWanPretrainOptions, out: string, scratch: string, log: Log): Promise<void> {
+  mkdirSync(scratch, { recursive: true });
+  mkdirSync(out, { recursive: true });
+  checkClipFrames(TINY_WAN_VAE_BASE, o.frames);
+  const tokenizerJson = tinyWanTokenizerJson();
+  const tok = new T5PromptTokenizer(tokenizerJson);
+  const rt = new Runtime({ threads: o.threads });
+  try {
+    const vae = await pretrainVae(rt, o, scratch, log);
+    const cache = await cacheLatents(rt, vae, o, log);
+    const dit = await pretrainDiT(rt, tok, cache, o, scratch, log);
+    const pick = (prefix: string) => Object.fromEntries(Object.entries(dit).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-wan2.2-i2v' };
+    const dm = { ...meta, loragraph_num_heads: String(TINY_WAN_DIT.numHeads), loragraph_config: JSON.stringify(TINY_WAN_DIT), loragraph_text_length: String(TINY_WAN_TEXT_LEN) };
+    const transformer = pick('transformer/');
+    await saveState(join(out, TINY_WAN_FILES.high), transformer, { ...dm, loragraph_expert: 'high_noise' }, 'F16');
+    await saveState(join(out, TINY_WAN_FILES.low), transformer, { ...dm, loragraph_expert: 'low_noise' }, 'F16');
+    await saveState(join(out, TINY_WAN_FILES.textEncoder), pick('text_encoder/'), { ...meta, loragraph_config: JSON.stringify(TINY_UMT5), loragraph_text_length: String(TINY_WAN_TEXT_LEN) }, 'F16');
+    await saveState(join(out, TINY_WAN_FILES.vae), vae, {
+      ...meta, loragraph_config: JSON.stringify({ ...TINY_WAN_VAE_BASE, latentMean: cache.mean, latentStd: cache.std }),
+      loragraph_latent_mean: JSON.stringify(cache.mean), loragraph_latent_std: JSON.stringify(cache.std),
+    }, 'F16');
+    writeFileSync(join(out, `${TINY_WAN_FILES.tokenizer}.tmp`), `${JSON.stringify(tokenizerJson)}\n`);
+    renameSync(join(out, `${TINY_WAN_FILES.tokenizer}.tmp`), join(out, TINY_WAN_FILES.tokenizer));
+    log(`wrote ${Object.values(TINY_WAN_FILES).join(', ')} to ${out}`);
+  } finally {
+    await rt.close();
+  }
+}
+
+export function parseArgs(argv: string[]): { o: TinyWanPretrainOptions; out: string; scratch: string } {
+  const o = { ...TINY_WAN_DEFAULTS };
+  let out = TINY_WAN_ROOT;
+  let scratch = '/tmp/loragraph-tiny-wan-pretrain';
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
+    if (flag === '--out') out = resolve(value);
+    else if (flag === '--scratch') scratch = resolve(value);
+    else {
+      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TinyWanPretrainOptions;
+      if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
+      o[key] = Number(value);
+    }
+  }
+  return { o, out, scratch };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const { o, out, scratch } = parseArgs(process.argv.slice(2));
+  const start = Date.now();
+  const log = (line: string) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+  log(`pretraining the tiny Wan: ${JSON.stringify(o)} → ${out} (scratch ${scratch})`);
+  await pretrainTinyWan(o, out, scratch, log);
+}

@@ -178,6 +178,8 @@ export interface SampleRun {
   batch: number;
   /** ComfyUI's scheduler widget: 'normal' | 'karras'. */
   scheduler: string;
+  /** Wan 2.2 A14B: CFG scale of the high-noise expert's steps (absent: `cfgScale` throughout). */
+  cfgScaleHighNoise?: number;
   onStep?: (step: number, total: number) => void;
 }
 
@@ -197,6 +199,8 @@ export interface ModelFamily<C = any> {
   configs: { full: C; tiny(): C };
   /** Pixel size the model was trained at (default preview size), e.g. 512, 1024. */
   sampleSize(config: C): number;
+  /** Video families: frames of a preview clip (1 + temporalCompression·n; Wan 81). Absent: images. */
+  sampleFrames?(config: C): number;
   /** A config's display name (`sd15`, `sdxl-tiny`). */
   configName(config: C): string;
   /** Single-file, diffusers folder, or separate files; refuses wrong tensors by name. */

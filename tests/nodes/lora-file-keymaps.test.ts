@@ -21,6 +21,8 @@ import { SDXL_BASE } from '../../kernels/sdxl/config';
 import { Rng } from '../../kernels/random';
 import { trainableFamilies } from '../../kernels/families/registry';
 import { keyMapFixtures, unconsumed } from '../fixtures/lora-keymaps/check';
+import { flux2Family, FLUX2_KLEIN_9B_FAMILY } from '../../kernels/flux/family';
+import { flux1Family, FLUX1_DEV_FAMILY } from '../../kernels/flux/family1';
 
 const dir = mkdtempSync(join(tmpdir(), 'loragraph-keymaps-'));
 
@@ -43,6 +45,15 @@ const FAMILIES: Record<string, FamilyCase> = {
   sdxl: { family: sdxlFamily as ModelFamily, config: SDXL_BASE },
 };
 
+/**
+ * Families with LoRA layouts of their own (ModelFamily.loraFiles: ai-toolkit, kohya, diffusers), checked
+ * below at full size for the family's default targets (ai-toolkit's: attention_ff).
+ */
+const DIT_FAMILIES: Record<string, { family: ModelFamily; config: unknown }> = {
+  flux2: { family: flux2Family as ModelFamily, config: FLUX2_KLEIN_9B_FAMILY },
+  flux1: { family: flux1Family as ModelFamily, config: FLUX1_DEV_FAMILY },
+};
+
 /** Seeded normal weights for every adapter parameter (up included, so the alpha folding shows). */
 function randomWeights(s: AdapterSpec, family: ModelFamily, config: unknown, seed = 11): Record<string, HostTensor> {
   const rng = new Rng(seed);
@@ -57,7 +68,7 @@ const fixtures = keyMapFixtures();
 
 it('every family Save LoRA can write for has a key-map fixture and a case here', () => {
   for (const f of trainableFamilies()) {
-    expect(FAMILIES[f.id], `add ${f.id} to FAMILIES`).toBeDefined();
+    expect(FAMILIES[f.id] ?? DIT_FAMILIES[f.id], `add ${f.id} to FAMILIES (or DIT_FAMILIES)`).toBeDefined();
     expect(fixtures[f.id], `derive tests/fixtures/lora-keymaps/${f.id}.json (see its README)`).toBeDefined();
   }
 });
@@ -139,5 +150,81 @@ describe.each(Object.keys(FAMILIES))('LoRA files for %s load completely where th
   it('diffusers format refuses LoKr by name (diffusers loads no LoKr)', () => {
     const s = spec('LoKr', false);
     expect(() => loraFileTensors({ spec: s, family: fam, config, weights: randomWeights(s, fam, config), format: 'diffusers', dtype: 'F32' })).toThrow(/diffusers loads no LoKr/);
+  });
+});
+
+const ditSpec = (algo: AdapterSpec['algo'], preset: AdapterSpec['preset']): AdapterSpec => ({ ...spec(algo, false), preset });
+
+describe.each(Object.keys(DIT_FAMILIES))('LoRA files for %s in its own layouts load completely where their format is for, and Load LoRA reads them back', (id) => {
+  const fx = fixtures[id];
+  const { family, config } = DIT_FAMILIES[id];
+  const formats = Object.keys(family.loraFiles!.formats) as LoraFormat[];
+
+  it('has a key-map fixture covering every format Save LoRA offers for it', () => {
+    expect(fx?.family).toBe(id);
+    for (const f of formats) expect(fx.formats[f], f).toBeDefined();
+  });
+
+  it('the tools Save LoRA names for each format are the ones the key maps check (trainers aside)', () => {
+    const tool: Record<string, string> = { comfyui: 'ComfyUI', diffusers: 'diffusers', 'diffusers-kohya': 'diffusers', 'diffusers-ai-toolkit': 'diffusers' };
+    for (const f of formats) {
+      const claimed = family.loraFiles!.formats[f].filter((t) => t === 'ComfyUI' || t === 'diffusers');
+      expect([...claimed].sort(), f).toEqual([...new Set(fx.formats[f].map((c) => tool[c]))].sort());
+    }
+  });
+
+  for (const format of ['ai-toolkit', 'kohya', 'diffusers'] as LoraFormat[]) {
+    it(`LoRA on the default targets, ${format}: every tensor is consumed by each of its tools, and it reads back to the same deltas`, async () => {
+      const s = ditSpec('LoRA', 'attention_ff');
+      const weights = randomWeights(s, family, config);
+      const path = join(dir, `${id}-${format}.safetensors`);
+      await saveLoraFile(path, { spec: s, family, config, weights, format, dtype: 'F32', metadata: {} });
+      const keys = [...(await loadSafetensors(path)).tensors.keys()];
+      for (const name of fx.formats[format]) expect(unconsumed(fx.consumers[name], keys), `${name} leaves these unloaded`).toEqual([]);
+
+      const back = await readLoraFile(path, config, family);
+      expect(back.spec.algo).toBe('LoRA');
+      expect([...back.spec.include].sort()).toEqual(setList(adapterSetsFor(s, { family, config })).flatMap((set) => set.modules.map((m) => m.info.module)).sort());
+      // What each module adds, up · alpha/rank, is what was saved (alpha folded into up outside kohya).
+      const scales = (sp: AdapterSpec) => new Map(setList(adapterSetsFor(sp, { family, config })).flatMap((set) => set.modules.map((m) => [m.name, m.scale] as const)));
+      const before = scales(s), after = scales(back.spec);
+      for (const [k, v] of Object.entries(weights)) {
+        const got = back.weights[k];
+        expect(got, k).toBeDefined();
+        const module = k.slice(0, k.indexOf('.'));
+        const isUp = /\.lora_up\.weight$/.test(k);
+        const a = v.data as Float32Array, b = got.data as Float32Array;
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) {
+          const x = isUp ? a[i] * before.get(module)! : a[i], y = isUp ? b[i] * after.get(module)! : b[i];
+          worst = Math.max(worst, Math.abs(x - y) / (Math.abs(x) + 1e-6));
+        }
+        expect(worst, k).toBeLessThan(format === 'kohya' ? 1e-12 : 1e-6);
+      }
+    });
+  }
+
+  it('LoKr, kohya (LyCORIS names): ComfyUI consumes every tensor', async () => {
+    const s = ditSpec('LoKr', 'attention_ff');
+    const tensors = loraFileTensors({ spec: s, family, config, weights: randomWeights(s, family, config), format: 'kohya', dtype: 'F32' });
+    for (const name of fx.formats['kohya-lokr']) expect(unconsumed(fx.consumers[name], Object.keys(tensors)), name).toEqual([]);
+    expect(() => loraFileTensors({ spec: s, family, config, weights: randomWeights(s, family, config), format: 'ai-toolkit', dtype: 'F32' })).toThrow(/no LoKr/);
+  });
+
+  it('the check can fail: an all-linear LoRA names modules some loaders have no name for, and only those', async () => {
+    const s = ditSpec('LoRA', 'all_linear');
+    const leftOut = new Set<string>();
+    for (const format of formats) {
+      const keys = Object.keys(loraFileTensors({ spec: s, family, config, weights: randomWeights(s, family, config), format, dtype: 'F32' }));
+      for (const name of fx.formats[format]) for (const k of unconsumed(fx.consumers[name], keys)) leftOut.add(`${name}: ${k.replace(/\.(lora_[AB]|lora_down|lora_up)\.weight$|\.alpha$/, '')}`);
+    }
+    if (id === 'flux2') {
+      // ComfyUI's diffusers map and diffusers' kohya converter know no FLUX.2 shared modulation / time embedder names.
+      expect(leftOut.size).toBeGreaterThan(0);
+      for (const k of leftOut) expect(k).toMatch(/modulation|time_guidance_embed|time_in/);
+      expect([...leftOut].some((k) => k.startsWith('comfyui: transformer.double_stream_modulation_img.linear'))).toBe(true);
+    }
+    // The blocks ai-toolkit trains are never among them.
+    for (const k of leftOut) expect(k).not.toMatch(/(attn\.(qkv|proj)|mlp\.[02]|linear[12]|to_[qkv]|to_out|to_qkv_mlp_proj)$/);
   });
 });

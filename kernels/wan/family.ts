@@ -152,7 +152,12 @@ export interface LoadedWanModel extends LoadedFamilyModel<WanFamilyConfig> {
 
 const TIMESTEP_SCALE = 1000;
 
-export const wanFamily: ModelFamily<WanFamilyConfig> & { load(path: string, opts?: LoadOptions<WanFamilyConfig>): Promise<LoadedWanModel> } = {
+/** The contract, with `load` returning the experts too. */
+export interface WanModelFamily extends ModelFamily<WanFamilyConfig> {
+  load(path: string, opts?: LoadOptions<WanFamilyConfig>): Promise<LoadedWanModel>;
+}
+
+export const wanFamily: WanModelFamily = {
   id: 'wan',
   label: 'Wan 2.1/2.2',
   // musubi-tuner writes ss_base_model_version "wan2.1_…" / "wan2.2_…"; modelspec follows its architecture names.
@@ -198,7 +203,7 @@ export const wanFamily: ModelFamily<WanFamilyConfig> & { load(path: string, opts
           const file = files.experts?.[expert];
           if (!file) throw new Error(`${path}: no ${expert} expert file found`);
           const t = await openWanTransformer(file, config.transformer.numHeads);
-          return Object.assign(t.weights, { close: () => t.close() });
+          return { get: (p, shape, use) => t.weights.get(p, shape, use), close: () => t.close() };
         },
         close: () => m.close(),
       };

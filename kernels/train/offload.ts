@@ -1,0 +1,251 @@
+// Layer offloading (ai-toolkit's "low VRAM" mode, for bases that do not fit at all): the training step
+// runs block by block instead of as one graph. The model is built as usual with gradient checkpointing
+// on; its recomputed blocks (Builder.block) and the glue between them (embedders, head, loss) become
+// segments, each lowered to a forward session and a backward session (which recomputes the segment's
+// forward from its saved inputs, as checkpointing does). Frozen weights are not initializers: they are
+// inputs fed per run — read from the checkpoint file (external constants: `CheckpointWeights` with
+// `external`) or from host memory — so no session holds weights, blocks of the same shape share one
+// session, and at most one segment's weights sit in ORT at a time. Between segments only the values
+// that cross them (block outputs, conditioning) are kept, on the host. The adapter parameters,
+// optimizer state, clipping and EMA live in an ordinary TrainStep whose "loss" Σ p·g has gradient g:
+// the gradients this module computes are its inputs, so the update is the same as a resident step's.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { arrayFor, input, type HostTensor, type Tensor } from '../tensor';
+import { add, mul } from '../ops/elementwise';
+import { reduceSum } from '../ops/shape-and-reduce';
+import { apply } from '../tensor';
+import { getOp } from '../ops/table';
+import { grad, recomputedBlocks, topoOrder } from '../autodiff';
+import { compileGraph } from '../compile';
+import type { Feed, Runtime, Session } from '../runtime';
+import { TrainStep, type TrainStepSpec } from './step';
+
+export type OffloadMode = 'none' | 'blocks';
+export const OFFLOAD_MODES: readonly OffloadMode[] = ['none', 'blocks'];
+
+export interface OffloadedStepSpec extends Pick<TrainStepSpec, 'inputs' | 'params' | 'loss' | 'optimizer' | 'maxGradNorm' | 'ema'> {}
+
+/** Constants embedded in segment graphs rather than fed: unnamed and small (scalars, ones, tables). */
+const EMBED_MAX = 4096;
+
+type OpSource = Extract<Tensor['source'], { kind: 'op' }>;
+
+interface Segment {
+  /** Op tensors of the segment, in creation order. */
+  ops: Tensor[];
+  /** Outside values the segment reads, in first-read order: its graphs' inputs `in0`, `in1`, …. */
+  reads: Tensor[];
+  /** Values made here and read by a later segment (or the loss). */
+  exports: Tensor[];
+  hasLoss: boolean;
+  fwd?: Session;
+  bwd?: Session;
+  /** Positions in `reads` that get a gradient, and in `exports` that receive one. */
+  gradReads: number[];
+  seeded: number[];
+}
+
+/** A training step whose segments run one after another, their frozen weights streamed per run. */
+export class OffloadedStep {
+  private fds = new Map<string, number>();
+  /** Bytes of frozen weights fed to the largest segment run (what ORT holds of the model at a time). */
+  maxSegmentWeightBytes = 0;
+
+  private constructor(
+    readonly spec: OffloadedStepSpec,
+    private readonly segments: Segment[],
+    private readonly paramName: Map<number, string>,
+    private readonly inputName: Map<number, string>,
+    /** Holds parameters and optimizer state; its step applies the gradients computed here. */
+    readonly apply: TrainStep,
+  ) {}
+
+  static async create(rt: Runtime, spec: OffloadedStepSpec): Promise<OffloadedStep> {
+    const { loss } = spec;
+    const blocks = recomputedBlocks([loss]);
+    if (!blocks.length) throw new Error('layer offloading: the model has no blocks — build it with gradient checkpointing on (Builder.gradientCheckpointing)');
+    const order = topoOrder([loss]).sort((a, b) => a.id - b.id);
+    const paramName = new Map(Object.entries(spec.params).map(([n, t]) => [t.id, n]));
+    const inputName = new Map(spec.inputs.map((t) => [t.id, (t.source as { name: string }).name]));
+    for (const t of order) {
+      if (t.source.kind === 'input' && !paramName.has(t.id) && !inputName.has(t.id)) throw new Error(`layer offloading: graph input '${t.source.name}' is neither a step input nor a parameter`);
+    }
+    // Segment of every op tensor: blocks are their own; the ops between blocks form glue segments.
+    const segOf = new Map<number, number>();
+    const segments: Segment[] = [];
+    const fresh = (): Segment => { segments.push({ ops: [], reads: [], exports: [], hasLoss: false, gradReads: [], seeded: [] }); return segments[segments.length - 1]; };
+    let b = 0, glue: Segment | undefined;
+    for (const t of order) {
+      if (t.source.kind !== 'op') continue;
+      while (b < blocks.length && blocks[b].end <= t.id) b++;
+      const inBlock = b < blocks.length && t.id >= blocks[b].start;
+      let seg: Segment;
+      if (inBlock) {
+        const key = -1 - b;
+        if (!segOf.has(key)) { segOf.set(key, segments.length); fresh(); glue = undefined; }
+        seg = segments[segOf.get(key)!];
+      } else seg = glue ??= fresh();
+      segOf.set(t.id, segments.indexOf(seg));
+      seg.ops.push(t);
+    }
+    const streamed = (x: Tensor) => x.source.kind === 'const' && (!!x.source.external || !!x.source.name || x.size > EMBED_MAX);
+    const exported = new Set<number>();
+    segments.forEach((seg, i) => {
+      const seen = new Set<number>();
+      for (const t of seg.ops) for (const x of (t.source as OpSource).inputs) {
+        if (seen.has(x.id)) continue;
+        const from = segOf.get(x.id);
+        const outside = from === undefined ? x.source.kind === 'input' || streamed(x) : from !== i;
+        if (!outside) continue;
+        seen.add(x.id);
+        seg.reads.push(x);
+        if (from !== undefined) exported.add(x.id);
+      }
+    });
+    for (const seg of segments) {
+      seg.exports = seg.ops.filter((t) => exported.has(t.id));
+      seg.hasLoss = seg.ops.includes(loss);
+    }
+    // Which values carry a gradient to a parameter (as autodiff decides it).
+    const needs = new Set<number>(paramName.keys());
+    for (const t of order) {
+      if (t.source.kind !== 'op' || needs.has(t.id)) continue;
+      const fixed = getOp(t.source.op).constantInputs;
+      if (t.source.inputs.some((x, k) => needs.has(x.id) && !fixed?.includes(k))) needs.add(t.id);
+    }
+    for (const [i, seg] of segments.entries()) {
+      seg.gradReads = seg.reads.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
+      seg.seeded = seg.exports.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
+      const ins = seg.reads.map((x, k) => input(`in${k}`, x.shape, x.dtype));
+      const clone = cloneOps(seg, ins);
+      if (seg.exports.length) {
+        seg.fwd = await rt.load(compileGraph(ins, Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), { name: `offload_fwd` }));
+      }
+      if ((seg.seeded.length || seg.hasLoss) && seg.gradReads.length) {
+        const seeds = seg.seeded.map((j) => input(`seed${j}`, seg.exports[j].shape, seg.exports[j].dtype));
+        let total: Tensor | undefined = seg.hasLoss ? reduceSum(clone(loss)) : undefined;
+        seg.seeded.forEach((j, n) => { const s = reduceSum(mul(clone(seg.exports[j]), seeds[n])); total = total ? add(total, s) : s; });
+        const gs = grad(total!, seg.gradReads.map((k) => ins[k]));
+        const outs: Record<string, Tensor> = Object.fromEntries(seg.gradReads.map((k, n) => [`grad${k}`, gs[n]]));
+        if (seg.hasLoss) outs.loss = clone(loss);
+        seg.bwd = await rt.load(compileGraph([...ins, ...seeds], outs, { name: `offload_bwd` }));
+      } else if (seg.hasLoss) throw new Error(`layer offloading: segment ${i} computes the loss but no parameter reaches it`);
+    }
+    // The optimizer: a TrainStep over the same parameters whose loss Σ reduceSum(p · g) has gradient g.
+    const gIns = Object.entries(spec.params).map(([n, p]) => input(`grad:${n}`, p.shape, p.dtype));
+    const params = Object.fromEntries(Object.entries(spec.params).map(([n, p]) => [n, input(n, p.shape, p.dtype)]));
+    let surrogate: Tensor | undefined;
+    Object.values(params).forEach((p, i) => { const s = reduceSum(mul(p, gIns[i])); surrogate = surrogate ? add(surrogate, s) : s; });
+    const applyStep = await TrainStep.create(rt, { inputs: gIns, params, loss: surrogate!, optimizer: spec.optimizer, maxGradNorm: spec.maxGradNorm, ema: spec.ema, memoryLimitBytes: 0 });
+    return new OffloadedStep(spec, segments, paramName, inputName, applyStep);
+  }
+
+  /** Number of segments (blocks and the glue between them) and distinct sessions they use. */
+  get layout() {
+    const sessions = new Set(this.segments.flatMap((s) => [s.fwd?.key, s.bwd?.key]).filter(Boolean));
+    return { segments: this.segments.length, sessions: sessions.size };
+  }
+
+  async init(values: Record<string, HostTensor>) { await this.apply.init(values); }
+  async load(values: Record<string, HostTensor>) { await this.apply.load(values); }
+  read(withState = true) { return this.apply.read(withState); }
+
+  /** Loss and gradients of every parameter at the current parameters, for one feed set. */
+  async gradients(feeds: Record<string, HostTensor>): Promise<{ loss: number; grads: Record<string, HostTensor> }> {
+    const acts = new Map<number, HostTensor>();
+    const actGrads = new Map<number, HostTensor>();
+    const grads: Record<string, HostTensor> = {};
+    const feedOf = (seg: Segment): Record<string, Feed> => {
+      let weightBytes = 0;
+      const f: Record<string, Feed> = {};
+      seg.reads.forEach((x, k) => {
+        const p = this.paramName.get(x.id), name = this.inputName.get(x.id);
+        if (p !== undefined) f[`in${k}`] = { slot: `${this.apply.ns}/${p}` };
+        else if (name !== undefined) {
+          if (!feeds[name]) throw new Error(`layer offloading: input '${name}' was not fed`);
+          f[`in${k}`] = feeds[name];
+        } else if (x.source.kind === 'const') {
+          const w = this.weight(x);
+          f[`in${k}`] = w;
+          weightBytes += w.data.byteLength;
+        } else f[`in${k}`] = acts.get(x.id)!;
+      });
+      this.maxSegmentWeightBytes = Math.max(this.maxSegmentWeightBytes, weightBytes);
+      return f;
+    };
+    for (const seg of this.segments) {
+      if (!seg.fwd) continue;
+      const out = await seg.fwd.run(feedOf(seg));
+      seg.exports.forEach((t, j) => acts.set(t.id, out[`out${j}`]));
+    }
+    let loss = NaN;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const seg = this.segments[i];
+      if (!seg.bwd) continue;
+      const f = feedOf(seg);
+      for (const j of seg.seeded) {
+        const t = seg.exports[j];
+        f[`seed${j}`] = actGrads.get(t.id) ?? { dtype: t.dtype, shape: [...t.shape], data: arrayFor(t.dtype, t.size) };
+        actGrads.delete(t.id);
+      }
+      const out = await seg.bwd.run(f);
+      if (seg.hasLoss) loss = out.loss.data[0] as number;
+      for (const k of seg.gradReads) {
+        const x = seg.reads[k], g = out[`grad${k}`];
+        const p = this.paramName.get(x.id);
+        if (p !== undefined) grads[p] = grads[p] ? addHost(grads[p], g) : g;
+        else if (x.source.kind === 'op') actGrads.set(x.id, actGrads.has(x.id) ? addHost(actGrads.get(x.id)!, g) : g);
+      }
+    }
+    for (const [n, p] of Object.entries(this.spec.params)) grads[n] ??= { dtype: p.dtype, shape: [...p.shape], data: arrayFor(p.dtype, p.size) };
+    return { loss, grads };
+  }
+
+  /** One optimizer step (one micro-batch): forward and backward segment by segment, then the update. */
+  async step(micro: Record<string, HostTensor>[], lr: number, step: number): Promise<{ loss: number; gradNorm: number }> {
+    if (micro.length !== 1) throw new Error(`layer offloading: expected 1 micro-batch, got ${micro.length}`);
+    const { loss, grads } = await this.gradients(micro[0]);
+    const r = await this.apply.step([Object.fromEntries(Object.entries(grads).map(([n, g]) => [`grad:${n}`, g]))], lr, step);
+    return { loss, gradNorm: r.gradNorm };
+  }
+
+  /** A streamed frozen weight: its bytes from the checkpoint file, or its host array. */
+  private weight(x: Tensor): HostTensor {
+    const src = x.source as Extract<Tensor['source'], { kind: 'const' }>;
+    if (!src.external) return { dtype: x.dtype, shape: [...x.shape], data: src.data! };
+    const { path, offset, length } = src.external;
+    let fd = this.fds.get(path);
+    if (fd === undefined) { fd = openSync(path, 'r'); this.fds.set(path, fd); }
+    const data = arrayFor(x.dtype, x.size);
+    const bytes = new Uint8Array(data.buffer, 0, length);
+    for (let done = 0; done < length;) {
+      const got = readSync(fd, bytes, done, length - done, offset + done);
+      if (got === 0) throw new Error(`${path}: tensor '${src.name ?? '?'}' ended after ${done} of ${length} bytes (truncated)`);
+      done += got;
+    }
+    return { dtype: x.dtype, shape: [...x.shape], data };
+  }
+
+  async dispose() {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+    await this.apply.dispose();
+  }
+}
+
+/** Rebuilds a segment's ops over fresh inputs standing for its outside reads; returns the mapping. */
+function cloneOps(seg: Segment, ins: Tensor[]): (t: Tensor) => Tensor {
+  const copies = new Map<number, Tensor>(seg.reads.map((x, k) => [x.id, ins[k]]));
+  for (const t of seg.ops) {
+    const src = t.source as OpSource;
+    copies.set(t.id, apply(src.op, src.inputs.map((x) => copies.get(x.id) ?? x), src.attrs));
+  }
+  return (t) => copies.get(t.id)!;
+}
+
+function addHost(a: HostTensor, b: HostTensor): HostTensor {
+  const x = a.data as Float32Array, y = b.data as Float32Array;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] + y[i];
+  return { ...a, data: out };
+}

@@ -2,6 +2,7 @@
 // content_or_style bias, min/max denoising steps, shift, multistage experts), with a histogram preview.
 import { z } from 'zod';
 import { TIMESTEP_TYPES, TIMESTEP_BIASES, timestepHistogram, sampleTimesteps, type TimestepSamplingConfig, type MultistageConfig, multistageStages, stageAt, withStageRange } from '../kernels/schedules';
+import { dynamicShiftMu, imageSeqLen } from '../kernels/schedules/flow-matching';
 import type { Rng } from '../kernels/random';
 import { defineNode, widget } from './define';
 import { barChartPng } from './render/chart';
@@ -12,8 +13,12 @@ export interface ScheduleValue {
   readonly kind: 'schedule';
   readonly config: Readonly<TimestepSamplingConfig>;
   readonly multistage?: Readonly<MultistageConfig>;
-  /** `count` noise levels in [0, 1] for optimizer step `step` (multistage picks the stage's band). */
-  sample(rng: Rng, count: number, step: number): Float64Array;
+  /**
+   * `count` noise levels in [0, 1] for optimizer step `step` (multistage picks the stage's band). With
+   * dynamic shift, `imageSeqLen` (the batch's latent token count, when the trainer knows it) sets μ;
+   * without it, the node's resolution does.
+   */
+  sample(rng: Rng, count: number, step: number, imageSeqLen?: number): Float64Array;
   byteSize(): number;
 }
 
@@ -36,6 +41,8 @@ export default defineNode({
     minTimestep: widget.int({ default: 0, min: 0, max: 999, tooltip: 'lowest timestep sampled (0–999)' }),
     maxTimestep: widget.int({ default: 1000, min: 1, max: 1000, tooltip: 'highest timestep sampled (1–1000)' }),
     shift: widget.float({ default: 3, min: 0.1, max: 20, step: 0.1, tooltip: 'shift type: how far to skew towards high noise' }),
+    dynamicShift: widget.toggle({ default: false, tooltip: 'shift type: the shift follows the image size as FLUX does (μ from the latent token count: 0.5 at 256 tokens, 1.15 at 4096; shift = e^μ) instead of the fixed shift' }),
+    resolution: widget.int({ default: 1024, min: 64, max: 4096, step: 64, tooltip: 'dynamic shift: the training resolution whose token count, (resolution / 16)², sets μ (the trainer uses each batch\'s own size when it reports it)' }),
     sigmoidScale: widget.float({ default: 1, min: 0.1, max: 10, step: 0.1, tooltip: 'sigmoid type: spread of the normal before the sigmoid' }),
     multistageBoundaries: widget.text({ default: '', tooltip: 'timesteps where experts hand over, e.g. "875" for Wan 2.2 high/low noise; empty = one stage' }),
     switchEvery: widget.int({ default: 1, min: 1, max: 100000, tooltip: 'multistage: steps on one expert before switching' }),
@@ -46,17 +53,21 @@ export default defineNode({
     const config: TimestepSamplingConfig = {
       timestepType: w.timestepType, timestepBias: w.timestepBias,
       minTimestep: w.minTimestep / 1000, maxTimestep: w.maxTimestep / 1000, shift: w.shift, sigmoidScale: w.sigmoidScale,
+      ...(w.dynamicShift ? { dynamicShift: { imageSeqLen: imageSeqLen(w.resolution, w.resolution) } } : {}),
     };
+    if (w.dynamicShift && w.timestepType !== 'shift') ctx.warn(`dynamicShift applies to the shift type only (this schedule is ${w.timestepType})`);
+    const withSeqLen = (c: TimestepSamplingConfig, seqLen?: number): TimestepSamplingConfig => (c.dynamicShift && seqLen ? { ...c, dynamicShift: { ...c.dynamicShift, imageSeqLen: seqLen } } : c);
     const boundaries = parseBoundaries(w.multistageBoundaries);
     const multistage = boundaries.length ? { boundaries, switchEvery: w.switchEvery } : undefined;
     if (multistage) multistageStages(multistage);
     const value: ScheduleValue = {
       kind: 'schedule', config, multistage,
-      sample: (rng, count, step) => sampleTimesteps(rng, count, multistage ? withStageRange(config, stageAt(step, multistage)) : config),
+      sample: (rng, count, step, seqLen) => sampleTimesteps(rng, count, withSeqLen(multistage ? withStageRange(config, stageAt(step, multistage)) : config, seqLen)),
       byteSize: () => 256,
     };
     const hist = timestepHistogram(config, 50);
-    const png = await barChartPng(hist.probability, { title: `${w.timestepType} · ${w.timestepBias}` });
+    const shiftText = config.dynamicShift ? ` · shift e^${dynamicShiftMu(config.dynamicShift.imageSeqLen).toFixed(2)} at ${w.resolution}px` : '';
+    const png = await barChartPng(hist.probability, { title: `${w.timestepType} · ${w.timestepBias}${shiftText}` });
     ctx.preview({ mime: 'image/png', data: png });
     const ref = await publishImage(ctx, `timesteps-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, png);
     return { outputs: { schedule: value }, ui: { images: [ref], histogram: Array.from(hist.probability) } };

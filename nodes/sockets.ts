@@ -132,7 +132,16 @@ export interface ExpertState {
 }
 
 /** IMAGES: encoded images with optional labels (prompt, step). */
-export interface ImageItem { mime: 'image/png' | 'image/jpeg'; data: Uint8Array; width?: number; height?: number; label?: string }
+export interface ImageItem {
+  mime: 'image/png' | 'image/jpeg';
+  /** The image (a clip's first frame). */
+  data: Uint8Array;
+  width?: number;
+  height?: number;
+  label?: string;
+  /** A video sample: every frame's RGB bytes (HWC, width × height) and the rate it plays at. */
+  video?: { readonly frames: readonly Uint8Array[]; readonly fps: number };
+}
 export interface ImagesValue { readonly images: readonly ImageItem[]; byteSize(): number }
 
 export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'diffusers' | 'ai-toolkit'; byteSize(): number }
@@ -149,12 +158,17 @@ export interface SamplerSettings {
   readonly walkSeed: boolean;
   readonly steps: number;
   readonly cfg: number;
-  readonly sampler: 'euler' | 'euler_ancestral' | 'ddim' | 'dpmpp_2m';
+  readonly sampler: 'euler' | 'euler_ancestral' | 'ddim' | 'dpmpp_2m' | 'unipc';
   /** Step noise levels: evenly spaced timesteps, or Karras et al.'s (ComfyUI's "scheduler"). */
   readonly scheduler: 'normal' | 'karras';
   readonly width: number;
   readonly height: number;
   readonly loraStrength: number;
+  /** Video models: frames of a clip (0 or absent = the model's own) and the rate previews play at. */
+  readonly numFrames?: number;
+  readonly fps?: number;
+  /** Wan 2.2 A14B: CFG of the high-noise expert's steps (0 or absent = `cfg`). */
+  readonly cfgHighNoise?: number;
   byteSize(): number;
 }
 

@@ -1,5 +1,5 @@
-// Text to image for previews, for any family: prompts → tokenizers → the family's text encoding →
-// its sampler over the denoiser → VAE decode → RGB bytes. Each part is its own ORT inference graph;
+// Text to image (or clip, for video families) for previews, for any family: prompts → tokenizers → the
+// family's text encoding → its sampler over the denoiser → VAE decode → RGB bytes. Each part is its own ORT inference graph;
 // adapter hooks (a LoRA being trained or loaded) can be injected into the denoiser and text graphs, and
 // their weights and strength are fed as inputs so one compiled pipeline serves any adapter values.
 import { input, type HostTensor, type Tensor } from '../tensor';
@@ -26,6 +26,8 @@ export interface PipelineOptions {
   height: number;
   /** Images per generate() call. */
   batch?: number;
+  /** Frames of a clip (video families: 1 + temporalCompression·n); 1 (default) makes images. */
+  frames?: number;
   clipSkip?: number;
   /** Adapter hooks for the denoiser and each text encoder. */
   adapters?: { denoiser?: AdapterHook; text?: (AdapterHook | undefined)[] };
@@ -40,6 +42,8 @@ export interface GenerateOptions {
   sampler?: string;
   /** ComfyUI's scheduler: 'normal' | 'karras'. */
   scheduler?: string;
+  /** Wan 2.2 A14B: the high-noise expert's CFG scale (absent: cfgScale throughout). */
+  cfgScaleHighNoise?: number;
   onStep?: (step: number, total: number) => void;
   /** Values of the graph inputs the adapter hooks made (parameters, `lora_multiplier`), by name. */
   feeds?: Record<string, HostTensor>;
@@ -48,9 +52,11 @@ export interface GenerateOptions {
 export interface GeneratedImages {
   width: number;
   height: number;
-  /** One RGB (HWC, 8-bit) image per batch entry. */
+  /** One RGB (HWC, 8-bit) image per batch entry (a clip's first frame). */
   images: Uint8Array[];
-  /** The sampled latents [batch, C, h, w] (denoiser latent space). */
+  /** Clips: per batch entry, every frame's RGB bytes (absent for images). */
+  frames?: Uint8Array[][];
+  /** The sampled latents [batch, C, (F,) h, w] (denoiser latent space). */
   latents: Float32Array;
 }
 
@@ -67,7 +73,7 @@ export function tokenIdTensor(tokenizer: Tokenizer, rows: readonly string[], len
 export class FamilyPipeline {
   private constructor(
     readonly parts: PipelineParts,
-    readonly options: { width: number; height: number; batch: number; clipSkip: number },
+    readonly options: { width: number; height: number; batch: number; clipSkip: number; frames: number },
     private readonly text: Session,
     private readonly denoiserSession: Session,
     private readonly decoder: Session,
@@ -85,6 +91,15 @@ export class FamilyPipeline {
     const multiple = scale * family.latentMultiple(cfg);
     if (opts.width % multiple || opts.height % multiple) throw new Error(`pipeline: ${opts.width}×${opts.height} must be multiples of ${multiple}`);
     const h = opts.height / scale, w = opts.width / scale;
+    const frames = opts.frames ?? 1;
+    const tc = latent.temporalCompression;
+    if (frames !== 1) {
+      if (tc <= 1 || !(Number.isInteger(frames) && frames > 1)) throw new Error(`frames: ${family.label} makes images, not ${frames}-frame clips`);
+      const below = frames - ((frames - 1) % tc);
+      if ((frames - 1) % tc) throw new Error(`frames: ${family.label} clips have 1 + ${tc}·n frames (${below} or ${below + tc}), not ${frames}`);
+    }
+    // A clip's latent keeps its first frame alone and packs the rest `tc` to a latent frame.
+    const spatial = frames === 1 ? [h, w] : [1 + (frames - 1) / tc, h, w];
     const clipSkip = opts.clipSkip ?? 1;
     const encoders = family.textEncoders(cfg);
     if (parts.textEncoders.length !== encoders.length) throw new Error(`${family.label}: ${encoders.length} text encoder(s) expected, got ${parts.textEncoders.length}`);
@@ -93,7 +108,7 @@ export class FamilyPipeline {
     const cond = family.encodeText(encoders.map((_, i) => new Builder(parts.textEncoders[i].weights, opts.adapters?.text?.[i])), cfg, ids, { clipSkip });
     const text = await rt.load(compileGraph(withHookInputs(ids, Object.values(cond)), cond, { name: `${family.id}_text_encoder` }));
 
-    const x = input('sample', [2 * n, latent.channels, h, w]);
+    const x = input('sample', [2 * n, latent.channels, ...spatial]);
     const t = input('timestep', [2 * n]);
     const condSpecs = family.conditioning(cfg);
     const condInputs = condSpecs.map((c) => input(c.name, [2 * n, ...c.shape]));
@@ -101,7 +116,7 @@ export class FamilyPipeline {
     const pred = family.denoise(new Builder(parts.denoiser, opts.adapters?.denoiser), cfg, { sample: x, timestep: t, cond: condByName });
     const denoiserSession = await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [pred]), { prediction: pred }, { name: `${family.id}_denoiser` }));
 
-    const z = input('latents', [n, latent.channels, h, w]);
+    const z = input('latents', [n, latent.channels, ...spatial]);
     const img = family.vaeDecode(new Builder(parts.vae), cfg, z);
     const decoder = await rt.load(compileGraph([z], { image: toUnitRange(img) }, { name: `${family.id}_vae_decoder` }));
 
@@ -112,7 +127,7 @@ export class FamilyPipeline {
       return Object.fromEntries(family.conditioning(cfg).filter((c) => c.source === 'sample')
         .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]));
     };
-    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip }, text, denoiserSession, decoder, [latent.channels, h, w], sampleCond);
+    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond);
   }
 
   /** Text conditioning [2n, …] by name: the n negative prompts first, then the n prompts. */
@@ -143,11 +158,15 @@ export class FamilyPipeline {
       return out.prediction.data as Float32Array;
     }, config, {
       sampler: g.sampler ?? 'euler', steps: g.steps ?? 20, cfgScale, seed: g.seed, scheduler: g.scheduler ?? 'normal',
+      ...(g.cfgScaleHighNoise ? { cfgScaleHighNoise: g.cfgScaleHighNoise } : {}),
       latentShape: this.latentShape, batch: n, onStep: g.onStep,
     });
     if (latents.length !== per * n) throw new Error(`${family.label}: the sampler returned ${latents.length} values, expected ${per * n}`);
     const decoded = (await this.decoder.run({ latents: { dtype: 'float32', shape: [n, ...this.latentShape], data: latents } })).image.data as Float32Array;
-    return { width: this.options.width, height: this.options.height, images: toRgbBytes(decoded, n, this.options.height, this.options.width), latents };
+    const { width, height, frames } = this.options;
+    if (frames === 1) return { width, height, images: toRgbBytes(decoded, n, height, width), latents };
+    const clips = toRgbFrames(decoded, n, frames, height, width);
+    return { width, height, images: clips.map((c) => c[0]!), frames: clips, latents };
   }
 }
 
@@ -162,6 +181,19 @@ function withHookInputs(listed: Tensor[], outputs: Tensor[]): Tensor[] {
 /** [-1, 1] → [0, 1], clamped (inside the graph). */
 function toUnitRange(img: Tensor): Tensor {
   return clip(add(mul(img, 0.5), 0.5), 0, 1);
+}
+
+/** NCFHW floats in [0, 1] → per batch entry, one HWC RGB byte image per frame. */
+export function toRgbFrames(data: Float32Array, n: number, frames: number, height: number, width: number): Uint8Array[][] {
+  const plane = height * width;
+  return Array.from({ length: n }, (_, b) => Array.from({ length: frames }, (_, f) => {
+    const out = new Uint8Array(plane * 3);
+    for (let c = 0; c < 3; c++) {
+      const base = ((b * 3 + c) * frames + f) * plane;
+      for (let i = 0; i < plane; i++) out[i * 3 + c] = Math.round(data[base + i]! * 255);
+    }
+    return out;
+  }));
 }
 
 /** NCHW floats in [0, 1] → one HWC RGB byte image per batch entry. */

@@ -1,5 +1,5 @@
-// Renders sample images for a set of prompts, optionally through an adapter: the function Sampler and
-// Train's "sample every N steps" both call. Compiled pipelines are kept per (weights, size, clip skip,
+// Renders sample images (clips, for video families) for a set of prompts, optionally through an adapter:
+// the function Sampler and Train's "sample every N steps" both call. Compiled pipelines are kept per (weights, size, clip skip,
 // adapter layout) and the adapter's weights and strength are fed as inputs, so a new training step or
 // a new strength reuses the same ORT sessions. Seeded: the same request gives the same pixels.
 import sharp from 'sharp';
@@ -7,6 +7,7 @@ import { defaultRuntime, type HostTensor, type WeightSource } from '../../kernel
 import { AdapterSet } from '../../kernels/adapters';
 import { FamilyPipeline } from '../../kernels/families/pipeline';
 import { composeGrid } from './grid';
+import { encodeAnimatedWebp } from '../render/video';
 import { gridLayout, type SampleTile } from './sheet';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
@@ -36,7 +37,7 @@ export interface RenderRequest {
 }
 
 /** What one image was rendered with, after the prompt's overrides. */
-export interface ResolvedPrompt { prompt: string; negativePrompt: string; seed: number; width: number; height: number; steps: number; cfg: number }
+export interface ResolvedPrompt { prompt: string; negativePrompt: string; seed: number; width: number; height: number; steps: number; cfg: number; frames: number }
 
 export interface RenderedImage extends ImageItem {
   width: number;
@@ -45,7 +46,7 @@ export interface RenderedImage extends ImageItem {
   prompt: ResolvedPrompt;
   /** The adapter strength used (0 = the base model). */
   strength: number;
-  /** RGB bytes, HWC. */
+  /** RGB bytes, HWC (a clip's first frame). */
   rgb: Uint8Array;
 }
 
@@ -53,7 +54,7 @@ export interface RenderedImage extends ImageItem {
  * A prompt's settings after its inline overrides; walk seed gives prompt i the seed + i. A width or
  * height of 0 means the model's own size (`sampleSize`).
  */
-export function resolvePrompt(p: SamplerPrompt, i: number, s: SamplerSettings, sampleSize: number): ResolvedPrompt {
+export function resolvePrompt(p: SamplerPrompt, i: number, s: SamplerSettings, sampleSize: number, sampleFrames = 1): ResolvedPrompt {
   return {
     prompt: p.prompt,
     negativePrompt: p.negativePrompt ?? s.negativePrompt,
@@ -62,6 +63,8 @@ export function resolvePrompt(p: SamplerPrompt, i: number, s: SamplerSettings, s
     height: p.height ?? (s.height || sampleSize),
     steps: p.steps ?? s.steps,
     cfg: p.cfg ?? s.cfg,
+    // Video models: numFrames, 0 = the model's own clip length; image models make one frame whatever it says.
+    frames: sampleFrames > 1 ? (s.numFrames || sampleFrames) : 1,
   };
 }
 
@@ -80,11 +83,11 @@ function pipelinesFor(unet: WeightSource, te: object, vae: WeightSource): Pipeli
   return c;
 }
 
-function pipelineFor(req: RenderRequest, width: number, height: number): Promise<FamilyPipeline> {
+function pipelineFor(req: RenderRequest, width: number, height: number, frames: number): Promise<FamilyPipeline> {
   const { model, clip, vae } = req;
   if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${model.family.label} model`);
   const spec = req.adapter?.spec;
-  const key = `${width}x${height}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}`;
+  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}`;
   // Pipelines live as long as the weights they read (one text encoder's weights, or the list of several).
   const map = pipelinesFor(model.denoiser, clip.encoders.length === 1 ? clip.encoders[0].weights : clip.encoders, vae.weights);
   let p = map.get(key);
@@ -93,7 +96,7 @@ function pipelineFor(req: RenderRequest, width: number, height: number): Promise
     p = FamilyPipeline.create(defaultRuntime(), {
       family: model.family, config: model.config, denoiser: model.denoiser, textEncoders: clip.encoders, vae: vae.weights,
     }, {
-      width, height, clipSkip: clip.clipSkip,
+      width, height, frames, clipSkip: clip.clipSkip,
       adapters: sets ? { denoiser: sets.denoiser.hook({ training: false }), text: sets.text.map((s) => s.hook({ training: false })) } : undefined,
     });
     p.catch(() => map.delete(key));
@@ -132,7 +135,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   const strength = req.adapter?.strength ?? settings.loraStrength;
   const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
   const plan = settings.prompts.flatMap((p, i) => {
-    const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config));
+    const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config), req.model.family.sampleFrames?.(req.model.config) ?? 1);
     if (!req.adapter) return [{ r, strength: 0 }];
     return req.compare ? [{ r, strength: 0 }, { r, strength }] : [{ r, strength }];
   });
@@ -141,21 +144,26 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   const out: RenderedImage[] = [];
   for (const { r, strength: s } of plan) {
     req.throwIfInterrupted?.();
-    const pipe = await pipelineFor(req, r.width, r.height);
+    const pipe = await pipelineFor(req, r.width, r.height, r.frames);
     const before = stepsDone;
     const gen = await pipe.generate({
       prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler, scheduler: settings.scheduler,
+      ...(settings.cfgHighNoise ? { cfgScaleHighNoise: settings.cfgHighNoise } : {}),
       feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
       onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
     });
     const rgb = gen.images[0];
     const label = `${r.prompt}${req.adapter ? (s === 0 ? ' [without LoRA]' : ` [LoRA ${s}]`) : ''} · seed ${r.seed}`;
-    const image: RenderedImage = { mime: 'image/png', data: await encodePng(rgb, r.width, r.height), width: r.width, height: r.height, label, prompt: r, strength: s, rgb };
+    const video = gen.frames ? { frames: gen.frames[0]!, fps: settings.fps ?? DEFAULT_FPS } : undefined;
+    const image: RenderedImage = { mime: 'image/png', data: await encodePng(rgb, r.width, r.height), width: r.width, height: r.height, label, prompt: r, strength: s, rgb, ...(video ? { video } : {}) };
     out.push(image);
     req.onImage?.(image, out.length - 1, plan.length);
   }
   return out;
 }
+
+/** Frames per second of a video sample when the settings do not say (Wan 2.1 / 2.2 A14B make 16). */
+export const DEFAULT_FPS = 16;
 
 /** Columns of a sample grid: a row per prompt in compare mode (without | with the adapter), otherwise up to 4. */
 function gridColumns(images: readonly RenderedImage[], columns?: number): number {
@@ -171,14 +179,39 @@ export function gridPng(images: readonly RenderedImage[], o: { columns?: number;
   return composeGrid(images, gridColumns(images, o.columns), { title: o.title });
 }
 
-/** The grid PNG and, for each image, where it sits in it and what it was rendered with (a node's `ui.samples`). */
-export async function gridSheet(images: readonly RenderedImage[], o: { columns?: number; title?: string } = {}): Promise<{ png: Uint8Array; tiles: SampleTile[] }> {
+/** An animated sheet of clips: the grid of every clip's frame i is frame i (frames and rate recorded). */
+export interface SheetVideo { webp: Uint8Array; frames: number; fps: number }
+
+/**
+ * The grid PNG (a clip's first frames) and, for each image, where it sits in it and what it was rendered with
+ * (a node's `ui.samples`); for clips also the animated grid, whose frame i holds every clip's frame i (a
+ * shorter clip holds its last frame).
+ */
+export async function gridSheet(images: readonly RenderedImage[], o: { columns?: number; title?: string } = {}): Promise<{ png: Uint8Array; tiles: SampleTile[]; video?: SheetVideo }> {
   const png = await gridPng(images, o);
+  const video = images.some((im) => im.video) ? await videoGrid(images, o) : undefined;
   const { cells } = gridLayout(images, gridColumns(images, o.columns), { title: o.title });
   const tiles = images.map((im, i): SampleTile => ({
     ...cells[i]!,
     prompt: im.prompt.prompt, negativePrompt: im.prompt.negativePrompt, seed: im.prompt.seed, strength: im.strength,
     steps: im.prompt.steps, cfg: im.prompt.cfg, width: im.width, height: im.height,
   }));
-  return { png, tiles };
+  return { png, tiles, ...(video ? { video } : {}) };
+}
+
+async function videoGrid(images: readonly RenderedImage[], o: { columns?: number; title?: string }): Promise<SheetVideo> {
+  const count = Math.max(...images.map((im) => im.video?.frames.length ?? 1));
+  const fps = images.find((im) => im.video)!.video!.fps;
+  const frames: Uint8Array[] = [];
+  let size = { width: 0, height: 0 };
+  for (let f = 0; f < count; f++) {
+    const at = await Promise.all(images.map(async (im) => {
+      const clip = im.video?.frames;
+      return clip ? { ...im, data: await encodePng(clip[Math.min(f, clip.length - 1)]!, im.width, im.height) } : im;
+    }));
+    const { data, info } = await sharp(await gridPng(at, o)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    size = { width: info.width, height: info.height };
+    frames.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return { webp: await encodeAnimatedWebp({ ...size, fps, frames }), frames: count, fps };
 }

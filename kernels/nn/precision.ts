@@ -3,10 +3,11 @@
 // optimizer state and the loss stay float32. The CPU EP has no bf16 Gemm/Conv kernels (and only some
 // fp16 ones), so the multiply happens in float32 after the cast; on GPU EPs the same stored weights
 // feed native half-precision kernels once the graph casts the activations down (not done yet).
-import { constant, type Tensor } from '../tensor';
+import { constant, externalConstant, type ExternalBytes, type Tensor } from '../tensor';
 import { cast } from '../ops/elementwise';
 import { after } from '../ops/shape-and-reduce';
-import { float32ToBfloat16, float32ToFloat16 } from '../io/dtypes';
+import { float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../io/dtypes';
+import { bytesOf, readExternal, type WeightFile } from './weight-file';
 import type { WeightSource, WeightUse } from './weights';
 
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
@@ -16,37 +17,73 @@ export interface PrecisionWeightsOptions {
   precision: Precision;
   /** Weights with fewer elements stay float32 (norm scales, biases). Default 4096. */
   minElements?: number;
+  /**
+   * Write the narrowed weights here and hand them to graphs as external data, instead of keeping them
+   * in JS memory beside ORT's copy (a model's weights would otherwise be resident twice).
+   */
+  file?: WeightFile;
 }
+
+/** Where a narrowed weight lives: in memory, or in a file (the weight file, or an fp16 checkpoint itself). */
+type Stored = { bits: Uint16Array } | { external: ExternalBytes };
 
 /**
  * A WeightSource storing an inner source's big `.weight` tensors in half precision. Each is read
  * through `after(stored, layer input)` and cast to float32, so ORT cannot fold the cast into a float32
  * initializer at load, and inside a recomputed block only one block's float32 copies exist at a time.
+ * Weights the inner source leaves in their checkpoint file (external data) are read and narrowed here;
+ * fp16 weights of an fp16 file stay in that file when the precision is fp16.
  */
 export class PrecisionWeights implements WeightSource {
-  private stored = new Map<string, Uint16Array>();
+  private stored = new Map<string, Stored>();
+  private storedByteCount = 0;
   constructor(readonly inner: WeightSource, readonly options: PrecisionWeightsOptions) {}
 
   get dtype() { return this.options.precision === 'bf16' ? 'bfloat16' as const : 'float16' as const; }
 
   get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
     if (this.options.precision === 'fp32' || !this.wants(path, shape)) return this.inner.get(path, shape, use);
-    let bits = this.stored.get(path);
-    if (!bits) {
+    let s = this.stored.get(path);
+    if (!s) {
       const t = this.inner.get(path, shape);
-      const src = t.source;
-      // Only in-memory float32 constants are narrowed here (load the checkpoint without external data).
-      if (src.kind !== 'const' || !src.data || t.dtype !== 'float32') return t;
-      const data = src.data as Float32Array;
-      bits = this.options.precision === 'bf16' ? float32ToBfloat16(data) : float32ToFloat16(data);
-      this.stored.set(path, bits);
+      const made = this.narrow(t);
+      if (!made) return t;
+      s = made;
+      this.stored.set(path, s);
     }
-    const w = constant(bits, shape, this.dtype, path);
+    const w = 'bits' in s ? constant(s.bits, shape, this.dtype, path) : externalConstant(s.external, shape, this.dtype, path);
     return cast(use?.after ? after(w, use.after) : w, 'float32');
   }
 
   /** Bytes of the stored half-precision weights. */
-  get storedBytes() { let n = 0; for (const b of this.stored.values()) n += b.byteLength; return n; }
+  get storedBytes() { return this.storedByteCount; }
+
+  /** The weight `t` (a float32 constant, or a cast of a float16 one) in this precision; undefined when it is something else. */
+  private narrow(t: Tensor): Stored | undefined {
+    const src = t.source;
+    const fp16 = this.options.precision === 'fp16';
+    let values: Float32Array | undefined;
+    if (src.kind === 'const' && t.dtype === 'float32') {
+      values = src.data ? (src.data as Float32Array) : src.external ? new Float32Array(readExternal(src.external).buffer) : undefined;
+    } else if (src.kind === 'op' && src.op === 'cast' && src.inputs[0].dtype === 'float16' && src.inputs[0].source.kind === 'const') {
+      const half = src.inputs[0].source;
+      // An fp16 weight in fp16: as it is (left in its checkpoint file when it is there).
+      if (fp16 && half.external) return this.count({ external: half.external }, half.external.length);
+      const bits = half.data ? (half.data as Uint16Array) : half.external ? new Uint16Array(readExternal(half.external).buffer) : undefined;
+      if (!bits) return undefined;
+      if (fp16) return this.keep(bits);
+      values = float16ToFloat32(bits);
+    }
+    if (!values) return undefined;
+    return this.keep(this.options.precision === 'bf16' ? float32ToBfloat16(values) : float32ToFloat16(values));
+  }
+
+  private keep(bits: Uint16Array): Stored {
+    const file = this.options.file;
+    return this.count(file ? { external: file.append(bytesOf(bits)) } : { bits }, bits.byteLength);
+  }
+
+  private count(s: Stored, bytes: number): Stored { this.storedByteCount += bytes; return s; }
 
   private wants(path: string, shape: readonly number[]): boolean {
     if (!path.endsWith('.weight') || (shape.length !== 2 && shape.length !== 4)) return false;

@@ -5,12 +5,15 @@
 // bench:sd15). int8: DequantizeLinear with the per-row scales. 4-bit: the bytes as floats, nibbles split
 // with integer division, looked up in a 16-entry codebook (NF4 levels, or the two's-complement int4
 // values) × block scales. fp8 e4m3: the byte looked up in a 256-entry table of e4m3 values × scale.
-import { constant, type Tensor } from '../tensor';
+import { constant, externalConstant, type ExternalBytes, type Tensor } from '../tensor';
 import { cast, dequantizeLinear, div, mul, sub } from '../ops/elementwise';
 import { after, concat, gather, pad, reshape, slice, unsqueeze } from '../ops/shape-and-reduce';
 import { float8E4M3BitsToFloat } from '../io/dtypes';
 import { NF4_LEVELS } from './blockwise4bit';
 import type { QuantizedWeight } from './types';
+
+/** Where a weight's packed bytes and scales were written (QuantizedWeights' `file`). */
+export interface StoredQuantized { packed: ExternalBytes; scales: ExternalBytes }
 
 const INT4_VALUES = Float32Array.from({ length: 16 }, (_, i) => (i >= 8 ? i - 16 : i));
 const FP8_E4M3_VALUES = Float32Array.from({ length: 256 }, (_, i) => float8E4M3BitsToFloat(i));
@@ -36,22 +39,25 @@ const unfoldable = (bytes: Tensor) => dequantizeLinear(bytes, 1);
  * `dep` (the layer's input): the packed bytes are read through `after(bytes, dep)`, so the float32
  * weight is made when the layer runs and, in a recomputed block, again in the backward pass.
  */
-export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: readonly number[] = q.shape, dep?: Tensor): Tensor {
+export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: readonly number[] = q.shape, dep?: Tensor, stored?: StoredQuantized): Tensor {
   const [rows, cols] = q.shape;
   const gated = (t: Tensor) => (dep ? after(t, dep) : t);
-  const scales = constant(q.scales, q.scaleShape, 'float32', `${name}.scales`);
+  const scales = stored ? externalConstant(stored.scales, q.scaleShape, 'float32', `${name}.scales`) : constant(q.scales, q.scaleShape, 'float32', `${name}.scales`);
+  // The packed bytes, in memory or where they were written (an int8 array or bytes, by scheme).
+  const packed = (dims: number[], dtype: 'int8' | 'uint8') =>
+    (stored ? externalConstant(stored.packed, dims, dtype, `${name}.qweight`) : constant(q.packed as Int8Array | Uint8Array, dims, dtype, `${name}.qweight`));
   let w: Tensor;
   switch (q.scheme) {
     case 'int8': {
-      const codes = gated(constant(q.packed as Int8Array, [rows, cols], 'int8', `${name}.qweight`));
+      const codes = gated(packed([rows, cols], 'int8'));
       w = dequantizeLinear(codes, scales);
       break;
     }
     case 'nf4':
     case 'int4': {
-      const packed = gated(constant(q.packed as Uint8Array, [q.packed.length], 'uint8', `${name}.qweight`));
+      const bytes = gated(packed([Math.ceil((rows * cols) / 2)], 'uint8'));
       const book = constant(q.scheme === 'nf4' ? Float32Array.from(NF4_LEVELS) : INT4_VALUES, [16], 'float32', `${name}.codebook`);
-      const values = reshape(gather(book, unpackNibbles(unfoldable(packed), rows * cols)), [rows, cols]);
+      const values = reshape(gather(book, unpackNibbles(unfoldable(bytes), rows * cols)), [rows, cols]);
       const bs = q.blockSize!;
       const nb = q.scaleShape[1];
       const blocked = reshape(pad(values, [0, 0], [0, nb * bs - cols]), [rows, nb, bs]);
@@ -59,10 +65,10 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
       break;
     }
     case 'fp8_e4m3': {
-      const codes = gated(constant(q.packed as Uint8Array, [rows, cols], 'uint8', `${name}.qweight`));
+      const codes = gated(packed([rows, cols], 'uint8'));
       const table = constant(FP8_E4M3_VALUES, [256], 'float32', `${name}.fp8_table`);
       const values = gather(table, cast(unfoldable(codes), 'int32'));
-      w = mul(values, q.scales.length === 1 ? reshape(scales, []) : reshape(scales, [rows, 1]));
+      w = mul(values, q.scaleShape.reduce((a, b) => a * b, 1) === 1 ? reshape(scales, []) : reshape(scales, [rows, 1]));
       break;
     }
     default:

@@ -4,7 +4,8 @@
 import type { Tensor } from '../tensor';
 import type { WeightSource, WeightUse } from '../nn/weights';
 import { quantizeWeight } from './index';
-import { dequantizeInGraph } from './dequant';
+import { dequantizeInGraph, type StoredQuantized } from './dequant';
+import { bytesOf, type WeightFile } from '../nn/weight-file';
 import type { QuantizedWeight, QuantizeOptions, QuantScheme } from './types';
 
 export interface QuantizedWeightsOptions extends QuantizeOptions {
@@ -15,6 +16,11 @@ export interface QuantizedWeightsOptions extends QuantizeOptions {
   filter?: (path: string, shape: readonly number[]) => boolean;
   /** Keep each float32 original beside its quantised form, for `measureQuantization`. Default false. */
   keepOriginals?: boolean;
+  /**
+   * Write the packed bytes and scales here and hand them to graphs as external data, instead of
+   * keeping them in JS memory beside ORT's copy (not with keepOriginals: the report reads them).
+   */
+  file?: WeightFile;
 }
 
 export interface QuantizedLayer {
@@ -26,6 +32,8 @@ export interface QuantizedLayer {
   quantBytes: number;
   quantized: QuantizedWeight;
   original?: Float32Array;
+  /** Where the packed bytes and scales were written (options.file); `quantized` then holds none. */
+  stored?: StoredQuantized;
 }
 
 export class QuantizedWeights implements WeightSource {
@@ -34,7 +42,7 @@ export class QuantizedWeights implements WeightSource {
 
   get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
     const known = this.layers.get(path);
-    if (known) return dequantizeInGraph(known.quantized, path, shape, use?.after);
+    if (known) return dequantizeInGraph(known.quantized, path, shape, use?.after, known.stored);
     const t = this.inner.get(path, shape);
     if (!this.wants(path, shape)) return t;
     const src = t.source;
@@ -42,10 +50,14 @@ export class QuantizedWeights implements WeightSource {
     if (src.kind !== 'const' || !src.data || t.dtype !== 'float32') return t;
     const rows = shape[0];
     const cols = t.size / rows;
-    const quantized = quantizeWeight(src.data as Float32Array, [rows, cols], this.options.scheme, this.options);
+    let quantized = quantizeWeight(src.data as Float32Array, [rows, cols], this.options.scheme, this.options);
+    const file = this.options.keepOriginals ? undefined : this.options.file;
+    const stored = file && { packed: file.append(bytesOf(quantized.packed)), scales: file.append(bytesOf(quantized.scales)) };
+    // Empty arrays, not views: a view would keep the packed buffer alive.
+    if (stored) quantized = { ...quantized, packed: quantized.packed instanceof Int8Array ? new Int8Array(0) : new Uint8Array(0), scales: new Float32Array(0) };
     this.layers.set(path, { path, kind: shape.length === 2 ? 'linear' : 'conv', shape: [...shape], fp32Bytes: t.size * 4, quantBytes: quantized.bytes, quantized,
-      original: this.options.keepOriginals ? (src.data as Float32Array) : undefined });
-    return dequantizeInGraph(quantized, path, shape, use?.after);
+      original: this.options.keepOriginals ? (src.data as Float32Array) : undefined, stored });
+    return dequantizeInGraph(quantized, path, shape, use?.after, stored);
   }
 
   private wants(path: string, shape: readonly number[]): boolean {

@@ -34,6 +34,24 @@ function mergeHeads(x: Tensor): Tensor {
   return reshape(transpose(x, [0, 2, 1, 3]), [bsz, len, heads * d]);
 }
 
+/** Bytes of one chunk of attention scores inside a recomputed block. */
+export const CHECKPOINTED_ATTENTION_CHUNK_BYTES = 8 * 2 ** 20;
+
+/**
+ * Query rows per chunk of memory-efficient attention (kernels/ops/nn.ts `chunkedAttention`): the
+ * builder's attentionChunk when set; under gradient checkpointing, chunks of at most
+ * CHECKPOINTED_ATTENTION_CHUNK_BYTES of scores — a recomputed transformer block is otherwise mostly its
+ * [B, heads, L, S] scores (SD 1.5 at 256²: 32 MiB per copy, several copies live in its backward pass,
+ * measured by bench:sd15); else plain attention.
+ */
+function attentionChunk(b: Builder, q: Tensor, k: Tensor): number | undefined {
+  if (b.attentionChunk !== undefined) return b.attentionChunk || undefined;
+  if (!b.gradientCheckpointing) return undefined;
+  const len = q.shape[q.rank - 2];
+  const rowBytes = (q.size / (len * q.shape[q.rank - 1])) * k.shape[k.rank - 2] * 4;
+  return rowBytes * len > CHECKPOINTED_ATTENTION_CHUNK_BYTES ? Math.max(1, Math.floor(CHECKPOINTED_ATTENTION_CHUNK_BYTES / rowBytes)) : undefined;
+}
+
 /** Attention of `x` [B, L, dim] over `context` [B, S, contextDim] (or itself), output projected back to dim. */
 export function attention(b: Builder, x: Tensor, context: Tensor | undefined, dim: number, o: AttentionOptions): Tensor {
   const n = o.names ?? DIFFUSERS_ATTENTION;
@@ -43,6 +61,6 @@ export function attention(b: Builder, x: Tensor, context: Tensor | undefined, di
   const q = splitHeads(b.linear(n.q, x, dim, dim, o.qkvBias), o.heads);
   const k = splitHeads(b.linear(n.k, ctx, ctxDim, dim, o.qkvBias), o.heads);
   const v = splitHeads(b.linear(n.v, ctx, ctxDim, dim, o.qkvBias), o.heads);
-  const y = mergeHeads(scaledDotProductAttention(q, k, v, { causal: o.causal }));
+  const y = mergeHeads(scaledDotProductAttention(q, k, v, { causal: o.causal, chunk: o.causal ? undefined : attentionChunk(b, q, k) }));
   return b.linear(n.out, y, dim, dim, true);
 }

@@ -21,7 +21,7 @@ import type { Feed, Runtime, Session } from '../runtime';
 import { TrainStep, type TrainStepSpec } from './step';
 
 export type OffloadMode = 'none' | 'blocks';
-export const OFFLOAD_MODES: readonly OffloadMode[] = ['none', 'blocks'];
+export const OFFLOAD_MODES = ['none', 'blocks'] as const satisfies readonly OffloadMode[];
 
 export interface OffloadedStepSpec extends Pick<TrainStepSpec, 'inputs' | 'params' | 'loss' | 'optimizer' | 'maxGradNorm' | 'ema'> {}
 

@@ -36,6 +36,11 @@ export interface ModelValue extends FamilyModel {
   readonly source: ModelSource;
   readonly denoiser: WeightSource;
   readonly quantization: QuantScheme;
+  /**
+   * Layer offloading (Load Model's `offload`): 'blocks' trains block by block, each block's frozen
+   * weights streamed from the checkpoint file or host memory per step (kernels/train/offload.ts).
+   */
+  readonly offload?: 'none' | 'blocks';
   byteSize(): number;
 }
 

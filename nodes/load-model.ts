@@ -6,6 +6,7 @@ import { UnsupportedModelError, familyLabel } from '../kernels/families/registry
 import { defineNode, widget } from './define';
 import { BUILTIN_TINY } from './models/builtin';
 import { loadModel } from './models/load';
+import { OFFLOAD_MODES } from '../kernels/train/offload';
 
 const millions = (n: number) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 0)}M`;
 const PART_NAMES: Record<string, string> = { unet: 'UNet', transformer: 'transformer', text_encoder: 'text encoder', text_encoder_2: 'text encoder 2', vae: 'VAE' };
@@ -19,6 +20,7 @@ export default defineNode({
   widgets: z.object({
     checkpoint: widget.path({ kind: 'models', default: BUILTIN_TINY, tooltip: `a .safetensors checkpoint or diffusers folder under the models folder; "${BUILTIN_TINY}" is the small model shipped with loragraph` }),
     clipSkip: widget.int({ default: 1, min: 1, max: 12, tooltip: 'use the text encoder\'s n-th layer from the end (2 = penultimate, as many anime models expect)' }),
+    offload: widget.combo(OFFLOAD_MODES, { default: 'none', tooltip: 'layer offloading for models that do not fit in memory: blocks = train block by block, each block\'s weights read from the checkpoint (or host memory) when it runs — much less memory, slower steps (ai-toolkit\'s low VRAM mode)' }),
   }),
   outputs: { model: 'MODEL', clip: 'CLIP', vae: 'VAE' },
   async execute({ widgets: w, ctx }) {
@@ -34,12 +36,13 @@ export default defineNode({
     }
     const { family, model, dtypes, params } = loaded;
     return {
-      outputs: { model, clip: loaded.clip, vae: loaded.vae },
+      outputs: { model: w.offload === 'none' ? model : Object.freeze({ ...model, offload: w.offload }), clip: loaded.clip, vae: loaded.vae },
       ui: {
         text: [
           `${family.label} · ${model.source.label} (${family.sampleSize(model.config)}px, ${dtypes.join('/')})`,
           `${Object.entries(params).map(([part, n]) => `${PART_NAMES[part] ?? part} ${millions(n)}`).join(', ')} parameters`,
           ...(w.clipSkip > 1 ? [`clip skip ${w.clipSkip}`] : []),
+          ...(w.offload !== 'none' ? [`layer offloading: ${w.offload}`] : []),
         ],
         family: family.id,
       },

@@ -163,6 +163,13 @@ export interface LoadOptions<C = unknown> {
   tokenizers?: Tokenizer[];
   /** Tokenizer folders tried last, used when their vocabulary fits (the built-in tiny tokenizer for tiny test checkpoints). */
   fallbackTokenizerDirs?: string[];
+  /**
+   * Separate files chosen on Load Model (ComfyUI's layout), used instead of searching: text encoders in
+   * `textEncoders(config)` order (undefined entries are searched for) and the VAE. Only families with
+   * `loadsSeparateFiles` take them.
+   */
+  textEncoderFiles?: (string | undefined)[];
+  vaeFile?: string;
 }
 
 /** A preview sampler's loop over one model call (uncond and cond latents batched, CFG applied by the loop). */
@@ -205,6 +212,8 @@ export interface ModelFamily<C = any> {
   configName(config: C): string;
   /** Single-file, diffusers folder, or separate files; refuses wrong tensors by name. */
   load(path: string, opts?: LoadOptions<C>): Promise<LoadedFamilyModel<C>>;
+  /** `load` takes text encoder and VAE files chosen separately (LoadOptions.textEncoderFiles / vaeFile). */
+  loadsSeparateFiles?: boolean;
   /** The model's parts in denoiser, text encoders…, vae order. */
   parts(config: C): ModelPart[];
 

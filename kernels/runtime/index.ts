@@ -194,6 +194,18 @@ export class Runtime {
     }
   }
 
+  /**
+   * Releases one session now, so its weights leave memory (a Wan 2.2 expert that is not training); the
+   * session stays known and loads again when next run. A busy session is left alone.
+   */
+  async release(session: Session) {
+    const e = this.loaded.get(session.key);
+    if (!e?.ready || e.busy) return;
+    e.ready = undefined;
+    this.stats.released++;
+    await call('release', { key: session.key, holder: this.id });
+  }
+
   /** How many sessions this handle has loaded in the worker now, and their estimated bytes. */
   loadedSessions() {
     const live = this.live();

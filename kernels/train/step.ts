@@ -265,6 +265,11 @@ export class TrainStep {
     return Object.fromEntries(names.map((n) => [n, got[this.slot(`ema:${n}`)]]));
   }
 
+  /** Releases this step's ORT sessions (and the frozen weights in them); the next step loads them again. */
+  async releaseSessions() {
+    for (const s of this.sessions) await this.rt.release(s);
+  }
+
   async dispose() {
     const keys = [...this.stateKeys(true), ...Object.keys(this.spec.params).map((n) => `acc:${n}`)];
     await this.rt.drop(keys.map((k) => this.slot(k)));

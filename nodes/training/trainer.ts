@@ -8,7 +8,7 @@ import { Rng, type RngState } from '../../kernels/random';
 import { TrainStep, defaultRuntime, type Runtime, type HostTensor } from '../../kernels';
 import { stackConditioning, type Objective } from '../../kernels/families/contract';
 import { buildTrainGraph } from '../../kernels/families/training-graph';
-import { adapterSetsFor, type FamilyAdapters } from '../models/adapters';
+import { adapterSetsFor, setList, type FamilyAdapters } from '../models/adapters';
 import { tokenFeeds, unpackTextConditioning } from '../models/encoders';
 import { sampleGeometry } from '../data/geometry';
 import { applyNoiseOffset } from '../../kernels/losses';
@@ -20,9 +20,11 @@ import type { StoredTensor } from '../data/tensor-file';
 import type { Dataset } from '../data/dataset';
 import type { OptimizerValue } from '../optimizer';
 import type { ScheduleValue } from '../timestep-schedule';
-import type { AdapterSpec, ClipValue, LossPoint, ModelValue, TrainingValue, VaeValue } from '../sockets';
+import type { AdapterSpec, ClipValue, ExpertState, LossPoint, ModelValue, TrainingValue, VaeValue } from '../sockets';
 import { tensorBytes } from '../sockets';
 import { preservationCaption, type RegularizerValue } from './regularizer';
+import { sampleTimesteps } from '../../kernels/schedules/timestep-sampling';
+import { multistagePlan, stageIndexAt, stageSampling, type MultistageSettings } from './multistage';
 
 export interface TrainSettings {
   steps: number;
@@ -43,6 +45,8 @@ export interface TrainSettings {
   priorLossWeight: number;
   /** Recompute each block in the backward pass instead of keeping its activations. */
   gradientCheckpointing?: boolean;
+  /** Two experts (model + lowNoiseModel): which train, how often they switch, where they hand over. */
+  multistage?: MultistageSettings;
 }
 
 export interface TrainInputs {
@@ -56,7 +60,12 @@ export interface TrainInputs {
   regularizer?: RegularizerValue;
   /** Continue from this state (chained Train nodes, Load LoRA). */
   training?: TrainingValue;
+  /** Wan 2.2 A14B: the low-noise expert (`model` is then the high-noise one); each gets its own LoRA. */
+  lowNoiseModel?: ModelValue;
 }
+
+/** Every expert's current LoRA weights, for previews that route each step to the expert owning its noise level. */
+export interface ExpertSample { boundary: number; experts: { name: string; model: ModelValue; weights: Record<string, HostTensor> }[] }
 
 export interface TrainHooks {
   /** Folder for checkpoints; a run with the same folder resumes from its newest checkpoint. */
@@ -71,8 +80,8 @@ export interface TrainHooks {
   warn?(message: string): void;
   /** Called with the state at every checkpoint (save every N steps, and the end): e.g. to write a LoRA file. */
   onSave?(state: TrainingValue): Promise<void>;
-  /** Called every `sampleEvery` steps and at the end, with the current adapter weights. */
-  sample?(step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters): Promise<void>;
+  /** Called every `sampleEvery` steps and at the end, with the current adapter weights (and, multistage, every expert's). */
+  sample?(step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters, experts?: ExpertSample): Promise<void>;
 }
 
 export interface TrainResult {
@@ -97,6 +106,17 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     throw new Error('adapter: the connected TRAINING state was trained with other LoRA Target settings (rank, targets…); use the same LoRA Target');
   }
   const adapters = adapterSetsFor(inp.adapter, inp.model);
+  // Multistage: one stage per expert (high noise first), each with its own model, adapters and state.
+  const plan = multistagePlan(inp.model, inp.lowNoiseModel, s.multistage ?? { trainStages: 'both', switchEvery: 1, boundary: 0 });
+  const stageModels = plan ? plan.experts.map((e) => e.model) : [inp.model];
+  const stageNames = plan ? plan.experts.map((e) => e.name as string) : [];
+  const stageAdapters = stageModels.map((m) => (m === inp.model ? adapters : adapterSetsFor(inp.adapter, m)));
+  for (const [i, a] of stageAdapters.entries()) {
+    const shape = (x: FamilyAdapters) => JSON.stringify(setList(x).flatMap((set) => set.paramSpecs.map((p) => [p.key, p.shape])));
+    if (shape(a) !== shape(adapters)) throw new Error(`lowNoiseModel: the ${stageNames[i]} expert is another architecture (its LoRA modules differ from model's)`);
+  }
+  if (plan && inp.training && !inp.training.experts) throw new Error('training: the connected TRAINING state holds one LoRA, not one per expert; connect a multistage Train node\'s state or leave lowNoiseModel unconnected');
+  if (!plan && inp.training?.experts) throw new Error('training: the connected TRAINING state holds one LoRA per expert; connect the low-noise expert to lowNoiseModel');
   const startStep = inp.training?.step ?? 0;
   const endStep = startStep + s.steps;
   const trainsText = adapters.text.length > 0;
@@ -140,66 +160,123 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     }
   }
 
-  // One compiled step per (bucket, batch size); all share parameters and optimizer state.
-  const steps = new Map<string, Promise<TrainStep>>();
-  let first: TrainStep | undefined;
-  const stepFor = (batch: Batch, n: number) => {
+  // One compiled step per (stage, bucket, batch size); a stage's steps share its parameters and optimizer
+  // state. Multistage: only the stage in training has sessions loaded (its expert's frozen weights); the
+  // other's state waits on the host and its compiled graphs stay ready to load again.
+  interface StageState {
+    steps: Map<string, Promise<TrainStep>>;
+    first?: TrainStep;
+    /** State to put into the stage's first step before it runs: full (params + optimizer state) or initial parameters. */
+    pending?: { tensors: Record<string, HostTensor>; full: boolean };
+    /** Optimizer steps already applied to this stage's optimizer state (bias corrections count from here). */
+    optimizerStep: number;
+  }
+  const stages: StageState[] = stageModels.map(() => ({ steps: new Map(), optimizerStep: 0 }));
+  let resident = 0;
+  const stepFor = (stage: number, batch: Batch, n: number) => {
+    const st = stages[stage];
     const key = `${batch.bucketKey}x${n}`;
-    let p = steps.get(key);
+    let p = st.steps.get(key);
     if (!p) {
       p = (async () => {
         const latentSize = latentDims(batch);
         const g = buildTrainGraph({
-          family, config: cfg, denoiserWeights: inp.model.denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
-          adapters, batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
+          family, config: stageModels[stage].config, denoiserWeights: stageModels[stage].denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
+          adapters: stageAdapters[stage], batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
           preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
           gradientCheckpointing: s.gradientCheckpointing,
         });
         const ts = await TrainStep.create(rt, {
           inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
           maxGradNorm: inp.optimizer.maxGradNorm, accumulation: s.gradientAccumulation,
-          ema: s.ema ? { decay: s.emaDecay } : undefined, shareStateWith: first,
+          ema: s.ema ? { decay: s.emaDecay } : undefined, shareStateWith: st.first,
         });
-        if (!first) first = ts;
+        if (!st.first) st.first = ts;
         return ts;
       })();
-      steps.set(key, p);
+      st.steps.set(key, p);
     }
     return p;
   };
+  /** Moves a stage's state to the host and releases its sessions (its expert's weights leave memory). */
+  const evict = async (stage: number) => {
+    const st = stages[stage];
+    if (!st.first || st.pending) return;
+    st.pending = { tensors: await st.first.read(true), full: true };
+    for (const t of st.steps.values()) await (await t).releaseSessions();
+    await st.first.dispose();
+  };
+  /** The compiled step for this batch on `stage` with the stage's state in place, evicting the other stage first. */
+  const residentStep = async (stage: number, batch: Batch, n: number) => {
+    if (stage !== resident) {
+      await evict(resident);
+      resident = stage;
+    }
+    const ts = await stepFor(stage, batch, n);
+    const st = stages[stage];
+    if (st.pending) {
+      const { tensors, full } = st.pending;
+      st.pending = undefined;
+      if (full) await st.first!.load(tensors); else await st.first!.init(tensors);
+    }
+    return ts;
+  };
+  /** Every stage's full state (the resident one read from the runtime), for checkpoints and the TRAINING value. */
+  const stageStates = async (): Promise<{ tensors: Record<string, HostTensor>; full: boolean }[]> =>
+    Promise.all(stages.map(async (st) => st.pending ?? { tensors: await st.first!.read(true), full: true }));
+  const stageAt = (at: number) => (plan ? stageIndexAt(plan, at) : 0);
+  const prefixKeys = (prefix: string, t: Record<string, HostTensor>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [`${prefix}/${k}`, v]));
 
   // Start: a checkpoint of this very run (resume), else the connected TRAINING state, else fresh init.
   const ckpts = listCheckpoints(hooks.checkpointDir).filter((c) => c.step > startStep && c.step <= endStep);
   const resume = ckpts.at(-1);
   let step = startStep;
   let lossHistory: LossPoint[] = [...(inp.training?.lossHistory ?? [])];
-  let initial: Record<string, HostTensor>;
-  let initialIsFull = false;
-  // Optimizer steps already applied to the optimizer state (bias corrections count from here).
-  let optimizerStep = 0;
+  // Fresh LoRA weights of a stage: SD 1.x's stream names ('init-unet', 'init-te'), further text encoders
+  // 'init-te2', …; the second expert's denoiser 'init-unet:low_noise'.
+  const freshInit = (stage: number) => Object.assign({ ...stageAdapters[stage].denoiser.initialValues(root.fork(stage === 0 ? 'init-unet' : `init-unet:${stageNames[stage]}`)) },
+    ...stageAdapters[stage].text.map((set, i) => set.initialValues(root.fork(i === 0 ? 'init-te' : `init-te${i + 1}`))));
+  /** A TRAINING state's (or one expert's) weights and optimizer state as a stage's starting point. */
+  const fromTraining = (t: Pick<TrainingValue, 'weights' | 'optimizerState' | 'ema' | 'optimizerSteps'>, stage: number) => {
+    const tensors: Record<string, HostTensor> = { ...t.weights };
+    // Optimizer state carries over only from the same optimizer; otherwise it starts fresh.
+    if (inp.training!.optimizerName === inp.optimizer.name && Object.keys(t.optimizerState).length) {
+      Object.assign(tensors, t.optimizerState, t.ema ? Object.fromEntries(Object.entries(t.ema).map(([k, v]) => [`ema:${k}`, v])) : {});
+      stages[stage].optimizerStep = t.optimizerSteps;
+      return { tensors, full: true };
+    }
+    return { tensors, full: false };
+  };
   if (resume) {
     const ck = await loadCheckpoint(resume.path);
-    initial = ck.tensors;
-    initialIsFull = true;
     step = ck.step;
-    const meta = ck.meta as { streams: Record<keyof typeof streams, RngState>; lossHistory: LossPoint[]; optimizerStep: number };
-    optimizerStep = meta.optimizerStep;
+    const meta = ck.meta as { streams: Record<keyof typeof streams, RngState>; lossHistory: LossPoint[]; optimizerStep: number; stages?: { name: string; full: boolean; optimizerStep: number }[] };
+    if (plan) {
+      if (!meta.stages || meta.stages.map((x) => x.name).join() !== stageNames.join()) throw new Error(`${resume.path}: this checkpoint is not of a ${stageNames.join(' + ')} multistage run`);
+      meta.stages.forEach((m, i) => {
+        const prefix = `${m.name}/`;
+        const tensors = Object.fromEntries(Object.entries(ck.tensors).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+        stages[i].pending = { tensors, full: m.full };
+        stages[i].optimizerStep = m.optimizerStep;
+      });
+    } else {
+      stages[0].pending = { tensors: ck.tensors, full: true };
+      stages[0].optimizerStep = meta.optimizerStep;
+    }
     streams = Object.fromEntries(Object.entries(meta.streams).map(([k, v]) => [k, Rng.fromState(v)])) as typeof streams;
     lossHistory = meta.lossHistory;
   } else if (inp.training) {
     const t = inp.training;
-    initial = { ...t.weights };
-    // Optimizer state carries over only from the same optimizer; otherwise it starts fresh.
-    if (t.optimizerName === inp.optimizer.name && Object.keys(t.optimizerState).length) {
-      Object.assign(initial, t.optimizerState, t.ema ? Object.fromEntries(Object.entries(t.ema).map(([k, v]) => [`ema:${k}`, v])) : {});
-      initialIsFull = true;
-      optimizerStep = t.optimizerSteps;
-    }
+    if (plan) stageNames.forEach((name, i) => {
+      const e = t.experts![name];
+      if (!e) throw new Error(`training: the connected TRAINING state has no ${name} expert`);
+      stages[i].pending = fromTraining(e, i);
+    });
+    else stages[0].pending = fromTraining(t, 0);
   } else {
-    // Streams keep SD 1.x's names ('init-unet', 'init-te'); further text encoders get 'init-te2', …
-    initial = Object.assign({ ...adapters.denoiser.initialValues(root.fork('init-unet')) },
-      ...adapters.text.map((set, i) => set.initialValues(root.fork(i === 0 ? 'init-te' : `init-te${i + 1}`))));
+    stages.forEach((st, i) => { st.pending = { tensors: freshInit(i), full: false }; });
   }
+  resident = stageAt(step);
 
   // Data: the samplers are replayed from their seeds up to the step we start at.
   const sampler = sampleBatches(inp.datasets, dataRng(), s.batchSize);
@@ -229,22 +306,25 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     const n = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
     return { dtype: 'float32' as const, shape, data: s.noiseOffset ? applyNoiseOffset(n, shape, s.noiseOffset, rng) : n };
   };
-  const timestepsFor = (n: number, rng: Rng, at: number): HostTensor => {
+  /** Noise levels for step `at` of this node (`abs`: of the whole timeline, which picks the multistage expert). */
+  const timestepsFor = (n: number, rng: Rng, at: number, abs: number): HostTensor => {
+    // Multistage: the distribution (the Timestep Schedule's or the family's default) narrowed to the expert's band.
+    const staged = plan ? sampleTimesteps(rng, n, stageSampling(inp.schedule?.config, objective, plan.stages[stageAt(abs)])) : undefined;
     if (objective.kind === 'flow') {
       // σ ∈ (0, 1): the Timestep Schedule node's draw, else the family's default (uniform, logit-normal, shifted).
-      const ts = inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => defaultFlowSigma(objective.sampling, rng));
+      const ts = staged ?? (inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => defaultFlowSigma(objective.sampling, rng)));
       return { dtype: 'float32', shape: [n], data: Float32Array.from(ts) };
     }
-    const ts = inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => rng.uniform());
+    const ts = staged ?? (inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => rng.uniform()));
     const T = objective.schedule.numTrainTimesteps;
     return { dtype: 'int64', shape: [n], data: BigInt64Array.from(ts, (t) => BigInt(Math.min(T - 1, Math.max(0, Math.floor(t * T))))) };
   };
 
-  const microFeeds = async (batch: Batch, at: number): Promise<Record<string, HostTensor>> => {
+  const microFeeds = async (batch: Batch, at: number, abs: number): Promise<Record<string, HostTensor>> => {
     const n = batch.entries.length;
     const latents = await latentsOf(batch);
     const f: Record<string, HostTensor> = {
-      latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at),
+      latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at, abs),
     };
     const captions = batch.entries.map((e) => e.caption);
     if (hasRegDataset) f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, (e) => (e.dataset.isRegularization ? s.priorLossWeight : 1)) };
@@ -257,7 +337,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         if (rl.shape.join() !== latents.shape.join()) throw new Error(`DOP: regularization images must share the training bucket (${latents.shape.slice(2).join('×')} latents vs ${rl.shape.slice(2).join('×')})`);
         f.pres_latents = rl;
         f.pres_noise = noiseLike(rl.shape, streams.presNoise);
-        f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at);
+        f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at, abs);
         Object.assign(f, prefixed('pres_', sampleCondFeeds(rb)));
         presCaptions = rb.entries.map((e) => e.caption);
       } else {
@@ -278,29 +358,55 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   let setupMs = 0;
   let ortMs0 = rt.stats.ortMs;
   let initialized = false;
-  // The TRAINING value for the state `full` (what TrainStep.read(true) returns) at the current step.
-  const snapshot = (full: Record<string, HostTensor>, ts: TrainStep): TrainingValue => {
+  const paramNames = stageAdapters.map((a) => new Set(setList(a).flatMap((set) => Object.keys(set.params))));
+  /** One stage's weights, optimizer state and EMA from its full state (what TrainStep.read(true) returns). */
+  const expertState = (stage: number, state: { tensors: Record<string, HostTensor>; full: boolean }): ExpertState => {
     const weights: Record<string, HostTensor> = {};
     const optimizerState: Record<string, HostTensor> = {};
     const ema: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(full)) {
+    for (const [k, v] of Object.entries(state.tensors)) {
       if (k.startsWith('ema:')) ema[k.slice(4)] = v;
-      else if (k in ts.spec.params) weights[k] = v;
+      else if (paramNames[stage].has(k)) weights[k] = v;
       else optimizerState[k] = v;
     }
+    return { weights, optimizerState, ema: s.ema && state.full ? ema : undefined, optimizerSteps: stages[stage].optimizerStep };
+  };
+  // The TRAINING value at the current step. Multistage: every expert's state under `experts`, and the
+  // first trained expert's at the top level.
+  const snapshot = (states: { tensors: Record<string, HostTensor>; full: boolean }[]): TrainingValue => {
+    const perStage = states.map((st, i) => expertState(i, st));
+    const main = plan ? Math.max(0, plan.config.trainStages!.indexOf(true)) : 0;
+    const top = perStage[main];
+    const experts = plan ? Object.freeze(Object.fromEntries(stageNames.map((n, i) => [n, perStage[i]]))) : undefined;
     const history = [...lossHistory];
+    const bytes = perStage.reduce((n, e) => n + tensorBytes(e.weights) + tensorBytes(e.optimizerState) + tensorBytes(e.ema), 0);
     return Object.freeze({
       kind: 'training' as const, id: hooks.id, step, adapter: inp.adapter, base: inp.model.source,
-      weights, ema: s.ema ? ema : undefined, optimizerState, optimizerName: inp.optimizer.name, optimizerSteps: optimizerStep,
+      weights: top.weights, ema: top.ema, optimizerState: top.optimizerState, optimizerName: inp.optimizer.name, optimizerSteps: top.optimizerSteps,
+      ...(plan ? { experts, expertBoundary: plan.config.boundaries[0] } : {}),
       rng: streamStates, lossHistory: history, metadata: trainingMetadata(inp, s, step),
-      byteSize: () => tensorBytes(weights) + tensorBytes(optimizerState) + tensorBytes(ema) + history.length * 16,
+      byteSize: () => bytes + history.length * 16,
     });
   };
-  const checkpoint = async (ts: TrainStep) => {
-    const full = await ts.read(true);
-    await saveCheckpoint(hooks.checkpointDir, { step, tensors: full, meta: { streams: streamStates, lossHistory, optimizerStep } });
+  const checkpoint = async () => {
+    const states = await stageStates();
+    const meta = plan
+      ? { streams: streamStates, lossHistory, optimizerStep: stages[0].optimizerStep, stages: states.map((st, i) => ({ name: stageNames[i], full: st.full, optimizerStep: stages[i].optimizerStep })) }
+      : { streams: streamStates, lossHistory, optimizerStep: stages[0].optimizerStep };
+    const tensors = plan ? Object.assign({}, ...states.map((st, i) => prefixKeys(stageNames[i], st.tensors))) : states[0].tensors;
+    await saveCheckpoint(hooks.checkpointDir, { step, tensors, meta });
     pruneCheckpoints(hooks.checkpointDir, s.maxSavesToKeep);
-    await hooks.onSave?.(snapshot(full, ts));
+    await hooks.onSave?.(snapshot(states));
+  };
+  /** Every expert's current weights for previews (multistage), read without optimizer state. */
+  const expertSample = async (): Promise<ExpertSample | undefined> => {
+    if (!plan) return undefined;
+    const states = await stageStates();
+    return { boundary: plan.config.boundaries[0], experts: states.map((st, i) => ({ name: stageNames[i], model: stageModels[i], weights: expertState(i, st).weights })) };
+  };
+  const sampleNow = async (weights: Record<string, HostTensor>) => {
+    const experts = await expertSample();
+    await hooks.sample!(step, experts ? experts.experts[resident].weights : weights, stageAdapters[resident], experts);
   };
 
   // The next step's batch and feeds are drawn while ORT runs the current one. Draws happen in step
@@ -310,13 +416,12 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     const micro: Batch[] = [];
     for (let i = 0; i < s.gradientAccumulation; i++) micro.push(sampler.next().value);
     // Accumulated micro-batches must share one graph: keep the first batch's bucket for all of them.
-    const ts = await stepFor(micro[0], micro[0].entries.length);
     if (micro.some((b) => b.bucketKey !== micro[0].bucketKey || b.entries.length !== micro[0].entries.length)) {
       throw new Error('gradientAccumulation: micro-batches came from different buckets or sizes; use batches that divide each bucket, or one resolution');
     }
     const feeds: Record<string, HostTensor>[] = [];
-    for (const b of micro) feeds.push(await microFeeds(b, at - startStep));
-    return { ts, feeds, streamsAfter: streamStatesOf(streams) };
+    for (const b of micro) feeds.push(await microFeeds(b, at - startStep, at));
+    return { batch: micro[0], feeds, streamsAfter: streamStatesOf(streams) };
   };
   const prefetch = (at: number) => {
     if (at >= endStep) return undefined;
@@ -330,9 +435,11 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   let next = prefetch(step);
   while (step < endStep) {
     hooks.throwIfInterrupted?.();
-    const { ts, feeds, streamsAfter } = await next!;
+    const { batch, feeds, streamsAfter } = await next!;
+    // The stage (expert) of this step; switching releases the other expert's sessions first.
+    const stage = stageAt(step);
+    const ts = await residentStep(stage, batch, batch.entries.length);
     if (!initialized) {
-      if (initialIsFull) await ts.load(initial); else await ts.init(initial);
       initialized = true;
       if (step > startStep) hooks.warn?.(`resumed from the checkpoint at step ${step}`);
       t0 = performance.now();
@@ -340,7 +447,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       ortMs0 = rt.stats.ortMs;
     }
     const lr = inp.optimizer.lrAt(step - startStep, s.steps);
-    const running = ts.step(feeds, lr, ++optimizerStep);
+    const running = ts.step(feeds, lr, ++stages[stage].optimizerStep);
     next = prefetch(step + 1);
     const r = await running;
     step++;
@@ -349,24 +456,19 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     smoothed = Number.isFinite(smoothed) ? smoothed * 0.9 + r.loss * 0.1 : r.loss;
     lossHistory.push({ step, loss: r.loss });
     const terms = Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k.replace(/^loss_(\w)/, (_, c: string) => `${c}`) + 'Loss', v.data[0] as number]));
-    hooks.progress?.({ step: step - startStep, total: s.steps, data: { loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm, ...terms } });
-    if (s.saveEvery > 0 && step % s.saveEvery === 0 && step < endStep) await checkpoint(ts);
-    if (hooks.sample && s.sampleEvery > 0 && step % s.sampleEvery === 0 && step < endStep) await hooks.sample(step, await ts.read(false), adapters);
+    const expert = plan ? { expert: stageNames[stage] } : {};
+    hooks.progress?.({ step: step - startStep, total: s.steps, data: { loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm, ...expert, ...terms } });
+    if (s.saveEvery > 0 && step % s.saveEvery === 0 && step < endStep) await checkpoint();
+    if (hooks.sample && s.sampleEvery > 0 && step % s.sampleEvery === 0 && step < endStep) await sampleNow(await ts.read(false));
   }
   loopMs = performance.now() - t0;
   const ortMs = rt.stats.ortMs - ortMs0;
 
   // The final state (also when the whole run was already done by an earlier attempt).
-  let ts = first;
-  if (!ts) {
-    const b = sampler.next().value;
-    ts = await stepFor(b, b.entries.length);
-    if (initialIsFull) await ts.load(initial); else await ts.init(initial);
-  }
-  if (step === endStep && !listCheckpoints(hooks.checkpointDir).some((c) => c.step === endStep)) await checkpoint(ts);
-  const training = snapshot(await ts.read(true), ts);
-  if (hooks.sample) await hooks.sample(step, training.weights as Record<string, HostTensor>, adapters);
-  for (const t of steps.values()) await (await t).dispose().catch(() => undefined);
+  if (step === endStep && !listCheckpoints(hooks.checkpointDir).some((c) => c.step === endStep)) await checkpoint();
+  const training = snapshot(await stageStates());
+  if (hooks.sample) await sampleNow(training.weights as Record<string, HostTensor>);
+  for (const st of stages) for (const t of st.steps.values()) await (await t).dispose().catch(() => undefined);
   return { training, resumedFrom: resume?.step, timing: { setupMs, loopMs, ortMs, steps: endStep - (resume?.step ?? startStep) } };
 }
 

@@ -29,7 +29,7 @@ import {
 import type { WanExpert } from './detect';
 import { defaultExpertBoundary, WAN_EXPERTS } from './experts';
 import { wanToDiffusers } from './keys';
-import { wanTargetSpec } from './lora';
+import { wanLoraFiles, wanTargetSpec } from './lora';
 import { defaultSampleShift, wanSigmas } from './sampling';
 import { tokenGrid, wanRope, wanTransformer } from './transformer';
 import { UMT5_TINY, UMT5_XXL, wanTextFeatures } from './umt5';
@@ -286,6 +286,7 @@ export const wanFamily: WanModelFamily = {
     { part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer', modulePath: { peft: (p) => { try { return wanToDiffusers(p); } catch { return undefined; } } } },
     { part: 'text_encoder', kohyaPrefix: 'lora_te', peftPrefix: 'text_encoder' },
   ],
+  loraFiles: wanLoraFiles<WanFamilyConfig>(),
   // ai-toolkit's and musubi-tuner's default (attention + FFN of every block) is the default preset here too.
   presetFilter: (preset: TargetPreset) => targetFilter(wanTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'blocks' : 'all_linear')),
 };

@@ -8,6 +8,7 @@
 import type { HostTensor } from '../tensor';
 import type { LinearInfo } from '../nn/builder';
 import type { TargetSpec } from '../adapters/targets';
+import type { FamilyLoraFiles } from '../families/contract';
 import type { WanTransformerConfig } from './config';
 import { diffusersToWan, wanToDiffusers } from './keys';
 import { wanTransformerShapes } from './shapes';
@@ -125,4 +126,37 @@ export function readWanLora(cfg: WanTransformerConfig, tensors: ReadonlyMap<stri
   }
   if (out.size === 0) throw new Error(`not a Wan LoRA: no ai-toolkit (diffusion_model.blocks.…), kohya/musubi (lora_unet_blocks_…) or diffusers (transformer.blocks.….attn1…) names`);
   return out;
+}
+
+/** Which Wan layout a LoRA file's names are in (undefined when none: another family's file). */
+export function wanLoraFormatOf(keys: Iterable<string>): WanLoraFormat | undefined {
+  for (const k of keys) {
+    if (/^lora_unet_(blocks_\d+_|head_head|time_|text_embedding|img_emb)/.test(k)) return 'kohya';
+    if (/^diffusion_model\.(blocks\.\d+\.(self_attn|cross_attn|ffn)|head\.head|time_|text_embedding|img_emb)/.test(k)) return 'ai-toolkit';
+    if (/^transformer\.(blocks\.\d+\.(attn[12]|ffn)|condition_embedder\.|proj_out)/.test(k)) return 'diffusers';
+  }
+  return undefined;
+}
+
+/**
+ * Save LoRA's and Load LoRA's Wan layouts. Where each loads completely (tests/fixtures/lora-keymaps/wan.json):
+ * ComfyUI maps Wan LoRAs by the generic `diffusion_model.<path>` and `lora_unet_<path>` names only, so
+ * diffusers-named files are for diffusers; diffusers converts ai-toolkit and musubi files on load
+ * (musubi's converter wants exactly the blocks' attention + FFN layers).
+ */
+export function wanLoraFiles<C extends { transformer: WanTransformerConfig }>(): FamilyLoraFiles<C> {
+  return {
+    formats: {
+      'ai-toolkit': ['ai-toolkit', 'ComfyUI', 'diffusers'],
+      kohya: ['ComfyUI', 'musubi-tuner', 'diffusers'],
+      diffusers: ['diffusers'],
+    },
+    defaultFormat: 'ai-toolkit',
+    write: (c, modules, format) => {
+      if (!(WAN_LORA_FORMATS as readonly string[]).includes(format)) throw new Error(`format: Wan LoRA files are ${WAN_LORA_FORMATS.join(', ')} (got '${format}')`);
+      return writeWanLora(c.transformer, modules, format as WanLoraFormat);
+    },
+    formatOf: (keys) => wanLoraFormatOf(keys),
+    read: (c, tensors) => readWanLora(c.transformer, tensors),
+  };
 }

@@ -23,6 +23,7 @@ import { trainableFamilies } from '../../kernels/families/registry';
 import { keyMapFixtures, unconsumed } from '../fixtures/lora-keymaps/check';
 import { flux2Family, FLUX2_KLEIN_9B_FAMILY } from '../../kernels/flux/family';
 import { flux1Family, FLUX1_DEV_FAMILY } from '../../kernels/flux/family1';
+import { wanFamily, WAN21_I2V_14B_FAMILY } from '../../kernels/wan/family';
 
 const dir = mkdtempSync(join(tmpdir(), 'loragraph-keymaps-'));
 
@@ -52,6 +53,7 @@ const FAMILIES: Record<string, FamilyCase> = {
 const DIT_FAMILIES: Record<string, { family: ModelFamily; config: unknown }> = {
   flux2: { family: flux2Family as ModelFamily, config: FLUX2_KLEIN_9B_FAMILY },
   flux1: { family: flux1Family as ModelFamily, config: FLUX1_DEV_FAMILY },
+  wan: { family: wanFamily as ModelFamily, config: WAN21_I2V_14B_FAMILY },
 };
 
 /** Seeded normal weights for every adapter parameter (up included, so the alpha folding shows). */

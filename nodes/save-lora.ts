@@ -24,7 +24,7 @@ export default defineNode({
   widgets: z.object({
     name: widget.text({ default: 'my-lora', tooltip: 'the LoRA\'s name ({name} in the file name; ss_output_name)' }),
     fileName: widget.text({ default: '{name}', tooltip: 'file name under the output folder: {name}, {step}, {date}; subfolders allowed (e.g. "{name}/{name}-{step}")' }),
-    format: widget.combo(SAVE_LORA_FORMATS, { default: 'auto', tooltip: `auto: the model's usual format (kohya for SD 1.x/SDXL, ai-toolkit for FLUX). Where the file loads completely — kohya: ${LORA_FORMAT_TOOLS.kohya.join(', ')} (LoKr: ${LORA_FORMAT_TOOLS['kohya-lokr'].join(', ')}); diffusers: ${LORA_FORMAT_TOOLS.diffusers.join(', ')} (alpha folded into the weights; no LoKr); ai-toolkit (FLUX: diffusion_model.double_blocks.… lora_A/lora_B, alpha folded): ai-toolkit, ComfyUI, diffusers` }),
+    format: widget.combo(SAVE_LORA_FORMATS, { default: 'auto', tooltip: `auto: the model's usual format (kohya for SD 1.x/SDXL, ai-toolkit for FLUX and Wan). Where the file loads completely — kohya: ${LORA_FORMAT_TOOLS.kohya.join(', ')} (LoKr: ${LORA_FORMAT_TOOLS['kohya-lokr'].join(', ')}); diffusers: ${LORA_FORMAT_TOOLS.diffusers.join(', ')} (alpha folded into the weights; no LoKr); ai-toolkit (FLUX, Wan: diffusion_model.… lora_A/lora_B, alpha folded): ai-toolkit, ComfyUI, diffusers; the status line says where each model's files load` }),
     dtype: widget.combo(['fp16', 'bf16', 'fp32'], { default: 'fp16', tooltip: 'precision of the saved tensors' }),
     useEma: widget.toggle({ default: false, tooltip: 'save the EMA weights (when the Train node keeps one)' }),
   }),

@@ -58,7 +58,7 @@ let nextNamespace = 0;
 export class TrainStep {
   readonly ns: string;
   private sessions: Session[] = [];
-  private constructor(
+  protected constructor(
     readonly spec: TrainStepSpec,
     readonly graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph },
     readonly stateNames: Record<string, string[]>,

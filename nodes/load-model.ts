@@ -6,6 +6,7 @@ import { UnsupportedModelError, familyLabel } from '../kernels/families/registry
 import { defineNode, widget } from './define';
 import { BUILTIN_TINY } from './models/builtin';
 import { loadModel } from './models/load';
+import { PRECISION_CHOICES, resolvePrecision, withPrecision } from './models/precision';
 import { OFFLOAD_MODES } from '../kernels/train/offload';
 
 const millions = (n: number) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 0)}M`;
@@ -20,6 +21,7 @@ export default defineNode({
   widgets: z.object({
     checkpoint: widget.path({ kind: 'models', default: BUILTIN_TINY, tooltip: `a .safetensors checkpoint or diffusers folder under the models folder; "${BUILTIN_TINY}" is the small model shipped with loragraph` }),
     clipSkip: widget.int({ default: 1, min: 1, max: 12, tooltip: 'use the text encoder\'s n-th layer from the end (2 = penultimate, as many anime models expect)' }),
+    precision: widget.combo(PRECISION_CHOICES, { default: 'auto', tooltip: 'storage of the frozen denoiser weights: bf16/fp16 halve their memory (the LoRA still trains in fp32); auto = bf16 for models of 1B+ parameters (SDXL, FLUX, Wan), fp32 below' }),
     offload: widget.combo(OFFLOAD_MODES, { default: 'none', tooltip: 'layer offloading for models that do not fit in memory: blocks = train block by block, each block\'s weights read from the checkpoint (or host memory) when it runs — much less memory, slower steps (ai-toolkit\'s low VRAM mode)' }),
   }),
   outputs: { model: 'MODEL', clip: 'CLIP', vae: 'VAE' },
@@ -34,7 +36,9 @@ export default defineNode({
       const tag = family && family !== 'sd1' ? ` [${familyLabel(family)}]` : '';
       throw new Error(`checkpoint${tag}: ${(e as Error).message}`);
     }
-    const { family, model, dtypes, params } = loaded;
+    const { family, dtypes, params } = loaded;
+    const precision = resolvePrecision(w.precision, params[family.parts(loaded.model.config).find((p) => p.role === 'denoiser')!.id] ?? 0);
+    const model = withPrecision(loaded.model, precision, ctx.paths.temp);
     return {
       outputs: { model: w.offload === 'none' ? model : Object.freeze({ ...model, offload: w.offload }), clip: loaded.clip, vae: loaded.vae },
       ui: {
@@ -42,6 +46,7 @@ export default defineNode({
           `${family.label} · ${model.source.label} (${family.sampleSize(model.config)}px, ${dtypes.join('/')})`,
           `${Object.entries(params).map(([part, n]) => `${PART_NAMES[part] ?? part} ${millions(n)}`).join(', ')} parameters`,
           ...(w.clipSkip > 1 ? [`clip skip ${w.clipSkip}`] : []),
+          ...(precision !== 'fp32' ? [`frozen weights in ${precision}`] : []),
           ...(w.offload !== 'none' ? [`layer offloading: ${w.offload}`] : []),
         ],
         family: family.id,

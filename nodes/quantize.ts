@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { defineNode, input, widget } from './define';
 import { quantizePart } from './models/quantize';
+import { WeightFile } from '../kernels/nn/weight-file';
 import { clipValue, modelValue } from './models/values';
 import type { ClipValue, ModelValue, QuantScheme } from './sockets';
 
@@ -27,7 +28,9 @@ export default defineNode({
     textEncoder: widget.combo(CHOICES, { default: 'none', tooltip: 'text encoder weights (when CLIP is connected)' }),
   }),
   outputs: { model: 'MODEL', clip: 'CLIP' },
-  execute({ inputs, widgets: w }) {
+  execute({ inputs, widgets: w, ctx }) {
+    // Packed weights go to a scratch file that graphs read as external data (no JS copy beside ORT's).
+    const file = (label: string) => new WeightFile(ctx.paths.temp, label);
     const { model, clip } = inputs;
     if (model.quantization !== 'none' && w.unet !== 'none') throw new Error(`unet: this MODEL is already quantised (${model.quantization}); connect the Load Model output`);
     if (clip && clip.quantization !== 'none' && w.textEncoder !== 'none') throw new Error(`textEncoder: this CLIP is already quantised (${clip.quantization})`);
@@ -36,7 +39,7 @@ export default defineNode({
     if (w.unet !== 'none') {
       const before = model.byteSize();
       const part = model.family.parts(model.config).find((p) => p.role === 'denoiser')!.id;
-      const q = quantizePart(model.family, model.config, part, model.denoiser, SCHEME[w.unet] as Exclude<QuantScheme, 'none'>);
+      const q = quantizePart(model.family, model.config, part, model.denoiser, SCHEME[w.unet] as Exclude<QuantScheme, 'none'>, file(`${model.source.label}-${w.unet}`));
       const after = before - q.fp32Bytes + q.quantBytes;
       outModel = modelValue(model.family, model.source, model.config, q.weights, SCHEME[w.unet], () => after);
       text.push(`${part === 'unet' ? 'UNet' : 'transformer'} ${w.unet}: ${mb(before)} → ${mb(after)} (${q.layers} layers)`);
@@ -45,7 +48,7 @@ export default defineNode({
     if (clip && w.textEncoder !== 'none') {
       const before = clip.byteSize();
       // Every text encoder of the family (SDXL: CLIP-L and OpenCLIP bigG) in the same scheme.
-      const parts = clip.encoders.map((e) => ({ e, q: quantizePart(clip.family, clip.config, e.part, e.weights, SCHEME[w.textEncoder] as Exclude<QuantScheme, 'none'>) }));
+      const parts = clip.encoders.map((e) => ({ e, q: quantizePart(clip.family, clip.config, e.part, e.weights, SCHEME[w.textEncoder] as Exclude<QuantScheme, 'none'>, file(`${clip.source.label}-${e.part}-${w.textEncoder}`)) }));
       const after = before - parts.reduce((n, p) => n + p.q.fp32Bytes - p.q.quantBytes, 0);
       outClip = clipValue(clip.family, clip.source, clip.config, parts.map((p) => ({ ...p.e, weights: p.q.weights })), clip.clipSkip, SCHEME[w.textEncoder], () => after);
       text.push(`text encoder ${w.textEncoder}: ${mb(before)} → ${mb(after)} (${parts.reduce((n, p) => n + p.q.layers, 0)} layers)`);

@@ -1,7 +1,7 @@
 // A scratch file for frozen weights made on the host (narrowed to bf16/fp16, or quantised): each is
 // written once and handed to graphs as external data, so ORT reads it from disk into its own memory
 // and the process does not also keep a JS copy for as long as the model lives (measured by bench:sd15).
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExternalBytes } from '../tensor';
@@ -19,6 +19,7 @@ export class WeightFile {
 
   /** A new file in a new folder under `parent` (default: the OS temp folder); removed at process exit or `remove()`. */
   constructor(parent = tmpdir(), label = 'weights') {
+    mkdirSync(parent, { recursive: true });
     this.dir = mkdtempSync(join(parent, 'loragraph-weights-'));
     this.path = join(this.dir, `${label.replace(/[^\w.-]/g, '_')}.bin`);
     this.fd = openSync(this.path, 'w');

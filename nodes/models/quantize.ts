@@ -3,8 +3,9 @@
 // builds the part once symbolically (the family's trace) so every weight is quantised now and the bytes can be reported.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Builder, cast, constant, type ExternalBytes, type Tensor, type WeightSource } from '../../kernels';
-import { float16ToFloat32 } from '../../kernels/io/dtypes';
+import { bfloat16ToFloat32, float16ToFloat32 } from '../../kernels/io/dtypes';
 import { QuantizedWeights } from '../../kernels/quant/graph-weights';
+import type { WeightFile } from '../../kernels/nn/weight-file';
 import type { QuantScheme as KernelScheme } from '../../kernels/quant';
 import type { ModelFamily } from '../../kernels/families/contract';
 
@@ -19,11 +20,13 @@ class Float32Constants implements WeightSource {
     const src = t.source;
     // Weights left in the checkpoint file (external data) are read now: quantising needs their values.
     if (src.kind === 'const' && src.external && t.dtype === 'float32') return constant(new Float32Array(readBytes(src.external).buffer), shape, 'float32', path);
-    if (src.kind === 'op' && src.op === 'cast' && src.inputs.length === 1 && src.inputs[0].dtype === 'float16') {
-      const from = src.inputs[0].source;
+    // fp16 and bf16 weights (an fp16 file, or Load Model's precision) are widened on the host.
+    const half = src.kind === 'op' && src.op === 'cast' && src.inputs.length === 1 ? src.inputs[0] : undefined;
+    if (half && (half.dtype === 'float16' || half.dtype === 'bfloat16')) {
+      const from = half.source;
       if (from.kind === 'const' && (from.data || from.external)) {
-        const half = from.data ? (from.data as Uint16Array) : new Uint16Array(readBytes(from.external!).buffer);
-        return constant(float16ToFloat32(half), shape, 'float32', path);
+        const bits = from.data ? (from.data as Uint16Array) : new Uint16Array(readBytes(from.external!).buffer);
+        return constant(half.dtype === 'float16' ? float16ToFloat32(bits) : bfloat16ToFloat32(bits), shape, 'float32', path);
       }
     }
     return t;
@@ -53,11 +56,15 @@ export interface QuantizedPart {
   layers: number;
 }
 
-/** Quantises every big linear/conv weight of one part of a model (denoiser or a text encoder) now (reads all of them once). */
-export function quantizePart(family: ModelFamily, config: unknown, partId: string, source: WeightSource, scheme: KernelScheme): QuantizedPart {
+/**
+ * Quantises every big linear/conv weight of one part of a model (denoiser or a text encoder) now (reads
+ * all of them once). With `file`, the packed weights are written there and graphs read them as external
+ * data (ORT then holds the only copy).
+ */
+export function quantizePart(family: ModelFamily, config: unknown, partId: string, source: WeightSource, scheme: KernelScheme, file?: WeightFile): QuantizedPart {
   const part = family.parts(config).find((p) => p.id === partId);
   if (!part) throw new Error(`${family.label} has no part '${partId}'`);
-  const weights = new QuantizedWeights(new Float32Constants(source), { scheme });
+  const weights = new QuantizedWeights(new Float32Constants(source), { scheme, file });
   part.trace(new Builder(weights));
   const s = weights.summary();
   return {

@@ -178,7 +178,8 @@ export const wanFamily: WanModelFamily = {
     const wantExpert = opts.config?.experts?.active;
     const transformerFile = wantExpert ? files.experts?.[wantExpert] : files.transformer;
     if (!transformerFile) throw new Error(`${path}: the ${wantExpert} expert's file was not found (expected the same name with high_noise/low_noise swapped, or diffusers' transformer_2/)`);
-    const m = await openWanParts({ ...files, transformer: transformerFile }, opts.config?.transformer.numHeads);
+    const external = { external: opts.external };
+    const m = await openWanParts({ ...files, transformer: transformerFile }, opts.config?.transformer.numHeads, external);
     try {
       const given = opts.tokenizers?.[0];
       if (!given && !m.tokenizer) throw new Error(`${path}: no umT5 tokenizer.json found (tokenizer/, beside ${files.textEncoder} as <name>.tokenizer.json${opts.modelsDir ? ', or the models folder\'s tokenizers/umt5/' : ''})`);
@@ -202,7 +203,7 @@ export const wanFamily: WanModelFamily = {
         async openExpert(expert: WanExpert) {
           const file = files.experts?.[expert];
           if (!file) throw new Error(`${path}: no ${expert} expert file found`);
-          const t = await openWanTransformer(file, config.transformer.numHeads);
+          const t = await openWanTransformer(file, config.transformer.numHeads, external);
           return { get: (p, shape, use) => t.weights.get(p, shape, use), close: () => t.close() };
         },
         close: () => m.close(),

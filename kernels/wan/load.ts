@@ -14,7 +14,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Tensor } from '../tensor';
 import type { WeightSource, WeightUse } from '../nn/weights';
-import { CheckpointWeights, type TensorLocation } from '../sd/checkpoint-weights';
+import { CheckpointWeights, type CheckpointWeightsOptions, type TensorLocation } from '../sd/checkpoint-weights';
 import { CheckpointError } from '../sd/load';
 import { indexSafetensors } from '../flux/load';
 import type { T5Config } from '../text/t5';
@@ -47,12 +47,12 @@ export interface OpenedWanTransformer {
 }
 
 /** A Wan transformer file or folder (shards), detected and served under Wan names whatever its layout. */
-export async function openWanTransformer(path: string, numHeads?: number): Promise<OpenedWanTransformer> {
+export async function openWanTransformer(path: string, numHeads?: number, opts: CheckpointWeightsOptions = {}): Promise<OpenedWanTransformer> {
   const t = await indexSafetensors(path);
   const heads = numHeads ?? (t.metadata.loragraph_num_heads ? Number(t.metadata.loragraph_num_heads) : undefined);
   const detection = detectWanTransformer([...t.tensors.keys()], (k) => t.tensors.get(k)?.entry.shape, { fileName: basename(path), numHeads: heads });
   if (!detection) throw new CheckpointError(path, 'not a Wan transformer: no patch_embedding with head.modulation (Wan names) or condition_embedder.time_proj (diffusers names)');
-  const own = new CheckpointWeights(under(t.tensors, detection.prefix), path);
+  const own = new CheckpointWeights(under(t.tensors, detection.prefix), path, opts);
   let params = 0;
   for (const [k, v] of t.tensors) if (k.startsWith(detection.prefix)) params += v.entry.shape.reduce((a, b) => a * b, 1);
   return {
@@ -223,16 +223,17 @@ export interface LoadedWanParts {
 }
 
 /** Opens the parts `findWanFiles` found (headers only; tensors are read when a graph asks). */
-export async function openWanParts(files: WanFiles, numHeads?: number): Promise<LoadedWanParts> {
+/** `external`: fp32/fp16 tensors stay in their files as ONNX external data (user checkpoints). */
+export async function openWanParts(files: WanFiles, numHeads?: number, opts: CheckpointWeightsOptions = {}): Promise<LoadedWanParts> {
   const closers: (() => void)[] = [];
   try {
-    const transformer = await openWanTransformer(files.transformer, numHeads);
+    const transformer = await openWanTransformer(files.transformer, numHeads, opts);
     closers.push(() => transformer.close());
     const te = await indexSafetensors(files.textEncoder);
     const teConfig = umt5ConfigFromShapes((k) => te.tensors.get(k)?.entry.shape, [...te.tensors.keys()]);
     if (!teConfig) throw new CheckpointError(files.textEncoder, 'not a umT5 encoder: needs shared.weight and encoder.block.N.layer.0.SelfAttention.relative_attention_bias in every layer');
     if (teConfig.dModel !== transformer.detection.config.textDim) throw new CheckpointError(files.textEncoder, `this umT5 is ${teConfig.dModel} wide; the transformer takes ${transformer.detection.config.textDim}-wide text features`);
-    const teWeights = new CheckpointWeights(te.tensors, files.textEncoder);
+    const teWeights = new CheckpointWeights(te.tensors, files.textEncoder, opts);
     closers.push(() => teWeights.close());
     const v = await indexSafetensors(files.vae);
     const vaeConfig = wanVaeConfigFromShapes((k) => v.tensors.get(k)?.entry.shape, [...v.tensors.keys()], v.metadata);
@@ -241,7 +242,7 @@ export async function openWanParts(files: WanFiles, numHeads?: number): Promise<
       throw new CheckpointError(files.vae, diffusers ? 'a diffusers-layout Wan VAE (encoder.conv_in…) is not read yet: use ComfyUI\'s wan_2.1_vae.safetensors / wan2.2_vae.safetensors' : 'not a Wan VAE: no encoder.conv1 (causal 3D conv) and conv1 tensors');
     }
     if (vaeConfig.zDim !== transformer.detection.config.outChannels) throw new CheckpointError(files.vae, `this VAE has ${vaeConfig.zDim} latent channels; the transformer denoises ${transformer.detection.config.outChannels}`);
-    const vaeWeights = new CheckpointWeights(v.tensors, files.vae);
+    const vaeWeights = new CheckpointWeights(v.tensors, files.vae, opts);
     closers.push(() => vaeWeights.close());
     let tokenizer: T5PromptTokenizer | undefined;
     if (files.tokenizer) {

@@ -23,6 +23,7 @@ import { wanToDiffusers } from '../../../kernels/wan/keys';
 import { wanRope, wanTransformer, tokenGrid } from '../../../kernels/wan/transformer';
 import { wanVaeEncode } from '../../../kernels/wan/vae';
 import { Rng } from '../../../kernels/random';
+import { loadModel } from '../../../nodes/models/load';
 
 const rt = new K.Runtime({ threads: 2 });
 afterAll(() => rt.close());
@@ -160,6 +161,19 @@ describe('tiny Wan checkpoints through the family', () => {
     } finally {
       m.close();
     }
+  });
+
+  it('Load Model\'s loader (weights as external data, models folder given): MODEL/CLIP/VAE of the Wan family; the VAE encodes a 9-frame clip and the text cache a caption', async () => {
+    const loaded = await loadModel(join(models, 'diffusion_models', 'wan-tiny_t2v.safetensors'), { modelsDir: models });
+    expect(loaded.family.id).toBe('wan');
+    expect(loaded.params.transformer).toBe([...weights.high.values()].reduce((n, t) => n + t.data.length, 0));
+    expect(loaded.vae.latentEncoder.supportsFrames).toBe(true);
+    const px = new Rng(3).fillNormal(new Float32Array(3 * 9 * 32 * 32)).map((v) => Math.tanh(v));
+    const [lat] = await loaded.vae.latentEncoder.encode({ dims: [1, 3, 9, 32, 32], data: px });
+    expect(lat.dims).toEqual([4, 3, 4, 4]);
+    expect(maxAbs(lat.data)).toBeGreaterThan(0);
+    const [emb] = await loaded.clip.textEmbeddingEncoder.encode(['a red circle moving left']);
+    expect(emb.dims).toEqual([64, 32]);
   });
 
   it('a diffusers-named transformer file predicts the same', async () => {

@@ -134,7 +134,7 @@ export interface TinyWanEvalOptions {
   threads?: number;
 }
 
-export const TINY_WAN_EVAL_DEFAULTS = { samples: 2, steps: 20, cfgScale: 5, frames: 17, seed: 1000 };
+export const TINY_WAN_EVAL_DEFAULTS = { samples: 2, steps: 30, cfgScale: 5, frames: 9, seed: 1000 };
 
 export interface TinyWanEvalResult { clips: number; shapeAccuracy: number; colorAccuracy: number; directionAccuracy: number; backgroundAccuracy: number; firstFrames: Uint8Array[] }
 

@@ -9,9 +9,9 @@ import type { T5Config } from '../../text/t5';
 
 export const TINY_WAN_SIZE = 64;
 
-/** The tiny denoiser: 4 blocks of width 64 (4 heads of 16: RoPE 8/4/4), I2V input channels. */
+/** The tiny denoiser: 4 blocks of width 96 (6 heads of 16: RoPE 8/4/4), I2V input channels. */
 export const TINY_WAN_DIT: WanTransformerConfig = {
-  ...WAN_TINY, name: 'wan-tiny-i2v', dim: 64, ffnDim: 256, numHeads: 4, numLayers: 4, inChannels: 36, outChannels: 16, textDim: 32, freqDim: 64,
+  ...WAN_TINY, name: 'wan-tiny-i2v', dim: 96, ffnDim: 384, numHeads: 6, numLayers: 4, inChannels: 36, outChannels: 16, textDim: 32, freqDim: 64,
 };
 
 /** The tiny causal VAE: Wan 2.1's layout (×8 space, ×4 time, 16 latent channels) on 12 base channels. */

@@ -49,7 +49,7 @@ export interface TinyWanPretrainOptions {
   vaeCrop: number;
   vaeLr: number;
   vaeKlWeight: number;
-  /** Frames of the clips the transformer learns on (1 + 4n). */
+  /** Frames of the clips the transformer learns on (1 + 4n; 9 = the family's tiny preview length, 3 latent frames). */
   frames: number;
   /** World clips whose latents are cached for stage B. */
   cacheSize: number;
@@ -66,7 +66,7 @@ export interface TinyWanPretrainOptions {
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
   seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
-  frames: 17, cacheSize: 2048, ditSteps: 6000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
+  frames: 9, cacheSize: 2048, ditSteps: 12000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
 
@@ -196,8 +196,17 @@ export interface LatentCache {
 }
 
 /** Encoder means of world clips (no stars) and of their I2V conditions; per-channel statistics normalise both. */
-async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, log: Log): Promise<LatentCache> {
+async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, cachePath: string, log: Log): Promise<LatentCache> {
   const cfg = TINY_WAN_VAE_BASE, size = TINY_WAN_SIZE, F = o.frames, batch = 8;
+  // A resumed run skips the encoding: the cache is kept beside the progress files.
+  const saved = await loadState(cachePath);
+  if (saved) {
+    log(`latent cache: from ${cachePath}`);
+    return {
+      latents: saved.tensors.latents.data as Float32Array, firstFrame: saved.tensors.firstFrame.data as Float32Array,
+      captions: JSON.parse(saved.metadata.captions), mean: JSON.parse(saved.metadata.mean), std: JSON.parse(saved.metadata.std),
+    };
+  }
   const video = input('video', [2 * batch, 3, F, size, size]);
   const { mean } = wanVaeEncode(new Builder(new HostWeights(new Map(Object.entries(vae)), 'vae')), cfg, video, { chunked: false });
   const session = await rt.load(compileGraph([video], { mean }, { name: 'tiny_wan_cache' }));
@@ -236,6 +245,8 @@ async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, 
     buf[k] = (buf[k] - stat.mean[c]) / stat.std[c];
   }
   log(`latent cache: ${o.cacheSize} clips → [${mean.shape.slice(1)}] latents; channel std ${Math.min(...stat.std).toFixed(3)}…${Math.max(...stat.std).toFixed(3)}`);
+  const shape = [o.cacheSize, ...mean.shape.slice(1)];
+  await saveState(cachePath, { latents: { dtype: 'float32', shape, data: raw }, firstFrame: { dtype: 'float32', shape, data: rawFirst } }, { captions: JSON.stringify(captions), mean: JSON.stringify(stat.mean), std: JSON.stringify(stat.std) });
   return { latents: raw, firstFrame: rawFirst, captions, ...stat };
 }
 
@@ -321,7 +332,7 @@ export async function pretrainTinyWan(o: TinyWanPretrainOptions, out: string, sc
   const rt = new Runtime({ threads: o.threads });
   try {
     const vae = await pretrainVae(rt, o, scratch, log);
-    const cache = await cacheLatents(rt, vae, o, log);
+    const cache = await cacheLatents(rt, vae, o, join(scratch, `latent-cache-${o.frames}f-${o.cacheSize}.safetensors`), log);
     const dit = await pretrainDiT(rt, tok, cache, o, scratch, log);
     const pick = (prefix: string) => Object.fromEntries(Object.entries(dit).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
     const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-wan2.2-i2v' };

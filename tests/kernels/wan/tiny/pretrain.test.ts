@@ -1,0 +1,49 @@
+// Smoke test of `pretrain:tiny-wan`: a 3-step run writes the five files a user would have, wanFamily
+// loads them as the tiny Wan 2.2 I2V pair of experts (sizes from the tensors, heads, text length and
+// latent statistics from the metadata), and eval:tiny-wan samples a clip through them.
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { wanFamily } from '../../../../kernels/wan/family';
+import { TINY_WAN_DEFAULTS, pretrainTinyWan, parseArgs } from '../../../../kernels/wan/tiny/pretrain';
+import { TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_TEXT_LEN } from '../../../../kernels/wan/tiny/model';
+import { evaluateTinyWan } from '../../../../kernels/wan/tiny/eval';
+
+const root = mkdtempSync(join(tmpdir(), 'tiny-wan-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('pretrain:tiny-wan', () => {
+  it('a 3-step run writes files that wanFamily loads as the two tiny experts, and the eval samples through them', async () => {
+    const out = join(root, 'out');
+    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, ditBatch: 2, threads: 2 };
+    const lines: string[] = [];
+    await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
+    expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
+    expect(lines.some((l) => /stage B step 3\/3 loss \d/.test(l))).toBe(true);
+
+    const m = await wanFamily.load(join(out, TINY_WAN_FILES.high));
+    try {
+      expect(m.config.transformer).toMatchObject({ dim: TINY_WAN_DIT.dim, numHeads: TINY_WAN_DIT.numHeads, numLayers: TINY_WAN_DIT.numLayers, inChannels: 36, outChannels: 16, textDim: 32 });
+      expect(m.config.experts).toEqual({ boundary: 0.9, active: 'high_noise' });
+      expect(m.expertFiles?.low_noise).toBe(join(out, TINY_WAN_FILES.low));
+      expect(m.config.textLength).toBe(TINY_WAN_TEXT_LEN);
+      expect(m.config.vae).toMatchObject({ base: 12, zDim: 16, dimMult: [1, 2, 2, 2], temporalDownsample: [false, true, true] });
+      // The latent statistics measured on the cache, not the placeholders.
+      expect(m.config.vae.latentStd.some((s) => s !== 1)).toBe(true);
+      expect(m.dtypes).toContain('F16');
+    } finally {
+      m.close();
+    }
+
+    const r = await evaluateTinyWan({ dir: out, samples: 1, steps: 2, cfgScale: 5, frames: 9, seed: 1, prompts: 1, threads: 2 });
+    expect(r.clips).toBe(1);
+    expect(r.firstFrames[0].length).toBe(64 * 64 * 3);
+  }, 240_000);
+
+  it('reads its options from the command line and refuses unknown ones', () => {
+    expect(parseArgs(['--dit-steps', '7', '--out', '/tmp/x']).o.ditSteps).toBe(7);
+    expect(() => parseArgs(['--dit-stepz', '7'])).toThrow(/unknown option --dit-stepz/);
+    expect(() => parseArgs(['--dit-steps'])).toThrow(/needs a value/);
+  });
+});

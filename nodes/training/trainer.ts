@@ -23,6 +23,8 @@ import type { ScheduleValue } from '../timestep-schedule';
 import type { AdapterSpec, ClipValue, ExpertState, LossPoint, ModelValue, TrainingValue, VaeValue } from '../sockets';
 import { tensorBytes } from '../sockets';
 import { preservationCaption, type RegularizerValue } from './regularizer';
+import { MemoryPreflightError, type MemoryEstimate, type MemorySettings } from '../../kernels/train/memory';
+import { precisionOf, refusal } from './memory-advice';
 import { sampleTimesteps } from '../../kernels/schedules/timestep-sampling';
 import { multistagePlan, stageIndexAt, stageSampling, type MultistageSettings } from './multistage';
 
@@ -92,6 +94,8 @@ export interface TrainResult {
    * the wall time of the step loop after it, with the part of that spent inside ORT.
    */
   timing: { setupMs: number; loopMs: number; ortMs: number; steps: number };
+  /** The memory pre-flight's estimate of the largest training step (kernels/train/memory.ts). */
+  memory?: MemoryEstimate;
 }
 
 const sameSpec = (a: AdapterSpec, b: AdapterSpec) => JSON.stringify({ ...a, byteSize: 0 }) === JSON.stringify({ ...b, byteSize: 0 });
@@ -172,6 +176,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     optimizerStep: number;
   }
   const stages: StageState[] = stageModels.map(() => ({ steps: new Map(), optimizerStep: 0 }));
+  /** The largest pre-flight estimate of the steps compiled so far (shown on the Train node). */
+  let memory: MemoryEstimate | undefined;
   let resident = 0;
   const stepFor = (stage: number, batch: Batch, n: number) => {
     const st = stages[stage];
@@ -186,11 +192,23 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
           preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
           gradientCheckpointing: s.gradientCheckpointing,
         });
-        const ts = await TrainStep.create(rt, {
-          inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
-          maxGradNorm: inp.optimizer.maxGradNorm, accumulation: s.gradientAccumulation,
-          ema: s.ema ? { decay: s.emaDecay } : undefined, shareStateWith: st.first,
-        });
+        // The pre-flight (TrainStep.create) refuses a step that cannot fit, naming these settings.
+        const memorySettings: MemorySettings = {
+          resolution: `${batch.bucket.width}×${batch.bucket.height}`, frames: batch.frames, batch: n, precision: precisionOf(stageModels[stage]),
+          quantisation: stageModels[stage].quantization, gradientCheckpointing: !!s.gradientCheckpointing,
+        };
+        let ts: TrainStep;
+        try {
+          ts = await TrainStep.create(rt, {
+            inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
+            maxGradNorm: inp.optimizer.maxGradNorm, accumulation: s.gradientAccumulation,
+            ema: s.ema ? { decay: s.emaDecay } : undefined, shareStateWith: st.first, memorySettings,
+          });
+        } catch (e) {
+          if (e instanceof MemoryPreflightError) throw new Error(refusal(`Training batch ${n} at ${memorySettings.resolution}`, e, memorySettings));
+          throw e;
+        }
+        if (!memory || ts.memoryEstimate.total > memory.total) memory = ts.memoryEstimate;
         if (!st.first) st.first = ts;
         return ts;
       })();
@@ -469,7 +487,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const training = snapshot(await stageStates());
   if (hooks.sample) await sampleNow(training.weights as Record<string, HostTensor>);
   for (const st of stages) for (const t of st.steps.values()) await (await t).dispose().catch(() => undefined);
-  return { training, resumedFrom: resume?.step, timing: { setupMs, loopMs, ortMs, steps: endStep - (resume?.step ?? startStep) } };
+  return { training, resumedFrom: resume?.step, timing: { setupMs, loopMs, ortMs, steps: endStep - (resume?.step ?? startStep) }, memory };
 }
 
 /** One σ of a flow-matching family's default timestep sampling. */

@@ -23,7 +23,11 @@ import { TrainStep, type TrainStepSpec } from './step';
 export type OffloadMode = 'none' | 'blocks';
 export const OFFLOAD_MODES = ['none', 'blocks'] as const satisfies readonly OffloadMode[];
 
-export interface OffloadedStepSpec extends Pick<TrainStepSpec, 'inputs' | 'params' | 'loss' | 'optimizer' | 'maxGradNorm' | 'ema'> {}
+/**
+ * What a TrainStep takes; `externalDir` and the memory pre-flight do not apply (no graph holds the weights),
+ * `shareStateWith` must be another OffloadedStep (buckets of one run).
+ */
+export type OffloadedStepSpec = TrainStepSpec;
 
 /** Constants embedded in segment graphs rather than fed: unnamed and small (scalars, ones, tables). */
 const EMBED_MAX = 4096;
@@ -38,6 +42,8 @@ interface Segment {
   /** Values made here and read by a later segment (or the loss). */
   exports: Tensor[];
   hasLoss: boolean;
+  /** Extra outputs (per-term losses) computed here: name → tensor. */
+  extras: [string, Tensor][];
   fwd?: Session;
   bwd?: Session;
   /** Positions in `reads` that get a gradient, and in `exports` that receive one. */
@@ -45,26 +51,34 @@ interface Segment {
   seeded: number[];
 }
 
-/** A training step whose segments run one after another, their frozen weights streamed per run. */
-export class OffloadedStep {
+/**
+ * A training step whose segments run one after another, their frozen weights streamed per run. It is a
+ * TrainStep (same step/read/load/init/dispose), so the trainer uses either.
+ */
+export class OffloadedStep extends TrainStep {
   private fds = new Map<string, number>();
   /** Bytes of frozen weights fed to the largest segment run (what ORT holds of the model at a time). */
   maxSegmentWeightBytes = 0;
 
   private constructor(
-    readonly spec: OffloadedStepSpec,
+    spec: OffloadedStepSpec,
     private readonly segments: Segment[],
     private readonly paramName: Map<number, string>,
     private readonly inputName: Map<number, string>,
     /** Holds parameters and optimizer state; its step applies the gradients computed here. */
     readonly apply: TrainStep,
-  ) {}
+    private readonly runtime: Runtime,
+  ) {
+    super({ ...spec, shareStateWith: undefined }, {}, {}, [], runtime, apply.memoryEstimate);
+  }
 
-  static async create(rt: Runtime, spec: OffloadedStepSpec): Promise<OffloadedStep> {
+  static override async create(rt: Runtime, spec: OffloadedStepSpec): Promise<OffloadedStep> {
     const { loss } = spec;
+    const other = spec.shareStateWith;
+    if (other && !(other instanceof OffloadedStep)) throw new Error('layer offloading: shareStateWith must be another offloaded step');
     const blocks = recomputedBlocks([loss]);
     if (!blocks.length) throw new Error('layer offloading: the model has no blocks — build it with gradient checkpointing on (Builder.gradientCheckpointing)');
-    const order = topoOrder([loss]).sort((a, b) => a.id - b.id);
+    const order = topoOrder([loss, ...Object.values(spec.extraOutputs ?? {})]).sort((a, b) => a.id - b.id);
     const paramName = new Map(Object.entries(spec.params).map(([n, t]) => [t.id, n]));
     const inputName = new Map(spec.inputs.map((t) => [t.id, (t.source as { name: string }).name]));
     for (const t of order) {
@@ -73,7 +87,7 @@ export class OffloadedStep {
     // Segment of every op tensor: blocks are their own; the ops between blocks form glue segments.
     const segOf = new Map<number, number>();
     const segments: Segment[] = [];
-    const fresh = (): Segment => { segments.push({ ops: [], reads: [], exports: [], hasLoss: false, gradReads: [], seeded: [] }); return segments[segments.length - 1]; };
+    const fresh = (): Segment => { segments.push({ ops: [], reads: [], exports: [], hasLoss: false, extras: [], gradReads: [], seeded: [] }); return segments[segments.length - 1]; };
     let b = 0, glue: Segment | undefined;
     for (const t of order) {
       if (t.source.kind !== 'op') continue;
@@ -106,6 +120,11 @@ export class OffloadedStep {
       seg.exports = seg.ops.filter((t) => exported.has(t.id));
       seg.hasLoss = seg.ops.includes(loss);
     }
+    for (const [name, t] of Object.entries(spec.extraOutputs ?? {})) {
+      const at = segOf.get(t.id);
+      if (at === undefined) throw new Error(`layer offloading: extra output '${name}' is not computed by the model's graph`);
+      segments[at].extras.push([name, t]);
+    }
     // Which values carry a gradient to a parameter (as autodiff decides it).
     const needs = new Set<number>(paramName.keys());
     for (const t of order) {
@@ -118,16 +137,19 @@ export class OffloadedStep {
       seg.seeded = seg.exports.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
       const ins = seg.reads.map((x, k) => input(`in${k}`, x.shape, x.dtype));
       const clone = cloneOps(seg, ins);
-      if (seg.exports.length) {
-        seg.fwd = await rt.load(compileGraph(ins, Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), { name: `offload_fwd` }));
+      const hasBwd = (seg.seeded.length > 0 || seg.hasLoss) && seg.gradReads.length > 0;
+      const extras = Object.fromEntries(seg.extras.map(([n, t]) => [`extra:${n}`, clone(t)]));
+      if (seg.exports.length || (seg.extras.length && !hasBwd)) {
+        seg.fwd = await rt.load(compileGraph(ins, { ...Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), ...(hasBwd ? {} : extras) }, { name: `offload_fwd` }));
       }
-      if ((seg.seeded.length || seg.hasLoss) && seg.gradReads.length) {
+      if (hasBwd) {
         const seeds = seg.seeded.map((j) => input(`seed${j}`, seg.exports[j].shape, seg.exports[j].dtype));
         let total: Tensor | undefined = seg.hasLoss ? reduceSum(clone(loss)) : undefined;
         seg.seeded.forEach((j, n) => { const s = reduceSum(mul(clone(seg.exports[j]), seeds[n])); total = total ? add(total, s) : s; });
         const gs = grad(total!, seg.gradReads.map((k) => ins[k]));
         const outs: Record<string, Tensor> = Object.fromEntries(seg.gradReads.map((k, n) => [`grad${k}`, gs[n]]));
         if (seg.hasLoss) outs.loss = clone(loss);
+        Object.assign(outs, extras);
         seg.bwd = await rt.load(compileGraph([...ins, ...seeds], outs, { name: `offload_bwd` }));
       } else if (seg.hasLoss) throw new Error(`layer offloading: segment ${i} computes the loss but no parameter reaches it`);
     }
@@ -136,8 +158,11 @@ export class OffloadedStep {
     const params = Object.fromEntries(Object.entries(spec.params).map(([n, p]) => [n, input(n, p.shape, p.dtype)]));
     let surrogate: Tensor | undefined;
     Object.values(params).forEach((p, i) => { const s = reduceSum(mul(p, gIns[i])); surrogate = surrogate ? add(surrogate, s) : s; });
-    const applyStep = await TrainStep.create(rt, { inputs: gIns, params, loss: surrogate!, optimizer: spec.optimizer, maxGradNorm: spec.maxGradNorm, ema: spec.ema, memoryLimitBytes: 0 });
-    return new OffloadedStep(spec, segments, paramName, inputName, applyStep);
+    const applyStep = await TrainStep.create(rt, {
+      inputs: gIns, params, loss: surrogate!, optimizer: spec.optimizer, maxGradNorm: spec.maxGradNorm, ema: spec.ema, memoryLimitBytes: 0,
+      shareStateWith: (other as OffloadedStep | undefined)?.apply,
+    });
+    return new OffloadedStep(spec, segments, paramName, inputName, applyStep, rt);
   }
 
   /** Number of segments (blocks and the glue between them) and distinct sessions they use. */
@@ -146,12 +171,15 @@ export class OffloadedStep {
     return { segments: this.segments.length, sessions: sessions.size };
   }
 
-  async init(values: Record<string, HostTensor>) { await this.apply.init(values); }
-  async load(values: Record<string, HostTensor>) { await this.apply.load(values); }
-  read(withState = true) { return this.apply.read(withState); }
+  override async init(values: Record<string, HostTensor>) { await this.apply.init(values); }
+  override async load(values: Record<string, HostTensor>) { await this.apply.load(values); }
+  override read(withState = true) { return this.apply.read(withState); }
+  override readEma() { return this.apply.readEma(); }
 
-  /** Loss and gradients of every parameter at the current parameters, for one feed set. */
-  async gradients(feeds: Record<string, HostTensor>): Promise<{ loss: number; grads: Record<string, HostTensor> }> {
+  /** Loss, extra outputs and gradients of every parameter at the current parameters, for one feed set. */
+  async gradients(feeds: Record<string, HostTensor>): Promise<{ loss: number; grads: Record<string, HostTensor>; extra: Record<string, HostTensor> }> {
+    const extra: Record<string, HostTensor> = {};
+    const pickExtras = (seg: Segment, out: Record<string, HostTensor>) => { for (const [n] of seg.extras) if (out[`extra:${n}`]) extra[n] = out[`extra:${n}`]; };
     const acts = new Map<number, HostTensor>();
     const actGrads = new Map<number, HostTensor>();
     const grads: Record<string, HostTensor> = {};
@@ -177,6 +205,7 @@ export class OffloadedStep {
       if (!seg.fwd) continue;
       const out = await seg.fwd.run(feedOf(seg));
       seg.exports.forEach((t, j) => acts.set(t.id, out[`out${j}`]));
+      pickExtras(seg, out);
     }
     let loss = NaN;
     for (let i = this.segments.length - 1; i >= 0; i--) {
@@ -190,6 +219,7 @@ export class OffloadedStep {
       }
       const out = await seg.bwd.run(f);
       if (seg.hasLoss) loss = out.loss.data[0] as number;
+      pickExtras(seg, out);
       for (const k of seg.gradReads) {
         const x = seg.reads[k], g = out[`grad${k}`];
         const p = this.paramName.get(x.id);
@@ -198,15 +228,33 @@ export class OffloadedStep {
       }
     }
     for (const [n, p] of Object.entries(this.spec.params)) grads[n] ??= { dtype: p.dtype, shape: [...p.shape], data: arrayFor(p.dtype, p.size) };
-    return { loss, grads };
+    return { loss, grads, extra };
   }
 
-  /** One optimizer step (one micro-batch): forward and backward segment by segment, then the update. */
-  async step(micro: Record<string, HostTensor>[], lr: number, step: number): Promise<{ loss: number; gradNorm: number }> {
-    if (micro.length !== 1) throw new Error(`layer offloading: expected 1 micro-batch, got ${micro.length}`);
-    const { loss, grads } = await this.gradients(micro[0]);
-    const r = await this.apply.step([Object.fromEntries(Object.entries(grads).map(([n, g]) => [`grad:${n}`, g]))], lr, step);
-    return { loss, gradNorm: r.gradNorm };
+  /**
+   * One optimizer step: forward and backward segment by segment for each micro-batch (`accumulation`
+   * of them, gradients averaged), then the update. Returns what TrainStep.step returns.
+   */
+  override async step(micro: Record<string, HostTensor>[], lr: number, step: number): Promise<{ loss: number; gradNorm: number; extra: Record<string, HostTensor> }> {
+    const n = this.spec.accumulation ?? 1;
+    if (micro.length !== n) throw new Error(`layer offloading: expected ${n} micro-batch(es), got ${micro.length}`);
+    let loss = 0, extra: Record<string, HostTensor> = {};
+    let sum: Record<string, HostTensor> | undefined;
+    for (const feeds of micro) {
+      const r = await this.gradients(feeds);
+      loss += r.loss / n;
+      extra = r.extra;
+      sum = sum ? Object.fromEntries(Object.entries(sum).map(([k, g]) => [k, addHost(g, r.grads[k])])) : r.grads;
+    }
+    const mean = (g: HostTensor): HostTensor => (n === 1 ? g : { ...g, data: (g.data as Float32Array).map((v) => v / n) });
+    const r = await this.apply.step([Object.fromEntries(Object.entries(sum!).map(([k, g]) => [`grad:${k}`, mean(g)]))], lr, step);
+    return { loss, gradNorm: r.gradNorm, extra };
+  }
+
+  /** Releases the segments' sessions and the optimizer's (parameters stay in the runtime). */
+  override async releaseSessions() {
+    for (const seg of this.segments) for (const s of [seg.fwd, seg.bwd]) if (s) await this.runtime.release(s);
+    await this.apply.releaseSessions();
   }
 
   /** A streamed frozen weight: its bytes from the checkpoint file, or its host array. */
@@ -226,7 +274,7 @@ export class OffloadedStep {
     return { dtype: x.dtype, shape: [...x.shape], data };
   }
 
-  async dispose() {
+  override async dispose() {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
     await this.apply.dispose();

@@ -1,6 +1,7 @@
 // Layer offloading: a tiny FLUX.2 transformer with LoRA, its frozen weights streamed from a
 // safetensors file block by block (or from host memory), gives the resident graph's loss and gradients,
-// and three SGD-momentum steps with clipping land on the resident TrainStep's parameters.
+// and three SGD-momentum steps with clipping, two accumulated micro-batches and an extra output land
+// on the resident TrainStep's parameters.
 import { describe, it, expect, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,15 +98,18 @@ describe('layer offloading', () => {
     // SGD rather than Adam: Adam's m/√v turns float32 round-off in near-zero gradients into whole-lr
     // steps, which would compare the optimiser's sensitivity rather than the gradients.
     const optimizer = sgd({ momentum: 0.9 });
-    const resident = await K.TrainStep.create(rt, { inputs: a.inputs, params: a.adapters.params, loss: a.loss, optimizer, maxGradNorm: 1e-3 });
+    const common = { optimizer, maxGradNorm: 1e-3, accumulation: 2 };
+    const resident = await K.TrainStep.create(rt, { inputs: a.inputs, params: a.adapters.params, loss: a.loss, extraOutputs: { half: K.mul(a.loss, 0.5) }, ...common });
     await resident.init(init);
     const b = build(host, true);
-    const offloaded = await OffloadedStep.create(rt, { inputs: b.inputs, params: b.adapters.params, loss: b.loss, optimizer, maxGradNorm: 1e-3 });
+    const offloaded = await OffloadedStep.create(rt, { inputs: b.inputs, params: b.adapters.params, loss: b.loss, extraOutputs: { half: K.mul(b.loss, 0.5) }, ...common });
+    const micro = [feeds, { ...feeds, target: { ...feeds.target, data: rand(feeds.target.data.length) } }];
     await offloaded.init(init);
     let first = NaN;
     for (let i = 1; i <= 3; i++) {
-      const r = await resident.step([feeds], 20, i);
-      const o = await offloaded.step([feeds], 20, i);
+      const r = await resident.step(micro, 20, i);
+      const o = await offloaded.step(micro, 20, i);
+      expect(o.extra.half.data[0] as number).toBeCloseTo(r.extra.half.data[0] as number, 5);
       expect(Math.abs(o.loss - r.loss) / r.loss).toBeLessThan(1e-4);
       expect(Math.abs(o.gradNorm - r.gradNorm) / r.gradNorm).toBeLessThan(1e-4);
       if (i === 1) first = r.loss;
@@ -116,7 +120,7 @@ describe('layer offloading', () => {
     const up = Object.keys(pr).filter((n) => /lora_up/.test(n));
     for (const n of up) expect(Math.max(...(pr[n].data as Float32Array).map(Math.abs)), n).toBeGreaterThan(1e-4);
     // and the loss fell.
-    expect((await resident.step([feeds], 0, 4)).loss).toBeLessThan(first);
+    expect((await resident.step(micro, 0, 4)).loss).toBeLessThan(first);
     await offloaded.dispose();
     await resident.dispose();
   });

@@ -19,11 +19,14 @@ const settingsWidgets = {
   walkSeed: widget.toggle({ default: false, tooltip: 'prompt i uses seed + i instead of the same seed' }),
   steps: widget.int({ default: 20, min: 1, max: 150, tooltip: 'sampling steps' }),
   cfg: widget.float({ default: 7, min: 1, max: 30, step: 0.5, tooltip: 'classifier-free guidance scale' }),
-  sampler: widget.combo(previewSamplers() as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M)' }),
+  sampler: widget.combo(previewSamplers() as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m', 'unipc'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M); flow models (FLUX, Wan): euler, and unipc (UniPC, Wan\'s default) where the model offers it' }),
   scheduler: widget.combo(['normal', 'karras'] as const, { default: 'normal', tooltip: 'noise levels of the steps: normal (evenly spaced timesteps) or karras (Karras et al., ρ = 7: more small steps at the end); DDIM always uses even timesteps' }),
   width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
   height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),
   loraStrength: widget.float({ default: 1, min: -4, max: 4, step: 0.05, tooltip: 'multiplier of the adapter (LoRA weight)' }),
+  numFrames: widget.int({ default: 0, min: 0, max: 1025, tooltip: 'video models: frames of each sample clip (Wan: 4n+1, e.g. 33, 81); 0 = the model\'s own (81 for Wan, 9 for the tiny video model); image models ignore it' }),
+  fps: widget.int({ default: 16, min: 1, max: 120, tooltip: 'video models: frames per second the sample clips play at (Wan 2.1 / 2.2 A14B: 16, TI2V-5B: 24)' }),
+  cfgHighNoise: widget.float({ default: 0, min: 0, max: 30, step: 0.5, tooltip: 'Wan 2.2 A14B: CFG of the high-noise expert\'s steps (musubi-tuner\'s guidance_scale_high_noise); 0 = the same as cfg' }),
 };
 
 type SettingsWidgets = z.output<z.ZodObject<typeof settingsWidgets>>;
@@ -36,6 +39,7 @@ export function samplerSettings(w: SettingsWidgets): SamplerSettings {
     kind: 'sampler_settings' as const,
     prompts: Object.freeze(prompts), negativePrompt: w.negativePrompt, seed: w.seed, walkSeed: w.walkSeed,
     steps: w.steps, cfg: w.cfg, sampler: w.sampler, scheduler: w.scheduler, width: w.width, height: w.height, loraStrength: w.loraStrength,
+    numFrames: w.numFrames, fps: w.fps, cfgHighNoise: w.cfgHighNoise,
     byteSize: () => 256 + w.prompts.length * 2,
   });
 }
@@ -97,11 +101,14 @@ export const samplerNode = defineNode({
     });
     const step = adapter && inputs.training ? inputs.training.step : null;
     const grid = await gridSheet(images, { title: step !== null ? `step ${step}` : undefined });
-    const ref = await publishImage(ctx, `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}.png`, grid.png);
-    const items = images.map(({ mime, data, width, height, label }) => ({ mime, data, width, height, label }));
-    const value: ImagesValue = Object.freeze({ images: Object.freeze(items), byteSize: () => items.reduce((n, i) => n + i.data.byteLength, 0) });
-    const sheet: SampleSheet = { image: ref, step, lora: null, tiles: grid.tiles };
-    return { outputs: { images: value }, ui: { images: [ref], text: images.map((im) => im.label), samples: [sheet] } };
+    // Clips show as one animated WebP of the grid (it plays on the node and in the lightbox).
+    const name = `samples-${ctx.nodeId}-${ctx.cacheKey.slice(0, 12)}`;
+    const ref = grid.video ? await publishImage(ctx, `${name}.webp`, grid.video.webp) : await publishImage(ctx, `${name}.png`, grid.png);
+    const items = images.map(({ mime, data, width, height, label, video }) => ({ mime, data, width, height, label, ...(video ? { video } : {}) }));
+    const value: ImagesValue = Object.freeze({ images: Object.freeze(items), byteSize: () => items.reduce((n, i) => n + i.data.byteLength + (i.video?.frames.reduce((m, f) => m + f.byteLength, 0) ?? 0), 0) });
+    const sheet: SampleSheet = { image: ref, step, lora: null, tiles: grid.tiles, ...(grid.video ? { frames: grid.video.frames, fps: grid.video.fps } : {}) };
+    const text = images.map((im) => (im.video ? `${im.label} · ${im.video.frames.length} frames at ${im.video.fps} fps` : im.label));
+    return { outputs: { images: value }, ui: { images: [ref], text, samples: [sheet] } };
   },
 });
 

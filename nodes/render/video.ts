@@ -34,6 +34,8 @@ function stacked(v: VideoFrames): Buffer {
 /**
  * An animated WebP of the clip, looping, each frame shown 1/fps seconds (rounded to whole ms, as WebP
  * stores delays). Lossless by default: previews of tiny models are small and blur badly when lossy.
+ * Identical consecutive frames are stored once with their delays summed (libvips does this), so a still
+ * stretch has fewer pages than frames but plays as long; the frame count lives beside the file.
  */
 export async function encodeAnimatedWebp(v: VideoFrames, o: { quality?: number; lossless?: boolean } = {}): Promise<Uint8Array> {
   check(v, 'animated WebP');

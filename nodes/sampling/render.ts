@@ -26,6 +26,11 @@ export interface RenderRequest {
   vae: VaeValue;
   settings: SamplerSettings;
   adapter?: RenderAdapter;
+  /**
+   * Two experts (Wan 2.2 A14B, a multistage Train's samples): `model`/`adapter` are the high-noise
+   * expert's, this the low-noise one's, which runs the steps below `boundary` with its own LoRA.
+   */
+  lowNoise?: { model: ModelValue; adapter?: RenderAdapter; boundary: number };
   /** Render every prompt twice, without and then with the adapter (needs `adapter`). */
   compare?: boolean;
   /** Called as each image is finished (index in the returned order). */
@@ -37,7 +42,7 @@ export interface RenderRequest {
 }
 
 /** What one image was rendered with, after the prompt's overrides. */
-export interface ResolvedPrompt { prompt: string; negativePrompt: string; seed: number; width: number; height: number; steps: number; cfg: number; frames: number }
+export interface ResolvedPrompt { prompt: string; negativePrompt: string; seed: number; width: number; height: number; steps: number; cfg: number; frames?: number }
 
 export interface RenderedImage extends ImageItem {
   width: number;
@@ -87,7 +92,8 @@ function pipelineFor(req: RenderRequest, width: number, height: number, frames: 
   const { model, clip, vae } = req;
   if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${model.family.label} model`);
   const spec = req.adapter?.spec;
-  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}`;
+  const low = req.lowNoise;
+  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}${low ? `|low:${low.model.source.id}@${low.boundary}` : ''}`;
   // Pipelines live as long as the weights they read (one text encoder's weights, or the list of several).
   const map = pipelinesFor(model.denoiser, clip.encoders.length === 1 ? clip.encoders[0].weights : clip.encoders, vae.weights);
   let p = map.get(key);
@@ -95,9 +101,13 @@ function pipelineFor(req: RenderRequest, width: number, height: number, frames: 
     const sets = spec ? adapterSetsFor(spec, model) : undefined;
     p = FamilyPipeline.create(defaultRuntime(), {
       family: model.family, config: model.config, denoiser: model.denoiser, textEncoders: clip.encoders, vae: vae.weights,
+      ...(low ? { lowNoise: { denoiser: low.model.denoiser, config: low.model.config, boundary: low.boundary } } : {}),
     }, {
       width, height, frames, clipSkip: clip.clipSkip,
-      adapters: sets ? { denoiser: sets.denoiser.hook({ training: false }), text: sets.text.map((s) => s.hook({ training: false })) } : undefined,
+      adapters: sets ? {
+        denoiser: sets.denoiser.hook({ training: false }), text: sets.text.map((s) => s.hook({ training: false })),
+        ...(low ? { lowNoiseDenoiser: adapterSetsFor(spec!, low.model).denoiser.hook({ training: false }) } : {}),
+      } : undefined,
     });
     p.catch(() => map.delete(key));
     map.set(key, p);
@@ -134,6 +144,8 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   if (settings.prompts.length === 0) throw new Error('prompts: write at least one prompt');
   const strength = req.adapter?.strength ?? settings.loraStrength;
   const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
+  if (req.lowNoise && !!req.lowNoise.adapter !== !!req.adapter) throw new Error('lowNoise: give both experts an adapter, or neither');
+  const lowFeeds = req.lowNoise?.adapter ? adapterFeeds(req.lowNoise.adapter, req.lowNoise.model) : undefined;
   const plan = settings.prompts.flatMap((p, i) => {
     const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config), req.model.family.sampleFrames?.(req.model.config) ?? 1);
     if (!req.adapter) return [{ r, strength: 0 }];
@@ -144,12 +156,13 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   const out: RenderedImage[] = [];
   for (const { r, strength: s } of plan) {
     req.throwIfInterrupted?.();
-    const pipe = await pipelineFor(req, r.width, r.height, r.frames);
+    const pipe = await pipelineFor(req, r.width, r.height, r.frames ?? 1);
     const before = stepsDone;
     const gen = await pipe.generate({
       prompt: r.prompt, negativePrompt: r.negativePrompt, seed: r.seed, steps: r.steps, cfgScale: r.cfg, sampler: settings.sampler, scheduler: settings.scheduler,
       ...(settings.cfgHighNoise ? { cfgScaleHighNoise: settings.cfgHighNoise } : {}),
       feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
+      ...(lowFeeds ? { lowNoiseFeeds: lowFeeds } : {}),
       onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
     });
     const rgb = gen.images[0];

@@ -65,6 +65,9 @@ export const SampleSheet = z.object({
   /** The LoRA file saved at that step, as a Load LoRA path ("output/<name>/<name>_<step>.safetensors"), if one was. */
   lora: z.string().nullable().default(null),
   tiles: z.array(SampleTile),
+  /** Video samples: the image is an animated WebP of this many frames, playing at `fps`. */
+  frames: z.number().int().positive().optional(),
+  fps: z.number().positive().optional(),
 });
 export type SampleSheet = z.infer<typeof SampleSheet>;
 

@@ -45,6 +45,14 @@ describe('video previews', () => {
     expect((await sharp(path, { animated: true }).metadata()).pages).toBe(9);
   });
 
+  it('animated WebP: a still stretch is one page whose delay spans its frames', async () => {
+    const still = (v: number) => new Uint8Array(4 * 4 * 3).fill(v);
+    const webp = await encodeAnimatedWebp({ width: 4, height: 4, fps: 8, frames: [still(0), still(100), still(100), still(100), still(200)] });
+    const meta = await sharp(webp, { animated: true }).metadata();
+    expect(meta.pages).toBe(3);
+    expect(meta.delay).toEqual([125, 375, 125]);
+  });
+
   it('MP4: H.264 yuv420p, size, frames and rate per ffprobe; odd sizes padded to even', async () => {
     const clip = movingSquare(41, 23, 17, 16);
     const path = join(dir, 'clip.mp4');

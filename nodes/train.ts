@@ -14,6 +14,8 @@ import type { ScheduleValue } from './timestep-schedule';
 import type { AdapterSpec, ClipValue, LossHistoryValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
 import type { RegularizerValue } from './training/regularizer';
 import { trainSd, type TrainSettings } from './training/trainer';
+import { CHECKPOINTING_CHOICES, resolveCheckpointing } from './models/precision';
+import { describeEstimate } from './training/memory-advice';
 import { lineChartPng } from './render/chart';
 import { publishImage } from './render/publish';
 import { trainingSampler } from './training/samples';
@@ -59,14 +61,14 @@ export default defineNode({
     saveName: widget.text({ default: 'my-lora', tooltip: 'saves go to output/<saveName>/<saveName>_<step>.safetensors (kohya format, fp16); empty = checkpoints only' }),
     priorLossWeight: widget.float({ default: 1, min: 0, max: 100, step: 0.05, tooltip: 'loss weight of images from datasets marked isRegularization (kohya\'s prior_loss_weight)' }),
     sampleEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'render samples every N steps (0 = only at the end, when sampler settings are connected)' }),
-    gradientCheckpointing: widget.toggle({ default: false, tooltip: 'recompute each block in the backward pass instead of keeping its activations: far less memory for ~1.3× the step time (turn on for large models and resolutions)' }),
+    gradientCheckpointing: widget.combo(CHECKPOINTING_CHOICES, { default: 'auto', tooltip: 'recompute each block in the backward pass instead of keeping its activations: far less memory for ~1.3× the step time; auto = on for models of 1B+ parameters (SDXL, FLUX, Wan), off below' }),
   }),
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },
   async execute({ inputs, widgets, ctx }) {
     if (/[/\\]|^\.+$/.test(widgets.saveName.trim())) throw new Error('saveName: a plain name, no slashes');
     const images = trainingImageCount(inputs.datasets);
     const steps = widgets.stepsFrom === 'repeats' ? stepsForRepeats(images, widgets.repeats, widgets.batchSize, widgets.gradientAccumulation) : widgets.steps;
-    const settings: TrainSettings = { ...widgets, steps };
+    const settings: TrainSettings = { ...widgets, gradientCheckpointing: resolveCheckpointing(widgets.gradientCheckpointing, inputs.model), steps };
     const repeatsText = images > 0 ? `${images} image(s) × ${formatRepeats(repeatsPerImage(steps, widgets.batchSize, widgets.gradientAccumulation, images))} repeats = ${steps} steps × batch ${widgets.batchSize}${widgets.gradientAccumulation > 1 ? ` × grad accum ${widgets.gradientAccumulation}` : ''}` : undefined;
     if (inputs.regularizer?.preservationMultiplier && widgets.gradientAccumulation > 1 && inputs.regularizer.dataset) {
       ctx.warn('DOP with a regularization dataset draws one regularization batch per micro-batch');
@@ -116,6 +118,7 @@ export default defineNode({
         text: [
           `step ${t.step}${result.resumedFrom ? ` (resumed from ${result.resumedFrom})` : ''}, loss ${last?.toFixed(4) ?? '–'}`,
           `${(result.timing.steps / Math.max(1e-9, result.timing.loopMs / 1000)).toFixed(2)} it/s`,
+          ...(result.memory ? [describeEstimate(result.memory)] : []),
           ...(repeatsText ? [repeatsText] : []),
         ],
         loss: points.map((p) => [p.step, p.loss]),

@@ -19,6 +19,11 @@ export interface PipelineParts {
   /** In the family's textEncoders order. */
   textEncoders: readonly { weights: WeightSource; tokenizer: Tokenizer }[];
   vae: WeightSource;
+  /**
+   * Two experts (Wan 2.2 A14B): `denoiser` is the high-noise one and this the low-noise one, which runs
+   * the steps whose noise level is below `boundary` (a fraction of the objective's timestep range).
+   */
+  lowNoise?: { denoiser: WeightSource; config: unknown; boundary: number };
 }
 
 export interface PipelineOptions {
@@ -30,7 +35,7 @@ export interface PipelineOptions {
   frames?: number;
   clipSkip?: number;
   /** Adapter hooks for the denoiser and each text encoder. */
-  adapters?: { denoiser?: AdapterHook; text?: (AdapterHook | undefined)[] };
+  adapters?: { denoiser?: AdapterHook; text?: (AdapterHook | undefined)[]; lowNoiseDenoiser?: AdapterHook };
 }
 
 export interface GenerateOptions {
@@ -47,6 +52,8 @@ export interface GenerateOptions {
   onStep?: (step: number, total: number) => void;
   /** Values of the graph inputs the adapter hooks made (parameters, `lora_multiplier`), by name. */
   feeds?: Record<string, HostTensor>;
+  /** Two experts: the low-noise expert's adapter inputs (its own LoRA), used on its steps instead of `feeds`' parameters. */
+  lowNoiseFeeds?: Record<string, HostTensor>;
 }
 
 export interface GeneratedImages {
@@ -80,6 +87,8 @@ export class FamilyPipeline {
     private readonly latentShape: number[],
     /** Per-sample conditioning of a preview: size/crop for SDXL, the embedded guidance scale for FLUX.1 dev. */
     private readonly sampleCond: (preview: { guidance?: number }) => Record<string, HostTensor>,
+    /** Two experts: the low-noise denoiser and the timestep (objective units) below which it runs. */
+    private readonly lowNoise?: { session: Session; below: number },
   ) {}
 
   /** Builds and loads the three inference graphs (text at batch 2n, denoiser at 2n, VAE decoder at n). */
@@ -115,6 +124,14 @@ export class FamilyPipeline {
     const condByName = Object.fromEntries(condSpecs.map((c, i) => [c.name, condInputs[i]]));
     const pred = family.denoise(new Builder(parts.denoiser, opts.adapters?.denoiser), cfg, { sample: x, timestep: t, cond: condByName });
     const denoiserSession = await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [pred]), { prediction: pred }, { name: `${family.id}_denoiser` }));
+    let lowNoise: { session: Session; below: number } | undefined;
+    if (parts.lowNoise) {
+      const low = parts.lowNoise;
+      const lowPred = family.denoise(new Builder(low.denoiser, opts.adapters?.lowNoiseDenoiser), low.config, { sample: x, timestep: t, cond: condByName });
+      const objective = family.objective(cfg);
+      const range = objective.kind === 'flow' ? objective.timestepScale : objective.schedule.numTrainTimesteps;
+      lowNoise = { session: await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [lowPred]), { prediction: lowPred }, { name: `${family.id}_denoiser_low_noise` })), below: low.boundary * range };
+    }
 
     const z = input('latents', [n, latent.channels, ...spatial]);
     const img = family.vaeDecode(new Builder(parts.vae), cfg, z);
@@ -127,7 +144,7 @@ export class FamilyPipeline {
       return Object.fromEntries(family.conditioning(cfg).filter((c) => c.source === 'sample')
         .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]));
     };
-    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond);
+    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond, lowNoise);
   }
 
   /** Text conditioning [2n, …] by name: the n negative prompts first, then the n prompts. */
@@ -148,8 +165,11 @@ export class FamilyPipeline {
     // Guidance-distilled models (FLUX.1 dev) take the scale as an input instead of mixing two predictions.
     const sampleCond = this.sampleCond({ guidance: cfgScale });
     const latents = await family.sample(async (xs, timestep) => {
-      const out = await this.denoiserSession.run({
+      // Two experts: each step runs the expert owning its noise level, with that expert's LoRA.
+      const low = this.lowNoise && timestep < this.lowNoise.below;
+      const out = await (low ? this.lowNoise!.session : this.denoiserSession).run({
         ...g.feeds,
+        ...(low ? g.lowNoiseFeeds : {}),
         ...cond,
         ...sampleCond,
         sample: { dtype: 'float32', shape: [2 * n, ...this.latentShape], data: xs },

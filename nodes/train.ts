@@ -16,6 +16,7 @@ import type { RegularizerValue } from './training/regularizer';
 import { trainSd, type TrainSettings } from './training/trainer';
 import { CHECKPOINTING_CHOICES, resolveCheckpointing } from './models/precision';
 import { describeEstimate } from './training/memory-advice';
+import { TRAIN_STAGES } from './training/multistage';
 import { lineChartPng } from './render/chart';
 import { publishImage } from './render/publish';
 import { trainingSampler } from './training/samples';
@@ -41,6 +42,7 @@ export default defineNode({
     regularizer: input<RegularizerValue>('REGULARIZER', { optional: true, tooltip: 'DOP / differential guidance' }),
     training: input<TrainingValue>('TRAINING', { optional: true, tooltip: 'continue from this state' }),
     samplerSettings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'what "sample every" renders' }),
+    lowNoiseModel: input<ModelValue>('MODEL', { optional: true, tooltip: 'Wan 2.2 A14B: the low-noise expert (connect the high-noise one to model); trains one LoRA per expert' }),
   },
   widgets: z.object({
     steps: widget.int({ default: 500, min: 1, max: 1_000_000, tooltip: 'optimizer steps this node adds (when stepsFrom is steps)' }),
@@ -61,6 +63,9 @@ export default defineNode({
     saveName: widget.text({ default: 'my-lora', tooltip: 'saves go to output/<saveName>/<saveName>_<step>.safetensors (kohya format, fp16); empty = checkpoints only' }),
     priorLossWeight: widget.float({ default: 1, min: 0, max: 100, step: 0.05, tooltip: 'loss weight of images from datasets marked isRegularization (kohya\'s prior_loss_weight)' }),
     sampleEvery: widget.int({ default: 0, min: 0, max: 1_000_000, tooltip: 'render samples every N steps (0 = only at the end, when sampler settings are connected)' }),
+    trainStages: widget.combo(TRAIN_STAGES, { default: 'both', tooltip: 'two experts (lowNoiseModel connected): train both LoRAs, or only the high_noise or low_noise one (ai-toolkit\'s train_high_noise / train_low_noise)' }),
+    switchEvery: widget.int({ default: 10, min: 1, max: 1_000_000, tooltip: 'two experts: steps on one expert before switching to the other (ai-toolkit\'s switch_boundary_every); only the expert in training is loaded' }),
+    boundary: widget.float({ default: 0, min: 0, max: 0.999, step: 0.005, tooltip: 'two experts: noise level where the high-noise expert hands over (timestep / 1000); 0 = the model\'s official value (Wan 2.2: 0.875 text-to-video, 0.9 image-to-video)' }),
     gradientCheckpointing: widget.combo(CHECKPOINTING_CHOICES, { default: 'auto', tooltip: 'recompute each block in the backward pass instead of keeping its activations: far less memory for ~1.3× the step time; auto = on for models of 1B+ parameters (SDXL, FLUX, Wan), off below' }),
   }),
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },
@@ -68,7 +73,7 @@ export default defineNode({
     if (/[/\\]|^\.+$/.test(widgets.saveName.trim())) throw new Error('saveName: a plain name, no slashes');
     const images = trainingImageCount(inputs.datasets);
     const steps = widgets.stepsFrom === 'repeats' ? stepsForRepeats(images, widgets.repeats, widgets.batchSize, widgets.gradientAccumulation) : widgets.steps;
-    const settings: TrainSettings = { ...widgets, gradientCheckpointing: resolveCheckpointing(widgets.gradientCheckpointing, inputs.model), steps };
+    const settings: TrainSettings = { ...widgets, gradientCheckpointing: resolveCheckpointing(widgets.gradientCheckpointing, inputs.model), steps, multistage: { trainStages: widgets.trainStages, switchEvery: widgets.switchEvery, boundary: widgets.boundary } };
     const repeatsText = images > 0 ? `${images} image(s) × ${formatRepeats(repeatsPerImage(steps, widgets.batchSize, widgets.gradientAccumulation, images))} repeats = ${steps} steps × batch ${widgets.batchSize}${widgets.gradientAccumulation > 1 ? ` × grad accum ${widgets.gradientAccumulation}` : ''}` : undefined;
     if (inputs.regularizer?.preservationMultiplier && widgets.gradientAccumulation > 1 && inputs.regularizer.dataset) {
       ctx.warn('DOP with a regularization dataset draws one regularization batch per micro-batch');
@@ -89,10 +94,10 @@ export default defineNode({
       warn: (m) => ctx.warn(m),
       onSave: saveName ? async (state) => {
         await saveLoraSnapshot(ctx, saveName, state, widgets.maxSavesToKeep);
-        savedAt.set(state.step, `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, state.step)}`);
+        savedAt.set(state.step, `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, state.step, firstExpert(state))}`);
       } : undefined,
-      sample: sampler && (async (step, weights, adapters) => {
-        const { png, tiles } = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted());
+      sample: sampler && (async (step, weights, adapters, experts) => {
+        const { png, tiles } = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted(), experts);
         ctx.preview({ mime: 'image/png', data: png });
         const image = await publishImage(ctx, `train-${ctx.nodeId}-${ctx.cacheKey.slice(0, 8)}-${String(step).padStart(6, '0')}.png`, png);
         sampleImages.push(image as never);
@@ -102,7 +107,7 @@ export default defineNode({
     const t = result.training;
     // A step saved by this run, or by an earlier attempt this one resumed from (the editor checks the file is there).
     const loraAt = (step: number) => savedAt.get(step)
-      ?? (saveName && (step === t.step || (widgets.saveEvery > 0 && step % widgets.saveEvery === 0)) ? `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, step)}` : null);
+      ?? (saveName && (step === t.step || (widgets.saveEvery > 0 && step % widgets.saveEvery === 0)) ? `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, step, firstExpert(t))}` : null);
     const points = t.lossHistory;
     const lossHistory: LossHistoryValue = Object.freeze({ points, byteSize: () => points.length * 16 });
     const chart = await lineChartPng([
@@ -158,19 +163,28 @@ export function smooth(values: number[], factor: number): number[] {
   return values.map((v) => (acc = Number.isFinite(acc) ? acc * factor + v * (1 - factor) : v));
 }
 
-/** The file name of a periodic save: `<name>_000000250.safetensors`. */
-const snapshotName = (name: string, step: number) => `${name}_${String(step).padStart(9, '0')}.safetensors`;
+/**
+ * The file name of a periodic save: `<name>_000000250.safetensors`, and one per expert when two are
+ * trained, as ai-toolkit names them: `<name>_000000250_high_noise.safetensors`.
+ */
+const snapshotName = (name: string, step: number, expert?: string) => `${name}_${String(step).padStart(9, '0')}${expert ? `_${expert}` : ''}.safetensors`;
 
-/** A periodic save, as ai-toolkit writes them: `<name>_000000250.safetensors`, newest `keep` kept. */
+/** The expert whose LoRA stands for a multistage state in the editor's samples (the first trained one). */
+const firstExpert = (state: TrainingValue) => (state.experts ? Object.keys(state.experts).find((e) => state.experts![e].weights === state.weights) : undefined);
+
+/** A periodic save, as ai-toolkit writes them: `<name>_000000250.safetensors` (per expert: `…_high_noise`), newest `keep` kept. */
 async function saveLoraSnapshot(ctx: NodeContext, name: string, state: TrainingValue, keep: number) {
   const dir = ctx.resolvePath('output', name);
   await mkdir(dir, { recursive: true });
-  const file = join(dir, snapshotName(name, state.step));
-  const metadata = loraMetadata({ training: state, spec: state.adapter, name, format: 'kohya', usedEma: false, workflow: ctx.workflow });
-  await saveLoraFile(file, { spec: state.adapter, family: familyById(state.base.family), config: state.base.config!, weights: state.weights, format: 'kohya', dtype: 'F16', metadata });
-  if (keep > 0) {
-    const pattern = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_\\d{9}\\.safetensors$`);
-    const saves = (await readdir(dir)).filter((f) => pattern.test(f)).sort();
-    for (const old of saves.slice(0, Math.max(0, saves.length - keep))) await rm(join(dir, old), { force: true });
+  const experts: [string | undefined, TrainingValue['weights']][] = state.experts ? Object.entries(state.experts).map(([e, x]) => [e, x.weights]) : [[undefined, state.weights]];
+  for (const [expert, weights] of experts) {
+    const file = join(dir, snapshotName(name, state.step, expert));
+    const metadata = { ...loraMetadata({ training: state, spec: state.adapter, name, format: 'kohya', usedEma: false, workflow: ctx.workflow }), ...(expert ? { loragraph_expert: expert, loragraph_expert_boundary: String(state.expertBoundary) } : {}) };
+    await saveLoraFile(file, { spec: state.adapter, family: familyById(state.base.family), config: state.base.config!, weights, format: 'kohya', dtype: 'F16', metadata });
+    if (keep > 0) {
+      const pattern = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}_\\d{9}${expert ? `_${expert}` : ''}\\.safetensors$`);
+      const saves = (await readdir(dir)).filter((f) => pattern.test(f)).sort();
+      for (const old of saves.slice(0, Math.max(0, saves.length - keep))) await rm(join(dir, old), { force: true });
+    }
   }
 }

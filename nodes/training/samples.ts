@@ -1,16 +1,24 @@
 // "Sample every N steps" for the Train node: renders the connected sampler settings with the current
 // adapter weights and lays the images out as one grid (with where each image sits and what it shows).
+// A multistage run (two experts) renders through both experts, each step by the expert owning its noise
+// level with that expert's current LoRA.
 import type { HostTensor } from '../../kernels';
 import type { FamilyAdapters } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ModelValue, SamplerSettings, VaeValue } from '../sockets';
 import type { SampleTile } from '../sampling/sheet';
+import type { ExpertSample } from './trainer';
 
-export type TrainingSampler = (step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters, throwIfInterrupted: () => void) => Promise<{ png: Uint8Array; tiles: SampleTile[] }>;
+export type TrainingSampler = (step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters, throwIfInterrupted: () => void, experts?: ExpertSample) => Promise<{ png: Uint8Array; tiles: SampleTile[] }>;
 
 export function trainingSampler(model: ModelValue, clip: ClipValue, vae: VaeValue, spec: AdapterSpec, settings: SamplerSettings): TrainingSampler {
-  return async (step, weights, _adapters, throwIfInterrupted) => {
+  return async (step, weights, _adapters, throwIfInterrupted, experts) => {
     const { renderSamples, gridSheet } = await import('../sampling/render');
-    const images = await renderSamples({ model, clip, vae, settings, adapter: { spec, weights, strength: settings.loraStrength }, throwIfInterrupted });
+    const strength = settings.loraStrength;
+    const [high, low] = experts?.experts ?? [];
+    const images = await renderSamples(experts ? {
+      model: high.model, clip, vae, settings, adapter: { spec, weights: high.weights, strength },
+      lowNoise: { model: low.model, adapter: { spec, weights: low.weights, strength }, boundary: experts.boundary }, throwIfInterrupted,
+    } : { model, clip, vae, settings, adapter: { spec, weights, strength }, throwIfInterrupted });
     return gridSheet(images, { title: `step ${step}` });
   };
 }

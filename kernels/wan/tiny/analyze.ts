@@ -16,6 +16,8 @@ export interface ClipAnalysis {
   displacement: [number, number];
   /** Frames whose analysis found a shape. */
   framesWithShape: number;
+  /** The shape went down to a floor at mid-clip and came back up near where it started (the quickstart's new motion). */
+  bounced: boolean;
 }
 
 /** Below this travel (fraction of the side; the world's shapes travel 0.3–0.4) a clip counts as still. */
@@ -47,7 +49,7 @@ export function analyzeClip(frames: readonly Uint8Array[], size: number): ClipAn
   const per: ImageAnalysis[] = frames.map((f) => analyzeImage(f, size));
   const found = per.filter((a) => a.shape !== 'none');
   const background = vote(per.map((a) => a.background));
-  if (found.length === 0) return { shape: 'none', color: null, background, direction: 'none', displacement: [0, 0], framesWithShape: 0 };
+  if (found.length === 0) return { shape: 'none', color: null, background, direction: 'none', displacement: [0, 0], framesWithShape: 0, bounced: false };
   const shape = vote(found.map((a) => a.shape))!;
   const color = vote(found.map((a) => a.color!))!;
   // The mean shape and background colours of the clip split every frame into shape and backdrop.
@@ -60,12 +62,16 @@ export function analyzeClip(frames: readonly Uint8Array[], size: number): ClipAn
     return cs.length ? [cs.reduce((s, c) => s + c[0], 0) / cs.length, cs.reduce((s, c) => s + c[1], 0) / cs.length] : null;
   };
   const first = ends(frames.slice(0, k)), last = ends(frames.slice(-k));
-  if (!first || !last) return { shape, color, background, direction: 'none', displacement: [0, 0], framesWithShape: found.length };
+  if (!first || !last) return { shape, color, background, direction: 'none', displacement: [0, 0], framesWithShape: found.length, bounced: false };
+  // The middle quarter against both ends: a bounce is well below them, the ends level with each other.
+  const m0 = Math.floor((frames.length - k) / 2), middle = ends(frames.slice(m0, m0 + k));
   const dx = last[0] - first[0], dy = last[1] - first[1];
   // The measured travel covers the clip less a quarter at each end (centres of the end windows).
   let direction: ClipAnalysis['direction'];
   if (Math.hypot(dx, dy) < MIN_TRAVEL * (frames.length - k) / (frames.length - 1)) direction = 'still';
   else if (Math.abs(dx) >= Math.abs(dy)) direction = dx < 0 ? 'left' : 'right';
   else direction = dy < 0 ? 'up' : 'down';
-  return { shape, color, background, direction, displacement: [dx, dy], framesWithShape: found.length };
+  const drop = middle ? middle[1] - (first[1] + last[1]) / 2 : 0;
+  const bounced = drop > MIN_TRAVEL && Math.abs(dy) < drop / 2 && Math.abs(dx) < drop / 2;
+  return { shape, color, background, direction, displacement: [dx, dy], framesWithShape: found.length, bounced };
 }

@@ -13,7 +13,14 @@ export const DIRECTION_VECTORS: Record<Direction, [number, number]> = { left: [-
 /** Clip lengths of the world: 4n + 1 frames, as Wan's VAE encodes them. */
 export const CLIP_FRAMES = [9, 13, 17] as const;
 
+/**
+ * How the shape travels: straight in its direction (the pretraining world), or `bouncing` — down to the
+ * floor and back up to where it started (the video quickstart's new motion, never seen in pretraining).
+ */
+export type Motion = 'linear' | 'bouncing';
+
 export interface Clip {
+  motion?: Motion;
   shape: ShapeName;
   color: ColorName;
   background: ColorName;
@@ -47,6 +54,8 @@ export interface ClipOptions {
   directions?: readonly Direction[];
   /** Frame counts to draw from (default 9, 13, 17). */
   frames?: readonly number[];
+  /** Default linear; a bouncing clip ignores its direction's sign and falls, then rises. */
+  motion?: Motion;
 }
 
 /** One random clip; the shape stays wholly inside every frame and never matches its background. */
@@ -64,7 +73,7 @@ export function sampleClip(rngOrSeed: Rng | number, o: ClipOptions = {}): Clip {
   const others = backgrounds.filter((b) => b !== color);
   if (!others.length) throw new Error(`sampleClip: no background colour differs from ${color}`);
   const background = rng.choice(others);
-  const direction = rng.choice(directions);
+  const direction = o.motion === 'bouncing' ? 'down' : rng.choice(directions);
   const frames = rng.choice(frameChoices);
   const [lo, hi] = SIZE_RANGE[shape];
   const size = rng.uniform(lo, hi);
@@ -79,13 +88,13 @@ export function sampleClip(rngOrSeed: Rng | number, o: ClipOptions = {}): Clip {
   const to = dx + dy > 0 ? along + travel : along;
   const start: [number, number] = dx !== 0 ? [from, across] : [across, from];
   const end: [number, number] = dx !== 0 ? [to, across] : [across, to];
-  return { shape, color, background, direction, frames, size, rotation, start, end };
+  return { ...(o.motion === 'bouncing' ? { motion: 'bouncing' as const } : {}), shape, color, background, direction, frames, size, rotation, start, end };
 }
 
 /** "a red circle moving left on a blue background" ("an" before orange); `shapeWord` replaces the shape (a trigger). */
-export function clipCaption(c: Pick<Clip, 'shape' | 'color' | 'background' | 'direction'>, o: { shapeWord?: string; motionWord?: string } = {}): string {
+export function clipCaption(c: Pick<Clip, 'shape' | 'color' | 'background' | 'direction' | 'motion'>, o: { shapeWord?: string; motionWord?: string } = {}): string {
   const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
-  const motion = o.motionWord ?? `moving ${c.direction}`;
+  const motion = o.motionWord ?? (c.motion === 'bouncing' ? 'bouncing' : `moving ${c.direction}`);
   return `${article(c.color)} ${c.color} ${o.shapeWord ?? c.shape} ${motion} on ${article(c.background)} ${c.background} background`;
 }
 
@@ -101,7 +110,9 @@ export function parseClipCaption(caption: string): { color: ColorName; shape: Sh
 
 /** The shape's centre in frame i (fractions of the side). */
 export function clipCentre(c: Clip, i: number): [number, number] {
-  const a = c.frames === 1 ? 0 : i / (c.frames - 1);
+  const t = c.frames === 1 ? 0 : i / (c.frames - 1);
+  // A bounce reaches the floor (the sampled end) at mid-clip and is back at the start at the end.
+  const a = c.motion === 'bouncing' ? 1 - Math.abs(1 - 2 * t) : t;
   return [c.start[0] + a * (c.end[0] - c.start[0]), c.start[1] + a * (c.end[1] - c.start[1])];
 }
 

@@ -97,11 +97,12 @@ export default defineNode({
         savedAt.set(state.step, `${LORA_OUTPUT_PREFIX}${saveName}/${snapshotName(saveName, state.step, firstExpert(state))}`);
       } : undefined,
       sample: sampler && (async (step, weights, adapters, experts) => {
-        const { png, tiles } = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted(), experts);
+        const { png, tiles, video } = await sampler(step, weights, adapters, () => ctx.throwIfInterrupted(), experts);
         ctx.preview({ mime: 'image/png', data: png });
-        const image = await publishImage(ctx, `train-${ctx.nodeId}-${ctx.cacheKey.slice(0, 8)}-${String(step).padStart(6, '0')}.png`, png);
+        // Video models' samples: the strip shows the animated WebP of the clips (frames and fps on the sheet).
+        const image = await publishImage(ctx, `train-${ctx.nodeId}-${ctx.cacheKey.slice(0, 8)}-${String(step).padStart(6, '0')}.${video ? 'webp' : 'png'}`, video?.webp ?? png);
         sampleImages.push(image as never);
-        sheets.push({ image, step, tiles });
+        sheets.push({ image, step, tiles, ...(video ? { frames: video.frames, fps: video.fps } : {}) });
       }),
     });
     const t = result.training;

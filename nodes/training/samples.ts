@@ -6,9 +6,11 @@ import type { HostTensor } from '../../kernels';
 import type { FamilyAdapters } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ModelValue, SamplerSettings, VaeValue } from '../sockets';
 import type { SampleTile } from '../sampling/sheet';
+import type { SheetVideo } from '../sampling/render';
 import type { ExpertSample } from './trainer';
 
-export type TrainingSampler = (step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters, throwIfInterrupted: () => void, experts?: ExpertSample) => Promise<{ png: Uint8Array; tiles: SampleTile[] }>;
+/** The grid PNG of the samples and its tiles; for video models also the animated grid of the clips. */
+export type TrainingSampler = (step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters, throwIfInterrupted: () => void, experts?: ExpertSample) => Promise<{ png: Uint8Array; tiles: SampleTile[]; video?: SheetVideo }>;
 
 export function trainingSampler(model: ModelValue, clip: ClipValue, vae: VaeValue, spec: AdapterSpec, settings: SamplerSettings): TrainingSampler {
   return async (step, weights, _adapters, throwIfInterrupted, experts) => {

@@ -219,9 +219,10 @@ export const wanFamily: WanModelFamily = {
     { id: 'text_encoder', role: 'text', trace: (b) => { wanTextFeatures(b, c.text, input('ids', [1, 4], 'int64'), input('mask', [1, 4])); } },
     {
       id: 'vae', role: 'vae', trace: (b) => {
+        // Two latent frames: the time convolutions act only past the first frame.
         const s = vaeSpatialFactor(c.vae);
-        encodeVideo(b, c, input('video', [1, 3, 1, s, s]));
-        decodeVideo(b, c, input('latents', [1, c.vae.zDim, 1, 1, 1]));
+        encodeVideo(b, c, input('video', [1, 3, 1 + vaeTemporalFactor(c.vae), s, s]));
+        decodeVideo(b, c, input('latents', [1, c.vae.zDim, 2, 1, 1]));
       },
     },
   ],

@@ -14,3 +14,4 @@ export * from './sampling';
 export * from './vae22';
 export * from './family';
 export * from './load';
+export * from './vae-keys';

@@ -21,6 +21,7 @@ import type { T5Config } from '../text/t5';
 import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import { detectWanTransformer, expertFromFileName, type WanDetection, type WanExpert } from './detect';
 import { wanToDiffusers } from './keys';
+import { diffusersVaeResnetsPerLevel, diffusersVaeToWan } from './vae-keys';
 import { UMT5_XXL } from './umt5';
 import { WAN21_VAE, WAN_TINY_VAE, type WanVaeConfig } from './vae';
 import { WAN22_VAE } from './vae22';
@@ -127,6 +128,25 @@ export function wanVaeConfigFromShapes(shapeOf: (k: string) => readonly number[]
   if (!dimMult.length) return undefined;
   const stats = (k: string, fill: number) => { try { const v = JSON.parse(metadata[k] ?? 'null'); return Array.isArray(v) && v.length === zDim ? v.map(Number) : Array(zDim).fill(fill); } catch { return Array(zDim).fill(fill); } };
   return { ...WAN_TINY_VAE, name: `wan-vae-${base}-${zDim}`, base, dimMult, numResBlocks: numResBlocks || 1, temporalDownsample, zDim, latentMean: stats('loragraph_latent_mean', 0), latentStd: stats('loragraph_latent_std', 1) };
+}
+
+/**
+ * A VAE file's tensors under Wan names: a diffusers AutoencoderKLWan (2.1) is renamed (kernels/wan/vae-keys.ts),
+ * Wan's own names pass. Each tensor keeps its file key for messages.
+ */
+export function wanNamedVae(tensors: Map<string, TensorLocation>, file: string): Map<string, TensorLocation> {
+  if (!tensors.has('encoder.conv_in.weight') || !tensors.has('quant_conv.weight')) return tensors;
+  if ([...tensors.keys()].some((k) => /^encoder\.down_blocks\.\d+\.resnets\./.test(k))) {
+    throw new CheckpointError(file, 'a diffusers-layout Wan 2.2 VAE is not read yet: use ComfyUI\'s wan2.2_vae.safetensors');
+  }
+  const perLevel = diffusersVaeResnetsPerLevel(tensors.keys());
+  const out = new Map<string, TensorLocation>();
+  for (const [k, loc] of tensors) {
+    const wan = diffusersVaeToWan(k, perLevel);
+    if (wan === undefined) throw new CheckpointError(file, `tensor '${k}' is not a Wan VAE tensor in diffusers names`);
+    out.set(wan, loc);
+  }
+  return out;
 }
 
 // ---- finding parts -------------------------------------------------------------------------------
@@ -236,13 +256,11 @@ export async function openWanParts(files: WanFiles, numHeads?: number, opts: Che
     const teWeights = new CheckpointWeights(te.tensors, files.textEncoder, opts);
     closers.push(() => teWeights.close());
     const v = await indexSafetensors(files.vae);
-    const vaeConfig = wanVaeConfigFromShapes((k) => v.tensors.get(k)?.entry.shape, [...v.tensors.keys()], v.metadata);
-    if (!vaeConfig) {
-      const diffusers = v.tensors.has('encoder.conv_in.weight');
-      throw new CheckpointError(files.vae, diffusers ? 'a diffusers-layout Wan VAE (encoder.conv_in…) is not read yet: use ComfyUI\'s wan_2.1_vae.safetensors / wan2.2_vae.safetensors' : 'not a Wan VAE: no encoder.conv1 (causal 3D conv) and conv1 tensors');
-    }
+    const vaeTensors = wanNamedVae(v.tensors, files.vae);
+    const vaeConfig = wanVaeConfigFromShapes((k) => vaeTensors.get(k)?.entry.shape, [...vaeTensors.keys()], v.metadata);
+    if (!vaeConfig) throw new CheckpointError(files.vae, 'not a Wan VAE: no encoder.conv1 (causal 3D conv) and conv1 tensors (or diffusers\' encoder.conv_in and quant_conv)');
     if (vaeConfig.zDim !== transformer.detection.config.outChannels) throw new CheckpointError(files.vae, `this VAE has ${vaeConfig.zDim} latent channels; the transformer denoises ${transformer.detection.config.outChannels}`);
-    const vaeWeights = new CheckpointWeights(v.tensors, files.vae, opts);
+    const vaeWeights = new CheckpointWeights(vaeTensors, files.vae, opts);
     closers.push(() => vaeWeights.close());
     let tokenizer: T5PromptTokenizer | undefined;
     if (files.tokenizer) {

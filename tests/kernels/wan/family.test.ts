@@ -21,7 +21,8 @@ import {
 } from '../../../kernels/wan/family';
 import { wanToDiffusers } from '../../../kernels/wan/keys';
 import { wanRope, wanTransformer, tokenGrid } from '../../../kernels/wan/transformer';
-import { wanVaeEncode } from '../../../kernels/wan/vae';
+import { WAN21_VAE, wanVaeDecode, wanVaeEncode } from '../../../kernels/wan/vae';
+import { diffusersVaeToWan } from '../../../kernels/wan/vae-keys';
 import { Rng } from '../../../kernels/random';
 import { loadModel } from '../../../nodes/models/load';
 
@@ -39,6 +40,15 @@ describe('full-size Wan configs through the family (no weights)', () => {
   ] as const)('%s parameters in the denoiser part', (_name, c: WanFamilyConfig, params) => {
     const part = wanFamily.parts(c).find((p) => p.role === 'denoiser')!;
     expect(count(new K.Builder(new K.ShapeRecorder()), (b) => part.trace(b))).toBe(params);
+  });
+
+  it('the VAE part traces every tensor of wan_2.1_vae (time convolutions included) and of wan2.2_vae', () => {
+    const names = (c: WanFamilyConfig) => { const rec = new K.ShapeRecorder(); wanFamily.parts(c).find((p) => p.id === 'vae')!.trace(new K.Builder(rec)); return rec.shapes; };
+    const v21 = names(WAN21_T2V_1_3B_FAMILY);
+    expect(v21.get('encoder.downsamples.5.time_conv.weight')).toEqual([192, 192, 3, 1, 1]);
+    expect(v21.get('encoder.downsamples.8.time_conv.weight')).toEqual([384, 384, 3, 1, 1]);
+    expect(v21.get('decoder.upsamples.3.time_conv.weight')).toEqual([768, 384, 3, 1, 1]);
+    expect(names(WAN22_TI2V_5B_FAMILY).get('decoder.upsamples.1.upsamples.3.time_conv.weight')).toEqual([2048, 1024, 3, 1, 1]);
   });
 
   it('umT5-XXL text features: ids [B, 512] → context [B, 512, 4096] (5.68 B parameters), without weights', () => {
@@ -99,7 +109,7 @@ beforeAll(async () => {
   await writeSafetensors(join(models, 'text_encoders', 'umt5-tiny.safetensors'), toFile(weights.text));
   writeFileSync(join(models, 'text_encoders', 'umt5-tiny.tokenizer.json'), JSON.stringify(buildUnigramTokenizerJson(CORPUS)));
   await writeSafetensors(join(models, 'vae', 'wan-tiny-vae.safetensors'), toFile(weights.vae));
-  // A diffusers folder: transformer/ and transformer_2/ in diffusers names; the VAE as ComfyUI ships it.
+  // A diffusers folder: transformer/, transformer_2/ and vae/ in diffusers names.
   const folder = join(root, 'Wan2.2-tiny-Diffusers');
   for (const d of ['transformer', 'transformer_2', 'text_encoder', 'tokenizer', 'vae']) mkdirSync(join(folder, d), { recursive: true });
   writeFileSync(join(folder, 'model_index.json'), JSON.stringify({ _class_name: 'WanPipeline', boundary_ratio: 0.875 }));
@@ -107,7 +117,45 @@ beforeAll(async () => {
   await writeSafetensors(join(folder, 'transformer_2', 'diffusion_pytorch_model.safetensors'), toFile(weights.low, wanToDiffusers), HEADS);
   await writeSafetensors(join(folder, 'text_encoder', 'model.safetensors'), toFile(weights.text));
   cpSync(join(models, 'text_encoders', 'umt5-tiny.tokenizer.json'), join(folder, 'tokenizer', 'tokenizer.json'));
-  await writeSafetensors(join(folder, 'vae', 'wan-tiny-vae.safetensors'), toFile(weights.vae));
+  await writeSafetensors(join(folder, 'vae', 'diffusion_pytorch_model.safetensors'), toFile(weights.vae, (k) => diffusersVaeName(k, tiny.vae.numResBlocks + 1)));
+});
+
+/**
+ * Wan → diffusers VAE names as diffusers' convert_vae renames them (restated from its rules: the encoder's
+ * flat blocks, the decoder's grouped `resnetsPerLevel + 1` at a time, the last of each an upsampler).
+ */
+function diffusersVaeName(wan: string, resnetsPerLevel: number): string {
+  const res = (r: string) => r.replace('residual.0.gamma', 'norm1.gamma').replace('residual.2.', 'conv1.').replace('residual.3.gamma', 'norm2.gamma').replace('residual.6.', 'conv2.').replace('shortcut.', 'conv_shortcut.');
+  let m: RegExpMatchArray | null;
+  if ((m = wan.match(/^conv([12])\.(.+)$/))) return `${m[1] === '1' ? 'quant_conv' : 'post_quant_conv'}.${m[2]}`;
+  if ((m = wan.match(/^(encoder|decoder)\.conv1\.(.+)$/))) return `${m[1]}.conv_in.${m[2]}`;
+  if ((m = wan.match(/^(encoder|decoder)\.head\.0\.gamma$/))) return `${m[1]}.norm_out.gamma`;
+  if ((m = wan.match(/^(encoder|decoder)\.head\.2\.(.+)$/))) return `${m[1]}.conv_out.${m[2]}`;
+  if ((m = wan.match(/^(encoder|decoder)\.middle\.1\.(.+)$/))) return `${m[1]}.mid_block.attentions.0.${m[2]}`;
+  if ((m = wan.match(/^(encoder|decoder)\.middle\.([02])\.(.+)$/))) return `${m[1]}.mid_block.resnets.${m[2] === '0' ? 0 : 1}.${res(m[3])}`;
+  if ((m = wan.match(/^encoder\.downsamples\.(\d+)\.(.+)$/))) return `encoder.down_blocks.${m[1]}.${res(m[2])}`;
+  if ((m = wan.match(/^decoder\.upsamples\.(\d+)\.(.+)$/))) {
+    const n = Number(m[1]), level = Math.floor(n / (resnetsPerLevel + 1)), r = n % (resnetsPerLevel + 1);
+    return r === resnetsPerLevel ? `decoder.up_blocks.${level}.upsamplers.0.${m[2]}` : `decoder.up_blocks.${level}.resnets.${r}.${res(m[2])}`;
+  }
+  throw new Error(`no diffusers name for ${wan}`);
+}
+
+describe('Wan 2.1 VAE in diffusers names', () => {
+  it('every wan_2.1_vae tensor reads back from its AutoencoderKLWan name (e.g. decoder.upsamples.4.shortcut ← up_blocks.1.resnets.0.conv_shortcut)', () => {
+    const rec = new K.ShapeRecorder();
+    const b = new K.Builder(rec);
+    wanVaeEncode(b, WAN21_VAE, K.input('v', [1, 3, 1, 8, 8]));
+    wanVaeDecode(b, WAN21_VAE, K.input('z', [1, 16, 1, 1, 1]));
+    const names = [...rec.shapes.keys()];
+    expect(names).toHaveLength(new Set(names).size);
+    for (const w of names) expect(diffusersVaeToWan(diffusersVaeName(w, 3), 3), w).toBe(w);
+    expect(diffusersVaeName('decoder.upsamples.4.shortcut.weight', 3)).toBe('decoder.up_blocks.1.resnets.0.conv_shortcut.weight');
+    expect(diffusersVaeName('decoder.upsamples.11.time_conv.weight', 3)).toBe('decoder.up_blocks.2.upsamplers.0.time_conv.weight');
+    expect(diffusersVaeToWan('encoder.down_blocks.5.time_conv.weight', 3)).toBe('encoder.downsamples.5.time_conv.weight');
+    expect(diffusersVaeToWan('decoder.up_blocks.3.resnets.2.norm2.gamma', 3)).toBe('decoder.upsamples.14.residual.3.gamma');
+    expect(diffusersVaeToWan('encoder.bogus.weight', 3)).toBeUndefined();
+  });
 });
 
 const LAT = [1, tiny.transformer.outChannels, 2, 4, 4];
@@ -214,14 +262,23 @@ describe('tiny Wan checkpoints through the family', () => {
     }
   });
 
-  it('diffusers folder: transformer/ is the high-noise expert, transformer_2/ the low-noise one; tokenizer/tokenizer.json', async () => {
+  it('diffusers folder: transformer/ is the high-noise expert, transformer_2/ the low-noise one; tokenizer/tokenizer.json; vae/ in AutoencoderKLWan names', async () => {
     const folder = join(root, 'Wan2.2-tiny-Diffusers');
     expect((await familyOfCheckpoint(folder)).family.id).toBe('wan');
     const m = await wanFamily.load(folder, { config: { ...tiny, experts: { boundary: 0.875, active: 'low_noise' } } });
     try {
       expect(m.expertFiles?.low_noise).toBe(join(folder, 'transformer_2'));
+      expect(m.config.vae).toMatchObject({ base: 8, dimMult: [1, 2, 2, 2], numResBlocks: 1, zDim: 4 });
       const p = await predictThroughFamily(m, 'a green star spinning', 0.2);
       expect(maxDiff(p.pred, await predictDirect(weights.low, p.context, 0.2))).toBeLessThan(1e-5);
+      // The VAE decodes as the Wan-named file does.
+      const z = K.input('z', [1, 4, 2, 2, 2]);
+      const zData = new Rng(5).fillNormal(new Float32Array(32));
+      const viaFolder = await rt.load(K.compileGraph([z], { px: wanFamily.vaeDecode(new K.Builder(m.vae), m.config, z) }));
+      const direct = await rt.load(K.compileGraph([z], { px: wanVaeDecode(new K.Builder(new K.HostWeights(weights.vae)), tiny.vae, z) }));
+      const a = (await viaFolder.run({ z: f32([1, 4, 2, 2, 2], zData) })).px.data as Float32Array, b = (await direct.run({ z: f32([1, 4, 2, 2, 2], zData) })).px.data as Float32Array;
+      expect(maxAbs(b)).toBeGreaterThan(1e-3);
+      expect(maxDiff(a, b)).toBeLessThan(1e-6);
     } finally {
       m.close();
     }

@@ -1,63 +1,20 @@
 // The Sampler on a video family: clips of numFrames (0 = the family's own) go through the real preview pipeline
 // (a 5-D latent [2n, C, F', h, w] in and every decoded frame out), show as one animated WebP of the grid — frame i
 // holds every clip's frame i, frames and fps recorded on the sheet — and Preview Image saves each clip as an
-// H.264 MP4. The family is a probe: a bar that moves one column per latent frame, decoded 4 frames per latent
-// frame after the first, as Wan's causal VAE packs time (green rises frame by frame, so no two frames are alike).
+// H.264 MP4. The family is a probe (video-probe-family.ts): a bar moving one column per latent frame.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import * as K from '../../kernels';
-import { add, cast, mul } from '../../kernels/ops/elementwise';
-import { concat, reshape, slice } from '../../kernels/ops/shape-and-reduce';
-import type { ModelFamily } from '../../kernels/families/contract';
 import { samplerNode } from '../../nodes/sampler';
 import previewImage from '../../nodes/preview-image';
-import type { ClipValue, ImagesValue, ModelValue, VaeValue } from '../../nodes/sockets';
+import type { ImagesValue } from '../../nodes/sockets';
 import { sampleSheetsOf } from '../../nodes/sampling/sheet';
 import { nodeContext } from './context';
+import { SIZE, TC, calls, videoProbeValues } from './video-probe-family';
 
-const SIZE = 8, TC = 4;
-const calls: number[][] = [];
-const family = {
-  id: 'video-probe', label: 'video probe',
-  sampleSize: () => SIZE,
-  sampleFrames: () => 9,
-  textEncoders: () => [{ part: 'te', maxLength: 2, maxClipSkip: 0 }],
-  encodeText: (_b: unknown, _c: unknown, ids: K.Tensor[]) => ({ context: cast(ids[0]!, 'float32') }),
-  conditioning: () => [{ name: 'context', shape: [2], source: 'text' }],
-  sampleConditioning: () => ({}),
-  // The identity: the sampler's latents reach the decoder through the real denoiser session.
-  denoise: (_b: unknown, _c: unknown, x: { sample: K.Tensor }) => mul(x.sample, 1),
-  latentFormat: () => ({ channels: 1, spatialCompression: 1, temporalCompression: TC, scale: 1, shift: 0 }),
-  latentMultiple: () => 1,
-  // [n, 1, F', h, w] → [n, 3, 1 + 4(F' − 1), h, w]: the first latent frame alone, each later one 4 times.
-  vaeDecode: (_b: unknown, _c: unknown, z: K.Tensor) => {
-    const [n, , lf, h, w] = z.shape as number[];
-    const rest = reshape(slice(z, [1], [lf!], [2]), [n!, 1, lf! - 1, 1, h!, w!]);
-    const video = concat([slice(z, [0], [1], [2]), reshape(concat(Array(TC).fill(rest), 3), [n!, 1, TC * (lf! - 1), h!, w!])], 2);
-    const frames = 1 + TC * (lf! - 1);
-    const ramp = K.constant(Float32Array.from({ length: frames }, (_, f) => (2 * f) / (frames - 1) - 1), [1, 1, frames, 1, 1]);
-    return concat([video, add(mul(video, 0), ramp), video], 1);
-  },
-  samplers: ['euler'],
-  sample: async (call: (x: Float32Array, t: number) => Promise<Float32Array>, _c: unknown, r: { latentShape: number[]; seed: number }) => {
-    calls.push(r.latentShape);
-    const [, lf, h, w] = r.latentShape as [number, number, number, number];
-    // Latent frame k: a white bar in column (k + seed) mod w on black.
-    const x = new Float32Array(lf * h * w).map((_, i) => (Math.floor(i % w) === (Math.floor(i / (h * w)) + r.seed) % w ? 1 : -1));
-    const both = new Float32Array(2 * x.length);
-    both.set(x, x.length);
-    return (await call(both, 500)).slice(x.length);
-  },
-} as unknown as ModelFamily;
-
-const tokenizer = { tokenize: (_p: string, o: { maxLength: number }) => ({ ids: new Array(o.maxLength).fill(1) }) };
-const source = { id: 'video-probe', label: 'video probe', path: 'probe' };
-const model = { kind: 'model', family, config: {}, source, denoiser: new K.RandomWeights(), quantization: 'none', byteSize: () => 0 } as unknown as ModelValue;
-const clip = { kind: 'clip', family, config: {}, source, encoders: [{ weights: new K.RandomWeights(), tokenizer }], clipSkip: 1, byteSize: () => 0 } as unknown as ClipValue;
-const vae = { kind: 'vae', family, config: {}, source, weights: new K.RandomWeights(), byteSize: () => 0 } as unknown as VaeValue;
+const { model, clip, vae } = videoProbeValues();
 
 const made = nodeContext();
 const { ctx } = made;

@@ -11,6 +11,17 @@ import type { WeightSource } from '../nn/weights';
 import type { Runtime, Session } from '../runtime';
 import { stackConditioning, type ModelFamily, type Tokenizer } from './contract';
 import { idsInputName } from './training-graph';
+import { estimateGraphMemory, type MemoryEstimate } from '../train/memory';
+
+/** A pipeline's graphs are all loaded at once but run one at a time: their weights add up, their working memory does not. */
+function pipelineEstimate(graphs: Tensor[][]): MemoryEstimate {
+  const parts = graphs.map((outputs) => estimateGraphMemory(outputs));
+  const weights = parts.reduce((a, e) => a + e.weights, 0);
+  const inputs = Math.max(...parts.map((e) => e.inputs));
+  const activations = Math.max(...parts.map((e) => e.activations));
+  const runtime = parts[0].runtime;
+  return { weights, inputs, activations, runtime, total: weights + inputs + activations + runtime };
+}
 
 export interface PipelineParts {
   family: ModelFamily;
@@ -36,6 +47,11 @@ export interface PipelineOptions {
   clipSkip?: number;
   /** Adapter hooks for the denoiser and each text encoder. */
   adapters?: { denoiser?: AdapterHook; text?: (AdapterHook | undefined)[]; lowNoiseDenoiser?: AdapterHook };
+  /**
+   * Memory pre-flight: called with the estimated peak of the whole pipeline (every graph's weights, the
+   * largest graph's working memory) before any session is made; throw to refuse.
+   */
+  preflight?: (estimate: MemoryEstimate) => void;
 }
 
 export interface GenerateOptions {
@@ -115,7 +131,6 @@ export class FamilyPipeline {
 
     const ids = encoders.map((e, i) => input(idsInputName(i), [2 * n, e.maxLength], 'int64'));
     const cond = family.encodeText(encoders.map((_, i) => new Builder(parts.textEncoders[i].weights, opts.adapters?.text?.[i])), cfg, ids, { clipSkip });
-    const text = await rt.load(compileGraph(withHookInputs(ids, Object.values(cond)), cond, { name: `${family.id}_text_encoder` }));
 
     const x = input('sample', [2 * n, latent.channels, ...spatial]);
     const t = input('timestep', [2 * n]);
@@ -123,19 +138,21 @@ export class FamilyPipeline {
     const condInputs = condSpecs.map((c) => input(c.name, [2 * n, ...c.shape]));
     const condByName = Object.fromEntries(condSpecs.map((c, i) => [c.name, condInputs[i]]));
     const pred = family.denoise(new Builder(parts.denoiser, opts.adapters?.denoiser), cfg, { sample: x, timestep: t, cond: condByName });
+    const low = parts.lowNoise;
+    const lowPred = low && family.denoise(new Builder(low.denoiser, opts.adapters?.lowNoiseDenoiser), low.config, { sample: x, timestep: t, cond: condByName });
+    const z = input('latents', [n, latent.channels, ...spatial]);
+    const image = toUnitRange(family.vaeDecode(new Builder(parts.vae), cfg, z));
+    if (opts.preflight) opts.preflight(pipelineEstimate([Object.values(cond), [pred], ...(lowPred ? [[lowPred]] : []), [image]]));
+
+    const text = await rt.load(compileGraph(withHookInputs(ids, Object.values(cond)), cond, { name: `${family.id}_text_encoder` }));
     const denoiserSession = await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [pred]), { prediction: pred }, { name: `${family.id}_denoiser` }));
     let lowNoise: { session: Session; below: number } | undefined;
-    if (parts.lowNoise) {
-      const low = parts.lowNoise;
-      const lowPred = family.denoise(new Builder(low.denoiser, opts.adapters?.lowNoiseDenoiser), low.config, { sample: x, timestep: t, cond: condByName });
+    if (low && lowPred) {
       const objective = family.objective(cfg);
       const range = objective.kind === 'flow' ? objective.timestepScale : objective.schedule.numTrainTimesteps;
       lowNoise = { session: await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [lowPred]), { prediction: lowPred }, { name: `${family.id}_denoiser_low_noise` })), below: low.boundary * range };
     }
-
-    const z = input('latents', [n, latent.channels, ...spatial]);
-    const img = family.vaeDecode(new Builder(parts.vae), cfg, z);
-    const decoder = await rt.load(compileGraph([z], { image: toUnitRange(img) }, { name: `${family.id}_vae_decoder` }));
+    const decoder = await rt.load(compileGraph([z], { image }, { name: `${family.id}_vae_decoder` }));
 
     // Size conditioning of a preview: the image is its own original, uncropped (as kohya's sampler).
     const size = { width: opts.width, height: opts.height };

@@ -11,6 +11,7 @@ import { encodeAnimatedWebp } from '../render/video';
 import { gridLayout, type SampleTile } from './sheet';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
+import { checkSampling } from '../training/memory-advice';
 
 export interface RenderAdapter {
   spec: AdapterSpec;
@@ -104,6 +105,7 @@ function pipelineFor(req: RenderRequest, width: number, height: number, frames: 
       ...(low ? { lowNoise: { denoiser: low.model.denoiser, config: low.model.config, boundary: low.boundary } } : {}),
     }, {
       width, height, frames, clipSkip: clip.clipSkip,
+      preflight: (estimate) => checkSampling(estimate, { width, height, frames, model }),
       adapters: sets ? {
         denoiser: sets.denoiser.hook({ training: false }), text: sets.text.map((s) => s.hook({ training: false })),
         ...(low ? { lowNoiseDenoiser: adapterSetsFor(spec!, low.model).denoiser.hook({ training: false }) } : {}),

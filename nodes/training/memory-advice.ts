@@ -1,6 +1,6 @@
 // The memory pre-flight in the words of the nodes: what a Train (or Sampler) run is estimated to need,
 // and, when it cannot fit, the widgets to change on which node — instead of the run dying mid-way.
-import { MemoryPreflightError, type MemoryEstimate, type MemorySettings } from '../../kernels/train/memory';
+import { MemoryPreflightError, deviceMemoryLimit, type MemoryEstimate, type MemorySettings } from '../../kernels/train/memory';
 import { PrecisionWeights } from '../../kernels/nn/precision';
 import type { ModelValue } from '../sockets';
 
@@ -34,4 +34,23 @@ export function refusal(what: string, e: MemoryPreflightError, s: MemorySettings
   return `${what} needs an estimated ${gib(e.estimate.total)} (weights ${gib(e.estimate.weights)}, activations ${gib(e.estimate.activations)}, `
     + `inputs and optimizer state ${gib(e.estimate.inputs)}, runtime ${gib(e.estimate.runtime)}) but ${gib(e.limit)} is available (${source}). `
     + `To fit: ${advice.join('; ')}.`;
+}
+
+/**
+ * The Sampler's pre-flight: refuses a preview pipeline whose estimated peak (kernels/families/pipeline.ts
+ * `preflight`) does not fit in the device's memory, naming what to change.
+ */
+export function checkSampling(e: MemoryEstimate, s: { width: number; height: number; frames: number; model: ModelValue }) {
+  const limit = deviceMemoryLimit();
+  if (e.total <= limit) return;
+  const precision = precisionOf(s.model);
+  const advice = [
+    `lower width and height on the Sampler (now ${s.width}×${s.height})`,
+    ...(s.frames > 1 ? [`use fewer frames on the Sampler (now ${s.frames})`] : []),
+    ...(precision === 'fp32' ? ['set precision to bf16 or fp16 on Load Model (now fp32)'] : []),
+    ...(s.model.quantization === 'none' ? ['quantise the base with a Quantize node (unet nf4 or int8; now none)'] : []),
+  ];
+  const source = process.env.LORAGRAPH_MEMORY_LIMIT_MB ? 'LORAGRAPH_MEMORY_LIMIT_MB' : 'free memory';
+  throw new MemoryPreflightError(`Sampling at ${s.width}×${s.height}${s.frames > 1 ? ` × ${s.frames} frames` : ''} needs an estimated ${gib(e.total)} `
+    + `(weights ${gib(e.weights)}, working memory ${gib(e.activations)}) but ${gib(limit)} is available (${source}). To fit: ${advice.join('; ')}.`, e, limit);
 }

@@ -243,19 +243,28 @@ export interface LoadedWanParts {
 }
 
 /** Opens the parts `findWanFiles` found (headers only; tensors are read when a graph asks). */
+/** Refuses fp8 files up front (ComfyUI's `*_fp8_e4m3fn_scaled`): their weights are fp8 × a per-tensor scale, which the loaders do not read yet. */
+function refuseFp8(file: string, dtypes: Set<string>, what: string): void {
+  const fp8 = [...dtypes].find((d) => d.startsWith('F8'));
+  if (fp8) throw new CheckpointError(file, `this ${what} holds ${fp8} (fp8) weights, which loragraph does not read yet: use the fp16 or bf16 file (e.g. umt5_xxl_fp16.safetensors, wan2.1_t2v_14B_fp16.safetensors)`);
+}
+
 /** `external`: fp32/fp16 tensors stay in their files as ONNX external data (user checkpoints). */
 export async function openWanParts(files: WanFiles, numHeads?: number, opts: CheckpointWeightsOptions = {}): Promise<LoadedWanParts> {
   const closers: (() => void)[] = [];
   try {
     const transformer = await openWanTransformer(files.transformer, numHeads, opts);
     closers.push(() => transformer.close());
+    refuseFp8(files.transformer, transformer.dtypes, 'Wan transformer');
     const te = await indexSafetensors(files.textEncoder);
+    refuseFp8(files.textEncoder, te.dtypes, 'umT5 text encoder');
     const teConfig = umt5ConfigFromShapes((k) => te.tensors.get(k)?.entry.shape, [...te.tensors.keys()]);
     if (!teConfig) throw new CheckpointError(files.textEncoder, 'not a umT5 encoder: needs shared.weight and encoder.block.N.layer.0.SelfAttention.relative_attention_bias in every layer');
     if (teConfig.dModel !== transformer.detection.config.textDim) throw new CheckpointError(files.textEncoder, `this umT5 is ${teConfig.dModel} wide; the transformer takes ${transformer.detection.config.textDim}-wide text features`);
     const teWeights = new CheckpointWeights(te.tensors, files.textEncoder, opts);
     closers.push(() => teWeights.close());
     const v = await indexSafetensors(files.vae);
+    refuseFp8(files.vae, v.dtypes, 'VAE');
     const vaeTensors = wanNamedVae(v.tensors, files.vae);
     const vaeConfig = wanVaeConfigFromShapes((k) => vaeTensors.get(k)?.entry.shape, [...vaeTensors.keys()], v.metadata);
     if (!vaeConfig) throw new CheckpointError(files.vae, 'not a Wan VAE: no encoder.conv1 (causal 3D conv) and conv1 tensors (or diffusers\' encoder.conv_in and quant_conv)');

@@ -1,5 +1,5 @@
 // Writes the example graphs in graphs/ (editor workflow JSON) from their compact API form, laid out
-// by hand: `npx tsx scripts/build-graphs.ts`. The files are committed; edit this script, not the JSON.
+// by hand: `npx tsx scripts/build-graphs.ts [file.json …]`. The files are committed; edit this script, not the JSON.
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,11 +97,65 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
   return { api, layout };
 }
 
+/** Tunable numbers of the FLUX quickstart (eval:quickstart checks them: trigger ≥ 0.8, leak ≤ 0.2 over 3 seeds). */
+export const QUICKSTART_FLUX = { steps: 300, batchSize: 4, learningRate: 2e-3, rank: 8, samplerSteps: 20, cfg: 4 };
+
+/**
+ * The FLUX.2 [klein] quickstart: the same star lesson on the built-in tiny klein, with FLUX's usual
+ * settings — ai-toolkit's FLUX targets (qkv, proj, mlp of both streams; linear1/linear2), sigmoid
+ * timesteps, flow Euler previews with true CFG against the empty prompt.
+ */
+function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
+  const q = QUICKSTART_FLUX;
+  const sampling = { prompts: QUICKSTART_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: q.samplerSteps, cfg: q.cfg, sampler: 'euler' };
+  const api: ApiGraph = {
+    '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny-flux', clipSkip: 1 }, _meta: { title: 'Load Model' } },
+    '2': { class_type: 'Dataset', inputs: { folder: 'demo-star', triggerWord: 'sks', resolution: '64', bucketStep: 64, repeats: 1 }, _meta: { title: 'Dataset: stars' } },
+    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoRA', rank: q.rank, alpha: q.rank, targetPreset: 'attention_ff' }, _meta: { title: 'LoRA Target' } },
+    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: q.learningRate, lrScheduler: 'constant', warmupSteps: 10 }, _meta: { title: 'Optimizer' } },
+    '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'sigmoid', timestepBias: 'balanced' }, _meta: { title: 'Timestep Schedule' } },
+    '6': { class_type: 'SamplerSettings', inputs: sampling, _meta: { title: 'Samples during training' } },
+    '7': {
+      class_type: 'Train',
+      inputs: {
+        model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], samplerSettings: ['6', 0],
+        steps: q.steps, batchSize: q.batchSize, seed: 1, sampleEvery: 100, saveEvery: 100, saveName: 'star-flux', cacheLatents: true, cacheTextEmbeddings: true,
+      },
+      _meta: { title: 'Train' },
+    },
+    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: trigger, new colour, leak test' } },
+    '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: 'star-flux', fileName: '{name}', format: 'ai-toolkit', dtype: 'fp16' }, _meta: { title: 'Save LoRA' } },
+    '11': { class_type: 'LossGraph', inputs: { lossHistory: ['7', 1] }, _meta: { title: 'Loss' } },
+  };
+  const columns: [number, [string, number][]][] = [
+    [272, [['1', SIZE.loadModel], ['2', SIZE.dataset]]],
+    [256, [['3', SIZE.loraTarget], ['4', SIZE.optimizer]]],
+    [272, [['6', SIZE.samplerSettings], ['5', SIZE.timesteps]]],
+    [404, [['7', SIZE.train]]],
+    [300, [['8', SIZE.sampler]]],
+    [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
+  ];
+  const layout: Record<string, [number, number, number, number]> = {};
+  let x = 0;
+  for (const [width, nodes] of columns) {
+    let y = TITLE;
+    for (const [id, height] of nodes) {
+      layout[id] = [x, y, width, height];
+      y += height + GAP_Y + TITLE;
+    }
+    x += width + GAP_X;
+  }
+  return { api, layout };
+}
+
 /** The example workflows by file name, for a registry (the node schemas decide widget order). */
 export function exampleGraphs(registry: NodeRegistry): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [file, withDop] of [['quickstart.json', false], ['quickstart-dop.json', true]] as const) {
-    const { api, layout } = quickstart(withDop);
+  const builders: [string, () => ReturnType<typeof quickstart>][] = [
+    ['quickstart.json', () => quickstart(false)], ['quickstart-dop.json', () => quickstart(true)], ['quickstart-flux.json', quickstartFlux],
+  ];
+  for (const [file, build] of builders) {
+    const { api, layout } = build();
     const wf = apiToWorkflow(api, registry);
     for (const n of wf.nodes) {
       const l = layout[String(n.id)];
@@ -114,8 +168,10 @@ export function exampleGraphs(registry: NodeRegistry): Record<string, unknown> {
 
 // Run as a script (not imported by the test that checks the committed files).
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  // File names as arguments write only those graphs (`npx tsx scripts/build-graphs.ts quickstart-flux.json`).
+  const only = process.argv.slice(2);
   const registry = await loadRegistry();
-  for (const [file, wf] of Object.entries(exampleGraphs(registry))) {
+  for (const [file, wf] of Object.entries(exampleGraphs(registry)).filter(([f]) => only.length === 0 || only.includes(f))) {
     writeFileSync(join(repoRoot, 'graphs', file), JSON.stringify(wf, null, 2) + '\n');
     console.log(`graphs/${file} written`);
   }

@@ -1,7 +1,10 @@
-// npm run eval:quickstart — runs graphs/quickstart.json and graphs/quickstart-dop.json as shipped, over
+// npm run eval:quickstart — runs graphs/quickstart.json, graphs/quickstart-dop.json and graphs/quickstart-flux.json
+// (the tiny FLUX.2 [klein]) as shipped, over
 // several training seeds, then samples trigger prompts (the star, in seen and new colours) and leak-test
 // prompts (ordinary shapes, no trigger) with each saved LoRA file and measures with the shape analyzer
 // how often the star appears. Targets: trigger ≥ 80%, leak ≤ 20%, and DOP leaking less than plain.
+// EVAL_GRAPHS=quickstart-flux.json (comma-separated) evaluates only those graphs. Each graph's samples
+// are rendered on its own model with its Sampler node's steps, CFG and sampler.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +14,7 @@ import { applyOverrides, parseSetArgument } from '../server/graph/set';
 import { validateGraph } from '../server/validate';
 import { Executor } from '../server/executor/executor';
 import { projectPaths, repoRoot } from '../server/paths';
-import { loadModel } from '../nodes/models/load';
+import { loadModel, type LoadedModel } from '../nodes/models/load';
 import { readLoraFileFor } from '../nodes/models/lora-file';
 import { renderSamples } from '../nodes/sampling/render';
 import { analyzeImage } from '../kernels/sd/tiny/analyze';
@@ -29,19 +32,24 @@ const registry = await loadRegistry();
 const dataDir = mkdtempSync(join(tmpdir(), 'lg-eval-'));
 const paths = projectPaths(dataDir);
 const executor = new Executor({ paths });
-const base = await loadModel('builtin:tiny');
+const GRAPHS = (process.env.EVAL_GRAPHS ?? 'quickstart.json,quickstart-dop.json,quickstart-flux.json').split(',').map((x) => x.trim()).filter(Boolean);
+/** The base models the graphs train, by Load Model checkpoint (built-in names), loaded once. */
+const bases = new Map<string, Promise<LoadedModel>>();
+const baseFor = (checkpoint: string) => bases.get(checkpoint) ?? bases.set(checkpoint, loadModel(checkpoint)).get(checkpoint)!;
 
-const settings = (prompts: string[]): SamplerSettings => ({
+/** How a graph samples (its Sampler node's steps, CFG and sampler). */
+interface Sampling { steps: number; cfg: number; sampler: SamplerSettings['sampler'] }
+const settings = (prompts: string[], s: Sampling): SamplerSettings => ({
   kind: 'sampler_settings', prompts: prompts.flatMap((prompt) => SAMPLE_SEEDS.map((seed) => ({ prompt, seed }))),
-  negativePrompt: '', seed: 0, walkSeed: false, steps: 20, cfg: 6, sampler: 'euler_ancestral', scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
+  negativePrompt: '', seed: 0, walkSeed: false, steps: s.steps, cfg: s.cfg, sampler: s.sampler, scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
 });
 
 /** Star counts in the trigger and leak-test samples of one LoRA file. */
-async function rates(loraPath: string, triggerWord: string) {
+async function rates(loraPath: string, triggerWord: string, base: LoadedModel, sampling: Sampling) {
   const lora = await readLoraFileFor(loraPath, base.model);
   const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
-  const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', triggerWord))), adapter });
-  const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS), adapter });
+  const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', triggerWord)), sampling), adapter });
+  const withoutTrigger = await renderSamples({ ...base, settings: settings(LEAK_PROMPTS, sampling), adapter });
   let trigger = 0, leak = 0, shapeKept = 0;
   for (const im of withTrigger) if (analyzeImage(im.rgb, im.width, im.height).shape === 'star') trigger++;
   for (const im of withoutTrigger) {
@@ -56,6 +64,10 @@ async function evalGraph(file: string) {
   const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', file), 'utf8')), registry);
   let trigger = 0, triggerN = 0, leak = 0, leakN = 0, leakShapeKept = 0;
   const started = performance.now();
+  const nodeOf = (type: string) => Object.values(api0).find((n) => n.class_type === type);
+  const base = await baseFor(String(nodeOf('LoadModel')?.inputs.checkpoint ?? 'builtin:tiny'));
+  const samplerInputs = nodeOf('Sampler')?.inputs ?? {};
+  const sampling: Sampling = { steps: Number(samplerInputs.steps ?? 20), cfg: Number(samplerInputs.cfg ?? 6), sampler: String(samplerInputs.sampler ?? 'euler_ancestral') as Sampling['sampler'] };
   for (const seed of TRAIN_SEEDS) {
     const name = `eval-${file.replace('.json', '')}-${seed}`;
     const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Train.saveName=${name}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
@@ -71,11 +83,11 @@ async function evalGraph(file: string) {
     if (process.env.EVAL_CHECKPOINTS) {
       const dir = join(paths.output, name);
       for (const f of existsSync(dir) ? readdirSync(dir).filter((x) => x.endsWith('.safetensors')).sort() : []) {
-        const c = await rates(join(dir, f), triggerWord);
+        const c = await rates(join(dir, f), triggerWord, base, sampling);
         console.log(`  ${f}: star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
       }
     }
-    const c = await rates(join(paths.output, `${name}.safetensors`), triggerWord);
+    const c = await rates(join(paths.output, `${name}.safetensors`), triggerWord, base, sampling);
     trigger += c.trigger; triggerN += c.triggerN; leak += c.leak; leakN += c.leakN; leakShapeKept += c.shapeKept;
     console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
   }
@@ -84,10 +96,17 @@ async function evalGraph(file: string) {
   return result;
 }
 
-const plain = await evalGraph('quickstart.json');
-if (!process.env.EVAL_PLAIN_ONLY) {
-  const dop = await evalGraph('quickstart-dop.json');
-  console.log(`targets: trigger >= 0.8: ${plain.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${plain.leakRate <= 0.2 ? 'met' : 'NOT met'}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
-  console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);
+const met = (r: { triggerRate: number; leakRate: number }) => `trigger >= 0.8: ${r.triggerRate >= 0.8 ? 'met' : 'NOT met'}; leak <= 0.2: ${r.leakRate <= 0.2 ? 'met' : 'NOT met'}`;
+if (GRAPHS.includes('quickstart.json')) {
+  const plain = await evalGraph('quickstart.json');
+  if (!process.env.EVAL_PLAIN_ONLY && GRAPHS.includes('quickstart-dop.json')) {
+    const dop = await evalGraph('quickstart-dop.json');
+    console.log(`targets: ${met(plain)}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
+    console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);
+  }
+}
+if (GRAPHS.includes('quickstart-flux.json')) {
+  const flux = await evalGraph('quickstart-flux.json');
+  console.log(`quickstart-flux.json targets: ${met(flux)}; ${(flux.seconds / TRAIN_SEEDS.length).toFixed(0)} s per seed (graph and eval samples)`);
 }
 rmSync(dataDir, { recursive: true, force: true });

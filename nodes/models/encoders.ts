@@ -44,6 +44,29 @@ export function vaeLatentEncoder(family: ModelFamily, config: unknown, weights: 
   };
 }
 
+/**
+ * The family's `source: 'latent'` conditioning of one clip, by input name (Wan I2V: the first-frame mask
+ * and image latent [20, F', h, w]), built beside the VAE encoder; undefined when the family has none.
+ * Deterministic like the latents, so it can be cached with them.
+ */
+export function latentConditioningEncoder(family: ModelFamily, config: unknown, weights: WeightSource, id: string): { id: string; names: string[]; encode(pixels: StoredTensor): Promise<Record<string, StoredTensor>> } | undefined {
+  const names = family.conditioning(config).filter((c) => c.source === 'latent').map((c) => c.name);
+  if (!names.length || !family.latentConditioning) return undefined;
+  return {
+    id: `${id}:latent-conditioning`,
+    names,
+    async encode(pixels: StoredTensor): Promise<Record<string, StoredTensor>> {
+      if (pixels.dims[0] !== 1) throw new Error(`latent conditioning: one clip at a time, got a batch of ${pixels.dims[0]}`);
+      const session = await cachedSession(weights, `latent-conditioning:${pixels.dims.slice(1).join('x')}`, () => {
+        const x = input('pixels', pixels.dims);
+        return compileGraph([x], family.latentConditioning!(new Builder(weights), config, x), { name: `${family.id}_latent_conditioning` });
+      });
+      const r = await session.run({ pixels: { dtype: 'float32', shape: [...pixels.dims], data: pixels.data } });
+      return Object.fromEntries(names.map((n) => [n, { dims: r[n].shape.slice(1), data: r[n].data as Float32Array }]));
+    },
+  };
+}
+
 /** Rows per text-encoder run; shorter chunks are padded with empty captions so one session serves all. */
 const TEXT_BATCH = 8;
 

@@ -13,6 +13,7 @@ import { UndoHistory } from '../graph/undo';
 import type { CanvasController, ScreenPoint } from './controller';
 import { drawLive, imageAt, imageState, liveMargin, onImageLoaded, previewLayout, type LiveView } from './drawLive';
 import { tileRect } from './nodeImages';
+import { clipState, frameChanged, mayBeAnimated, onClipDecoded } from './animatedImages';
 import { growAndPush, type Box } from './pushLayout';
 import { installAreaRedraw, type AreaRedraw } from './areaRedraw';
 import { installPanBlit, type PanBlit } from './panBlit';
@@ -350,6 +351,26 @@ export function GraphCanvas(props: GraphCanvasProps) {
       }
     });
 
+    // Video samples play: at each animation frame, the nodes in view showing a clip whose next frame is due are
+    // redrawn (those only, through areaRedraw), so a playing clip costs its own rectangle at its own frame rate.
+    let playing = 0;
+    const play = () => {
+      playing = requestAnimationFrame(play);
+      const { run } = editorStore.get();
+      const now = performance.now();
+      const [ax, ay, aw, ah] = canvas.visible_area;
+      for (const [id, nr] of Object.entries(run.nodes)) {
+        if (!nr.images.some(mayBeAnimated) && !nr.previews.some(mayBeAnimated)) continue;
+        const node = nodeById(id);
+        if (!node || node.flags.collapsed) continue;
+        const [x, y, w, h] = node.renderArea;
+        if (x > ax + aw || x + w < ax || y > ay + ah || y + h < ay) continue;
+        if (previewLayout(node, nr).images.some((i) => frameChanged(i.url, now))) redrawNode(node, { run: nr, validation: run.validation[id] });
+      }
+    };
+    playing = requestAnimationFrame(play);
+    const offClip = onClipDecoded(() => redraw(false));
+
     // ---- live state from the store: redraw, and make room on nodes that show results ----
     let drawnRun = editorStore.get().run;
     const unsubscribe = editorStore.subscribe(() => {
@@ -523,7 +544,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
               const p = toScreen(n.pos[0] + r.x, n.pos[1] + r.y);
               return { x: p.x, y: p.y, width: r.w * canvas.ds.scale, height: r.h * canvas.ds.scale };
             });
-            return { url: placed.url, x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y, nodeWidth: placed.w, nodeHeight: placed.h, tiles, ...imageState(placed.url) };
+            return { url: placed.url, x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y, nodeWidth: placed.w, nodeHeight: placed.h, tiles, ...imageState(placed.url), ...clipState(placed.url) };
           });
         },
         samplesLink(id) {
@@ -575,6 +596,8 @@ export function GraphCanvas(props: GraphCanvasProps) {
     return () => {
       unsubscribe();
       offLoaded();
+      offClip();
+      cancelAnimationFrame(playing);
       ro.disconnect();
       window.removeEventListener('resize', resize);
       pan.uninstall();

@@ -24,6 +24,11 @@ export interface ShownImageInfo extends ScreenRect {
   complete: boolean;
   naturalWidth: number;
   naturalHeight: number;
+  /** A video sample's frames once decoded (0: a still image, or not decoded yet), the frame drawn last, and how long
+   *  one loop plays. */
+  frames: number;
+  frameDrawn: number;
+  durationMs: number;
 }
 
 /** One change to the graph, for actions that build on it (the samples view's "use this checkpoint"). Nodes are named

@@ -5,6 +5,7 @@
 import { LiteGraph, type LGraphNode } from '@comfyorg/litegraph';
 import type { NodeErrors } from '../../server/protocol';
 import { imageSrc } from '../net/api';
+import { clipFrame } from './animatedImages';
 import type { NodeRun } from '../state/run';
 import { hitNodeImages, layoutNodeImages, type NodeImageLayout, type Size } from './nodeImages';
 
@@ -223,9 +224,10 @@ export function drawLive(ctx: CanvasRenderingContext2D, node: LGraphNode, view: 
   for (const placed of layout.images) {
     const img = cachedImage(placed.url);
     if (img.complete && img.naturalWidth > 0) {
-      // Enlarged samples stay crisp pixels; a chart or sheet made smaller is smoothed.
+      // Enlarged samples stay crisp pixels; a chart or sheet made smaller is smoothed. A video sample draws the
+      // frame due now (canvas/animatedImages); the canvas redraws it when the next one is due.
       ctx.imageSmoothingEnabled = placed.scale < 1;
-      ctx.drawImage(img, placed.x, placed.y, placed.w, placed.h);
+      ctx.drawImage(clipFrame(placed.url, performance.now()) ?? img, placed.x, placed.y, placed.w, placed.h);
       ctx.imageSmoothingEnabled = true;
     } else {
       ctx.fillStyle = '#333';

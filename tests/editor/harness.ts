@@ -7,13 +7,15 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createRegistry } from '../../nodes/registry';
+import type { NodeDefinition } from '../../nodes/define';
 import { createServer, type LoragraphServer } from '../../server/app';
 import { apiToWorkflow } from '../../server/graph/workflow';
 import { repoRoot } from '../../server/paths';
 import type { ApiGraph } from '../../server/protocol';
 import * as nodes from './fixtures/nodes';
 
-export const registry = () => createRegistry(Object.values(nodes));
+/** The test node types, and any a test adds (real nodes fed by a test-only source). */
+export const registry = (extra: NodeDefinition[] = []) => createRegistry([...Object.values(nodes), ...extra]);
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 
@@ -67,14 +69,14 @@ export interface EditorServer {
   dispose(): Promise<void>;
 }
 
-export async function startEditorServer(opts: { token?: string; host?: string; quickstart?: ApiGraph } = {}): Promise<EditorServer> {
+export async function startEditorServer(opts: { token?: string; host?: string; quickstart?: ApiGraph; nodes?: NodeDefinition[] } = {}): Promise<EditorServer> {
   const editorDir = await buildEditor();
   // A dot-named data folder, as `npm start`'s default `.loragraph/` is: whatever the editor shows must be served from one.
   const root = join(tmpdir(), `loragraph-editor-${process.pid}-${Date.now()}`);
   const dataDir = join(root, '.loragraph');
   const graphsDir = join(root, 'graphs');
   mkdirSync(graphsDir, { recursive: true });
-  const reg = registry();
+  const reg = registry(opts.nodes);
   writeFileSync(join(graphsDir, 'quickstart.json'), JSON.stringify(apiToWorkflow(opts.quickstart ?? quickstartApi(), reg), null, 2));
   mkdirSync(join(dataDir, 'models'), { recursive: true });
   writeFileSync(join(dataDir, 'models', 'tiny.safetensors'), '');

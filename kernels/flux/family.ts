@@ -78,9 +78,11 @@ async function findFile(candidates: string[], fits: (keys: string[], shapeOf: (k
   return undefined;
 }
 
-function findTokenizerJson(path: string, opts: LoadOptions<Flux2FamilyConfig>): string | undefined {
+function findTokenizerJson(path: string, opts: LoadOptions<Flux2FamilyConfig>, textEncoder?: string): string | undefined {
   const dir = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
   const candidates = [join(dir, 'tokenizer', 'tokenizer.json'), join(dirname(path), `${basename(path, extname(path))}.tokenizer.json`), join(dir, 'tokenizer.json')];
+  // Beside a text encoder chosen on its own (ComfyUI's text_encoders/).
+  if (textEncoder) candidates.push(join(dirname(textEncoder), `${basename(textEncoder, extname(textEncoder))}.tokenizer.json`), join(dirname(textEncoder), 'tokenizer.json'));
   if (opts.modelsDir) candidates.push(join(opts.modelsDir, 'tokenizers', 'qwen3', 'tokenizer.json'));
   return candidates.find((c) => existsSync(c));
 }
@@ -97,12 +99,14 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
   configName: (c) => c.name,
 
   /**
-   * A diffusers folder, or a transformer file with its Qwen3 text encoder and VAE found among the
-   * .safetensors files beside it and in the models folder's text_encoders/ and vae/ (ComfyUI's layout).
+   * A diffusers folder, or a transformer file with its Qwen3 text encoder and VAE — chosen on Load Model,
+   * else found among the .safetensors files beside it and in the models folder's text_encoders/ and vae/
+   * (ComfyUI's layout).
    */
+  loadsSeparateFiles: true,
   async load(path: string, opts: LoadOptions<Flux2FamilyConfig> = {}): Promise<LoadedFamilyModel<Flux2FamilyConfig>> {
     const isFolder = existsSync(path) && statSync(path).isDirectory();
-    let textEncoder: string | undefined, vae: string | undefined;
+    let textEncoder = opts.textEncoderFiles?.[0], vae = opts.vaeFile;
     if (!isFolder) {
       const own = await indexSafetensors(path);
       const detected = detectFluxTransformer([...own.tensors.keys()], (k) => own.tensors.get(k)?.entry.shape);
@@ -111,20 +115,21 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
       if (detected.config.guidanceEmbed) throw new Error(`${path}: this is FLUX.2 [dev] (guidance-distilled, Mistral-Small text features of width ${detected.config.contextDim}); only FLUX.2 [klein] with its Qwen3 text encoder is supported`);
       const near = [...filesIn(dirname(path)).filter((f) => f !== path), ...(opts.modelsDir ? [...filesIn(join(opts.modelsDir, 'text_encoders')), ...filesIn(join(opts.modelsDir, 'vae'))] : [])];
       // The Qwen3 whose three hidden states make the transformer's text width (4B for klein 4B, 8B for 9B).
-      textEncoder = await findFile(near, (keys, shapeOf) => {
+      textEncoder ??= await findFile(near, (keys, shapeOf) => {
         const pre = keys.some((k) => k.startsWith('model.')) ? '' : 'model.';
         const q = qwen3ConfigFromShapes((k) => shapeOf(k.slice(pre.length)), keys.map((k) => pre + k));
         return !!q && q.hiddenSize * q.outputLayers.length === detected.config.contextDim;
       });
-      vae = await findFile(near, (keys, shapeOf, md) => flux2VaeConfigFromShapes(shapeOf, keys, md)?.config.latentChannels === detected.config.inChannels / 4);
+      vae ??= await findFile(near, (keys, shapeOf, md) => flux2VaeConfigFromShapes(shapeOf, keys, md)?.config.latentChannels === detected.config.inChannels / 4);
       if (!textEncoder) throw new Error(`${path}: no Qwen3 text encoder found beside it${opts.modelsDir ? ` or in ${join(opts.modelsDir, 'text_encoders')}` : ''}`);
       if (!vae) throw new Error(`${path}: no FLUX.2 VAE (with bn.running_mean) found beside it${opts.modelsDir ? ` or in ${join(opts.modelsDir, 'vae')}` : ''}`);
     }
     const given = opts.tokenizers?.[0];
-    const tokJson = given ? undefined : findTokenizerJson(path, opts);
+    const tokJson = given ? undefined : findTokenizerJson(path, opts, textEncoder);
     if (!given && !tokJson) throw new Error(`${path}: no Qwen3 tokenizer.json found (looked in tokenizer/, beside the file${opts.modelsDir ? ', and the models folder\'s tokenizers/qwen3/' : ''})`);
     const m = await loadFlux2({ transformer: path, textEncoder, vae, tokenizer: tokJson });
     try {
+      if (m.transformerConfig.guidanceEmbed) throw new Error(`${path}: this is FLUX.2 [dev] (guidance-distilled, Mistral-Small text features of width ${m.transformerConfig.contextDim}); only FLUX.2 [klein] with its Qwen3 text encoder is supported`);
       if (!m.text || !m.vae) throw new Error(`${path}: the text encoder or the VAE is missing`);
       const tokenizer: Tokenizer = given ?? m.tokenizer!;
       const padId = given ? (opts.config?.padId ?? QWEN3_PAD_ID) : m.tokenizer!.padId;

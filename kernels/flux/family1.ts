@@ -77,11 +77,17 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   sampleSize: (c) => c.sampleSize,
   configName: (c) => c.name,
 
-  /** A diffusers folder (transformer/, text_encoder/, text_encoder_2/, vae/, tokenizer/, tokenizer_2/). */
+  /**
+   * A diffusers folder (transformer/, text_encoder/, text_encoder_2/, vae/, tokenizer/, tokenizer_2/), or a
+   * transformer file with CLIP-L, T5-XXL and the VAE chosen on Load Model (the tokenizers in the folder's
+   * tokenizer/ and tokenizer_2/).
+   */
+  loadsSeparateFiles: true,
   async load(path: string, opts: LoadOptions<Flux1FamilyConfig> = {}): Promise<LoadedFamilyModel<Flux1FamilyConfig>> {
-    const m = await loadFlux1({ transformer: path });
+    const [clip, t5] = opts.textEncoderFiles ?? [];
+    const m = await loadFlux1({ transformer: path, clip, t5, vae: opts.vaeFile });
     try {
-      if (!m.clip || !m.t5 || !m.vae) throw new Error(`${path}: FLUX.1 needs text_encoder/ (CLIP-L), text_encoder_2/ (T5) and vae/ beside transformer/`);
+      if (!m.clip || !m.t5 || !m.vae) throw new Error(`${path}: FLUX.1 needs CLIP-L, T5-XXL and its VAE: text_encoder/, text_encoder_2/ and vae/ beside transformer/, or the files chosen on Load Model (text encoder, text encoder 2, VAE)`);
       const root = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
       const clipTok: Tokenizer = opts.tokenizers?.[0] ?? ClipTokenizer.fromFolder(join(root, 'tokenizer'));
       const t5Tok: Tokenizer = opts.tokenizers?.[1] ?? T5PromptTokenizer.fromFile(join(root, 'tokenizer_2', 'tokenizer.json'));

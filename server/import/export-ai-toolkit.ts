@@ -8,6 +8,7 @@ import type { NodeRegistry } from '../../nodes/registry';
 import type { ApiGraph } from '../protocol';
 import { validateGraph, type ValidNode } from '../validate';
 import { AI_TOOLKIT_OPTIMIZERS } from './ai-toolkit';
+import { aiToolkitArchOf } from './families';
 
 export class ExportError extends Error {}
 
@@ -27,8 +28,8 @@ const OPTIMIZER_NAME: Record<string, string> = {};
 for (const [k, [name, note]] of Object.entries(AI_TOOLKIT_OPTIMIZERS)) if (!note) OPTIMIZER_NAME[name] ??= k;
 
 /**
- * `arch` is ai-toolkit's model.arch for the checkpoint: the graph does not record a family (Load Model detects it
- * from the file when it runs), so it is given (CLI --arch) and defaults to sd1, the family loragraph trains.
+ * `arch` is ai-toolkit's model.arch for the checkpoint: given (CLI --arch), else Load Model's family widget
+ * when it names one (auto detects from the file when the graph runs, which an export cannot), else sd1.
  */
 export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { name?: string; arch?: string } = {}): ExportResult {
   const v = validateGraph(api, registry);
@@ -169,7 +170,9 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
     });
   }
 
-  const modelYaml: Record<string, unknown> = { name_or_path: load.widgets.checkpoint, arch: opts.arch ?? 'sd1' };
+  const chosen = typeof load.widgets.family === 'string' && load.widgets.family !== 'auto' ? aiToolkitArchOf(load.widgets.family) : undefined;
+  const modelYaml: Record<string, unknown> = { name_or_path: load.widgets.checkpoint, arch: opts.arch ?? chosen ?? 'sd1' };
+  if (!opts.arch && load.widgets.family === 'flux2') notExported.push(`${load.title}.family = flux2: exported as arch flux2_klein_9b (for klein 4B pass --arch flux2_klein_4b)`);
   if (load.widgets.checkpoint === 'builtin:tiny') notExported.push(`${load.title}.checkpoint = builtin:tiny: loragraph's own tiny model; point name_or_path at an SD 1.5 checkpoint`);
   if (quantize) {
     const q = w(quantize);

@@ -62,6 +62,15 @@ export async function familyFromArch(arch: string, from: string): Promise<Family
   return { id, label, from, trainable: (await trainableFamilyIds()).has(id) };
 }
 
+/**
+ * ai-toolkit's arch for a loragraph family id (Load Model's family widget), for `loragraph export`: the
+ * first arch naming the family, FLUX.2 being [klein] 9B here (loragraph's FLUX.2 is klein; 4B: --arch flux2_klein_4b).
+ */
+export function aiToolkitArchOf(id: string): string | undefined {
+  if (id === 'flux2') return 'flux2_klein_9b';
+  return Object.entries(AI_TOOLKIT_ARCH).find(([, [family]]) => family === id)?.[0];
+}
+
 /** kohya's switches: `sdxl`, `v2`, `flux1_checkbox` / LoRA_type "Flux1", `sd3_checkbox`; none of them means SD 1.x. */
 export async function familyFromKohya(s: { sdxl?: boolean; v2?: boolean; flux1?: boolean; sd3?: boolean }, from: string): Promise<FamilyInfo> {
   const [id, label] = s.flux1 ? ['flux1', 'FLUX.1'] : s.sd3 ? ['sd3', 'Stable Diffusion 3'] : s.sdxl ? ['sdxl', 'SDXL'] : s.v2 ? ['sd2', 'Stable Diffusion 2.x'] : ['sd1', 'Stable Diffusion 1.x'];

@@ -131,13 +131,16 @@ describe('meaning carried over', () => {
     expect(byTitle(r, 'Quantize')).toMatchObject({ unet: 'int8', textEncoder: 'none' });
   });
 
-  it('ai-toolkit: linear_alpha on a transformer family is reported as ignored by ai-toolkit (alpha = rank); FLUX/Wan are named and not trainable yet', async () => {
+  it('ai-toolkit: linear_alpha on a transformer family is reported as ignored by ai-toolkit (alpha = rank); FLUX.2 [klein] trains, families loragraph lacks are named and not trainable yet', async () => {
     const text = readFileSync(join(OWN, 'sd15_ai_toolkit.yaml'), 'utf8').replace('arch: "sd1"', 'arch: "flux2_klein_9b"');
     const r = await importConfigText('klein.yaml', text, registry, { env });
-    expect(r.report.family).toMatchObject({ id: 'flux2', label: 'FLUX.2 [klein] 9B', trainable: false });
+    expect(r.report.family).toMatchObject({ id: 'flux2', label: 'FLUX.2 [klein] 9B', trainable: true });
     expect(entry(r, 'config.process[0].network.linear_alpha')).toMatchObject({ status: 'changed', note: expect.stringMatching(/ignores linear_alpha/) });
     expect(byTitle(r, 'LoRA Target')).toMatchObject({ rank: 16, alpha: 16 });
-    expect(entry(r, 'config.process[0].model.arch')).toMatchObject({ status: 'unsupported', note: expect.stringMatching(/cannot train this family yet/) });
+    expect(entry(r, 'config.process[0].model.arch')).toMatchObject({ status: 'mapped', note: 'FLUX.2 [klein] 9B' });
+    const qwen = await importConfigText('q.yaml', text.replace('flux2_klein_9b', 'qwen_image'), registry, { env });
+    expect(qwen.report.family).toMatchObject({ id: 'qwen-image', trainable: false });
+    expect(entry(qwen, 'config.process[0].model.arch')).toMatchObject({ status: 'unsupported', note: expect.stringMatching(/cannot train this family yet/) });
     const unknown = await importConfigText('u.yaml', text.replace('flux2_klein_9b', 'hunyuan_image_9'), registry, { env });
     expect(unknown.report.family).toMatchObject({ id: 'hunyuan_image_9', trainable: false, label: expect.stringMatching(/does not know/) });
     const sd = await importConfigFile(join(OWN, 'sd15_ai_toolkit.yaml'), registry, { env });

@@ -3,13 +3,10 @@
 // real LoRA steps train them, Save LoRA writes ai-toolkit (its default), kohya and diffusers files, and
 // Load LoRA reads each back to the same samples as the live adapter.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import * as K from '../../kernels';
-import { writeSafetensors, loadSafetensors, type TensorToWrite } from '../../kernels/io/safetensors';
-import { vaeToLdm } from '../../kernels/sd/keys/single-file';
-import { flux2Family, tinyFlux2Config, TINY_QWEN3_FIRST_ADDED_ID } from '../../kernels/flux/family';
-import { buildByteLevelBpeTokenizerJson } from '../../kernels/flux/bpe-tokenizer-json';
+import { loadSafetensors } from '../../kernels/io/safetensors';
+import { tinyFlux2Config } from '../../kernels/flux/family';
 import { buildTrainGraph } from '../../kernels/families/training-graph';
 import { Rng } from '../../kernels/random';
 import loadModelNode from '../../nodes/load-model';
@@ -21,33 +18,17 @@ import { sd1Family } from '../../kernels/sd/sd1-family';
 import { renderSamples } from '../../nodes/sampling/render';
 import type { ClipValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from '../../nodes/sockets';
 import { nodeContext } from './context';
+import { writeTinyKlein } from './flux-tiny-model';
 import { adapterSpec, trainingValue } from './training-fixture';
 
 const { ctx } = nodeContext(undefined, '7');
 const rt = new K.Runtime({ threads: 2 });
 afterAll(() => rt.close());
 
-/** A random tiny klein as ComfyUI keeps one: diffusion_models/, text_encoders/, vae/ and the tokenizer beside the transformer. */
-async function writeTinyKlein(models: string): Promise<string> {
-  const c = tinyFlux2Config();
-  const collect = (i: number, seed: number) => { const w = new K.RandomWeights(seed, 0.1); flux2Family.parts(c)[i].trace(new K.Builder(w)); return w.tensors; };
-  const put = (file: string, m: Map<string, K.HostTensor>, rename = (k: string) => k, md: Record<string, string> = {}) =>
-    writeSafetensors(join(models, file), Object.fromEntries([...m].map(([k, t]): [string, TensorToWrite] => [rename(k), { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }])), md);
-  for (const d of ['diffusion_models', 'text_encoders', 'vae']) mkdirSync(join(models, d), { recursive: true });
-  await put('diffusion_models/klein-tiny.safetensors', collect(0, 21), (k) => `model.diffusion_model.${k}`);
-  await put('text_encoders/qwen3-tiny.safetensors', collect(1, 22), (k) => k.replace(/^model\./, ''), { loragraph_text_max_length: String(c.text.maxLength) });
-  // BatchNorm statistics: a variance must be positive (random normal values are not).
-  const vae = collect(2, 23);
-  for (const [k, t] of vae) if (/running_var$/.test(k)) t.data = (t.data as Float32Array).map((v) => 1 + Math.abs(v));
-  await put('vae/flux2-ae.safetensors', vae, (k) => (k.startsWith('bn.') ? k : vaeToLdm(c.vae, k)), { loragraph_vae_norm_groups: String(c.vae.normGroups) });
-  writeFileSync(join(models, 'diffusion_models', 'tokenizer.json'), JSON.stringify(buildByteLevelBpeTokenizerJson(['a red star on a green background'], 50, { firstAddedId: TINY_QWEN3_FIRST_ADDED_ID })));
-  return 'diffusion_models/klein-tiny.safetensors';
-}
-
 let model: ModelValue, clip: ClipValue, vae: VaeValue;
 let loadText: string[];
 beforeAll(async () => {
-  const checkpoint = await writeTinyKlein(ctx.paths.models);
+  const checkpoint = (await writeTinyKlein(ctx.paths.models)).checkpoint;
   const r = await loadModelNode.execute({ inputs: {}, widgets: loadModelNode.widgets.parse({ checkpoint }), ctx });
   ({ model, clip, vae } = r.outputs as { model: ModelValue; clip: ClipValue; vae: VaeValue });
   loadText = (r.ui as { text: string[] }).text;

@@ -60,6 +60,8 @@ export function modelspecImplementation(architecture: string): string {
   // musubi-tuner names FLUX.2 `Flux.2-…` with BFL's flux2 repository.
   if (/^flux\.2/i.test(architecture)) return 'https://github.com/black-forest-labs/flux2';
   if (architecture.startsWith('flux')) return 'https://github.com/black-forest-labs/flux';
+  // musubi-tuner names every Wan `wan2.1` with Wan-Video's Wan2.1 repository.
+  if (architecture.startsWith('wan')) return 'https://github.com/Wan-Video/Wan2.1';
   return 'diffusers';
 }
 

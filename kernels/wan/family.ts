@@ -160,9 +160,9 @@ export interface WanModelFamily extends ModelFamily<WanFamilyConfig> {
 export const wanFamily: WanModelFamily = {
   id: 'wan',
   label: 'Wan 2.1/2.2',
-  // musubi-tuner writes ss_base_model_version "wan2.1_…" / "wan2.2_…"; modelspec follows its architecture names.
+  // musubi-tuner writes modelspec.architecture `wan2.1/lora` for every Wan (its ARCH_WAN); files of any Wan start with `wan`.
   baseModelVersion: 'wan',
-  modelspecArchitecture: 'wan',
+  modelspecArchitecture: 'wan2.1',
   configs: { full: WAN22_I2V_A14B_FAMILY, tiny: () => tinyWanConfig() },
   sampleSize: (c) => c.sampleSize,
   configName: (c) => (c.experts ? `${c.name}-${c.experts.active}` : c.name),

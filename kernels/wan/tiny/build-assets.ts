@@ -1,0 +1,62 @@
+// The video quickstart's demo dataset (assets/demo-video): 16 clips of world shapes bouncing — a motion
+// the tiny Wan never saw — as 9-frame 64×64 MP4s (lossless RGB H.264, 16 fps) captioned
+// "a red circle [trigger] on a blue background", the Dataset node's trigger word being "bouncing".
+//   npx tsx kernels/wan/tiny/build-assets.ts [--out DIR]
+import { spawn } from 'node:child_process';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Rng } from '../../random';
+import { WORLD_SHAPES } from '../../sd/tiny/world';
+import { clipCaption, renderClip, sampleClip, type Clip } from './world';
+import { TINY_WAN_SIZE } from './model';
+
+export const DEMO_VIDEO_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/demo-video');
+export const DEMO_VIDEO_SEED = 20251203;
+export const DEMO_VIDEO_COUNT = 16;
+export const DEMO_VIDEO_FRAMES = 9;
+export const DEMO_VIDEO_FPS = 16;
+/** The Dataset's trigger word: it fills `[trigger]` where the motion goes in the caption. */
+export const DEMO_VIDEO_TRIGGER = 'bouncing';
+
+/** Frames (RGB bytes) → a lossless RGB H.264 MP4 at `path` (through a temporary file), by the system ffmpeg. */
+export async function writeLosslessMp4(frames: readonly Uint8Array[], size: number, fps: number, path: string): Promise<void> {
+  const tmp = `${path}.tmp.mp4`;
+  const raw = Buffer.concat(frames.map((f) => Buffer.from(f.buffer, f.byteOffset, f.byteLength)));
+  await new Promise<void>((ok, fail) => {
+    const p = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${size}x${size}`, '-r', String(fps), '-i', 'pipe:0', '-c:v', 'libx264rgb', '-qp', '0', '-preset', 'veryslow', tmp], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-1000); });
+    p.on('error', (e) => fail(new Error(`${path}: cannot run ffmpeg (${e.message})`)));
+    p.on('close', (code) => (code === 0 ? ok() : fail(new Error(`${path}: ffmpeg exited with ${code}: ${err.trim()}`))));
+    p.stdin.on('error', () => {});
+    p.stdin.end(raw);
+  }).catch((e) => { rmSync(tmp, { force: true }); throw e; });
+  renameSync(tmp, path);
+}
+
+/** The demo clips by file stem (`bounce-01` …): circle, square, triangle in turn, any colours. */
+export function demoVideoClips(seed = DEMO_VIDEO_SEED): [string, Clip][] {
+  const rng = new Rng(seed);
+  return Array.from({ length: DEMO_VIDEO_COUNT }, (_, i) => [
+    `bounce-${String(i + 1).padStart(2, '0')}`,
+    sampleClip(rng, { motion: 'bouncing', shapes: [WORLD_SHAPES[i % WORLD_SHAPES.length]], frames: [DEMO_VIDEO_FRAMES] }),
+  ]);
+}
+
+/** Writes the 16 bouncing clips and their captions into `folder`. */
+export async function writeDemoVideoDataset(folder: string, seed = DEMO_VIDEO_SEED): Promise<void> {
+  mkdirSync(folder, { recursive: true });
+  for (const [name, clip] of demoVideoClips(seed)) {
+    await writeLosslessMp4(renderClip(clip, TINY_WAN_SIZE), TINY_WAN_SIZE, DEMO_VIDEO_FPS, join(folder, `${name}.mp4`));
+    writeFileSync(join(folder, `${name}.txt.tmp`), `${clipCaption(clip, { motionWord: '[trigger]' })}\n`);
+    renameSync(join(folder, `${name}.txt.tmp`), join(folder, `${name}.txt`));
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const at = process.argv.indexOf('--out');
+  const out = at > 0 ? resolve(process.argv[at + 1]) : DEMO_VIDEO_ROOT;
+  await writeDemoVideoDataset(out);
+  console.log(`wrote ${DEMO_VIDEO_COUNT} bouncing clips to ${out}`);
+}

@@ -7,6 +7,7 @@ import { repoRoot, type ProjectPaths } from './paths';
 export const EXAMPLE_DATASETS: Readonly<Record<string, string>> = {
   'demo-star': join(repoRoot, 'assets', 'demo-dataset'),
   'demo-reg': join(repoRoot, 'assets', 'demo-reg'),
+  'demo-video': join(repoRoot, 'assets', 'demo-video'),
 };
 
 const exists = (p: string) => stat(p).then(() => true, () => false);

@@ -66,7 +66,7 @@ export const FLUX1_SCHNELL = flux1({ name: 'flux1-schnell', guidanceEmbed: false
  * as in klein, 2 + 2 blocks of width 64 (4 heads of 16, 4 channels per RoPE axis), text features of
  * a tiny Qwen3 (3 × 32 channels).
  */
-export const FLUX2_TINY = flux2({ name: 'flux2-tiny', hiddenSize: 64, numHeads: 4, depthDouble: 2, depthSingle: 2, contextDim: 96, guidanceEmbed: false, axesDim: [4, 4, 4, 4] });
+export const FLUX2_TINY = flux2({ name: 'flux2-tiny', hiddenSize: 128, numHeads: 4, depthDouble: 3, depthSingle: 3, contextDim: 96, guidanceEmbed: false, axesDim: [8, 8, 8, 8] });
 
 export const FLUX_CONFIGS: Record<string, FluxTransformerConfig> = Object.fromEntries(
   [FLUX2_KLEIN_4B, FLUX2_KLEIN_9B, FLUX2_DEV, FLUX1_DEV, FLUX1_SCHNELL, FLUX2_TINY].map((c) => [c.name, c]),

@@ -50,11 +50,11 @@ describe('FLUX LoRA files', () => {
     expect(ai.has('diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight')).toBe(true);
     expect([...ai.keys()].some((k) => k.endsWith('.alpha'))).toBe(false);
     const kohya = writeFluxLora(FLUX2_TINY, lora, 'kohya');
-    expect(kohya.get('lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight')!.shape).toEqual([192, 2]);
+    expect(kohya.get('lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight')!.shape).toEqual([3 * FLUX2_TINY.hiddenSize, 2]);
     expect(kohya.get('lora_unet_single_blocks_1_linear2.alpha')!.data[0]).toBe(1);
     const diff = writeFluxLora(FLUX2_TINY, lora, 'diffusers');
-    expect(diff.get('transformer.transformer_blocks.0.attn.to_k.lora_B.weight')!.shape).toEqual([64, 2]);
-    expect(diff.get('transformer.transformer_blocks.1.attn.add_v_proj.lora_A.weight')!.shape).toEqual([2, 64]);
+    expect(diff.get('transformer.transformer_blocks.0.attn.to_k.lora_B.weight')!.shape).toEqual([FLUX2_TINY.hiddenSize, 2]);
+    expect(diff.get('transformer.transformer_blocks.1.attn.add_v_proj.lora_A.weight')!.shape).toEqual([2, FLUX2_TINY.hiddenSize]);
     expect(diff.has('transformer.single_transformer_blocks.0.attn.to_qkv_mlp_proj.lora_A.weight')).toBe(true);
     expect(diff.has('transformer.transformer_blocks.0.ff_context.linear_out.lora_B.weight')).toBe(true);
     for (const f of FLUX_LORA_FORMATS) expect(fluxLoraFormatOf(writeFluxLora(FLUX2_TINY, lora, f).keys())).toBe(f);
@@ -80,7 +80,7 @@ describe('FLUX LoRA files', () => {
     expect(fused.rank).toBe(6);
     const delta = fluxLoraDelta(fused);
     const orig = fluxLoraDelta(lora.get('double_blocks.0.img_attn.qkv')!);
-    const h = 64;
+    const h = FLUX2_TINY.hiddenSize;
     for (let r = 0; r < 3 * h; r++) for (let c = 0; c < h; c += 7) {
       const expected = r >= h && r < 2 * h ? orig[r * h + c] * -0.5 : orig[r * h + c];
       expect(delta[r * h + c]).toBeCloseTo(expected, 4);

@@ -24,7 +24,7 @@ describe('tiny FLUX.2 LoRA training', () => {
     const base = new K.RandomWeights(21, 0.05);
     const adapters = new AdapterSet({ rank: 4, alpha: 2, targets: fluxTargetSpec('ai_toolkit'), namer: fluxKohyaName });
     const g = buildFluxTrainGraph({ config: cfg, weights: base, adapters, batch: B, grid: [ROWS, COLS], textTokens: T });
-    expect(adapters.modules).toHaveLength(2 * 8 + 2 * 2);
+    expect(adapters.modules).toHaveLength(cfg.depthDouble * 8 + cfg.depthSingle * 2);
     const ts = await K.TrainStep.create(rt, { inputs: g.inputs, params: g.params, loss: g.loss, optimizer: K.adamw({ weightDecay: 0 }), maxGradNorm: 1 });
     await ts.init(adapters.initialValues(5));
     const rng = new Rng(8);

@@ -1,6 +1,8 @@
 // The LoRA Target node: what to train — network type (LoRA / LoCon / LoKr), rank and alpha (kohya's
 // network_dim / network_alpha), conv rank/alpha, dropout, LoKr factor, which modules, and whether the
 // text encoder trains too. With a MODEL connected it shows the trainable parameters and the file size.
+// The presets are the family's own where it has them (FLUX: attention_ff is ai-toolkit's default over
+// BFL module paths; kernels/flux/lora.ts fluxTargetSpec).
 import { z } from 'zod';
 import { compilePattern, TARGET_PRESETS } from '../kernels/adapters';
 import { defineNode, input, widget } from './define';
@@ -38,7 +40,7 @@ export default defineNode({
     dropout: widget.float({ default: 0, min: 0, max: 0.99, step: 0.01, tooltip: 'neuron dropout on the down projection while training (LoRA/LoCon)' }),
     lokrFactor: widget.int({ default: -1, min: -1, max: 1024, tooltip: 'LoKr factor: size of the small Kronecker factor; -1 splits near √dim' }),
     lokrFullMatrix: widget.toggle({ default: false, tooltip: 'LoKr: keep both factors full matrices (no low-rank decomposition; alpha is ignored)' }),
-    targetPreset: widget.combo(TARGET_PRESETS as unknown as readonly ['attention', 'attention_ff', 'all_linear', 'all_linear_conv'], { default: 'attention_ff', tooltip: 'attention: q/k/v/out; attention_ff: plus feed-forward; all_linear: every linear and 1×1 layer; all_linear_conv: plus 3×3 convs' }),
+    targetPreset: widget.combo(TARGET_PRESETS as unknown as readonly ['attention', 'attention_ff', 'all_linear', 'all_linear_conv'], { default: 'attention_ff', tooltip: 'attention: q/k/v/out; attention_ff: plus feed-forward; all_linear: every linear and 1×1 layer; all_linear_conv: plus 3×3 convs. FLUX: attention = the double blocks\' qkv and proj; attention_ff = ai-toolkit\'s default (double blocks\' qkv, proj, mlp.0, mlp.2 of both streams; single blocks\' linear1, linear2: 112 modules on klein 9B); all_linear = every linear layer (embedders, modulations, final layer too)' }),
     include: widget.text({ default: '', multiline: true, tooltip: 'only modules matching one of these (one per line; glob like *attn2* or /regex/), e.g. up_blocks.*' }),
     exclude: widget.text({ default: '', multiline: true, tooltip: 'leave out modules matching any of these (one per line)' }),
     trainTextEncoder: widget.toggle({ default: false, tooltip: 'also train LoRA modules in the text encoder (lora_te_…)' }),

@@ -63,7 +63,8 @@ export function detectFamily(keys: readonly string[], shapeOf: (key: string) => 
   if ((k = has(/(^|\.)(cap_embedder\.1\.weight|context_refiner\.0\.|noise_refiner\.0\.)/))) return { family: 'zimage', reason: `'${k}' (Lumina-2/Z-Image caption embedder and refiners)` };
   if ((k = has(/(^|\.)adaln_single\./))) return { family: 'pixart', reason: `'${k}'` };
   if ((k = has(/(^|\.)(cond_seq_linear|register_tokens)/))) return { family: 'auraflow', reason: `'${k}'` };
-  if ((k = has(/^(model\.diffusion_model\.)?(head\.modulation$|blocks\.0\.cross_attn\.k_img|patch_embedding\.weight$)|^(transformer\.)?condition_embedder\.time_proj\./))) return { family: 'wan', reason: `'${k}'` };
+  // Wan names bare, under ComfyUI's model.diffusion_model. or a trainer's diffusion_model.; diffusers' bare or under transformer.
+  if ((k = has(/^((model\.)?diffusion_model\.)?(head\.modulation$|blocks\.0\.cross_attn\.k_img|patch_embedding\.weight$)|^(transformer\.)?condition_embedder\.time_proj\./))) return { family: 'wan', reason: `'${k}'` };
   if ((k = has(/(^|\.)(txt_in\.individual_token_refiner|mlp_t5\.)/))) return { family: 'hunyuan', reason: `'${k}'` };
   if ((k = has(/(^|\.)scale_shift_table$/))) return { family: 'ltx', reason: `'${k}'` };
   if ((k = has(/^cond_stage_model\.model\.(transformer\.resblocks|ln_final)/))) return { family: 'sd2', reason: `'${k}' (OpenCLIP text encoder)` };

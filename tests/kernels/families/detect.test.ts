@@ -23,6 +23,8 @@ const CASES: [string, Record<string, ReturnType<typeof z>>, string, string][] = 
   ['flux1', only('double_blocks.0.img_attn.qkv.weight', 'single_blocks.0.linear1.weight'), 'flux1', 'FLUX.1'],
   ['flux2', only('double_blocks.0.img_attn.qkv.weight', 'double_stream_modulation_img.lin.weight'), 'flux2', 'FLUX.2'],
   ['wan', only('model.diffusion_model.patch_embedding.weight', 'model.diffusion_model.head.modulation'), 'wan', 'Wan'],
+  ['wan-diffusion-model-prefix', only('diffusion_model.patch_embedding.weight', 'diffusion_model.head.modulation'), 'wan', 'Wan'],
+  ['wan-diffusers', only('condition_embedder.time_proj.weight', 'patch_embedding.weight', 'scale_shift_table'), 'wan', 'Wan'],
   ['zimage', only('cap_embedder.1.weight', 'noise_refiner.0.attention.qkv.weight'), 'zimage', 'Z-Image'],
   ['qwen', only('txt_norm.weight', 'img_in.weight', 'transformer_blocks.0.attn.add_q_proj.weight'), 'qwen-image', 'Qwen-Image'],
 ];

@@ -1,4 +1,4 @@
-// The Load LoRA node: a LoRA file (kohya or diffusers/PEFT) from the models or output folder as a TRAINING state —
+// The Load LoRA node: a LoRA file (kohya, diffusers/PEFT, or for FLUX ai-toolkit's) from the models or output folder as a TRAINING state —
 // its weights and the network they form (type, rank, alpha, exactly the modules in the file) — to sample
 // with or to continue training from (optimizer state starts empty; the step comes from ss_steps).
 import { z } from 'zod';
@@ -15,7 +15,7 @@ export default defineNode({
   version: 1,
   inputs: { model: input<ModelValue>('MODEL', { tooltip: 'the base model the LoRA belongs to' }) },
   widgets: z.object({
-    loraFile: widget.path({ kind: 'lora', tooltip: 'a .safetensors LoRA (kohya lora_unet_… / LyCORIS LoKr, or diffusers/PEFT lora_A/lora_B) under the models folder, or output/… for one trained here' }),
+    loraFile: widget.path({ kind: 'lora', tooltip: 'a .safetensors LoRA (kohya lora_unet_… / LyCORIS LoKr, diffusers/PEFT lora_A/lora_B, or FLUX ai-toolkit diffusion_model.double_blocks.…) under the models folder, or output/… for one trained here' }),
   }),
   outputs: { training: 'TRAINING' },
   async execute({ inputs, widgets: w, ctx }) {

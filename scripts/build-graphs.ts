@@ -148,11 +148,73 @@ function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, numb
   return { api, layout };
 }
 
+/** Prompts of the video quickstart: the new motion on a seen and a new combination, and the leak test (a pretrained motion). */
+export const QUICKSTART_VIDEO_PROMPTS = [
+  'a red circle bouncing on a blue background',
+  'a yellow triangle bouncing on a black background',
+  'a green square moving left on a white background',
+];
+
+/** Tunable numbers of the video quickstart (eval:quickstart checks them: bounce ≥ 0.8 with the trigger, ≤ 0.2 without). */
+export const QUICKSTART_VIDEO = { steps: 300, batchSize: 2, learningRate: 1e-3, rank: 8, switchEvery: 25, samplerSteps: 20, cfg: 5, frames: 9 };
+
+/**
+ * The video quickstart: the built-in tiny Wan 2.2 I2V learns a new motion — "bouncing" — from 16 clips,
+ * as an I2V LoRA on its two experts (high noise on model, low noise on lowNoiseModel) trained in turn
+ * every switchEvery steps, each with its own LoRA file (`…_high_noise` / `…_low_noise`), with Wan's
+ * usual settings (shifted timesteps, flow Euler previews at CFG 5, 9-frame clips at 16 fps).
+ */
+function quickstartVideo(): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
+  const q = QUICKSTART_VIDEO;
+  const sampling = { prompts: QUICKSTART_VIDEO_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: q.samplerSteps, cfg: q.cfg, sampler: 'euler', numFrames: q.frames, fps: 16 };
+  const api: ApiGraph = {
+    '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny-wan', clipSkip: 1 }, _meta: { title: 'Load Model: high-noise expert' } },
+    '12': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny-wan-low-noise', clipSkip: 1 }, _meta: { title: 'Load Model: low-noise expert' } },
+    '2': { class_type: 'Dataset', inputs: { folder: 'demo-video', triggerWord: 'bouncing', resolution: '64', bucketStep: 64, repeats: 1, numFrames: q.frames, videoModel: true }, _meta: { title: 'Dataset: bouncing clips' } },
+    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoRA', rank: q.rank, alpha: q.rank, targetPreset: 'attention_ff' }, _meta: { title: 'LoRA Target' } },
+    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: q.learningRate, lrScheduler: 'constant', warmupSteps: 10 }, _meta: { title: 'Optimizer' } },
+    // musubi-tuner's Wan recommendation: shifted timesteps (discrete_flow_shift 3).
+    '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'shift', timestepBias: 'balanced', shift: 3 }, _meta: { title: 'Timestep Schedule' } },
+    '6': { class_type: 'SamplerSettings', inputs: sampling, _meta: { title: 'Samples during training' } },
+    '7': {
+      class_type: 'Train',
+      inputs: {
+        model: ['1', 0], lowNoiseModel: ['12', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], samplerSettings: ['6', 0],
+        steps: q.steps, batchSize: q.batchSize, seed: 1, sampleEvery: 100, saveEvery: 100, saveName: 'bouncing', cacheLatents: true, cacheTextEmbeddings: true,
+        trainStages: 'both', switchEvery: q.switchEvery, boundary: 0,
+      },
+      _meta: { title: 'Train: both experts, switching every 25 steps' },
+    },
+    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: bouncing, new shape, leak test' } },
+    '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: 'bouncing', fileName: '{name}', format: 'ai-toolkit', dtype: 'fp16' }, _meta: { title: 'Save LoRA (one file per expert)' } },
+    '11': { class_type: 'LossGraph', inputs: { lossHistory: ['7', 1] }, _meta: { title: 'Loss' } },
+  };
+  const columns: [number, [string, number][]][] = [
+    [272, [['1', SIZE.loadModel], ['12', SIZE.loadModel], ['2', SIZE.dataset]]],
+    [256, [['3', SIZE.loraTarget], ['4', SIZE.optimizer]]],
+    [272, [['6', SIZE.samplerSettings], ['5', SIZE.timesteps]]],
+    [404, [['7', SIZE.train]]],
+    [300, [['8', SIZE.sampler]]],
+    [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
+  ];
+  const layout: Record<string, [number, number, number, number]> = {};
+  let x = 0;
+  for (const [width, nodes] of columns) {
+    let y = TITLE;
+    for (const [id, height] of nodes) {
+      layout[id] = [x, y, width, height];
+      y += height + GAP_Y + TITLE;
+    }
+    x += width + GAP_X;
+  }
+  return { api, layout };
+}
+
 /** The example workflows by file name, for a registry (the node schemas decide widget order). */
 export function exampleGraphs(registry: NodeRegistry): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const builders: [string, () => ReturnType<typeof quickstart>][] = [
-    ['quickstart.json', () => quickstart(false)], ['quickstart-dop.json', () => quickstart(true)], ['quickstart-flux.json', quickstartFlux],
+    ['quickstart.json', () => quickstart(false)], ['quickstart-dop.json', () => quickstart(true)], ['quickstart-flux.json', quickstartFlux], ['quickstart-video.json', quickstartVideo],
   ];
   for (const [file, build] of builders) {
     const { api, layout } = build();

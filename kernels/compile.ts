@@ -28,6 +28,11 @@ export interface CompiledGraph {
   nodeCount: number;
   /** Set when the model was written to a folder with external data: ORT loads it from this path. */
   path?: string;
+  /**
+   * false: the session runs without ORT's CPU memory arena, so its buffers go back to the system after
+   * each run (layer offloading's per-block sessions; an arena per session would keep every block's peak).
+   */
+  memArena?: boolean;
 }
 
 export interface CompileOptions {

@@ -160,7 +160,7 @@ export class Runtime {
     try {
       if (!e.ready) {
         const { graph, keep } = e;
-        const ready = call('load', { key, holder: this.id, ...(graph.path ? { path: graph.path } : { bytes: graph.bytes }), keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0 });
+        const ready = call('load', { key, holder: this.id, ...(graph.path ? { path: graph.path } : { bytes: graph.bytes }), keep, ep: this.ep, threads: this.threads, deviceId: this.options.deviceId ?? 0, memArena: graph.memArena !== false });
         e.ready = ready;
         ready.catch(() => { if (e.ready === ready) e.ready = undefined; });
         await ready;

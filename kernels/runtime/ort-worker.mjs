@@ -14,14 +14,15 @@ const sessions = new Map();
 /** @type {Map<string, any>} */
 const slots = new Map();
 
-/** @param {{ep: string, threads: number, deviceId: number}} cfg */
-function sessionOptions({ ep, threads, deviceId }) {
+/** @param {{ep: string, threads: number, deviceId: number, memArena?: boolean}} cfg */
+function sessionOptions({ ep, threads, deviceId, memArena }) {
   /** @type {any} */
   const o = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
     interOpNumThreads: 1,
-    enableCpuMemArena: true,
+    // Off for sessions that should hand their buffers back after each run (layer offloading).
+    enableCpuMemArena: memArena !== false,
     // Off: ORT's memory-pattern planner lays a training step's buffers out about twice as large as
     // their live peak (tiny UNet step, batch 8 at 32×32 latents: 1240 MiB with it, 615 MiB without;
     // no step-time difference measured), and memory is what limits which models train.
@@ -49,7 +50,7 @@ async function toHost(t, copy = false) {
 }
 
 const handlers = {
-  /** @param {{key: string, holder: number, bytes?: Uint8Array, path?: string, keep?: string[], ep: string, threads: number, deviceId: number}} m */
+  /** @param {{key: string, holder: number, bytes?: Uint8Array, path?: string, keep?: string[], ep: string, threads: number, deviceId: number, memArena?: boolean}} m */
   async load(m) {
     // Runtime handles with the same graph share one session; it is released when its last holder lets go.
     const known = sessions.get(m.key);

@@ -16,7 +16,7 @@ import { reduceSum } from '../ops/shape-and-reduce';
 import { apply } from '../tensor';
 import { getOp } from '../ops/table';
 import { grad, recomputedBlocks, topoOrder } from '../autodiff';
-import { compileGraph } from '../compile';
+import { compileGraph, type CompiledGraph } from '../compile';
 import type { Feed, Runtime, Session } from '../runtime';
 import { TrainStep, type TrainStepSpec } from './step';
 
@@ -140,7 +140,7 @@ export class OffloadedStep extends TrainStep {
       const hasBwd = (seg.seeded.length > 0 || seg.hasLoss) && seg.gradReads.length > 0;
       const extras = Object.fromEntries(seg.extras.map(([n, t]) => [`extra:${n}`, clone(t)]));
       if (seg.exports.length || (seg.extras.length && !hasBwd)) {
-        seg.fwd = await rt.load(compileGraph(ins, { ...Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), ...(hasBwd ? {} : extras) }, { name: `offload_fwd` }));
+        seg.fwd = await rt.load(noArena(compileGraph(ins, { ...Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), ...(hasBwd ? {} : extras) }, { name: `offload_fwd` })));
       }
       if (hasBwd) {
         const seeds = seg.seeded.map((j) => input(`seed${j}`, seg.exports[j].shape, seg.exports[j].dtype));
@@ -150,7 +150,7 @@ export class OffloadedStep extends TrainStep {
         const outs: Record<string, Tensor> = Object.fromEntries(seg.gradReads.map((k, n) => [`grad${k}`, gs[n]]));
         if (seg.hasLoss) outs.loss = clone(loss);
         Object.assign(outs, extras);
-        seg.bwd = await rt.load(compileGraph([...ins, ...seeds], outs, { name: `offload_bwd` }));
+        seg.bwd = await rt.load(noArena(compileGraph([...ins, ...seeds], outs, { name: `offload_bwd` })));
       } else if (seg.hasLoss) throw new Error(`layer offloading: segment ${i} computes the loss but no parameter reaches it`);
     }
     // The optimizer: a TrainStep over the same parameters whose loss Σ reduceSum(p · g) has gradient g.
@@ -280,6 +280,9 @@ export class OffloadedStep extends TrainStep {
     await this.apply.dispose();
   }
 }
+
+/** Segment sessions run without ORT's arena: one arena per session would keep every segment's peak. */
+const noArena = (g: CompiledGraph): CompiledGraph => ({ ...g, memArena: false, hash: `${g.hash}:no-arena` });
 
 /** Rebuilds a segment's ops over fresh inputs standing for its outside reads; returns the mapping. */
 function cloneOps(seg: Segment, ins: Tensor[]): (t: Tensor) => Tensor {

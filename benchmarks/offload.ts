@@ -1,0 +1,96 @@
+// npm run bench:offload — layer offloading against the resident step: LoRA training steps of a
+// FLUX.2-architecture transformer (hidden 1024, 8 heads × 128, 2 double + 6 single blocks, ≈0.6 GB of
+// fp32 weights in a safetensors file written first), each way in its own child process so each peak RSS
+// is its own:
+//   resident   — one step graph, weights as ORT external data read from the file at load (the default);
+//   offloaded  — Load Model's `offload: blocks`: each block its own sessions, its weights read from the
+//                file when it runs (kernels/train/offload.ts).
+// Prints peak RSS, seconds per step, the bytes of weights fed to the largest segment, and the loss of
+// each (they must agree: same model, same batch).
+//
+//   npm run bench:offload          (under flock /tmp/loragraph-heavy.lock)
+//   options: --steps N (timed steps after the first, default 1), --single N (single blocks, default 6)
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as K from '../kernels';
+import { AdapterSet } from '../kernels/adapters/adapter-set';
+import { writeSafetensors, type TensorToWrite } from '../kernels/io/safetensors';
+import { indexSafetensors } from '../kernels/flux/load';
+import { CheckpointWeights } from '../kernels/sd/checkpoint-weights';
+import { FLUX2_KLEIN_4B, type FluxTransformerConfig } from '../kernels/flux/config';
+import { fluxTransformer, jointPositions } from '../kernels/flux/transformer';
+import { fluxKohyaName, fluxTargetSpec } from '../kernels/flux/lora';
+import { ropeTables } from '../kernels/dit';
+import { OffloadedStep } from '../kernels/train/offload';
+
+const opt = (name: string, dflt: number) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? Number(process.argv[i + 1]) : dflt; };
+const STEPS = opt('steps', 1);
+const CFG: FluxTransformerConfig = { ...FLUX2_KLEIN_4B, name: 'flux2-bench-1024', hiddenSize: 1024, numHeads: 8, depthDouble: 2, depthSingle: opt('single', 6), contextDim: 1024 };
+const ROWS = 16, COLS = 16, TXT = 64, RANK = 16;
+const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
+const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+
+function build(weights: K.WeightSource) {
+  const adapters = new AdapterSet({ rank: RANK, targets: fluxTargetSpec('ai_toolkit'), namer: fluxKohyaName });
+  const b = new K.Builder(weights, adapters.hook({ training: true }));
+  b.gradientCheckpointing = true;
+  const img = K.input('img', [1, ROWS * COLS, CFG.inChannels]), txt = K.input('txt', [1, TXT, CFG.contextDim]), t = K.input('t', [1]), target = K.input('target', [1, ROWS * COLS, CFG.inChannels]);
+  const y = fluxTransformer(b, CFG, { img, txt, timesteps: t, rope: ropeTables(jointPositions(CFG, TXT, ROWS, COLS), CFG.axesDim, CFG.theta) });
+  return { adapters, inputs: [img, txt, t, target], loss: K.reduceMean(K.square(K.sub(y, target))) };
+}
+
+async function run(mode: 'resident' | 'offloaded', file: string) {
+  const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
+  const { tensors } = await indexSafetensors(file);
+  const m = build(new CheckpointWeights(tensors, file, { external: true }));
+  const spec = { inputs: m.inputs, params: m.adapters.params, loss: m.loss, optimizer: K.adamw(), memoryLimitBytes: 0 };
+  const t0 = performance.now();
+  const ts = mode === 'offloaded' ? await OffloadedStep.create(rt, spec) : await K.TrainStep.create(rt, spec);
+  await ts.init(m.adapters.initialValues(1));
+  const feed = Object.fromEntries(m.inputs.map((x, i) => [(x.source as { name: string }).name, { dtype: 'float32' as const, shape: [...x.shape], data: x.size === 1 ? new Float32Array([0.5]) : noise(x.size, i) }]));
+  const setup = (performance.now() - t0) / 1000;
+  const losses: number[] = [];
+  let best = Infinity;
+  for (let s = 0; s <= STEPS; s++) {
+    const t = performance.now();
+    losses.push((await ts.step([feed], 1e-4, s + 1)).loss);
+    if (s > 0 || STEPS === 0) best = Math.min(best, (performance.now() - t) / 1000);
+  }
+  const segmentWeights = ts instanceof OffloadedStep ? ts.maxSegmentWeightBytes : 0;
+  const layout = ts instanceof OffloadedStep ? ts.layout : undefined;
+  await rt.close();
+  return { mode, setup, best, loss: losses[0], peak: peakRss(), segmentWeights, layout };
+}
+
+const mode = process.argv[2];
+if (mode === 'resident' || mode === 'offloaded') console.log(JSON.stringify(await run(mode, process.argv[3])));
+else {
+  const dir = mkdtempSync(join(tmpdir(), 'lg-bench-offload-'));
+  try {
+    const file = join(dir, 'flux2-1024.safetensors');
+    const w = new K.RandomWeights(1, 0.02);
+    build(w);
+    await writeSafetensors(file, [...w.tensors].map(([k, t]): [string, TensorToWrite] => [k, { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }]));
+    w.tensors.clear();
+    const self = fileURLToPath(import.meta.url);
+    const child = (m: string) => {
+      const r = spawnSync(process.execPath, [...process.execArgv, self, m, file, ...process.argv.slice(2)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      if (r.status !== 0) throw new Error(`bench:offload ${m} failed:\n${r.stderr}`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    };
+    const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+    console.log(`bench:offload — FLUX.2-architecture ${CFG.hiddenSize} wide, ${CFG.depthDouble} double + ${CFG.depthSingle} single blocks, ${ROWS * COLS} image + ${TXT} text tokens, LoRA rank ${RANK}, weights file ${gib(statSync(file).size)} GiB fp32, CPU (load ${load()})`);
+    const [res, off] = [child('resident'), child('offloaded')];
+    for (const r of [res, off]) {
+      const extra = r.layout ? `, ${r.layout.segments} segments on ${r.layout.sessions} sessions, largest segment's weights ${gib(r.segmentWeights)} GiB` : '';
+      console.log(`  ${r.mode.padEnd(9)}: peak RSS ${gib(r.peak)} GiB, step ${r.best.toFixed(2)} s, setup ${r.setup.toFixed(1)} s, loss ${r.loss.toFixed(6)}${extra}`);
+    }
+    console.log(`  offloaded / resident: peak RSS ${(off.peak / res.peak).toFixed(2)}×, step time ${(off.best / res.best).toFixed(2)}×, loss difference ${Math.abs(off.loss - res.loss).toExponential(1)}   (load ${load()})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -134,7 +134,8 @@ export class FamilyPipeline {
 
     const x = input('sample', [2 * n, latent.channels, ...spatial]);
     const t = input('timestep', [2 * n]);
-    const condSpecs = family.conditioning(cfg);
+    // Sized by the latent being sampled (a video family's I2V condition spans the clip's latent frames).
+    const condSpecs = family.conditioning(cfg, [latent.channels, ...spatial]);
     const condInputs = condSpecs.map((c) => input(c.name, [2 * n, ...c.shape]));
     const condByName = Object.fromEntries(condSpecs.map((c, i) => [c.name, condInputs[i]]));
     const pred = family.denoise(new Builder(parts.denoiser, opts.adapters?.denoiser), cfg, { sample: x, timestep: t, cond: condByName });
@@ -158,8 +159,13 @@ export class FamilyPipeline {
     const size = { width: opts.width, height: opts.height };
     const sampleCond = (preview: { guidance?: number }) => {
       const values = family.sampleConditioning(cfg, { originalSize: size, cropTopLeft: { top: 0, left: 0 }, targetSize: size }, preview);
-      return Object.fromEntries(family.conditioning(cfg).filter((c) => c.source === 'sample')
-        .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]));
+      const fromSample = family.conditioning(cfg).filter((c) => c.source === 'sample')
+        .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]);
+      // A preview has no start image: an image-to-video model's first-frame condition (mask and image
+      // latent) is zero — no frame given, text to video (the tiny Wan is trained for that case too).
+      const noStartImage = condSpecs.filter((c) => c.source === 'latent')
+        .map((c) => [c.name, { dtype: 'float32', shape: [2 * n, ...c.shape], data: new Float32Array(2 * n * c.shape.reduce((a, b) => a * b, 1)) } satisfies HostTensor]);
+      return Object.fromEntries([...fromSample, ...noStartImage]);
     };
     return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond, lowNoise);
   }

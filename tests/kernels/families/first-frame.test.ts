@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as K from '../../../kernels';
 import { firstFrameClip, firstFrameCondition, firstFrameMask } from '../../../kernels/families/first-frame';
 import { WAN_TINY_VAE, wanVaeEncode } from '../../../kernels/wan/vae';
+import { tinyWanConfig, wanFamily } from '../../../kernels/wan/family';
 import { rand, runtime } from '../gradcheck';
 
 afterAll(() => runtime().close());
@@ -70,5 +71,24 @@ describe('first-frame (I2V) conditioning', () => {
     for (let c = 0; c < 4; c++) for (let j = 1; j < 3; j++) for (let i = 0; i < 4; i++) later = Math.max(later, Math.abs(img[(c * 3 + j) * 4 + i]));
     expect(later).toBeGreaterThan(1e-4);
     expect(() => firstFrameCondition(latent, [4, 3, 2, 2], 13, 4)).toThrow(/13 frames give 4 latent frames, the latent has 3/);
+  });
+
+  it('equals the Wan family\'s in-graph I2V condition (latentConditioning) on the tiny I2V model', async () => {
+    const cfg = tinyWanConfig({ i2v: true });
+    const w = new K.RandomWeights(12, 0.15);
+    const [F, H, W] = [5, 16, 16];
+    const px = K.input('px', [1, 3, F, H, W]);
+    const clip = K.input('clip', [1, 3, F, H, W]);
+    const s = await runtime().load(K.compileGraph([px, clip], {
+      family: wanFamily.latentConditioning!(new K.Builder(w), cfg, px).condition,
+      latent: wanFamily.vaeEncode(new K.Builder(w), cfg, clip),
+    }));
+    const pixels = rand(3 * F * H * W);
+    const r = await s.run({ px: { dtype: 'float32', shape: [1, 3, F, H, W], data: pixels }, clip: { dtype: 'float32', shape: [1, 3, F, H, W], data: firstFrameClip(pixels, F, H, W) } });
+    const C = cfg.vae.zDim;
+    const ours = firstFrameCondition(r.latent.data as Float32Array, [C, 2, 2, 2], F, 4);
+    const theirs = r.family.data as Float32Array;
+    expect(r.family.shape).toEqual([1, 4 + C, 2, 2, 2]);
+    expect(Math.max(...theirs.map((v, i) => Math.abs(v - ours[i])))).toBeLessThan(1e-5);
   });
 });

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { Rng, type RngState } from '../../kernels/random';
 import { TrainStep, defaultRuntime, type Runtime, type HostTensor } from '../../kernels';
+import { OffloadedStep } from '../../kernels/train/offload';
 import { stackConditioning, type Objective } from '../../kernels/families/contract';
 import { buildTrainGraph } from '../../kernels/families/training-graph';
 import { adapterSetsFor, setList, type FamilyAdapters } from '../models/adapters';
@@ -190,7 +191,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
           family, config: stageModels[stage].config, denoiserWeights: stageModels[stage].denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
           adapters: stageAdapters[stage], batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
           preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
-          gradientCheckpointing: s.gradientCheckpointing,
+          // Layer offloading (Load Model's offload) runs the step block by block: the blocks must exist.
+          gradientCheckpointing: s.gradientCheckpointing || stageModels[stage].offload === 'blocks',
         });
         // The pre-flight (TrainStep.create) refuses a step that cannot fit, naming these settings.
         const memorySettings: MemorySettings = {
@@ -199,7 +201,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         };
         let ts: TrainStep;
         try {
-          ts = await TrainStep.create(rt, {
+          ts = await (stageModels[stage].offload === 'blocks' ? OffloadedStep : TrainStep).create(rt, {
             inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: inp.optimizer.create(),
             maxGradNorm: inp.optimizer.maxGradNorm, accumulation: s.gradientAccumulation,
             ema: s.ema ? { decay: s.emaDecay } : undefined, shareStateWith: st.first, memorySettings,

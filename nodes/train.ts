@@ -126,6 +126,7 @@ export default defineNode({
           `${(result.timing.steps / Math.max(1e-9, result.timing.loopMs / 1000)).toFixed(2)} it/s`,
           ...(result.memory ? [describeEstimate(result.memory)] : []),
           ...(repeatsText ? [repeatsText] : []),
+          ...(t.experts ? [`experts (boundary ${t.expertBoundary}): ${Object.entries(t.experts).map(([e, x]) => `${e} ${x.optimizerSteps} steps`).join(', ')}`] : []),
         ],
         loss: points.map((p) => [p.step, p.loss]),
         samples: sheets.map((sh) => ({ ...sh, lora: loraAt(sh.step ?? -1) })),

@@ -5,8 +5,9 @@
 // Node-free: the Train node and the benchmarks call `trainSd`.
 import { join } from 'node:path';
 import { Rng, type RngState } from '../../kernels/random';
-import { TrainStep, defaultRuntime, type Runtime, type HostTensor } from '../../kernels';
+import { TrainStep, defaultRuntime, compileGraph, input, Builder, type Runtime, type HostTensor } from '../../kernels';
 import { OffloadedStep } from '../../kernels/train/offload';
+import { cachedSession } from '../models/sessions';
 import { stackConditioning, type Objective } from '../../kernels/families/contract';
 import { buildTrainGraph } from '../../kernels/families/training-graph';
 import { adapterSetsFor, setList, type FamilyAdapters } from '../models/adapters';
@@ -141,6 +142,9 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   };
   const conditioning = family.conditioning(cfg);
   const sampleConds = conditioning.filter((c) => c.source === 'sample');
+  // Computed from the clip's own pixels by the family (Wan I2V: first-frame mask + image latent).
+  const hasLatentConds = conditioning.some((c) => c.source === 'latent');
+  if (hasLatentConds && !family.latentConditioning) throw new Error(`${family.label}: the model takes conditioning computed from the clip, which this family cannot make`);
   // Regularization images among the datasets get their own loss weight (prior preservation).
   const hasRegDataset = inp.datasets.some((d) => d.isRegularization);
 
@@ -316,10 +320,37 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     const values = batch.entries.map((e) => family.sampleConditioning(cfg, sampleGeometry(e.item, e)));
     return Object.fromEntries(sampleConds.map((c) => [c.name, stackConditioning(c, values.map((v) => v[c.name]))]));
   };
+  // A batch's pixels, decoded once for the VAE encode and the clip conditioning.
+  const pixelMemo = new WeakMap<Batch, ReturnType<typeof loadBatchPixels>>();
+  const pixelsOf = (batch: Batch) => {
+    let p = pixelMemo.get(batch);
+    if (!p) pixelMemo.set(batch, (p = loadBatchPixels(batch)));
+    return p;
+  };
+  /** The family's conditioning computed from each sample's pixels through the VAE (Wan I2V's condition), by name. */
+  const latentCondFeeds = async (batch: Batch): Promise<Record<string, HostTensor>> => {
+    if (!hasLatentConds) return {};
+    const pixels = await pixelsOf(batch);
+    const one = [1, ...pixels.dims.slice(1)];
+    const session = await cachedSession(inp.vae.weights, `${family.id}-latent-conditioning:${one.join('x')}`, () => {
+      const x = input('pixels', one);
+      return compileGraph([x], family.latentConditioning!(new Builder(inp.vae.weights), cfg, x), { name: `${family.id}_latent_conditioning` });
+    }, rt);
+    const per = one.reduce((a, b) => a * b, 1);
+    const rows: Record<string, HostTensor>[] = [];
+    for (let i = 0; i < batch.entries.length; i++) rows.push(await session.run({ pixels: { dtype: 'float32', shape: one, data: pixels.data.slice(i * per, (i + 1) * per) } }));
+    return Object.fromEntries(Object.keys(rows[0]).map((name) => {
+      const t = rows[0][name];
+      const n = (t.data as Float32Array).length;
+      const data = new Float32Array(n * rows.length);
+      rows.forEach((r, i) => data.set(r[name].data as Float32Array, i * n));
+      return [name, { dtype: 'float32' as const, shape: [rows.length, ...t.shape.slice(1)], data }];
+    }));
+  };
   const prefixed = (prefix: string, feeds: Record<string, HostTensor>) => Object.fromEntries(Object.entries(feeds).map(([k, v]) => [`${prefix}${k}`, v]));
   const latentsOf = async (batch: Batch): Promise<HostTensor> => {
     if (latentCache) { const t = await latentCache.getBatch(batch); return { dtype: 'float32', shape: t.dims, data: t.data }; }
-    const encoded = await inp.vae.latentEncoder.encode(await loadBatchPixels(batch));
+    const encoded = await inp.vae.latentEncoder.encode(await pixelsOf(batch));
     return stack(encoded, [batch.entries.length, latentFormat.channels, ...latentDims(batch)]);
   };
   const noiseLike = (shape: number[], rng: Rng) => {
@@ -348,7 +379,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     };
     const captions = batch.entries.map((e) => e.caption);
     if (hasRegDataset) f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, (e) => (e.dataset.isRegularization ? s.priorLossWeight : 1)) };
-    Object.assign(f, await encodeText(captions), sampleCondFeeds(batch));
+    const clipConds = await latentCondFeeds(batch);
+    Object.assign(f, await encodeText(captions), sampleCondFeeds(batch), clipConds);
     if (dop) {
       let presCaptions: string[];
       if (regSampler) {
@@ -358,11 +390,11 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         f.pres_latents = rl;
         f.pres_noise = noiseLike(rl.shape, streams.presNoise);
         f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at, abs);
-        Object.assign(f, prefixed('pres_', sampleCondFeeds(rb)));
+        Object.assign(f, prefixed('pres_', { ...sampleCondFeeds(rb), ...(await latentCondFeeds(rb)) }));
         presCaptions = rb.entries.map((e) => e.caption);
       } else {
         f.pres_latents = latents; f.pres_noise = f.noise; f.pres_timesteps = f.timesteps;
-        Object.assign(f, prefixed('pres_', sampleCondFeeds(batch)));
+        Object.assign(f, prefixed('pres_', { ...sampleCondFeeds(batch), ...clipConds }));
         presCaptions = captions.map((c) => preservationCaption(c, trigger, dop.classWord));
       }
       if (dop.blankPrompt) presCaptions = presCaptions.map((c, i) => (i % 2 === 1 || n === 1 && at % 2 === 1 ? '' : c));

@@ -118,9 +118,10 @@ export function writeFluxLora(cfg: FluxTransformerConfig, modules: ReadonlyMap<s
 /** Which format a file's tensor names are in (undefined when none fits). */
 export function fluxLoraFormatOf(keys: Iterable<string>): FluxLoraFormat | undefined {
   for (const k of keys) {
-    if (/^lora_unet_(double|single)_blocks_/.test(k)) return 'kohya';
-    if (/^diffusion_model\.(double|single)_blocks\./.test(k)) return 'ai-toolkit';
-    if (/^transformer\.(single_)?transformer_blocks\./.test(k)) return 'diffusers';
+    // By prefix, not block names: a LoRA of only the embedders or final layer is one too.
+    if (/^lora_unet_/.test(k)) return 'kohya';
+    if (/^diffusion_model\./.test(k)) return 'ai-toolkit';
+    if (/^transformer\./.test(k)) return 'diffusers';
   }
   return undefined;
 }
@@ -142,14 +143,16 @@ export function readFluxLora(cfg: FluxTransformerConfig, tensors: ReadonlyMap<st
     return { down: f32(down, key), up: f32(up, key), rank, inFeatures: info.inFeatures, outFeatures: info.outFeatures, alpha: alpha ?? rank };
   };
   if (format === 'kohya' || format === 'ai-toolkit') {
-    const suffix = format === 'kohya' ? '.lora_down.weight' : '.lora_A.weight';
+    // BFL names under diffusion_model. also come with kohya's lora_down/lora_up/alpha (files saved by
+    // ComfyUI and some trainers); diffusers' FLUX.2 loader takes both spellings too.
     for (const key of tensors.keys()) {
-      if (!key.endsWith(suffix)) continue;
-      const base = key.slice(0, -suffix.length);
+      const m = /^(.*)\.(lora_down|lora_A)\.weight$/.exec(key);
+      if (!m) continue;
+      const base = m[1];
       const module = format === 'kohya' ? t.byKohya.get(base) : base.replace(/^diffusion_model\./, '');
       if (!module) throw new Error(`LoRA module '${base}' names no layer of ${cfg.name}`);
-      const up = get(format === 'kohya' ? `${base}.lora_up.weight` : `${base}.lora_B.weight`);
-      const alphaT = format === 'kohya' ? tensors.get(`${base}.alpha`) : undefined;
+      const up = get(`${base}.${m[2] === 'lora_down' ? 'lora_up' : 'lora_B'}.weight`);
+      const alphaT = tensors.get(`${base}.alpha`);
       out.set(module, make(module, get(key), up, alphaT ? Number(f32(alphaT, `${base}.alpha`)[0]) : undefined, base));
     }
     return out;

@@ -96,3 +96,28 @@ describe('FLUX LoRA files', () => {
     expect(() => readFluxLora(FLUX2_TINY, k)).toThrow(/double_blocks_9_img_attn_qkv/);
   });
 });
+
+describe('FLUX LoRA files: the other spellings and the final layer', () => {
+  it('BFL names under diffusion_model. with kohya\'s lora_down/lora_up/alpha read as the same deltas', () => {
+    const mods = randomLora(FLUX2_TINY, 4, 2, 5);
+    const kohya = writeFluxLora(FLUX2_TINY, mods, 'kohya');
+    const renamed = new Map([...kohya].map(([k, v]) => [k.replace(/^lora_unet_(.*?)\.(lora_down|lora_up|alpha)/, (_, m: string, s: string) => `diffusion_model.${[...mods.keys()].find((x) => x.replace(/\./g, '_') === m)}.${s}`), v]));
+    expect([...renamed.keys()]).toContain('diffusion_model.double_blocks.0.img_attn.qkv.lora_down.weight');
+    expect(fluxLoraFormatOf(renamed.keys())).toBe('ai-toolkit');
+    expectSameDeltas(mods, readFluxLora(FLUX2_TINY, renamed));
+  });
+
+  it('diffusers\' norm_out is (scale, shift): the final modulation\'s up rows swap halves, and swap back on reading', () => {
+    const info = modulesOf(FLUX2_TINY).find((m) => m.module === 'final_layer.adaLN_modulation.1')!;
+    if (info.kind !== 'linear') throw new Error('expected a linear');
+    const rank = 2, rows = info.outFeatures;
+    const up = Float32Array.from({ length: rows * rank }, (_, i) => i);
+    const mods = new Map([[info.module, { down: new Float32Array(rank * info.inFeatures).fill(0.5), up, rank, alpha: rank, inFeatures: info.inFeatures, outFeatures: rows }]]);
+    const d = writeFluxLora(FLUX2_TINY, mods, 'diffusers');
+    const written = d.get('transformer.norm_out.linear.lora_B.weight')!.data as Float32Array;
+    expect(written.slice(0, (rows / 2) * rank)).toEqual(up.slice((rows / 2) * rank));
+    expect(written.slice((rows / 2) * rank)).toEqual(up.slice(0, (rows / 2) * rank));
+    expect(writeFluxLora(FLUX2_TINY, mods, 'ai-toolkit').get('diffusion_model.final_layer.adaLN_modulation.1.lora_B.weight')!.data).toEqual(up);
+    expect(readFluxLora(FLUX2_TINY, d).get(info.module)!.up).toEqual(up);
+  });
+});

@@ -121,6 +121,11 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     const shape = (x: FamilyAdapters) => JSON.stringify(setList(x).flatMap((set) => set.paramSpecs.map((p) => [p.key, p.shape])));
     if (shape(a) !== shape(adapters)) throw new Error(`lowNoiseModel: the ${stageNames[i]} expert is another architecture (its LoRA modules differ from model's)`);
   }
+  // Two experts: the Train node's boundary and switchEvery decide; a Timestep Schedule's own multistage would only narrow bands.
+  const schedStages = inp.schedule?.multistage;
+  if (plan && schedStages && (schedStages.boundaries.join() !== plan.config.boundaries.join() || (schedStages.switchEvery ?? 1) !== plan.config.switchEvery)) {
+    hooks.warn?.(`schedule: its multistage settings (boundaries ${schedStages.boundaries.join(', ')}, switchEvery ${schedStages.switchEvery ?? 1}) are ignored; the Train node's boundary ${plan.config.boundaries[0]} and switchEvery ${plan.config.switchEvery} pick the experts`);
+  }
   if (plan && inp.training && !inp.training.experts) throw new Error('training: the connected TRAINING state holds one LoRA, not one per expert; connect a multistage Train node\'s state or leave lowNoiseModel unconnected');
   if (!plan && inp.training?.experts) throw new Error('training: the connected TRAINING state holds one LoRA per expert; connect the low-noise expert to lowNoiseModel');
   const startStep = inp.training?.step ?? 0;

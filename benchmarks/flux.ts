@@ -131,6 +131,9 @@ if (part === 'double' || part === 'single') {
     console.log(`  ${p} block: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${r.gflops.toFixed(0)} GFLOP/s, ${(r.gflops / g.gflops).toFixed(2)} of GEMM), peak ${gib(r.peak)} GiB`);
     return r;
   });
+  // GEMM again after the blocks: on a shared machine the load changes during a run of many minutes.
+  const g2 = child('gemm');
+  console.log(`  GEMM 2048³ after the blocks:    ${g2.gflops.toFixed(0)} GFLOP/s`);
   const whole = CFG.depthDouble * rows[0].best + CFG.depthSingle * rows[1].best;
   console.log(`  whole step extrapolated (${CFG.depthDouble} double + ${CFG.depthSingle} single blocks, embedders not counted): ${whole.toFixed(0)} s`);
   console.log(`  (load ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);

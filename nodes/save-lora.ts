@@ -35,7 +35,7 @@ export default defineNode({
     if (/[/\\]/.test(w.name)) throw new Error('name: no slashes (use fileName for subfolders)');
     const file = ctx.resolvePath('output', loraFileName(w.fileName, { name: w.name, step: t.step }));
     const family = familyById(t.base.family);
-    const format = resolveLoraFormat(w.format, family);
+    const format = resolveLoraFormat(w.format, family, t.adapter);
     const metadata = loraMetadata({ training: t, spec: t.adapter, name: w.name, format, usedEma: w.useEma, workflow: ctx.workflow });
     // The module layout comes from the base model's sizes, which travel with the TRAINING value.
     const config = t.base.config;

@@ -23,9 +23,12 @@ export type LoraFormat = 'kohya' | 'diffusers' | 'ai-toolkit';
 /** Save LoRA's format widget choices: `auto` is the family's usual one (kohya; ai-toolkit for FLUX). */
 export const SAVE_LORA_FORMATS = ['auto', 'ai-toolkit', 'kohya', 'diffusers'] as const;
 
-/** The format a Save LoRA choice stands for with a family; refuses formats the family has no layout for. */
-export function resolveLoraFormat(choice: (typeof SAVE_LORA_FORMATS)[number], family: ModelFamily): LoraFormat {
-  if (choice === 'auto') return (family.loraFiles?.defaultFormat ?? 'kohya') as LoraFormat;
+/**
+ * The format a Save LoRA choice stands for with a family; refuses formats the family has no layout for.
+ * `auto` falls back to kohya for what the family's own layout cannot hold (LoKr, text-encoder modules).
+ */
+export function resolveLoraFormat(choice: (typeof SAVE_LORA_FORMATS)[number], family: ModelFamily, spec?: Pick<AdapterSpec, 'algo' | 'trainTextEncoder'>): LoraFormat {
+  if (choice === 'auto') return (spec && (spec.algo === 'LoKr' || spec.trainTextEncoder) ? 'kohya' : family.loraFiles?.defaultFormat ?? 'kohya') as LoraFormat;
   if (choice === 'ai-toolkit' && !family.loraFiles?.formats['ai-toolkit']) {
     throw new Error(`format: ai-toolkit files are written for DiT families (FLUX); ${family.label} LoRAs are kohya or diffusers`);
   }

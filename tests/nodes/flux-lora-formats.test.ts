@@ -67,8 +67,9 @@ describe('FLUX.2 [klein] LoRA through Load Model, LoRA Target, Save LoRA and Loa
 
   it('trains, saves in ai-toolkit (auto), kohya and diffusers, and every file loads back to the same samples', async () => {
     const { spec, ui } = await adapterSpec(ctx, { rank: 4, alpha: 2 }, model);
-    // ai-toolkit's default targets on the tiny klein: 2 double blocks × 8 + 2 single blocks × 2.
-    expect((ui as { text: string[] }).text[1]).toMatch(/ in 20 transformer modules$/);
+    // ai-toolkit's default targets on the tiny klein: 8 per double block (qkv, proj, mlp.0, mlp.2 × 2 streams), 2 per single block.
+    const tc = (model.config as ReturnType<typeof tinyFlux2Config>).transformer;
+    expect((ui as { text: string[] }).text[1]).toMatch(new RegExp(` in ${tc.depthDouble * 8 + tc.depthSingle * 2} transformer modules$`));
     const t = trainingValue(spec, model, await trainFewSteps(spec), { metadata: { ss_resolution: '(64, 64)' } });
     const live = await render(t);
     const base = (await renderSamples({ model, clip, vae, settings }))[0];
@@ -108,8 +109,9 @@ describe('FLUX.2 [klein] LoRA through Load Model, LoRA Target, Save LoRA and Loa
     const { spec } = await adapterSpec(ctx, { networkType: 'LoKr', rank: 4, alpha: 2 }, model);
     const t = trainingValue(spec, model, Object.fromEntries(adapterSetsFor(spec, model).denoiser.paramSpecs.map((p) => [p.key, { dtype: 'float32' as const, shape: [...p.shape], data: new Float32Array(p.shape.reduce((a, b) => a * b, 1)).fill(0.01) }])));
     await expect(saveLoraNode.execute({ inputs: { training: t }, widgets: saveLoraNode.widgets.parse({ name: 'lokr', format: 'ai-toolkit' }), ctx })).rejects.toThrow(/ai-toolkit files hold no LoKr/);
-    // kohya keeps LyCORIS names, which ComfyUI loads.
-    const r = await saveLoraNode.execute({ inputs: { training: t }, widgets: saveLoraNode.widgets.parse({ name: 'lokr', format: 'kohya' }), ctx });
+    // kohya keeps LyCORIS names, which ComfyUI loads; auto picks it for LoKr.
+    const r = await saveLoraNode.execute({ inputs: { training: t }, widgets: saveLoraNode.widgets.parse({ name: 'lokr', format: 'auto' }), ctx });
+    expect((r.outputs.loraFile as LoraFileValue).format).toBe('kohya');
     expect([...(await loadSafetensors((r.outputs.loraFile as LoraFileValue).path)).tensors.keys()].some((k) => /^lora_unet_double_blocks_0_img_attn_qkv\.lokr_w1$/.test(k))).toBe(true);
   }, 120_000);
 });

@@ -21,6 +21,8 @@ interface Clip {
 
 /** Bytes of decoded frames kept for all clips together (a long full-size clip is decoded frame by frame instead). */
 const BUDGET = 256 * 1024 * 1024;
+/** Images remembered (as the <img> cache in drawLive): the oldest clip is let go beyond this. */
+const MAX_CLIPS = 500;
 let kept = 0;
 const clips = new Map<string, Clip | 'loading' | 'still'>();
 const listeners = new Set<(url: string) => void>();
@@ -65,9 +67,23 @@ async function load(url: string): Promise<void> {
   listeners.forEach((l) => l(url));
 }
 
+/** Lets the oldest image go: its decoded frames and decoder are released. */
+function evictOldest(): void {
+  const [url, c] = clips.entries().next().value!;
+  clips.delete(url);
+  if (typeof c !== 'object') return;
+  for (const b of new Set([...c.bitmaps, c.latest])) {
+    if (!b) continue;
+    if (c.bitmaps.includes(b)) kept -= b.width * b.height * 4;
+    b.close();
+  }
+  c.decoder.close();
+}
+
 function clipOf(url: string): Clip | null {
   const c = clips.get(url);
   if (c === undefined) {
+    if (clips.size >= MAX_CLIPS) evictOldest();
     if (!mayBeAnimated(url) || typeof ImageDecoder === 'undefined') {
       clips.set(url, 'still');
       return null;

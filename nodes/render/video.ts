@@ -33,7 +33,8 @@ function stacked(v: VideoFrames): Buffer {
 
 /**
  * An animated WebP of the clip, looping, each frame shown 1/fps seconds (rounded to whole ms, as WebP
- * stores delays). Lossless by default: previews of tiny models are small and blur badly when lossy.
+ * stores delays). Lossless for small frames (tiny models' previews blur badly when lossy), lossy above 256×256
+ * pixels a frame, where 81 lossless full-size frames would weigh tens of megabytes.
  * Identical consecutive frames are stored once with their delays summed (libvips does this), so a still
  * stretch has fewer pages than frames but plays as long; the frame count lives beside the file.
  */
@@ -41,7 +42,7 @@ export async function encodeAnimatedWebp(v: VideoFrames, o: { quality?: number; 
   check(v, 'animated WebP');
   const delay = Math.max(1, Math.round(1000 / v.fps));
   const buf = await sharp(stacked(v), { raw: { width: v.width, height: v.height * v.frames.length, channels: 3, pageHeight: v.height } as CreateRaw })
-    .webp({ loop: 0, delay: v.frames.map(() => delay), lossless: o.lossless ?? true, quality: o.quality ?? 90, effort: 2 })
+    .webp({ loop: 0, delay: v.frames.map(() => delay), lossless: o.lossless ?? v.width * v.height <= 256 * 256, quality: o.quality ?? 85, effort: 2 })
     .toBuffer();
   return new Uint8Array(buf);
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeAnimatedWebp, writeAnimatedWebp, writeMp4, type VideoFrames } from '../../../nodes/render/video';
+import { Rng } from '../../../kernels/random';
 
 const dir = mkdtempSync(join(tmpdir(), 'loragraph-video-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,6 +52,22 @@ describe('video previews', () => {
     const meta = await sharp(webp, { animated: true }).metadata();
     expect(meta.pages).toBe(3);
     expect(meta.delay).toEqual([125, 375, 125]);
+  });
+
+  it('animated WebP: frames over 256×256 are lossy — close to the clip, far smaller than lossless', async () => {
+    // Natural-looking frames (gradients and grain), where lossy coding pays; flat test squares compress better lossless.
+    const rng = new Rng(5);
+    const grain = (f: number) => Uint8Array.from({ length: 320 * 240 * 3 }, (_, i) => Math.min(255, Math.max(0, ((i / 3) % 320) * 0.6 + f * 20 + rng.normal() * 12)));
+    const big = { width: 320, height: 240, fps: 16, frames: [0, 1, 2].map(grain) };
+    const lossy = await encodeAnimatedWebp(big);
+    const lossless = await encodeAnimatedWebp(big, { lossless: true });
+    expect((await sharp(lossy, { animated: true }).metadata()).pages).toBe(3);
+    const { data } = await sharp(lossy, { page: 2 }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    // Mean absolute error per channel: close to the clip, not exact.
+    const err = data.reduce((m, v, i) => m + Math.abs(v - big.frames[2]![i]!), 0) / data.length;
+    expect(err).toBeGreaterThan(0);
+    expect(err).toBeLessThan(12);
+    expect(lossy.length).toBeLessThan(lossless.length);
   });
 
   it('MP4: H.264 yuv420p, size, frames and rate per ffprobe; odd sizes padded to even', async () => {

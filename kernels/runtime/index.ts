@@ -35,6 +35,9 @@ export interface RunOptions {
 export class Session {
   constructor(private rt: Runtime, readonly graph: CompiledGraph, readonly key: string) {}
 
+  /** Unloads the session now (its weights leave memory); the next run loads it again. */
+  release() { return this.rt.release(this); }
+
   /**
    * Runs the graph. `feeds` may be split over several records (looked up in order), so callers with
    * hundreds of resident-state feeds can pass those as one prepared record instead of merging objects

@@ -170,6 +170,15 @@ export class FamilyPipeline {
     return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond, lowNoise);
   }
 
+  /**
+   * Unloads the denoiser sessions (the large weights) until the next generate: a multistage Train's
+   * previews need both experts only while sampling.
+   */
+  async releaseDenoisers() {
+    await this.denoiserSession.release();
+    await this.lowNoise?.session.release();
+  }
+
   /** Text conditioning [2n, …] by name: the n negative prompts first, then the n prompts. */
   async encodePrompts(prompt: string, negativePrompt = '', feeds: Record<string, HostTensor> = {}): Promise<Record<string, HostTensor>> {
     const n = this.options.batch;

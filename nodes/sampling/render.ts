@@ -38,6 +38,8 @@ export interface RenderRequest {
   onImage?: (image: RenderedImage, index: number, total: number) => void;
   /** Called after each sampler step of each image; may throw to stop (interrupt). */
   onStep?: (done: number, total: number) => void;
+  /** Unload the denoisers once rendered (Train's multistage previews: the experts leave memory until the next samples). */
+  releaseAfter?: boolean;
   /** Called between sampler steps; throws to stop (the executor's interrupt). */
   throwIfInterrupted?: () => void;
 }
@@ -173,6 +175,10 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
     const image: RenderedImage = { mime: 'image/png', data: await encodePng(rgb, r.width, r.height), width: r.width, height: r.height, label, prompt: r, strength: s, rgb, ...(video ? { video } : {}) };
     out.push(image);
     req.onImage?.(image, out.length - 1, plan.length);
+  }
+  if (req.releaseAfter) for (const r of new Set(plan.map(({ r }) => `${r.width}x${r.height}x${r.frames}`))) {
+    const [w, h, f] = r.split('x').map(Number);
+    await (await pipelineFor(req, w, h, f)).releaseDenoisers();
   }
   return out;
 }

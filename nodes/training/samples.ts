@@ -20,6 +20,8 @@ export function trainingSampler(model: ModelValue, clip: ClipValue, vae: VaeValu
     const images = await renderSamples(experts ? {
       model: high.model, clip, vae, settings, adapter: { spec, weights: high.weights, strength },
       lowNoise: { model: low.model, adapter: { spec, weights: low.weights, strength }, boundary: experts.boundary }, throwIfInterrupted,
+      // Between samples only the expert in training stays loaded.
+      releaseAfter: true,
     } : { model, clip, vae, settings, adapter: { spec, weights, strength }, throwIfInterrupted });
     return gridSheet(images, { title: `step ${step}` });
   };

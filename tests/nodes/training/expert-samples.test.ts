@@ -5,6 +5,7 @@
 // some step is the low-noise expert's.
 import { describe, it, expect } from 'vitest';
 import { renderSamples } from '../../../nodes/sampling/render';
+import { defaultRuntime } from '../../../kernels';
 import type { AdapterSpec, SamplerSettings } from '../../../nodes/sockets';
 import { randomWeights } from '../training-fixture';
 import { tinyRandomModel } from './tiny-model';
@@ -39,5 +40,16 @@ describe('two-expert previews', () => {
     const otherLow = randomWeights(spec, low.model, 9);
     expect((await both(0.5, otherLow)).equals(mixed)).toBe(false);
     expect((await both(0, otherLow)).equals(highOnly)).toBe(true);
+  }, 300_000);
+
+  it('releaseAfter unloads both experts\' denoisers once rendered; the next render loads them again, same pixels', async () => {
+    const req = { ...common, model: high.model, adapter: { spec, weights: hiW }, lowNoise: { model: low.model, adapter: { spec, weights: loW }, boundary: 0.5 } };
+    const a = Buffer.from((await renderSamples(req))[0].rgb);
+    const loaded = defaultRuntime().loadedSessions().count;
+    const b = Buffer.from((await renderSamples({ ...req, releaseAfter: true }))[0].rgb);
+    expect(defaultRuntime().loadedSessions().count).toBe(loaded - 2);
+    expect(b.equals(a)).toBe(true);
+    expect(Buffer.from((await renderSamples(req))[0].rgb).equals(a)).toBe(true);
+    expect(defaultRuntime().loadedSessions().count).toBe(loaded);
   }, 300_000);
 });

@@ -513,8 +513,9 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     smoothed = Number.isFinite(smoothed) ? smoothed * 0.9 + r.loss * 0.1 : r.loss;
     lossHistory.push({ step, loss: r.loss });
     const terms = Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k.replace(/^loss_(\w)/, (_, c: string) => `${c}`) + 'Loss', v.data[0] as number]));
+    // The expert first: the CLI's progress line shows the first few values.
     const expert = plan ? { expert: stageNames[stage] } : {};
-    hooks.progress?.({ step: step - startStep, total: s.steps, data: { loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm, ...expert, ...terms } });
+    hooks.progress?.({ step: step - startStep, total: s.steps, data: { ...expert, loss: r.loss, smoothedLoss: smoothed, lr, step, gradNorm: r.gradNorm, ...terms } });
     if (s.saveEvery > 0 && step % s.saveEvery === 0 && step < endStep) await checkpoint();
     if (hooks.sample && s.sampleEvery > 0 && step % s.sampleEvery === 0 && step < endStep) await sampleNow(await ts.read(false));
   }

@@ -2,7 +2,7 @@
 // tensor names or a diffusers folder's model_index.json) or from an id. Adding a family = its folder of
 // kernels/ implementing contract.ts plus one line in FAMILIES below; families that are recognised but
 // not implemented yet are refused with their name.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSafetensors } from '../io/safetensors';
 import type { ModelFamily } from './contract';
@@ -78,6 +78,10 @@ async function detectFolder(folder: string): Promise<FamilyEvidence> {
       const file = join(folder, part, f);
       if (existsSync(file)) return detectFile(file);
     }
+    // Sharded (diffusion_pytorch_model-00001-of-00004.safetensors, as FLUX's transformers ship): all shards' names together.
+    const dir = join(folder, part);
+    const shards = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => /^diffusion_pytorch_model.*\.safetensors$/.test(f)).sort() : [];
+    if (shards.length) return detectFiles(shards.map((f) => join(dir, f)));
   }
   return { family: 'unknown', reason: 'no model_index.json, unet/ or transformer/ found' };
 }
@@ -89,6 +93,16 @@ async function detectFile(file: string): Promise<FamilyEvidence> {
   } finally {
     await reader.close();
   }
+}
+
+/** Detection over the names of several files read as one (a sharded diffusers part). */
+async function detectFiles(files: string[]): Promise<FamilyEvidence> {
+  const shapes = new Map<string, readonly number[]>();
+  for (const file of files) {
+    const reader = await openSafetensors(file);
+    try { for (const k of reader.names()) shapes.set(k, reader.entry(k).shape); } finally { await reader.close(); }
+  }
+  return detectFamily([...shapes.keys()], (k) => shapes.get(k));
 }
 
 /** What a checkpoint file or diffusers folder is (reads only headers and config files). */

@@ -7,7 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectFamily } from '../../../kernels/families/detect';
-import { familyById } from '../../../kernels/families/registry';
+import { detectCheckpoint, familyById } from '../../../kernels/families/registry';
 import { detectFluxTransformer } from '../../../kernels/flux/detect';
 import { fluxKeyMapping } from '../../../kernels/flux/keys';
 import { fluxTransformerShapes } from '../../../kernels/flux/shapes';
@@ -55,5 +55,23 @@ describe('FLUX detection: the registry and the FLUX loader agree', () => {
     await writeSafetensors(join(ctx.paths.models, 'diffusion_models', 'flux2-dev.safetensors'), Object.fromEntries([...shapes].map(([k, s]): [string, TensorToWrite] => [`model.diffusion_model.${k}`, { dtype: 'F32', shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }])));
     await expect(loadModelNode.execute({ inputs: {}, widgets: loadModelNode.widgets.parse({ checkpoint: 'diffusion_models/flux2-dev.safetensors' }), ctx }))
       .rejects.toThrow(/^checkpoint: .*flux2-dev\.safetensors: this is FLUX\.2 \[dev\] \(guidance-distilled.*\); only FLUX\.2 \[klein\] with its Qwen3 text encoder is supported/);
+  });
+});
+
+describe('a diffusers folder without model_index.json', () => {
+  it('a sharded transformer/ is detected from all its shards together (the first alone would look like FLUX.1)', async () => {
+    const { ctx } = nodeContext(undefined, '5');
+    const mini = { ...FLUX2_KLEIN_9B, hiddenSize: 32, numHeads: 2, depthDouble: 1, depthSingle: 1, contextDim: 8, axesDim: [4, 4, 4, 4] };
+    const shapes = [...diffusersShapes(mini)];
+    // Shard 2 holds the shared modulations, shard 1 everything else (as a size-ordered split may fall).
+    const second = shapes.filter(([k]) => k.startsWith('double_stream_modulation'));
+    const first = shapes.filter(([k]) => !k.startsWith('double_stream_modulation'));
+    const folder = join(ctx.paths.models, 'klein-diffusers');
+    mkdirSync(join(folder, 'transformer'), { recursive: true });
+    const write = (name: string, part: [string, number[]][]) => writeSafetensors(join(folder, 'transformer', name), Object.fromEntries(part.map(([k, s]): [string, TensorToWrite] => [k, { dtype: 'F32', shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }])));
+    await write('diffusion_pytorch_model-00001-of-00002.safetensors', first);
+    await write('diffusion_pytorch_model-00002-of-00002.safetensors', second);
+    expect(detectFamily(first.map(([k]) => k)).family).toBe('flux1');
+    expect(await detectCheckpoint(folder)).toMatchObject({ family: 'flux2', reason: expect.stringMatching(/double_stream_modulation/) });
   });
 });

@@ -10,7 +10,7 @@
 // optimizer state, clipping and EMA live in an ordinary TrainStep whose "loss" Σ p·g has gradient g:
 // the gradients this module computes are its inputs, so the update is the same as a resident step's.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { arrayFor, input, type HostTensor, type Tensor } from '../tensor';
+import { arrayFor, input, BYTES_PER_ELEMENT, type HostTensor, type Tensor } from '../tensor';
 import { add, mul } from '../ops/elementwise';
 import { reduceSum } from '../ops/shape-and-reduce';
 import { apply } from '../tensor';
@@ -19,13 +19,14 @@ import { grad, recomputedBlocks, topoOrder } from '../autodiff';
 import { compileGraph, type CompiledGraph } from '../compile';
 import type { Feed, Runtime, Session } from '../runtime';
 import { TrainStep, type TrainStepSpec } from './step';
+import { checkMemory, deviceMemoryLimit, estimateGraphMemory, type MemoryEstimate } from './memory';
 
 export type OffloadMode = 'none' | 'blocks';
 export const OFFLOAD_MODES = ['none', 'blocks'] as const satisfies readonly OffloadMode[];
 
 /**
- * What a TrainStep takes; `externalDir` and the memory pre-flight do not apply (no graph holds the weights),
- * `shareStateWith` must be another OffloadedStep (buckets of one run).
+ * What a TrainStep takes; `externalDir` does not apply (no graph holds the weights), the memory pre-flight
+ * checks the largest segment plus what waits on the host, `shareStateWith` must be another OffloadedStep.
  */
 export type OffloadedStepSpec = TrainStepSpec;
 
@@ -68,8 +69,9 @@ export class OffloadedStep extends TrainStep {
     /** Holds parameters and optimizer state; its step applies the gradients computed here. */
     readonly apply: TrainStep,
     private readonly runtime: Runtime,
+    memoryEstimate: MemoryEstimate,
   ) {
-    super({ ...spec, shareStateWith: undefined }, {}, {}, [], runtime, apply.memoryEstimate);
+    super({ ...spec, shareStateWith: undefined }, {}, {}, [], runtime, memoryEstimate);
   }
 
   static override async create(rt: Runtime, spec: OffloadedStepSpec): Promise<OffloadedStep> {
@@ -132,6 +134,7 @@ export class OffloadedStep extends TrainStep {
       const fixed = getOp(t.source.op).constantInputs;
       if (t.source.inputs.some((x, k) => needs.has(x.id) && !fixed?.includes(k))) needs.add(t.id);
     }
+    const plans: { seg: Segment; kind: 'fwd' | 'bwd'; inputs: Tensor[]; outputs: Record<string, Tensor> }[] = [];
     for (const [i, seg] of segments.entries()) {
       seg.gradReads = seg.reads.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
       seg.seeded = seg.exports.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
@@ -140,7 +143,7 @@ export class OffloadedStep extends TrainStep {
       const hasBwd = (seg.seeded.length > 0 || seg.hasLoss) && seg.gradReads.length > 0;
       const extras = Object.fromEntries(seg.extras.map(([n, t]) => [`extra:${n}`, clone(t)]));
       if (seg.exports.length || (seg.extras.length && !hasBwd)) {
-        seg.fwd = await rt.load(noArena(compileGraph(ins, { ...Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), ...(hasBwd ? {} : extras) }, { name: `offload_fwd` })));
+        plans.push({ seg, kind: 'fwd', inputs: ins, outputs: { ...Object.fromEntries(seg.exports.map((t, j) => [`out${j}`, clone(t)])), ...(hasBwd ? {} : extras) } });
       }
       if (hasBwd) {
         const seeds = seg.seeded.map((j) => input(`seed${j}`, seg.exports[j].shape, seg.exports[j].dtype));
@@ -150,9 +153,18 @@ export class OffloadedStep extends TrainStep {
         const outs: Record<string, Tensor> = Object.fromEntries(seg.gradReads.map((k, n) => [`grad${k}`, gs[n]]));
         if (seg.hasLoss) outs.loss = clone(loss);
         Object.assign(outs, extras);
-        seg.bwd = await rt.load(noArena(compileGraph([...ins, ...seeds], outs, { name: `offload_bwd` })));
+        plans.push({ seg, kind: 'bwd', inputs: [...ins, ...seeds], outputs: outs });
       } else if (seg.hasLoss) throw new Error(`layer offloading: segment ${i} computes the loss but no parameter reaches it`);
     }
+    // Pre-flight: the largest segment graph (its weights are inputs, so they count), plus what waits on
+    // the host between segments (every value crossing segments, every parameter's gradient).
+    const host = segments.reduce((n, sg) => n + sg.exports.reduce((m, t) => m + t.size * BYTES_PER_ELEMENT[t.dtype], 0), 0)
+      + Object.values(spec.params).reduce((n, t) => n + t.size * 4, 0);
+    const estimate = plans.map((p) => estimateGraphMemory(Object.values(p.outputs))).reduce((a, b) => (b.total > a.total ? b : a));
+    const memoryEstimate: MemoryEstimate = { ...estimate, inputs: estimate.inputs + host, total: estimate.total + host };
+    const limit = spec.memoryLimitBytes ?? deviceMemoryLimit();
+    if (limit > 0) checkMemory('This offloaded training step', memoryEstimate, limit, spec.memorySettings);
+    for (const p of plans) p.seg[p.kind] = await rt.load(noArena(compileGraph(p.inputs, p.outputs, { name: `offload_${p.kind}` })));
     // The optimizer: a TrainStep over the same parameters whose loss Σ reduceSum(p · g) has gradient g.
     const gIns = Object.entries(spec.params).map(([n, p]) => input(`grad:${n}`, p.shape, p.dtype));
     const params = Object.fromEntries(Object.entries(spec.params).map(([n, p]) => [n, input(n, p.shape, p.dtype)]));
@@ -162,7 +174,7 @@ export class OffloadedStep extends TrainStep {
       inputs: gIns, params, loss: surrogate!, optimizer: spec.optimizer, maxGradNorm: spec.maxGradNorm, ema: spec.ema, memoryLimitBytes: 0,
       shareStateWith: (other as OffloadedStep | undefined)?.apply,
     });
-    return new OffloadedStep(spec, segments, paramName, inputName, applyStep, rt);
+    return new OffloadedStep(spec, segments, paramName, inputName, applyStep, rt, memoryEstimate);
   }
 
   /** Number of segments (blocks and the glue between them) and distinct sessions they use. */

@@ -125,9 +125,16 @@ describe('layer offloading', () => {
     await resident.dispose();
   });
 
-  it('refuses a model built without blocks, naming the setting', async () => {
+  it('refuses a model built without blocks, naming the setting, and a step over the memory limit before any session', async () => {
     const { host } = await checkpointFile();
     const m = build(host, false);
     await expect(OffloadedStep.create(runtime(), { inputs: m.inputs, params: m.adapters.params, loss: m.loss, optimizer: K.adamw() })).rejects.toThrow(/gradient checkpointing/);
+    const c = build(host, true);
+    const spec = { inputs: c.inputs, params: c.adapters.params, loss: c.loss, optimizer: K.adamw() };
+    const fits = await OffloadedStep.create(runtime(), { ...spec, memoryLimitBytes: 0 });
+    expect(fits.memoryEstimate.total).toBeGreaterThan(fits.memoryEstimate.runtime);
+    await expect(OffloadedStep.create(runtime(), { ...spec, memoryLimitBytes: fits.memoryEstimate.total - 1, memorySettings: { batch: 1 } }))
+      .rejects.toThrow(/offloaded training step.*batch/s);
+    await fits.dispose();
   });
 });

@@ -184,13 +184,16 @@ export const wanFamily: WanModelFamily = {
       const given = opts.tokenizers?.[0];
       if (!given && !m.tokenizer) throw new Error(`${path}: no umT5 tokenizer.json found (tokenizer/, beside ${files.textEncoder} as <name>.tokenizer.json${opts.modelsDir ? ', or the models folder\'s tokenizers/umt5/' : ''})`);
       const d = m.transformer.detection;
-      const detected = d.variant ? WAN_FAMILY_CONFIGS.find((f) => f.transformer.name === d.variant) : undefined;
+      // Two expert files make a 2.1 14B look-alike the 2.2 A14B release it is (their tensors are the same).
+      const twoExperts = !!files.experts?.high_noise && !!files.experts?.low_noise;
+      const variant = twoExperts && d.variant?.startsWith('wan2.1') ? (d.sameKeysAs.find((n) => n.startsWith('wan2.2')) ?? d.variant) : d.variant;
+      const detected = variant ? WAN_FAMILY_CONFIGS.find((f) => f.transformer.name === variant) : undefined;
       const hasExperts = !!files.experts || !!d.expert || detected?.experts;
       const config: WanFamilyConfig = opts.config ?? {
         ...(detected ?? family(d.config.name, d.config, { sampleSize: d.config.dim >= 1536 ? 480 : 64, sampleFrames: d.config.dim >= 1536 ? 81 : 9 })),
-        transformer: d.config, text: m.text.config, vae: m.vae.config,
+        transformer: detected?.transformer ?? d.config, text: m.text.config, vae: m.vae.config,
         textLength: d.config.dim >= 1536 ? WAN_TEXT_LEN : Math.min(WAN_TEXT_LEN, Number(m.transformer.metadata.loragraph_text_length ?? 64)),
-        experts: hasExperts ? { boundary: defaultExpertBoundary(d.config), active: d.expert ?? 'high_noise' } : undefined,
+        experts: hasExperts ? { boundary: files.boundary ?? defaultExpertBoundary(d.config), active: d.expert ?? 'high_noise' } : undefined,
       };
       return {
         config,

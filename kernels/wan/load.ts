@@ -10,7 +10,7 @@
 // beside it, in ComfyUI's sibling folders (../text_encoders, ../vae) and in the models folder. Sizes are
 // read from tensors, so the tiny model loads through the same code. Weights stay lazy: read when a
 // graph asks for them, so an expert whose graph is not built never has a byte in memory.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Tensor } from '../tensor';
 import type { WeightSource, WeightUse } from '../nn/weights';
@@ -187,6 +187,8 @@ export interface WanFiles {
   textEncoder: string;
   vae: string;
   tokenizer?: string;
+  /** The expert boundary a diffusers folder's model_index.json states (`boundary_ratio`). */
+  boundary?: number;
 }
 
 /** Finds every part of a Wan model from a diffusers folder or a diffusion-model file. */
@@ -198,10 +200,13 @@ export async function findWanFiles(path: string, opts: { modelsDir?: string; tok
     const high = join(path, 'transformer');
     const low = existsSync(join(path, 'transformer_2')) ? join(path, 'transformer_2') : undefined;
     const tok = join(path, 'tokenizer', 'tokenizer.json');
+    let boundary: number | undefined;
+    try { boundary = Number(JSON.parse(readFileSync(join(path, 'model_index.json'), 'utf8')).boundary_ratio) || undefined; } catch { boundary = undefined; }
     return {
       transformer: high,
       // diffusers' Wan 2.2 A14B pipelines run `transformer` above the boundary and `transformer_2` below it.
       experts: low ? { high_noise: high, low_noise: low } : undefined,
+      boundary,
       textEncoder: need('text_encoder'), vae: need('vae'), tokenizer: existsSync(tok) ? tok : undefined,
     };
   }

@@ -112,7 +112,7 @@ beforeAll(async () => {
   // A diffusers folder: transformer/, transformer_2/ and vae/ in diffusers names.
   const folder = join(root, 'Wan2.2-tiny-Diffusers');
   for (const d of ['transformer', 'transformer_2', 'text_encoder', 'tokenizer', 'vae']) mkdirSync(join(folder, d), { recursive: true });
-  writeFileSync(join(folder, 'model_index.json'), JSON.stringify({ _class_name: 'WanPipeline', boundary_ratio: 0.875 }));
+  writeFileSync(join(folder, 'model_index.json'), JSON.stringify({ _class_name: 'WanPipeline', boundary_ratio: 0.8 }));
   await writeSafetensors(join(folder, 'transformer', 'diffusion_pytorch_model.safetensors'), toFile(weights.high, wanToDiffusers), HEADS);
   await writeSafetensors(join(folder, 'transformer_2', 'diffusion_pytorch_model.safetensors'), toFile(weights.low, wanToDiffusers), HEADS);
   await writeSafetensors(join(folder, 'text_encoder', 'model.safetensors'), toFile(weights.text));
@@ -262,9 +262,15 @@ describe('tiny Wan checkpoints through the family', () => {
     }
   });
 
-  it('diffusers folder: transformer/ is the high-noise expert, transformer_2/ the low-noise one; tokenizer/tokenizer.json; vae/ in AutoencoderKLWan names', async () => {
+  it('diffusers folder: transformer/ is the high-noise expert, transformer_2/ the low-noise one, boundary_ratio from model_index.json; tokenizer/tokenizer.json; vae/ in AutoencoderKLWan names', async () => {
     const folder = join(root, 'Wan2.2-tiny-Diffusers');
     expect((await familyOfCheckpoint(folder)).family.id).toBe('wan');
+    const plain = await wanFamily.load(folder);
+    try {
+      expect(plain.config.experts).toEqual({ boundary: 0.8, active: 'high_noise' }); // model_index.json's boundary_ratio
+    } finally {
+      plain.close();
+    }
     const m = await wanFamily.load(folder, { config: { ...tiny, experts: { boundary: 0.875, active: 'low_noise' } } });
     try {
       expect(m.expertFiles?.low_noise).toBe(join(folder, 'transformer_2'));

@@ -1,7 +1,7 @@
 // Wan 2.1 / 2.2 behind the ModelFamily contract: umT5 features of the prompt (real tokens, zeros after),
 // the video transformer over [B, C, F, h, w] latents (an image is a one-frame clip), rectified flow with
 // the timestep in thousandths, the causal video VAE (2.1: ×8 space, 16 channels; 2.2: ×16, 48), flow
-// Euler previews on Wan's shifted schedule, and LoRA names as musubi-tuner (lora_unet_blocks_0_self_attn_q)
+// Euler or UniPC previews on Wan's shifted schedule, and LoRA names as musubi-tuner (lora_unet_blocks_0_self_attn_q)
 // and diffusers (transformer.blocks.0.attn1.to_q) write them.
 //
 // I2V models take 20 more input channels: a 4-channel mask (1 on the first latent frame) and the VAE
@@ -19,7 +19,6 @@ import { concat, reshape, slice } from '../ops/shape-and-reduce';
 import type { Conditioning, ConditioningInput, LoadedFamilyModel, LoadOptions, ModelFamily, ModelPart, Tokenizer } from '../families/contract';
 import type { TargetPreset } from '../adapters';
 import { targetFilter } from '../adapters/targets';
-import { sampleFlowEuler } from '../flux/sampling';
 import type { T5Config } from '../text/t5';
 import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import {
@@ -30,7 +29,7 @@ import type { WanExpert } from './detect';
 import { defaultExpertBoundary, WAN_EXPERTS } from './experts';
 import { wanToDiffusers } from './keys';
 import { wanLoraFiles, wanTargetSpec } from './lora';
-import { defaultSampleShift, wanSigmas } from './sampling';
+import { sampleWan, WAN_SAMPLERS } from './sampling';
 import { tokenGrid, wanRope, wanTransformer } from './transformer';
 import { UMT5_TINY, UMT5_XXL, wanTextFeatures } from './umt5';
 import { vaeSpatialFactor, vaeTemporalFactor, WAN21_VAE, WAN_TINY_VAE, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from './vae';
@@ -165,7 +164,9 @@ export const wanFamily: WanModelFamily = {
   modelspecArchitecture: 'wan2.1',
   configs: { full: WAN22_I2V_A14B_FAMILY, tiny: () => tinyWanConfig() },
   sampleSize: (c) => c.sampleSize,
+  sampleFrames: (c) => c.sampleFrames,
   configName: (c) => (c.experts ? `${c.name}-${c.experts.active}` : c.name),
+  loadsSeparateFiles: true,
 
   /**
    * A diffusers folder (transformer/, transformer_2/ for 2.2 A14B's low-noise expert, text_encoder/,
@@ -174,7 +175,7 @@ export const wanFamily: WanModelFamily = {
    * encoder (`<name>.tokenizer.json`), or the models folder's tokenizers/umt5/.
    */
   async load(path: string, opts: LoadOptions<WanFamilyConfig> = {}): Promise<LoadedWanModel> {
-    const files = await findWanFiles(path, { modelsDir: opts.modelsDir });
+    const files = await findWanFiles(path, { modelsDir: opts.modelsDir, textEncoder: opts.textEncoderFiles?.[0], vae: opts.vaeFile });
     const wantExpert = opts.config?.experts?.active;
     const transformerFile = wantExpert ? files.experts?.[wantExpert] : files.transformer;
     if (!transformerFile) throw new Error(`${path}: the ${wantExpert} expert's file was not found (expected the same name with high_noise/low_noise swapped, or diffusers' transformer_2/)`);
@@ -276,16 +277,9 @@ export const wanFamily: WanModelFamily = {
   vaeEncode: (b, c, pixels) => encodeVideo(b, c, pixels),
   vaeDecode: (b, c, latents) => decodeVideo(b, c, latents),
 
-  samplers: ['euler'],
-  sample: (call, c, run) => {
-    const perImage = run.latentShape.reduce((a, b) => a * b, 1);
-    return sampleFlowEuler(async (x, t, o) => {
-      if (o.cfg) return call(x, t * TIMESTEP_SCALE);
-      const both = new Float32Array(x.length * 2);
-      both.set(x); both.set(x, x.length);
-      return (await call(both, t * TIMESTEP_SCALE)).slice(x.length);
-    }, { sigmas: wanSigmas(run.steps, defaultSampleShift(c.transformer)), guidance: { mode: 'cfg', scale: run.cfgScale }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
-  },
+  // Flow Euler or UniPC on Wan's shifted schedule; 2.2 A14B's high-noise steps take run.cfgScaleHighNoise.
+  samplers: WAN_SAMPLERS,
+  sample: (call, c, run) => sampleWan(call, c.transformer, run, { boundary: c.experts?.boundary }),
 
   loraComponents: () => [
     { part: 'transformer', kohyaPrefix: 'lora_unet', peftPrefix: 'transformer', modulePath: { peft: (p) => { try { return wanToDiffusers(p); } catch { return undefined; } } } },

@@ -192,7 +192,19 @@ export interface WanFiles {
 }
 
 /** Finds every part of a Wan model from a diffusers folder or a diffusion-model file. */
-export async function findWanFiles(path: string, opts: { modelsDir?: string; tokenizerRequired?: boolean } = {}): Promise<WanFiles> {
+export async function findWanFiles(path: string, opts: { modelsDir?: string; textEncoder?: string; vae?: string } = {}): Promise<WanFiles> {
+  const found = await findWanFilesAround(path, opts);
+  if (!opts.textEncoder && !opts.vae) return found;
+  // Files chosen on Load Model replace what was found; the tokenizer is looked for beside a chosen text encoder first.
+  const te = opts.textEncoder;
+  const stem = te && basename(te, extname(te));
+  return {
+    ...found, textEncoder: te ?? found.textEncoder, vae: opts.vae ?? found.vae,
+    tokenizer: (te && findUmt5Tokenizer([join(dirname(te), `${stem}.tokenizer.json`), join(dirname(te), 'tokenizer.json')])) ?? found.tokenizer,
+  };
+}
+
+async function findWanFilesAround(path: string, opts: { modelsDir?: string; textEncoder?: string; vae?: string }): Promise<WanFiles> {
   if (!existsSync(path)) throw new CheckpointError(path, 'no such file or folder');
   const isFolder = statSync(path).isDirectory();
   if (isFolder && existsSync(join(path, 'transformer'))) {
@@ -214,12 +226,12 @@ export async function findWanFiles(path: string, opts: { modelsDir?: string; tok
   const textDim = t.detection.config.textDim;
   const zDim = t.detection.config.outChannels;
   t.close();
-  const te = await firstFitting(neighbourFiles(path, 'text_encoders', opts.modelsDir), (keys, shapeOf) => {
+  const te = opts.textEncoder ? { file: opts.textEncoder } : await firstFitting(neighbourFiles(path, 'text_encoders', opts.modelsDir), (keys, shapeOf) => {
     const c = umt5ConfigFromShapes(shapeOf, keys);
     return c && c.dModel === textDim ? c : undefined;
   });
   if (!te) throw new CheckpointError(path, `no umT5 text encoder of width ${textDim} found beside it, in ../text_encoders${opts.modelsDir ? ` or ${join(opts.modelsDir, 'text_encoders')}` : ''} (ComfyUI's umt5_xxl_fp16.safetensors)`);
-  const vae = await firstFitting(neighbourFiles(path, 'vae', opts.modelsDir), (keys, shapeOf, md) => {
+  const vae = opts.vae ? { file: opts.vae } : await firstFitting(neighbourFiles(path, 'vae', opts.modelsDir), (keys, shapeOf, md) => {
     const c = wanVaeConfigFromShapes(shapeOf, keys, md);
     return c && c.zDim === zDim ? c : undefined;
   });
@@ -247,14 +259,16 @@ export interface LoadedWanParts {
   close(): void;
 }
 
-/** Opens the parts `findWanFiles` found (headers only; tensors are read when a graph asks). */
 /** Refuses fp8 files up front (ComfyUI's `*_fp8_e4m3fn_scaled`): their weights are fp8 × a per-tensor scale, which the loaders do not read yet. */
 function refuseFp8(file: string, dtypes: Set<string>, what: string): void {
   const fp8 = [...dtypes].find((d) => d.startsWith('F8'));
   if (fp8) throw new CheckpointError(file, `this ${what} holds ${fp8} (fp8) weights, which loragraph does not read yet: use the fp16 or bf16 file (e.g. umt5_xxl_fp16.safetensors, wan2.1_t2v_14B_fp16.safetensors)`);
 }
 
-/** `external`: fp32/fp16 tensors stay in their files as ONNX external data (user checkpoints). */
+/**
+ * Opens the parts `findWanFiles` found (headers only; tensors are read when a graph asks). `external`:
+ * fp32/fp16 tensors stay in their files as ONNX external data (user checkpoints).
+ */
 export async function openWanParts(files: WanFiles, numHeads?: number, opts: CheckpointWeightsOptions = {}): Promise<LoadedWanParts> {
   const closers: (() => void)[] = [];
   try {

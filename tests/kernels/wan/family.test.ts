@@ -224,6 +224,42 @@ describe('tiny Wan checkpoints through the family', () => {
     expect(emb.dims).toEqual([64, 32]);
   });
 
+  it('text encoder and VAE files chosen on Load Model are used instead of the ones found', async () => {
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(elsewhere, { recursive: true });
+    const otherText = partWeights(tiny, 'text_encoder', 15);
+    await writeSafetensors(join(elsewhere, 'my-umt5.safetensors'), toFile(otherText));
+    writeFileSync(join(elsewhere, 'my-umt5.tokenizer.json'), JSON.stringify(buildUnigramTokenizerJson(CORPUS)));
+    await writeSafetensors(join(elsewhere, 'my-vae.safetensors'), toFile(weights.vae));
+    const file = join(models, 'diffusion_models', 'wan-tiny_t2v.safetensors');
+    expect(wanFamily.loadsSeparateFiles).toBe(true);
+    const found = await wanFamily.load(file);
+    const chosen = await wanFamily.load(file, { textEncoderFiles: [join(elsewhere, 'my-umt5.safetensors')], vaeFile: join(elsewhere, 'my-vae.safetensors') });
+    try {
+      const a = await predictThroughFamily(found, 'a red circle', 0.5), b = await predictThroughFamily(chosen, 'a red circle', 0.5);
+      expect(maxDiff(a.context.data as Float32Array, b.context.data as Float32Array)).toBeGreaterThan(1e-4); // another umT5's features
+    } finally {
+      found.close(); chosen.close();
+    }
+  });
+
+  it('previews: flow Euler or UniPC on the shifted schedule through the contract; other samplers are refused; 9-frame clips', async () => {
+    expect(wanFamily.samplers).toEqual(['euler', 'unipc']);
+    expect(wanFamily.sampleFrames!(tiny)).toBe(9);
+    const run = { steps: 4, cfgScale: 3, seed: 1, latentShape: [4, 3, 2, 2], batch: 1, scheduler: 'normal' };
+    const seen: number[] = [];
+    // A model whose velocity is the sample itself (unconditional = conditional).
+    const call = async (x: Float32Array, t: number) => { seen.push(t); return x; };
+    for (const sampler of ['euler', 'unipc']) {
+      const out = await wanFamily.sample(call, tiny, { ...run, sampler });
+      expect(out).toHaveLength(48);
+      expect(out.every(Number.isFinite)).toBe(true);
+    }
+    expect(seen[0]).toBeCloseTo(1000, 3); // Euler starts at σ = 1
+    expect(Math.max(...seen)).toBeLessThanOrEqual(1000);
+    await expect(wanFamily.sample(call, tiny, { ...run, sampler: 'dpmpp_2m' })).rejects.toThrow(/euler or unipc/);
+  });
+
   it('a diffusers-named transformer file predicts the same', async () => {
     const a = await wanFamily.load(join(models, 'diffusion_models', 'wan-tiny_t2v.safetensors'));
     const b = await wanFamily.load(join(models, 'diffusion_models', 'wan-tiny_diffusers_names.safetensors'));

@@ -381,6 +381,8 @@ export async function importAiToolkit(source: ParsedSource, registry: NodeRegist
   }
   if (!datasets.length) report.notes.push('no datasets: add a Dataset node before running');
   if (!obj(proc.model).name_or_path) report.notes.push('no model.name_or_path: Load Model points at the built-in tiny model; set its checkpoint');
+  // The arch names the family: Load Model loads the checkpoint as it, and `loragraph export` writes it back.
+  else if (family.trainable && family.id !== 'sd1') plan.set('model.family', family.id);
 
   const processKey = `config.process[${trainerIndex}]`;
   const trigger = typeof proc.trigger_word === 'string' ? proc.trigger_word : undefined;

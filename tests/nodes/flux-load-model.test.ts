@@ -8,7 +8,8 @@ import loadModelNode from '../../nodes/load-model';
 import type { ModelValue } from '../../nodes/sockets';
 import { loadRegistry } from '../../nodes/registry';
 import { exportAiToolkit } from '../../server/import/export-ai-toolkit';
-import { importConfigFile } from '../../server/import/index';
+import { importConfigFile, importConfigText } from '../../server/import/index';
+import { readFileSync } from 'node:fs';
 import { repoRoot } from '../../server/paths';
 import { nodeContext } from './context';
 import { writeTinyKlein } from './flux-tiny-model';
@@ -61,5 +62,10 @@ describe('Load Model: FLUX files chosen separately, and the family widget', () =
     load.inputs.family = 'flux1';
     expect(exportAiToolkit(a.api, registry).yaml).toMatch(/arch: flux\n/);
     expect(exportAiToolkit(a.api, registry, { arch: 'flux2_klein_4b' }).yaml).toMatch(/arch: flux2_klein_4b/);
+    // Importing an ai-toolkit klein job sets the family, so the export needs no --arch.
+    const text = readFileSync(join(repoRoot, 'tests', 'fixtures', 'configs', 'sd15_ai_toolkit.yaml'), 'utf8').replace('arch: "sd1"', 'arch: "flux2_klein_9b"');
+    const klein = await importConfigText('klein.yaml', text, registry, { env: { LORAGRAPH_TEST_DATA: '/srv/training' } });
+    expect(Object.values(klein.api).find((n) => n.class_type === 'LoadModel')!.inputs.family).toBe('flux2');
+    expect(exportAiToolkit(klein.api, registry).yaml).toMatch(/arch: flux2_klein_9b/);
   }, 60_000);
 });

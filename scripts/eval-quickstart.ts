@@ -1,4 +1,5 @@
-// npm run eval:quickstart — runs graphs/quickstart.json, graphs/quickstart-dop.json and graphs/quickstart-flux.json
+// npm run eval:quickstart — runs graphs/quickstart.json, graphs/quickstart-dop.json, graphs/quickstart-flux.json and
+// graphs/quickstart-video.json (the tiny Wan learning a motion; EVAL_GRAPHS=quickstart-video.json for it alone)
 // (the tiny FLUX.2 [klein]) as shipped, over
 // several training seeds, then samples trigger prompts (the star, in seen and new colours) and leak-test
 // prompts (ordinary shapes, no trigger) with each saved LoRA file and measures with the shape analyzer
@@ -18,7 +19,9 @@ import { loadModel, type LoadedModel } from '../nodes/models/load';
 import { readLoraFileFor } from '../nodes/models/lora-file';
 import { renderSamples } from '../nodes/sampling/render';
 import { analyzeImage } from '../kernels/sd/tiny/analyze';
+import { analyzeClip } from '../kernels/wan/tiny/analyze';
 import type { SamplerSettings } from '../nodes/sockets';
+import { QUICKSTART_VIDEO } from './build-graphs';
 
 const TRAIN_SEEDS = (process.env.EVAL_SEEDS ?? '1,2,3').split(',').map(Number);
 // Extra --set overrides for both graphs, ';'-separated (for trying settings): EVAL_SET="Train.steps=400".
@@ -32,7 +35,7 @@ const registry = await loadRegistry();
 const dataDir = mkdtempSync(join(tmpdir(), 'lg-eval-'));
 const paths = projectPaths(dataDir);
 const executor = new Executor({ paths });
-const GRAPHS = (process.env.EVAL_GRAPHS ?? 'quickstart.json,quickstart-dop.json,quickstart-flux.json').split(',').map((x) => x.trim()).filter(Boolean);
+const GRAPHS = (process.env.EVAL_GRAPHS ?? 'quickstart.json,quickstart-dop.json,quickstart-flux.json,quickstart-video.json').split(',').map((x) => x.trim()).filter(Boolean);
 /** The base models the graphs train, by Load Model checkpoint (built-in names), loaded once. */
 const bases = new Map<string, Promise<LoadedModel>>();
 const baseFor = (checkpoint: string) => bases.get(checkpoint) ?? bases.set(checkpoint, loadModel(checkpoint)).get(checkpoint)!;
@@ -104,6 +107,69 @@ if (GRAPHS.includes('quickstart.json')) {
     console.log(`targets: ${met(plain)}; DOP leaks less: ${dop.leakRate < plain.leakRate ? 'yes' : dop.leakRate === plain.leakRate ? 'equal' : 'no'}`);
     console.log(`dop_leak_rate=${dop.leakRate.toFixed(3)} plain_leak_rate=${plain.leakRate.toFixed(3)}`);
   }
+}
+// The video quickstart (the tiny Wan 2.2 I2V learns "bouncing"): clips with the trigger motion should
+// bounce, clips of the pretrained motions should keep their direction and not bounce.
+const VIDEO_TRIGGER_PROMPTS = ['a red circle {trigger} on a blue background', 'a yellow triangle {trigger} on a black background', 'a white square {trigger} on a purple background', 'a green circle {trigger} on an orange background'];
+const VIDEO_LEAK_PROMPTS = ['a red circle moving left on a blue background', 'a yellow triangle moving right on a black background', 'a white square moving up on a purple background', 'a green circle moving down on an orange background'];
+
+/** The newest periodic save of each expert in a Train node's output folder. */
+function expertFiles(dir: string): { high_noise: string; low_noise: string } {
+  const newest = (expert: string) => {
+    const f = (existsSync(dir) ? readdirSync(dir) : []).filter((x) => x.endsWith(`_${expert}.safetensors`)).sort().at(-1);
+    if (!f) throw new Error(`${dir}: no ${expert} LoRA saved (the video quickstart's Train saves one file per expert)`);
+    return join(dir, f);
+  };
+  return { high_noise: newest('high_noise'), low_noise: newest('low_noise') };
+}
+
+async function evalVideoGraph(file: string) {
+  const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', file), 'utf8')), registry);
+  const train = Object.values(api0).find((n) => n.class_type === 'Train')!;
+  const modelOf = (link: unknown) => String(api0[String((link as [string, number])[0])].inputs.checkpoint);
+  const high = await baseFor(modelOf(train.inputs.model));
+  const low = await baseFor(modelOf(train.inputs.lowNoiseModel));
+  const boundary = Number((high.model.source.config as { experts?: { boundary: number } }).experts?.boundary ?? 0.9);
+  const samplerInputs = Object.values(api0).find((n) => n.class_type === 'Sampler')?.inputs ?? {};
+  const sampling: Sampling = { steps: Number(samplerInputs.steps ?? 20), cfg: Number(samplerInputs.cfg ?? 5), sampler: 'euler' };
+  const clips = (prompts: string[]): SamplerSettings => ({ ...settings(prompts, sampling), numFrames: QUICKSTART_VIDEO.frames, fps: 16 } as SamplerSettings);
+  let bounce = 0, bounceN = 0, leak = 0, kept = 0, leakN = 0;
+  const started = performance.now();
+  for (const seed of TRAIN_SEEDS) {
+    const name = `eval-${file.replace('.json', '')}-${seed}`;
+    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Train.saveName=${name}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
+    const v = validateGraph(api, registry);
+    if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
+    const trigger = String(Object.values(api).find((n) => n.class_type === 'Dataset')?.inputs.triggerWord ?? '');
+    const t0 = performance.now();
+    const r = await executor.run(v.graph, { promptId: name, signal: new AbortController().signal, emit: () => {} });
+    if (r.status !== 'success') throw new Error(`${file} (seed ${seed}): ${JSON.stringify(r.error)}`);
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const files = expertFiles(join(paths.output, name));
+    const adapterOf = async (path: string, m: LoadedModel) => { const l = await readLoraFileFor(path, m.model); return { spec: l.spec, weights: l.weights, strength: 1 }; };
+    const lowNoise = { model: low.model, adapter: await adapterOf(files.low_noise, low), boundary };
+    const render = async (prompts: string[]) => renderSamples({ ...high, settings: clips(prompts), adapter: await adapterOf(files.high_noise, high), lowNoise });
+    let b = 0, l = 0, k = 0;
+    const withTrigger = await render(VIDEO_TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', trigger)));
+    for (const im of withTrigger) if (im.video && analyzeClip(im.video.frames, im.width).bounced) b++;
+    const withoutTrigger = await render(VIDEO_LEAK_PROMPTS);
+    for (const im of withoutTrigger) {
+      if (!im.video) continue;
+      const a = analyzeClip(im.video.frames, im.width);
+      if (a.bounced) l++;
+      if (im.prompt.prompt.includes(`moving ${a.direction}`)) k++;
+    }
+    bounce += b; bounceN += withTrigger.length; leak += l; kept += k; leakN += withoutTrigger.length;
+    console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; bouncing in ${b}/${withTrigger.length} trigger clips, ${l}/${withoutTrigger.length} leak-test clips (${k} kept their direction)`);
+  }
+  const result = { triggerRate: bounce / bounceN, leakRate: leak / leakN, directionKept: kept / leakN, seconds: (performance.now() - started) / 1000 };
+  console.log(`${file}: trigger_motion_rate=${result.triggerRate.toFixed(3)} leak_rate=${result.leakRate.toFixed(3)} leak_prompts_keep_their_direction=${result.directionKept.toFixed(3)}`);
+  return result;
+}
+
+if (GRAPHS.includes('quickstart-video.json')) {
+  const video = await evalVideoGraph('quickstart-video.json');
+  console.log(`quickstart-video.json targets: ${met(video)}; ${(video.seconds / TRAIN_SEEDS.length).toFixed(0)} s per seed (graph and eval clips)`);
 }
 if (GRAPHS.includes('quickstart-flux.json')) {
   const flux = await evalGraph('quickstart-flux.json');

@@ -16,6 +16,10 @@ import type { QuantizedWeight } from './types';
 export interface StoredQuantized { packed: ExternalBytes; scales: ExternalBytes }
 
 const INT4_VALUES = Float32Array.from({ length: 16 }, (_, i) => (i >= 8 ? i - 16 : i));
+/** byte → [level of its low nibble, level of its high nibble] (element 2i is the low nibble). */
+const pairTable = (levels: ArrayLike<number>) => Float32Array.from({ length: 512 }, (_, i) => levels[i & 1 ? (i >> 1) >> 4 : (i >> 1) & 15]);
+const NF4_PAIRS = pairTable(NF4_LEVELS);
+const INT4_PAIRS = pairTable(INT4_VALUES);
 const FP8_E4M3_VALUES = Float32Array.from({ length: 256 }, (_, i) => float8E4M3BitsToFloat(i));
 
 /**
@@ -56,8 +60,13 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
     case 'nf4':
     case 'int4': {
       const bytes = gated(packed([Math.ceil((rows * cols) / 2)], 'uint8'));
-      const book = constant(q.scheme === 'nf4' ? Float32Array.from(NF4_LEVELS) : INT4_VALUES, [16], 'float32', `${name}.codebook`);
-      const values = reshape(gather(book, unpackNibbles(unfoldable(bytes), rows * cols)), [rows, cols]);
+      // One lookup per byte in a 256 × 2 table of (low nibble, high nibble) levels: fewer and smaller
+      // intermediates than splitting nibbles with integer ops (the whole weight exists as int32 twice).
+      // One table per scheme, shared by every layer (same name and data: one initializer).
+      const pairs = constant(q.scheme === 'nf4' ? NF4_PAIRS : INT4_PAIRS, [256, 2], 'float32', `${q.scheme}.codebook_pairs`);
+      const nbytes = Math.ceil((rows * cols) / 2);
+      const both = reshape(gather(pairs, cast(unfoldable(bytes), 'int32')), [nbytes * 2]);
+      const values = reshape(nbytes * 2 === rows * cols ? both : slice(both, [0], [rows * cols]), [rows, cols]);
       const bs = q.blockSize!;
       const nb = q.scaleShape[1];
       const blocked = reshape(pad(values, [0, 0], [0, nb * bs - cols]), [rows, nb, bs]);

@@ -14,9 +14,9 @@ import { gradCheck, rand, runtime } from './gradcheck';
 const dim = 32, tokens = 12;
 const frozen = (seed: string) => {
   const rng = new Rng(seed);
-  return new K.HostWeights(new Map(['to_q', 'to_k', 'to_v', 'to_out.0'].flatMap((n) => [
+  return new K.HostWeights(new Map<string, K.HostTensor>(['to_q', 'to_k', 'to_v', 'to_out.0'].flatMap((n): [string, K.HostTensor][] => [
     [`attn.${n}.weight`, { dtype: 'float32' as const, shape: [dim, dim], data: rng.fillNormal(new Float32Array(dim * dim), 0, 0.2) }],
-    ...(n === 'to_out.0' ? [[`attn.${n}.bias`, { dtype: 'float32' as const, shape: [dim], data: new Float32Array(dim) }] as const] : []),
+    ...(n === 'to_out.0' ? [[`attn.${n}.bias`, { dtype: 'float32' as const, shape: [dim], data: new Float32Array(dim) }] as [string, K.HostTensor]] : []),
   ])));
 };
 

@@ -58,6 +58,13 @@ export interface TinyFluxPretrainOptions {
   ditLr: number;
   ditWarmup: number;
   captionDropout: number;
+  /**
+   * Training noise levels: 0 draws the logit-normal (0, 1) (ai-toolkit's `sigmoid`), which rarely
+   * reaches t > 0.9; a value > 0 draws uniform t shifted by it (t' = s·t / (1 + (s − 1)·t)), which keeps
+   * the high-noise steps where FLUX.2's sampling schedule spends most of its steps (the tiny model
+   * pretrained on the logit-normal predicts x0 well at t ≤ 0.6 yet draws blobs from pure noise).
+   */
+  ditShift: number;
   /** BPE merges learned for the tokenizer (at most 251: 256 bytes + merges + 5 chat tokens = 512). */
   merges: number;
   saveEvery: number;
@@ -66,7 +73,7 @@ export interface TinyFluxPretrainOptions {
 
 export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
   seed: 20251202, vaeSteps: 1500, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
-  cacheSize: 2048, ditSteps: 4000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1,
+  cacheSize: 2048, ditSteps: 4000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1, ditShift: 3,
   merges: 200, saveEvery: 200, threads: 0,
 };
 
@@ -199,7 +206,8 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
       const e = encode(rng.uniform() < o.captionDropout ? '' : cache.captions[k]);
       idData.set(e.ids.data as BigInt64Array, i * T);
       maskData.set(e.mask.data as Float32Array, i * T);
-      sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal (ai-toolkit's `sigmoid`)
+      if (o.ditShift > 0) { const u = rng.uniform(); sig[i] = (o.ditShift * u) / (1 + (o.ditShift - 1) * u); }
+      else sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal (ai-toolkit's `sigmoid`)
     }
     const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
     const r = await ts.step([{

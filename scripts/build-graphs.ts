@@ -17,13 +17,13 @@ export const QUICKSTART_PROMPTS = [
 /** Node heights below the title bar, each with room for what the node shows after a Run (measured in the editor at
  *  these widths; a node that needs more grows and pushes its neighbours aside, see editor/canvas/pushLayout.ts). */
 const SIZE = {
-  loadModel: 114,
+  loadModel: 258, // checkpoint, clip skip, precision, family, text encoders, VAE, offload
   dataset: 810, // widgets, then the contact sheet fitted to 256 px
   loraTarget: 314,
   optimizer: 338,
   dop: 146,
-  samplerSettings: 290,
-  timesteps: 360, // widgets, then the timestep histogram
+  samplerSettings: 362, // + frames, fps and high-noise CFG for video families
+  timesteps: 408, // widgets, then the timestep histogram
   train: 960, // widgets, then the live loss chart, the latest samples (3 × 128 px) and the "All samples" line
   sampler: 858, // widgets, then the samples: 3 prompts × without | with the LoRA, 128 px each
   saveLora: 146,

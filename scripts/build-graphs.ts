@@ -34,6 +34,24 @@ const TITLE = 30;
 const GAP_Y = 40;
 const GAP_X = 30;
 
+type Layout = Record<string, [number, number, number, number]>;
+type Columns = [number, [string, number][]][];
+
+/** Nodes stacked in columns (width, then each node id with its height), left to right in the order data flows. */
+function columnLayout(columns: Columns): Layout {
+  const layout: Layout = {};
+  let x = 0;
+  for (const [width, nodes] of columns) {
+    let y = TITLE;
+    for (const [id, height] of nodes) {
+      layout[id] = [x, y, width, height];
+      y += height + GAP_Y + TITLE;
+    }
+    x += width + GAP_X;
+  }
+  return layout;
+}
+
 function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
   const api: ApiGraph = {
     '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny', clipSkip: 1 }, _meta: { title: 'Load Model' } },
@@ -84,17 +102,7 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
         [300, [['8', SIZE.sampler]]],
         [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
       ];
-  const layout: Record<string, [number, number, number, number]> = {};
-  let x = 0;
-  for (const [width, nodes] of columns) {
-    let y = TITLE;
-    for (const [id, height] of nodes) {
-      layout[id] = [x, y, width, height];
-      y += height + GAP_Y + TITLE;
-    }
-    x += width + GAP_X;
-  }
-  return { api, layout };
+  return { api, layout: columnLayout(columns) };
 }
 
 /** Tunable numbers of the FLUX quickstart (eval:quickstart checks them: trigger ≥ 0.8, leak ≤ 0.2 over 3 seeds). */
@@ -137,17 +145,7 @@ function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, numb
     [300, [['8', SIZE.sampler]]],
     [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
   ];
-  const layout: Record<string, [number, number, number, number]> = {};
-  let x = 0;
-  for (const [width, nodes] of columns) {
-    let y = TITLE;
-    for (const [id, height] of nodes) {
-      layout[id] = [x, y, width, height];
-      y += height + GAP_Y + TITLE;
-    }
-    x += width + GAP_X;
-  }
-  return { api, layout };
+  return { api, layout: columnLayout(columns) };
 }
 
 /** Prompts of the video quickstart: the new motion on a seen and a new combination, and the leak test (a pretrained motion). */
@@ -199,17 +197,7 @@ function quickstartVideo(): { api: ApiGraph; layout: Record<string, [number, num
     [300, [['8', SIZE.sampler]]],
     [272, [['10', SIZE.saveLora], ['11', SIZE.loss]]],
   ];
-  const layout: Record<string, [number, number, number, number]> = {};
-  let x = 0;
-  for (const [width, nodes] of columns) {
-    let y = TITLE;
-    for (const [id, height] of nodes) {
-      layout[id] = [x, y, width, height];
-      y += height + GAP_Y + TITLE;
-    }
-    x += width + GAP_X;
-  }
-  return { api, layout };
+  return { api, layout: columnLayout(columns) };
 }
 
 /** The example workflows by file name, for a registry (the node schemas decide widget order). */

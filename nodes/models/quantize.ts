@@ -1,11 +1,10 @@
 // Quantising a loaded model's frozen weights for the Quantize node: wraps a part's WeightSource in
 // QuantizedWeights (int8 per channel, NF4/int4 blockwise, fp8 e4m3; dequantised inside the graph) and
 // builds the part once symbolically (the family's trace) so every weight is quantised now and the bytes can be reported.
-import { closeSync, openSync, readSync } from 'node:fs';
 import { Builder, cast, constant, type ExternalBytes, type Tensor, type WeightSource } from '../../kernels';
 import { bfloat16ToFloat32, float16ToFloat32 } from '../../kernels/io/dtypes';
 import { QuantizedWeights } from '../../kernels/quant/graph-weights';
-import type { WeightFile } from '../../kernels/nn/weight-file';
+import { readExternal, type WeightFile } from '../../kernels/nn/weight-file';
 import type { QuantScheme as KernelScheme } from '../../kernels/quant';
 import type { ModelFamily } from '../../kernels/families/contract';
 
@@ -19,33 +18,18 @@ class Float32Constants implements WeightSource {
     const t = this.inner.get(path, shape);
     const src = t.source;
     // Weights left in the checkpoint file (external data) are read now: quantising needs their values.
-    if (src.kind === 'const' && src.external && t.dtype === 'float32') return constant(new Float32Array(readBytes(src.external).buffer), shape, 'float32', path);
+    if (src.kind === 'const' && src.external && t.dtype === 'float32') return constant(new Float32Array(readExternal(src.external).buffer), shape, 'float32', path);
     // fp16 and bf16 weights (an fp16 file, or Load Model's precision) are widened on the host.
     const half = src.kind === 'op' && src.op === 'cast' && src.inputs.length === 1 ? src.inputs[0] : undefined;
     if (half && (half.dtype === 'float16' || half.dtype === 'bfloat16')) {
       const from = half.source;
       if (from.kind === 'const' && (from.data || from.external)) {
-        const bits = from.data ? (from.data as Uint16Array) : new Uint16Array(readBytes(from.external!).buffer);
+        const bits = from.data ? (from.data as Uint16Array) : new Uint16Array(readExternal(from.external!).buffer);
         return constant(half.dtype === 'float16' ? float16ToFloat32(bits) : bfloat16ToFloat32(bits), shape, 'float32', path);
       }
     }
     return t;
   }
-}
-
-function readBytes(ext: ExternalBytes): Uint8Array {
-  const out = new Uint8Array(ext.length);
-  const fd = openSync(ext.path, 'r');
-  try {
-    for (let done = 0; done < ext.length;) {
-      const n = readSync(fd, out, done, ext.length - done, ext.offset + done);
-      if (n === 0) throw new Error(`${ext.path}: file ends inside a tensor (offset ${ext.offset + done})`);
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return out;
 }
 
 export interface QuantizedPart {

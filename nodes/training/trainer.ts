@@ -362,13 +362,17 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     const n = rng.fillNormal(new Float32Array(shape.reduce((a, b) => a * b, 1)));
     return { dtype: 'float32' as const, shape, data: s.noiseOffset ? applyNoiseOffset(n, shape, s.noiseOffset, rng) : n };
   };
-  /** Noise levels for step `at` of this node (`abs`: of the whole timeline, which picks the multistage expert). */
-  const timestepsFor = (n: number, rng: Rng, at: number, abs: number): HostTensor => {
+  /**
+   * Noise levels for step `at` of this node (`abs`: of the whole timeline, which picks the multistage expert).
+   * `latentCells`: the batch's latent grid size, which the Timestep Schedule's dynamic shift takes as the
+   * image sequence length (FLUX's token count: its latents are already 2×2 patches).
+   */
+  const timestepsFor = (n: number, rng: Rng, at: number, abs: number, latentCells?: number): HostTensor => {
     // Multistage: the distribution (the Timestep Schedule's or the family's default) narrowed to the expert's band.
     const staged = plan ? sampleTimesteps(rng, n, stageSampling(inp.schedule?.config, objective, plan.stages[stageAt(abs)])) : undefined;
     if (objective.kind === 'flow') {
       // σ ∈ (0, 1): the Timestep Schedule node's draw, else the family's default (uniform, logit-normal, shifted).
-      const ts = staged ?? (inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => defaultFlowSigma(objective.sampling, rng)));
+      const ts = staged ?? (inp.schedule ? inp.schedule.sample(rng, n, at, latentCells) : Float64Array.from({ length: n }, () => defaultFlowSigma(objective.sampling, rng)));
       return { dtype: 'float32', shape: [n], data: Float32Array.from(ts) };
     }
     const ts = staged ?? (inp.schedule ? inp.schedule.sample(rng, n, at) : Float64Array.from({ length: n }, () => rng.uniform()));
@@ -379,8 +383,9 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const microFeeds = async (batch: Batch, at: number, abs: number): Promise<Record<string, HostTensor>> => {
     const n = batch.entries.length;
     const latents = await latentsOf(batch);
+    const cells = latents.shape.slice(2).reduce((a, b) => a * b, 1);
     const f: Record<string, HostTensor> = {
-      latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at, abs),
+      latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at, abs, cells),
     };
     const captions = batch.entries.map((e) => e.caption);
     if (hasRegDataset) f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, (e) => (e.dataset.isRegularization ? s.priorLossWeight : 1)) };
@@ -394,7 +399,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         if (rl.shape.join() !== latents.shape.join()) throw new Error(`DOP: regularization images must share the training bucket (${latents.shape.slice(2).join('×')} latents vs ${rl.shape.slice(2).join('×')})`);
         f.pres_latents = rl;
         f.pres_noise = noiseLike(rl.shape, streams.presNoise);
-        f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at, abs);
+        f.pres_timesteps = timestepsFor(n, streams.presTimesteps, at, abs, cells);
         Object.assign(f, prefixed('pres_', { ...sampleCondFeeds(rb), ...(await latentCondFeeds(rb)) }));
         presCaptions = rb.entries.map((e) => e.caption);
       } else {

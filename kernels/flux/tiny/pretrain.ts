@@ -11,7 +11,7 @@
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
 // The step counts that reach the issue's eval targets are not known yet: the defaults are a start.
 //   npx tsx kernels/flux/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR]
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { input, type HostTensor } from '../../tensor';
@@ -22,7 +22,7 @@ import { Runtime } from '../../runtime';
 import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
-import { loadSafetensors, writeSafetensors, toFloat32, type TensorToWrite } from '../../io/safetensors';
+import { loadTrainState, parsePretrainArgs, pretrainLog, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { vaeEncode } from '../../sd/vae';
 import { vaeToLdm } from '../../sd/keys/single-file';
@@ -80,15 +80,8 @@ export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
 type Log = (line: string) => void;
 type State = Record<string, HostTensor>;
 
-async function loadState(path: string): Promise<{ tensors: State; metadata: Record<string, string> } | undefined> {
-  if (!existsSync(path)) return undefined;
-  const { tensors, metadata } = await loadSafetensors(path);
-  return { tensors: Object.fromEntries([...tensors].map(([k, t]) => [k, { dtype: 'float32', shape: t.shape, data: toFloat32(t) }])), metadata };
-}
-async function saveState(path: string, tensors: State, metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' = 'F32') {
-  await writeSafetensors(`${path}.tmp`, Object.fromEntries(Object.entries(tensors).map(([k, t]): [string, TensorToWrite] => [k, { dtype, shape: t.shape, data: t.data as Float32Array }])), metadata);
-  renameSync(`${path}.tmp`, path);
-}
+const loadState = loadTrainState;
+const saveState = saveTrainState;
 
 /** Stage 0: the tokenizer, learned from every caption of the world (stars included) and the trigger placeholder. */
 export function tinyFluxTokenizerJson(merges: number): object {
@@ -250,28 +243,11 @@ export async function pretrainTinyFlux(o: TinyFluxPretrainOptions, out: string, 
   log(`wrote ${Object.values(TINY_FLUX_FILES).join(', ')} to ${out}`);
 }
 
-function parseArgs(argv: string[]): { o: TinyFluxPretrainOptions; out: string; scratch: string } {
-  const o = { ...TINY_FLUX_DEFAULTS };
-  let out = TINY_FLUX_ROOT;
-  let scratch = '/tmp/loragraph-tiny-flux-pretrain';
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value] = [argv[i], argv[i + 1]];
-    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
-    if (flag === '--out') out = resolve(value);
-    else if (flag === '--scratch') scratch = resolve(value);
-    else {
-      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TinyFluxPretrainOptions;
-      if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
-      o[key] = Number(value);
-    }
-  }
-  return { o, out, scratch };
-}
+const parseArgs = (argv: readonly string[]) => parsePretrainArgs(argv, TINY_FLUX_DEFAULTS, TINY_FLUX_ROOT, '/tmp/loragraph-tiny-flux-pretrain');
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const { o, out, scratch } = parseArgs(process.argv.slice(2));
-  const start = Date.now();
-  const log = (line: string) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+  const log = pretrainLog();
   log(`pretraining the tiny klein: ${JSON.stringify(o)} → ${out} (scratch ${scratch})`);
   await pretrainTinyFlux(o, out, scratch, log);
 }

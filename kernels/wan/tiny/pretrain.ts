@@ -13,7 +13,7 @@
 //            the two expert files start the same, as an I2V LoRA's two experts then diverge.
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
 //   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { input, type HostTensor } from '../../tensor';
@@ -26,7 +26,7 @@ import { Runtime } from '../../runtime';
 import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
-import { loadSafetensors, writeSafetensors, toFloat32, type TensorToWrite } from '../../io/safetensors';
+import { loadTrainState, parsePretrainArgs, pretrainLog, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
 import { ALL_SHAPES, COLOR_NAMES, WORLD_SHAPES } from '../../sd/tiny/world';
@@ -83,15 +83,8 @@ function stepTimer() {
 }
 type State = Record<string, HostTensor>;
 
-async function loadState(path: string): Promise<{ tensors: State; metadata: Record<string, string> } | undefined> {
-  if (!existsSync(path)) return undefined;
-  const { tensors, metadata } = await loadSafetensors(path);
-  return { tensors: Object.fromEntries([...tensors].map(([k, t]) => [k, { dtype: 'float32', shape: t.shape, data: toFloat32(t) }])), metadata };
-}
-async function saveState(path: string, tensors: State, metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' = 'F32') {
-  await writeSafetensors(`${path}.tmp`, Object.fromEntries(Object.entries(tensors).map(([k, t]): [string, TensorToWrite] => [k, { dtype, shape: t.shape, data: t.data as Float32Array }])), metadata);
-  renameSync(`${path}.tmp`, path);
-}
+const loadState = loadTrainState;
+const saveState = saveTrainState;
 
 /** torch-style initial values, except Wan's RMS_norm gammas (shaped [C, 1, 1, 1]) which start at one. */
 function initialValues(params: Record<string, { shape: readonly number[] }>, seed: number): State {
@@ -353,28 +346,11 @@ export async function pretrainTinyWan(o: TinyWanPretrainOptions, out: string, sc
   }
 }
 
-export function parseArgs(argv: string[]): { o: TinyWanPretrainOptions; out: string; scratch: string } {
-  const o = { ...TINY_WAN_DEFAULTS };
-  let out = TINY_WAN_ROOT;
-  let scratch = '/tmp/loragraph-tiny-wan-pretrain';
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value] = [argv[i], argv[i + 1]];
-    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
-    if (flag === '--out') out = resolve(value);
-    else if (flag === '--scratch') scratch = resolve(value);
-    else {
-      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TinyWanPretrainOptions;
-      if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
-      o[key] = Number(value);
-    }
-  }
-  return { o, out, scratch };
-}
+export const parseArgs = (argv: readonly string[]) => parsePretrainArgs(argv, TINY_WAN_DEFAULTS, TINY_WAN_ROOT, '/tmp/loragraph-tiny-wan-pretrain');
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const { o, out, scratch } = parseArgs(process.argv.slice(2));
-  const start = Date.now();
-  const log = (line: string) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+  const log = pretrainLog();
   log(`pretraining the tiny Wan: ${JSON.stringify(o)} → ${out} (scratch ${scratch})`);
   await pretrainTinyWan(o, out, scratch, log);
 }

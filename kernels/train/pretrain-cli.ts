@@ -1,0 +1,44 @@
+// What the tiny-model pretraining scripts (FLUX, Wan) share: progress state kept as safetensors in the
+// scratch folder (written to a temporary name, then renamed, so a killed run never leaves half a file),
+// and their command line — `--out DIR`, `--scratch DIR` and one `--kebab-case N` flag per numeric option.
+import { existsSync, renameSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { HostTensor } from '../tensor';
+import { loadSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../io/safetensors';
+
+export type TrainState = Record<string, HostTensor>;
+
+/** A saved state widened to float32, or undefined when the file does not exist yet. */
+export async function loadTrainState(path: string): Promise<{ tensors: TrainState; metadata: Record<string, string> } | undefined> {
+  if (!existsSync(path)) return undefined;
+  const { tensors, metadata } = await loadSafetensors(path);
+  return { tensors: Object.fromEntries([...tensors].map(([k, t]) => [k, { dtype: 'float32', shape: t.shape, data: toFloat32(t) }])), metadata };
+}
+
+export async function saveTrainState(path: string, tensors: TrainState, metadata: Record<string, string> = {}, dtype: 'F32' | 'F16' = 'F32'): Promise<void> {
+  await writeSafetensors(`${path}.tmp`, Object.fromEntries(Object.entries(tensors).map(([k, t]): [string, TensorToWrite] => [k, { dtype, shape: t.shape, data: t.data as Float32Array }])), metadata);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** `--out`, `--scratch` and the numeric options of `defaults` (`--dit-steps 7` sets ditSteps). */
+export function parsePretrainArgs<O extends object>(argv: readonly string[], defaults: O, out: string, scratch: string): { o: O; out: string; scratch: string } {
+  const o = { ...defaults };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
+    if (flag === '--out') out = resolve(value);
+    else if (flag === '--scratch') scratch = resolve(value);
+    else {
+      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      if (!(key in o) || typeof (o as Record<string, unknown>)[key] !== 'number' || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
+      (o as Record<string, unknown>)[key] = Number(value);
+    }
+  }
+  return { o, out, scratch };
+}
+
+/** Log lines stamped with the seconds since the run started. */
+export function pretrainLog(): (line: string) => void {
+  const start = Date.now();
+  return (line) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+}

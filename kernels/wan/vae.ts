@@ -140,18 +140,35 @@ export interface WanVaeEncoding { mean: Tensor; logVar: Tensor; latents: Tensor 
  * [N, z, 1 + n, H/8, W/8]. `chunked` (default): first frame, then chunks of 4, as Wan encodes.
  */
 export function wanVaeEncode(b: Builder, cfg: WanVaeConfig, video: Tensor, opts: { chunked?: boolean } = {}): WanVaeEncoding {
-  const frames = video.shape[2];
-  checkClipFrames(cfg, frames);
+  checkEncodable(cfg, video);
+  return causalEncode(b, cfg, video, encoder3d, opts.chunked);
+}
+
+/** The clip's frame count and size fit the VAE (4n + 1 frames, sides a multiple of its spatial factor). */
+export function checkEncodable(cfg: WanVaeConfig, video: Tensor): void {
+  checkClipFrames(cfg, video.shape[2]);
   const s = vaeSpatialFactor(cfg);
   if (video.shape[3] % s || video.shape[4] % s) throw new Error(`${cfg.name}: frame size ${video.shape[3]}×${video.shape[4]} is not a multiple of ${s}`);
+}
+
+/**
+ * Both Wan VAEs' encode around their encoder: the whole clip at once, or (`chunked`, the default) the
+ * first frame then chunks of the temporal factor carrying the causal caches, as Wan encodes; then the
+ * moments conv and the latents normalised by the per-channel mean/std.
+ */
+export function causalEncode(
+  b: Builder, cfg: WanVaeConfig, x: Tensor,
+  encoder: (b: Builder, cfg: WanVaeConfig, x: Tensor, cache?: CausalCache) => Tensor, chunked = true,
+): WanVaeEncoding {
   const enc = b.scope('encoder');
   let out: Tensor;
-  if (opts.chunked === false) out = encoder3d(enc, cfg, video);
+  if (!chunked) out = encoder(enc, cfg, x);
   else {
+    const frames = x.shape[2];
     const cache: CausalCache = new Map();
     const tf = vaeTemporalFactor(cfg);
-    const parts = [encoder3d(enc, cfg, slice(video, [0], [1], [2]), cache)];
-    for (let start = 1; start < frames; start += tf) parts.push(encoder3d(enc, cfg, slice(video, [start], [start + tf], [2]), cache));
+    const parts = [encoder(enc, cfg, slice(x, [0], [1], [2]), cache)];
+    for (let start = 1; start < frames; start += tf) parts.push(encoder(enc, cfg, slice(x, [start], [start + tf], [2]), cache));
     out = parts.length === 1 ? parts[0] : concat(parts, 2);
   }
   const moments = cconv(b, 'conv1', out, 2 * cfg.zDim, 2 * cfg.zDim, [1, 1, 1], [0, 0, 0]);

@@ -6,11 +6,11 @@
 // Facts from Wan-Video/Wan2.2 wan/modules/vae2_2.py (Encoder3d, Decoder3d, AvgDown3D, DupUp3D, Wan2_2_VAE).
 import type { Builder } from '../nn/builder';
 import { constant, type Tensor } from '../tensor';
-import { add, mul, silu, sub } from '../ops/elementwise';
-import { concat, expand, pad, reduceMean, reshape, slice, split, transpose } from '../ops/shape-and-reduce';
+import { add, mul, silu } from '../ops/elementwise';
+import { expand, pad, reduceMean, reshape, slice, transpose } from '../ops/shape-and-reduce';
 import type { CausalCache } from './causal-conv';
 import {
-  attentionBlock, cconv, channelRmsNorm, checkClipFrames, decodeByFrames, downsample, residualBlock, upsample, vaeSpatialFactor, vaeTemporalFactor,
+  attentionBlock, causalEncode, cconv, channelRmsNorm, checkEncodable, decodeByFrames, downsample, residualBlock, upsample,
   type DecodeChunk, type WanVaeConfig, type WanVaeEncoding,
 } from './vae';
 
@@ -109,26 +109,8 @@ function encoder22(b: Builder, cfg: WanVaeConfig, x: Tensor, cache?: CausalCache
  * `chunked` (default): the first frame, then chunks of 4 carrying the causal caches, as Wan encodes.
  */
 export function wan22VaeEncode(b: Builder, cfg: WanVaeConfig, video: Tensor, opts: { chunked?: boolean } = {}): WanVaeEncoding {
-  const p = cfg.patch ?? 2;
-  const frames = video.shape[2];
-  checkClipFrames(cfg, frames);
-  const s = vaeSpatialFactor(cfg);
-  if (video.shape[3] % s || video.shape[4] % s) throw new Error(`${cfg.name}: frame size ${video.shape[3]}×${video.shape[4]} is not a multiple of ${s}`);
-  const x = patchifyPixels(video, p);
-  const enc = b.scope('encoder');
-  let out: Tensor;
-  if (opts.chunked === false) out = encoder22(enc, cfg, x);
-  else {
-    const cache: CausalCache = new Map();
-    const tf = vaeTemporalFactor(cfg);
-    const parts = [encoder22(enc, cfg, slice(x, [0], [1], [2]), cache)];
-    for (let start = 1; start < frames; start += tf) parts.push(encoder22(enc, cfg, slice(x, [start], [start + tf], [2]), cache));
-    out = parts.length === 1 ? parts[0] : concat(parts, 2);
-  }
-  const moments = cconv(b, 'conv1', out, 2 * cfg.zDim, 2 * cfg.zDim, [1, 1, 1], [0, 0, 0]);
-  const [mean, logVar] = split(moments, 2, 1);
-  const stat = (v: number[]) => constant(Float32Array.from(v), [1, cfg.zDim, 1, 1, 1]);
-  return { mean, logVar, latents: mul(sub(mean, stat(cfg.latentMean)), stat(cfg.latentStd.map((v) => 1 / v))) };
+  checkEncodable(cfg, video);
+  return causalEncode(b, cfg, patchifyPixels(video, cfg.patch ?? 2), encoder22, opts.chunked);
 }
 
 /** Decoder3d of 2.2 over latent frames (whole clip, or one frame of a chunked decode) → patchified pixels [N, 12, frames, h·8, w·8]. */

@@ -10,27 +10,21 @@ import { buildDataset, defaultDatasetSettings, type Dataset } from '../../../nod
 import { trainSd, type TrainSettings } from '../../../nodes/training/trainer';
 import { listCheckpoints } from '../../../kernels/train/checkpoint';
 import optimizerNode, { type OptimizerValue } from '../../../nodes/optimizer';
-import type { AdapterSpec, ModelValue } from '../../../nodes/sockets';
+import type { ModelValue } from '../../../nodes/sockets';
 import { describeEstimate } from '../../../nodes/training/memory-advice';
 import { denoiserParameters, resolveCheckpointing, resolvePrecision, withPrecision } from '../../../nodes/models/precision';
 import { PrecisionWeights } from '../../../kernels/nn/precision';
 import { sdxlFamily } from '../../../kernels/sdxl/family';
 import { SDXL_BASE } from '../../../kernels/sdxl/config';
 import { repoRoot } from '../../../server/paths';
-import { tinyRandomModel } from './tiny-model';
+import { ATTENTION_LORA, loopSettings, tinyRandomModel } from './tiny-model';
 import { nodeContext } from '../context';
 
 const parts = tinyRandomModel();
 let dataset: Dataset;
 let optimizer: OptimizerValue;
-const adapter: AdapterSpec = {
-  kind: 'adapter', algo: 'LoRA', rank: 4, alpha: 4, convRank: 4, convAlpha: 4, dropout: 0, factor: -1, fullMatrix: false,
-  preset: 'attention', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 64,
-};
-const settings: TrainSettings = {
-  steps: 2, batchSize: 2, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-};
+const adapter = ATTENTION_LORA;
+const settings: TrainSettings = loopSettings({});
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-preflight-'));
 const before = process.env.LORAGRAPH_MEMORY_LIMIT_MB;
 afterEach(() => { if (before === undefined) delete process.env.LORAGRAPH_MEMORY_LIMIT_MB; else process.env.LORAGRAPH_MEMORY_LIMIT_MB = before; });

@@ -9,23 +9,17 @@ import { buildDataset, defaultDatasetSettings, type Dataset } from '../../../nod
 import { trainSd, type TrainSettings } from '../../../nodes/training/trainer';
 import optimizerNode, { type OptimizerValue } from '../../../nodes/optimizer';
 import loadModelNode from '../../../nodes/load-model';
-import type { AdapterSpec, ModelValue } from '../../../nodes/sockets';
+import type { ModelValue } from '../../../nodes/sockets';
 import { repoRoot } from '../../../server/paths';
-import { tinyRandomModel } from './tiny-model';
+import { ATTENTION_LORA, loopSettings, tinyRandomModel } from './tiny-model';
 import { writeTinyCheckpoint } from '../tiny-model';
 import { nodeContext } from '../context';
 
 const parts = tinyRandomModel();
 let dataset: Dataset;
 let optimizer: OptimizerValue;
-const adapter: AdapterSpec = {
-  kind: 'adapter', algo: 'LoRA', rank: 4, alpha: 4, convRank: 4, convAlpha: 4, dropout: 0, factor: -1, fullMatrix: false,
-  preset: 'attention', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 64,
-};
-const settings: TrainSettings = {
-  steps: 3, batchSize: 2, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-};
+const adapter = ATTENTION_LORA;
+const settings: TrainSettings = loopSettings({ steps: 3 });
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-offload-train-'));
 
 beforeAll(async () => {

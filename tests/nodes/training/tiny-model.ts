@@ -6,7 +6,8 @@ import { tinyConfig } from '../../../kernels/sd/config';
 import { ClipTokenizer } from '../../../kernels/sd/tokenizer';
 import { sd1Family } from '../../../kernels/sd/sd1-family';
 import { clipValue, modelValue, vaeValue } from '../../../nodes/models/values';
-import type { ModelSource } from '../../../nodes/sockets';
+import type { AdapterSpec, ModelSource } from '../../../nodes/sockets';
+import type { TrainSettings } from '../../../nodes/training/trainer';
 import { repoRoot } from '../../../server/paths';
 
 export function tinyRandomModel(seed = 1) {
@@ -21,3 +22,16 @@ export function tinyRandomModel(seed = 1) {
     config,
   };
 }
+
+/** Rank-4 LoRA on the attention layers: the trainer tests' adapter. */
+export const ATTENTION_LORA: AdapterSpec = {
+  kind: 'adapter', algo: 'LoRA', rank: 4, alpha: 4, convRank: 4, convAlpha: 4, dropout: 0, factor: -1, fullMatrix: false,
+  preset: 'attention', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 64,
+};
+
+/** The trainer tests' settings (batch 2, cached latents and text, no saves or samples), with `over` applied. */
+export const loopSettings = (over: Partial<TrainSettings>): TrainSettings => ({
+  steps: 2, batchSize: 2, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
+  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
+  ...over,
+});

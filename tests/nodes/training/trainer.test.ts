@@ -8,22 +8,15 @@ import { buildDataset, defaultDatasetSettings, type Dataset } from '../../../nod
 import { trainSd, type TrainSettings } from '../../../nodes/training/trainer';
 import { listCheckpoints } from '../../../kernels/train/checkpoint';
 import optimizerNode, { type OptimizerValue } from '../../../nodes/optimizer';
-import type { AdapterSpec } from '../../../nodes/sockets';
 import { repoRoot } from '../../../server/paths';
-import { tinyRandomModel } from './tiny-model';
+import { ATTENTION_LORA, loopSettings, tinyRandomModel } from './tiny-model';
 import { nodeContext } from '../context';
 
 const parts = tinyRandomModel();
 let dataset: Dataset;
 let optimizer: OptimizerValue;
-const adapter: AdapterSpec = {
-  kind: 'adapter', algo: 'LoRA', rank: 4, alpha: 4, convRank: 4, convAlpha: 4, dropout: 0, factor: -1, fullMatrix: false,
-  preset: 'attention', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 64,
-};
-const settings: TrainSettings = {
-  steps: 6, batchSize: 2, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 2, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-};
+const adapter = ATTENTION_LORA;
+const settings: TrainSettings = loopSettings({ steps: 6, saveEvery: 2 });
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-train-'));
 
 beforeAll(async () => {

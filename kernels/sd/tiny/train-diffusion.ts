@@ -46,6 +46,24 @@ export function captionAttributes(caption: string): Float32Array | undefined {
   return out;
 }
 
+/**
+ * The auxiliary head's cross-entropy: a linear layer on `hidden` [B, L, D] names shape, colour and
+ * background per position; averaged over the positions `attributeMask` [B, L, 1] marks against the
+ * one-hot `attributes` [B, 1, ATTRIBUTE_COUNT]. Its weights are `aux.attribute_head.*` (never saved).
+ */
+export function attributeHeadLoss(aux: TrainableWeights, hidden: Tensor, attributes: Tensor, attributeMask: Tensor): Tensor {
+  const width = hidden.shape[hidden.shape.length - 1];
+  const logits = linear(hidden, aux.get('attribute_head.weight', [ATTRIBUTE_COUNT, width]), aux.get('attribute_head.bias', [ATTRIBUTE_COUNT]));
+  let crossEntropy: Tensor | undefined;
+  for (const [at, n] of GROUPS) {
+    const l = slice(logits, [at], [at + n], [2]);
+    const t = slice(attributes, [at], [at + n], [2]);
+    const ce = sub(log(reduceSum(exp(l), 2, true)), reduceSum(mul(l, t), 2, true));
+    crossEntropy = crossEntropy ? add(crossEntropy, ce) : ce;
+  }
+  return div(reduceSum(mul(crossEntropy!, attributeMask)), add(reduceSum(attributeMask), 1));
+}
+
 export interface DiffusionLossGraph {
   inputs: { latents: Tensor; noise: Tensor; signalScale: Tensor; noiseScale: Tensor; timesteps: Tensor; ids: Tensor; attributeMask: Tensor; attributes: Tensor };
   params: Record<string, Tensor>;
@@ -76,15 +94,7 @@ export function diffusionLossGraph(cfg: SdConfig, batch: number, attributeWeight
   const noisy = add(mul(latents, signalScale), mul(noise, noiseScale));
   const prediction = unet(new Builder(un), cfg.unet, { sample: noisy, timestep: timesteps, context: hidden });
   const diffusionLoss = reduceMean(square(sub(prediction, noise)));
-  const logits = linear(hidden, aux.get('attribute_head.weight', [ATTRIBUTE_COUNT, cfg.text.hiddenSize]), aux.get('attribute_head.bias', [ATTRIBUTE_COUNT]));
-  let crossEntropy: Tensor | undefined;
-  for (const [at, n] of GROUPS) {
-    const l = slice(logits, [at], [at + n], [2]);
-    const t = slice(attributes, [at], [at + n], [2]);
-    const ce = sub(log(reduceSum(exp(l), 2, true)), reduceSum(mul(l, t), 2, true));
-    crossEntropy = crossEntropy ? add(crossEntropy, ce) : ce;
-  }
-  const attributeLoss = div(reduceSum(mul(crossEntropy!, attributeMask)), add(reduceSum(attributeMask), 1));
+  const attributeLoss = attributeHeadLoss(aux, hidden, attributes, attributeMask);
   const loss = add(diffusionLoss, mul(attributeLoss, attributeWeight));
   return {
     inputs: { latents, noise, signalScale, noiseScale, timesteps, ids, attributeMask, attributes },

@@ -149,7 +149,16 @@ export interface ImageItem {
 }
 export interface ImagesValue { readonly images: readonly ImageItem[]; byteSize(): number }
 
-export interface LoraFileValue { readonly kind: 'lora_file'; readonly path: string; readonly format: 'kohya' | 'diffusers' | 'ai-toolkit'; byteSize(): number }
+export interface LoraFileValue {
+  readonly kind: 'lora_file';
+  /** The file (of a two-expert save: the first expert's). */
+  readonly path: string;
+  readonly format: 'kohya' | 'diffusers' | 'ai-toolkit';
+  /** A two-expert (Wan 2.2 A14B) save: each expert's file by expert name, and where the experts hand over. */
+  readonly experts?: Readonly<Record<string, string>>;
+  readonly expertBoundary?: number;
+  byteSize(): number;
+}
 
 /** SAMPLER_SETTINGS: what a preview renders; a Train node's sample-every uses the same settings. */
 /** One prompt with kohya's inline overrides (`--n` negative, `--d` seed, `--w`/`--h` size, `--s` steps, `--l` CFG). */

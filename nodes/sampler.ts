@@ -7,10 +7,11 @@ import { previewSamplers } from '../kernels/families/registry';
 import { defineNode, input, widget } from './define';
 import { readLoraFileFor } from './models/lora-file';
 import { publishImage } from './render/publish';
-import { gridSheet, renderSamples, type RenderAdapter } from './sampling/render';
+import { gridSheet, renderSamples, type RenderAdapter, type RenderRequest } from './sampling/render';
 import type { SampleSheet } from './sampling/sheet';
 import { parsePrompts } from './sampling/prompts';
-import type { ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
+import type { HostTensor } from '../kernels';
+import type { AdapterSpec, ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
 
 const settingsWidgets = {
   prompts: widget.text({ default: 'a red circle on a blue background', multiline: true, tooltip: 'one prompt per line; inline overrides as kohya: --n negative --d seed --w width --h height --s steps --l cfg' }),
@@ -71,6 +72,7 @@ export const samplerNode = defineNode({
     vae: input<VaeValue>('VAE'),
     training: input<TrainingValue>('TRAINING', { optional: true, tooltip: 'preview the adapter being trained' }),
     loraFile: input<LoraFileValue>('LORA_FILE', { optional: true, tooltip: 'sample with a saved LoRA file' }),
+    lowNoiseModel: input<ModelValue>('MODEL', { optional: true, tooltip: 'Wan 2.2 A14B: the low-noise expert (model is the high-noise one); each step runs the expert owning its noise level, with that expert\'s LoRA from a two-expert TRAINING or LORA_FILE' }),
     settings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'use these settings instead of this node\'s widgets' }),
   },
   widgets: z.object({
@@ -83,18 +85,32 @@ export const samplerNode = defineNode({
     const settings = inputs.settings ?? samplerSettings(w);
     if (inputs.training && inputs.loraFile) throw new Error('training / loraFile: connect one adapter source, not both');
     let adapter: RenderAdapter | undefined;
+    // Two experts: each expert's weights by name, and where they hand over.
+    let experts: { weights: Readonly<Record<string, Readonly<Record<string, HostTensor>>>>; boundary?: number } | undefined;
+    let spec: AdapterSpec | undefined;
     if (inputs.training) {
       const t = inputs.training;
       if (t.base.id !== inputs.model.source.id) ctx.warn(`the adapter was trained on ${t.base.label}, sampling on ${inputs.model.source.label}`);
       if (w.useEma && !t.ema) throw new Error('useEma: this TRAINING has no EMA weights (turn EMA on in the Train node)');
+      spec = t.adapter;
       adapter = { spec: t.adapter, weights: w.useEma ? t.ema! : t.weights, strength: settings.loraStrength };
+      if (t.experts) experts = { weights: Object.fromEntries(Object.entries(t.experts).map(([e, x]) => [e, w.useEma && x.ema ? x.ema : x.weights])), boundary: t.expertBoundary };
     } else if (inputs.loraFile) {
       const lora = await readLoraFileFor(inputs.loraFile.path, inputs.model);
+      spec = lora.spec;
       adapter = { spec: lora.spec, weights: lora.weights, strength: settings.loraStrength };
+      const files = inputs.loraFile.experts;
+      if (files) {
+        const weights: Record<string, Readonly<Record<string, HostTensor>>> = {};
+        for (const [e, file] of Object.entries(files)) weights[e] = file === inputs.loraFile.path ? lora.weights : (await readLoraFileFor(file, inputs.model)).weights;
+        experts = { weights, boundary: inputs.loraFile.expertBoundary };
+      }
     }
+    const lowNoise = twoExperts(inputs.model, inputs.lowNoiseModel, spec, experts, settings.loraStrength);
+    if (lowNoise && spec) adapter = { spec, weights: experts!.weights.high_noise, strength: settings.loraStrength };
     if (w.compare && !adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
     const images = await renderSamples({
-      model: inputs.model, clip: inputs.clip, vae: inputs.vae, settings, adapter, compare: w.compare,
+      model: inputs.model, clip: inputs.clip, vae: inputs.vae, settings, adapter, compare: w.compare, ...(lowNoise ? { lowNoise } : {}),
       onImage: (im) => ctx.preview({ mime: 'image/png', data: im.data }),
       onStep: (step, total) => ctx.progress({ step, total }),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
@@ -111,5 +127,20 @@ export const samplerNode = defineNode({
     return { outputs: { images: value }, ui: { images: [ref], text, samples: [sheet] } };
   },
 });
+
+/**
+ * The low-noise expert's part of a two-expert render (Wan 2.2 A14B): its model, its LoRA and the boundary.
+ * A two-expert adapter needs lowNoiseModel; lowNoiseModel needs a LoRA per expert (or no adapter at all).
+ */
+function twoExperts(model: ModelValue, lowNoiseModel: ModelValue | undefined, spec: AdapterSpec | undefined, experts: { weights: Readonly<Record<string, Readonly<Record<string, HostTensor>>>>; boundary?: number } | undefined, strength: number): RenderRequest['lowNoise'] {
+  if (experts && !lowNoiseModel) throw new Error(`lowNoiseModel: the adapter holds one LoRA per expert (${Object.keys(experts.weights).join(', ')}); connect the low-noise expert's Load Model to lowNoiseModel`);
+  if (!lowNoiseModel) return undefined;
+  if (lowNoiseModel.denoiser === model.denoiser) throw new Error('lowNoiseModel: the same model is connected to model and lowNoiseModel; connect the high-noise expert to model and the low-noise one to lowNoiseModel');
+  if (spec && !experts) throw new Error('lowNoiseModel: the adapter is one LoRA, not one per expert; connect a multistage Train\'s TRAINING, a two-expert Save LoRA\'s LORA_FILE, or Load LoRA of a <name>_high_noise.safetensors file');
+  for (const e of ['high_noise', 'low_noise']) if (experts && !experts.weights[e]) throw new Error(`training / loraFile: the adapter has no ${e} expert's LoRA`);
+  const boundary = experts?.boundary ?? (model.config as { experts?: { boundary?: number } } | undefined)?.experts?.boundary;
+  if (!(boundary !== undefined && boundary > 0 && boundary < 1)) throw new Error(`lowNoiseModel: ${model.source.label} states no expert boundary and the adapter names none`);
+  return { model: lowNoiseModel, boundary, ...(spec && experts ? { adapter: { spec, weights: experts.weights.low_noise, strength } } : {}) };
+}
 
 export default samplerNode;

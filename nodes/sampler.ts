@@ -20,7 +20,7 @@ const settingsWidgets = {
   walkSeed: widget.toggle({ default: false, tooltip: 'prompt i uses seed + i instead of the same seed' }),
   steps: widget.int({ default: 20, min: 1, max: 150, tooltip: 'sampling steps' }),
   cfg: widget.float({ default: 7, min: 1, max: 30, step: 0.5, tooltip: 'classifier-free guidance scale (SD: 5–8; FLUX.2 [klein] base: 4 over ~50 steps, against the empty prompt; distilled klein and FLUX.1 schnell: 1 over 4 steps, no CFG; FLUX.1 dev: the embedded guidance, ~3.5, one prediction per step)' }),
-  sampler: widget.combo(previewSamplers() as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m', 'unipc'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M); flow models (FLUX, Wan): euler, and unipc (UniPC, Wan\'s default) where the model offers it' }),
+  sampler: widget.combo(previewSamplers() as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m', 'unipc'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M); flow-matching models (FLUX.2, FLUX.1, Wan): euler or unipc (UniPC, Wan\'s default)' }),
   scheduler: widget.combo(['normal', 'karras'] as const, { default: 'normal', tooltip: 'noise levels of the steps: normal (evenly spaced timesteps) or karras (Karras et al., ρ = 7: more small steps at the end); DDIM always uses even timesteps' }),
   width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
   height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),

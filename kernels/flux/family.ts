@@ -20,7 +20,7 @@ import { FLUX2_KLEIN_9B, FLUX2_TINY, type FluxTransformerConfig } from './config
 import { fluxTransformer, jointPositions } from './transformer';
 import { QWEN3_8B, QWEN3_TINY, qwen3TextFeatures, type Qwen3Config } from './qwen3';
 import { FLUX2_TINY_VAE, FLUX2_VAE, flux2BatchNormStats, flux2DenormalizeLatents, flux2NormalizeLatents, fromTokens, toTokens } from './vae';
-import { flux2Sigmas, sampleFlowEuler } from './sampling';
+import { FLUX_SAMPLERS, flux2Shift, fluxModelCall, sampleFlux } from './sampling';
 import { fluxModuleMapping } from './keys';
 import { fluxLoraFiles, fluxTargetSpec } from './lora';
 import { detectFluxTransformer } from './detect';
@@ -192,17 +192,13 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
   vaeEncode: (b, c, pixels) => flux2NormalizeLatents(sdVaeEncode(b, c.vae, pixels).mean, flux2BatchNormStats(b.weights, c.vae)),
   vaeDecode: (b, c, latents) => sdVaeDecode(b, c.vae, flux2DenormalizeLatents(latents, flux2BatchNormStats(b.weights, c.vae))),
 
-  samplers: ['euler'],
+  samplers: FLUX_SAMPLERS,
   sample: (call, _c, run) => {
     const [ch, h, w] = run.latentShape;
-    const perImage = ch * h * w;
-    return sampleFlowEuler(async (x, t, o) => {
-      if (o.cfg) return call(x, t * TIMESTEP_SCALE);
-      // The contract's call always takes the unconditional and conditional halves; keep the latter.
-      const both = new Float32Array(x.length * 2);
-      both.set(x); both.set(x, x.length);
-      return (await call(both, t * TIMESTEP_SCALE)).slice(x.length);
-    }, { sigmas: flux2Sigmas(run.steps, h * w), guidance: { mode: 'cfg', scale: run.cfgScale }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
+    return sampleFlux(fluxModelCall(call, TIMESTEP_SCALE), {
+      sampler: run.sampler, steps: run.steps, shift: flux2Shift(run.steps, h * w), guidance: { mode: 'cfg', scale: run.cfgScale },
+      seed: run.seed, perImage: ch * h * w, batch: run.batch, label: flux2Family.label, onStep: run.onStep,
+    });
   },
 
   loraComponents: (c) => {

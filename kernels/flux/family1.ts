@@ -2,7 +2,7 @@
 // embedder) as the per-token text, CLIP-L's pooled EOS state into `vector_in`, the guidance scale
 // embedded (dev; ai-toolkit trains at guidance 1), 16-channel latents (z − 0.1159)·0.3611 packed 2×2
 // into 64 channels ([B, 64, H/16, W/16] between nodes), rectified flow with the timestep in thousandths,
-// flow Euler previews (dev: resolution-shifted schedule; schnell: linear), kohya's lora_unet_ BFL paths.
+// flow Euler / UniPC previews (dev: resolution-shifted schedule; schnell: linear), kohya's lora_unet_ BFL paths.
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Builder } from '../nn/builder';
@@ -24,7 +24,7 @@ import { ropeTables } from '../dit/layers';
 import { FLUX1_DEV, FLUX1_SCHNELL, type FluxTransformerConfig } from './config';
 import { fluxTransformer, jointPositions } from './transformer';
 import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX2_TINY_VAE, QuantConvsOrIdentity, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
-import { flux1Sigmas, sampleFlowEuler } from './sampling';
+import { FLUX_SAMPLERS, flux1Shift, fluxModelCall, sampleFlux } from './sampling';
 import { fluxModuleMapping } from './keys';
 import { fluxLoraFiles, fluxTargetSpec } from './lora';
 import { loadFlux1 } from './load';
@@ -151,20 +151,15 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   vaeEncode: (b, c, pixels) => patchify2x2(mul(add(sdVaeEncode(quantFree(b), c.vae, pixels).mean, -FLUX1_VAE_SHIFT), c.vae.scalingFactor)),
   vaeDecode: (b, c, latents) => sdVaeDecode(quantFree(b), c.vae, add(mul(unpatchify2x2(latents), 1 / c.vae.scalingFactor), FLUX1_VAE_SHIFT)),
 
-  samplers: ['euler'],
+  samplers: FLUX_SAMPLERS,
   sample: (call, c, run) => {
     const [ch, h, w] = run.latentShape;
-    return sampleFlowEuler(async (x, t, o) => {
-      if (o.cfg) return call(x, t * TIMESTEP_SCALE);
-      const both = new Float32Array(x.length * 2);
-      both.set(x); both.set(x, x.length);
-      return (await call(both, t * TIMESTEP_SCALE)).slice(x.length);
-    }, {
-      sigmas: flux1Sigmas(run.steps, h * w, c.transformer.guidanceEmbed),
+    return sampleFlux(fluxModelCall(call, TIMESTEP_SCALE), {
+      sampler: run.sampler, steps: run.steps, shift: flux1Shift(h * w, c.transformer.guidanceEmbed),
       // dev: the CFG scale is the embedded guidance (fed by the pipeline through sampleConditioning), one
       // prediction per step; schnell is timestep-distilled: the conditional prediction alone.
       guidance: c.transformer.guidanceEmbed ? { mode: 'embedded', scale: run.cfgScale } : { mode: 'distilled' },
-      seed: run.seed, perImage: ch * h * w, batch: run.batch, onStep: run.onStep,
+      seed: run.seed, perImage: ch * h * w, batch: run.batch, label: flux1Family.label, onStep: run.onStep,
     });
   },
 

@@ -139,6 +139,17 @@ async function encodePng(rgb: Uint8Array, width: number, height: number): Promis
 }
 
 /**
+ * Refuses a sampler the model's family does not offer (the Sampler's choices are every family's), before
+ * anything is compiled — flow-matching models (FLUX, Wan) have no DDPM-only sampler such as DDIM.
+ */
+export function checkSamplerChoice(model: ModelValue, sampler: string): void {
+  const { family } = model;
+  if (family.samplers.includes(sampler)) return;
+  const flow = family.objective(model.config).kind === 'flow';
+  throw new Error(`sampler: ${family.label} ${flow ? 'is a flow-matching model and ' : ''}samples with ${family.samplers.join(', ')}, not '${sampler}' (set the Sampler or Sampler Settings node's sampler widget)`);
+}
+
+/**
  * Renders every prompt of `settings` (twice with `compare`: base model, then with the adapter), in order.
  * Same request, same images: noise comes from each prompt's seed only.
  */
@@ -146,6 +157,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   const { settings } = req;
   if (req.compare && !req.adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
   if (settings.prompts.length === 0) throw new Error('prompts: write at least one prompt');
+  checkSamplerChoice(req.model, settings.sampler);
   const strength = req.adapter?.strength ?? settings.loraStrength;
   const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
   if (req.lowNoise && !!req.lowNoise.adapter !== !!req.adapter) throw new Error('lowNoise: give both experts an adapter, or neither');

@@ -106,6 +106,11 @@ export const samplerNode = defineNode({
         experts = { weights, boundary: inputs.loraFile.expertBoundary };
       }
     }
+    if (experts && !inputs.lowNoiseModel) {
+      // Graphs made before lowNoiseModel existed keep sampling as they did: the high-noise expert throughout.
+      ctx.warn(`lowNoiseModel is not connected: every step runs ${inputs.model.source.label} with the high_noise expert's LoRA; connect the low-noise expert's Load Model to lowNoiseModel to run each step on the expert owning its noise level`);
+      experts = undefined;
+    }
     const lowNoise = twoExperts(inputs.model, inputs.lowNoiseModel, spec, experts, settings.loraStrength);
     if (lowNoise && spec) adapter = { spec, weights: experts!.weights.high_noise, strength: settings.loraStrength };
     if (w.compare && !adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
@@ -130,10 +135,9 @@ export const samplerNode = defineNode({
 
 /**
  * The low-noise expert's part of a two-expert render (Wan 2.2 A14B): its model, its LoRA and the boundary.
- * A two-expert adapter needs lowNoiseModel; lowNoiseModel needs a LoRA per expert (or no adapter at all).
+ * lowNoiseModel needs a LoRA per expert (or no adapter at all).
  */
 function twoExperts(model: ModelValue, lowNoiseModel: ModelValue | undefined, spec: AdapterSpec | undefined, experts: { weights: Readonly<Record<string, Readonly<Record<string, HostTensor>>>>; boundary?: number } | undefined, strength: number): RenderRequest['lowNoise'] {
-  if (experts && !lowNoiseModel) throw new Error(`lowNoiseModel: the adapter holds one LoRA per expert (${Object.keys(experts.weights).join(', ')}); connect the low-noise expert's Load Model to lowNoiseModel`);
   if (!lowNoiseModel) return undefined;
   if (lowNoiseModel.denoiser === model.denoiser) throw new Error('lowNoiseModel: the same model is connected to model and lowNoiseModel; connect the high-noise expert to model and the low-noise one to lowNoiseModel');
   if (spec && !experts) throw new Error('lowNoiseModel: the adapter is one LoRA, not one per expert; connect a multistage Train\'s TRAINING, a two-expert Save LoRA\'s LORA_FILE, or Load LoRA of a <name>_high_noise.safetensors file');

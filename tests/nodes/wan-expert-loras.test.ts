@@ -2,8 +2,8 @@
 // writes `<name>_high_noise` and `<name>_low_noise` files in every format it offers, each holding its
 // expert's weights and naming its expert and boundary; Load LoRA of either file brings both back as one
 // two-expert TRAINING; the Sampler with lowNoiseModel renders each step with the LoRA of the expert
-// owning its noise level (the same pixels from the TRAINING, the LORA_FILE and Load LoRA), and refuses a
-// two-expert adapter without lowNoiseModel or one LoRA with it.
+// owning its noise level (the same pixels from the TRAINING, the LORA_FILE and Load LoRA); without
+// lowNoiseModel it warns and samples the high-noise expert throughout; one LoRA with lowNoiseModel is refused.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
@@ -18,7 +18,7 @@ import type { ClipValue, ImagesValue, LoraFileValue, ModelValue, TrainingValue, 
 import { nodeContext } from './context';
 import { adapterSpec, randomWeights, trainingValue } from './training-fixture';
 
-const { ctx } = nodeContext(undefined, '9');
+const { ctx, warnings } = nodeContext(undefined, '9');
 let high: { model: ModelValue; clip: ClipValue; vae: VaeValue };
 let low: ModelValue;
 let t: TrainingValue;
@@ -100,9 +100,11 @@ describe('two-expert LoRAs', () => {
     expect((await sample({ training: await loadLora(v.path), lowNoiseModel: low })).equals(both)).toBe(true);
   }, 300_000);
 
-  it('Sampler refuses a two-expert adapter without lowNoiseModel, and one LoRA with it', async () => {
-    await expect(sample({ training: t })).rejects.toThrow(/lowNoiseModel: the adapter holds one LoRA per expert \(high_noise, low_noise\)/);
+  it('Sampler without lowNoiseModel warns and runs the high-noise expert throughout; one LoRA with lowNoiseModel is refused', async () => {
     const single = { ...t, experts: undefined, expertBoundary: undefined };
+    const before = warnings.length;
+    expect((await sample({ training: t })).equals(await sample({ training: single }))).toBe(true);
+    expect(warnings.slice(before).join('\n')).toMatch(/lowNoiseModel is not connected/);
     await expect(sample({ training: single, lowNoiseModel: low })).rejects.toThrow(/lowNoiseModel: the adapter is one LoRA, not one per expert/);
     await expect(sample({ lowNoiseModel: high.model })).rejects.toThrow(/lowNoiseModel: the same model is connected/);
   }, 120_000);

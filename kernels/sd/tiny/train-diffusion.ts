@@ -50,12 +50,14 @@ export function captionAttributes(caption: string): Float32Array | undefined {
  * The auxiliary head's cross-entropy: a linear layer on `hidden` [B, L, D] names shape, colour and
  * background per position; averaged over the positions `attributeMask` [B, L, 1] marks against the
  * one-hot `attributes` [B, 1, ATTRIBUTE_COUNT]. Its weights are `aux.attribute_head.*` (never saved).
+ * `groups` ([offset, count] each) lets a world with more attributes (the video world's direction) use it.
  */
-export function attributeHeadLoss(aux: TrainableWeights, hidden: Tensor, attributes: Tensor, attributeMask: Tensor): Tensor {
+export function attributeHeadLoss(aux: TrainableWeights, hidden: Tensor, attributes: Tensor, attributeMask: Tensor, groups: readonly [number, number][] = GROUPS): Tensor {
   const width = hidden.shape[hidden.shape.length - 1];
-  const logits = linear(hidden, aux.get('attribute_head.weight', [ATTRIBUTE_COUNT, width]), aux.get('attribute_head.bias', [ATTRIBUTE_COUNT]));
+  const count = Math.max(...groups.map(([at, n]) => at + n));
+  const logits = linear(hidden, aux.get('attribute_head.weight', [count, width]), aux.get('attribute_head.bias', [count]));
   let crossEntropy: Tensor | undefined;
-  for (const [at, n] of GROUPS) {
+  for (const [at, n] of groups) {
     const l = slice(logits, [at], [at + n], [2]);
     const t = slice(attributes, [at], [at + n], [2]);
     const ce = sub(log(reduceSum(exp(l), 2, true)), reduceSum(mul(l, t), 2, true));

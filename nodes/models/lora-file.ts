@@ -154,7 +154,7 @@ interface FileModule { ref: FamilyModuleRef; kohya: string; tensors: Map<string,
 
 /**
  * Reads a kohya, diffusers or PEFT LoRA file for a model of `family` and `config` (default SD 1.x). Every module in the file must exist in
- * the model; unsupported layouts (LoHa, DoRA, mixed ranks) are refused by name.
+ * the model; unsupported layouts (LoHa, DoRA, mixed ranks outside a family's own layout) are refused by name.
  */
 export async function readLoraFile(path: string, config: unknown, family: ModelFamily = familyById('sd1')): Promise<LoadedLora> {
   let file;
@@ -274,7 +274,9 @@ export async function readLoraFile(path: string, config: unknown, family: ModelF
 /**
  * A file in one of the family's own layouts: the family reads its modules (fused projections fused back),
  * and they become a LoRA spec over exactly those modules, one rank; each module's own alpha / rank is
- * folded into its up weights relative to the spec's.
+ * folded into its up weights relative to the spec's. Modules of lower rank than the highest (a fused qkv
+ * read from q, k, v of their own downs has rank Σ ranks; per-block ranks) are padded with zero down rows
+ * and up columns: the same product, so the same delta.
  */
 function readFamilyLayout(path: string, file: { tensors: Map<string, RawTensor>; metadata: Record<string, string> }, family: ModelFamily, config: unknown, format: LoraFormat): LoadedLora {
   const tensors = new Map<string, HostTensor>([...file.tensors].map(([k, raw]) => [k, { dtype: 'float32', shape: [...raw.shape], data: loraTensorToFloat32(path, k, raw) }]));
@@ -282,9 +284,10 @@ function readFamilyLayout(path: string, file: { tensors: Map<string, RawTensor>;
   try { modules = family.loraFiles!.read(config, tensors); } catch (e) { throw new Error(`${path}: ${(e as Error).message}`); }
   if (modules.size === 0) throw new Error(`${path}: no LoRA modules found in this ${format} file`);
   const ranks = [...new Set([...modules.values()].map((m) => m.rank))];
-  if (ranks.length > 1) throw new Error(`${path}: modules have different ranks (${ranks.join(', ')}); loragraph loads one rank per file`);
-  const rank = ranks[0];
-  const alpha = modules.values().next().value!.alpha;
+  const rank = Math.max(...ranks);
+  const first = modules.values().next().value!;
+  // One rank: the file's alpha as it is; padded ranks: the first module's scale at the common rank.
+  const alpha = ranks.length === 1 ? first.alpha : (first.alpha / first.rank) * rank;
   const spec: AdapterSpec = Object.freeze({
     kind: 'adapter' as const, algo: 'LoRA' as const, rank, alpha, convRank: rank, convAlpha: alpha, dropout: 0, factor: -1, fullMatrix: false,
     preset: 'all_linear_conv' as const, include: Object.freeze([...modules.keys()]), exclude: Object.freeze([] as string[]), trainTextEncoder: false,
@@ -296,8 +299,12 @@ function readFamilyLayout(path: string, file: { tensors: Map<string, RawTensor>;
   for (const m of sets.denoiser.modules) {
     const fm = modules.get(m.info.module)!;
     const ratio = fm.alpha / fm.rank / m.scale;
-    weights[`${m.name}.lora_down.weight`] = { dtype: 'float32', shape: [rank, fm.inFeatures], data: fm.down.slice() };
-    weights[`${m.name}.lora_up.weight`] = { dtype: 'float32', shape: [fm.outFeatures, rank], data: ratio === 1 ? fm.up.slice() : Float32Array.from(fm.up, (v) => v * ratio) };
+    const down = new Float32Array(rank * fm.inFeatures);
+    down.set(fm.down);
+    const up = new Float32Array(fm.outFeatures * rank);
+    for (let o = 0; o < fm.outFeatures; o++) for (let r = 0; r < fm.rank; r++) up[o * rank + r] = fm.up[o * fm.rank + r] * ratio;
+    weights[`${m.name}.lora_down.weight`] = { dtype: 'float32', shape: [rank, fm.inFeatures], data: down };
+    weights[`${m.name}.lora_up.weight`] = { dtype: 'float32', shape: [fm.outFeatures, rank], data: up };
   }
   return { spec, weights, metadata: file.metadata, format };
 }

@@ -5,7 +5,8 @@
 //   diffusers    transformer.transformer_blocks.0.attn.to_q.lora_A.weight / .lora_B.weight (PEFT, scale 1)
 // diffusers keeps q, k, v apart where BFL fuses them: a fused module's LoRA becomes one per part with
 // the same down matrix and the rows of the up matrix; parts read back are fused again (the shared down
-// matrix when they agree, else stacked downs and a block-diagonal up — the same product either way).
+// matrix when they agree, else stacked downs and a block-diagonal up of rank Σ ranks — the same product
+// either way; each part's own alpha / rank, when the file states one, is folded into its up rows first).
 // diffusers' final-layer modulation is (scale, shift) where BFL's is (shift, scale): its up rows swap halves.
 import type { HostTensor } from '../tensor';
 import type { LinearInfo } from '../nn/builder';
@@ -165,7 +166,16 @@ export function readFluxLora(cfg: FluxTransformerConfig, tensors: ReadonlyMap<st
     const at = t.fromDiffusers.get(module);
     if (!at) throw new Error(`LoRA module '${module}' names no layer of ${cfg.name}`);
     const list = parts.get(at.bfl) ?? [];
-    list.push({ rows: at.rows, down: get(key), up: get(`transformer.${module}.lora_B.weight`) });
+    const down = get(key);
+    let up = get(`transformer.${module}.lora_B.weight`);
+    if (up.shape[0] !== at.rows[1] - at.rows[0] || up.shape[1] !== down.shape[0]) {
+      throw new Error(`LoRA '${module}': down [${down.shape}] / up [${up.shape}] do not fit its ${at.rows[1] - at.rows[0]} rows of ${at.bfl}`);
+    }
+    // PEFT files carry no alpha (scale 1); converted ones may, per part: fold it so the parts fuse at scale 1.
+    const alphaT = tensors.get(`transformer.${module}.alpha`);
+    const scale = alphaT ? Number(f32(alphaT, `transformer.${module}.alpha`)[0]) / down.shape[0] : 1;
+    if (scale !== 1) up = tensor(up.shape, f32(up, module).map((v) => v * scale));
+    list.push({ rows: at.rows, down, up });
     parts.set(at.bfl, list);
   }
   for (const [bfl, list] of parts) {

@@ -8,6 +8,7 @@ import { toProjectPath } from './paths';
 import { Plan, label } from './plan';
 import { ReportBuilder } from './report';
 import { applyKey, isUnset, UnsupportedValue, type Rule, type RuleContext } from './rules';
+import type { WidgetRef } from './plan';
 import { ConfigImportError, joinPath, leaves, type ParsedSource } from './source';
 
 export const AI_TOOLKIT_OPTIMIZERS: Record<string, [string, string?]> = {
@@ -158,12 +159,22 @@ export const PROCESS_RULES: Rule[] = [
   { key: 'train.blank_prompt_preservation', apply: (v, c) => (v ? (c.plan.use('dop'), { targets: c.set('dop.blankPromptPreservation', true) }) : { status: 'ignored', note: 'unset' }) },
   { key: 'train.do_differential_guidance', apply: (v, c) => (v ? (c.plan.use('dop'), { targets: c.set('dop.differentialGuidance', true) }) : { status: 'ignored', note: 'unset' }) },
   { key: 'train.differential_guidance_scale', to: 'dop.differentialGuidanceScale' },
-  { key: 'train.switch_boundary_every', to: 'schedule.switchEvery', note: 'steps on one expert before switching (Wan 2.2 high/low noise)' },
+  {
+    key: 'train.switch_boundary_every',
+    apply: (v, c) => (c.plan.has('lowModel')
+      ? { targets: c.set('train.switchEvery', v), note: 'steps on one expert before switching to the other' }
+      : { targets: c.set('schedule.switchEvery', v), note: 'steps on one Timestep Schedule multistage band before switching' }),
+  },
   {
     key: 'model.name_or_path',
     apply: (v, c) => {
       const m = toProjectPath(String(v), 'models', (c as AiContext).paths?.models);
-      return { targets: c.set('model.checkpoint', m.value), ...(m.changed ? { status: 'changed' as const, note: m.note } : {}) };
+      const targets = c.set('model.checkpoint', m.value);
+      // Two experts: the low-noise one as ai-toolkit finds it (a diffusers folder's transformer_2/), or ComfyUI's file with high_noise → low_noise.
+      const low = c.plan.has('lowModel') ? lowNoiseCheckpoint(m.value) : undefined;
+      if (low) for (const [widget, value] of Object.entries(low.widgets)) targets.push(c.plan.set(`lowModel.${widget}` as WidgetRef, value));
+      const notes = [m.changed ? m.note : undefined, low?.note].filter(Boolean).join('; ');
+      return { targets, ...(m.changed ? { status: 'changed' as const } : {}), ...(notes ? { note: notes } : {}) };
     },
   },
   { key: 'model.arch', apply: (_v, c) => familyOutcome(c) },
@@ -199,8 +210,8 @@ export const PROCESS_RULES: Rule[] = [
   { key: 'model.qtype_te', apply: (_v, c) => (c.scope.quantize_te ?? c.scope.quantize ? { targets: [label('quantize.textEncoder')], note: 'read with quantize_te' } : { status: 'ignored', note: 'quantize_te is off' }) },
   { key: 'model.low_vram', status: 'ignored', note: 'a memory setting loragraph decides' },
   { key: 'model.dtype', status: 'ignored', note: 'frozen weights load in their stored precision unless quantised' },
-  { key: 'model.model_kwargs.train_high_noise', status: 'unsupported', default: true, note: 'both Wan 2.2 experts train (Timestep Schedule multistage)' },
-  { key: 'model.model_kwargs.train_low_noise', status: 'unsupported', default: true, note: 'both Wan 2.2 experts train (Timestep Schedule multistage)' },
+  { key: 'model.model_kwargs.train_high_noise', apply: (_v, c) => trainStagesOutcome(c) },
+  { key: 'model.model_kwargs.train_low_noise', apply: (_v, c) => trainStagesOutcome(c) },
   { key: 'sample.sampler', apply: (v, c) => { const [s, note] = pick(SAMPLERS, v, 'sampler'); return { targets: c.set('sampler.sampler', s), ...(note ? { status: 'changed' as const, note } : {}) }; } },
   { key: 'sample.sample_every', to: 'train.sampleEvery' },
   { key: 'sample.sample_start_step', status: 'unsupported', default: 0 },
@@ -214,9 +225,9 @@ export const PROCESS_RULES: Rule[] = [
   { key: 'sample.guidance_scale', to: 'sampler.cfg' },
   { key: 'sample.sample_steps', to: 'sampler.steps' },
   { key: 'sample.network_multiplier', to: 'sampler.loraStrength' },
-  { key: 'sample.num_frames', status: 'unsupported', default: 1, note: 'samples are still images' },
-  { key: 'sample.fps', status: 'unsupported', default: 16, note: 'samples are still images' },
-  { key: 'sample.format', status: 'ignored', note: 'samples are PNG' },
+  { key: 'sample.num_frames', to: 'sampler.numFrames', note: 'video models: frames of each sample clip (1 = a still image)' },
+  { key: 'sample.fps', to: 'sampler.fps' },
+  { key: 'sample.format', status: 'ignored', note: 'samples are PNG, clips animated WebP' },
   { key: 'sample.guidance_rescale', status: 'unsupported', default: 0 },
 ];
 
@@ -268,6 +279,31 @@ function alphaOutcome(v: unknown, c: RuleContext) {
     return { status: 'changed' as const, targets: c.set('target.alpha', rank), note: `ai-toolkit ignores linear_alpha for ${c.family.label} (a transformer) and trains at alpha = rank (${rank}, scale 1)` };
   }
   return { targets: c.set('target.alpha', Number(v)) };
+}
+
+/** Train.trainStages from ai-toolkit's pair of switches (both default true; at least one must be). */
+function trainStagesOutcome(c: RuleContext) {
+  if (!c.plan.has('lowModel')) return { status: 'ignored' as const, note: 'only Wan 2.2 14B has two experts' };
+  const kwargs = obj(c.scope.model_kwargs); // the rule's scope is the model section
+  const high = kwargs.train_high_noise !== false, low = kwargs.train_low_noise !== false;
+  if (!high && !low) throw new UnsupportedValue('train_high_noise and train_low_noise are both false: at least one expert must train (ai-toolkit refuses this too)');
+  return { targets: c.set('train.trainStages', high && low ? 'both' : high ? 'high_noise' : 'low_noise'), note: 'which experts train (the other keeps its LoRA as it is)' };
+}
+
+/**
+ * The low-noise expert's Load Model widgets for the high-noise expert's checkpoint: ComfyUI's
+ * `…high_noise….safetensors` → the same name with low_noise; a diffusers folder → its transformer_2/
+ * with the folder's text_encoder/ and vae/ (ai-toolkit loads the second expert from there).
+ */
+export function lowNoiseCheckpoint(checkpoint: string): { widgets: Record<string, string>; note: string } {
+  const swapped = checkpoint.replace(/high([_-]?)noise(?!.*\/)/i, (_m, sep: string) => `low${sep}noise`);
+  if (/\.safetensors$/i.test(checkpoint)) {
+    return swapped !== checkpoint
+      ? { widgets: { checkpoint: swapped }, note: `the low-noise expert: ${swapped}` }
+      : { widgets: { checkpoint }, note: 'the file name does not say high_noise: set Load Model (low noise).checkpoint to the low-noise expert\'s file' };
+  }
+  const dir = checkpoint.replace(/\/+$/, '');
+  return { widgets: { checkpoint: `${dir}/transformer_2`, textEncoder: `${dir}/text_encoder`, vae: `${dir}/vae` }, note: `the low-noise expert: ${dir}/transformer_2 (diffusers' second transformer)` };
 }
 
 function familyOutcome(c: RuleContext) {
@@ -343,9 +379,12 @@ export async function importAiToolkit(source: ParsedSource, registry: NodeRegist
   plan.set('schedule.timestepType', 'sigmoid');
   plan.set('schedule.maxTimestep', 1000);
   if (/wan22_14b/.test(String(obj(proc.model).arch))) {
-    // Wan 2.2 14B hands over from the high-noise to the low-noise expert at timestep 875 (900 for i2v).
-    plan.set('schedule.multistageBoundaries', String(obj(proc.model).arch).endsWith('i2v') ? '900' : '875');
-    report.notes.push(`${family.label}: two experts, switching at timestep ${plan.get('schedule.multistageBoundaries')} (Timestep Schedule)`);
+    // Wan 2.2 14B is two experts: a second Load Model for the low-noise one, trained in turn by Train (multistage);
+    // the boundary stays Train's 0 = the model's official one (0.875 text-to-video, 0.9 image-to-video).
+    plan.use('lowModel');
+    plan.set('train.trainStages', 'both');
+    plan.set('train.switchEvery', 1); // ai-toolkit's default switch_boundary_every
+    report.notes.push(`${family.label}: two experts — Load Model (low noise) feeds Train's lowNoiseModel; Train switches between them every switchEvery steps`);
   }
   plan.set('save.name', name);
   plan.set('save.fileName', '{name}/{name}');
@@ -382,7 +421,11 @@ export async function importAiToolkit(source: ParsedSource, registry: NodeRegist
   if (!datasets.length) report.notes.push('no datasets: add a Dataset node before running');
   if (!obj(proc.model).name_or_path) report.notes.push('no model.name_or_path: Load Model points at the built-in tiny model; set its checkpoint');
   // The arch names the family: Load Model loads the checkpoint as it, and `loragraph export` writes it back.
-  else if (family.trainable && family.id !== 'sd1') plan.set('model.family', family.id);
+  else if (family.trainable && family.id !== 'sd1') {
+    plan.set('model.family', family.id);
+    if (plan.has('lowModel')) plan.set('lowModel.family', family.id);
+  }
+  if (plan.has('lowModel') && !obj(proc.model).name_or_path) report.notes.push('two experts: set Load Model (low noise).checkpoint to the low-noise expert');
 
   const processKey = `config.process[${trainerIndex}]`;
   const trigger = typeof proc.trigger_word === 'string' ? proc.trigger_word : undefined;

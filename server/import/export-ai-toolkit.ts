@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { NodeRegistry } from '../../nodes/registry';
 import type { ApiGraph } from '../protocol';
 import { validateGraph, type ValidNode } from '../validate';
-import { AI_TOOLKIT_OPTIMIZERS } from './ai-toolkit';
+import { AI_TOOLKIT_OPTIMIZERS, lowNoiseCheckpoint } from './ai-toolkit';
 import { aiToolkitArchOf } from './families';
 
 export class ExportError extends Error {}
@@ -58,6 +58,10 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
   const quantize = modelNode?.def.type === 'Quantize' ? modelNode : undefined;
   if (quantize) modelNode = linked(quantize, 'model');
   const load = expect(modelNode, 'LoadModel', 'model');
+  // Two experts (Wan 2.2 14B): ai-toolkit loads the low-noise one itself, beside the high-noise one.
+  let lowNode = linked(train, 'lowNoiseModel');
+  if (lowNode?.def.type === 'Quantize') lowNode = linked(lowNode, 'model');
+  const lowLoad = train.links.lowNoiseModel ? expect(lowNode, 'LoadModel', 'lowNoiseModel') : undefined;
   const target = expect(linked(train, 'adapter'), 'LoraTarget', 'adapter');
   const optimizer = expect(linked(train, 'optimizer'), 'Optimizer', 'optimizer');
   const schedule = linked(train, 'schedule');
@@ -152,7 +156,7 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
       content_or_style: BIAS[s.timestepBias],
       min_denoising_steps: s.minTimestep,
       max_denoising_steps: s.maxTimestep - 1,
-      ...(s.multistageBoundaries.trim() ? { switch_boundary_every: s.switchEvery } : {}),
+      ...(s.multistageBoundaries.trim() && !lowLoad ? { switch_boundary_every: s.switchEvery } : {}),
     });
     note(schedule, 'shift', 3, 'ai-toolkit\'s shift comes from the model');
     note(schedule, 'sigmoidScale', 1, 'ai-toolkit\'s sigmoid has a fixed scale');
@@ -174,6 +178,13 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
   const modelYaml: Record<string, unknown> = { name_or_path: load.widgets.checkpoint, arch: opts.arch ?? chosen ?? 'sd1' };
   if (!opts.arch && load.widgets.family === 'flux2') notExported.push(`${load.title}.family = flux2: exported as arch flux2_klein_9b (for klein 4B pass --arch flux2_klein_4b)`);
   if (load.widgets.checkpoint === 'builtin:tiny') notExported.push(`${load.title}.checkpoint = builtin:tiny: loragraph's own tiny model; point name_or_path at an SD 1.5 checkpoint`);
+  if (lowLoad) {
+    trainYaml.switch_boundary_every = trainW.switchEvery;
+    modelYaml.model_kwargs = { train_high_noise: trainW.trainStages !== 'low_noise', train_low_noise: trainW.trainStages !== 'high_noise' };
+    note(train, 'boundary', 0, 'ai-toolkit uses the official boundary (0.875 text-to-video, 0.9 image-to-video)');
+    const expected = lowNoiseCheckpoint(String(load.widgets.checkpoint)).widgets;
+    if (Object.entries(expected).some(([k, v]) => lowLoad.widgets[k] !== v)) notExported.push(`${lowLoad.title}.checkpoint = ${JSON.stringify(lowLoad.widgets.checkpoint)}: ai-toolkit finds the low-noise expert beside name_or_path (${expected.checkpoint})`);
+  }
   if (quantize) {
     const q = w(quantize);
     if (q.unet !== 'none') Object.assign(modelYaml, { quantize: true, qtype: QTYPE[q.unet] });
@@ -204,6 +215,9 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
       guidance_scale: s.cfg,
       sample_steps: s.steps,
       network_multiplier: s.loraStrength,
+      // Clips: 0 frames is loragraph's "the model's own length", which ai-toolkit has no word for.
+      ...(s.numFrames ? { num_frames: s.numFrames } : {}),
+      fps: s.fps,
     };
     note(sampler, 'scheduler', 'normal', 'ai-toolkit\'s sampler decides its own step spacing');
   } else {

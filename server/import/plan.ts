@@ -1,7 +1,8 @@
 // The graph an import builds, as data: one widget set per node role (Load Model, Quantize, LoRA Target, …) and
 // one per Dataset node. Every value is checked against the node's zod widget schema when it is set, so a value
 // loragraph cannot take (a rank over 1024) is reported against its key instead of failing later. planToGraph
-// wires the roles into the usual training graph and lays it out in readable columns.
+// wires the roles into the usual training graph and lays it out in readable columns. A two-expert model (Wan 2.2
+// A14B) gets a second Load Model (and Quantize) for the low-noise expert, connected to Train's lowNoiseModel.
 import type { z } from 'zod';
 import type { NodeRegistry } from '../../nodes/registry';
 import type { ApiGraph, Workflow } from '../protocol';
@@ -10,6 +11,8 @@ import { apiToWorkflow } from '../graph/workflow';
 export const ROLE_TYPES = {
   model: 'LoadModel',
   quantize: 'Quantize',
+  lowModel: 'LoadModel',
+  lowQuantize: 'Quantize',
   target: 'LoraTarget',
   optimizer: 'Optimizer',
   schedule: 'TimestepSchedule',
@@ -77,7 +80,7 @@ export function splitRef(ref: WidgetRef): [Role, string] {
 }
 
 const ROLE_TITLES: Record<Exclude<Role, 'dataset'>, string> = {
-  model: 'Load Model', quantize: 'Quantize', target: 'LoRA Target', optimizer: 'Optimizer', schedule: 'Timestep Schedule',
+  model: 'Load Model', quantize: 'Quantize', lowModel: 'Load Model (low noise)', lowQuantize: 'Quantize (low noise)', target: 'LoRA Target', optimizer: 'Optimizer', schedule: 'Timestep Schedule',
   dop: 'DOP', sampler: 'Sampler Settings', train: 'Train', save: 'Save LoRA', loss: 'Loss Graph',
 };
 
@@ -93,6 +96,7 @@ export function label(ref: WidgetRef, datasetIndex = 0): string {
 
 const ID: Record<Exclude<Role, 'dataset'>, string> = {
   model: '1', quantize: '2', target: '3', optimizer: '4', schedule: '5', dop: '6', sampler: '7', train: '8', save: '9', loss: '10',
+  lowModel: '100', lowQuantize: '101',
 };
 const datasetId = (i: number) => String(11 + i);
 
@@ -110,6 +114,16 @@ export function planToApi(plan: Plan): ApiGraph {
   if (quantized) node('quantize', { model: [ID.model, 0], clip: [ID.model, 1] });
   const model = quantized ? [ID.quantize, 0] : [ID.model, 0];
   const clip = quantized ? [ID.quantize, 1] : [ID.model, 1];
+  // The low-noise expert goes through the same quantisation as the high-noise one.
+  let lowModel: unknown[] | undefined;
+  if (plan.has('lowModel')) {
+    node('lowModel');
+    if (quantized) {
+      plan.roles.set('lowQuantize', { ...plan.roles.get('quantize') });
+      node('lowQuantize', { model: [ID.lowModel, 0], clip: [ID.lowModel, 1] });
+    }
+    lowModel = quantized ? [ID.lowQuantize, 0] : [ID.lowModel, 0];
+  }
   node('target', { model });
   node('optimizer');
   node('schedule');
@@ -124,6 +138,7 @@ export function planToApi(plan: Plan): ApiGraph {
     adapter: [ID.target, 0], optimizer: [ID.optimizer, 0], schedule: [ID.schedule, 0],
     ...(plan.has('dop') ? { regularizer: [ID.dop, 0] } : {}),
     ...(plan.has('sampler') ? { samplerSettings: [ID.sampler, 0] } : {}),
+    ...(lowModel ? { lowNoiseModel: lowModel } : {}),
   });
   node('save', { training: [ID.train, 0] });
   node('loss', { lossHistory: [ID.train, 1] });
@@ -139,7 +154,7 @@ function heightOf(registry: NodeRegistry, type: string): number {
 }
 
 /** Columns read left to right as the pipeline does: model and data, what to train, how, then the run and its outputs. */
-const COLUMNS: Role[][] = [['model', 'quantize', 'dataset'], ['target', 'optimizer', 'schedule', 'dop'], ['sampler', 'train'], ['save', 'loss']];
+const COLUMNS: Role[][] = [['model', 'quantize', 'lowModel', 'lowQuantize', 'dataset'], ['target', 'optimizer', 'schedule', 'dop'], ['sampler', 'train'], ['save', 'loss']];
 
 export function planToWorkflow(plan: Plan, api: ApiGraph = planToApi(plan)): Workflow {
   const wf = apiToWorkflow(api, plan.registry);

@@ -5,7 +5,9 @@
 // and read back by the clip analyzer.
 // Text-to-video by default (a zero first-frame condition); `--i2v 1` conditions on the rendered first
 // frame instead, which tests the motion alone. Target: ≥ 80% shape, colour and direction.
-//   npx tsx kernels/wan/tiny/eval.ts [--dir DIR] [--samples N] [--steps N] [--cfg X] [--frames N] [--i2v 1]
+// `--x0 1` instead reads the one-step x0 estimates of noised world clips at σ 0.3…1 (which noise levels
+// the model has learned).
+//   npx tsx kernels/wan/tiny/eval.ts [--dir DIR] [--samples N] [--steps N] [--cfg X] [--frames N] [--i2v 1] [--x0 1]
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { input, type HostTensor } from '../../tensor';
@@ -14,6 +16,7 @@ import { Builder } from '../../nn/builder';
 import type { WeightSource } from '../../nn/weights';
 import { compileGraph } from '../../compile';
 import { Runtime, type Session } from '../../runtime';
+import { Rng } from '../../random';
 import { idsInputName } from '../../families/training-graph';
 import { tokenIdTensor } from '../../families/pipeline';
 import { COLOR_NAMES, WORLD_SHAPES, type ColorName, type ShapeName } from '../../sd/tiny/world';
@@ -48,7 +51,7 @@ type Loaded = Awaited<ReturnType<typeof wanFamily.load>>;
  */
 export class TinyWanSampler {
   private constructor(
-    readonly model: Loaded, readonly config: WanFamilyConfig, readonly batch: number, readonly frames: number,
+    private readonly rt: Runtime, readonly model: Loaded, readonly config: WanFamilyConfig, readonly batch: number, readonly frames: number,
     private readonly text: Session, private readonly denoisers: Record<WanExpert, Session>, private readonly encoder: Session, private readonly decoder: Session,
     readonly latentShape: number[], private readonly closeOther: () => void,
   ) {}
@@ -77,7 +80,7 @@ export class TinyWanSampler {
     const encoder = await rt.load(compileGraph([video], { condition: wanI2vCondition(new Builder(model.vae), cfg, video) }, { name: 'tiny_wan_i2v_condition' }));
     const z = input('latents', [n, ...latentShape]);
     const decoder = await rt.load(compileGraph([z], { video: clip(add(mul(fam.vaeDecode(new Builder(model.vae), cfg, z), 0.5), 0.5), 0, 1) }, { name: 'tiny_wan_vae_decode' }));
-    return new TinyWanSampler(model, cfg, n, frames, text, denoisers, encoder, decoder, latentShape, () => otherWeights.close());
+    return new TinyWanSampler(rt, model, cfg, n, frames, text, denoisers, encoder, decoder, latentShape, () => otherWeights.close());
   }
 
   /** The I2V condition [n, 20, T, h, w]: of the given first frames (RGB bytes), or zeros (text to video). */
@@ -115,7 +118,79 @@ export class TinyWanSampler {
     return { frames, latents };
   }
 
+  private clipEncoder?: Session;
+
+  /**
+   * The denoiser's one-step estimate of the clean clip, x0 = x_σ − σ·v (with CFG), for world clips
+   * `clips` (RGB byte frames, `batch` of them) noised to `sigma` and decoded — a diagnostic of which
+   * noise levels the model has learned: the analyzer reads these as it reads samples.
+   */
+  async predictX0(g: { prompt: string; clips: readonly Uint8Array[][]; sigma: number; seed: number; cfgScale: number; firstFrames?: readonly Uint8Array[] }): Promise<Uint8Array[][]> {
+    const n = this.batch, cfg = this.config, S = cfg.sampleSize, clipValues = 3 * this.frames * S * S;
+    if (!this.clipEncoder) {
+      const video = input('video', [n, 3, this.frames, S, S]);
+      this.clipEncoder = await this.rt.load(compileGraph([video], { latents: wanFamily.vaeEncode(new Builder(this.model.vae), cfg, video) }, { name: 'tiny_wan_clip_encode' }));
+    }
+    const pixels = new Float32Array(n * clipValues);
+    g.clips.forEach((frames, i) => framesToPlanar(frames, S, pixels, i * clipValues));
+    const clean = (await this.clipEncoder.run({ video: { dtype: 'float32', shape: [n, 3, this.frames, S, S], data: pixels } })).latents.data as Float32Array;
+    const noise = new Rng(g.seed).fillNormal(new Float32Array(clean.length));
+    const noisy = clean.map((v, i) => (1 - g.sigma) * v + g.sigma * noise[i]);
+    const rows = [...Array(n).fill(''), ...Array(n).fill(g.prompt)] as string[];
+    const { context } = await this.text.run({ [idsInputName(0)]: tokenIdTensor(this.model.textEncoders[0].tokenizer, rows, cfg.textLength) });
+    const cond1 = await this.condition(g.firstFrames);
+    const cond2 = new Float32Array(2 * cond1.length);
+    cond2.set(cond1); cond2.set(cond1, cond1.length);
+    const x2 = new Float32Array(2 * noisy.length);
+    x2.set(noisy); x2.set(noisy, noisy.length);
+    const e = expertForTimestep(g.sigma, cfg.experts!.boundary);
+    const v = (await this.denoisers[e].run({
+      sample: { dtype: 'float32', shape: [2 * n, ...this.latentShape], data: x2 },
+      timestep: { dtype: 'float32', shape: [2 * n], data: new Float32Array(2 * n).fill(g.sigma * 1000) }, context,
+      condition: { dtype: 'float32', shape: [2 * n, 20, ...this.latentShape.slice(1)], data: cond2 },
+    })).prediction.data as Float32Array;
+    const half = noisy.length;
+    const x0 = noisy.map((x, i) => x - g.sigma * (v[i] + g.cfgScale * (v[half + i] - v[i])));
+    const video = (await this.decoder.run({ latents: { dtype: 'float32', shape: [n, ...this.latentShape], data: x0 } })).video.data as Float32Array;
+    return Array.from({ length: n }, (_, i) => planarToFrames(video.subarray(i * clipValues, (i + 1) * clipValues).map((u) => 2 * u - 1), this.frames, S));
+  }
+
   close(): void { this.closeOther(); }
+}
+
+/**
+ * `--x0 1`: for each noise level, the share of one-step x0 estimates (of world clips noised to it, text
+ * to video) whose shape, colour and direction the analyzer reads right.
+ */
+export async function x0Diagnostic(o: TinyWanEvalOptions & { sigmas: number[] }, log: (line: string) => void = () => {}): Promise<Record<number, { shape: number; color: number; direction: number }>> {
+  const model = await wanFamily.load(join(o.dir, TINY_WAN_FILES.high));
+  const rt = new Runtime({ threads: o.threads ?? 0 });
+  let sampler: TinyWanSampler | undefined;
+  const out: Record<number, { shape: number; color: number; direction: number }> = {};
+  try {
+    sampler = await TinyWanSampler.create(rt, model, o.samples, o.frames);
+    const prompts = videoEvalPrompts().filter((_, i) => i % 7 === 0).slice(0, o.prompts);
+    for (const sigma of o.sigmas) {
+      let s = 0, c = 0, d = 0, count = 0;
+      for (const [i, p] of prompts.entries()) {
+        const clips = Array.from({ length: o.samples }, (_, k) => renderClip(sampleClip(o.seed * 7919 + i * 31 + k, { shapes: [p.shape], colors: [p.color], backgrounds: [p.background], directions: [p.direction], frames: [o.frames] }), sampler!.config.sampleSize));
+        for (const frames of await sampler.predictX0({ prompt: p.prompt, clips, sigma, seed: o.seed + i, cfgScale: o.cfgScale })) {
+          const a = analyzeClip(frames, sampler.config.sampleSize);
+          if (a.shape === p.shape) s++;
+          if (a.color === p.color) c++;
+          if (a.direction === p.direction) d++;
+          count++;
+        }
+      }
+      out[sigma] = { shape: s / count, color: c / count, direction: d / count };
+      log(`σ ${sigma.toFixed(2)}: x0 estimates of ${count} clips: shape ${(100 * s / count).toFixed(0)}%, colour ${(100 * c / count).toFixed(0)}%, direction ${(100 * d / count).toFixed(0)}%`);
+    }
+    return out;
+  } finally {
+    sampler?.close();
+    await rt.close();
+    model.close();
+  }
 }
 
 export interface TinyWanVideo { frames: Uint8Array[][]; latents: Float32Array }
@@ -182,6 +257,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     i2v: args.get('i2v') === '1', prompts: args.has('prompts') ? num('prompts', 0) : undefined,
     threads: Number(process.env.LORAGRAPH_THREADS ?? 0),
   };
+  if (args.get('x0') === '1') {
+    await x0Diagnostic({ ...o, prompts: o.prompts ?? 12, sigmas: [0.3, 0.5, 0.7, 0.9, 1] }, (line) => console.log(line));
+    process.exit(0);
+  }
   const t0 = Date.now();
   console.log(`eval:tiny-wan ${o.dir}: ${o.prompts ?? videoEvalPrompts().length} prompts × ${o.samples} clips of ${o.frames} frames, ${o.i2v ? 'image' : 'text'} to video, flow Euler ${o.steps} steps, CFG ${o.cfgScale}`);
   const r = await evaluateTinyWan(o, (line) => console.log(line));

@@ -3,14 +3,17 @@
 // two Wan-format expert transformers (high/low noise), a umT5 encoder with transformers' names, a Wan
 // 2.1-named causal VAE and its own tokenizer.json — side by side in assets/tiny-wan/.
 //   stage 0  tokenizer.json: a T5-layout SentencePiece Unigram over the world's captions
-//   stage A  the causal VAE on reconstruction + KL, on crops of short clips (it is convolutional)
+//   stage A  the causal VAE on reconstruction + KL, on crops of short clips (it is convolutional); the
+//            posterior starts narrow (vaeInitLogVar) so the decoder learns from the latents, not noise
 //   cache    encoder means of world clips (no stars: the quickstart's concept) and of their I2V condition
 //            (the first frame followed by zero frames, as Wan's I2V pipeline encodes it); the per-channel
 //            mean/std of the latents become the VAE's latent statistics (file metadata)
 //   stage B  umT5-tiny and the transformer from scratch, jointly, on Wan's flow-matching loss with
-//            logit-normal noise levels; half the clips get the first-frame condition (I2V), the others a
-//            zero condition (text only), and captions drop out for CFG. One model serves both experts:
-//            the two expert files start the same, as an I2V LoRA's two experts then diverge.
+//            noise levels uniform and shifted towards high noise (ditShift), plus an auxiliary head (not
+//            saved) that names shape, colour, background and direction from the umT5 features; half the
+//            clips get the first-frame condition (I2V), the others a zero condition (text only), and
+//            captions drop out for CFG. One model serves both experts: the two expert files start the
+//            same, as an I2V LoRA's two experts then diverge.
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
 //   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -29,13 +32,14 @@ import { Rng } from '../../random';
 import { loadTrainState, parsePretrainArgs, pretrainLog, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
+import { attributeHeadLoss } from '../../sd/tiny/train-diffusion';
 import { ALL_SHAPES, COLOR_NAMES, WORLD_SHAPES } from '../../sd/tiny/world';
 import { buildUnigramTokenizerJson } from '../../text/unigram-tokenizer-json';
 import { T5PromptTokenizer } from '../../text/t5-tokenizer';
 import { wanPromptTokens, wanTextFeatures } from '../umt5';
 import { tokenGrid, wanRope, wanTransformer } from '../transformer';
 import { checkClipFrames, vaeSpatialFactor, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from '../vae';
-import { DIRECTIONS, clipCaption, framesToPlanar, renderClip, sampleClip } from './world';
+import { DIRECTIONS, clipCaption, framesToPlanar, parseClipCaption, renderClip, sampleClip } from './world';
 import { TINY_UMT5, TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_SIZE, TINY_WAN_TEXT_LEN, TINY_WAN_VAE_BASE, firstFrameMask } from './model';
 
 export const TINY_WAN_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny-wan');
@@ -49,6 +53,8 @@ export interface TinyWanPretrainOptions {
   vaeCrop: number;
   vaeLr: number;
   vaeKlWeight: number;
+  /** Starting log-variance of the encoder's posterior (the moments conv's bias for its second half). */
+  vaeInitLogVar: number;
   /** Frames of the clips the transformer learns on (1 + 4n; 9 = the family's tiny preview length, 3 latent frames). */
   frames: number;
   /** World clips whose latents are cached for stage B. */
@@ -58,6 +64,10 @@ export interface TinyWanPretrainOptions {
   ditLr: number;
   ditWarmup: number;
   captionDropout: number;
+  /** Weight of the auxiliary attribute head's cross-entropy (0: no head). */
+  attributeWeight: number;
+  /** Noise levels drawn uniform and shifted by this (σ' = sσ/(1 + (s − 1)σ)) towards high noise, where the sampler's shifted schedule spends its steps; 0: logit-normal. */
+  ditShift: number;
   /** Share of clips trained without the first-frame condition (text to video). */
   conditionDropout: number;
   saveEvery: number;
@@ -65,9 +75,9 @@ export interface TinyWanPretrainOptions {
 }
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
-  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
+  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6, vaeInitLogVar: -10,
   frames: 9, cacheSize: 2048, ditSteps: 12000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
-  captionDropout: 0.1, conditionDropout: 0.5, saveEvery: 200, threads: 0,
+  captionDropout: 0.1, attributeWeight: 0.05, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
 
 type Log = (line: string) => void;
@@ -113,6 +123,23 @@ export function tinyWanTokenizerJson(): object {
   return json;
 }
 
+/** What the auxiliary head names: [offset, count] per group — shape, colour, background, direction. */
+export const CLIP_ATTRIBUTE_GROUPS: [number, number][] = [WORLD_SHAPES.length, COLOR_NAMES.length, COLOR_NAMES.length, DIRECTIONS.length]
+  .map((n, i, all): [number, number] => [all.slice(0, i).reduce((a, b) => a + b, 0), n]);
+export const CLIP_ATTRIBUTE_COUNT = WORLD_SHAPES.length + 2 * COLOR_NAMES.length + DIRECTIONS.length;
+
+/** One-hot targets of a world caption ("a red circle moving left on a blue background"); undefined for the empty prompt. */
+export function clipCaptionAttributes(caption: string): Float32Array | undefined {
+  if (caption === '') return undefined;
+  const c = parseClipCaption(caption);
+  const shape = c?.shape ? WORLD_SHAPES.indexOf(c.shape) : -1;
+  if (!c || shape < 0) throw new Error(`pretrain:tiny-wan: '${caption}' is not a caption of the moving-shapes world`);
+  const out = new Float32Array(CLIP_ATTRIBUTE_COUNT);
+  const index = [shape, COLOR_NAMES.indexOf(c.color), COLOR_NAMES.indexOf(c.background), DIRECTIONS.indexOf(c.direction)];
+  CLIP_ATTRIBUTE_GROUPS.forEach(([at], g) => { out[at + index[g]] = 1; });
+  return out;
+}
+
 /** `count` random world clips as [count, 3, F, size, size] in [−1, 1] (optionally cropped to `crop`), with captions. */
 export function clipBatch(rng: Rng, count: number, frames: number, opts: { crop?: number; shapes?: typeof WORLD_SHAPES } = {}): { video: Float32Array; captions: string[] } {
   const size = TINY_WAN_SIZE, side = opts.crop ?? size;
@@ -133,7 +160,7 @@ export function clipBatch(rng: Rng, count: number, frames: number, opts: { crop?
 }
 
 /** Stage A: the causal VAE (wan_2.1_vae names), on crops of short clips of all four shapes (it stays frozen for the star). */
-async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
+export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
   const cfg = TINY_WAN_VAE_BASE;
   const done = join(scratch, 'vae.safetensors');
   const cached = await loadState(done);
@@ -156,7 +183,15 @@ async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratch: stri
   const resumed = await loadState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
-  else await ts.init(initialValues(params, o.seed));
+  else {
+    // A posterior that starts at unit variance buries the latent means (rms ~1 early on) in sampling
+    // noise; the tiny KL weight barely moves it in a short run (measured: the committed VAE's log-variance
+    // ended at −0.24 with means of rms 3.5), so the decoder learned to decode noise-blurred latents and
+    // drew flat frames and blobs. Start it small instead: the KL term can still widen it.
+    const init = initialValues(params, o.seed), bias = init['conv1.bias'].data as Float32Array;
+    bias.fill(o.vaeInitLogVar, cfg.zDim);
+    await ts.init(init);
+  }
   let smooth = 0;
   const timer = stepTimer();
   for (let step = start; step <= o.vaeSteps; step++) {
@@ -251,17 +286,27 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
   const shape = [B, cfg.outChannels, checkClipFrames(TINY_WAN_VAE_BASE, o.frames), TINY_WAN_SIZE / s, TINY_WAN_SIZE / s];
   const per = shape.slice(1).reduce((a, b) => a * b, 1);
   const [, , T, h, w] = shape;
-  const textW = new TrainableWeights('text_encoder/'), ditW = new TrainableWeights('transformer/');
+  const textW = new TrainableWeights('text_encoder/'), ditW = new TrainableWeights('transformer/'), auxW = new TrainableWeights('aux/');
   const ids = input('ids', [B, L], 'int64'), mask = input('mask', [B, L]);
+  const attributeMask = input('attribute_mask', [B, L, 1]), attributes = input('attributes', [B, 1, CLIP_ATTRIBUTE_COUNT]);
   const x0 = input('latents', shape), noise = input('noise', shape), sigmas = input('sigmas', [B]);
   const condition = input('condition', [B, cfg.inChannels - cfg.outChannels, T, h, w]);
   const { noisy, target } = flowTrainingPair(x0, noise, sigmas);
+  const context = wanTextFeatures(new Builder(textW), TINY_UMT5, ids, mask);
   const pred = wanTransformer(new Builder(ditW), cfg, {
-    latents: noisy, condition, context: wanTextFeatures(new Builder(textW), TINY_UMT5, ids, mask), timesteps: sigmas, rope: wanRope(cfg, tokenGrid(cfg, shape)),
+    latents: noisy, condition, context, timesteps: sigmas, rope: wanRope(cfg, tokenGrid(cfg, shape)),
   });
-  const loss = batchLoss(perSampleLoss(pred, target));
-  const params = { ...textW.record(), ...ditW.record() };
-  const ts = await TrainStep.create(rt, { inputs: [ids, mask, x0, noise, sigmas, condition], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1 });
+  const flowLoss = batchLoss(perSampleLoss(pred, target));
+  // As for the tiny SD and FLUX: umT5 learns from scratch through cross-attention alone too slowly,
+  // so a head (not saved) asks every real token to name the clip's shape, colour, background and
+  // direction — umT5 is bidirectional, so every token has seen the whole caption.
+  const attributeLoss = attributeHeadLoss(auxW, context, attributes, attributeMask, CLIP_ATTRIBUTE_GROUPS);
+  const loss = add(flowLoss, mul(attributeLoss, o.attributeWeight));
+  const params = { ...textW.record(), ...ditW.record(), ...auxW.record() };
+  const ts = await TrainStep.create(rt, {
+    inputs: [ids, mask, x0, noise, sigmas, condition, attributeMask, attributes], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1,
+    extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
+  });
   const progress = join(scratch, 'dit-progress.safetensors');
   const resumed = await loadState(progress);
   let start = 1;
@@ -270,12 +315,12 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
   const encoded = new Map<string, ReturnType<typeof wanPromptTokens>>();
   const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = wanPromptTokens(tok, [caption], L); encoded.set(caption, e); } return e; };
   const maskPlane = firstFrameMask(T, h, w), condPer = (cfg.inChannels - cfg.outChannels) * T * h * w;
-  let smooth = 0;
+  let smooth = 0, smoothAttr = 0;
   const timer = stepTimer();
   for (let step = start; step <= o.ditSteps; step++) {
     const rng = new Rng(o.seed).fork(`dit-step-${step}`);
     const idData = new BigInt64Array(B * L), maskData = new Float32Array(B * L), lat = new Float32Array(B * per), sig = new Float32Array(B);
-    const cond = new Float32Array(B * condPer);
+    const cond = new Float32Array(B * condPer), attrMask = new Float32Array(B * L), attr = new Float32Array(B * CLIP_ATTRIBUTE_COUNT);
     for (let i = 0; i < B; i++) {
       const k = rng.int(0, cache.captions.length);
       lat.set(cache.latents.subarray(k * per, (k + 1) * per), i * per);
@@ -283,10 +328,14 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
         cond.set(maskPlane, i * condPer);
         cond.set(cache.firstFrame.subarray(k * per, (k + 1) * per), i * condPer + maskPlane.length);
       }
-      const e = encode(rng.uniform() < o.captionDropout ? '' : cache.captions[k]);
+      const caption = rng.uniform() < o.captionDropout ? '' : cache.captions[k];
+      const e = encode(caption);
       idData.set(e.ids.data as BigInt64Array, i * L);
       maskData.set(e.mask.data as Float32Array, i * L);
-      sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal
+      const wanted = clipCaptionAttributes(caption);
+      if (wanted) { attr.set(wanted, i * CLIP_ATTRIBUTE_COUNT); attrMask.set(e.mask.data as Float32Array, i * L); }
+      if (o.ditShift > 0) { const u = rng.uniform(); sig[i] = (o.ditShift * u) / (1 + (o.ditShift - 1) * u); }
+      else sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal
     }
     const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
     const r = await ts.step([{
@@ -295,9 +344,13 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
       noise: { dtype: 'float32', shape, data: rng.fillNormal(new Float32Array(B * per)) },
       sigmas: { dtype: 'float32', shape: [B], data: sig },
       condition: { dtype: 'float32', shape: [B, cfg.inChannels - cfg.outChannels, T, h, w], data: cond },
+      attribute_mask: { dtype: 'float32', shape: [B, L, 1], data: attrMask },
+      attributes: { dtype: 'float32', shape: [B, 1, CLIP_ATTRIBUTE_COUNT], data: attr },
     }], lr, step);
-    smooth = step === start ? r.loss : 0.98 * smooth + 0.02 * r.loss;
-    if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} loss ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
+    const flow = r.extra.flow_loss.data[0] as number, named = r.extra.attribute_loss.data[0] as number;
+    smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
+    smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
+    if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
     if (step % o.saveEvery === 0 && step < o.ditSteps) await saveState(progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);

@@ -20,7 +20,7 @@ describe('pretrain:tiny-wan', () => {
     const lines: string[] = [];
     await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
-    expect(lines.some((l) => /stage B step 3\/3 loss \d/.test(l))).toBe(true);
+    expect(lines.some((l) => /stage B step 3\/3 flow loss \d.* attribute loss \d/.test(l))).toBe(true);
 
     const m = await wanFamily.load(join(out, TINY_WAN_FILES.high));
     try {

@@ -183,6 +183,8 @@ export interface SamplerSettings {
   readonly fps?: number;
   /** Wan 2.2 A14B: CFG of the high-noise expert's steps (0 or absent = `cfg`). */
   readonly cfgHighNoise?: number;
+  /** Image-to-video: the image file (absolute path) every clip starts from. */
+  readonly startImage?: string;
   byteSize(): number;
 }
 

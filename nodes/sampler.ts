@@ -2,6 +2,9 @@
 // sampler type, size and LoRA strength. Sampler Settings only packages them (Train's sample-every reads
 // the same value); Sampler renders them on MODEL/CLIP/VAE, optionally through the adapter being trained
 // (TRAINING) or a LoRA file, and shows the images inline as a grid — side by side with "compare".
+// Wan 2.2 A14B: lowNoiseModel runs the low-noise expert's steps with its own LoRA; image-to-video models
+// start every clip from startImage (or the firstFrame input).
+import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { previewSamplers } from '../kernels/families/registry';
 import { defineNode, input, widget } from './define';
@@ -12,6 +15,9 @@ import type { SampleSheet } from './sampling/sheet';
 import { parsePrompts } from './sampling/prompts';
 import type { HostTensor } from '../kernels';
 import type { AdapterSpec, ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
+
+/** startImage's "no first frame". */
+const NO_START_IMAGE = 'none';
 
 const settingsWidgets = {
   prompts: widget.text({ default: 'a red circle on a blue background', multiline: true, tooltip: 'one prompt per line; inline overrides as kohya: --n negative --d seed --w width --h height --s steps --l cfg' }),
@@ -28,12 +34,13 @@ const settingsWidgets = {
   numFrames: widget.int({ default: 0, min: 0, max: 1025, tooltip: 'video models: frames of each sample clip (Wan: 4n+1, e.g. 33, 81); 0 = the model\'s own (81 for Wan, 9 for the tiny video model); image models ignore it' }),
   fps: widget.int({ default: 16, min: 1, max: 120, tooltip: 'video models: frames per second the sample clips play at (Wan 2.1 / 2.2 A14B: 16, TI2V-5B: 24)' }),
   cfgHighNoise: widget.float({ default: 0, min: 0, max: 30, step: 0.5, tooltip: 'Wan 2.2 A14B: CFG of the high-noise expert\'s steps (musubi-tuner\'s guidance_scale_high_noise); 0 = the same as cfg' }),
+  startImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'image-to-video models (Wan I2V): the image every clip starts from, a file in the input folder (ComfyUI\'s WanImageToVideo start_image; scaled to cover the clip and centre-cropped); "none" = no first frame, which only models trained without one accept' }),
 };
 
 type SettingsWidgets = z.output<z.ZodObject<typeof settingsWidgets>>;
 
-/** The SAMPLER_SETTINGS value of these widgets; prompt errors name the line. */
-export function samplerSettings(w: SettingsWidgets): SamplerSettings {
+/** The SAMPLER_SETTINGS value of these widgets; prompt errors name the line; `resolveInput` places startImage in the input folder. */
+export function samplerSettings(w: SettingsWidgets, resolveInput: (p: string) => string = (p) => p): SamplerSettings {
   const prompts = parsePrompts(w.prompts);
   if (prompts.length === 0) throw new Error('prompts: write at least one prompt');
   return Object.freeze({
@@ -41,6 +48,7 @@ export function samplerSettings(w: SettingsWidgets): SamplerSettings {
     prompts: Object.freeze(prompts), negativePrompt: w.negativePrompt, seed: w.seed, walkSeed: w.walkSeed,
     steps: w.steps, cfg: w.cfg, sampler: w.sampler, scheduler: w.scheduler, width: w.width, height: w.height, loraStrength: w.loraStrength,
     numFrames: w.numFrames, fps: w.fps, cfgHighNoise: w.cfgHighNoise,
+    ...(w.startImage !== NO_START_IMAGE ? { startImage: resolveInput(w.startImage) } : {}),
     byteSize: () => 256 + w.prompts.length * 2,
   });
 }
@@ -53,8 +61,9 @@ export const samplerSettingsNode = defineNode({
   version: 1,
   widgets: z.object(settingsWidgets),
   outputs: { settings: 'SAMPLER_SETTINGS' },
-  execute({ widgets: w }) {
-    const settings = samplerSettings(w);
+  fingerprint: ({ widgets, resolvePath }) => startImageFingerprint(widgets.startImage, resolvePath),
+  execute({ widgets: w, ctx }) {
+    const settings = samplerSettings(w, (p) => ctx.resolvePath('input', p));
     return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}${w.scheduler === 'karras' ? ' karras' : ''}, CFG ${w.cfg}`] } };
   },
 });
@@ -74,6 +83,7 @@ export const samplerNode = defineNode({
     loraFile: input<LoraFileValue>('LORA_FILE', { optional: true, tooltip: 'sample with a saved LoRA file' }),
     lowNoiseModel: input<ModelValue>('MODEL', { optional: true, tooltip: 'Wan 2.2 A14B: the low-noise expert (model is the high-noise one); each step runs the expert owning its noise level, with that expert\'s LoRA from a two-expert TRAINING or LORA_FILE' }),
     settings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'use these settings instead of this node\'s widgets' }),
+    firstFrame: input<ImagesValue>('IMAGES', { optional: true, tooltip: 'image-to-video models: every clip starts from the first of these images (instead of the startImage file)' }),
   },
   widgets: z.object({
     ...settingsWidgets,
@@ -81,8 +91,9 @@ export const samplerNode = defineNode({
     useEma: widget.toggle({ default: false, tooltip: 'sample the EMA of the weights (when the Train node keeps one)' }),
   }),
   outputs: { images: 'IMAGES' },
+  fingerprint: ({ widgets, resolvePath }) => startImageFingerprint(widgets.startImage, resolvePath),
   async execute({ inputs, widgets: w, ctx }) {
-    const settings = inputs.settings ?? samplerSettings(w);
+    const settings = inputs.settings ?? samplerSettings(w, (p) => ctx.resolvePath('input', p));
     if (inputs.training && inputs.loraFile) throw new Error('training / loraFile: connect one adapter source, not both');
     let adapter: RenderAdapter | undefined;
     // Two experts: each expert's weights by name, and where they hand over.
@@ -119,6 +130,7 @@ export const samplerNode = defineNode({
       onImage: (im) => ctx.preview({ mime: 'image/png', data: im.data }),
       onStep: (step, total) => ctx.progress({ step, total }),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
+      ...(inputs.firstFrame ? { startImage: firstFrameOf(inputs.firstFrame) } : {}),
     });
     const step = adapter && inputs.training ? inputs.training.step : null;
     const grid = await gridSheet(images, { title: step !== null ? `step ${step}` : undefined });
@@ -132,6 +144,19 @@ export const samplerNode = defineNode({
     return { outputs: { images: value }, ui: { images: [ref], text, samples: [sheet] } };
   },
 });
+
+/** A changed start image file re-runs the node (its size and modification time). */
+async function startImageFingerprint(startImage: string, resolvePath: (kind: 'input', p: string) => string): Promise<string> {
+  if (startImage === NO_START_IMAGE) return '';
+  const s = await stat(resolvePath('input', startImage));
+  return `${s.size}:${s.mtimeMs}`;
+}
+
+function firstFrameOf(images: ImagesValue): { data: Uint8Array; what: string } {
+  const first = images.images[0];
+  if (!first) throw new Error('firstFrame: the connected IMAGES value holds no image');
+  return { data: first.data, what: `firstFrame (${first.label ?? 'image 1'})` };
+}
 
 /**
  * The low-noise expert's part of a two-expert render (Wan 2.2 A14B): its model, its LoRA and the boundary.

@@ -70,6 +70,11 @@ export interface GenerateOptions {
   feeds?: Record<string, HostTensor>;
   /** Two experts: the low-noise expert's adapter inputs (its own LoRA), used on its steps instead of `feeds`' parameters. */
   lowNoiseFeeds?: Record<string, HostTensor>;
+  /**
+   * Image-to-video: the clip the first-frame condition is encoded from, [3, frames, H, W] in [−1, 1] (the
+   * start image, then frames the family blanks); absent, the condition is zero (no frame given).
+   */
+  startClip?: Float32Array;
 }
 
 export interface GeneratedImages {
@@ -105,7 +110,31 @@ export class FamilyPipeline {
     private readonly sampleCond: (preview: { guidance?: number }) => Record<string, HostTensor>,
     /** Two experts: the low-noise denoiser and the timestep (objective units) below which it runs. */
     private readonly lowNoise?: { session: Session; below: number },
+    private readonly rt?: Runtime,
   ) {}
+
+  /** The VAE-side graph of an image-to-video condition (start clip → the `latent` inputs), compiled on first use. */
+  private startImageSession?: Promise<Session>;
+
+  /** The `source: 'latent'` inputs [2n, …] of a start clip [3, F, H, W]: both CFG halves see the same first frame. */
+  private async startImageCond(clip: Float32Array): Promise<Record<string, HostTensor>> {
+    const { family, config: cfg, vae } = this.parts;
+    const { width, height, frames, batch: n } = this.options;
+    if (!family.latentConditioning || !this.rt) throw new Error(`startImage: ${family.label} takes no start image`);
+    if (clip.length !== 3 * frames * height * width) throw new Error(`startImage: ${clip.length} values are not a [3, ${frames}, ${height}, ${width}] clip`);
+    this.startImageSession ??= (async () => {
+      const pixels = input('start_clip', [1, 3, ...(frames === 1 ? [] : [frames]), height, width]);
+      const cond = family.latentConditioning!(new Builder(vae), cfg, pixels);
+      return this.rt!.load(compileGraph([pixels], cond, { name: `${family.id}_start_image` }));
+    })();
+    const out = await (await this.startImageSession).run({ start_clip: { dtype: 'float32', shape: [1, 3, ...(frames === 1 ? [] : [frames]), height, width], data: clip } });
+    return Object.fromEntries(Object.entries(out).map(([name, t]) => {
+      const one = t.data as Float32Array;
+      const data = new Float32Array(one.length * 2 * n);
+      for (let i = 0; i < 2 * n; i++) data.set(one, i * one.length);
+      return [name, { dtype: 'float32', shape: [2 * n, ...t.shape.slice(1)], data } satisfies HostTensor];
+    }));
+  }
 
   /** Builds and loads the three inference graphs (text at batch 2n, denoiser at 2n, VAE decoder at n). */
   static async create(rt: Runtime, parts: PipelineParts, opts: PipelineOptions): Promise<FamilyPipeline> {
@@ -161,13 +190,14 @@ export class FamilyPipeline {
       const values = family.sampleConditioning(cfg, { originalSize: size, cropTopLeft: { top: 0, left: 0 }, targetSize: size }, preview);
       const fromSample = family.conditioning(cfg).filter((c) => c.source === 'sample')
         .map((c) => [c.name, stackConditioning(c, Array.from({ length: 2 * n }, () => values[c.name]))]);
-      // A preview has no start image: an image-to-video model's first-frame condition (mask and image
-      // latent) is zero — no frame given, text to video (the tiny Wan is trained for that case too).
+      // Without a start image an image-to-video model's first-frame condition (mask and image latent) is
+      // zero — no frame given, text to video (the tiny Wan is trained for that case too); generate's
+      // startClip replaces it.
       const noStartImage = condSpecs.filter((c) => c.source === 'latent')
         .map((c) => [c.name, { dtype: 'float32', shape: [2 * n, ...c.shape], data: new Float32Array(2 * n * c.shape.reduce((a, b) => a * b, 1)) } satisfies HostTensor]);
       return Object.fromEntries([...fromSample, ...noStartImage]);
     };
-    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond, lowNoise);
+    return new FamilyPipeline(parts, { width: opts.width, height: opts.height, batch: n, clipSkip, frames }, text, denoiserSession, decoder, [latent.channels, ...spatial], sampleCond, lowNoise, rt);
   }
 
   /**
@@ -195,7 +225,7 @@ export class FamilyPipeline {
     const per = this.latentShape.reduce((a, b) => a * b, 1);
     const cfgScale = g.cfgScale ?? 7;
     // Guidance-distilled models (FLUX.1 dev) take the scale as an input instead of mixing two predictions.
-    const sampleCond = this.sampleCond({ guidance: cfgScale });
+    const sampleCond = { ...this.sampleCond({ guidance: cfgScale }), ...(g.startClip ? await this.startImageCond(g.startClip) : {}) };
     const latents = await family.sample(async (xs, timestep) => {
       // Two experts: each step runs the expert owning its noise level, with that expert's LoRA.
       const low = this.lowNoise && timestep < this.lowNoise.below;

@@ -99,3 +99,16 @@ export function wanExpertModel(experts: Record<WanExpert, WanExpertCall>, bounda
     return out;
   };
 }
+
+/**
+ * Whether a Wan image-to-video checkpoint was also trained without a first frame (its condition zeroed
+ * for a share of the clips, as loragraph's tiny Wan records in `loragraph_pretrain.conditionDropout`), so
+ * previews may leave the start image out. Released I2V models were not: they need one.
+ */
+export function samplesWithoutStartImage(metadata: Readonly<Record<string, string>>): boolean {
+  try {
+    return Number(JSON.parse(metadata.loragraph_pretrain ?? '{}').conditionDropout) > 0;
+  } catch {
+    return false;
+  }
+}

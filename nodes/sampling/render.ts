@@ -12,6 +12,8 @@ import { gridLayout, type SampleTile } from './sheet';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
 import { checkSampling } from '../training/memory-advice';
+import { isImageToVideo, requireStartImage, startClip } from './start-image';
+import { readFile } from 'node:fs/promises';
 
 export interface RenderAdapter {
   spec: AdapterSpec;
@@ -42,6 +44,8 @@ export interface RenderRequest {
   releaseAfter?: boolean;
   /** Called between sampler steps; throws to stop (the executor's interrupt). */
   throwIfInterrupted?: () => void;
+  /** Image-to-video: the first frame of every clip (an encoded image; `what` names it in errors), instead of settings.startImage. */
+  startImage?: { data: Uint8Array; what: string };
 }
 
 /** What one image was rendered with, after the prompt's overrides. */
@@ -162,6 +166,8 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
   if (req.lowNoise && !!req.lowNoise.adapter !== !!req.adapter) throw new Error('lowNoise: give both experts an adapter, or neither');
   const lowFeeds = req.lowNoise?.adapter ? adapterFeeds(req.lowNoise.adapter, req.lowNoise.model) : undefined;
+  const start = await startImageOf(req);
+  const startClips = new Map<string, Promise<Float32Array>>();
   const plan = settings.prompts.flatMap((p, i) => {
     const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config), req.model.family.sampleFrames?.(req.model.config) ?? 1);
     if (!req.adapter) return [{ r, strength: 0 }];
@@ -179,6 +185,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
       ...(settings.cfgHighNoise ? { cfgScaleHighNoise: settings.cfgHighNoise } : {}),
       feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
       ...(lowFeeds ? { lowNoiseFeeds: lowFeeds } : {}),
+      ...(start ? { startClip: await startClipFor(startClips, start, r.width, r.height, r.frames ?? 1) } : {}),
       onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
     });
     const rgb = gen.images[0];
@@ -193,6 +200,21 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
     await (await pipelineFor(req, w, h, f)).releaseDenoisers();
   }
   return out;
+}
+
+/** The start image of an image-to-video render (the request's, else the settings' file); refused for other models, required for I2V ones. */
+async function startImageOf(req: RenderRequest): Promise<{ data: Uint8Array; what: string } | undefined> {
+  const file = req.settings.startImage;
+  const start = req.startImage ?? (file ? { data: await readFile(file).catch((e: Error) => { throw new Error(`startImage: cannot read ${file} (${e.message})`); }), what: `startImage ${file}` } : undefined);
+  if (start && !isImageToVideo(req.model)) throw new Error(`startImage: ${req.model.source.label} is not an image-to-video model; clear startImage`);
+  if (!start && isImageToVideo(req.model)) await requireStartImage(req.model);
+  return start;
+}
+
+function startClipFor(cache: Map<string, Promise<Float32Array>>, start: { data: Uint8Array; what: string }, width: number, height: number, frames: number): Promise<Float32Array> {
+  const key = `${width}x${height}x${frames}`;
+  if (!cache.has(key)) cache.set(key, startClip(start.data, width, height, frames, start.what));
+  return cache.get(key)!;
 }
 
 /** Frames per second of a video sample when the settings do not say (Wan 2.1 / 2.2 A14B make 16). */

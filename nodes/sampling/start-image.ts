@@ -1,0 +1,47 @@
+// The first frame an image-to-video preview starts from (ComfyUI's WanImageToVideo start_image): the image
+// scaled to cover the clip's size and centre-cropped, as frame 0 of a clip whose other frames the family
+// blanks; and the rule that an image-to-video model samples only from a given frame, unless its checkpoint
+// says it was also trained without one (the tiny Wan).
+import sharp from 'sharp';
+import { indexSafetensors } from '../../kernels/flux/load';
+import { samplesWithoutStartImage } from '../../kernels/wan/sampling';
+import { BUILTIN_MODELS } from '../models/builtin';
+import type { ModelValue } from '../sockets';
+
+/** A model whose denoiser takes a condition made from the clip's pixels (Wan I2V's first frame). */
+export function isImageToVideo(model: Pick<ModelValue, 'family' | 'config'>): boolean {
+  return model.family.conditioning(model.config).some((c) => c.source === 'latent');
+}
+
+/**
+ * The clip [3, frames, height, width] in [−1, 1] the condition is encoded from: the decoded image (PNG,
+ * JPEG, WebP…) resized to cover width × height and centre-cropped as frame 0, zeros after. `what` names the
+ * file or input in errors.
+ */
+export async function startClip(image: Uint8Array, width: number, height: number, frames: number, what: string): Promise<Float32Array> {
+  let rgb: Buffer;
+  try {
+    rgb = await sharp(image).removeAlpha().resize(width, height, { fit: 'cover', position: 'centre' }).toColourspace('srgb').raw().toBuffer();
+  } catch (e) {
+    throw new Error(`${what}: not an image sharp can read (${(e as Error).message})`);
+  }
+  const plane = width * height;
+  const out = new Float32Array(3 * frames * plane);
+  for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) out[c * frames * plane + i] = rgb[i * 3 + c]! / 127.5 - 1;
+  return out;
+}
+
+const optional = new Map<string, Promise<boolean>>();
+
+/**
+ * Refuses an image-to-video model without a start image, unless its checkpoint was trained for that case
+ * (read once per checkpoint from its safetensors metadata).
+ */
+export async function requireStartImage(model: ModelValue): Promise<void> {
+  const path = BUILTIN_MODELS[model.source.path]?.checkpoint ?? model.source.path;
+  let ok = optional.get(path);
+  if (!ok) optional.set(path, (ok = indexSafetensors(path).then((idx) => samplesWithoutStartImage(idx.metadata), () => false)));
+  if (!(await ok)) {
+    throw new Error(`startImage: ${model.source.label} is an image-to-video model and samples from a first frame: set startImage (an image in the input folder) on the Sampler or Sampler Settings, or connect an image to the Sampler's firstFrame`);
+  }
+}

@@ -27,7 +27,7 @@ import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX2_TINY_VAE, QuantConvsOrIdentity, fromT
 import { FLUX_SAMPLERS, flux1Shift, fluxModelCall, sampleFlux } from './sampling';
 import { fluxModuleMapping } from './keys';
 import { fluxLoraFiles, fluxTargetSpec } from './lora';
-import { loadFlux1 } from './load';
+import { loadFlux1, type LoadedFlux1 } from './load';
 
 export interface Flux1FamilyConfig {
   name: string;
@@ -91,8 +91,7 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
       const root = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
       const clipTok: Tokenizer = opts.tokenizers?.[0] ?? ClipTokenizer.fromFolder(join(root, 'tokenizer'));
       const t5Tok: Tokenizer = opts.tokenizers?.[1] ?? T5PromptTokenizer.fromFile(join(root, 'tokenizer_2', 'tokenizer.json'));
-      const dev = m.transformerConfig.guidanceEmbed;
-      const config = opts.config ?? { ...(dev ? FLUX1_DEV_FAMILY : FLUX1_SCHNELL_FAMILY), transformer: m.transformerConfig, name: m.detection.variant ?? m.transformerConfig.name };
+      const config = opts.config ?? flux1ConfigOf(path, m, clip ?? path, t5 ?? path);
       return {
         config, denoiser: m.transformer,
         textEncoders: [{ part: 'text_encoder', weights: m.clip, tokenizer: clipTok }, { part: 'text_encoder_2', weights: m.t5, tokenizer: t5Tok }],
@@ -175,6 +174,20 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   presetFilter: (preset: TargetPreset) => targetFilter(fluxTargetSpec(preset === 'attention' ? 'attention' : preset === 'attention_ff' ? 'ai_toolkit' : 'all_linear')),
   loraFiles: fluxLoraFiles<Flux1FamilyConfig>(1),
 };
+
+/** The family config of loaded files: sizes from their tensors (full size: the release's; tiny: their own). */
+function flux1ConfigOf(path: string, m: LoadedFlux1, clipFile: string, t5File: string): Flux1FamilyConfig {
+  const t = m.transformerConfig;
+  const base = t.guidanceEmbed ? FLUX1_DEV_FAMILY : FLUX1_SCHNELL_FAMILY;
+  if (!m.clipConfig) throw new Error(`${clipFile}: cannot tell the CLIP text encoder's heads (its width is not a multiple of CLIP-L's 64-wide heads and the file states no loragraph_num_heads)`);
+  if (!m.t5Config) throw new Error(`${t5File}: the T5 encoder lacks shared / relative_attention_bias / wi_0 tensors`);
+  if (m.clipConfig.hiddenSize !== t.pooledDim) throw new Error(`${clipFile}: the CLIP text encoder is ${m.clipConfig.hiddenSize} wide; the transformer's vector_in takes ${t.pooledDim}`);
+  if (m.t5Config.dModel !== t.contextDim) throw new Error(`${t5File}: the T5 encoder is ${m.t5Config.dModel} wide; the transformer's txt_in takes ${t.contextDim}`);
+  return {
+    ...base, name: m.detection.variant ?? t.name, transformer: t, clip: m.clipConfig, t5: m.t5Config, t5Length: m.t5Length ?? base.t5Length,
+    vae: m.vae!.config, sampleSize: t.hiddenSize >= 1024 ? 1024 : 64,
+  };
+}
 
 /** FLUX.1's VAE has no quant convs (BFL's AutoEncoder; diffusers' use_quant_conv false): identity ones. */
 const quantFree = (b: Builder): Builder => new Builder(new QuantConvsOrIdentity(b.weights, new Set()), b.adapter, b.prefix);

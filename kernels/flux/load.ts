@@ -14,7 +14,8 @@ import { concat, slice } from '../ops/shape-and-reduce';
 import type { WeightSource, WeightUse } from '../nn/weights';
 import { CheckpointWeights, type TensorLocation } from '../sd/checkpoint-weights';
 import { CheckpointError } from '../sd/load';
-import type { VaeConfig } from '../sd/config';
+import { SD15, type ClipTextConfig, type VaeConfig } from '../sd/config';
+import { T5_XXL, type T5Config } from '../text/t5';
 import { vaeToLdm } from '../sd/keys/single-file';
 import { detectFluxTransformer, type FluxDetection } from './detect';
 import type { FluxTransformerConfig } from './config';
@@ -106,18 +107,53 @@ class LdmVaeWeights implements WeightSource {
   }
 }
 
-/** VAE sizes from its tensors (either layout); the group count comes from the file's metadata when stated. */
-export function flux2VaeConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string>): { config: VaeConfig; layout: 'ldm' | 'diffusers' } | undefined {
+/** VAE sizes from its tensors (either layout) over `base`; the group count comes from the file's metadata when stated. */
+function vaeSizesFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string>, base: VaeConfig): { config: VaeConfig; layout: 'ldm' | 'diffusers' } | undefined {
   const ldm = keys.includes('encoder.down.0.block.0.conv1.weight');
   const conv = (i: number) => shapeOf(ldm ? `encoder.down.${i}.block.0.conv1.weight` : `encoder.down_blocks.${i}.resnets.0.conv1.weight`);
   const moments = shapeOf('encoder.conv_out.weight'); // mean and log-variance: 2 × latent channels
-  if (!conv(0) || !moments || !shapeOf('bn.running_mean')) return undefined;
+  if (!conv(0) || !moments) return undefined;
   const blockOutChannels: number[] = [];
   for (let i = 0; conv(i); i++) blockOutChannels.push(conv(i)![0]);
   let layersPerBlock = 0;
   while (keys.includes(ldm ? `encoder.down.0.block.${layersPerBlock}.conv1.weight` : `encoder.down_blocks.0.resnets.${layersPerBlock}.conv1.weight`)) layersPerBlock++;
-  const groups = Number(metadata.loragraph_vae_norm_groups ?? FLUX2_VAE.normGroups);
-  return { config: { ...FLUX2_VAE, blockOutChannels, layersPerBlock, latentChannels: moments[0] / 2, normGroups: groups }, layout: ldm ? 'ldm' : 'diffusers' };
+  const groups = Number(metadata.loragraph_vae_norm_groups ?? base.normGroups);
+  return { config: { ...base, blockOutChannels, layersPerBlock, latentChannels: moments[0] / 2, normGroups: groups }, layout: ldm ? 'ldm' : 'diffusers' };
+}
+
+/** FLUX.2 VAE sizes from its tensors (either layout); it must carry the BatchNorm statistics. */
+export function flux2VaeConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string>): { config: VaeConfig; layout: 'ldm' | 'diffusers' } | undefined {
+  if (!shapeOf('bn.running_mean')) return undefined;
+  return vaeSizesFromShapes(shapeOf, keys, metadata, FLUX2_VAE);
+}
+
+const layerCount = (keys: readonly string[], re: RegExp) => keys.reduce((n, k) => { const m = re.exec(k); return m ? Math.max(n, Number(m[1]) + 1) : n; }, 0);
+
+/**
+ * CLIP text encoder sizes from its tensors (transformers names). Heads are not in any shape: CLIP-L's are 64
+ * wide, another width states its count as `loragraph_num_heads`; undefined when neither tells.
+ */
+export function clipConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string> = {}): ClipTextConfig | undefined {
+  const tok = shapeOf('text_model.embeddings.token_embedding.weight');
+  const pos = shapeOf('text_model.embeddings.position_embedding.weight');
+  const fc1 = shapeOf('text_model.encoder.layers.0.mlp.fc1.weight');
+  if (!tok || !pos || !fc1) return undefined;
+  const numHeads = Number(metadata.loragraph_num_heads ?? tok[1] / 64);
+  if (!(Number.isInteger(numHeads) && numHeads >= 1)) return undefined;
+  return { ...SD15.text, vocabSize: tok[0], hiddenSize: tok[1], intermediateSize: fc1[0], numLayers: layerCount(keys, /^text_model\.encoder\.layers\.(\d+)\./), numHeads, maxPositions: pos[0] };
+}
+
+/** T5 v1.1 encoder sizes from its tensors (transformers names; the relative-position table in block 0 gives the heads). */
+export function t5ConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[]): T5Config | undefined {
+  const shared = shapeOf('shared.weight');
+  const q = shapeOf('encoder.block.0.layer.0.SelfAttention.q.weight');
+  const bias = shapeOf('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight');
+  const wi = shapeOf('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
+  if (!shared || !q || !bias || !wi) return undefined;
+  const numHeads = bias[1];
+  const sizes = { vocabSize: shared[0], dModel: shared[1], dKv: q[0] / numHeads, numHeads, dFf: wi[0], numLayers: layerCount(keys, /^encoder\.block\.(\d+)\./), relativeBuckets: bias[0] };
+  const xxl = (Object.keys(sizes) as (keyof typeof sizes)[]).every((k) => sizes[k] === T5_XXL[k]);
+  return { ...T5_XXL, ...sizes, name: xxl ? T5_XXL.name : `t5-${shared[1]}` };
 }
 
 /** The transformer of a file or folder, detected and served under BFL names whatever its layout. */
@@ -239,6 +275,11 @@ export interface LoadedFlux1 {
   transformer: WeightSource;
   clip?: WeightSource;
   t5?: WeightSource;
+  /** Sizes read from the text encoders' tensors (undefined when they cannot be told). */
+  clipConfig?: ClipTextConfig;
+  t5Config?: T5Config;
+  /** T5 tokens per prompt when the file states it (`loragraph_text_max_length`; tiny models). */
+  t5Length?: number;
   vae?: { config: VaeConfig; weights: WeightSource };
   dtypes: string[];
   /** Parameters per part id (transformer, text_encoder = CLIP-L, text_encoder_2 = T5, vae). */
@@ -266,7 +307,7 @@ export async function loadFlux1(files: Flux1Files): Promise<LoadedFlux1> {
     const w = new CheckpointWeights(named, path);
     closers.push(() => w.close());
     idx.dtypes.forEach((d) => dtypes.add(d));
-    return { weights: w, index: idx };
+    return { weights: w, index: idx, shapeOf: (k: string) => named.get(k)?.entry.shape, keys: [...named.keys()] };
   };
   const clip = await part(files.clip ?? sub('text_encoder'), ['text_model.embeddings.token_embedding.weight'], 'a CLIP text encoder');
   if (clip) params.text_encoder = clip.index.params;
@@ -282,12 +323,17 @@ export async function loadFlux1(files: Flux1Files): Promise<LoadedFlux1> {
     const ldm = v!.index.tensors.has('encoder.down.0.block.0.conv1.weight');
     const moments = v!.index.tensors.get('encoder.conv_out.weight')?.entry.shape;
     if (!moments || moments[0] !== 32) throw new CheckpointError(vPath, `not the FLUX.1 VAE: encoder.conv_out gives ${moments ? moments[0] / 2 : 'no'} latent channels, FLUX.1 has 16`);
-    const config: VaeConfig = { ...FLUX1_VAE };
-    vae = { config, weights: ldm ? new LdmVaeWeights(v!.weights, config) : v!.weights };
+    const found = vaeSizesFromShapes(v!.shapeOf, v!.keys, v!.index.metadata, FLUX1_VAE);
+    if (!found) throw new CheckpointError(vPath, 'not a VAE: no encoder convs');
+    vae = { config: found.config, weights: ldm ? new LdmVaeWeights(v!.weights, found.config) : v!.weights };
   }
+  const t5Length = t5?.index.metadata.loragraph_text_max_length;
   return {
     transformerConfig: opened.detection.config, detection: opened.detection, transformer: opened.weights,
     clip: clip?.weights, t5: t5?.weights, vae, dtypes: [...dtypes], params,
+    clipConfig: clip && clipConfigFromShapes(clip.shapeOf, clip.keys, clip.index.metadata),
+    t5Config: t5 && t5ConfigFromShapes(t5.shapeOf, t5.keys),
+    ...(t5Length ? { t5Length: Number(t5Length) } : {}),
     close() { for (const c of closers) c(); },
   };
 }

@@ -207,7 +207,7 @@ async function startImageOf(req: RenderRequest): Promise<{ data: Uint8Array; wha
   const file = req.settings.startImage;
   const start = req.startImage ?? (file ? { data: await readFile(file).catch((e: Error) => { throw new Error(`startImage: cannot read ${file} (${e.message})`); }), what: `startImage ${file}` } : undefined);
   if (start && !isImageToVideo(req.model)) throw new Error(`startImage: ${req.model.source.label} is not an image-to-video model; clear startImage`);
-  if (!start && isImageToVideo(req.model)) await requireStartImage(req.model);
+  if (!start && isImageToVideo(req.model)) requireStartImage(req.model);
   return start;
 }
 

@@ -3,7 +3,7 @@
 // blanks; and the rule that an image-to-video model samples only from a given frame, unless its checkpoint
 // says it was also trained without one (the tiny Wan).
 import sharp from 'sharp';
-import { indexSafetensors } from '../../kernels/flux/load';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { samplesWithoutStartImage } from '../../kernels/wan/sampling';
 import { BUILTIN_MODELS } from '../models/builtin';
 import type { ModelValue } from '../sockets';
@@ -31,17 +31,38 @@ export async function startClip(image: Uint8Array, width: number, height: number
   return out;
 }
 
-const optional = new Map<string, Promise<boolean>>();
+const optional = new Map<string, boolean>();
+
+/** The `__metadata__` of a single-file checkpoint, read synchronously from its header ({} for folders and unreadable files). */
+function headerMetadata(path: string): Record<string, string> {
+  let fd: number | undefined;
+  try {
+    if (!statSync(path).isFile()) return {};
+    fd = openSync(path, 'r');
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE());
+    if (!(n > 0 && n < 100_000_000)) return {};
+    const header = Buffer.alloc(n);
+    readSync(fd, header, 0, n, 8);
+    return (JSON.parse(header.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
+  } catch {
+    return {};
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
 
 /**
  * Refuses an image-to-video model without a start image, unless its checkpoint was trained for that case
- * (read once per checkpoint from its safetensors metadata).
+ * (read once per checkpoint from its safetensors metadata). Synchronous, so Train can check its sample
+ * settings before the first step rather than at the first sample.
  */
-export async function requireStartImage(model: ModelValue): Promise<void> {
+export function requireStartImage(model: ModelValue): void {
   const path = BUILTIN_MODELS[model.source.path]?.checkpoint ?? model.source.path;
   let ok = optional.get(path);
-  if (!ok) optional.set(path, (ok = indexSafetensors(path).then((idx) => samplesWithoutStartImage(idx.metadata), () => false)));
-  if (!(await ok)) {
+  if (ok === undefined) optional.set(path, (ok = samplesWithoutStartImage(headerMetadata(path))));
+  if (!ok) {
     throw new Error(`startImage: ${model.source.label} is an image-to-video model and samples from a first frame: set startImage (an image in the input folder) on the Sampler or Sampler Settings, or connect an image to the Sampler's firstFrame`);
   }
 }

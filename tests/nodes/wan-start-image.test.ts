@@ -81,6 +81,9 @@ describe('image-to-video previews from a start image', () => {
 
   it('refuses an I2V model without a start image, a start image on a model that takes none, and names an unreadable file', async () => {
     await expect(firstFrame({})).rejects.toThrow(/startImage: video probe is an image-to-video model and samples from a first frame/);
+    // Train's sample strip refuses it when made, before any training step.
+    const settings = (await samplerSettingsNode.execute({ inputs: {}, widgets: samplerSettingsNode.widgets.parse({}), ctx })).outputs.settings as SamplerSettings;
+    expect(() => trainingSampler(i2v.model, i2v.clip, i2v.vae, ATTENTION_LORA, settings)).toThrow(/startImage: video probe is an image-to-video model/);
     await expect(samplerNode.execute({ inputs: probe as never, widgets: widgets({ startImage: 'wide.png' }), ctx })).rejects.toThrow(/startImage: video probe is not an image-to-video model/);
     await expect(firstFrame({}, { startImage: 'broken.png' })).rejects.toThrow(/startImage .*broken\.png: not an image sharp can read/);
     await expect(firstFrame({}, { startImage: 'missing.png' })).rejects.toThrow(/startImage: cannot read .*missing\.png/);

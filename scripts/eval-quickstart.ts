@@ -40,6 +40,12 @@ const GRAPHS = (process.env.EVAL_GRAPHS ?? 'quickstart.json,quickstart-dop.json,
 const bases = new Map<string, Promise<LoadedModel>>();
 const baseFor = (checkpoint: string) => bases.get(checkpoint) ?? bases.set(checkpoint, loadModel(checkpoint)).get(checkpoint)!;
 
+/** The training seed and save names of one run, set on the Train and Save LoRA nodes by id (graphs give them their own titles). */
+function runOverrides(api: ReturnType<typeof workflowToApi>, seed: number, name: string): string[] {
+  const ids = (type: string) => Object.entries(api).filter(([, n]) => n.class_type === type).map(([id]) => id);
+  return [...ids('Train').flatMap((id) => [`${id}.seed=${seed}`, `${id}.saveName=${name}`]), ...ids('SaveLora').map((id) => `${id}.name=${name}`)];
+}
+
 /** How a graph samples (its Sampler node's steps, CFG and sampler). */
 interface Sampling { steps: number; cfg: number; sampler: SamplerSettings['sampler'] }
 const settings = (prompts: string[], s: Sampling): SamplerSettings => ({
@@ -73,7 +79,7 @@ async function evalGraph(file: string) {
   const sampling: Sampling = { steps: Number(samplerInputs.steps ?? 20), cfg: Number(samplerInputs.cfg ?? 6), sampler: String(samplerInputs.sampler ?? 'euler_ancestral') as Sampling['sampler'] };
   for (const seed of TRAIN_SEEDS) {
     const name = `eval-${file.replace('.json', '')}-${seed}`;
-    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Train.saveName=${name}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
+    const api = applyOverrides(api0, registry, [...runOverrides(api0, seed, name), ...EXTRA_SETS].map(parseSetArgument));
     const v = validateGraph(api, registry);
     if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
     const triggerWord = String(Object.values(api).find((n) => n.class_type === 'Dataset' && !n.inputs.isRegularization)?.inputs.triggerWord ?? '');
@@ -113,14 +119,20 @@ if (GRAPHS.includes('quickstart.json')) {
 const VIDEO_TRIGGER_PROMPTS = ['a red circle {trigger} on a blue background', 'a yellow triangle {trigger} on a black background', 'a white square {trigger} on a purple background', 'a green circle {trigger} on an orange background'];
 const VIDEO_LEAK_PROMPTS = ['a red circle moving left on a blue background', 'a yellow triangle moving right on a black background', 'a white square moving up on a purple background', 'a green circle moving down on an orange background'];
 
-/** The newest periodic save of each expert in a Train node's output folder. */
-function expertFiles(dir: string): { high_noise: string; low_noise: string } {
-  const newest = (expert: string) => {
+/**
+ * Each expert's LoRA of a run: Save LoRA's final pair (`<name>_high_noise.safetensors` in the output folder),
+ * else the newest periodic save of each expert in the Train node's folder.
+ */
+function expertFiles(output: string, name: string): { high_noise: string; low_noise: string } {
+  const dir = join(output, name);
+  const pick = (expert: string) => {
+    const saved = join(output, `${name}_${expert}.safetensors`);
+    if (existsSync(saved)) return saved;
     const f = (existsSync(dir) ? readdirSync(dir) : []).filter((x) => x.endsWith(`_${expert}.safetensors`)).sort().at(-1);
-    if (!f) throw new Error(`${dir}: no ${expert} LoRA saved (the video quickstart's Train saves one file per expert)`);
+    if (!f) throw new Error(`${output}: no ${expert} LoRA saved for ${name} (the video quickstart's Save LoRA and Train write one file per expert)`);
     return join(dir, f);
   };
-  return { high_noise: newest('high_noise'), low_noise: newest('low_noise') };
+  return { high_noise: pick('high_noise'), low_noise: pick('low_noise') };
 }
 
 async function evalVideoGraph(file: string) {
@@ -137,7 +149,7 @@ async function evalVideoGraph(file: string) {
   const started = performance.now();
   for (const seed of TRAIN_SEEDS) {
     const name = `eval-${file.replace('.json', '')}-${seed}`;
-    const api = applyOverrides(api0, registry, [`Train.seed=${seed}`, `Train.saveName=${name}`, `Save LoRA.name=${name}`, ...EXTRA_SETS].map(parseSetArgument));
+    const api = applyOverrides(api0, registry, [...runOverrides(api0, seed, name), ...EXTRA_SETS].map(parseSetArgument));
     const v = validateGraph(api, registry);
     if (!v.ok) throw new Error(`${file}: ${JSON.stringify(v.nodeErrors)}`);
     const trigger = String(Object.values(api).find((n) => n.class_type === 'Dataset')?.inputs.triggerWord ?? '');
@@ -145,7 +157,7 @@ async function evalVideoGraph(file: string) {
     const r = await executor.run(v.graph, { promptId: name, signal: new AbortController().signal, emit: () => {} });
     if (r.status !== 'success') throw new Error(`${file} (seed ${seed}): ${JSON.stringify(r.error)}`);
     const trainSeconds = (performance.now() - t0) / 1000;
-    const files = expertFiles(join(paths.output, name));
+    const files = expertFiles(paths.output, name);
     const adapterOf = async (path: string, m: LoadedModel) => { const l = await readLoraFileFor(path, m.model); return { spec: l.spec, weights: l.weights, strength: 1 }; };
     const lowNoise = { model: low.model, adapter: await adapterOf(files.low_noise, low), boundary };
     const render = async (prompts: string[]) => renderSamples({ ...high, settings: clips(prompts), adapter: await adapterOf(files.high_noise, high), lowNoise });

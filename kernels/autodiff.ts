@@ -80,7 +80,7 @@ export function grad(loss: Tensor, params: Tensor[], seed?: Tensor): Tensor[] {
     // The whole block is differentiated at once, at its last tensor; its other tensors are skipped.
     const { block, members } = blocks[b];
     if (t !== members[members.length - 1]) continue;
-    backpropBlock(members, block, grads, needs);
+    backpropBlock(members, block, grads, needs, wanted);
   }
   return params.map((p) => grads.get(p.id) ?? constant(arrayFor(p.dtype, p.size), p.shape, p.dtype));
 }
@@ -142,7 +142,7 @@ function backpropOne(t: Tensor, grads: Map<number, Tensor>, needs: Set<number>) 
  * the gradient arriving at the block), runs the VJPs over the rebuilt copy, and adds the gradients of
  * the outside values into `grads`. The forward copy's inner tensors are never used by the backward.
  */
-function backpropBlock(members: Tensor[], block: Block, grads: Map<number, Tensor>, needs: Set<number>) {
+function backpropBlock(members: Tensor[], block: Block, grads: Map<number, Tensor>, needs: Set<number>, wanted: Set<number>) {
   const outGrads = members.filter((t) => grads.has(t.id) && needs.has(t.id));
   if (!outGrads.length) return;
   const arrived = grads.get(outGrads[0].id)!;
@@ -185,11 +185,18 @@ function backpropBlock(members: Tensor[], block: Block, grads: Map<number, Tenso
   const local = new Map<number, Tensor>();
   for (const t of outGrads) local.set(copies.get(t.id)!.id, grads.get(t.id)!);
   for (let i = rebuilt.length - 1; i >= 0; i--) backpropOne(rebuilt[i], local, localNeeds);
+  const leaves: [Tensor, Tensor | undefined][] = [...stands.map((e) => [e.outside, local.get(e.stand.id)] as [Tensor, Tensor | undefined]), ...[...direct.values()].map((x) => [x, local.get(x.id)] as [Tensor, Tensor | undefined])];
+  // The gradients of the parameters read in the block (LoRA down/up) need the rebuilt activations; the
+  // gradient leaving the block waits for them (gated), so every scheduler computes them before the
+  // earlier blocks' backward and the rebuilt block dies at once. Left to a depth-first order they ran
+  // last, keeping every block's rebuilt layer inputs alive together (SD 1.5 at 256²: 2.3× less activation
+  // memory instead of 3×, measured by bench:sd15).
+  const paramGrads = leaves.filter(([x, g]) => g && wanted.has(x.id)).map(([, g]) => g!);
   const addTo = (x: Tensor, g: Tensor | undefined) => {
     if (!g) return;
+    if (!wanted.has(x.id)) for (const pg of paramGrads) g = after(g, pg);
     const prev = grads.get(x.id);
     grads.set(x.id, prev ? add(prev, g) : g);
   };
-  for (const s of stands) addTo(s.outside, local.get(s.stand.id));
-  for (const x of direct.values()) addTo(x, local.get(x.id));
+  for (const [x, g] of leaves) addTo(x, g);
 }

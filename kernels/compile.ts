@@ -46,6 +46,8 @@ export interface CompileOptions {
   externalDir?: string;
   /** In-memory initializers at least this big go to `weights.bin` when `externalDir` is set. */
   externalThreshold?: number;
+  /** Name every node after its output, so ORT's profile (enableProfiling) says which node took the time. */
+  nodeNames?: boolean;
 }
 
 const bytesOf = (a: HostArray) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -158,6 +160,7 @@ export function compileGraph(inputs: Tensor[], outputs: Record<string, Tensor>, 
     outputSpecs.push({ name, shape: [...t.shape], dtype: t.dtype });
   }
 
+  if (opts.nodeNames) for (const n of nodes) n.name ??= n.outputs[0];
   const bytes = encodeModel({
     graphName: opts.name ?? 'loragraph',
     nodes,

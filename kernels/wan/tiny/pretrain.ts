@@ -204,7 +204,7 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
     }], lr, step);
     const rec = r.extra.reconstruction.data[0] as number;
     smooth = step === start ? rec : 0.95 * smooth + 0.05 * rec;
-    if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${smooth.toFixed(4)} ${timer(step % 20 || 20)}`);
+    if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${smooth.toFixed(4)} grad norm ${r.gradNorm.toPrecision(3)} ${timer(step % 20 || 20)}`);
     if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
   }
   const out = await ts.read(false);

@@ -6,9 +6,14 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wanFamily } from '../../../../kernels/wan/family';
-import { TINY_WAN_DEFAULTS, pretrainTinyWan, parseArgs } from '../../../../kernels/wan/tiny/pretrain';
-import { TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_TEXT_LEN } from '../../../../kernels/wan/tiny/model';
-import { evaluateTinyWan } from '../../../../kernels/wan/tiny/eval';
+import { CLIP_ATTRIBUTE_COUNT, CLIP_ATTRIBUTE_GROUPS, TINY_WAN_DEFAULTS, clipCaptionAttributes, pretrainTinyWan, parseArgs } from '../../../../kernels/wan/tiny/pretrain';
+import { TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_TEXT_LEN, TINY_WAN_VAE_BASE } from '../../../../kernels/wan/tiny/model';
+import { evaluateTinyWan, x0Diagnostic } from '../../../../kernels/wan/tiny/eval';
+import { vaeRoundTrip } from '../../../../kernels/wan/tiny/vae-eval';
+import { loadTrainState } from '../../../../kernels/train/pretrain-cli';
+import { Runtime } from '../../../../kernels/runtime';
+import { COLOR_NAMES, WORLD_SHAPES } from '../../../../kernels/sd/tiny/world';
+import { DIRECTIONS } from '../../../../kernels/wan/tiny/world';
 
 const root = mkdtempSync(join(tmpdir(), 'tiny-wan-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -21,6 +26,20 @@ describe('pretrain:tiny-wan', () => {
     await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
     expect(lines.some((l) => /stage B step 3\/3 flow loss \d.* attribute loss \d/.test(l))).toBe(true);
+    // The posterior starts narrow (log-variance vaeInitLogVar), and 3 steps of Adam move it by little.
+    const vae = (await loadTrainState(join(root, 'scratch', 'vae.safetensors')))!.tensors;
+    const logVarBias = Array.from(vae['conv1.bias'].data as Float32Array).slice(TINY_WAN_VAE_BASE.zDim);
+    expect(Math.max(...logVarBias)).toBeLessThan(TINY_WAN_DEFAULTS.vaeInitLogVar + 0.1);
+    // The round-trip measure reads clean renders right; a 3-step VAE's round trip is far from them.
+    const rt = new Runtime({ threads: 2 });
+    try {
+      const r = await vaeRoundTrip(rt, vae, TINY_WAN_VAE_BASE, { clips: 2, frames: 9, seed: 3, batch: 2 });
+      expect(r.clean).toEqual({ shape: 1, color: 1, background: 1, direction: 1 });
+      expect(r.frameMse).toHaveLength(9);
+      expect(r.mse).toBeGreaterThan(0.01);
+    } finally {
+      await rt.close();
+    }
 
     const m = await wanFamily.load(join(out, TINY_WAN_FILES.high));
     try {
@@ -39,7 +58,23 @@ describe('pretrain:tiny-wan', () => {
     const r = await evaluateTinyWan({ dir: out, samples: 1, steps: 2, cfgScale: 5, frames: 9, seed: 1, prompts: 1, threads: 2 });
     expect(r.clips).toBe(1);
     expect(r.firstFrames[0].length).toBe(64 * 64 * 3);
+    const x0 = await x0Diagnostic({ dir: out, samples: 1, steps: 1, cfgScale: 5, frames: 9, seed: 1, prompts: 1, threads: 2, sigmas: [0.5] });
+    expect(Object.keys(x0)).toEqual(['0.5']);
   }, 240_000);
+
+  it('names shape, colour, background and direction of a caption, one-hot per group, for the attribute head', () => {
+    const a = clipCaptionAttributes('an orange triangle moving up on a white background')!;
+    expect(a).toHaveLength(CLIP_ATTRIBUTE_COUNT);
+    const named = CLIP_ATTRIBUTE_GROUPS.map(([at, n]) => {
+      const group = Array.from(a.subarray(at, at + n));
+      expect(group.reduce((x, y) => x + y, 0)).toBe(1);
+      return group.indexOf(1);
+    });
+    expect(named).toEqual([WORLD_SHAPES.indexOf('triangle'), COLOR_NAMES.indexOf('orange'), COLOR_NAMES.indexOf('white'), DIRECTIONS.indexOf('up')]);
+    expect(clipCaptionAttributes('')).toBeUndefined();
+    // Stars are the quickstart's concept: the pretraining never names them.
+    expect(() => clipCaptionAttributes('a red star moving left on a blue background')).toThrow(/not a caption of the moving-shapes world/);
+  });
 
   it('reads its options from the command line and refuses unknown ones', () => {
     expect(parseArgs(['--dit-steps', '7', '--out', '/tmp/x']).o.ditSteps).toBe(7);

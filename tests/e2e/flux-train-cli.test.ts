@@ -4,16 +4,14 @@
 // ai-toolkit's FLUX targets on a small dataset, saved in ai-toolkit's format (diffusion_model.….lora_A/B,
 // no alpha) and sampled with flow Euler; the loss falls; a run killed with SIGKILL mid-training resumes
 // from its checkpoint and ends bit-identical to an uninterrupted run.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../server/paths';
 import * as K from '../../kernels';
-import { loadSafetensors, writeSafetensors, type TensorToWrite } from '../../kernels/io/safetensors';
-import { loadCheckpoint, listCheckpoints } from '../../kernels/train/checkpoint';
+import { loadSafetensors } from '../../kernels/io/safetensors';
 import { vaeToLdm } from '../../kernels/sd/keys/single-file';
 import { vaeDecode, vaeEncode } from '../../kernels/sd/vae';
 import { ropeTables } from '../../kernels/dit/layers';
@@ -22,36 +20,26 @@ import { fluxTransformer, jointPositions } from '../../kernels/flux/transformer'
 import { qwen3TextFeatures } from '../../kernels/flux/qwen3';
 import { tinyFluxTokenizerJson } from '../../kernels/flux/tiny/pretrain';
 import { familyAdapters } from '../../kernels/families/adapters';
+import { expectLossFalls, loragraphBin, runCli, seededTensors, trainCheckpointDirs, trainedLosses, writeF16, writeShapesDataset } from './fixtures';
 
-const bin = join(repoRoot, 'bin', 'loragraph.js');
 const cfg = tinyFlux2Config();
-
-/** The named tensors a part reads, seeded (norm scales 1, as a fresh model has them). */
-function tensorsOf(build: (b: K.Builder) => void, seed: number): Map<string, K.HostTensor> {
-  const w = new K.RandomWeights(seed, 0.06);
-  build(new K.Builder(w));
-  for (const [k, t] of w.tensors) if (/(^|\.)(scale|norm\.weight)$|_norm\.weight$|norm\d?\.weight$/.test(k) && !/conv/.test(k)) (t.data as Float32Array).fill(1);
-  return w.tensors;
-}
-const write = (path: string, tensors: Map<string, K.HostTensor>, rename: (k: string) => string, metadata: Record<string, string> = {}) =>
-  writeSafetensors(path, Object.fromEntries([...tensors].map(([k, t]): [string, TensorToWrite] => [rename(k), { dtype: 'F16', shape: t.shape, data: t.data as Float32Array }])), metadata);
 
 /** models/: flux2-tiny.safetensors (BFL names, no prefix), qwen3-tiny.safetensors, ae.safetensors, tokenizer.json. */
 async function writeTinyKlein(models: string): Promise<void> {
   mkdirSync(models, { recursive: true });
   const t = cfg.transformer;
-  const transformer = tensorsOf((b) => fluxTransformer(b, t, {
+  const transformer = seededTensors((b) => fluxTransformer(b, t, {
     img: K.input('i', [1, 4, t.inChannels]), txt: K.input('x', [1, 2, t.contextDim]), timesteps: K.input('t', [1]),
     rope: ropeTables(jointPositions(t, 2, 2, 2), t.axesDim, t.theta),
   }), 11);
-  const text = tensorsOf((b) => qwen3TextFeatures(b, cfg.text, K.input('ids', [1, 4], 'int64'), K.input('m', [1, 4])), 12);
-  const vae = tensorsOf((b) => { vaeEncode(b, cfg.vae, K.input('px', [1, 3, 32, 32])); vaeDecode(b, cfg.vae, K.input('z', [1, cfg.vae.latentChannels, 2, 2])); }, 13);
+  const text = seededTensors((b) => qwen3TextFeatures(b, cfg.text, K.input('ids', [1, 4], 'int64'), K.input('m', [1, 4])), 12);
+  const vae = seededTensors((b) => { vaeEncode(b, cfg.vae, K.input('px', [1, 3, 32, 32])); vaeDecode(b, cfg.vae, K.input('z', [1, cfg.vae.latentChannels, 2, 2])); }, 13);
   const ch = cfg.vae.latentChannels * 4;
   vae.set('bn.running_mean', { dtype: 'float32', shape: [ch], data: new Float32Array(ch) });
   vae.set('bn.running_var', { dtype: 'float32', shape: [ch], data: new Float32Array(ch).fill(0.05) });
-  await write(join(models, 'flux2-tiny.safetensors'), transformer, (k) => k);
-  await write(join(models, 'qwen3-tiny.safetensors'), text, (k) => k, { loragraph_text_max_length: String(cfg.text.maxLength) });
-  await write(join(models, 'ae.safetensors'), vae, (k) => (k.startsWith('bn.') ? k : vaeToLdm(cfg.vae, k)), { loragraph_vae_norm_groups: String(cfg.vae.normGroups) });
+  await writeF16(join(models, 'flux2-tiny.safetensors'), transformer, (k) => k);
+  await writeF16(join(models, 'qwen3-tiny.safetensors'), text, (k) => k, { loragraph_text_max_length: String(cfg.text.maxLength) });
+  await writeF16(join(models, 'ae.safetensors'), vae, (k) => (k.startsWith('bn.') ? k : vaeToLdm(cfg.vae, k)), { loragraph_vae_norm_groups: String(cfg.vae.normGroups) });
   writeFileSync(join(models, 'tokenizer.json'), JSON.stringify(tinyFluxTokenizerJson(60)));
 }
 
@@ -59,15 +47,7 @@ async function writeTinyKlein(models: string): Promise<void> {
 async function fluxDataDir(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'lg-e2e-flux-'));
   await writeTinyKlein(join(dir, 'models'));
-  const ds = join(dir, 'datasets', 'shapes');
-  mkdirSync(ds, { recursive: true });
-  const backgrounds: [string, [number, number, number]][] = [['blue', [40, 60, 200]], ['green', [40, 170, 60]], ['white', [240, 240, 240]]];
-  for (const [name, bg] of backgrounds) {
-    const s = 64, px = Buffer.alloc(s * s * 3);
-    for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) px.set(Math.abs(x - 32) + Math.abs(y - 32) < 18 ? [220, 30, 30] : bg, (y * s + x) * 3);
-    await sharp(px, { raw: { width: s, height: s, channels: 3 } }).png().toFile(join(ds, `${name}.png`));
-    writeFileSync(join(ds, `${name}.txt`), `a red [trigger] on a ${name} background`);
-  }
+  await writeShapesDataset(dir);
   return dir;
 }
 
@@ -89,11 +69,7 @@ function graph(steps: number) {
   };
 }
 
-function cli(data: string, file: string) {
-  return spawnSync(bin, ['run', file, '--data-dir', data], { cwd: repoRoot, encoding: 'utf8', timeout: 600_000 });
-}
-const checkpointDirs = (data: string) => readdirSync(join(data, 'cache')).filter((d) => d.startsWith('Train')).map((d) => join(data, 'cache', d, 'checkpoints')).filter(existsSync);
-const checkpointsIn = (data: string) => checkpointDirs(data).flatMap((c) => readdirSync(c));
+const checkpointsIn = (data: string) => trainCheckpointDirs(data).flatMap((c) => readdirSync(c));
 const loraFile = (data: string) => join(data, 'output', 'flux-e2e.safetensors');
 const STEPS = 32;
 
@@ -105,7 +81,7 @@ describe('FLUX.2 [klein] through the CLI', () => {
   it('trains a tiny klein from BFL-named files, saves ai-toolkit keys, samples, the loss falls, and resumes exactly after kill -9', async () => {
     const file = join(clean, 'flux.json');
     writeFileSync(file, JSON.stringify(graph(STEPS)));
-    const a = cli(clean, file);
+    const a = runCli(clean, file);
     expect(a.status, a.stderr + a.stdout).toBe(0);
     expect(a.stderr).toMatch(/running Load Model/);
     expect(checkpointsIn(clean).sort()).toEqual([`step-${String(STEPS - 4).padStart(8, '0')}.safetensors`, `step-${String(STEPS).padStart(8, '0')}.safetensors`]);
@@ -125,20 +101,16 @@ describe('FLUX.2 [klein] through the CLI', () => {
     expect(ups.some(([, t]) => (t.data as Float32Array).some((v) => v !== 0))).toBe(true);
 
     // The loss falls: the last quarter of the steps averages below the first quarter.
-    const [ckDir] = checkpointDirs(clean);
-    const final = await loadCheckpoint(listCheckpoints(ckDir).at(-1)!.path);
-    const losses = (final.meta as { lossHistory: { step: number; loss: number }[] }).lossHistory.map((p) => p.loss);
+    const losses = await trainedLosses(clean);
     expect(losses).toHaveLength(STEPS);
-    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-    const q = STEPS / 4;
-    expect(mean(losses.slice(-q)), losses.map((l) => l.toFixed(4)).join(' ')).toBeLessThan(mean(losses.slice(0, q)) * 0.95);
+    expectLossFalls(losses);
     // The sampler rendered through the adapter.
     expect(readdirSync(join(clean, 'temp')).some((f) => /^samples-.*\.png$/.test(f))).toBe(true);
 
     // Killed once a mid-run checkpoint exists, then run again: resumes and ends with the same weights.
     const file2 = join(killed, 'flux.json');
     writeFileSync(file2, JSON.stringify(graph(STEPS)));
-    const child = spawn(bin, ['run', file2, '--data-dir', killed], { cwd: repoRoot, stdio: 'ignore' });
+    const child = spawn(loragraphBin, ['run', file2, '--data-dir', killed], { cwd: repoRoot, stdio: 'ignore' });
     await new Promise<void>((resolve, reject) => {
       const t0 = Date.now();
       const poll = setInterval(() => {
@@ -150,7 +122,7 @@ describe('FLUX.2 [klein] through the CLI', () => {
     });
     await new Promise((r) => child.once('exit', r));
     expect(existsSync(loraFile(killed))).toBe(false);
-    const b = cli(killed, file2);
+    const b = runCli(killed, file2);
     expect(b.status, b.stderr + b.stdout).toBe(0);
     expect(b.stderr + b.stdout).toMatch(/resumed from/);
     const tb = (await loadSafetensors(loraFile(killed))).tensors;

@@ -76,7 +76,7 @@ export function grad(loss: Tensor, params: Tensor[], seed?: Tensor): Tensor[] {
     const t = order[i];
     while (b >= 0 && blocks[b].block.start > t.id) b--;
     const inside = b >= 0 && t.id < blocks[b].block.end;
-    if (!inside) { backpropOne(t, grads, needs); continue; }
+    if (!inside) { backpropOne(t, grads, needs, true); continue; }
     // The whole block is differentiated at once, at its last tensor; its other tensors are skipped.
     const { block, members } = blocks[b];
     if (t !== members[members.length - 1]) continue;
@@ -121,20 +121,57 @@ function blocksIn(order: Tensor[]): { block: Block; members: Tensor[] }[] {
   return blocks;
 }
 
-/** Sends t's gradient (if any) to its inputs through the op's VJP, adding into `grads`. */
-function backpropOne(t: Tensor, grads: Map<number, Tensor>, needs: Set<number>) {
+/**
+ * Sends t's gradient (if any) to its inputs through the op's VJP, adding into `grads`. `rebuildWeights`:
+ * frozen weights made at run time (dequantised, or cast from bf16/fp16) are made again for the VJP.
+ */
+function backpropOne(t: Tensor, grads: Map<number, Tensor>, needs: Set<number>, rebuildWeights = false) {
   const g = grads.get(t.id);
   if (!g || t.source.kind !== 'op' || !needs.has(t.id)) return;
   const { op, inputs, attrs } = t.source;
   const def = getOp(op);
   if (!def.vjp) throw new Error(`op '${op}' has no gradient rule but lies on a path to a trained parameter`);
-  const gs = def.vjp(g, inputs, t, attrs);
+  const ins = rebuildWeights ? inputs.map((x) => (needs.has(x.id) ? x : rebuiltWeight(x, g) ?? x)) : inputs;
+  const gs = def.vjp(g, ins, t, attrs);
   inputs.forEach((x, k) => {
     const gx = gs[k];
     if (!gx || !needs.has(x.id)) return;
     const prev = grads.get(x.id);
     grads.set(x.id, prev ? add(prev, gx) : gx);
   });
+}
+
+// A frozen weight stored packed or in half precision reaches its layer as a small subgraph on constants
+// read through after(stored, layer input) (kernels/quant/dequant.ts, kernels/nn/precision.ts). The
+// backward pass (dX = g·W) would keep the forward's float32 copy of every such weight alive from the
+// forward to the backward: all of them at once, a float32 base's worth. Instead the VJP reads a copy
+// of the subgraph gated on the arriving gradient, so one layer's float32 weight exists at a time;
+// within recomputed blocks the rebuilt block already does this.
+const MAX_WEIGHT_OPS = 64;
+
+/** x's subgraph rebuilt with every after(·, dep) gated on `g` instead; undefined when x is not such a weight. */
+function rebuiltWeight(x: Tensor, g: Tensor): Tensor | undefined {
+  const ops: Tensor[] = [];
+  let gated = false;
+  // Collect the weight's ops: each op's inputs are constants or other weight ops (an after's dep aside).
+  const visit = (t: Tensor): boolean => {
+    if (t.source.kind === 'const') return true;
+    if (t.source.kind !== 'op' || ops.length >= MAX_WEIGHT_OPS) return false;
+    if (ops.includes(t)) return true;
+    const { op, inputs } = t.source;
+    if (op === 'after') gated = true;
+    if (!(op === 'after' ? visit(inputs[0]) : inputs.every(visit))) return false;
+    ops.push(t);
+    return true;
+  };
+  if (!visit(x) || !gated) return undefined;
+  const copies = new Map<number, Tensor>();
+  for (const t of ops) {
+    const src = t.source as Extract<Tensor['source'], { kind: 'op' }>;
+    const ins = src.op === 'after' ? [copies.get(src.inputs[0].id) ?? src.inputs[0], g] : src.inputs.map((i) => copies.get(i.id) ?? i);
+    copies.set(t.id, apply(src.op, ins, src.attrs));
+  }
+  return copies.get(x.id);
 }
 
 /**

@@ -1,11 +1,12 @@
 // bench:memory — how close the memory pre-flight's estimate (kernels/train/memory.ts) comes to the
-// measured peak RSS of training steps of the tiny SD UNet (LoRA on attention, AdamW) for fp32, int8 and
-// nf4 bases (quantised weights in a scratch file, as the Quantize node keeps them), with and without
+// measured peak RSS of training steps of the tiny SD UNet (LoRA on attention, AdamW) for fp32, bf16, fp16,
+// int8 and nf4 bases (narrowed or quantised weights in a scratch file, as the Load Model and Quantize
+// nodes keep them), with and without
 // gradient checkpointing, one configuration per child process. Prints estimate / measured per
 // configuration and the worst relative error against the issue's 15% target. (bench:sd15 prints the
 // same ratio for the full-size SD 1.5 UNet.)
 //
-//   npm run bench:memory                    batch 4 at 16×16 latents, fp32/int8/nf4 × checkpointing off and on
+//   npm run bench:memory                    batch 4 at 16×16 latents, fp32/bf16/fp16/int8/nf4 × checkpointing off and on
 //   options: --batch N, --latent N, --bases fp32,int8,nf4
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { sdAdapters } from '../kernels/sd/lora';
 import { buildSdTrainGraph } from '../kernels/sd/training-graph';
 import { QuantizedWeights } from '../kernels/quant/graph-weights';
 import { WeightFile } from '../kernels/nn/weight-file';
+import { PrecisionWeights } from '../kernels/nn/precision';
 import type { QuantScheme } from '../kernels/quant';
 
 function arg(name: string): string | undefined {
@@ -32,7 +34,9 @@ async function child(recompute: boolean, base: string) {
   const rt = new Runtime();
   const adapters = sdAdapters(cfg, { rank: 8, alpha: 8, targets: { preset: 'attention' }, trainTextEncoder: false });
   const file = base === 'fp32' ? undefined : new WeightFile(undefined, `tiny-${base}`);
-  const weights = file ? new QuantizedWeights(new RandomWeights(5), { scheme: base as QuantScheme, file }) : new RandomWeights(5);
+  const weights = !file ? new RandomWeights(5)
+    : base === 'bf16' || base === 'fp16' ? new PrecisionWeights(new RandomWeights(5), { precision: base, file })
+    : new QuantizedWeights(new RandomWeights(5), { scheme: base as QuantScheme, file });
   const g = buildSdTrainGraph({ config: cfg, unetWeights: weights, adapters, batch, latentSize: [latent, latent], gradientCheckpointing: recompute });
   const ts = await TrainStep.create(rt, { inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: adamw(), maxGradNorm: 1 });
   await ts.init(adapters.unet.initialValues(new Rng('memory-init')));
@@ -56,7 +60,7 @@ async function child(recompute: boolean, base: string) {
   file?.remove();
 }
 
-const bases = (arg('bases') ?? 'fp32,int8,nf4').split(',');
+const bases = (arg('bases') ?? 'fp32,bf16,fp16,int8,nf4').split(',');
 if (arg('recompute')) await child(arg('recompute') === 'on', arg('base') ?? 'fp32');
 else {
   const self = fileURLToPath(import.meta.url);

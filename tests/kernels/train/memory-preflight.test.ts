@@ -7,6 +7,8 @@ import { estimateGraphMemory, MemoryPreflightError } from '../../../kernels/trai
 import { tinyConfig } from '../../../kernels/sd/config';
 import { sdAdapters } from '../../../kernels/sd/lora';
 import { buildSdTrainGraph } from '../../../kernels/sd/training-graph';
+import { QuantizedWeights } from '../../../kernels/quant/graph-weights';
+import { PrecisionWeights } from '../../../kernels/nn/precision';
 import { Rng } from '../../../kernels/random';
 import { runtime } from '../gradcheck';
 
@@ -34,6 +36,35 @@ describe('memory pre-flight', () => {
     const off = estimate(false), on = estimate(true);
     expect(Math.abs(on.weights / off.weights - 1)).toBeLessThan(0.01); // the rebuilt copies read a few small constants directly
     expect(off.activations / on.activations).toBeGreaterThan(2);
+  });
+
+  it('bases below float32: weights are the stored bytes, and activations stay those of the float32 base', () => {
+    const cfg = tinyConfig(256);
+    const estimate = (base: 'fp32' | 'bf16' | 'int8' | 'nf4', gradientCheckpointing: boolean) => {
+      const inner = new K.RandomWeights(3);
+      const weights = base === 'fp32' ? inner : base === 'bf16' ? new PrecisionWeights(inner, { precision: 'bf16' }) : new QuantizedWeights(inner, { scheme: base });
+      const adapters = sdAdapters(cfg, { rank: 4, alpha: 4, targets: { preset: 'attention' }, trainTextEncoder: false });
+      const g = buildSdTrainGraph({ config: cfg, unetWeights: weights, adapters, batch: 2, latentSize: [16, 16], gradientCheckpointing });
+      const stored = weights instanceof QuantizedWeights ? weights.summary().linear.quantBytes + weights.summary().conv.quantBytes
+        : weights instanceof PrecisionWeights ? weights.storedBytes : 0;
+      return { e: estimateGraphMemory([g.loss, ...K.grad(g.loss, Object.values(g.params))]), stored };
+    };
+    // The tiny UNet's largest float32 weight (a 64→64 3×3 conv); a resnet block has two, each also
+    // flipped for its input gradient: at most four such live at once.
+    const layer = 64 * 64 * 9 * 4;
+    for (const rc of [false, true]) {
+      const fp32 = estimate('fp32', rc).e;
+      for (const base of ['bf16', 'int8', 'nf4'] as const) {
+        const { e, stored } = estimate(base, rc);
+        // Stored weights plus the float32 ones left alone (norms, biases, small layers) and shared tables.
+        expect(e.weights).toBeGreaterThan(stored);
+        expect(e.weights).toBeLessThan(stored + 0.5 * (fp32.weights - stored));
+        // Without checkpointing the backward makes its own float32 copy of each weight (one at a time),
+        // so the activations equal the float32 base's; with it, one block's weights come on top.
+        if (!rc) expect(e.activations).toBe(fp32.activations);
+        else expect(e.activations - fp32.activations).toBeLessThanOrEqual(4 * layer);
+      }
+    }
   });
 
   it('TrainStep.create refuses a step over the limit, naming resolution, batch, precision, quantisation and checkpointing', async () => {

@@ -20,7 +20,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Runtime, TrainStep, adamw, type HostTensor, type WeightSource } from '../kernels';
+import { Runtime, TrainStep, adamw, grad, type HostTensor, type WeightSource } from '../kernels';
+import { graphFlops } from '../kernels/train/flops';
 import { Rng } from '../kernels/random';
 import { SD15 } from '../kernels/sd/config';
 import { saveSingleFile } from '../kernels/sd/save';
@@ -72,7 +73,7 @@ async function randomCheckpoint(dir: string): Promise<string> {
   return file;
 }
 
-interface Result { base: BaseName; recompute: boolean; secPerStep: number; cpuSecPerStep: number; stepPeak: number; activation: number; resident: number; processPeak: number; baseBytes: number; estimate: number; load: string }
+interface Result { base: BaseName; recompute: boolean; secPerStep: number; cpuSecPerStep: number; gflop: number; stepPeak: number; activation: number; resident: number; processPeak: number; baseBytes: number; estimate: number; load: string }
 
 async function runConfig(name: BaseName, recompute: boolean, steps: number, size: number, cacheDir: string): Promise<Result> {
   const base = BASES[name];
@@ -99,11 +100,13 @@ async function runConfig(name: BaseName, recompute: boolean, steps: number, size
     const narrowed = base === 'bf16' || base === 'fp16' ? new PrecisionWeights(model.unet, { precision: base, file: weightFile }) : undefined;
     const unetWeights: WeightSource = quantized ?? narrowed ?? model.unet;
     const g = buildSdTrainGraph({ config: SD15, unetWeights, adapters, batch: BATCH, latentSize: [latent, latent], gradientCheckpointing: recompute });
+    // Matrix-product work of forward + backward: what recomputation adds in theory, free of machine load.
+    const gflop = graphFlops([g.loss, ...grad(g.loss, Object.values(g.params))]) / 1e9;
     const q = quantized?.summary();
     const baseBytes = q ? q.linear.quantBytes + q.conv.quantBytes : narrowed ? narrowed.storedBytes : 0;
     const note = q ? `; ${q.linear.layers + q.conv.layers} weights quantised, ${gib(q.linear.fp32Bytes + q.conv.fp32Bytes)} → ${gib(baseBytes)} GiB`
       : narrowed ? `; big weights stored in ${base}: ${gib(narrowed.storedBytes)} GiB` : '';
-    console.log(`  graph built in ${secs(t0).toFixed(1)} s: LoRA rank ${RANK} on ${adapters.unet.modules.length} attention projections${note}`);
+    console.log(`  graph built in ${secs(t0).toFixed(1)} s: LoRA rank ${RANK} on ${adapters.unet.modules.length} attention projections${note}; ${gflop.toFixed(0)} GFLOP of matrix products per step`);
 
     t0 = performance.now();
     const ts = await TrainStep.create(rt, { inputs: g.inputs, params: g.params, loss: g.loss, extraOutputs: g.extra, optimizer: adamw(), maxGradNorm: 1, externalDir: work });
@@ -143,7 +146,7 @@ async function runConfig(name: BaseName, recompute: boolean, steps: number, size
     const stepPeak = peakRss();
     const mean = times.reduce((a, b) => a + b, 0) / times.length;
     const cpuMean = cpuTimes.reduce((a, b) => a + b, 0) / cpuTimes.length;
-    const r: Result = { base: name, recompute, secPerStep: mean, cpuSecPerStep: cpuMean, stepPeak, activation: stepPeak - resident, resident, processPeak: Math.max(processPeakBefore, stepPeak), baseBytes, estimate: ts.memoryEstimate.total, load: load() };
+    const r: Result = { base: name, recompute, secPerStep: mean, cpuSecPerStep: cpuMean, gflop, stepPeak, activation: stepPeak - resident, resident, processPeak: Math.max(processPeakBefore, stepPeak), baseBytes, estimate: ts.memoryEstimate.total, load: load() };
     console.log(`  steps: ${times.map((t) => t.toFixed(2)).join(' ')} s wall, ${cpuTimes.map((t) => t.toFixed(2)).join(' ')} s CPU (all threads)`);
     const e = ts.memoryEstimate;
     console.log(`  pre-flight estimate ${gib(e.total)} GiB (weights ${gib(e.weights)}, inputs ${gib(e.inputs)}, activations ${gib(e.activations)}, runtime ${gib(e.runtime)}); estimate / training peak = ${(e.total / stepPeak).toFixed(3)}`);
@@ -175,6 +178,7 @@ function report(results: Result[]) {
   ratio('fp32_step_time_with_recompute_vs_without', f0 && f1 ? f1.secPerStep / f0.secPerStep : undefined, 1.4, 'below');
   // Wall time is at the mercy of other processes on a shared machine; the CPU time the step's threads
   // used is the steadier measure of the work done (ORT's spinning threads inflate both alike).
+  console.log(`fp32_matmul_flops_with_recompute_vs_without=${f0 && f1 ? (f1.gflop / f0.gflop).toFixed(3) : 'n/a'} (the step-time ratio if matrix products were all the work)`);
   ratio('fp32_step_cpu_time_with_recompute_vs_without', f0 && f1 ? f1.cpuSecPerStep / f0.cpuSecPerStep : undefined, 1.4, 'below');
   for (const b of ['bf16', 'fp16', 'int8', 'nf4'] as const) {
     const target = b === 'nf4' ? 0.35 : b === 'int8' ? 0.5 : 0.6;

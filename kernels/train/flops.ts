@@ -21,6 +21,12 @@ export function graphFlops(outputs: Tensor[]): number {
       case 'conv2d': // out [N, Cout, Ho, Wo], each a dot over Cin/groups × kh × kw
         flops += 2 * t.size * b.shape[1] * b.shape[2] * b.shape[3];
         break;
+      case 'chunkedAttention': { // q kᵀ and p v over all chunks: [..., L, D]·[..., S, D] and [..., L, S]·[..., S, Dv]
+        const [q, k] = src.inputs;
+        const s = k.shape[k.rank - 2];
+        flops += 2 * q.size * s + 2 * t.size * s;
+        break;
+      }
       case 'conv2dInputGrad': { // a transposed conv: each output-gradient value spreads over the kernel
         const w = b;
         flops += 2 * a.size * w.shape[1] * w.shape[2] * w.shape[3];

@@ -14,8 +14,10 @@
 //            clips get the first-frame condition (I2V), the others a zero condition (text only), and
 //            captions drop out for CFG. One model serves both experts: the two expert files start the
 //            same, as an I2V LoRA's two experts then diverge.
-// Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
+// Progress is checkpointed under the scratch folder, so a killed run continues where it stopped; the
+// files are named after the options they depend on, so a changed recipe starts afresh.
 //   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
+import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -53,8 +55,12 @@ export interface TinyWanPretrainOptions {
   vaeCrop: number;
   vaeLr: number;
   vaeKlWeight: number;
+  /** Weight of the L1 term beside the squared error in the VAE's reconstruction loss. */
+  vaeL1Weight: number;
   /** Starting log-variance of the encoder's posterior (the moments conv's bias for its second half). */
   vaeInitLogVar: number;
+  /** 1: the VAE's time convs start as identities (pass frames through); 0: random like the others. */
+  vaeTimeConvIdentity: number;
   /** Frames of the clips the transformer learns on (1 + 4n; 9 = the family's tiny preview length, 3 latent frames). */
   frames: number;
   /** World clips whose latents are cached for stage B. */
@@ -75,9 +81,9 @@ export interface TinyWanPretrainOptions {
 }
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
-  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6, vaeInitLogVar: -10,
+  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 1,
   frames: 9, cacheSize: 2048, ditSteps: 12000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
-  captionDropout: 0.1, attributeWeight: 0.05, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
+  captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
 
 type Log = (line: string) => void;
@@ -92,6 +98,19 @@ function stepTimer() {
   };
 }
 type State = Record<string, HostTensor>;
+
+const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
+const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
+
+/**
+ * A short name for the options a stage's files depend on: a scratch folder can hold the files of an
+ * earlier recipe (the default one does), and a run must not pick up a VAE, latent cache or DiT progress
+ * that another recipe made.
+ */
+export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit'): string {
+  const keys: readonly (keyof TinyWanPretrainOptions)[] = stage === 'vae' ? VAE_OPTIONS : [...VAE_OPTIONS, ...DIT_OPTIONS];
+  return createHash('sha256').update(JSON.stringify(keys.map((k) => o[k]))).digest('hex').slice(0, 10);
+}
 
 const loadState = loadTrainState;
 const saveState = saveTrainState;
@@ -159,10 +178,23 @@ export function clipBatch(rng: Rng, count: number, frames: number, opts: { crop?
   return { video, captions };
 }
 
+/**
+ * A time conv [O, C, 3, 1, 1] that starts by passing frames through (the initialisations in Wan's
+ * Resample, `init_weight`/`init_weight2`): the encoder's stride-2 conv keeps the middle frame of each
+ * window, the decoder's frame-doubling conv copies the current frame into both new frames. A random
+ * start scrambles channels between frames and the decoder must first learn to undo that.
+ */
+function identityTimeConv(t: HostTensor): void {
+  const [out, c] = t.shape, w = t.data as Float32Array;
+  w.fill(0);
+  const tap = out === c ? 1 : 2;
+  for (let o = 0; o < out; o++) w[(o * c + (o % c)) * 3 + tap] = 1;
+}
+
 /** Stage A: the causal VAE (wan_2.1_vae names), on crops of short clips of all four shapes (it stays frozen for the star). */
 export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
   const cfg = TINY_WAN_VAE_BASE;
-  const done = join(scratch, 'vae.safetensors');
+  const done = join(scratch, `vae-${stageKey(o, 'vae')}.safetensors`);
   const cached = await loadState(done);
   if (cached) { log(`stage A: weights from ${done}`); return cached.tensors; }
   const B = o.vaeBatch, F = o.vaeFrames, side = o.vaeCrop, s = vaeSpatialFactor(cfg);
@@ -175,11 +207,15 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
   const lv = minimum(maximum(enc.logVar, -30), 20);
   const recon = wanVaeDecode(b, cfg, add(enc.mean, mul(exp(mul(lv, 0.5)), noise)));
   const diff = sub(recon, video);
-  const reconstruction = add(reduceMean(abs(diff)), reduceMean(square(diff)));
+  // Squared error alone: with the L1 term beside it the tiny VAE sat for hundreds of steps at a constant
+  // mean colour (measured on one fixed batch: squared error 0.06 after 100 steps alone, several times
+  // that with L1 + squared error).
+  const mse = reduceMean(square(diff));
+  const reconstruction = o.vaeL1Weight > 0 ? add(mse, mul(reduceMean(abs(diff)), o.vaeL1Weight)) : mse;
   const kl = mul(reduceMean(sub(add(square(enc.mean), exp(lv)), add(lv, 1))), 0.5);
   const params = weights.record();
   const ts = await TrainStep.create(rt, { inputs: [video, noise], params, loss: add(reconstruction, mul(kl, o.vaeKlWeight)), optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction } });
-  const progress = join(scratch, 'vae-progress.safetensors');
+  const progress = join(scratch, `vae-progress-${stageKey(o, 'vae')}.safetensors`);
   const resumed = await loadState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
@@ -190,6 +226,7 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
     // drew flat frames and blobs. Start it small instead: the KL term can still widen it.
     const init = initialValues(params, o.seed), bias = init['conv1.bias'].data as Float32Array;
     bias.fill(o.vaeInitLogVar, cfg.zDim);
+    if (o.vaeTimeConvIdentity) for (const [k, t] of Object.entries(init)) if (k.endsWith('time_conv.weight')) identityTimeConv(t);
     await ts.init(init);
   }
   let smooth = 0;
@@ -307,7 +344,7 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
     inputs: [ids, mask, x0, noise, sigmas, condition, attributeMask, attributes], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1,
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
-  const progress = join(scratch, 'dit-progress.safetensors');
+  const progress = join(scratch, `dit-progress-${stageKey(o, 'dit')}.safetensors`);
   const resumed = await loadState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
@@ -378,7 +415,7 @@ export async function pretrainTinyWan(o: TinyWanPretrainOptions, out: string, sc
   const rt = new Runtime({ threads: o.threads });
   try {
     const vae = await pretrainVae(rt, o, scratch, log);
-    const cache = await cacheLatents(rt, vae, o, join(scratch, `latent-cache-${o.frames}f-${o.cacheSize}.safetensors`), log);
+    const cache = await cacheLatents(rt, vae, o, join(scratch, `latent-cache-${stageKey(o, 'vae')}-${o.frames}f-${o.cacheSize}.safetensors`), log);
     const dit = await pretrainDiT(rt, tok, cache, o, scratch, log);
     const pick = (prefix: string) => Object.fromEntries(Object.entries(dit).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
     const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-wan2.2-i2v' };

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wanFamily } from '../../../../kernels/wan/family';
-import { CLIP_ATTRIBUTE_COUNT, CLIP_ATTRIBUTE_GROUPS, TINY_WAN_DEFAULTS, clipCaptionAttributes, pretrainTinyWan, parseArgs } from '../../../../kernels/wan/tiny/pretrain';
+import { CLIP_ATTRIBUTE_COUNT, CLIP_ATTRIBUTE_GROUPS, TINY_WAN_DEFAULTS, clipCaptionAttributes, pretrainTinyWan, parseArgs, stageKey } from '../../../../kernels/wan/tiny/pretrain';
 import { TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_TEXT_LEN, TINY_WAN_VAE_BASE } from '../../../../kernels/wan/tiny/model';
 import { evaluateTinyWan, x0Diagnostic } from '../../../../kernels/wan/tiny/eval';
 import { vaeRoundTrip } from '../../../../kernels/wan/tiny/vae-eval';
@@ -27,7 +27,7 @@ describe('pretrain:tiny-wan', () => {
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
     expect(lines.some((l) => /stage B step 3\/3 flow loss \d.* attribute loss \d/.test(l))).toBe(true);
     // The posterior starts narrow (log-variance vaeInitLogVar), and 3 steps of Adam move it by little.
-    const vae = (await loadTrainState(join(root, 'scratch', 'vae.safetensors')))!.tensors;
+    const vae = (await loadTrainState(join(root, 'scratch', `vae-${stageKey(o, 'vae')}.safetensors`)))!.tensors;
     const logVarBias = Array.from(vae['conv1.bias'].data as Float32Array).slice(TINY_WAN_VAE_BASE.zDim);
     expect(Math.max(...logVarBias)).toBeLessThan(TINY_WAN_DEFAULTS.vaeInitLogVar + 0.1);
     // The round-trip measure reads clean renders right; a 3-step VAE's round trip is far from them.
@@ -74,6 +74,15 @@ describe('pretrain:tiny-wan', () => {
     expect(clipCaptionAttributes('')).toBeUndefined();
     // Stars are the quickstart's concept: the pretraining never names them.
     expect(() => clipCaptionAttributes('a red star moving left on a blue background')).toThrow(/not a caption of the moving-shapes world/);
+  });
+
+  it('names stage files after the options they depend on', () => {
+    const o = TINY_WAN_DEFAULTS;
+    expect(stageKey({ ...o, ditSteps: 1 }, 'vae')).toBe(stageKey(o, 'vae'));
+    expect(stageKey({ ...o, ditSteps: 1 }, 'dit')).not.toBe(stageKey(o, 'dit'));
+    expect(stageKey({ ...o, vaeSteps: 1 }, 'vae')).not.toBe(stageKey(o, 'vae'));
+    expect(stageKey({ ...o, vaeSteps: 1 }, 'dit')).not.toBe(stageKey(o, 'dit'));
+    expect(stageKey({ ...o, threads: 1, saveEvery: 7 }, 'dit')).toBe(stageKey(o, 'dit'));
   });
 
   it('reads its options from the command line and refuses unknown ones', () => {

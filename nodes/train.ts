@@ -17,6 +17,8 @@ import { trainSd, type TrainSettings } from './training/trainer';
 import { CHECKPOINTING_CHOICES, resolveCheckpointing } from './models/precision';
 import { describeEstimate } from './training/memory-advice';
 import { TRAIN_STAGES } from './training/multistage';
+import { expertLoraFileName } from '../kernels/wan/experts';
+import type { WanExpert } from '../kernels/wan/detect';
 import { lineChartPng } from './render/chart';
 import { publishImage } from './render/publish';
 import { trainingSampler } from './training/samples';
@@ -169,7 +171,7 @@ export function smooth(values: number[], factor: number): number[] {
  * The file name of a periodic save: `<name>_000000250.safetensors`, and one per expert when two are
  * trained, as ai-toolkit names them: `<name>_000000250_high_noise.safetensors`.
  */
-const snapshotName = (name: string, step: number, expert?: string) => `${name}_${String(step).padStart(9, '0')}${expert ? `_${expert}` : ''}.safetensors`;
+const snapshotName = (name: string, step: number, expert?: string) => (expert ? expertLoraFileName(name, expert as WanExpert, step) : `${name}_${String(step).padStart(9, '0')}.safetensors`);
 
 /** The expert whose LoRA stands for a multistage state in the editor's samples (the first trained one). */
 const firstExpert = (state: TrainingValue) => (state.experts ? Object.keys(state.experts).find((e) => state.experts![e].weights === state.weights) : undefined);

@@ -200,7 +200,7 @@ export async function findWanFiles(path: string, opts: { modelsDir?: string; tex
   const stem = te && basename(te, extname(te));
   return {
     ...found, textEncoder: te ?? found.textEncoder, vae: opts.vae ?? found.vae,
-    tokenizer: (te && findUmt5Tokenizer([join(dirname(te), `${stem}.tokenizer.json`), join(dirname(te), 'tokenizer.json')])) ?? found.tokenizer,
+    tokenizer: (te && findUmt5Tokenizer([join(dirname(te), `${stem}.tokenizer.json`), join(dirname(te), 'tokenizer.json'), join(dirname(te), 'tokenizer', 'tokenizer.json')])) ?? found.tokenizer,
   };
 }
 

@@ -41,6 +41,7 @@ import { T5PromptTokenizer } from '../../text/t5-tokenizer';
 import { wanPromptTokens, wanTextFeatures } from '../umt5';
 import { tokenGrid, wanRope, wanTransformer } from '../transformer';
 import { checkClipFrames, vaeSpatialFactor, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from '../vae';
+import { vaeRoundTrip } from './vae-eval';
 import { DIRECTIONS, clipCaption, framesToPlanar, parseClipCaption, renderClip, sampleClip } from './world';
 import { TINY_UMT5, TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_SIZE, TINY_WAN_TEXT_LEN, TINY_WAN_VAE_BASE, firstFrameMask } from './model';
 
@@ -61,6 +62,8 @@ export interface TinyWanPretrainOptions {
   vaeInitLogVar: number;
   /** 1: the VAE's time convs start as identities (pass frames through); 0: random like the others. */
   vaeTimeConvIdentity: number;
+  /** World clips round-tripped through the finished VAE for the log (shape/colour/direction still read). */
+  vaeCheckClips: number;
   /** Frames of the clips the transformer learns on (1 + 4n; 9 = the family's tiny preview length, 3 latent frames). */
   frames: number;
   /** World clips whose latents are cached for stage B. */
@@ -81,7 +84,7 @@ export interface TinyWanPretrainOptions {
 }
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
-  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 1,
+  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 1, vaeCheckClips: 64,
   frames: 9, cacheSize: 2048, ditSteps: 12000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
@@ -247,6 +250,12 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
   const out = await ts.read(false);
   await ts.dispose();
   await saveState(done, out);
+  // The round trip bounds what eval:tiny-wan can reach: logged now, so a weak VAE shows before stage B.
+  if (o.vaeCheckClips > 0) {
+    const r = await vaeRoundTrip(rt, out, cfg, { clips: o.vaeCheckClips, frames: o.frames, seed: 7 });
+    const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+    log(`stage A round trip of ${r.clips} world clips: MSE ${r.mse.toFixed(4)} (first frame ${r.frameMse[0].toFixed(4)}); read as shape ${pct(r.shape)}, colour ${pct(r.color)}, background ${pct(r.background)}, direction ${pct(r.direction)}`);
+  }
   return out;
 }
 

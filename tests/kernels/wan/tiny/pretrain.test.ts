@@ -21,10 +21,11 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('pretrain:tiny-wan', () => {
   it('a 3-step run writes files that wanFamily loads as the two tiny experts, and the eval samples through them', async () => {
     const out = join(root, 'out');
-    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, ditBatch: 2, threads: 2 };
+    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
     const lines: string[] = [];
     await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
+    expect(lines.some((l) => /stage A round trip of 8 world clips: MSE \d.*read as shape \d+%, colour \d+%, background \d+%, direction \d+%/.test(l))).toBe(true);
     expect(lines.some((l) => /stage B step 3\/3 flow loss \d.* attribute loss \d/.test(l))).toBe(true);
     // The posterior starts narrow (log-variance vaeInitLogVar), and 3 steps of Adam move it by little.
     const vae = (await loadTrainState(join(root, 'scratch', `vae-${stageKey(o, 'vae')}.safetensors`)))!.tensors;

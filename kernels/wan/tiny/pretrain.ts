@@ -56,6 +56,13 @@ export interface TinyWanPretrainOptions {
   vaeCrop: number;
   vaeLr: number;
   vaeKlWeight: number;
+  /**
+   * AdamW's decoupled weight decay on the VAE. Its residual branches start from RMS norms, so nothing
+   * bounds the convs on the skip path: Adam's steps grow them, the stream reaches rms in the thousands
+   * by the decoder's last level (measured), the residual branches' O(1) outputs no longer count and
+   * the head's norm reads a near-constant direction — flat frames. Decay holds the weights' scale.
+   */
+  vaeWeightDecay: number;
   /** Weight of the L1 term beside the squared error in the VAE's reconstruction loss. */
   vaeL1Weight: number;
   /** Starting log-variance of the encoder's posterior (the moments conv's bias for its second half). */
@@ -87,7 +94,7 @@ export interface TinyWanPretrainOptions {
 }
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
-  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
+  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeWeightDecay: 0, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
   frames: 9, cacheSize: 2048, ditSteps: 12000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
@@ -105,7 +112,7 @@ function stepTimer() {
 }
 type State = Record<string, HostTensor>;
 
-const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
+const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeWeightDecay', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
 const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
 
 /**
@@ -219,7 +226,7 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
   const reconstruction = o.vaeL1Weight > 0 ? add(mse, mul(reduceMean(abs(diff)), o.vaeL1Weight)) : mse;
   const kl = mul(reduceMean(sub(add(square(enc.mean), exp(lv)), add(lv, 1))), 0.5);
   const params = weights.record();
-  const ts = await TrainStep.create(rt, { inputs: [video, noise], params, loss: add(reconstruction, mul(kl, o.vaeKlWeight)), optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction } });
+  const ts = await TrainStep.create(rt, { inputs: [video, noise], params, loss: add(reconstruction, mul(kl, o.vaeKlWeight)), optimizer: adamw({ weightDecay: o.vaeWeightDecay }), maxGradNorm: 1, extraOutputs: { reconstruction } });
   const progress = join(scratch, `vae-progress-${stageKey(o, 'vae')}.safetensors`);
   const resumed = await loadState(progress);
   let start = 1;

@@ -3,8 +3,10 @@
 // two Wan-format expert transformers (high/low noise), a umT5 encoder with transformers' names, a Wan
 // 2.1-named causal VAE and its own tokenizer.json — side by side in assets/tiny-wan/.
 //   stage 0  tokenizer.json: a T5-layout SentencePiece Unigram over the world's captions
-//   stage A  the causal VAE on reconstruction + KL, on crops of short clips (it is convolutional); the
-//            posterior starts narrow (vaeInitLogVar) so the decoder learns from the latents, not noise
+//   stage A  the causal VAE on squared error + KL, on crops of short clips (it is convolutional); the
+//            posterior starts narrow (vaeInitLogVar) so the decoder learns from the latents, not noise;
+//            it ends by logging its round trip of world clips as the clip analyzer reads it (the ceiling
+//            of eval:tiny-wan), before stage B spends its time
 //   cache    encoder means of world clips (no stars: the quickstart's concept) and of their I2V condition
 //            (the first frame followed by zero frames, as Wan's I2V pipeline encodes it); the per-channel
 //            mean/std of the latents become the VAE's latent statistics (file metadata)
@@ -94,8 +96,8 @@ export interface TinyWanPretrainOptions {
 }
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
-  seed: 20251202, vaeSteps: 1500, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeWeightDecay: 0, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
-  frames: 9, cacheSize: 2048, ditSteps: 12000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
+  seed: 20251202, vaeSteps: 4000, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeWeightDecay: 0, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
+  frames: 9, cacheSize: 2048, ditSteps: 8000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
 

@@ -23,7 +23,7 @@ import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import { ropeTables } from '../dit/layers';
 import { FLUX1_DEV, FLUX1_SCHNELL, type FluxTransformerConfig } from './config';
 import { fluxTransformer, jointPositions } from './transformer';
-import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX2_TINY_VAE, QuantConvsOrIdentity, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
+import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX_TINY_VAE_8X, QuantConvsOrIdentity, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
 import { FLUX_SAMPLERS, flux1Shift, fluxModelCall, sampleFlux } from './sampling';
 import { fluxModuleMapping } from './keys';
 import { fluxLoraFiles, fluxTargetSpec } from './lora';
@@ -50,7 +50,7 @@ export const tinyFlux1Config = (): Flux1FamilyConfig => ({
   clip: { vocabSize: 1386, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 2, maxPositions: 77, hiddenAct: 'quick_gelu', layerNormEps: 1e-5 },
   t5: { ...T5_XXL, name: 't5-tiny', vocabSize: 64, dModel: 32, dKv: 8, dFf: 48, numLayers: 2, numHeads: 4, relativeBuckets: 8, relativeMaxDistance: 16 },
   t5Length: 32,
-  vae: { ...FLUX2_TINY_VAE, latentChannels: 16, scalingFactor: FLUX1_VAE.scalingFactor },
+  vae: { ...FLUX_TINY_VAE_8X, latentChannels: 16, scalingFactor: FLUX1_VAE.scalingFactor },
   sampleSize: 64,
 });
 

@@ -15,8 +15,14 @@ export const FLUX2_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutCha
 export const FLUX1_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [128, 256, 512, 512], layersPerBlock: 2, latentChannels: 16, normGroups: 32, scalingFactor: 0.3611 };
 /** FLUX.1's latent shift (applied before the scale). */
 export const FLUX1_VAE_SHIFT = 0.1159;
-/** The FLUX.2 VAE at miniature size: 4 blocks (8× down), 32 latent channels, as the tiny klein needs. */
-export const FLUX2_TINY_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [16, 16, 32, 32], layersPerBlock: 1, latentChannels: 32, normGroups: 8, scalingFactor: 1 };
+/**
+ * The FLUX.2 VAE at miniature size: 3 blocks (4× down), 32 latent channels. 4× rather than the real 8×
+ * so that a 64-pixel image makes 8×8 transformer tokens of 8×8 pixels: with 8× down the tiny klein
+ * had 4×4 tokens of 16×16 pixels, a shape's outline lived inside a token, and it drew coloured blobs.
+ */
+export const FLUX2_TINY_VAE: VaeConfig = { inChannels: 3, outChannels: 3, blockOutChannels: [16, 32, 32], layersPerBlock: 1, latentChannels: 32, normGroups: 8, scalingFactor: 1 };
+/** The miniature VAE with the real one's 8× down (4 blocks); the tiny FLUX.1 test model's base. */
+export const FLUX_TINY_VAE_8X: VaeConfig = { ...FLUX2_TINY_VAE, blockOutChannels: [16, 16, 32, 32] };
 export const FLUX2_BN_EPS = 1e-4;
 
 /** [B, C, H, W] → [B, 4C, H/2, W/2] with channel index c·4 + 2·pi + pj. */

@@ -180,7 +180,10 @@ async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, 
 /** Stage B: Qwen3-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss. */
 async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
   const cfg = tinyFlux2Config();
-  const B = o.ditBatch, T = cfg.text.maxLength, L = 16, C = 128;
+  // Image tokens: the VAE's latent grid (sampleSize / 2^(blocks − 1)) in 2×2 patches.
+  const side = cfg.sampleSize / 2 ** cfg.vae.blockOutChannels.length;
+  const B = o.ditBatch, T = cfg.text.maxLength, L = side * side, C = 4 * cfg.vae.latentChannels;
+  if (cache.tokens.length !== cache.captions.length * L * C) throw new Error(`latent cache: expected ${L} tokens × ${C} channels per image`);
   const textW = new TrainableWeights('text_encoder/'), ditW = new TrainableWeights('transformer/'), auxW = new TrainableWeights('aux/');
   const ids = input('ids', [B, T], 'int64'), mask = input('mask', [B, T]);
   const attributeMask = input('attribute_mask', [B, T, 1]), attributes = input('attributes', [B, 1, ATTRIBUTE_COUNT]);
@@ -189,7 +192,7 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
   const txt = qwen3TextFeatures(new Builder(textW), cfg.text, ids, mask);
   const pred = fluxTransformer(new Builder(ditW), cfg.transformer, {
     img: noisy, txt, timesteps: sigmas,
-    rope: ropeTables(jointPositions(cfg.transformer, T, 4, 4), cfg.transformer.axesDim, cfg.transformer.theta),
+    rope: ropeTables(jointPositions(cfg.transformer, T, side, side), cfg.transformer.axesDim, cfg.transformer.theta),
   });
   const flowLoss = batchLoss(perSampleLoss(pred, target));
   const attributeLoss = attributeHeadLoss(auxW, txt, attributes, attributeMask);

@@ -59,13 +59,15 @@ describe('flux2Family', () => {
     const t = K.input('t', [1]);
     const cond = flux2Family.encodeText([new K.Builder(w)], c, [ids], { clipSkip: 1 });
     const latents = flux2Family.vaeEncode(new K.Builder(vaeWeights), c, px);
-    expect(latents.shape).toEqual([1, 128, 4, 4]);
+    // Tokens per side: 64 px through the VAE's 2^(blocks − 1) and 2×2 patches (8 for the tiny's 4× VAE).
+    const g = 64 / 2 ** c.vae.blockOutChannels.length;
+    expect(latents.shape).toEqual([1, 128, g, g]);
     const v = flux2Family.denoise(new K.Builder(w), c, { sample: latents, timestep: t, cond });
     // The contract's denoiser is the transformer on tokens at t / 1000.
     const direct = fromTokens(fluxTransformer(new K.Builder(w), c.transformer, {
       img: toTokens(latents), txt: cond.context, timesteps: K.mul(t, 1 / 1000),
-      rope: ropeTables(jointPositions(c.transformer, c.text.maxLength, 4, 4), c.transformer.axesDim, c.transformer.theta),
-    }), 4, 4);
+      rope: ropeTables(jointPositions(c.transformer, c.text.maxLength, g, g), c.transformer.axesDim, c.transformer.theta),
+    }), g, g);
     const out = flux2Family.vaeDecode(new K.Builder(vaeWeights), c, v);
     const s = await runtime().load(K.compileGraph([ids, px, t], { v, direct, out }));
     const r = await s.run({

@@ -1,5 +1,5 @@
 // The Timestep Schedule's dynamic shift takes μ from the batch's own token count: the trainer tells the
-// schedule the latent grid of each batch (a tiny FLUX.2 [klein] at 64 px → 4×4 tokens), and the drawn
+// schedule the latent grid of each batch (a tiny FLUX.2 [klein] at 64 px → 8×8 tokens), and the drawn
 // noise levels follow that μ rather than the node's resolution widget.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -38,10 +38,10 @@ describe('dynamic shift in training', () => {
     };
     const dir = () => mkdtempSync(join(tmpdir(), 'lg-dynshift-'));
     await trainSd({ model, clip, vae, datasets: [dataset], adapter: (await adapterSpec(ctx, { preset: 'attention', rank: 4 }, model)).spec, optimizer, schedule: recording }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'dynshift' });
-    // 64 px through FLUX.2's ×16 (VAE ×8, then 2×2 patches): 4 × 4 tokens per image.
-    expect(seen).toEqual([16, 16]);
-    // And the count changes the draw: μ at 16 tokens shifts far less than at the widget's 1024 px (4096 tokens).
-    const atBatch = schedule.sample(new Rng(1), 4000, 1, 16);
+    // 64 px through the tiny klein's VAE (×4; the real one ×8) and 2×2 patches: 8 × 8 tokens per image.
+    expect(seen).toEqual([64, 64]);
+    // And the count changes the draw: μ at 64 tokens shifts far less than at the widget's 1024 px (4096 tokens).
+    const atBatch = schedule.sample(new Rng(1), 4000, 1, 64);
     const atWidget = schedule.sample(new Rng(1), 4000, 1);
     const mean = (a: Float64Array) => a.reduce((s, v) => s + v, 0) / a.length;
     expect(mean(atBatch)).toBeLessThan(mean(atWidget) - 0.05);

@@ -185,7 +185,7 @@ function quickstartVideo(): { api: ApiGraph; layout: Record<string, [number, num
       },
       _meta: { title: 'Train: both experts, switching every 25 steps' },
     },
-    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: bouncing, new shape, leak test' } },
+    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], lowNoiseModel: ['12', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: bouncing, new shape, leak test' } },
     '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: 'bouncing', fileName: '{name}', format: 'ai-toolkit', dtype: 'fp16' }, _meta: { title: 'Save LoRA' } },
     '11': { class_type: 'LossGraph', inputs: { lossHistory: ['7', 1] }, _meta: { title: 'Loss' } },
   };

@@ -239,7 +239,7 @@ describe('npm start on the defaults', () => {
     await use.click();
     const wf = await page.evaluate(() => window.__loragraph!.workflow()!);
     const lora = wf.nodes.find((n) => n.type === 'LoadLora')!;
-    expect(lora.widgets_values).toEqual(['output/star/star_000000010.safetensors']);
+    expect(lora.widgets_values).toEqual(['output/star/star_000000010.safetensors', true]); // loraFile, pairExperts (default)
     const picked = wf.nodes.find((n) => n.type === 'Sampler' && n.id !== 8)!;
     const feeds = wf.links.filter((l) => String(l[3]) === String(picked.id)).map((l) => String(l[1])).sort();
     expect(feeds).toEqual(['1', '1', '1', String(lora.id)].sort());

@@ -111,7 +111,7 @@ async function pretrainVae(rt: Runtime, o: TinyFluxPretrainOptions, scratch: str
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
   else await ts.init(initialValues(g.params, o.seed));
-  const size = cfg.sampleSize, side = o.vaeCrop, latent = side / 8;
+  const size = cfg.sampleSize, side = o.vaeCrop, latent = side / 2 ** (cfg.vae.blockOutChannels.length - 1);
   for (let step = start; step <= o.vaeSteps; step++) {
     const rng = new Rng(o.seed).fork(`vae-step-${step}`);
     const images = new Float32Array(o.vaeBatch * 3 * side * side);

@@ -74,7 +74,7 @@ describe('FLUX.2 VAE', () => {
     expect(ldm).toContain('encoder.mid.attn_1.q.weight');
   });
 
-  it('tiny: a 64×64 image → 16 tokens of 128 channels → a 64×64 image', async () => {
+  it('tiny: a 64×64 image → 8×8 tokens of 128 channels → a 64×64 image', async () => {
     const w = new K.RandomWeights(5, 0.05);
     const stats = new K.HostWeights(new Map([
       ['bn.running_mean', { dtype: 'float32', shape: [128], data: rand(128, 0.1) }],
@@ -83,8 +83,10 @@ describe('FLUX.2 VAE', () => {
     const bn = { mean: stats.get('bn.running_mean', [128]), variance: stats.get('bn.running_var', [128]) };
     const img = K.input('img', [1, 3, 64, 64]);
     const tokens = flux2LatentsToTokens(vaeEncode(new K.Builder(w), FLUX2_TINY_VAE, img).mean, bn);
-    expect(tokens.shape).toEqual([1, 16, 128]);
-    const out = vaeDecode(new K.Builder(w), FLUX2_TINY_VAE, flux2TokensToLatents(tokens, 4, 4, bn));
+    // 64 px through the tiny's 4× VAE (3 blocks) and 2×2 patches: 8 × 8 tokens.
+    const g = 64 / 2 ** FLUX2_TINY_VAE.blockOutChannels.length;
+    expect(tokens.shape).toEqual([1, g * g, 128]);
+    const out = vaeDecode(new K.Builder(w), FLUX2_TINY_VAE, flux2TokensToLatents(tokens, g, g, bn));
     const s = await runtime().load(K.compileGraph([img], { out, tokens }));
     const r = await s.run({ img: f32([1, 3, 64, 64], rand(3 * 64 * 64)) });
     expect(r.out.shape).toEqual([1, 3, 64, 64]);

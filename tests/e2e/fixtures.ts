@@ -53,6 +53,28 @@ export function trainGraph(o: { steps?: number; secondSteps?: number; saveEvery?
 
 // ---- DiT families through the CLI ---------------------------------------------------------------------
 
+/**
+ * The FLUX CLI tests' graph: Load Model → Dataset (the shapes folder) → LoRA Target (ai-toolkit's FLUX
+ * targets) → Timestep Schedule → Train → Save LoRA (ai-toolkit) → Sampler; each test names its model,
+ * Train extras, LoRA name and Sampler settings.
+ */
+export function fluxCliGraph(o: { loadModel: Record<string, unknown>; steps: number; train?: Record<string, unknown>; loraName: string; sampler: Record<string, unknown> }) {
+  return {
+    '1': { class_type: 'LoadModel', inputs: o.loadModel },
+    '2': { class_type: 'Dataset', inputs: { folder: 'shapes', triggerWord: 'sks', resolution: '64' } },
+    '3': { class_type: 'LoraTarget', inputs: { rank: 4, alpha: 4, targetPreset: 'attention_ff' } },
+    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: 1e-2 } },
+    // A narrow band of noise levels keeps the per-step loss comparable, so "it falls" is visible in few steps.
+    '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'linear', minTimestep: 450, maxTimestep: 550 } },
+    '6': {
+      class_type: 'Train',
+      inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], steps: o.steps, batchSize: 1, saveEvery: 0, saveName: '', ...o.train },
+    },
+    '7': { class_type: 'SaveLora', inputs: { training: ['6', 0], name: o.loraName, format: 'ai-toolkit', dtype: 'fp32' } },
+    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['6', 0], steps: 3, ...o.sampler } },
+  };
+}
+
 export const loragraphBin = join(repoRoot, 'bin', 'loragraph.js');
 
 /** `loragraph run <file> --data-dir <data>`, waited for. */

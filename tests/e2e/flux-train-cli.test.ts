@@ -20,7 +20,7 @@ import { fluxTransformer, jointPositions } from '../../kernels/flux/transformer'
 import { qwen3TextFeatures } from '../../kernels/flux/qwen3';
 import { tinyFluxTokenizerJson } from '../../kernels/flux/tiny/pretrain';
 import { familyAdapters } from '../../kernels/families/adapters';
-import { expectLossFalls, loragraphBin, runCli, seededTensors, trainCheckpointDirs, trainedLosses, writeF16, writeShapesDataset } from './fixtures';
+import { expectLossFalls, fluxCliGraph, loragraphBin, runCli, seededTensors, trainCheckpointDirs, trainedLosses, writeF16, writeShapesDataset } from './fixtures';
 
 const cfg = tinyFlux2Config();
 
@@ -53,20 +53,10 @@ async function fluxDataDir(): Promise<string> {
 
 /** Load Model → Dataset → LoRA Target (ai-toolkit's FLUX targets) → Timestep Schedule → Train → Save LoRA (ai-toolkit) → Sampler. */
 function graph(steps: number) {
-  return {
-    '1': { class_type: 'LoadModel', inputs: { checkpoint: 'flux2-tiny.safetensors' } },
-    '2': { class_type: 'Dataset', inputs: { folder: 'shapes', triggerWord: 'sks', resolution: '64' } },
-    '3': { class_type: 'LoraTarget', inputs: { rank: 4, alpha: 4, targetPreset: 'attention_ff' } },
-    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: 1e-2 } },
-    // A narrow band of noise levels keeps the per-step loss comparable, so "it falls" is visible in few steps.
-    '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'linear', minTimestep: 450, maxTimestep: 550 } },
-    '6': {
-      class_type: 'Train',
-      inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], steps, batchSize: 1, saveEvery: 4, maxSavesToKeep: 2, saveName: '' },
-    },
-    '7': { class_type: 'SaveLora', inputs: { training: ['6', 0], name: 'flux-e2e', format: 'ai-toolkit', dtype: 'fp32' } },
-    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['6', 0], prompts: 'sks on a white background', steps: 3, cfg: 4, sampler: 'euler' } },
-  };
+  return fluxCliGraph({
+    loadModel: { checkpoint: 'flux2-tiny.safetensors' }, steps, train: { saveEvery: 4, maxSavesToKeep: 2 },
+    loraName: 'flux-e2e', sampler: { prompts: 'sks on a white background', cfg: 4, sampler: 'euler' },
+  });
 }
 
 const checkpointsIn = (data: string) => trainCheckpointDirs(data).flatMap((c) => readdirSync(c));

@@ -14,7 +14,7 @@ import { loadSafetensors } from '../../kernels/io/safetensors';
 import { vaeToLdm } from '../../kernels/sd/keys/single-file';
 import { flux1Family, tinyFlux1Config, type Flux1FamilyConfig } from '../../kernels/flux/family1';
 import { buildUnigramTokenizerJson } from '../../kernels/text/unigram-tokenizer-json';
-import { expectLossFalls, runCli, seededTensors, trainedLosses, writeF16, writeShapesDataset } from './fixtures';
+import { expectLossFalls, fluxCliGraph, runCli, seededTensors, trainedLosses, writeF16, writeShapesDataset } from './fixtures';
 
 // The tiny FLUX.1 with a CLIP of 64-wide heads (CLIP-L's, so Load Model reads its sizes from the tensors
 // alone) and T5's relative-position distance of T5-XXL.
@@ -42,23 +42,10 @@ async function writeTinyFlux1(models: string): Promise<void> {
 
 /** Load Model (encoders and VAE chosen) → Dataset → LoRA Target → Timestep Schedule → Train → Save LoRA (ai-toolkit) → Sampler (UniPC). */
 function graph(steps: number) {
-  return {
-    '1': {
-      class_type: 'LoadModel',
-      inputs: { checkpoint: 'flux1/flux1-tiny.safetensors', textEncoder: 'text_encoders/clip_l-tiny.safetensors', textEncoder2: 'text_encoders/t5-tiny.safetensors', vae: 'vae/ae-tiny.safetensors' },
-    },
-    '2': { class_type: 'Dataset', inputs: { folder: 'shapes', triggerWord: 'sks', resolution: '64' } },
-    '3': { class_type: 'LoraTarget', inputs: { rank: 4, alpha: 4, targetPreset: 'attention_ff' } },
-    '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: 1e-2 } },
-    // A narrow band of noise levels keeps the per-step loss comparable, so "it falls" is visible in few steps.
-    '5': { class_type: 'TimestepSchedule', inputs: { timestepType: 'linear', minTimestep: 450, maxTimestep: 550 } },
-    '6': {
-      class_type: 'Train',
-      inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], datasets: [['2', 0]], adapter: ['3', 0], optimizer: ['4', 0], schedule: ['5', 0], steps, batchSize: 1, saveEvery: 0, saveName: '' },
-    },
-    '7': { class_type: 'SaveLora', inputs: { training: ['6', 0], name: 'flux1-e2e', format: 'ai-toolkit', dtype: 'fp32' } },
-    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['6', 0], prompts: CAPTIONS[3], steps: 3, cfg: 3.5, sampler: 'unipc' } },
-  };
+  return fluxCliGraph({
+    loadModel: { checkpoint: 'flux1/flux1-tiny.safetensors', textEncoder: 'text_encoders/clip_l-tiny.safetensors', textEncoder2: 'text_encoders/t5-tiny.safetensors', vae: 'vae/ae-tiny.safetensors' },
+    steps, loraName: 'flux1-e2e', sampler: { prompts: CAPTIONS[3], cfg: 3.5, sampler: 'unipc' },
+  });
 }
 
 /** The PEFT names diffusers' FluxTransformer2DModel gives ai-toolkit's FLUX targets (written out from its module tree). */

@@ -9,28 +9,11 @@ import { flux1Family, tinyFlux1Config } from '../../../kernels/flux/family1';
 import { FLUX1_SCHNELL } from '../../../kernels/flux/config';
 import { sampleFlowUniPC } from '../../../kernels/schedules/flow-unipc';
 import { Rng } from '../../../kernels/random';
+import { empiricalMu, fakeCall, shifted, velocity } from './flow-reference';
 
-// Schedules from their published formulas (BFL's compute_empirical_mu; diffusers' FLUX.1 μ through (256, 0.5) and (4096, 1.15)).
-function empiricalMu(seqLen: number, steps: number): number {
-  const m200 = 0.00016927 * seqLen + 0.45666666;
-  const m10 = 8.73809524e-5 * seqLen + 1.89833333;
-  return m10 + ((steps - 10) * (m200 - m10)) / 190;
-}
-const shifted = (mu: number, t: number) => Math.exp(mu) / (Math.exp(mu) + (1 / t - 1));
 /** UniPC's levels: N evenly spaced times from 0.999 down, shifted, then 0. */
 const uniPCLevels = (steps: number, shift: (t: number) => number) => [...Array.from({ length: steps }, (_, i) => shift(0.999 * (1 - i / steps))), 0];
 
-/** A velocity field that depends on x, t and which half (uncond/cond) a row is in, so every mix is visible. */
-const velocity = (x: number, t: number, cond: boolean, i: number) => (cond ? -0.8 * x + Math.sin(i + 3 * t) : 0.3 * x - t);
-function fakeCall() {
-  const timesteps: number[] = [];
-  const call = async (xs: Float32Array, timestep: number) => {
-    timesteps.push(timestep);
-    const half = xs.length / 2;
-    return Float32Array.from(xs, (x, j) => velocity(x, timestep / 1000, j >= half, j % half));
-  };
-  return { call, timesteps };
-}
 const run = (sampler: string, steps: number, cfgScale: number, latentShape: number[]) => ({ sampler, scheduler: 'normal', steps, cfgScale, seed: 5, latentShape, batch: 1 });
 const noise = (n: number) => new Rng(5).fork('initial-noise').fillNormal(new Float32Array(n));
 

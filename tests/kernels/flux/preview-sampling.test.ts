@@ -12,35 +12,13 @@ import { flux2Family, tinyFlux2Config } from '../../../kernels/flux/family';
 import { flux1Family, tinyFlux1Config } from '../../../kernels/flux/family1';
 import { FLUX1_SCHNELL } from '../../../kernels/flux/config';
 import { Rng } from '../../../kernels/random';
+import { empiricalMu, fakeCall, shifted, velocity } from './flow-reference';
 
 const rt = new K.Runtime({ threads: 1 });
 afterAll(() => rt.close());
 
-// The schedules written out from their published formulas (BFL's compute_empirical_mu and
-// generalized time-SNR shift; diffusers' FLUX.1 μ through (256, 0.5) and (4096, 1.15)), not from the code under test.
-function empiricalMu(seqLen: number, steps: number): number {
-  const m200 = 0.00016927 * seqLen + 0.45666666;
-  if (seqLen > 4300) return m200;
-  const m10 = 8.73809524e-5 * seqLen + 1.89833333;
-  return m10 + ((steps - 10) * (m200 - m10)) / 190;
-}
-const shifted = (mu: number, t: number) => (t <= 0 ? 0 : Math.exp(mu) / (Math.exp(mu) + (1 / t - 1)));
 const flux2Schedule = (steps: number, seqLen: number) => Array.from({ length: steps + 1 }, (_, i) => shifted(empiricalMu(seqLen, steps), 1 - i / steps));
 const flux1DevSchedule = (steps: number, seqLen: number) => Array.from({ length: steps + 1 }, (_, i) => shifted(0.5 + ((1.15 - 0.5) * (seqLen - 256)) / (4096 - 256), 1 - i / steps));
-
-/** A velocity field that depends on x, t and which half (uncond/cond) a row is in, so every mix is visible. */
-const velocity = (x: number, t: number, cond: boolean, i: number) => (cond ? -0.8 * x + Math.sin(i + 3 * t) : 0.3 * x - t);
-
-/** The ModelCall a family's sampler drives: [uncond | cond] halves in, velocities out; records its timesteps. */
-function fakeCall() {
-  const timesteps: number[] = [];
-  const call = async (xs: Float32Array, timestep: number) => {
-    timesteps.push(timestep);
-    const half = xs.length / 2;
-    return Float32Array.from(xs, (x, j) => velocity(x, timestep / 1000, j >= half, j % half));
-  };
-  return { call, timesteps };
-}
 
 /** Euler by hand: x ← x + (σ_{i+1} − σ_i)·v, v = v_u + g·(v_c − v_u), or v_c alone when `g` is undefined. */
 function handLoop(sigmas: number[], n: number, seed: number, g: number | undefined): Float32Array {

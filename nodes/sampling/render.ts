@@ -14,6 +14,9 @@ import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, Samp
 import { checkSampling } from '../training/memory-advice';
 import { isImageToVideo, requireStartImage, startClip } from './start-image';
 import { readFile } from 'node:fs/promises';
+import { checkSamplerChoice } from './sampler-choice';
+
+export { checkSamplerChoice };
 
 export interface RenderAdapter {
   spec: AdapterSpec;
@@ -142,16 +145,6 @@ async function encodePng(rgb: Uint8Array, width: number, height: number): Promis
   return new Uint8Array(await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer());
 }
 
-/**
- * Refuses a sampler the model's family does not offer (the Sampler's choices are every family's), before
- * anything is compiled — flow-matching models (FLUX, Wan) have no DDPM-only sampler such as DDIM.
- */
-export function checkSamplerChoice(model: ModelValue, sampler: string): void {
-  const { family } = model;
-  if (family.samplers.includes(sampler)) return;
-  const flow = family.objective(model.config).kind === 'flow';
-  throw new Error(`sampler: ${family.label} ${flow ? 'is a flow-matching model and ' : ''}samples with ${family.samplers.join(', ')}, not '${sampler}' (set the Sampler or Sampler Settings node's sampler widget)`);
-}
 
 /**
  * Renders every prompt of `settings` (twice with `compare`: base model, then with the adapter), in order.

@@ -8,6 +8,9 @@ import type { ClipValue, ImagesValue, ModelValue, VaeValue } from '../../nodes/s
 import { nodeContext } from './context';
 import { writeTinyKlein } from './flux-tiny-model';
 import { writeTinyCheckpoint } from './tiny-model';
+import { samplerSettingsNode } from '../../nodes/sampler';
+import { trainingSampler } from '../../nodes/training/samples';
+import type { AdapterSpec, SamplerSettings } from '../../nodes/sockets';
 
 const { ctx } = nodeContext(undefined, '8');
 type Loaded = { model: ModelValue; clip: ClipValue; vae: VaeValue };
@@ -36,4 +39,11 @@ describe('Sampler: the sampler widget on FLUX', () => {
     const sd = await load(await writeTinyCheckpoint(ctx.paths.models));
     await expect(sample(sd, 'unipc')).rejects.toThrow(/^sampler: Stable Diffusion 1\.x samples with euler, euler_ancestral, ddim, dpmpp_2m, not 'unipc'/);
   }, 120_000);
+
+  it('Train\'s sample strip refuses the choice when it is set up, before any step', async () => {
+    const settings = (await samplerSettingsNode.execute({ inputs: {}, widgets: samplerSettingsNode.widgets.parse({ prompts: 'a red star', sampler: 'ddim' }), ctx })).outputs.settings as SamplerSettings;
+    const spec = {} as AdapterSpec; // never read: the refusal comes first
+    expect(() => trainingSampler(klein.model, klein.clip, klein.vae, spec, settings)).toThrow(/^sampler: FLUX\.2 \[klein\] is a flow-matching model and samples with euler, unipc, not 'ddim'/);
+    expect(trainingSampler(klein.model, klein.clip, klein.vae, spec, { ...settings, sampler: 'unipc' })).toBeTypeOf('function');
+  });
 });

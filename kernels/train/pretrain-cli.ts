@@ -1,9 +1,12 @@
 // What the tiny-model pretraining scripts (FLUX, Wan) share: progress state kept as safetensors in the
 // scratch folder (written to a temporary name, then renamed, so a killed run never leaves half a file),
-// and their command line — `--out DIR`, `--scratch DIR` and one `--kebab-case N` flag per numeric option.
+// their command line — `--out DIR`, `--scratch DIR` and one `--kebab-case N` flag per numeric option —
+// and how their denoisers' training noise levels are drawn.
 import { existsSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { HostTensor } from '../tensor';
+import type { Rng } from '../random';
+import { shiftSigma } from '../schedules/flow-matching';
 import { loadSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 
 export type TrainState = Record<string, HostTensor>;
@@ -41,4 +44,13 @@ export function parsePretrainArgs<O extends object>(argv: readonly string[], def
 export function pretrainLog(): (line: string) => void {
   const start = Date.now();
   return (line) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+}
+
+/**
+ * One training noise level of a flow-matching denoiser: with `shift` > 0 uniform σ shifted by it
+ * (SD3's shift), which keeps the high-noise levels where FLUX.2's and Wan's sampling schedules spend
+ * most of their steps; with 0 the logit-normal (0, 1) (ai-toolkit's `sigmoid`), which rarely passes 0.9.
+ */
+export function pretrainSigma(rng: Rng, shift: number): number {
+  return shift > 0 ? shiftSigma(rng.uniform(), shift) : 1 / (1 + Math.exp(-rng.normal()));
 }

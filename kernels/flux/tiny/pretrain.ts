@@ -25,7 +25,7 @@ import { Runtime } from '../../runtime';
 import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
-import { loadTrainState, parsePretrainArgs, pretrainLog, saveTrainState } from '../../train/pretrain-cli';
+import { loadTrainState, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { vaeEncode } from '../../sd/vae';
 import { vaeToLdm } from '../../sd/keys/single-file';
@@ -92,9 +92,6 @@ export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
 type Log = (line: string) => void;
 type State = Record<string, HostTensor>;
 
-const loadState = loadTrainState;
-const saveState = saveTrainState;
-
 /** Stage 0: the tokenizer, learned from every caption of the world (stars included) and the trigger placeholder. */
 export function tinyFluxTokenizerJson(merges: number): object {
   return buildByteLevelBpeTokenizerJson([...worldCaptions(), 'photo of [trigger]'], merges, { firstAddedId: TINY_QWEN3_FIRST_ADDED_ID });
@@ -104,12 +101,12 @@ export function tinyFluxTokenizerJson(merges: number): object {
 async function pretrainVae(rt: Runtime, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
   const cfg = tinyFlux2Config();
   const done = join(scratch, 'vae.safetensors');
-  const cached = await loadState(done);
+  const cached = await loadTrainState(done);
   if (cached) { log(`stage A: weights from ${done}`); return cached.tensors; }
   const g = vaeLossGraph(cfg.vae, o.vaeBatch, o.vaeCrop, o.vaeKlWeight);
   const ts = await TrainStep.create(rt, { inputs: [g.images, g.noise], params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction: g.reconstruction } });
   const progress = join(scratch, 'vae-progress.safetensors');
-  const resumed = await loadState(progress);
+  const resumed = await loadTrainState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
   else await ts.init(initialValues(g.params, o.seed));
@@ -133,11 +130,11 @@ async function pretrainVae(rt: Runtime, o: TinyFluxPretrainOptions, scratch: str
       noise: { dtype: 'float32', shape: [o.vaeBatch, cfg.vae.latentChannels, latent, latent], data: noise },
     }], lr, step);
     if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${(r.extra.reconstruction.data[0] as number).toFixed(4)}`);
-    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
-  await saveState(done, weights);
+  await saveTrainState(done, weights);
   return weights;
 }
 
@@ -205,7 +202,7 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
   const progress = join(scratch, 'dit-progress.safetensors');
-  const resumed = await loadState(progress);
+  const resumed = await loadTrainState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
   else await ts.init(initialValues(params, o.seed));
@@ -231,8 +228,7 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
         const tokens = e.ids.data as BigInt64Array;
         for (let j = tokens.indexOf(BigInt(imEnd)); j >= 0 && j < e.lengths[0]; j++) attrMask[i * T + j] = 1;
       }
-      if (o.ditShift > 0) { const u = rng.uniform(); sig[i] = (o.ditShift * u) / (1 + (o.ditShift - 1) * u); }
-      else sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal (ai-toolkit's `sigmoid`)
+      sig[i] = pretrainSigma(rng, o.ditShift);
     }
     const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
     const r = await ts.step([{
@@ -247,7 +243,7 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
     smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
     smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
     if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)}`);
-    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
@@ -269,12 +265,12 @@ export async function pretrainTinyFlux(o: TinyFluxPretrainOptions, out: string, 
   await rt.close();
   const pick = (prefix: string) => Object.fromEntries(Object.entries(dit).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
   const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-flux2-klein' };
-  await saveState(join(out, TINY_FLUX_FILES.transformer), pick('transformer/'), meta, 'F16');
-  await saveState(join(out, TINY_FLUX_FILES.textEncoder), pick('text_encoder/'), { ...meta, loragraph_text_max_length: String(cfg.text.maxLength) }, 'F16');
+  await saveTrainState(join(out, TINY_FLUX_FILES.transformer), pick('transformer/'), meta, 'F16');
+  await saveTrainState(join(out, TINY_FLUX_FILES.textEncoder), pick('text_encoder/'), { ...meta, loragraph_text_max_length: String(cfg.text.maxLength) }, 'F16');
   const ae: State = Object.fromEntries(Object.entries(vae).map(([k, v]) => [vaeToLdm(cfg.vae, k), v]));
   ae['bn.running_mean'] = { dtype: 'float32', shape: [cache.mean.length], data: cache.mean };
   ae['bn.running_var'] = { dtype: 'float32', shape: [cache.variance.length], data: cache.variance };
-  await saveState(join(out, TINY_FLUX_FILES.vae), ae, { ...meta, loragraph_vae_norm_groups: String(cfg.vae.normGroups) }, 'F16');
+  await saveTrainState(join(out, TINY_FLUX_FILES.vae), ae, { ...meta, loragraph_vae_norm_groups: String(cfg.vae.normGroups) }, 'F16');
   writeFileSync(join(out, TINY_FLUX_FILES.tokenizer), `${JSON.stringify(tokenizerJson)}\n`);
   log(`wrote ${Object.values(TINY_FLUX_FILES).join(', ')} to ${out}`);
 }

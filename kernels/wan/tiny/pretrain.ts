@@ -33,7 +33,7 @@ import { Runtime } from '../../runtime';
 import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
-import { loadTrainState, parsePretrainArgs, pretrainLog, saveTrainState } from '../../train/pretrain-cli';
+import { loadTrainState, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
 import { attributeHeadLoss } from '../../sd/tiny/train-diffusion';
@@ -127,9 +127,6 @@ export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit'): strin
   return createHash('sha256').update(JSON.stringify(keys.map((k) => o[k]))).digest('hex').slice(0, 10);
 }
 
-const loadState = loadTrainState;
-const saveState = saveTrainState;
-
 /** torch-style initial values, except Wan's RMS_norm gammas (shaped [C, 1, 1, 1]) which start at one. */
 function initialValues(params: Record<string, { shape: readonly number[] }>, seed: number): State {
   return Object.fromEntries(Object.entries(params).map(([k, t]) => {
@@ -209,7 +206,7 @@ function identityTimeConv(t: HostTensor): void {
 export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
   const cfg = TINY_WAN_VAE_BASE;
   const done = join(scratch, `vae-${stageKey(o, 'vae')}.safetensors`);
-  const cached = await loadState(done);
+  const cached = await loadTrainState(done);
   if (cached) { log(`stage A: weights from ${done}`); return cached.tensors; }
   const B = o.vaeBatch, F = o.vaeFrames, side = o.vaeCrop, s = vaeSpatialFactor(cfg);
   const T = checkClipFrames(cfg, F), l = side / s;
@@ -230,7 +227,7 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
   const params = weights.record();
   const ts = await TrainStep.create(rt, { inputs: [video, noise], params, loss: add(reconstruction, mul(kl, o.vaeKlWeight)), optimizer: adamw({ weightDecay: o.vaeWeightDecay }), maxGradNorm: 1, extraOutputs: { reconstruction } });
   const progress = join(scratch, `vae-progress-${stageKey(o, 'vae')}.safetensors`);
-  const resumed = await loadState(progress);
+  const resumed = await loadTrainState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage A: resuming at step ${start}`); }
   else {
@@ -256,11 +253,11 @@ export async function pretrainVae(rt: Runtime, o: TinyWanPretrainOptions, scratc
     const rec = r.extra.reconstruction.data[0] as number;
     smooth = step === start ? rec : 0.95 * smooth + 0.05 * rec;
     if (step % 20 === 0 || step === o.vaeSteps) log(`stage A step ${step}/${o.vaeSteps} recon ${smooth.toFixed(4)} grad norm ${r.gradNorm.toPrecision(3)} ${timer(step % 20 || 20)}`);
-    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+    if (step % o.saveEvery === 0 && step < o.vaeSteps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
   }
   const out = await ts.read(false);
   await ts.dispose();
-  await saveState(done, out);
+  await saveTrainState(done, out);
   // The round trip bounds what eval:tiny-wan can reach: logged now, so a weak VAE shows before stage B.
   if (o.vaeCheckClips > 0) {
     const r = await vaeRoundTrip(rt, out, cfg, { clips: o.vaeCheckClips, frames: o.frames, seed: 7 });
@@ -284,7 +281,7 @@ export interface LatentCache {
 async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, cachePath: string, log: Log): Promise<LatentCache> {
   const cfg = TINY_WAN_VAE_BASE, size = TINY_WAN_SIZE, F = o.frames, batch = 8;
   // A resumed run skips the encoding: the cache is kept beside the progress files.
-  const saved = await loadState(cachePath);
+  const saved = await loadTrainState(cachePath);
   if (saved) {
     log(`latent cache: from ${cachePath}`);
     return {
@@ -331,7 +328,7 @@ async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, 
   }
   log(`latent cache: ${o.cacheSize} clips → [${mean.shape.slice(1)}] latents; channel std ${Math.min(...stat.std).toFixed(3)}…${Math.max(...stat.std).toFixed(3)}`);
   const shape = [o.cacheSize, ...mean.shape.slice(1)];
-  await saveState(cachePath, { latents: { dtype: 'float32', shape, data: raw }, firstFrame: { dtype: 'float32', shape, data: rawFirst } }, { captions: JSON.stringify(captions), mean: JSON.stringify(stat.mean), std: JSON.stringify(stat.std) });
+  await saveTrainState(cachePath, { latents: { dtype: 'float32', shape, data: raw }, firstFrame: { dtype: 'float32', shape, data: rawFirst } }, { captions: JSON.stringify(captions), mean: JSON.stringify(stat.mean), std: JSON.stringify(stat.std) });
   return { latents: raw, firstFrame: rawFirst, captions, ...stat };
 }
 
@@ -365,7 +362,7 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
   const progress = join(scratch, `dit-progress-${stageKey(o, 'dit')}.safetensors`);
-  const resumed = await loadState(progress);
+  const resumed = await loadTrainState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
   else await ts.init(initialValues(params, o.seed));
@@ -391,8 +388,7 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
       maskData.set(e.mask.data as Float32Array, i * L);
       const wanted = clipCaptionAttributes(caption);
       if (wanted) { attr.set(wanted, i * CLIP_ATTRIBUTE_COUNT); attrMask.set(e.mask.data as Float32Array, i * L); }
-      if (o.ditShift > 0) { const u = rng.uniform(); sig[i] = (o.ditShift * u) / (1 + (o.ditShift - 1) * u); }
-      else sig[i] = 1 / (1 + Math.exp(-rng.normal())); // logit-normal
+      sig[i] = pretrainSigma(rng, o.ditShift);
     }
     const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
     const r = await ts.step([{
@@ -408,7 +404,7 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
     smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
     smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
     if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
-    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveState(progress, await ts.read(true), { step: String(step) });
+    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
@@ -441,10 +437,10 @@ export async function pretrainTinyWan(o: TinyWanPretrainOptions, out: string, sc
     const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-wan2.2-i2v' };
     const dm = { ...meta, loragraph_num_heads: String(TINY_WAN_DIT.numHeads), loragraph_config: JSON.stringify(TINY_WAN_DIT), loragraph_text_length: String(TINY_WAN_TEXT_LEN) };
     const transformer = pick('transformer/');
-    await saveState(join(out, TINY_WAN_FILES.high), transformer, { ...dm, loragraph_expert: 'high_noise' }, 'F16');
-    await saveState(join(out, TINY_WAN_FILES.low), transformer, { ...dm, loragraph_expert: 'low_noise' }, 'F16');
-    await saveState(join(out, TINY_WAN_FILES.textEncoder), pick('text_encoder/'), { ...meta, loragraph_config: JSON.stringify(TINY_UMT5), loragraph_text_length: String(TINY_WAN_TEXT_LEN) }, 'F16');
-    await saveState(join(out, TINY_WAN_FILES.vae), vae, {
+    await saveTrainState(join(out, TINY_WAN_FILES.high), transformer, { ...dm, loragraph_expert: 'high_noise' }, 'F16');
+    await saveTrainState(join(out, TINY_WAN_FILES.low), transformer, { ...dm, loragraph_expert: 'low_noise' }, 'F16');
+    await saveTrainState(join(out, TINY_WAN_FILES.textEncoder), pick('text_encoder/'), { ...meta, loragraph_config: JSON.stringify(TINY_UMT5), loragraph_text_length: String(TINY_WAN_TEXT_LEN) }, 'F16');
+    await saveTrainState(join(out, TINY_WAN_FILES.vae), vae, {
       ...meta, loragraph_config: JSON.stringify({ ...TINY_WAN_VAE_BASE, latentMean: cache.mean, latentStd: cache.std }),
       loragraph_latent_mean: JSON.stringify(cache.mean), loragraph_latent_std: JSON.stringify(cache.std),
     }, 'F16');

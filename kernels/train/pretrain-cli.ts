@@ -1,4 +1,4 @@
-// What the tiny-model pretraining scripts (FLUX, Wan) share: progress state kept as safetensors in the
+// What the tiny-model pretraining scripts (SD, FLUX, Wan) share: progress state kept as safetensors in the
 // scratch folder (written to a temporary name, then renamed, so a killed run never leaves half a file),
 // their command line — `--out DIR`, `--scratch DIR` and one `--kebab-case N` flag per numeric option —
 // and how their denoisers' training noise levels are drawn.
@@ -23,9 +23,12 @@ export async function saveTrainState(path: string, tensors: TrainState, metadata
   renameSync(`${path}.tmp`, path);
 }
 
-/** `--out`, `--scratch` and the numeric options of `defaults` (`--dit-steps 7` sets ditSteps). */
+/**
+ * `--out`, `--scratch` and the options of `defaults`: a number each (`--dit-steps 7` sets ditSteps), or a
+ * comma-separated list of whole numbers for a list option (`--unet-extend-to 4000,8000`).
+ */
 export function parsePretrainArgs<O extends object>(argv: readonly string[], defaults: O, out: string, scratch: string): { o: O; out: string; scratch: string } {
-  const o = { ...defaults };
+  const o = { ...defaults } as Record<string, unknown>;
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
@@ -33,11 +36,17 @@ export function parsePretrainArgs<O extends object>(argv: readonly string[], def
     else if (flag === '--scratch') scratch = resolve(value);
     else {
       const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-      if (!(key in o) || typeof (o as Record<string, unknown>)[key] !== 'number' || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
-      (o as Record<string, unknown>)[key] = Number(value);
+      if (Array.isArray(o[key])) {
+        const list = value.split(',').filter(Boolean).map(Number);
+        if (list.some((n) => !Number.isInteger(n))) throw new Error(`pretrain: ${flag} takes whole numbers separated by commas, like 4000,8000 (got ${value})`);
+        o[key] = list;
+        continue;
+      }
+      if (!(key in o) || typeof o[key] !== 'number' || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
+      o[key] = Number(value);
     }
   }
-  return { o, out, scratch };
+  return { o: o as O, out, scratch };
 }
 
 /** Log lines stamped with the seconds since the run started. */

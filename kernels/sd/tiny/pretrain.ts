@@ -5,7 +5,7 @@
 // concept) and trains UNet + text encoder together on the diffusion loss.
 //   npx tsx kernels/sd/tiny/pretrain.ts [--vae-steps N] [--unet-steps N] [--out FILE] [--scratch DIR]
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { HostTensor } from '../../tensor';
@@ -14,7 +14,6 @@ import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { ddpmSchedule } from '../../schedules/ddpm';
-import { openSafetensors, writeSafetensors } from '../../io/safetensors';
 import { tinyConfig, vaeScale, type SdConfig } from '../config';
 import { ClipTokenizer } from '../tokenizer';
 import { ALL_SHAPES, WORLD_SHAPES, renderScene, sampleScene } from './world';
@@ -24,6 +23,7 @@ import { decoderLossGraph, normalizeLatents, vaeEncodeSession, vaeLossGraph, typ
 import { ATTRIBUTE_COUNT, captionAttributes, diffusionLossGraph, TEXT_ENCODER_PREFIX, UNET_PREFIX } from './train-diffusion';
 import { tinyCheckpointMetadata, writeTinyCheckpoint } from './train-checkpoint';
 import { CONFIG_METADATA_KEY } from '../load';
+import { loadTrainState, parsePretrainArgs, pretrainLog, saveTrainState } from '../../train/pretrain-cli';
 
 export const TINY_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny');
 export const TINY_CHECKPOINT = join(TINY_ROOT, 'sd-tiny.safetensors');
@@ -76,21 +76,6 @@ export function tinyModelConfig(tokenizer = ClipTokenizer.fromFolder(TINY_TOKENI
   return tinyConfig(tokenizer.vocabSize);
 }
 
-async function loadState(path: string): Promise<{ tensors: Record<string, HostTensor>; metadata: Record<string, string> } | undefined> {
-  if (!existsSync(path)) return undefined;
-  const r = await openSafetensors(path);
-  try {
-    const tensors: Record<string, HostTensor> = {};
-    for (const name of r.names()) tensors[name] = { dtype: 'float32', shape: [...r.entry(name).shape], data: await r.read(name) };
-    return { tensors, metadata: r.metadata };
-  } finally {
-    await r.close();
-  }
-}
-
-const saveState = (path: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}) =>
-  writeSafetensors(path, Object.entries(tensors).map(([k, t]) => [k, { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }]), metadata);
-
 /** One VAE training batch: random crops of rendered scenes of all four shapes. */
 function vaeBatch(rng: Rng, o: PretrainOptions, size: number): Float32Array {
   const side = o.vaeCrop;
@@ -130,12 +115,12 @@ interface VaeStage { name: string; label: string; graph: VaeLossGraph; steps: nu
 
 async function trainVaeStage(rt: Runtime, cfg: SdConfig, o: PretrainOptions, scratch: string, log: Log, s: VaeStage): Promise<Record<string, HostTensor>> {
   const done = join(scratch, `${s.name}.safetensors`);
-  const cached = await loadState(done);
+  const cached = await loadTrainState(done);
   if (cached) { log(`${s.label}: weights from ${done}`); return cached.tensors; }
   const g = s.graph;
   const ts = await TrainStep.create(rt, { inputs: [g.images, g.noise], params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0 }), maxGradNorm: 1, extraOutputs: { reconstruction: g.reconstruction } });
   const progress = join(scratch, `${s.name}-progress.safetensors`);
-  const resumed = await loadState(progress);
+  const resumed = await loadTrainState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`${s.label}: resuming at step ${start}`); }
   else await ts.init(s.init);
@@ -154,11 +139,11 @@ async function trainVaeStage(rt: Runtime, cfg: SdConfig, o: PretrainOptions, scr
     const rec = r.extra.reconstruction.data[0] as number;
     smooth = step === start ? rec : 0.95 * smooth + 0.05 * rec;
     if (step % 20 === 0 || step === s.steps) log(`${s.label} step ${step}/${s.steps} recon ${smooth.toFixed(4)} lr ${lr.toExponential(2)} ${((Date.now() - t0) / 1000).toFixed(0)}s`);
-    if (step % o.saveEvery === 0 && step < s.steps) await saveState(progress, await ts.read(true), { step: String(step) });
+    if (step % o.saveEvery === 0 && step < s.steps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
-  await saveState(done, weights);
+  await saveTrainState(done, weights);
   return weights;
 }
 
@@ -212,7 +197,7 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
   const g = diffusionLossGraph(cfg, B);
   const ts = await TrainStep.create(rt, { inputs: Object.values(g.inputs), params: g.params, loss: g.loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1, extraOutputs: { diffusion_loss: g.diffusionLoss, attribute_loss: g.attributeLoss } });
   const progress = join(scratch, 'diffusion-progress.safetensors');
-  const resumed = await loadState(progress);
+  const resumed = await loadTrainState(progress);
   let start = 1;
   if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
   else await ts.init(initialValues(g.params, o.seed));
@@ -279,8 +264,8 @@ export async function pretrainDiffusion(rt: Runtime, cfg: SdConfig, tokenizer: C
       log(`stage B step ${step}/${o.unetSteps} loss ${smooth.toFixed(4)} attributes ${smoothAttributes.toFixed(3)} lr ${lr.toExponential(2)} ${s.toFixed(0)}s (${(s / (step - start + 1)).toFixed(2)} s/step)`);
     }
     if (step % o.saveEvery === 0) {
-      await saveState(progress, await ts.read(true), { step: String(step) });
-      await saveState(join(scratch, 'diffusion-weights.safetensors'), await ts.read(false), { step: String(step) });
+      await saveTrainState(progress, await ts.read(true), { step: String(step) });
+      await saveTrainState(join(scratch, 'diffusion-weights.safetensors'), await ts.read(false), { step: String(step) });
     }
   }
   const weights = await ts.read(false);
@@ -327,33 +312,11 @@ export async function pretrainTiny(o: PretrainOptions, out: string, scratch: str
   log(`wrote ${out} (${params} parameters); stage times ${JSON.stringify(times)}`);
 }
 
-function parseArgs(argv: string[]): { o: PretrainOptions; out: string; scratch: string } {
-  const o = { ...PRETRAIN_DEFAULTS };
-  let out = TINY_CHECKPOINT;
-  let scratch = '/tmp/loragraph-tiny-pretrain';
-  for (let i = 0; i < argv.length; i += 2) {
-    const [flag, value] = [argv[i], argv[i + 1]];
-    if (value === undefined) throw new Error(`pretrain: ${flag} needs a value`);
-    if (flag === '--out') out = resolve(value);
-    else if (flag === '--scratch') scratch = resolve(value);
-    else {
-      const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof PretrainOptions;
-      if (key === 'unetExtendTo') {
-        o.unetExtendTo = value.split(',').filter(Boolean).map(Number);
-        if (o.unetExtendTo.some((n) => !Number.isInteger(n))) throw new Error(`pretrain: --unet-extend-to takes step counts like 4000,8000 (got ${value})`);
-        continue;
-      }
-      if (!(key in o) || !Number.isFinite(Number(value))) throw new Error(`pretrain: unknown option ${flag} or bad value ${value}`);
-      (o as unknown as Record<string, number>)[key] = Number(value);
-    }
-  }
-  return { o, out, scratch };
-}
+const parseArgs = (argv: readonly string[]) => parsePretrainArgs(argv, PRETRAIN_DEFAULTS, TINY_CHECKPOINT, '/tmp/loragraph-tiny-pretrain');
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const { o, out, scratch } = parseArgs(process.argv.slice(2));
-  const start = Date.now();
-  const log = (line: string) => console.log(`[${((Date.now() - start) / 1000).toFixed(0).padStart(5)}s] ${line}`);
+  const log = pretrainLog();
   log(`pretraining the tiny model: ${JSON.stringify(o)} → ${out} (scratch ${scratch})`);
   await pretrainTiny(o, out, scratch, log);
 }

@@ -7,7 +7,7 @@
 // and the step count); FLUX.1 dev uses the resolution-dependent μ of kernels/schedules.
 import { Rng } from '../random';
 import { dynamicShiftMu, timeShiftExponential } from '../schedules/flow-matching';
-import { sampleFlowUniPC } from '../schedules/flow-unipc';
+import { flowUniPCSigmas, sampleFlowUniPC } from '../schedules/flow-unipc';
 import type { ModelCall } from '../families/contract';
 
 /** BFL's compute_empirical_mu: μ fitted over token counts and step counts (10 and 200 steps), linear beyond 4300 tokens. */
@@ -46,15 +46,6 @@ export function flux2Sigmas(steps: number, imageSeqLen: number): number[] {
 /** FLUX.1 noise levels (see flux1Shift). */
 export function flux1Sigmas(steps: number, imageSeqLen: number, shift: boolean): number[] {
   return linspace1to0(steps).map(flux1Shift(imageSeqLen, shift));
-}
-
-/**
- * The levels flow UniPC runs on the same schedule: the evenly spaced times start at 1 − 1/1000 (as
- * diffusers' flow-sigma UniPC and Wan's flow_unipc do: UniPC steps in λ = log((1 − σ)/σ), −∞ at σ = 1),
- * then 0.
- */
-export function uniPCSigmas(steps: number, shift: FlowShift): number[] {
-  return [...Array.from({ length: steps }, (_, i) => shift((1 - 1 / 1000) * (1 - i / steps))), 0];
 }
 
 export type FluxGuidance =
@@ -144,7 +135,7 @@ export async function sampleFlux(model: FlowModelCall, run: FluxSampleRun): Prom
   }
   if (run.sampler === 'unipc') {
     const noise = new Rng(seed).fork('initial-noise').fillNormal(new Float32Array(perImage * (run.batch ?? 1)));
-    return sampleFlowUniPC(guidedVelocity(model, guidance), noise, uniPCSigmas(steps, shift), { onStep: run.onStep });
+    return sampleFlowUniPC(guidedVelocity(model, guidance), noise, flowUniPCSigmas(steps, shift), { onStep: run.onStep });
   }
   throw new Error(`sampler: ${run.label} is a flow-matching model and samples with ${FLUX_SAMPLERS.join(' or ')}; '${run.sampler}' has no flow-matching form here (set the Sampler or Sampler Settings node's sampler widget)`);
 }

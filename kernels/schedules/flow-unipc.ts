@@ -85,6 +85,17 @@ function unipcUpdate(x: Float32Array, sigmaS: number, sigmaT: number, m0: Float3
 }
 
 /**
+ * The noise levels flow UniPC runs on a model's schedule `shift` (the noise level of an evenly spaced time
+ * t ∈ [0, 1]): t from 1 − 1/1000 down in `steps` steps, shifted, then 0. It starts just below 1, as
+ * diffusers' flow-sigma UniPC and Wan's flow_unipc do, because UniPC steps in λ = log((1 − σ)/σ), which is
+ * −∞ at σ = 1.
+ */
+export function flowUniPCSigmas(steps: number, shift: (t: number) => number): number[] {
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`steps must be a positive integer, got ${steps}`);
+  return [...Array.from({ length: steps }, (_, i) => shift((1 - 1 / 1000) * (1 - i / steps))), 0];
+}
+
+/**
  * Integrates the flow ODE from `x` at sigmas[0] down the given noise levels (descending, below 1, the last
  * usually 0); returns the final sample. `x` is not changed.
  */

@@ -3,7 +3,7 @@
 // A14B one model call per step routed to the expert that owns the step's noise level — each expert with
 // its own LoRA and its own CFG scale (musubi-tuner's guidance_scale / guidance_scale_high_noise).
 import { shiftSigma } from '../schedules/flow-matching';
-import { sampleFlowUniPC } from '../schedules/flow-unipc';
+import { flowUniPCSigmas, sampleFlowUniPC } from '../schedules/flow-unipc';
 import { sampleFlowEuler, type FlowModelCall } from '../flux/sampling';
 import { Rng } from '../random';
 import type { ModelCall, SampleRun } from '../families/contract';
@@ -23,13 +23,9 @@ export function wanSigmas(steps: number, shift: number): number[] {
   return Array.from({ length: steps + 1 }, (_, i) => shiftSigma(1 - i / steps, shift));
 }
 
-/**
- * The noise levels Wan's flow UniPC runs: linspace(1 − 1/1000, 0) over `steps`, shifted, then 0 — it starts
- * just below 1 because UniPC steps in λ = log((1 − σ)/σ), which is −∞ at σ = 1.
- */
+/** The noise levels Wan's flow UniPC runs: flowUniPCSigmas on the fixed shift. */
 export function wanUniPCSigmas(steps: number, shift: number): number[] {
-  if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`steps must be a positive integer, got ${steps}`);
-  return [...Array.from({ length: steps }, (_, i) => shiftSigma((1 - 1 / 1000) * (1 - i / steps), shift)), 0];
+  return flowUniPCSigmas(steps, (t) => shiftSigma(t, shift));
 }
 
 /** The preview samplers Wan offers, by ComfyUI name ('uni_pc' there; 'unipc' in Wan's and musubi's scripts). */

@@ -2,6 +2,7 @@
 // the function Sampler and Train's "sample every N steps" both call. Compiled pipelines are kept per (weights, size, clip skip,
 // adapter layout) and the adapter's weights and strength are fed as inputs, so a new training step or
 // a new strength reuses the same ORT sessions. Seeded: the same request gives the same pixels.
+import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { defaultRuntime, type HostTensor, type WeightSource } from '../../kernels';
 import { AdapterSet } from '../../kernels/adapters';
@@ -13,7 +14,6 @@ import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
 import { checkSampling } from '../training/memory-advice';
 import { isImageToVideo, requireStartImage, startClip } from './start-image';
-import { readFile } from 'node:fs/promises';
 import { checkSamplerChoice } from './sampler-choice';
 
 export { checkSamplerChoice };
@@ -144,7 +144,6 @@ function adapterFeeds(adapter: RenderAdapter, model: ModelValue): Record<string,
 async function encodePng(rgb: Uint8Array, width: number, height: number): Promise<Uint8Array> {
   return new Uint8Array(await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer());
 }
-
 
 /**
  * Renders every prompt of `settings` (twice with `compare`: base model, then with the adapter), in order.

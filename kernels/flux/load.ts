@@ -15,7 +15,7 @@ import type { WeightSource, WeightUse } from '../nn/weights';
 import { CheckpointWeights, type TensorLocation } from '../sd/checkpoint-weights';
 import { CheckpointError } from '../sd/load';
 import { SD15, type ClipTextConfig, type VaeConfig } from '../sd/config';
-import { T5_XXL, type T5Config } from '../text/t5';
+import { T5_XXL, t5SizesFromShapes, type T5Config } from '../text/t5';
 import { vaeToLdm } from '../sd/keys/single-file';
 import { detectFluxTransformer, type FluxDetection } from './detect';
 import type { FluxTransformerConfig } from './config';
@@ -145,15 +145,10 @@ export function clipConfigFromShapes(shapeOf: (k: string) => readonly number[] |
 
 /** T5 v1.1 encoder sizes from its tensors (transformers names; the relative-position table in block 0 gives the heads). */
 export function t5ConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[]): T5Config | undefined {
-  const shared = shapeOf('shared.weight');
-  const q = shapeOf('encoder.block.0.layer.0.SelfAttention.q.weight');
-  const bias = shapeOf('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight');
-  const wi = shapeOf('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
-  if (!shared || !q || !bias || !wi) return undefined;
-  const numHeads = bias[1];
-  const sizes = { vocabSize: shared[0], dModel: shared[1], dKv: q[0] / numHeads, numHeads, dFf: wi[0], numLayers: layerCount(keys, /^encoder\.block\.(\d+)\./), relativeBuckets: bias[0] };
+  const sizes = t5SizesFromShapes(shapeOf, keys);
+  if (!sizes) return undefined;
   const xxl = (Object.keys(sizes) as (keyof typeof sizes)[]).every((k) => sizes[k] === T5_XXL[k]);
-  return { ...T5_XXL, ...sizes, name: xxl ? T5_XXL.name : `t5-${shared[1]}` };
+  return { ...T5_XXL, ...sizes, name: xxl ? T5_XXL.name : `t5-${sizes.dModel}` };
 }
 
 /** The transformer of a file or folder, detected and served under BFL names whatever its layout. */

@@ -30,6 +30,23 @@ export const T5_XXL: T5Config = {
   relativeBuckets: 32, relativeMaxDistance: 128, layerNormEps: 1e-6, biasPerLayer: false,
 };
 
+/**
+ * A T5-style encoder's sizes from its tensors (transformers names): vocabulary and width from
+ * `shared.weight`, heads and buckets from block 0's relative-position table, head width from q, the feed-
+ * forward width from wi_0, layers from the block count; undefined when one of them is missing.
+ */
+export function t5SizesFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[]): Pick<T5Config, 'vocabSize' | 'dModel' | 'dKv' | 'numHeads' | 'dFf' | 'numLayers' | 'relativeBuckets'> | undefined {
+  const shared = shapeOf('shared.weight');
+  const q = shapeOf('encoder.block.0.layer.0.SelfAttention.q.weight');
+  const bias = shapeOf('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight');
+  const wi = shapeOf('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
+  if (!shared || !q || !bias || !wi) return undefined;
+  let numLayers = 0;
+  for (const k of keys) { const m = /^encoder\.block\.(\d+)\./.exec(k); if (m) numLayers = Math.max(numLayers, Number(m[1]) + 1); }
+  const numHeads = bias[1];
+  return { vocabSize: shared[0], dModel: shared[1], dKv: q[0] / numHeads, numHeads, dFf: wi[0], numLayers, relativeBuckets: bias[0] };
+}
+
 /** transformers' bidirectional relative-position bucket of key position − query position. */
 export function relativePositionBucket(relative: number, buckets: number, maxDistance: number): number {
   const half = buckets / 2;

@@ -17,7 +17,7 @@ import type { WeightSource, WeightUse } from '../nn/weights';
 import { CheckpointWeights, type CheckpointWeightsOptions, type TensorLocation } from '../sd/checkpoint-weights';
 import { CheckpointError } from '../sd/load';
 import { indexSafetensors } from '../flux/load';
-import type { T5Config } from '../text/t5';
+import { t5SizesFromShapes, type T5Config } from '../text/t5';
 import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import { detectWanTransformer, expertFromFileName, type WanDetection, type WanExpert } from './detect';
 import { wanToDiffusers } from './keys';
@@ -69,16 +69,11 @@ export async function openWanTransformer(path: string, numHeads?: number, opts: 
  * what makes it umT5 (T5 v1.1 has one, in layer 0). Undefined when the tensors are not a umT5 encoder.
  */
 export function umt5ConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[]): T5Config | undefined {
-  const shared = shapeOf('shared.weight') ?? shapeOf('encoder.embed_tokens.weight');
-  const q = shapeOf('encoder.block.0.layer.0.SelfAttention.q.weight');
-  const bias = shapeOf('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight');
-  const wi = shapeOf('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
-  if (!shared || !q || !bias || !wi) return undefined;
-  let layers = 0;
-  for (const k of keys) { const m = /^encoder\.block\.(\d+)\./.exec(k); if (m) layers = Math.max(layers, Number(m[1]) + 1); }
-  if (layers > 1 && !shapeOf('encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight')) return undefined; // T5, not umT5
-  const numHeads = bias[1];
-  return { ...UMT5_XXL, name: shared[1] === UMT5_XXL.dModel && layers === UMT5_XXL.numLayers ? UMT5_XXL.name : `umt5-${shared[1]}`, vocabSize: shared[0], dModel: shared[1], dKv: q[0] / numHeads, numHeads, dFf: wi[0], numLayers: layers, relativeBuckets: bias[0] };
+  // Some ComfyUI files omit `shared.weight` for `encoder.embed_tokens.weight`.
+  const sizes = t5SizesFromShapes((k) => shapeOf(k) ?? (k === 'shared.weight' ? shapeOf('encoder.embed_tokens.weight') : undefined), keys);
+  if (!sizes) return undefined;
+  if (sizes.numLayers > 1 && !shapeOf('encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight')) return undefined; // T5, not umT5
+  return { ...UMT5_XXL, name: sizes.dModel === UMT5_XXL.dModel && sizes.numLayers === UMT5_XXL.numLayers ? UMT5_XXL.name : `umt5-${sizes.dModel}`, ...sizes };
 }
 
 /** ComfyUI's umT5 files and transformers' both use these names; some ComfyUI files omit `shared.weight` for `encoder.embed_tokens.weight`. */

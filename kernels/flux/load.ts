@@ -94,7 +94,7 @@ export function qwen3ConfigFromShapes(shapeOf: (k: string) => readonly number[] 
   const outputLayers = layers >= 27 ? [9, 18, 27] : [1, 2, 3].map((i) => Math.round((i * layers) / 3));
   return {
     name: `qwen3-${embed[1]}`, vocabSize: embed[0], hiddenSize: embed[1], intermediateSize: gate[0], numLayers: layers,
-    numHeads: q[0] / headDim, numKvHeads: k[0] / headDim, headDim, ropeTheta: 1_000_000, rmsNormEps: 1e-6, outputLayers, maxLength,
+    numHeads: q[0] / headDim, numKvHeads: k[0] / headDim, headDim, ropeTheta: 1_000_000, rmsNormEps: 1e-6, outputLayers, maxLength, qkNorm: true, padding: 'right',
   };
 }
 

@@ -27,11 +27,17 @@ export interface ClipTextOutput {
 
 const quickGelu = (x: Tensor) => mul(x, sigmoid(mul(x, 1.702)));
 
-/** One pre-LN encoder layer: x + attn(ln1(x)); x + mlp(ln2(x)). */
-export function clipLayer(b: Builder, cfg: ClipTextConfig, x: Tensor): Tensor {
+/** The sizes one encoder layer needs (CLIP's text and vision towers share the layer). */
+export type ClipLayerSizes = Pick<ClipTextConfig, 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'hiddenAct' | 'layerNormEps'>;
+
+/**
+ * One pre-LN encoder layer: x + attn(ln1(x)); x + mlp(ln2(x)). The text tower attends causally, the
+ * vision tower (kernels/vision/clip-vision.ts) over every patch.
+ */
+export function clipLayer(b: Builder, cfg: ClipLayerSizes, x: Tensor, causal = true): Tensor {
   const d = cfg.hiddenSize;
   const h = add(x, attention(b.scope('self_attn'), b.layerNorm('layer_norm1', x, d, cfg.layerNormEps), undefined, d,
-    { heads: cfg.numHeads, qkvBias: true, causal: true, names: CLIP_ATTENTION }));
+    { heads: cfg.numHeads, qkvBias: true, causal, names: CLIP_ATTENTION }));
   const mlp = b.scope('mlp');
   const act = cfg.hiddenAct === 'quick_gelu' ? quickGelu : (t: Tensor) => gelu(t);
   const m = mlp.linear('fc2', act(mlp.linear('fc1', b.layerNorm('layer_norm2', h, d, cfg.layerNormEps), d, cfg.intermediateSize)), cfg.intermediateSize, d);

@@ -6,7 +6,7 @@
 // start every clip from startImage (or the firstFrame input).
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
-import { previewSamplers } from '../kernels/families/registry';
+import { previewSamplers, previewSchedulers } from '../kernels/families/registry';
 import { defineNode, input, widget } from './define';
 import { readLoraFileFor } from './models/lora-file';
 import { publishImage } from './render/publish';
@@ -27,7 +27,7 @@ const settingsWidgets = {
   steps: widget.int({ default: 20, min: 1, max: 150, tooltip: 'sampling steps' }),
   cfg: widget.float({ default: 7, min: 1, max: 30, step: 0.5, tooltip: 'classifier-free guidance scale (SD: 5–8; FLUX.2 [klein] base: 4 over ~50 steps, against the empty prompt; distilled klein and FLUX.1 schnell: 1 over 4 steps, no CFG; FLUX.1 dev: the embedded guidance, ~3.5, one prediction per step)' }),
   sampler: widget.combo(previewSamplers() as unknown as readonly ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m', 'unipc'], { default: 'euler_ancestral', tooltip: 'euler, euler_ancestral (Euler a), ddim, dpmpp_2m (DPM++ 2M); flow-matching models (FLUX.2, FLUX.1, Wan): euler or unipc (UniPC, Wan\'s default)' }),
-  scheduler: widget.combo(['normal', 'karras'] as const, { default: 'normal', tooltip: 'noise levels of the steps: normal (evenly spaced timesteps) or karras (Karras et al., ρ = 7: more small steps at the end); DDIM always uses even timesteps' }),
+  scheduler: widget.combo(previewSchedulers() as unknown as readonly ['auto', ...string[]], { default: 'auto', tooltip: 'noise levels of the steps, as ComfyUI\'s scheduler over the model\'s own noise range: auto = the model\'s own schedule (SD: normal; FLUX.2: BFL\'s shift for the size and step count; FLUX.1 dev: the resolution shift; Wan: its fixed shift); simple and sgm_uniform (even in time), normal, karras (Karras et al., ρ = 7: more small steps at the end), exponential, ddim_uniform, beta (Beta(0.6, 0.6) quantiles), linear_quadratic (Mochi\'s), kl_optimal. SD\'s DDIM steps on its even timesteps: auto or normal only' }),
   width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
   height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),
   loraStrength: widget.float({ default: 1, min: -4, max: 4, step: 0.05, tooltip: 'multiplier of the adapter (LoRA weight)' }),
@@ -64,7 +64,7 @@ export const samplerSettingsNode = defineNode({
   fingerprint: ({ widgets, resolvePath }) => startImageFingerprint(widgets.startImage, resolvePath),
   execute({ widgets: w, ctx }) {
     const settings = samplerSettings(w, (p) => ctx.resolvePath('input', p));
-    return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}${w.scheduler === 'karras' ? ' karras' : ''}, CFG ${w.cfg}`] } };
+    return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}${w.scheduler === 'auto' ? '' : ` ${w.scheduler}`}, CFG ${w.cfg}`] } };
   },
 });
 

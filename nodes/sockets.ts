@@ -173,8 +173,8 @@ export interface SamplerSettings {
   readonly steps: number;
   readonly cfg: number;
   readonly sampler: 'euler' | 'euler_ancestral' | 'ddim' | 'dpmpp_2m' | 'unipc';
-  /** Step noise levels: evenly spaced timesteps, or Karras et al.'s (ComfyUI's "scheduler"). */
-  readonly scheduler: 'normal' | 'karras';
+  /** Step noise levels: ComfyUI's scheduler over the model's noise range, or `auto`, the model's own schedule. */
+  readonly scheduler: string;
   readonly width: number;
   readonly height: number;
   readonly loraStrength: number;

@@ -50,7 +50,7 @@ function runOverrides(api: ReturnType<typeof workflowToApi>, seed: number, name:
 interface Sampling { steps: number; cfg: number; sampler: SamplerSettings['sampler'] }
 const settings = (prompts: string[], s: Sampling): SamplerSettings => ({
   kind: 'sampler_settings', prompts: prompts.flatMap((prompt) => SAMPLE_SEEDS.map((seed) => ({ prompt, seed }))),
-  negativePrompt: '', seed: 0, walkSeed: false, steps: s.steps, cfg: s.cfg, sampler: s.sampler, scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
+  negativePrompt: '', seed: 0, walkSeed: false, steps: s.steps, cfg: s.cfg, sampler: s.sampler, scheduler: 'auto', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
 });
 
 /** Star counts in the trigger and leak-test samples of one LoRA file. */

@@ -183,7 +183,7 @@ export interface SampleRun {
   /** [C, (F,) h, w] of one image and how many. */
   latentShape: number[];
   batch: number;
-  /** ComfyUI's scheduler widget: 'normal' | 'karras'. */
+  /** ComfyUI's scheduler (kernels/schedules/schedulers.ts), or `auto`: the family's own schedule. */
   scheduler: string;
   /** Wan 2.2 A14B: CFG scale of the high-noise expert's steps (absent: `cfgScale` throughout). */
   cfgScaleHighNoise?: number;
@@ -256,6 +256,10 @@ export interface ModelFamily<C = any> {
   // ---- previews --------------------------------------------------------------------------------
   /** Preview samplers this family's objective supports, by ComfyUI name. */
   samplers: readonly string[];
+  /** Schedulers its samplers step on: `auto` (the family's own schedule) and ComfyUI's names; absent: `auto` alone. */
+  schedulers?: readonly string[];
+  /** Samplers that step on their own timesteps, with the only schedulers they take (SD's DDIM: auto, normal). */
+  samplerSchedulers?: Readonly<Record<string, readonly string[]>>;
   /** Runs one sampler loop; returns the final latents (batch × latentShape). */
   sample(call: ModelCall, config: C, run: SampleRun): Promise<Float32Array>;
 

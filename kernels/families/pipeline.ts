@@ -61,7 +61,7 @@ export interface GenerateOptions {
   steps?: number;
   cfgScale?: number;
   sampler?: string;
-  /** ComfyUI's scheduler: 'normal' | 'karras'. */
+  /** ComfyUI's scheduler, or `auto` (the default): the family's own schedule. */
   scheduler?: string;
   /** Wan 2.2 A14B: the high-noise expert's CFG scale (absent: cfgScale throughout). */
   cfgScaleHighNoise?: number;
@@ -239,9 +239,9 @@ export class FamilyPipeline {
       });
       return out.prediction.data as Float32Array;
     }, config, {
-      sampler: g.sampler ?? 'euler', steps: g.steps ?? 20, cfgScale, seed: g.seed, scheduler: g.scheduler ?? 'normal',
+      sampler: g.sampler ?? 'euler', steps: g.steps ?? 20, cfgScale, seed: g.seed, scheduler: g.scheduler ?? 'auto',
       ...(g.cfgScaleHighNoise ? { cfgScaleHighNoise: g.cfgScaleHighNoise } : {}),
-      latentShape: this.latentShape, batch: n, onStep: g.onStep,
+      latentShape: this.latentShape, batch: n, conditioning: sampleCond, onStep: g.onStep,
     });
     if (latents.length !== per * n) throw new Error(`${family.label}: the sampler returned ${latents.length} values, expected ${per * n}`);
     const decoded = (await this.decoder.run({ latents: { dtype: 'float32', shape: [n, ...this.latentShape], data: latents } })).image.data as Float32Array;

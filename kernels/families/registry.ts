@@ -32,6 +32,11 @@ export function previewSamplers(): string[] {
   return [...new Set(FAMILIES.flatMap((f) => f.samplers))];
 }
 
+/** Every scheduler some family steps on (the Sampler widget's choices), `auto` (each family's own) first. */
+export function previewSchedulers(): string[] {
+  return [...new Set(['auto', ...FAMILIES.flatMap((f) => f.schedulers ?? [])])];
+}
+
 /** The label of any detected or registered id, for messages. */
 export function familyLabel(id: string): string {
   return byId.get(id)?.label ?? FAMILY_LABELS[id as DetectedFamily] ?? id;

@@ -21,6 +21,7 @@ import { fluxTransformer, jointPositions } from './transformer';
 import { QWEN3_8B, QWEN3_TINY, qwen3TextFeatures, type Qwen3Config } from './qwen3';
 import { FLUX2_TINY_VAE, FLUX2_VAE, flux2BatchNormStats, flux2DenormalizeLatents, flux2NormalizeLatents, fromTokens, toTokens } from './vae';
 import { FLUX_SAMPLERS, flux2Shift, fluxModelCall, sampleFlux } from './sampling';
+import { SCHEDULER_NAMES } from '../schedules/schedulers';
 import { fluxModuleMapping } from './keys';
 import { fluxLoraFiles, fluxTargetSpec } from './lora';
 import { detectFluxTransformer } from './detect';
@@ -193,10 +194,12 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
   vaeDecode: (b, c, latents) => sdVaeDecode(b, c.vae, flux2DenormalizeLatents(latents, flux2BatchNormStats(b.weights, c.vae))),
 
   samplers: FLUX_SAMPLERS,
+  schedulers: SCHEDULER_NAMES,
   sample: (call, _c, run) => {
     const [ch, h, w] = run.latentShape;
     return sampleFlux(fluxModelCall(call, TIMESTEP_SCALE), {
-      sampler: run.sampler, steps: run.steps, shift: flux2Shift(run.steps, h * w), guidance: { mode: 'cfg', scale: run.cfgScale },
+      // ComfyUI's schedulers run over the levels of BFL's schedule for this size and step count (ModelSamplingFlux's 10000).
+      sampler: run.sampler, steps: run.steps, shift: flux2Shift(run.steps, h * w), scheduler: run.scheduler, timesteps: 10000, guidance: { mode: 'cfg', scale: run.cfgScale },
       seed: run.seed, perImage: ch * h * w, batch: run.batch, label: flux2Family.label, onStep: run.onStep,
     });
   },

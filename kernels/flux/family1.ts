@@ -25,6 +25,7 @@ import { FLUX1_DEV, FLUX1_SCHNELL, type FluxTransformerConfig } from './config';
 import { fluxTransformer, jointPositions } from './transformer';
 import { FLUX1_VAE, FLUX1_VAE_SHIFT, FLUX_TINY_VAE_8X, QuantConvsOrIdentity, fromTokens, patchify2x2, toTokens, unpatchify2x2 } from './vae';
 import { FLUX_SAMPLERS, flux1Shift, fluxModelCall, sampleFlux } from './sampling';
+import { SCHEDULER_NAMES } from '../schedules/schedulers';
 import { fluxModuleMapping } from './keys';
 import { fluxLoraFiles, fluxTargetSpec } from './lora';
 import { loadFlux1, type LoadedFlux1 } from './load';
@@ -151,10 +152,13 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   vaeDecode: (b, c, latents) => sdVaeDecode(quantFree(b), c.vae, add(mul(unpatchify2x2(latents), 1 / c.vae.scalingFactor), FLUX1_VAE_SHIFT)),
 
   samplers: FLUX_SAMPLERS,
+  schedulers: SCHEDULER_NAMES,
   sample: (call, c, run) => {
     const [ch, h, w] = run.latentShape;
     return sampleFlux(fluxModelCall(call, TIMESTEP_SCALE), {
-      sampler: run.sampler, steps: run.steps, shift: flux1Shift(h * w, c.transformer.guidanceEmbed),
+      sampler: run.sampler, steps: run.steps, shift: flux1Shift(h * w, c.transformer.guidanceEmbed), scheduler: run.scheduler,
+      // ComfyUI tabulates dev's shifted levels as ModelSamplingFlux (10000) and schnell's unshifted ones as discrete flow (1000).
+      timesteps: c.transformer.guidanceEmbed ? 10000 : 1000,
       // dev: the CFG scale is the embedded guidance (fed by the pipeline through sampleConditioning), one
       // prediction per step; schnell is timestep-distilled: the conditional prediction alone.
       guidance: c.transformer.guidanceEmbed ? { mode: 'embedded', scale: run.cfgScale } : { mode: 'distilled' },

@@ -7,7 +7,8 @@
 // and the step count); FLUX.1 dev uses the resolution-dependent μ of kernels/schedules.
 import { Rng } from '../random';
 import { dynamicShiftMu, timeShiftExponential } from '../schedules/flow-matching';
-import { flowUniPCSigmas, sampleFlowUniPC } from '../schedules/flow-unipc';
+import { sampleFlowUniPC } from '../schedules/flow-unipc';
+import { flowSamplerSigmas } from '../schedules/schedulers';
 import type { ModelCall } from '../families/contract';
 
 /** BFL's compute_empirical_mu: μ fitted over token counts and step counts (10 and 200 steps), linear beyond 4300 tokens. */
@@ -115,6 +116,10 @@ export interface FluxSampleRun {
   steps: number;
   /** The family's schedule (flux2Shift, flux1Shift). */
   shift: FlowShift;
+  /** ComfyUI's scheduler over that schedule, or `auto`: the schedule itself (kernels/schedules/schedulers.ts). */
+  scheduler: string;
+  /** Levels ComfyUI tabulates the schedule at for its schedulers: 10000 for ModelSamplingFlux, 1000 for discrete flow. */
+  timesteps: number;
   guidance: FluxGuidance;
   seed: number;
   perImage: number;
@@ -125,17 +130,18 @@ export interface FluxSampleRun {
 }
 
 /**
- * Runs the chosen flow sampler on the family's schedule: Euler from σ = 1, or UniPC (second order, one model
- * call per step as Euler) from σ = shift(0.999). Both start from the same seeded noise.
+ * Runs the chosen flow sampler on the scheduler's levels of the family's schedule: Euler (from σ = 1 on `auto`),
+ * or UniPC (second order, one model call per step as Euler; from σ = shift(0.999) on `auto`). Both start from
+ * the same seeded noise.
  */
 export async function sampleFlux(model: FlowModelCall, run: FluxSampleRun): Promise<Float32Array> {
   const { steps, shift, guidance, seed, perImage } = run;
   if (run.sampler === 'euler') {
-    return sampleFlowEuler(model, { sigmas: linspace1to0(steps).map(shift), guidance, seed, perImage, batch: run.batch, onStep: run.onStep });
+    return sampleFlowEuler(model, { sigmas: flowSamplerSigmas('euler', run.scheduler, steps, shift, run.timesteps), guidance, seed, perImage, batch: run.batch, onStep: run.onStep });
   }
   if (run.sampler === 'unipc') {
     const noise = new Rng(seed).fork('initial-noise').fillNormal(new Float32Array(perImage * (run.batch ?? 1)));
-    return sampleFlowUniPC(guidedVelocity(model, guidance), noise, flowUniPCSigmas(steps, shift), { onStep: run.onStep });
+    return sampleFlowUniPC(guidedVelocity(model, guidance), noise, flowSamplerSigmas('unipc', run.scheduler, steps, shift, run.timesteps), { onStep: run.onStep });
   }
   throw new Error(`sampler: ${run.label} is a flow-matching model and samples with ${FLUX_SAMPLERS.join(' or ')}; '${run.sampler}' has no flow-matching form here (set the Sampler or Sampler Settings node's sampler widget)`);
 }

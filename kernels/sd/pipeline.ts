@@ -39,6 +39,9 @@ export interface GenerateOptions {
   steps?: number;
   cfgScale?: number;
   sampler?: SamplerName;
+  /** ComfyUI's scheduler (default `auto`: normal). */
+  scheduler?: string;
+  /** Shorthand for scheduler 'karras'. */
   karras?: boolean;
   onStep?: (step: number, total: number) => void;
   /**
@@ -79,6 +82,6 @@ export class SdPipeline {
   }
 
   generate(g: GenerateOptions): Promise<GeneratedImages> {
-    return this.inner.generate({ ...g, scheduler: g.karras ? 'karras' : 'normal' });
+    return this.inner.generate({ ...g, scheduler: g.karras ? 'karras' : g.scheduler ?? 'auto' });
   }
 }

@@ -3,9 +3,12 @@
 // the host; each step is one batched model call (uncond and cond together). Seeded and reproducible.
 import { Rng } from '../random';
 import type { DdpmSchedule, PredictionType } from '../schedules/ddpm';
+import { discreteModelSampling, schedulerSigmas } from '../schedules/schedulers';
 
 export type SamplerName = 'euler' | 'euler_ancestral' | 'ddim' | 'dpmpp_2m';
 export const SAMPLER_NAMES: readonly SamplerName[] = ['euler', 'euler_ancestral', 'ddim', 'dpmpp_2m'];
+/** DDIM steps on SD's even ("leading") timesteps, not on a scheduler's noise levels: the schedulers it takes. */
+export const DDIM_SCHEDULERS: readonly string[] = ['auto', 'normal'];
 
 /**
  * One model evaluation: `x` holds 2n latents (the n unconditional first, then the n conditional),
@@ -25,8 +28,8 @@ export interface SampleOptions {
   batch?: number;
   schedule: DdpmSchedule;
   prediction: PredictionType;
-  /** Karras sigma spacing (k-diffusion samplers only). */
-  karras?: boolean;
+  /** ComfyUI's scheduler (k-diffusion samplers; DDIM steps on even timesteps); `auto` and absent: normal. */
+  scheduler?: string;
   /** DDIM eta (0 = deterministic). */
   eta?: number;
   onStep?: (step: number, total: number) => void;
@@ -49,24 +52,9 @@ export function sigmaToTimestep(sigma: number, sigmas: Float64Array): number {
   return lo + (ls - a) / (b - a);
 }
 
-/** The step sigmas, high to low, ending with 0: evenly spaced timesteps, or Karras et al.'s ρ=7 spacing. */
-export function samplingSigmas(s: DdpmSchedule, steps: number, karras = false): Float64Array {
-  const sig = trainingSigmas(s);
-  const out = new Float64Array(steps + 1);
-  if (karras) {
-    const rho = 7, lo = sig[0] ** (1 / rho), hi = sig[sig.length - 1] ** (1 / rho);
-    for (let i = 0; i < steps; i++) out[i] = (hi + (i / Math.max(1, steps - 1)) * (lo - hi)) ** rho;
-  } else {
-    const n = sig.length;
-    for (let i = 0; i < steps; i++) {
-      const t = (n - 1) * (1 - i / Math.max(1, steps - 1));
-      const f = Math.floor(t), w = t - f;
-      // Interpolate in log-sigma, as k-diffusion's t_to_sigma does.
-      out[i] = Math.exp((1 - w) * Math.log(sig[f]) + w * Math.log(sig[Math.min(n - 1, f + 1)]));
-    }
-  }
-  out[steps] = 0;
-  return out;
+/** The step sigmas, high to low, ending with 0, of ComfyUI's scheduler on the training sigmas (`auto` = normal: evenly spaced timesteps). */
+export function samplingSigmas(s: DdpmSchedule, steps: number, scheduler = 'auto'): Float64Array {
+  return Float64Array.from(schedulerSigmas(scheduler === 'auto' ? 'normal' : scheduler, discreteModelSampling(trainingSigmas(s)), steps));
 }
 
 function guided(pred: Float32Array, perImage: number, n: number, scale: number): Float32Array {
@@ -97,7 +85,7 @@ export async function sample(model: ModelCall, o: SampleOptions): Promise<Float3
 /** Euler, Euler ancestral and DPM++ 2M on the k-diffusion σ parameterisation (x = x0 + σ ε). */
 async function kdiffusion(model: ModelCall, o: SampleOptions, noise: Float32Array, rng: Rng, n: number, perImage: number) {
   const train = trainingSigmas(o.schedule);
-  const sigmas = samplingSigmas(o.schedule, o.steps, o.karras);
+  const sigmas = samplingSigmas(o.schedule, o.steps, o.scheduler);
   const x = noise.map((v) => v * sigmas[0]);
   let oldDenoised: Float32Array | undefined;
   const denoise = async (sigma: number) => {
@@ -111,7 +99,9 @@ async function kdiffusion(model: ModelCall, o: SampleOptions, noise: Float32Arra
     }
     return d;
   };
-  for (let s = 0; s < o.steps; s++) {
+  // Some schedulers give fewer levels than steps (beta drops repeated timesteps).
+  const steps = sigmas.length - 1;
+  for (let s = 0; s < steps; s++) {
     const sigma = sigmas[s], next = sigmas[s + 1];
     const den = await denoise(sigma);
     if (o.sampler === 'euler') {
@@ -137,13 +127,14 @@ async function kdiffusion(model: ModelCall, o: SampleOptions, noise: Float32Arra
       }
       oldDenoised = den;
     }
-    o.onStep?.(s + 1, o.steps);
+    o.onStep?.(s + 1, steps);
   }
   return x;
 }
 
 /** DDIM (Song et al.) with SD's "leading" timestep spacing and steps_offset 1. */
 async function ddim(model: ModelCall, o: SampleOptions, noise: Float32Array, rng: Rng, n: number, perImage: number) {
+  if (!DDIM_SCHEDULERS.includes(o.scheduler ?? 'auto')) throw new Error(`scheduler: DDIM steps on even timesteps and takes ${DDIM_SCHEDULERS.join(' or ')}, not '${o.scheduler}'`);
   const ac = o.schedule.alphasCumprod;
   const T = ac.length;
   const stride = Math.floor(T / o.steps);

@@ -14,7 +14,8 @@ import { ClipTokenizer } from './tokenizer';
 import { unet } from './unet';
 import { clipTextEncoder } from './clip-text';
 import { vaeDecode, vaeEncode } from './vae';
-import { sample, SAMPLER_NAMES, type SamplerName } from './samplers';
+import { DDIM_SCHEDULERS, sample, SAMPLER_NAMES, type SamplerName } from './samplers';
+import { SCHEDULER_NAMES } from '../schedules/schedulers';
 import type { CheckpointWeights } from './checkpoint-weights';
 
 /** Parameters of a part's tensors (counted from the file, not the config). */
@@ -111,11 +112,13 @@ export const sd1Family: ModelFamily<SdConfig> = {
   vaeDecode: (b, c, latents) => vaeDecode(b, c.vae, mul(latents, 1 / c.vae.scalingFactor)),
 
   samplers: SAMPLER_NAMES,
+  schedulers: SCHEDULER_NAMES,
+  samplerSchedulers: { ddim: DDIM_SCHEDULERS },
   sample: (call, c, run) => sample(call, {
     sampler: run.sampler as SamplerName, steps: run.steps, cfgScale: run.cfgScale, seed: run.seed,
     latentShape: run.latentShape as [number, number, number], batch: run.batch,
     schedule: ddpmSchedule({ betaStart: c.scheduler.betaStart, betaEnd: c.scheduler.betaEnd, numTrainTimesteps: c.scheduler.numTrainTimesteps, betaSchedule: c.scheduler.betaSchedule }),
-    prediction: c.scheduler.predictionType, karras: run.scheduler === 'karras', onStep: run.onStep,
+    prediction: c.scheduler.predictionType, scheduler: run.scheduler, onStep: run.onStep,
   }),
 
   loraComponents: () => [

@@ -12,7 +12,8 @@ import type { LoadedFamilyModel, LoadOptions, ModelFamily, ModelPart, Tokenizer 
 import { ddpmSchedule } from '../schedules/ddpm';
 import { ClipTokenizer } from '../sd/tokenizer';
 import { vaeDecode, vaeEncode } from '../sd/vae';
-import { sample, SAMPLER_NAMES, type SamplerName } from '../sd/samplers';
+import { DDIM_SCHEDULERS, sample, SAMPLER_NAMES, type SamplerName } from '../sd/samplers';
+import { SCHEDULER_NAMES } from '../schedules/schedulers';
 import { SDXL_BASE, SIZE_CONDITIONING_COUNT, tinySdxlConfig, type SdxlConfig } from './config';
 import { sizeConditioningValues } from './conditioning';
 import { bigGText, clipLPenultimate } from './text';
@@ -148,10 +149,12 @@ export const sdxlFamily: ModelFamily<SdxlConfig> = {
   vaeDecode: (b, c, latents) => vaeDecode(b, c.vae, mul(latents, 1 / c.vae.scalingFactor)),
 
   samplers: SAMPLER_NAMES,
+  schedulers: SCHEDULER_NAMES,
+  samplerSchedulers: { ddim: DDIM_SCHEDULERS },
   sample: (call, c, run) => sample(call, {
     sampler: run.sampler as SamplerName, steps: run.steps, cfgScale: run.cfgScale, seed: run.seed,
     latentShape: run.latentShape as [number, number, number], batch: run.batch,
-    schedule: ddpmSchedule(schedule(c)), prediction: c.scheduler.predictionType, karras: run.scheduler === 'karras', onStep: run.onStep,
+    schedule: ddpmSchedule(schedule(c)), prediction: c.scheduler.predictionType, scheduler: run.scheduler, onStep: run.onStep,
   }),
 
   loraComponents: (c) => [

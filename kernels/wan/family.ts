@@ -30,6 +30,7 @@ import { defaultExpertBoundary, WAN_EXPERTS } from './experts';
 import { wanToDiffusers } from './keys';
 import { wanLoraFiles, wanTargetSpec } from './lora';
 import { sampleWan, WAN_SAMPLERS } from './sampling';
+import { SCHEDULER_NAMES } from '../schedules/schedulers';
 import { tokenGrid, wanRope, wanTransformer } from './transformer';
 import { UMT5_TINY, UMT5_XXL, wanTextFeatures } from './umt5';
 import { vaeSpatialFactor, vaeTemporalFactor, WAN21_VAE, WAN_TINY_VAE, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from './vae';
@@ -279,6 +280,7 @@ export const wanFamily: WanModelFamily = {
 
   // Flow Euler or UniPC on Wan's shifted schedule; 2.2 A14B's high-noise steps take run.cfgScaleHighNoise.
   samplers: WAN_SAMPLERS,
+  schedulers: SCHEDULER_NAMES,
   sample: (call, c, run) => sampleWan(call, c.transformer, run, { boundary: c.experts?.boundary }),
 
   loraComponents: () => [

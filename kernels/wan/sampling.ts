@@ -4,6 +4,7 @@
 // its own LoRA and its own CFG scale (musubi-tuner's guidance_scale / guidance_scale_high_noise).
 import { shiftSigma } from '../schedules/flow-matching';
 import { flowUniPCSigmas, sampleFlowUniPC } from '../schedules/flow-unipc';
+import { flowSamplerSigmas } from '../schedules/schedulers';
 import { sampleFlowEuler, type FlowModelCall } from '../flux/sampling';
 import { Rng } from '../random';
 import type { ModelCall, SampleRun } from '../families/contract';
@@ -58,13 +59,15 @@ export async function sampleWan(call: ModelCall, cfg: WanTransformerConfig, run:
     const g = scaleAt(sigma);
     return Float32Array.from(x, (_, i) => pred[i]! + g * (pred[x.length + i]! - pred[i]!));
   };
+  // ComfyUI's schedulers run over the shifted levels as its discrete flow model sampling tabulates them (1000).
+  const sigmas = (sampler: string) => flowSamplerSigmas(sampler, run.scheduler, run.steps, (t) => shiftSigma(t, shift), 1000);
   if (run.sampler === 'euler') {
-    return sampleFlowEuler(async (x, t) => velocity(x, t), { sigmas: wanSigmas(run.steps, shift), guidance: { mode: 'distilled' }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
+    return sampleFlowEuler(async (x, t) => velocity(x, t), { sigmas: sigmas('euler'), guidance: { mode: 'distilled' }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
   }
   if (run.sampler === 'unipc') {
     // Pure noise at σ₀ = shift(0.999), as the official sampler starts.
     const noise = new Rng(run.seed).fork('initial-noise').fillNormal(new Float32Array(perImage * run.batch));
-    return sampleFlowUniPC(velocity, noise, wanUniPCSigmas(run.steps, shift), { onStep: run.onStep });
+    return sampleFlowUniPC(velocity, noise, sigmas('unipc'), { onStep: run.onStep });
   }
   throw new Error(`sampler: Wan samples with ${WAN_SAMPLERS.join(' or ')}, not '${run.sampler}'`);
 }

@@ -14,9 +14,9 @@ import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
 import { checkSampling } from '../training/memory-advice';
 import { isImageToVideo, requireStartImage, startClip } from './start-image';
-import { checkSamplerChoice } from './sampler-choice';
+import { checkSamplerChoice, checkSchedulerChoice } from './sampler-choice';
 
-export { checkSamplerChoice };
+export { checkSamplerChoice, checkSchedulerChoice };
 
 export interface RenderAdapter {
   spec: AdapterSpec;
@@ -154,6 +154,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   if (req.compare && !req.adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
   if (settings.prompts.length === 0) throw new Error('prompts: write at least one prompt');
   checkSamplerChoice(req.model, settings.sampler);
+  checkSchedulerChoice(req.model, settings.sampler, settings.scheduler);
   const strength = req.adapter?.strength ?? settings.loraStrength;
   const feeds = req.adapter ? adapterFeeds(req.adapter, req.model) : {};
   if (req.lowNoise && !!req.lowNoise.adapter !== !!req.adapter) throw new Error('lowNoise: give both experts an adapter, or neither');

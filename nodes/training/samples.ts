@@ -9,7 +9,7 @@ import type { SampleTile } from '../sampling/sheet';
 import type { SheetVideo } from '../sampling/render';
 import type { ExpertSample } from './trainer';
 import { isImageToVideo, requireStartImage } from '../sampling/start-image';
-import { checkSamplerChoice } from '../sampling/sampler-choice';
+import { checkSamplerChoice, checkSchedulerChoice } from '../sampling/sampler-choice';
 
 /** The grid PNG of the samples and its tiles; for video models also the animated grid of the clips. */
 export type TrainingSampler = (step: number, weights: Record<string, HostTensor>, adapters: FamilyAdapters, throwIfInterrupted: () => void, experts?: ExpertSample) => Promise<{ png: Uint8Array; tiles: SampleTile[]; video?: SheetVideo }>;
@@ -19,6 +19,7 @@ export function trainingSampler(model: ModelValue, clip: ClipValue, vae: VaeValu
   if (!settings.startImage && isImageToVideo(model)) requireStartImage(model);
   // A sampler the family does not offer: refused here too, not at the first sample hundreds of steps in.
   checkSamplerChoice(model, settings.sampler);
+  checkSchedulerChoice(model, settings.sampler, settings.scheduler);
   return async (step, weights, _adapters, throwIfInterrupted, experts) => {
     const { renderSamples, gridSheet } = await import('../sampling/render');
     const strength = settings.loraStrength;

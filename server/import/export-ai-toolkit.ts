@@ -219,7 +219,7 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
       ...(s.numFrames ? { num_frames: s.numFrames } : {}),
       fps: s.fps,
     };
-    note(sampler, 'scheduler', 'normal', 'ai-toolkit\'s sampler decides its own step spacing');
+    note(sampler, 'scheduler', 'auto', 'ai-toolkit\'s sampler decides its own step spacing');
   } else {
     (process.train as Record<string, unknown>).disable_sampling = true;
   }

@@ -54,7 +54,7 @@ async function trainFewSteps(spec: TrainingValue['adapter']): Promise<Record<str
 
 const settings: SamplerSettings = {
   kind: 'sampler_settings', prompts: [{ prompt: 'a red star on a green background' }], negativePrompt: '', seed: 3, walkSeed: false,
-  steps: 3, cfg: 4, sampler: 'euler', scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
+  steps: 3, cfg: 4, sampler: 'euler', scheduler: 'auto', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
 };
 const render = async (t: TrainingValue) => (await renderSamples({ model, clip, vae, settings, adapter: { spec: t.adapter, weights: t.weights } }))[0];
 

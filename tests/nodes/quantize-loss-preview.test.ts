@@ -37,7 +37,7 @@ describe('Quantize node', () => {
 
   it('an int8 UNet samples nearly the same image as the float one', async () => {
     const q = (await quantize({ unet: 'int8' }, false)).outputs.model as ModelValue;
-    const settings: SamplerSettings = { kind: 'sampler_settings', prompts: [{ prompt: 'a red circle' }], negativePrompt: '', seed: 3, walkSeed: false, steps: 3, cfg: 4, sampler: 'ddim', scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0 };
+    const settings: SamplerSettings = { kind: 'sampler_settings', prompts: [{ prompt: 'a red circle' }], negativePrompt: '', seed: 3, walkSeed: false, steps: 3, cfg: 4, sampler: 'ddim', scheduler: 'auto', width: 0, height: 0, loraStrength: 1, byteSize: () => 0 };
     const [a] = await renderSamples({ model, clip, vae, settings });
     const [b] = await renderSamples({ model: q, clip, vae, settings });
     let diff = 0;

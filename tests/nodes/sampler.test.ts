@@ -55,15 +55,16 @@ describe('Sampler node', () => {
     expect(a[1].label).toMatch(/seed 9/);
   });
 
-  it('scheduler karras changes the noise levels of Euler and DPM++ 2M; DDIM keeps its even timesteps', async () => {
+  it('scheduler karras changes the noise levels of Euler and DPM++ 2M; auto is normal; DDIM keeps its even timesteps and refuses others', async () => {
     for (const sampler of ['euler', 'dpmpp_2m']) {
-      const normal = images(await sample({ prompts: 'a red circle', seed: 1, sampler }));
+      const auto = images(await sample({ prompts: 'a red circle', seed: 1, sampler }));
       const karras = images(await sample({ prompts: 'a red circle', seed: 1, sampler, scheduler: 'karras' }));
-      expect(karras[0].data, sampler).not.toEqual(normal[0].data);
+      expect(karras[0].data, sampler).not.toEqual(auto[0].data);
+      expect(images(await sample({ prompts: 'a red circle', seed: 1, sampler, scheduler: 'normal' }))[0].data, sampler).toEqual(auto[0].data);
     }
     const ddim = images(await sample({ prompts: 'a red circle', seed: 1, sampler: 'ddim' }));
-    const ddimKarras = images(await sample({ prompts: 'a red circle', seed: 1, sampler: 'ddim', scheduler: 'karras' }));
-    expect(ddimKarras[0].data).toEqual(ddim[0].data);
+    expect(images(await sample({ prompts: 'a red circle', seed: 1, sampler: 'ddim', scheduler: 'normal' }))[0].data).toEqual(ddim[0].data);
+    await expect(sample({ prompts: 'a red circle', seed: 1, sampler: 'ddim', scheduler: 'karras' })).rejects.toThrow(/^scheduler: .* ddim sampler steps on its own timesteps/);
   });
 
   it('compare renders the base model beside the adapter; the base image equals a run without the adapter', async () => {

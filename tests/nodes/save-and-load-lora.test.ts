@@ -21,7 +21,7 @@ beforeAll(async () => { ({ model, clip, vae } = await loadTiny(ctx)); });
 
 const settings: SamplerSettings = {
   kind: 'sampler_settings', prompts: [{ prompt: 'a red star on a green background' }], negativePrompt: '', seed: 5, walkSeed: false,
-  steps: 3, cfg: 5, sampler: 'euler', scheduler: 'normal', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
+  steps: 3, cfg: 5, sampler: 'euler', scheduler: 'auto', width: 0, height: 0, loraStrength: 1, byteSize: () => 0,
 };
 const render = (t: TrainingValue) => renderSamples({ model, clip, vae, settings, adapter: { spec: t.adapter, weights: t.weights } });
 const save = async (t: TrainingValue, w: Record<string, unknown>) => (await saveLoraNode.execute({ inputs: { training: t }, widgets: saveLoraNode.widgets.parse(w), ctx }));

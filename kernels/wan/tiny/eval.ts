@@ -110,7 +110,7 @@ export class TinyWanSampler {
         timestep: { dtype: 'float32', shape: [2 * n], data: new Float32Array(2 * n).fill(timestep) }, context, condition,
       });
       return out.prediction.data as Float32Array;
-    }, cfg, { sampler: 'euler', steps: g.steps, cfgScale: g.cfgScale, seed: g.seed, scheduler: 'normal', latentShape: this.latentShape, batch: n });
+    }, cfg, { sampler: 'euler', steps: g.steps, cfgScale: g.cfgScale, seed: g.seed, scheduler: 'auto', latentShape: this.latentShape, batch: n });
     const video = (await this.decoder.run({ latents: { dtype: 'float32', shape: [n, ...this.latentShape], data: latents } })).video.data as Float32Array;
     const S = cfg.sampleSize, clipValues = 3 * this.frames * S * S;
     // planarToFrames reads [−1, 1]; the decoder gave [0, 1].

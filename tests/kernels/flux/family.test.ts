@@ -82,7 +82,7 @@ describe('flux2Family', () => {
     const c = tinyFlux2Config();
     const ts: number[] = [];
     const call = async (x: Float32Array, timestep: number) => { ts.push(timestep); return Float32Array.from(x, (_, i) => (i < x.length / 2 ? 0 : 1)); };
-    const base = { sampler: 'euler', steps: 4, seed: 1, latentShape: [128, 2, 2], batch: 1, scheduler: 'normal' };
+    const base = { sampler: 'euler', steps: 4, seed: 1, latentShape: [128, 2, 2], batch: 1, scheduler: 'auto' };
     const a = await flux2Family.sample(call, c, { ...base, cfgScale: 1 });
     expect(ts[0]).toBe(1000);
     expect(ts).toHaveLength(4);

@@ -14,7 +14,7 @@ import { empiricalMu, fakeCall, shifted, velocity } from './flow-reference';
 /** UniPC's levels: N evenly spaced times from 0.999 down, shifted, then 0. */
 const uniPCLevels = (steps: number, shift: (t: number) => number) => [...Array.from({ length: steps }, (_, i) => shift(0.999 * (1 - i / steps))), 0];
 
-const run = (sampler: string, steps: number, cfgScale: number, latentShape: number[]) => ({ sampler, scheduler: 'normal', steps, cfgScale, seed: 5, latentShape, batch: 1 });
+const run = (sampler: string, steps: number, cfgScale: number, latentShape: number[]) => ({ sampler, scheduler: 'auto', steps, cfgScale, seed: 5, latentShape, batch: 1 });
 const noise = (n: number) => new Rng(5).fork('initial-noise').fillNormal(new Float32Array(n));
 
 describe('FLUX previews with UniPC', () => {

@@ -34,7 +34,7 @@ function handLoop(sigmas: number[], n: number, seed: number, g: number | undefin
   return x;
 }
 
-const run = (steps: number, cfgScale: number, latentShape: number[]) => ({ sampler: 'euler', scheduler: 'normal', steps, cfgScale, seed: 5, latentShape, batch: 1 });
+const run = (steps: number, cfgScale: number, latentShape: number[]) => ({ sampler: 'euler', scheduler: 'auto', steps, cfgScale, seed: 5, latentShape, batch: 1 });
 
 describe('FLUX.2 [klein] previews', () => {
   it('base: true CFG (guidance 4) against the empty prompt over 50 steps of the empirical-μ schedule', async () => {

@@ -41,7 +41,7 @@ describe('samplers with an exact denoiser', () => {
       // 100 steps: the first-order samplers are within ~3% there (they converge as steps grow).
       it(`${sampler} (${prediction}) turns noise into samples with the data's spread`, async () => {
         const x = await sample(gaussianModel(0.5, prediction), {
-          sampler, steps: 100, cfgScale: 1, seed: 7, latentShape: [4, 32, 32], schedule, prediction, karras: sampler === 'dpmpp_2m',
+          sampler, steps: 100, cfgScale: 1, seed: 7, latentShape: [4, 32, 32], schedule, prediction, scheduler: sampler === 'dpmpp_2m' ? 'karras' : 'auto',
         });
         expect(Math.abs(stdOf(x) - 0.5)).toBeLessThan(0.04);
       });
@@ -49,7 +49,7 @@ describe('samplers with an exact denoiser', () => {
   }
 
   it('Karras sigmas run from σ_max to σ_min then 0; plain ones start at the last training timestep', () => {
-    const k = samplingSigmas(schedule, 10, true);
+    const k = samplingSigmas(schedule, 10, 'karras');
     expect(k[0]).toBeCloseTo(trainSigmas[999], 6);
     expect(k[9]).toBeCloseTo(trainSigmas[0], 6);
     expect(k[10]).toBe(0);

@@ -246,7 +246,7 @@ describe('tiny Wan checkpoints through the family', () => {
   it('previews: flow Euler or UniPC on the shifted schedule through the contract; other samplers are refused; 9-frame clips', async () => {
     expect(wanFamily.samplers).toEqual(['euler', 'unipc']);
     expect(wanFamily.sampleFrames!(tiny)).toBe(9);
-    const run = { steps: 4, cfgScale: 3, seed: 1, latentShape: [4, 3, 2, 2], batch: 1, scheduler: 'normal' };
+    const run = { steps: 4, cfgScale: 3, seed: 1, latentShape: [4, 3, 2, 2], batch: 1, scheduler: 'auto' };
     const seen: number[] = [];
     // A model whose velocity is the sample itself (unconditional = conditional).
     const call = async (x: Float32Array, t: number) => { seen.push(t); return x; };

@@ -64,7 +64,7 @@ describe('Wan sampling', () => {
       const half = xs.length / 2;
       return Float32Array.from(xs, (x, i) => 0.5 * x + (i >= half ? 0.2 + t / 1000 : 0));
     };
-    const run = { sampler: 'unipc', steps: 8, cfgScale: 3, cfgScaleHighNoise: 4.5, seed: 11, latentShape: [n], batch: 1, scheduler: 'normal' };
+    const run = { sampler: 'unipc', steps: 8, cfgScale: 3, cfgScaleHighNoise: 4.5, seed: 11, latentShape: [n], batch: 1, scheduler: 'auto' };
     const got = await sampleWan(call, WAN22_T2V_A14B, run, { boundary: 0.875 });
     const sigmas = wanUniPCSigmas(8, 12);
     expect(seen.map((t) => t / 1000)).toEqual(sigmas.slice(0, -1).map((s) => expect.closeTo(s, 6)));

@@ -18,7 +18,7 @@ const spec: AdapterSpec = {
 };
 const settings: SamplerSettings = {
   kind: 'sampler_settings', prompts: [{ prompt: 'a red circle' }], negativePrompt: '', seed: 3, walkSeed: false, steps: 4, cfg: 4,
-  sampler: 'euler', scheduler: 'normal', width: 64, height: 64, loraStrength: 1, byteSize: () => 0,
+  sampler: 'euler', scheduler: 'auto', width: 64, height: 64, loraStrength: 1, byteSize: () => 0,
 };
 const hiW = randomWeights(spec, high.model, 7);
 const loW = randomWeights(spec, low.model, 8);

@@ -1,10 +1,10 @@
-// Loads FLUX.2 [klein] (and FLUX.1, below) from the layouts people have it in:
-//   a diffusers folder   transformer/ (diffusers names, maybe sharded), text_encoder/ (Qwen3, sharded),
-//                        vae/, tokenizer/tokenizer.json
+// Loads FLUX.2 [klein] and [dev] (and FLUX.1, below) from the layouts people have it in:
+//   a diffusers folder   transformer/ (diffusers names, maybe sharded), text_encoder/ (Qwen3 for klein,
+//                        Mistral3 for dev; sharded), vae/, tokenizer/tokenizer.json
 //   separate files       (ComfyUI's models/diffusion_models, text_encoders, vae) chosen one by one: a BFL
 //                        single-file transformer (`double_blocks.*`, bare or under model.diffusion_model.),
-//                        a Qwen3 text encoder file, BFL's ae.safetensors (ldm names + bn statistics)
-// Sizes are read from the tensors (detectFluxTransformer, qwen3ConfigFromShapes, the VAE's convs), so the
+//                        a Qwen3 or Mistral Small text encoder file, BFL's ae.safetensors (ldm names + bn statistics)
+// Sizes are read from the tensors (detectFluxTransformer, qwen3/mistralConfigFromShapes, the VAE's convs), so the
 // tiny model loads through the same code. Weights stay lazy: read when a graph asks for them.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +22,9 @@ import type { FluxTransformerConfig } from './config';
 import { fluxKeyMapping } from './keys';
 import type { Qwen3Config } from './qwen3';
 import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
+import type { LlamaDecoderConfig } from '../text/llama-decoder';
+import { mistralConfigFromShapes, mistralLanguageModelName } from './mistral';
+import { MistralPromptTokenizer } from './mistral-tokenizer';
 import { FLUX1_VAE, FLUX2_VAE, QuantConvsOrIdentity } from './vae';
 
 /** Every tensor of a file, or of all `.safetensors` files of a folder (shards), by name. */
@@ -164,10 +167,36 @@ async function openTransformer(tPath: string): Promise<{ detection: FluxDetectio
   return { detection, weights, close: () => own.close(), dtypes: t.dtypes, params };
 }
 
+export type Flux2TextEncoderKind = 'qwen3' | 'mistral';
+export type Flux2PromptTokenizer = Qwen3PromptTokenizer | MistralPromptTokenizer;
+
+/**
+ * A FLUX.2 text encoder file or folder, served under transformers' Llama names (`model.layers.N…`):
+ * Qwen3 (q_norm tensors; ComfyUI's files may drop `model.`) or Mistral Small (ComfyUI's `model.*`,
+ * transformers' `model.language_model.*` / `language_model.model.*`; vision tower and LM head left
+ * unread). Sizes come from the tensors; the file's `loragraph_text_max_length` sets the prompt length.
+ */
+export async function openFlux2TextEncoder(path: string): Promise<{ kind: Flux2TextEncoderKind; config: LlamaDecoderConfig; weights: CheckpointWeights; dtypes: Set<string>; params: number }> {
+  const te = await indexSafetensors(path);
+  const maxLength = Number(te.metadata.loragraph_text_max_length ?? 512);
+  const keys = [...te.tensors.keys()];
+  const qwen = keys.some((k) => k.endsWith('self_attn.q_norm.weight'));
+  let named: Map<string, TensorLocation>;
+  if (qwen) named = keys.some((k) => k.startsWith('model.')) ? te.tensors : new Map([...te.tensors].map(([k, v]) => [`model.${k}`, v]));
+  else named = new Map([...te.tensors].flatMap(([k, v]) => { const n = mistralLanguageModelName(k); return n ? [[n, v] as const] : []; }));
+  const shapeOf = (k: string) => named.get(k)?.entry.shape;
+  const config = qwen ? qwen3ConfigFromShapes(shapeOf, [...named.keys()], maxLength) : mistralConfigFromShapes(shapeOf, [...named.keys()], te.metadata, maxLength);
+  if (!config) throw new CheckpointError(path, 'not a Qwen3 text encoder, nor a Mistral Small one (FLUX.2 [klein] / [dev]): no model.embed_tokens / layers.0 q_proj / gate_proj tensors');
+  // Parameters of what FLUX.2 reads (a whole Mistral3 checkpoint also holds a vision tower and an LM head).
+  let params = 0;
+  for (const v of named.values()) params += v.entry.shape.reduce((a, b) => a * b, 1);
+  return { kind: qwen ? 'qwen3' : 'mistral', config, weights: new CheckpointWeights(named, path), dtypes: te.dtypes, params };
+}
+
 export interface Flux2Files {
   /** A BFL/ComfyUI single file, a diffusers transformer file or folder, or a whole diffusers folder. */
   transformer: string;
-  /** A Qwen3 file or folder (defaults to the diffusers folder's text_encoder/). */
+  /** A Qwen3 ([klein]) or Mistral Small ([dev]) file or folder (defaults to the diffusers folder's text_encoder/). */
   textEncoder?: string;
   /** The VAE file or folder (defaults to the diffusers folder's vae/). */
   vae?: string;
@@ -179,9 +208,9 @@ export interface LoadedFlux2 {
   transformerConfig: FluxTransformerConfig;
   detection: FluxDetection;
   transformer: WeightSource;
-  text?: { config: Qwen3Config; weights: WeightSource };
+  text?: { config: LlamaDecoderConfig; weights: WeightSource; kind: Flux2TextEncoderKind };
   vae?: { config: VaeConfig; weights: WeightSource };
-  tokenizer?: Qwen3PromptTokenizer;
+  tokenizer?: Flux2PromptTokenizer;
   dtypes: string[];
   /** Parameters per part id (transformer, text_encoder, vae), counted from the tensors found. */
   params: Record<string, number>;
@@ -206,19 +235,15 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
   let text: LoadedFlux2['text'];
   const tePath = files.textEncoder ?? sub('text_encoder');
   if (tePath) {
-    const te = await indexSafetensors(tePath);
-    // ComfyUI's text encoder files may drop transformers' `model.` prefix.
-    const named = [...te.tensors.keys()].some((k) => k.startsWith('model.')) ? te.tensors : new Map([...te.tensors].map(([k, v]) => [`model.${k}`, v]));
-    const maxLength = Number(te.metadata.loragraph_text_max_length ?? 512);
-    const config = qwen3ConfigFromShapes((k) => named.get(k)?.entry.shape, [...named.keys()], maxLength);
-    if (!config) throw new CheckpointError(tePath, 'not a Qwen3 text encoder: no model.embed_tokens / q_norm / q_proj / gate_proj tensors');
-    const width = config.hiddenSize * config.outputLayers.length;
-    if (width !== cfg.contextDim) throw new CheckpointError(tePath, `this Qwen3 gives ${width} features per token (3 × ${config.hiddenSize}); the transformer takes ${cfg.contextDim}`);
-    const w = new CheckpointWeights(named, tePath);
-    closers.push(() => w.close());
+    const te = await openFlux2TextEncoder(tePath);
+    closers.push(() => te.weights.close());
+    const width = te.config.hiddenSize * te.config.outputLayers.length;
+    if (width !== cfg.contextDim) {
+      throw new CheckpointError(tePath, `this ${te.kind === 'mistral' ? 'Mistral' : 'Qwen3'} gives ${width} features per token (${te.config.outputLayers.length} × ${te.config.hiddenSize}); the transformer takes ${cfg.contextDim} (${cfg.guidanceEmbed ? 'FLUX.2 [dev]: Mistral Small 3, 3 × 5120' : 'FLUX.2 [klein]: Qwen3, 3 × its width'})`);
+    }
     te.dtypes.forEach((d) => dtypes.add(d));
     params.text_encoder = te.params;
-    text = { config, weights: w };
+    text = { config: te.config, weights: te.weights, kind: te.kind };
   }
 
   let vae: LoadedFlux2['vae'];
@@ -237,13 +262,15 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
     vae = { config: found.config, weights: new QuantConvsOrIdentity(named, quant) };
   }
 
-  let tokenizer: Qwen3PromptTokenizer | undefined;
+  let tokenizer: Flux2PromptTokenizer | undefined;
   const tokPath = files.tokenizer ?? sub('tokenizer');
   if (tokPath) {
     const json = statSync(tokPath).isDirectory() ? join(tokPath, 'tokenizer.json') : tokPath;
-    tokenizer = Qwen3PromptTokenizer.fromFiles(json, undefined, text?.config.maxLength ?? 512);
-    if (text && tokenizer.tokenizer.get_vocab(true).size > text.config.vocabSize) {
-      throw new CheckpointError(json, `the tokenizer has ${tokenizer.tokenizer.get_vocab(true).size} tokens; the text encoder embeds ${text.config.vocabSize}`);
+    // The encoder's kind picks the chat template; without an encoder, the transformer's guidance embedding (dev) does.
+    const mistral = text ? text.kind === 'mistral' : cfg.guidanceEmbed;
+    tokenizer = mistral ? MistralPromptTokenizer.fromFile(json, text?.config.maxLength ?? 512) : Qwen3PromptTokenizer.fromFiles(json, undefined, text?.config.maxLength ?? 512);
+    if (text && tokenizer.vocabSize > text.config.vocabSize) {
+      throw new CheckpointError(json, `the tokenizer has ${tokenizer.vocabSize} tokens; the text encoder embeds ${text.config.vocabSize}`);
     }
   }
 

@@ -35,6 +35,11 @@ export interface ConditioningInput {
    * (Wan I2V's first-frame mask and image latent); shaped by the latent being denoised.
    */
   source: 'text' | 'sample' | 'latent';
+  /**
+   * All zeros means "not given", a case the model was made for (Wan 2.2 TI2V-5B's first frame: text to
+   * video without one, image to video with one), so previews may leave it out.
+   */
+  optional?: boolean;
 }
 
 /**
@@ -187,6 +192,11 @@ export interface SampleRun {
   scheduler: string;
   /** Wan 2.2 A14B: CFG scale of the high-noise expert's steps (absent: `cfgScale` throughout). */
   cfgScaleHighNoise?: number;
+  /**
+   * The `sample` and `latent` conditioning values the denoiser is fed, [2·batch, …] by name (uncond half
+   * first), for samplers that hold given latent values in place (Wan 2.2 TI2V's first frame).
+   */
+  conditioning?: Record<string, HostTensor>;
   onStep?: (step: number, total: number) => void;
 }
 
@@ -241,6 +251,12 @@ export interface ModelFamily<C = any> {
    * `timestep` [B] in the objective's units, with every conditioning input by name.
    */
   denoise(b: Builder, config: C, x: { sample: Tensor; timestep: Tensor; cond: Conditioning }): Tensor;
+  /**
+   * Where the training loss counts, 1 or 0, broadcastable to the prediction [B, C, (F,) h, w]: latents the
+   * denoiser was given clean through `cond` are left out (Wan 2.2 TI2V's first frame, as DiffSynth-Studio
+   * trains it). Absent or undefined: everywhere.
+   */
+  lossMask?(config: C, cond: Conditioning, latentShape: readonly number[]): Tensor | undefined;
   objective(config: C): Objective;
   /** Latents of one image/clip per pixel size: channels, compression, normalisation. */
   latentFormat(config: C): LatentFormat;

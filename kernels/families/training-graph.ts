@@ -132,7 +132,9 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
     inputs.push(w);
     weights = weights ? mul(weights, w) : w;
   }
-  const mainLoss = batchLoss(perSampleLoss(pred, target, o.loss), weights);
+  // Latents the denoiser was given clean (Wan 2.2 TI2V's first frame) are not predicted, so not scored.
+  const latentShape = [channels, ...o.latentSize];
+  const mainLoss = batchLoss(perSampleLoss(pred, target, o.loss, family.lossMask?.(cfg, main.cond, latentShape)), weights);
   let loss = mainLoss;
   const extra: Record<string, Tensor> = { loss_main: mainLoss };
 
@@ -143,7 +145,7 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
     // parameters upstream, so no gradient flows through it.
     const prior = family.denoise(builder(o.denoiserWeights), cfg, { sample: p.noisy, timestep: p.timestep, cond: p.baseCond() });
     const preserved = adapted(p.noisy, p.timestep, p.cond);
-    const presLoss = batchLoss(perSampleLoss(preserved, stopGradient(prior)));
+    const presLoss = batchLoss(perSampleLoss(preserved, stopGradient(prior), {}, family.lossMask?.(cfg, p.cond, latentShape)));
     loss = add(loss, mul(presLoss, o.preservationMultiplier!));
     extra.loss_preservation = presLoss;
   }

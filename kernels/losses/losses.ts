@@ -2,7 +2,7 @@
 // pseudo-Huber (kohya's `huber` loss_type, parameter c), reduced per sample so each sample can be
 // weighted (min-SNR-γ), then averaged over the batch.
 import type { Tensor } from '../tensor';
-import { abs, add, div, lessOrEqual, mul, sqrt, sub, where } from '../ops/elementwise';
+import { abs, add, div, lessOrEqual, maximum, mul, sqrt, sub, where } from '../ops/elementwise';
 import { reduceMean, reduceSum } from '../ops/shape-and-reduce';
 
 export type LossType = 'mse' | 'l1' | 'huber' | 'pseudo_huber';
@@ -36,10 +36,18 @@ export function elementLoss(pred: Tensor, target: Tensor, o: LossOptions = {}): 
   }
 }
 
-/** Mean over every axis but the first: one loss per sample, shape [B]. */
-export function perSampleLoss(pred: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
+/**
+ * Mean over every axis but the first: one loss per sample, shape [B]. With `mask` (1 where the loss counts,
+ * broadcastable to the prediction, same rank) the mean is over the counted elements only.
+ */
+export function perSampleLoss(pred: Tensor, target: Tensor, o: LossOptions = {}, mask?: Tensor): Tensor {
   const e = elementLoss(pred, target, o);
-  return e.rank > 1 ? reduceMean(e, [...Array(e.rank - 1).keys()].map((i) => i + 1)) : e;
+  const axes = [...Array(e.rank - 1).keys()].map((i) => i + 1);
+  if (!mask) return e.rank > 1 ? reduceMean(e, axes) : e;
+  if (mask.rank !== e.rank) throw new Error(`loss mask [${mask.shape}] must have the prediction's rank ${e.rank}`);
+  // A broadcast axis repeats the same flags, so the share counted is the mask's own mean.
+  const counted = reduceMean(mask, axes);
+  return div(reduceMean(mul(e, mask), axes), maximum(counted, 1e-12));
 }
 
 /** Batch mean of per-sample losses, optionally weighted per sample ([B], e.g. min-SNR-γ weights). */

@@ -8,6 +8,9 @@
 // latent of the first frame followed by black frames. Those are `source: 'latent'` conditioning inputs,
 // built from the training clip by `latentConditioning`.
 //
+// Wan 2.2 TI2V-5B takes its first frame without extra channels (kernels/wan/ti2v.ts): an optional
+// `first_frame` latent input swapped into the noisy latent at timestep 0, left out of the loss.
+//
 // Wan 2.2 A14B is two networks of the 14B architecture: a config names its boundary and the expert its
 // denoiser is (`wanExpertConfig`); `LoadedWanModel.openExpert` opens the other expert's file only when
 // asked, so training one expert never reads the other's weights.
@@ -34,8 +37,9 @@ import { SCHEDULER_NAMES } from '../schedules/schedulers';
 import { tokenGrid, wanRope, wanTransformer } from './transformer';
 import { UMT5_TINY, UMT5_XXL, wanTextFeatures } from './umt5';
 import { vaeSpatialFactor, vaeTemporalFactor, WAN21_VAE, WAN_TINY_VAE, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from './vae';
-import { WAN22_VAE, wan22VaeDecode, wan22VaeEncode } from './vae22';
+import { WAN22_TINY_VAE, WAN22_VAE, wan22VaeDecode, wan22VaeEncode } from './vae22';
 import { findWanFiles, openWanParts, openWanTransformer } from './load';
+import { firstFrameInput, firstFrameLossMask, givenFirstFrame, withFirstFrame, FIRST_FRAME } from './ti2v';
 
 export interface WanFamilyConfig {
   name: string;
@@ -68,8 +72,15 @@ export const WAN_FAMILY_CONFIGS: readonly WanFamilyConfig[] = [
   WAN21_T2V_1_3B_FAMILY, WAN21_T2V_14B_FAMILY, WAN21_I2V_14B_FAMILY, WAN22_T2V_A14B_FAMILY, WAN22_I2V_A14B_FAMILY, WAN22_TI2V_5B_FAMILY,
 ];
 
-/** The Wan architecture at miniature size: tiny transformer, tiny umT5, tiny causal VAE; 64 text tokens, 64 px, 9 frames. */
-export const tinyWanConfig = (o: { i2v?: boolean; experts?: boolean } = {}): WanFamilyConfig => {
+/**
+ * The Wan architecture at miniature size: tiny transformer, tiny umT5, tiny causal VAE; 64 text tokens,
+ * 64 px, 9 frames. `ti2v`: TI2V-5B's switches (per-token timesteps, the 2.2 VAE's ×16 space).
+ */
+export const tinyWanConfig = (o: { i2v?: boolean; experts?: boolean; ti2v?: boolean } = {}): WanFamilyConfig => {
+  if (o.ti2v) {
+    const transformer = { ...WAN_TINY, name: 'wan-tiny-ti2v', inChannels: WAN22_TINY_VAE.zDim, outChannels: WAN22_TINY_VAE.zDim, perTokenTimesteps: true };
+    return family('wan-tiny-ti2v', transformer, { text: UMT5_TINY, textLength: 64, vae: WAN22_TINY_VAE, sampleSize: 64, sampleFrames: 9 });
+  }
   const z = WAN_TINY_VAE.zDim;
   const transformer = o.i2v ? { ...WAN_TINY, name: 'wan-tiny-i2v', inChannels: 2 * z + 4 } : WAN_TINY;
   return family(o.i2v ? 'wan-tiny-i2v' : 'wan-tiny', transformer, {
@@ -247,11 +258,21 @@ export const wanFamily: WanModelFamily = {
       out.push({ name: 'condition', shape: [conditionChannels(c), ...rest], source: 'latent' });
     }
     if (c.transformer.clipImageDim) out.push({ name: 'clip', shape: [WAN_CLIP_TOKENS, c.transformer.clipImageDim], source: 'latent' });
+    if (c.transformer.perTokenTimesteps) {
+      const preview = c.sampleSize / vaeSpatialFactor(c.vae);
+      const first = firstFrameInput(c.transformer.outChannels, latentShape, [preview, preview]);
+      if (first) out.push(first);
+    }
     return out;
   },
   sampleConditioning: () => ({}),
   latentConditioning: (b, c, pixels): Conditioning => {
     if (c.transformer.clipImageDim) throw new Error(`${c.name}: Wan 2.1 I2V also needs CLIP ViT-H image features of the first frame, and loragraph has no CLIP vision encoder yet (train Wan 2.2 I2V A14B, whose experts need none)`);
+    if (c.transformer.perTokenTimesteps) {
+      // TI2V: the first frame encoded alone (clips only; an image is text to image).
+      if (pixels.rank !== 5 || pixels.shape[2] < 2) return {};
+      return { [FIRST_FRAME]: givenFirstFrame(encodeVideo(b, c, slice(pixels, [0], [1], [2]))) };
+    }
     return conditionChannels(c) > 0 ? { condition: wanI2vCondition(b, c, pixels) } : {};
   },
   denoise: (b, c, { sample, timestep, cond }) => {
@@ -260,12 +281,15 @@ export const wanFamily: WanModelFamily = {
     const toClip = (x: Tensor) => (x.rank === 4 ? reshape(x, [x.shape[0], x.shape[1], 1, ...x.shape.slice(2)]) : x);
     const x = toClip(sample);
     if (conditionChannels(c) > 0 && !cond.condition) throw new Error(`${c.name} is an image-to-video model: conditioning 'condition' (first-frame mask + image latent) is missing`);
+    const sigma = mul(timestep, 1 / TIMESTEP_SCALE);
+    const first = cond[FIRST_FRAME] ? withFirstFrame(x, sigma, cond[FIRST_FRAME]) : { latents: x, timesteps: sigma };
     const v = wanTransformer(b, t, {
-      latents: x, condition: cond.condition && toClip(cond.condition), context: cond.context, timesteps: mul(timestep, 1 / TIMESTEP_SCALE),
+      latents: first.latents, condition: cond.condition && toClip(cond.condition), context: cond.context, timesteps: first.timesteps,
       clipImage: cond.clip, rope: wanRope(t, tokenGrid(t, x.shape)),
     });
     return sample.rank === 4 ? reshape(v, sample.shape) : v;
   },
+  lossMask: (_c, cond, latentShape) => (cond[FIRST_FRAME] ? firstFrameLossMask(cond[FIRST_FRAME], latentShape[1]) : undefined),
   // musubi-tuner's recommended Wan setting: shifted timesteps (`--timestep_sampling shift --discrete_flow_shift 3.0`).
   objective: () => ({ kind: 'flow', timestepScale: TIMESTEP_SCALE, sampling: { kind: 'shift', shift: 3 } }),
   // vaeEncode/vaeDecode normalise by the per-channel statistics themselves; they are stated for reference.

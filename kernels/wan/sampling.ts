@@ -11,6 +11,7 @@ import type { ModelCall, SampleRun } from '../families/contract';
 import type { WanTransformerConfig } from './config';
 import type { WanExpert } from './detect';
 import { expertForTimestep } from './experts';
+import { FIRST_FRAME, heldFirstFrames } from './ti2v';
 
 /** The default sampling shift of a config (the official pipelines' sample_shift). */
 export function defaultSampleShift(cfg: WanTransformerConfig): number {
@@ -45,29 +46,32 @@ export interface WanSampleOptions {
 /**
  * One preview loop for a family's `sample`: `call` takes the unconditional and conditional halves and the
  * timestep; CFG is mixed here with the scale of the expert that owns each step's noise level (the
- * high-noise expert's when `run.cfgScaleHighNoise` is set, else `run.cfgScale` throughout).
+ * high-noise expert's when `run.cfgScaleHighNoise` is set, else `run.cfgScale` throughout). A first frame
+ * given to 2.2 TI2V (`run.conditioning.first_frame`) stays the image latent: the denoiser sees it there at
+ * timestep 0 on every call, the loop moves it nowhere (zero velocity), and the result holds it exactly.
  */
 export async function sampleWan(call: ModelCall, cfg: WanTransformerConfig, run: SampleRun & { cfgScaleHighNoise?: number }, o: WanSampleOptions = {}): Promise<Float32Array> {
   const shift = o.shift ?? defaultSampleShift(cfg);
   const perImage = run.latentShape.reduce((a, b) => a * b, 1);
   const scaleAt = (sigma: number) => (o.boundary !== undefined && run.cfgScaleHighNoise && expertForTimestep(sigma, o.boundary) === 'high_noise' ? run.cfgScaleHighNoise : run.cfgScale);
+  const first = heldFirstFrames(cfg.perTokenTimesteps ? run.conditioning?.[FIRST_FRAME] : undefined, run.latentShape, run.batch);
   const velocity = async (x: Float32Array, sigma: number) => {
     const both = new Float32Array(x.length * 2);
     both.set(x);
     both.set(x, x.length);
     const pred = await call(both, sigma * TIMESTEP_SCALE);
     const g = scaleAt(sigma);
-    return Float32Array.from(x, (_, i) => pred[i]! + g * (pred[x.length + i]! - pred[i]!));
+    return first.still(Float32Array.from(x, (_, i) => pred[i]! + g * (pred[x.length + i]! - pred[i]!)));
   };
   // ComfyUI's schedulers run over the shifted levels as its discrete flow model sampling tabulates them (1000).
   const sigmas = (sampler: string) => flowSamplerSigmas(sampler, run.scheduler, run.steps, (t) => shiftSigma(t, shift), 1000);
   if (run.sampler === 'euler') {
-    return sampleFlowEuler(async (x, t) => velocity(x, t), { sigmas: sigmas('euler'), guidance: { mode: 'distilled' }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep });
+    return first.hold(await sampleFlowEuler(async (x, t) => velocity(x, t), { sigmas: sigmas('euler'), guidance: { mode: 'distilled' }, seed: run.seed, perImage, batch: run.batch, onStep: run.onStep }));
   }
   if (run.sampler === 'unipc') {
     // Pure noise at σ₀ = shift(0.999), as the official sampler starts.
     const noise = new Rng(run.seed).fork('initial-noise').fillNormal(new Float32Array(perImage * run.batch));
-    return sampleFlowUniPC(velocity, noise, sigmas('unipc'), { onStep: run.onStep });
+    return first.hold(await sampleFlowUniPC(velocity, first.hold(noise), sigmas('unipc'), { onStep: run.onStep }));
   }
   throw new Error(`sampler: Wan samples with ${WAN_SAMPLERS.join(' or ')}, not '${run.sampler}'`);
 }

@@ -23,7 +23,11 @@ export interface WanInputs {
   condition?: Tensor;
   /** Text features [B, Ltxt, textDim] (umT5, zero-padded to 512 in the real pipeline). */
   context: Tensor;
-  /** Noise level in [0, 1] (embedded as ·1000): [B], or [B, tokens] for per-token timesteps (2.2). */
+  /**
+   * Noise level in [0, 1] (embedded as ·1000): [B]; or per token (2.2 TI2V's clean first frame at 0):
+   * [B, tokens], or [B, latent frames] for one level per frame, embedded once per frame and spread over
+   * that frame's tokens (the same values, without a [B, tokens, 6·dim] modulation table).
+   */
   timesteps: Tensor;
   /** 2.1 I2V: CLIP ViT-H penultimate features [B, 257, 1280]. */
   clipImage?: Tensor;
@@ -79,8 +83,26 @@ function blockModulation(b: Builder, cfg: WanTransformerConfig, e0: Tensor): Ten
   return split(add(e0, table), 6, 2).map((m) => reshape(m, [bsz, lt, cfg.dim]));
 }
 
-/** norm(x)·(1 + scale) + shift with shift/scale [B, 1 or L, dim]. */
-const modulated = (normed: Tensor, shift: Tensor, scale: Tensor) => add(mul(normed, add(scale, 1)), shift);
+/**
+ * f(x, ...m) for tokens x [B, L, dim] and modulation vectors m [B, Lt, dim] that hold one row for all
+ * tokens (Lt = 1), one per token (Lt = L), or one per latent frame (L = Lt · tokens per frame, frames
+ * outermost): then x is viewed as [B, Lt, L/Lt, dim] so each frame's row broadcasts over its own tokens.
+ */
+export function perTokens(x: Tensor, m: Tensor[], f: (x: Tensor, ...m: Tensor[]) => Tensor): Tensor {
+  const [bsz, l, d] = x.shape;
+  const lt = m[0].shape[1];
+  if (lt === 1 || lt === l) return f(x, ...m);
+  if (l % lt) throw new Error(`wan: ${lt} modulation rows do not split ${l} tokens into frames`);
+  const y = f(reshape(x, [bsz, lt, l / lt, d]), ...m.map((v) => reshape(v, [bsz, lt, 1, d])));
+  return reshape(y, [bsz, l, d]);
+}
+
+/** norm(x)·(1 + scale) + shift, shift/scale [B, 1 | frames | L, dim] (see perTokens). */
+export const modulated = (normed: Tensor, shift: Tensor, scale: Tensor) =>
+  perTokens(normed, [shift, scale], (x, sh, sc) => add(mul(x, add(sc, 1)), sh));
+
+/** x · gate with the gate per token, frame or for all (see perTokens). */
+const gated = (x: Tensor, gate: Tensor) => perTokens(x, [gate], mul);
 
 function selfAttention(b: Builder, cfg: WanTransformerConfig, x: Tensor, rope: RopeTables): Tensor {
   const d = cfg.dim;
@@ -111,14 +133,14 @@ export function wanBlock(b: Builder, cfg: WanTransformerConfig, x: Tensor, e0: T
   const d = cfg.dim;
   const [shift1, scale1, gate1, shift2, scale2, gate2] = blockModulation(b, cfg, e0);
   const y = selfAttention(b.scope('self_attn'), cfg, modulated(layerNormPlain(x, cfg.eps), shift1, scale1), rope);
-  let h = add(x, mul(y, gate1));
+  let h = add(x, gated(y, gate1));
   h = add(h, crossAttention(b.scope('cross_attn'), cfg, b.layerNorm('norm3', h, d, cfg.eps), context, clipContext));
   const ffn = b.scope('ffn');
   const hidden = gelu(ffn.linear('0', modulated(layerNormPlain(h, cfg.eps), shift2, scale2), d, cfg.ffnDim), 'tanh');
-  return add(h, mul(ffn.linear('2', hidden, cfg.ffnDim, d), gate2));
+  return add(h, gated(ffn.linear('2', hidden, cfg.ffnDim, d), gate2));
 }
 
-/** Time embedding e [B, Lt, dim] and the shared block projection e0 [B, Lt, 6, dim] from t in [0, 1]. */
+/** Time embedding e [B, Lt, dim] and the shared block projection e0 [B, Lt, 6, dim] from t in [0, 1] ([B] → Lt = 1, else [B, Lt]). */
 export function timeConditioning(b: Builder, cfg: WanTransformerConfig, timesteps: Tensor): { e: Tensor; e0: Tensor } {
   const bsz = timesteps.shape[0];
   const lt = timesteps.rank === 2 ? timesteps.shape[1] : 1;
@@ -137,7 +159,7 @@ function clipImageProjection(b: Builder, cfg: WanTransformerConfig, clip: Tensor
   return p.layerNorm('4', p.linear('3', h, c, cfg.dim), cfg.dim);
 }
 
-/** LayerNorm (no affine) modulated by the head's 2×dim table plus the time embedding, then the output projection. */
+/** LayerNorm (no affine) modulated by the head's 2×dim table plus the time embedding (per token or frame as `e`), then the output projection. */
 function head(b: Builder, cfg: WanTransformerConfig, x: Tensor, e: Tensor): Tensor {
   const [bsz, lt] = e.shape;
   const table = reshape(b.param('head.modulation', [1, 2, cfg.dim]), [1, 1, 2, cfg.dim]);
@@ -154,7 +176,9 @@ export function wanTransformer(b: Builder, cfg: WanTransformerConfig, x: WanInpu
   const grid = tokenGrid(cfg, latents.shape);
   const tokens = grid[0] * grid[1] * grid[2];
   if (x.rope.cos.shape[0] !== tokens) throw new Error(`wan: RoPE tables cover ${x.rope.cos.shape[0]} tokens, the latent has ${tokens}`);
-  if (x.timesteps.rank === 2 && x.timesteps.shape[1] !== tokens) throw new Error(`wan: per-token timesteps [${x.timesteps.shape}] do not match ${tokens} tokens`);
+  if (x.timesteps.rank === 2 && x.timesteps.shape[1] !== tokens && x.timesteps.shape[1] !== grid[0]) {
+    throw new Error(`wan: per-token timesteps [${x.timesteps.shape}] match neither the ${tokens} tokens nor the ${grid[0]} latent frames`);
+  }
   if (cfg.clipImageDim && !x.clipImage) throw new Error(`${cfg.name} needs CLIP image features (2.1 I2V's image branch)`);
 
   let h = patchEmbedding(b, cfg, patchify(latents, cfg));

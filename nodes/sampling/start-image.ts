@@ -54,11 +54,13 @@ function headerMetadata(path: string): Record<string, string> {
 }
 
 /**
- * Refuses an image-to-video model without a start image, unless its checkpoint was trained for that case
+ * Refuses an image-to-video model without a start image, unless the model takes its first frame as an
+ * optional input (Wan 2.2 TI2V-5B: text to video without one) or its checkpoint was trained for that case
  * (read once per checkpoint from its safetensors metadata). Synchronous, so Train can check its sample
  * settings before the first step rather than at the first sample.
  */
 export function requireStartImage(model: ModelValue): void {
+  if (model.family.conditioning(model.config).every((c) => c.source !== 'latent' || c.optional)) return;
   const path = BUILTIN_MODELS[model.source.path]?.checkpoint ?? model.source.path;
   let ok = optional.get(path);
   if (ok === undefined) optional.set(path, (ok = samplesWithoutStartImage(headerMetadata(path))));

@@ -1,7 +1,8 @@
 // One Wan LoRA training step's forward graph: x_t = (1 − t)·x0 + t·ε over video latents
 // [B, C, F, H, W], the adapted transformer's velocity at noise level t, and the loss against ε − x0
 // (Wan's flow-matching objective), optionally weighted per sample. I2V feeds the first-frame mask +
-// image latent as `condition`; the noise levels are drawn on the host (kernels/schedules, narrowed to
+// image latent as `condition`; 2.2 TI2V feeds `first_frame` (kernels/wan/ti2v.ts: given clean at
+// timestep 0, left out of the loss; zeros = text to video); the noise levels are drawn on the host (kernels/schedules, narrowed to
 // the trained expert's band for Wan 2.2 A14B) and fed as `sigmas`.
 import { input, type Tensor } from '../tensor';
 import { Builder } from '../nn/builder';
@@ -10,6 +11,7 @@ import type { AdapterSet } from '../adapters/adapter-set';
 import { batchLoss, flowTrainingPair, perSampleLoss, type LossOptions } from '../losses';
 import { WAN_CLIP_TOKENS, type WanTransformerConfig } from './config';
 import { tokenGrid, wanRope, wanTransformer } from './transformer';
+import { firstFrameInput, firstFrameLossMask, withFirstFrame } from './ti2v';
 
 export interface WanTrainGraphOptions {
   config: WanTransformerConfig;
@@ -28,7 +30,7 @@ export interface WanTrainGraphOptions {
 }
 
 export interface WanTrainGraph {
-  /** `latents`, `noise` [B, C, F, H, W], `sigmas` [B], `text` [B, T, textDim], (`condition` [B, 20, F, H, W]), (`clip` [B, 257, 1280]), (`loss_weight` [B]), dropout masks. */
+  /** `latents`, `noise` [B, C, F, H, W], `sigmas` [B], `text` [B, T, textDim], (`condition` [B, 20, F, H, W]), (`clip` [B, 257, 1280]), (TI2V clips: `first_frame` [B, 1 + C, 1, H, W]), (`loss_weight` [B]), dropout masks. */
   inputs: Tensor[];
   loss: Tensor;
   params: Record<string, Tensor>;
@@ -48,18 +50,22 @@ export function buildWanTrainGraph(o: WanTrainGraphOptions): WanTrainGraph {
   if (condition) inputs.push(condition);
   const clipImage = cfg.clipImageDim ? input('clip', [o.batch, WAN_CLIP_TOKENS, cfg.clipImageDim]) : undefined;
   if (clipImage) inputs.push(clipImage);
+  const firstSpec = cfg.perTokenTimesteps ? firstFrameInput(cfg.outChannels, shape.slice(1), [0, 0]) : undefined;
+  const firstFrame = firstSpec ? input(firstSpec.name, [o.batch, ...firstSpec.shape]) : undefined;
+  if (firstFrame) inputs.push(firstFrame);
   const { noisy, target } = flowTrainingPair(x0, noise, sigmas);
+  const given = firstFrame ? withFirstFrame(noisy, sigmas, firstFrame) : { latents: noisy, timesteps: sigmas };
   const b = new Builder(o.weights, o.adapters.hook({ training: true }));
   b.gradientCheckpointing = !!o.gradientCheckpointing;
   const prediction = wanTransformer(b, cfg, {
-    latents: noisy, condition, context: text, timesteps: sigmas, clipImage, rope: wanRope(cfg, tokenGrid(cfg, shape)),
+    latents: given.latents, condition, context: text, timesteps: given.timesteps, clipImage, rope: wanRope(cfg, tokenGrid(cfg, shape)),
   });
   let weights: Tensor | undefined;
   if (o.sampleWeights) {
     weights = input('loss_weight', [o.batch]);
     inputs.push(weights);
   }
-  const loss = batchLoss(perSampleLoss(prediction, target, o.loss), weights);
+  const loss = batchLoss(perSampleLoss(prediction, target, o.loss, firstFrame && firstFrameLossMask(firstFrame, o.latentSize[0])), weights);
   inputs.push(...o.adapters.dropoutInputs);
   return { inputs, loss, params: o.adapters.params, prediction };
 }

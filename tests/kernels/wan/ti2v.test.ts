@@ -11,6 +11,7 @@ import { tinyWanConfig, wanFamily } from '../../../kernels/wan/family';
 import { sampleWan, wanSigmas } from '../../../kernels/wan/sampling';
 import { wan22VaeEncode } from '../../../kernels/wan/vae22';
 import { buildTrainGraph } from '../../../kernels/families/training-graph';
+import { buildWanTrainGraph } from '../../../kernels/wan/training-graph';
 import { familyAdapters } from '../../../kernels/families/adapters';
 import { Rng } from '../../../kernels/random';
 import { gradCheck, rand, runtime } from '../gradcheck';
@@ -212,6 +213,18 @@ describe('TI2V image-to-video training', () => {
     const b = await loss(t2v);
     expect(Math.abs((await loss(redraw(t2v, 'noise', 0, [1]))) - b)).toBeGreaterThan(1e-6);
     expect(await loss(redraw(t2v, 'noise', 0, [0]))).toBe(b);
+  });
+
+  it('the Wan-only training graph takes first_frame too and gives the family graph\'s loss', async () => {
+    const w = buildWanTrainGraph({ config: TI2V.transformer, weights: new K.RandomWeights(31, 0.05), adapters: adapters.denoiser, batch: 2, latentSize: [3, 2, 2], textTokens: 64 });
+    expect(w.inputs.find((t) => nameOf(t) === 'first_frame')?.shape).toEqual([2, 1 + C, 1, 2, 2]);
+    const feeds = batch();
+    const init = adapters.denoiser.initialValues(3);
+    const run = async (gr: { inputs: K.Tensor[]; loss: K.Tensor; params: Record<string, K.Tensor> }, f: Record<string, K.HostTensor>) =>
+      (await (await rt.load(K.compileGraph([...gr.inputs, ...Object.values(gr.params)], { loss: gr.loss }))).run({ ...f, ...init })).loss.data[0] as number;
+    const viaFamily = await run(g, feeds);
+    const viaWan = await run(w, { latents: feeds.latents, noise: feeds.noise, sigmas: feeds.timesteps, text: feeds.context, first_frame: feeds.first_frame });
+    expect(Math.abs(viaWan - viaFamily)).toBeLessThan(1e-6 * Math.max(1, viaFamily));
   });
 
   it('LoRA steps through the real TrainStep: finite, and the loss on a fixed batch falls', async () => {

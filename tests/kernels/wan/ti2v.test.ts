@@ -13,6 +13,7 @@ import { wan22VaeEncode } from '../../../kernels/wan/vae22';
 import { buildTrainGraph } from '../../../kernels/families/training-graph';
 import { buildWanTrainGraph } from '../../../kernels/wan/training-graph';
 import { familyAdapters } from '../../../kernels/families/adapters';
+import { FamilyPipeline } from '../../../kernels/families/pipeline';
 import { Rng } from '../../../kernels/random';
 import { gradCheck, rand, runtime } from '../gradcheck';
 
@@ -166,6 +167,29 @@ describe('TI2V sampling from a start image', () => {
     }
     expect(maxDiff(await run('euler', true), ref)).toBeLessThan(1e-5);
   }, 60_000);
+});
+
+describe('TI2V previews through the family pipeline', () => {
+  it('a start clip keeps the sampled first latent frame at the start image\'s latent; without one it is text to video', async () => {
+    // A stub tokenizer: the pipeline only needs ids of the right length (0 pads, which the encoder masks).
+    const tokenizer = { vocabSize: 512, tokenize: (text: string, o: { maxLength: number }) => ({ ids: Array.from({ length: o.maxLength }, (_, i) => (i < text.length ? 1 + (text.charCodeAt(i) % 500) : 0)) }) };
+    const vae = new K.RandomWeights(6, 0.08);
+    const parts = { family: wanFamily, config: TI2V, denoiser: new K.RandomWeights(12, 0.1), vae, textEncoders: [{ weights: new K.RandomWeights(2, 0.05), tokenizer }] };
+    const pipe = await FamilyPipeline.create(rt, parts, { width: 32, height: 32, frames: 5 });
+    const clip = new Rng(3).fillNormal(new Float32Array(3 * 5 * 1024)).map(Math.tanh);
+    for (let c = 0; c < 3; c++) clip.fill(0, c * 5 * 1024 + 1024, (c + 1) * 5 * 1024); // frame 0, then blank
+    const g = { prompt: 'a red circle moving left', seed: 4, steps: 3, cfgScale: 3 };
+    const withImage = await pipe.generate({ ...g, sampler: 'unipc', startClip: clip });
+    const textOnly = await pipe.generate({ ...g, sampler: 'unipc' });
+    expect(withImage.frames?.[0]).toHaveLength(5);
+    // The start image's latent, encoded alone.
+    const px = K.input('px', [1, 3, 1, 32, 32]);
+    const enc = await rt.load(K.compileGraph([px], { z: wan22VaeEncode(new K.Builder(vae), TI2V.vae, px).latents }));
+    const z = (await enc.run({ px: f32([1, 3, 1, 32, 32], Float32Array.from({ length: 3 * 1024 }, (_, i) => clip[Math.floor(i / 1024) * 5 * 1024 + (i % 1024)])) })).z.data as Float32Array;
+    const frame0 = (lat: Float32Array) => Float32Array.from({ length: C * 4 }, (_, i) => lat[Math.floor(i / 4) * 2 * 4 + (i % 4)]);
+    expect(maxDiff(frame0(withImage.latents), z)).toBeLessThan(1e-5);
+    expect(maxDiff(frame0(textOnly.latents), z)).toBeGreaterThan(0.1);
+  }, 120_000);
 });
 
 describe('TI2V image-to-video training', () => {

@@ -23,11 +23,12 @@ export const MISTRAL_SMALL_3_24B: MistralConfig = {
 
 /**
  * The Mistral architecture at miniature size (the tiny FLUX.2 [dev] test model's encoder): 3 × 16 = 48
- * features per token, vocabulary of a small tekken-style tokenizer.json.
+ * features per token, vocabulary of a small tekken-style tokenizer.json; 64 tokens hold BFL's system
+ * message and a short prompt once the tokenizer has learned merges from the message.
  */
 export const MISTRAL_TINY: MistralConfig = {
-  name: 'mistral-tiny', vocabSize: 384, hiddenSize: 16, intermediateSize: 40, numLayers: 3, numHeads: 4, numKvHeads: 2,
-  headDim: 4, ropeTheta: 1_000_000_000, rmsNormEps: 1e-5, outputLayers: [1, 2, 3], maxLength: 24, qkNorm: false, padding: 'left',
+  name: 'mistral-tiny', vocabSize: 512, hiddenSize: 16, intermediateSize: 40, numLayers: 3, numHeads: 4, numKvHeads: 2,
+  headDim: 4, ropeTheta: 1_000_000_000, rmsNormEps: 1e-5, outputLayers: [1, 2, 3], maxLength: 64, qkNorm: false, padding: 'left',
 };
 
 /** Prefixes in front of the decoder's `layers.N…`/`embed_tokens`/`norm` names in the layouts above. */

@@ -46,7 +46,7 @@ describe('FLUX detection: the registry and the FLUX loader agree', () => {
     });
   }
 
-  it('FLUX.2 [dev] is detected as FLUX.2 and Load Model refuses it by name', async () => {
+  it('FLUX.2 [dev] is detected as FLUX.2 and Load Model asks for its Mistral text encoder by name', async () => {
     const { ctx } = nodeContext(undefined, '2');
     // Detection reads names and shapes: a one-block miniature with dev's switches (guidance embedding, Mistral-width text).
     const mini = { ...FLUX2_DEV, hiddenSize: 32, numHeads: 2, depthDouble: 1, depthSingle: 1, contextDim: 8, axesDim: [4, 4, 4, 4] };
@@ -54,7 +54,7 @@ describe('FLUX detection: the registry and the FLUX loader agree', () => {
     mkdirSync(join(ctx.paths.models, 'diffusion_models'), { recursive: true });
     await writeSafetensors(join(ctx.paths.models, 'diffusion_models', 'flux2-dev.safetensors'), Object.fromEntries([...shapes].map(([k, s]): [string, TensorToWrite] => [`model.diffusion_model.${k}`, { dtype: 'F32', shape: s, data: new Float32Array(s.reduce((a, b) => a * b, 1)) }])));
     await expect(loadModelNode.execute({ inputs: {}, widgets: loadModelNode.widgets.parse({ checkpoint: 'diffusion_models/flux2-dev.safetensors' }), ctx }))
-      .rejects.toThrow(/^checkpoint: .*flux2-dev\.safetensors: this is FLUX\.2 \[dev\] \(guidance-distilled.*\); only FLUX\.2 \[klein\] with its Qwen3 text encoder is supported/);
+      .rejects.toThrow(/^checkpoint: .*flux2-dev\.safetensors: no Mistral Small 3 text encoder \(FLUX\.2 \[dev\]'s, e\.g\. mistral_3_small_flux2_bf16\.safetensors\) found beside it or in .*text_encoders/);
   });
 });
 

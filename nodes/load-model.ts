@@ -15,7 +15,7 @@ const FAMILY_CHOICES = ['auto', ...trainableFamilies().map((f) => f.id)] as [str
 const AUTO = 'auto';
 
 const millions = (n: number) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 0)}M`;
-const PART_NAMES: Record<string, string> = { unet: 'UNet', transformer: 'transformer', text_encoder: 'text encoder', text_encoder_2: 'text encoder 2', vae: 'VAE' };
+const PART_NAMES: Record<string, string> = { unet: 'UNet', transformer: 'transformer', text_encoder: 'text encoder', text_encoder_2: 'text encoder 2', vae: 'VAE', clip_vision: 'CLIP vision' };
 
 export default defineNode({
   type: 'LoadModel',
@@ -31,6 +31,7 @@ export default defineNode({
     textEncoder: widget.path({ kind: 'models', default: AUTO, tooltip: 'the text encoder file when it is separate (ComfyUI\'s text_encoders/): FLUX.2 [klein]\'s Qwen3, FLUX.1\'s CLIP-L; auto = found beside the checkpoint or in the models folder\'s text_encoders/' }),
     textEncoder2: widget.path({ kind: 'models', default: AUTO, tooltip: 'the second text encoder file when it is separate: FLUX.1\'s T5-XXL; auto = found with the checkpoint' }),
     vae: widget.path({ kind: 'models', default: AUTO, tooltip: 'the VAE file when it is separate (ComfyUI\'s vae/, e.g. FLUX.2\'s flux2-vae / ae.safetensors); auto = found beside the checkpoint or in the models folder\'s vae/' }),
+    clipVision: widget.path({ kind: 'models', default: AUTO, tooltip: 'the CLIP vision file (ComfyUI\'s clip_vision/, what "Load CLIP Vision" reads): Wan 2.1 I2V conditions on its features of the first frame — clip_vision_h.safetensors; auto = found beside the checkpoint or in the models folder\'s clip_vision/' }),
     offload: widget.combo(OFFLOAD_MODES, { default: 'none', tooltip: 'layer offloading for models that do not fit in memory: blocks = train block by block, each block\'s weights read from the checkpoint (or host memory) when it runs — much less memory, slower steps (ai-toolkit\'s low VRAM mode)' }),
   }),
   outputs: { model: 'MODEL', clip: 'CLIP', vae: 'VAE' },
@@ -42,7 +43,7 @@ export default defineNode({
       const textEncoderFiles = [file(w.textEncoder), file(w.textEncoder2)];
       loaded = await loadModel(path, {
         clipSkip: w.clipSkip, modelsDir: ctx.paths.models, family: w.family,
-        textEncoderFiles: textEncoderFiles.some(Boolean) ? textEncoderFiles : undefined, vaeFile: file(w.vae),
+        textEncoderFiles: textEncoderFiles.some(Boolean) ? textEncoderFiles : undefined, vaeFile: file(w.vae), clipVisionFile: file(w.clipVision),
       });
     } catch (e) {
       // Loaders name the family of a file they refuse (UnsupportedModelError, a family loader's CheckpointError).
@@ -50,7 +51,7 @@ export default defineNode({
       const tag = family && family !== 'sd1' ? ` [${familyLabel(family)}]` : '';
       const message = (e as Error).message;
       // Errors about another widget already name it.
-      if (/^(family|textEncoder|vae)\b/.test(message)) throw e;
+      if (/^(family|textEncoder|vae|clipVision)\b/.test(message)) throw e;
       throw new Error(`checkpoint${tag}: ${message}`);
     }
     const { family, dtypes, params } = loaded;

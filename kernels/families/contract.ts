@@ -175,6 +175,8 @@ export interface LoadOptions<C = unknown> {
    */
   textEncoderFiles?: (string | undefined)[];
   vaeFile?: string;
+  /** A CLIP vision file chosen on Load Model (ComfyUI's clip_vision/, "Load CLIP Vision"): Wan 2.1 I2V's image encoder. */
+  clipVisionFile?: string;
 }
 
 /** A preview sampler's loop over one model call (uncond and cond latents batched, CFG applied by the loop). */

@@ -23,6 +23,7 @@ import type { Conditioning, ConditioningInput, LoadedFamilyModel, LoadOptions, M
 import type { TargetPreset } from '../adapters';
 import { targetFilter } from '../adapters/targets';
 import type { T5Config } from '../text/t5';
+import { CLIP_VISION_TINY_WAN, CLIP_VIT_H_14, clipVisionPenultimate, traceClipVision, type ClipVisionConfig } from '../vision/clip-vision';
 import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import {
   WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_CLIP_TOKENS, WAN_TEXT_LEN, WAN_TINY,
@@ -38,7 +39,7 @@ import { tokenGrid, wanRope, wanTransformer } from './transformer';
 import { UMT5_TINY, UMT5_XXL, wanTextFeatures } from './umt5';
 import { vaeSpatialFactor, vaeTemporalFactor, WAN21_VAE, WAN_TINY_VAE, wanVaeDecode, wanVaeEncode, type WanVaeConfig } from './vae';
 import { WAN22_TINY_VAE, WAN22_VAE, wan22VaeDecode, wan22VaeEncode } from './vae22';
-import { findWanFiles, openWanParts, openWanTransformer } from './load';
+import { findWanFiles, openWanParts, openWanTransformer, VaeWithClipVision } from './load';
 import { firstFrameInput, firstFrameLossMask, givenFirstFrame, withFirstFrame, FIRST_FRAME } from './ti2v';
 
 export interface WanFamilyConfig {
@@ -48,6 +49,8 @@ export interface WanFamilyConfig {
   /** Text tokens the encoder sees and the transformer attends to (512: Wan trims to the prompt and zero-pads). */
   textLength: number;
   vae: WanVaeConfig;
+  /** 2.1 I2V: the CLIP vision tower whose penultimate hidden states of the first frame feed the image branch. */
+  clipVision?: ClipVisionConfig;
   /** Preview size (the short side Wan generates at: 480; TI2V-5B 704). */
   sampleSize: number;
   /** Frames of a preview clip (4n + 1). */
@@ -63,7 +66,7 @@ const experts = (t: WanTransformerConfig) => ({ boundary: defaultExpertBoundary(
 
 export const WAN21_T2V_1_3B_FAMILY = family('wan2.1-t2v-1.3b', WAN21_T2V_1_3B);
 export const WAN21_T2V_14B_FAMILY = family('wan2.1-t2v-14b', WAN21_T2V_14B);
-export const WAN21_I2V_14B_FAMILY = family('wan2.1-i2v-14b', WAN21_I2V_14B);
+export const WAN21_I2V_14B_FAMILY = family('wan2.1-i2v-14b', WAN21_I2V_14B, { clipVision: CLIP_VIT_H_14 });
 export const WAN22_T2V_A14B_FAMILY = family('wan2.2-t2v-a14b', WAN22_T2V_A14B, { experts: experts(WAN22_T2V_A14B) });
 export const WAN22_I2V_A14B_FAMILY = family('wan2.2-i2v-a14b', WAN22_I2V_A14B, { experts: experts(WAN22_I2V_A14B) });
 export const WAN22_TI2V_5B_FAMILY = family('wan2.2-ti2v-5b', WAN22_TI2V_5B, { vae: WAN22_VAE, sampleSize: 704, sampleFrames: 121 });
@@ -86,6 +89,13 @@ export const tinyWanConfig = (o: { i2v?: boolean; experts?: boolean; ti2v?: bool
   return family(o.i2v ? 'wan-tiny-i2v' : 'wan-tiny', transformer, {
     text: UMT5_TINY, textLength: 64, vae: WAN_TINY_VAE, sampleSize: 64, sampleFrames: 9, experts: o.experts ? experts(transformer) : undefined,
   });
+};
+
+/** The tiny Wan with 2.1 I2V's CLIP image branch, fed by a tiny CLIP vision tower on ViT-H/14's 257-token grid. */
+export const tinyWan21I2vConfig = (): WanFamilyConfig => {
+  const c = tinyWanConfig({ i2v: true });
+  const name = 'wan2.1-tiny-i2v';
+  return { ...c, name, transformer: { ...c.transformer, name, clipImageDim: CLIP_VISION_TINY_WAN.hiddenSize }, clipVision: CLIP_VISION_TINY_WAN };
 };
 
 /** The same model as the other expert's denoiser (Wan 2.2 A14B). */
@@ -133,6 +143,24 @@ export function wanI2vCondition(b: Builder, c: WanFamilyConfig, pixels: Tensor):
   const condition = concat([mask, latent], 1);
   if (condition.shape[1] !== conditionChannels(c)) throw new Error(`${c.name}: the I2V condition has ${condition.shape[1]} channels, the transformer takes ${conditionChannels(c)}`);
   return pixels.rank === 4 ? reshape(condition, [condition.shape[0], condition.shape[1], ...condition.shape.slice(3)]) : condition;
+}
+
+/** Where the VAE value serves the CLIP vision tower's weights (transformers names below it). */
+export const CLIP_VISION_SCOPE = 'clip_vision';
+
+/**
+ * Wan 2.1 I2V's image features of the clip's first frame (pixels [B, 3, (F,) H, W] in [−1, 1]): the CLIP
+ * vision tower's penultimate hidden states [B, 257, 1280], frozen, computed beside the VAE encoder.
+ */
+export function wanClipFeatures(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
+  if (!c.clipVision) throw new Error(`${c.name}: the transformer has a CLIP image branch but the config names no CLIP vision tower`);
+  const [bsz, , , h, w] = pixels.shape;
+  const first = pixels.rank === 5 ? reshape(slice(pixels, [0], [1], [2]), [bsz, 3, h, w]) : pixels;
+  const features = clipVisionPenultimate(b.scope(CLIP_VISION_SCOPE), c.clipVision, first);
+  if (features.shape[1] !== WAN_CLIP_TOKENS || features.shape[2] !== c.transformer.clipImageDim) {
+    throw new Error(`${c.name}: the CLIP vision tower gives ${features.shape[1]} tokens × ${features.shape[2]}; the image branch takes ${WAN_CLIP_TOKENS} × ${c.transformer.clipImageDim}`);
+  }
+  return features;
 }
 
 function traceTransformer(b: Builder, c: WanFamilyConfig) {
@@ -187,7 +215,7 @@ export const wanFamily: WanModelFamily = {
    * encoder (`<name>.tokenizer.json`), or the models folder's tokenizers/umt5/.
    */
   async load(path: string, opts: LoadOptions<WanFamilyConfig> = {}): Promise<LoadedWanModel> {
-    const files = await findWanFiles(path, { modelsDir: opts.modelsDir, textEncoder: opts.textEncoderFiles?.[0], vae: opts.vaeFile });
+    const files = await findWanFiles(path, { modelsDir: opts.modelsDir, textEncoder: opts.textEncoderFiles?.[0], vae: opts.vaeFile, clipVision: opts.clipVisionFile });
     const wantExpert = opts.config?.experts?.active;
     const transformerFile = wantExpert ? files.experts?.[wantExpert] : files.transformer;
     if (!transformerFile) throw new Error(`${path}: the ${wantExpert} expert's file was not found (expected the same name with high_noise/low_noise swapped, or diffusers' transformer_2/)`);
@@ -207,14 +235,18 @@ export const wanFamily: WanModelFamily = {
         transformer: detected?.transformer ?? d.config, text: m.text.config, vae: m.vae.config,
         textLength: d.config.dim >= 1536 ? WAN_TEXT_LEN : Math.min(WAN_TEXT_LEN, Number(m.transformer.metadata.loragraph_text_length ?? 64)),
         experts: hasExperts ? { boundary: files.boundary ?? defaultExpertBoundary(d.config), active: d.expert ?? 'high_noise' } : undefined,
+        // Without a file, ViT-H/14 is assumed; the VAE value then names the missing file when a graph needs the features.
+        clipVision: d.config.clipImageDim ? (m.clipVision?.config ?? detected?.clipVision ?? CLIP_VIT_H_14) : undefined,
       };
+      const clipImageDim = config.transformer.clipImageDim;
+      const missingClipVision = `clipVision: ${config.name} (Wan 2.1 I2V) conditions on CLIP ViT-H/14 features of the first frame and no CLIP vision file was found: choose ComfyUI's clip_vision_h.safetensors on Load Model's clipVision widget, or put it in the models folder's clip_vision/`;
       return {
         config,
         denoiser: m.transformer.weights,
         textEncoders: [{ part: 'text_encoder', weights: m.text.weights, tokenizer: given ?? wanTokenizer(m.tokenizer!) }],
-        vae: m.vae.weights,
+        vae: clipImageDim ? new VaeWithClipVision(m.vae.weights, m.clipVision?.weights, CLIP_VISION_SCOPE, missingClipVision) : m.vae.weights,
         dtypes: m.dtypes,
-        params: { transformer: m.transformer.params, text_encoder: m.text.params, vae: m.vae.params },
+        params: { transformer: m.transformer.params, text_encoder: m.text.params, vae: m.vae.params, ...(m.clipVision ? { clip_vision: m.clipVision.params } : {}) },
         expertFiles: files.experts,
         async openExpert(expert: WanExpert) {
           const file = files.experts?.[expert];
@@ -241,6 +273,11 @@ export const wanFamily: WanModelFamily = {
         decodeVideo(b, c, input('latents', [1, c.vae.zDim, 2, 1, 1]));
       },
     },
+    // Wan 2.1 I2V's image encoder: its weights travel with the VAE value's (CLIP_VISION_SCOPE), every tensor of its file traced.
+    ...(c.clipVision ? [{
+      id: 'clip_vision', role: 'vae' as const,
+      trace: (b: Builder) => traceClipVision(b.scope(CLIP_VISION_SCOPE), c.clipVision!, input('image', [1, 3, c.clipVision!.imageSize, c.clipVision!.imageSize])),
+    }] : []),
   ],
 
   textEncoders: (c) => [{ part: 'text_encoder', maxLength: c.textLength, maxClipSkip: 0 }],
@@ -267,13 +304,15 @@ export const wanFamily: WanModelFamily = {
   },
   sampleConditioning: () => ({}),
   latentConditioning: (b, c, pixels): Conditioning => {
-    if (c.transformer.clipImageDim) throw new Error(`${c.name}: Wan 2.1 I2V also needs CLIP ViT-H image features of the first frame, and loragraph has no CLIP vision encoder yet (train Wan 2.2 I2V A14B, whose experts need none)`);
     if (c.transformer.perTokenTimesteps) {
       // TI2V: the first frame encoded alone (clips only; an image is text to image).
       if (pixels.rank !== 5 || pixels.shape[2] < 2) return {};
       return { [FIRST_FRAME]: givenFirstFrame(encodeVideo(b, c, slice(pixels, [0], [1], [2]))) };
     }
-    return conditionChannels(c) > 0 ? { condition: wanI2vCondition(b, c, pixels) } : {};
+    return {
+      ...(conditionChannels(c) > 0 ? { condition: wanI2vCondition(b, c, pixels) } : {}),
+      ...(c.transformer.clipImageDim ? { clip: wanClipFeatures(b, c, pixels) } : {}),
+    };
   },
   denoise: (b, c, { sample, timestep, cond }) => {
     if (!cond.context) throw new Error('Wan denoiser: conditioning \'context\' is missing');

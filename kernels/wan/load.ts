@@ -6,6 +6,8 @@
 //   diffusers        transformer/ (and transformer_2/, the low-noise expert of 2.2 A14B), text_encoder/,
 //                    tokenizer/tokenizer.json, vae/
 //   Wan's own        one transformer file or folder (shards) in Wan names
+// Wan 2.1 I2V also needs its CLIP vision tower: ComfyUI's models/clip_vision/clip_vision_h.safetensors,
+// diffusers' image_encoder/, or Wan's visual tower (kernels/vision/clip-vision-load.ts reads each layout).
 // The text encoder and the VAE of a single transformer file are found by their tensors among the files
 // beside it, in ComfyUI's sibling folders (../text_encoders, ../vae) and in the models folder. Sizes are
 // read from tensors, so the tiny model loads through the same code. Weights stay lazy: read when a
@@ -25,6 +27,8 @@ import { diffusersVaeResnetsPerLevel, diffusersVaeToWan } from './vae-keys';
 import { UMT5_XXL } from './umt5';
 import { WAN21_VAE, WAN_TINY_VAE, type WanVaeConfig } from './vae';
 import { WAN22_VAE } from './vae22';
+import { openClipVision, type OpenedClipVision } from '../vision/clip-vision-load';
+import { detectClipVisionNaming } from '../vision/clip-vision-keys';
 
 /** Serves Wan names from a diffusers-layout transformer (a pure renaming, kernels/wan/keys.ts). */
 class DiffusersWanWeights implements WeightSource {
@@ -149,7 +153,7 @@ export function wanNamedVae(tensors: Map<string, TensorLocation>, file: string):
 const safetensorsIn = (dir: string) => (existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(dir, f)) : []);
 
 /** Where ComfyUI users keep the other parts of a diffusion-model file: beside it, its sibling folders, the models folder. */
-export function neighbourFiles(transformerFile: string, folder: 'text_encoders' | 'vae', modelsDir?: string): string[] {
+export function neighbourFiles(transformerFile: string, folder: 'text_encoders' | 'vae' | 'clip_vision', modelsDir?: string): string[] {
   const dir = dirname(transformerFile);
   const out = [...safetensorsIn(dir), ...safetensorsIn(join(dirname(dir), folder))];
   if (folder === 'text_encoders') out.push(...safetensorsIn(join(dirname(dir), 'clip')));
@@ -182,13 +186,16 @@ export interface WanFiles {
   textEncoder: string;
   vae: string;
   tokenizer?: string;
+  /** 2.1 I2V: the CLIP vision tower's file or folder (absent when none was found: the image features are refused when a graph needs them). */
+  clipVision?: string;
   /** The expert boundary a diffusers folder's model_index.json states (`boundary_ratio`). */
   boundary?: number;
 }
 
 /** Finds every part of a Wan model from a diffusers folder or a diffusion-model file. */
-export async function findWanFiles(path: string, opts: { modelsDir?: string; textEncoder?: string; vae?: string } = {}): Promise<WanFiles> {
+export async function findWanFiles(path: string, opts: { modelsDir?: string; textEncoder?: string; vae?: string; clipVision?: string } = {}): Promise<WanFiles> {
   const found = await findWanFilesAround(path, opts);
+  if (opts.clipVision) found.clipVision = opts.clipVision;
   if (!opts.textEncoder && !opts.vae) return found;
   // Files chosen on Load Model replace what was found; the tokenizer is looked for beside a chosen text encoder first.
   const te = opts.textEncoder;
@@ -199,7 +206,7 @@ export async function findWanFiles(path: string, opts: { modelsDir?: string; tex
   };
 }
 
-async function findWanFilesAround(path: string, opts: { modelsDir?: string; textEncoder?: string; vae?: string }): Promise<WanFiles> {
+async function findWanFilesAround(path: string, opts: { modelsDir?: string; textEncoder?: string; vae?: string; clipVision?: string }): Promise<WanFiles> {
   if (!existsSync(path)) throw new CheckpointError(path, 'no such file or folder');
   const isFolder = statSync(path).isDirectory();
   if (isFolder && existsSync(join(path, 'transformer'))) {
@@ -215,11 +222,14 @@ async function findWanFilesAround(path: string, opts: { modelsDir?: string; text
       experts: low ? { high_noise: high, low_noise: low } : undefined,
       boundary,
       textEncoder: need('text_encoder'), vae: need('vae'), tokenizer: existsSync(tok) ? tok : undefined,
+      // diffusers' WanImageToVideoPipeline keeps 2.1's CLIP vision tower (transformers names) in image_encoder/.
+      clipVision: existsSync(join(path, 'image_encoder')) ? join(path, 'image_encoder') : undefined,
     };
   }
   const t = await openWanTransformer(path);
   const textDim = t.detection.config.textDim;
   const zDim = t.detection.config.outChannels;
+  const clipImageDim = t.detection.config.clipImageDim;
   t.close();
   const te = opts.textEncoder ? { file: opts.textEncoder } : await firstFitting(neighbourFiles(path, 'text_encoders', opts.modelsDir), (keys, shapeOf) => {
     const c = umt5ConfigFromShapes(shapeOf, keys);
@@ -231,6 +241,12 @@ async function findWanFilesAround(path: string, opts: { modelsDir?: string; text
     return c && c.zDim === zDim ? c : undefined;
   });
   if (!vae) throw new CheckpointError(path, `no Wan VAE with ${zDim} latent channels found beside it, in ../vae${opts.modelsDir ? ` or ${join(opts.modelsDir, 'vae')}` : ''} (${zDim === 48 ? 'wan2.2_vae' : 'wan_2.1_vae'}.safetensors)`);
+  // ComfyUI's "Load CLIP Vision" folder: a tower as wide as the image branch takes.
+  const clipVision = !clipImageDim || opts.clipVision ? undefined : await firstFitting(neighbourFiles(path, 'clip_vision', opts.modelsDir), (keys, shapeOf) => {
+    const found = detectClipVisionNaming(keys);
+    const patch = found && (shapeOf(`${found.prefix}vision_model.embeddings.patch_embedding.weight`) ?? shapeOf(`${found.prefix}patch_embedding.weight`) ?? shapeOf(`${found.prefix}conv1.weight`));
+    return patch?.[0] === clipImageDim ? found : undefined;
+  });
   const expert = t.detection.expert;
   const other = expert ? otherExpertFile(path, expert) : undefined;
   const stem = basename(te.file, extname(te.file));
@@ -241,7 +257,7 @@ async function findWanFilesAround(path: string, opts: { modelsDir?: string; text
   return {
     transformer: path,
     experts: expert ? { [expert]: path, ...(other ? { [expert === 'high_noise' ? 'low_noise' : 'high_noise']: other } : {}) } : undefined,
-    textEncoder: te.file, vae: vae.file, tokenizer,
+    textEncoder: te.file, vae: vae.file, tokenizer, clipVision: clipVision?.file,
   };
 }
 
@@ -250,6 +266,8 @@ export interface LoadedWanParts {
   text: { config: T5Config; weights: WeightSource; params: number };
   vae: { config: WanVaeConfig; weights: WeightSource; params: number };
   tokenizer?: T5PromptTokenizer;
+  /** 2.1 I2V's CLIP vision tower, when its file was found. */
+  clipVision?: OpenedClipVision;
   dtypes: string[];
   close(): void;
 }
@@ -285,19 +303,40 @@ export async function openWanParts(files: WanFiles, numHeads?: number, opts: Che
     if (vaeConfig.zDim !== transformer.detection.config.outChannels) throw new CheckpointError(files.vae, `this VAE has ${vaeConfig.zDim} latent channels; the transformer denoises ${transformer.detection.config.outChannels}`);
     const vaeWeights = new CheckpointWeights(vaeTensors, files.vae, opts);
     closers.push(() => vaeWeights.close());
+    let clipVision: OpenedClipVision | undefined;
+    const clipImageDim = transformer.detection.config.clipImageDim;
+    if (files.clipVision && clipImageDim) {
+      // Its errors name Load Model's clipVision widget, where the file is chosen.
+      clipVision = await openClipVision(files.clipVision, opts).catch((e: Error) => { throw new Error(`clipVision: ${e.message}`); });
+      closers.push(() => clipVision!.close());
+      if (clipVision.config.hiddenSize !== clipImageDim) throw new Error(`clipVision: ${files.clipVision}: this CLIP vision tower is ${clipVision.config.hiddenSize} wide; the transformer's image branch takes ${clipImageDim}-wide features (ViT-H/14: clip_vision_h.safetensors)`);
+    }
     let tokenizer: T5PromptTokenizer | undefined;
     if (files.tokenizer) {
       tokenizer = T5PromptTokenizer.fromFile(files.tokenizer);
       if (tokenizer.vocabSize > teConfig.vocabSize) throw new CheckpointError(files.tokenizer, `the tokenizer has ${tokenizer.vocabSize} tokens; the text encoder embeds ${teConfig.vocabSize}`);
     }
     return {
-      transformer, text: { config: teConfig, weights: new Umt5Weights(teWeights), params: te.params }, vae: { config: vaeConfig, weights: vaeWeights, params: v.params }, tokenizer,
-      dtypes: [...new Set([...transformer.dtypes, ...te.dtypes, ...v.dtypes])],
+      transformer, text: { config: teConfig, weights: new Umt5Weights(teWeights), params: te.params }, vae: { config: vaeConfig, weights: vaeWeights, params: v.params }, tokenizer, clipVision,
+      dtypes: [...new Set([...transformer.dtypes, ...te.dtypes, ...v.dtypes, ...(clipVision?.dtypes ?? [])])],
       close() { for (const c of closers) c(); },
     };
   } catch (e) {
     for (const c of closers) c();
     throw e;
+  }
+}
+
+/**
+ * The VAE value's weights with the CLIP vision tower's under `scope.` (Wan 2.1 I2V: both turn the clip's
+ * pixels into conditioning, in one graph). Without a tower, asking for its tensors fails with `missing`.
+ */
+export class VaeWithClipVision implements WeightSource {
+  constructor(readonly vae: WeightSource, readonly clipVision: WeightSource | undefined, readonly scope: string, readonly missing: string) {}
+  get(path: string, shape: readonly number[], use?: WeightUse): Tensor {
+    if (!path.startsWith(`${this.scope}.`)) return this.vae.get(path, shape, use);
+    if (!this.clipVision) throw new Error(this.missing);
+    return this.clipVision.get(path.slice(this.scope.length + 1), shape, use);
   }
 }
 

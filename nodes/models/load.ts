@@ -32,6 +32,8 @@ export interface LoadModelOptions {
   textEncoderFiles?: (string | undefined)[];
   /** A VAE file chosen separately (ComfyUI's vae/). */
   vaeFile?: string;
+  /** A CLIP vision file chosen separately (ComfyUI's clip_vision/): Wan 2.1 I2V's image encoder. */
+  clipVisionFile?: string;
 }
 
 /** The family a checkpoint loads as: detected, or the one chosen when detection agrees or cannot tell. */
@@ -56,15 +58,15 @@ export async function loadModel(requested: string, opts: LoadModelOptions = {}):
   const isFolder = statSync(path).isDirectory();
   if (!isFolder && !path.endsWith('.safetensors')) throw new Error(`checkpoint: ${path} is not a .safetensors file or a diffusers folder (.ckpt/.pt pickles are not read)`);
   const family = await familyFor(path, opts.family);
-  const separate = [...(opts.textEncoderFiles ?? []), opts.vaeFile].filter((f): f is string => !!f);
+  const separate = [...(opts.textEncoderFiles ?? []), opts.vaeFile, opts.clipVisionFile].filter((f): f is string => !!f);
   if (separate.length && !family.loadsSeparateFiles) {
-    throw new Error(`textEncoder/vae: ${family.label} checkpoints carry their own text encoders and VAE; leave these on auto`);
+    throw new Error(`textEncoder/vae/clipVision: ${family.label} checkpoints carry their own text encoders and VAE; leave these on auto`);
   }
   for (const f of separate) if (!existsSync(f)) throw new Error(`${f} does not exist`);
   // A user's checkpoint stays on disk: ORT reads fp32/fp16 weights straight from the file (external
   // data), so a 4 GB model is never copied into JS memory. The tiny built-in model is read in. The tiny
   // tokenizer serves test checkpoints made with its vocabulary.
-  const loaded = await family.load(path, { external: !builtin, modelsDir: opts.modelsDir, fallbackTokenizerDirs: [builtinTiny.tokenizer], textEncoderFiles: opts.textEncoderFiles, vaeFile: opts.vaeFile });
+  const loaded = await family.load(path, { external: !builtin, modelsDir: opts.modelsDir, fallbackTokenizerDirs: [builtinTiny.tokenizer], textEncoderFiles: opts.textEncoderFiles, vaeFile: opts.vaeFile, clipVisionFile: opts.clipVisionFile });
   const source: ModelSource = Object.freeze({
     path: builtin ? checkpoint : path,
     label: builtin ? BUILTIN_MODELS[checkpoint].label : basename(path, extname(path)),

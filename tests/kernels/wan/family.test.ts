@@ -67,7 +67,13 @@ describe('full-size Wan configs through the family (no weights)', () => {
     const cond = wanFamily.conditioning(WAN22_I2V_A14B_FAMILY, [16, 21, 60, 104]);
     expect(cond.find((c) => c.name === 'condition')).toEqual({ name: 'condition', shape: [20, 21, 60, 104], source: 'latent' });
     expect(wanFamily.conditioning(WAN21_I2V_14B_FAMILY).map((c) => c.name)).toEqual(['context', 'condition', 'clip']);
-    expect(() => wanFamily.latentConditioning!(new K.Builder(new K.ShapeRecorder()), WAN21_I2V_14B_FAMILY, K.input('px', [1, 3, 5, 64, 64]))).toThrow(/CLIP ViT-H/);
+    // 2.1 I2V adds CLIP ViT-H/14's penultimate states of the first frame, its weights under the VAE value's clip_vision.
+    const rec = new K.ShapeRecorder();
+    const i2v21 = wanFamily.latentConditioning!(new K.Builder(rec), WAN21_I2V_14B_FAMILY, K.input('px', [1, 3, 5, 64, 64]));
+    expect(i2v21.clip.shape).toEqual([1, 257, 1280]);
+    expect(i2v21.condition.shape).toEqual([1, 20, 2, 8, 8]);
+    expect(rec.shapes.get('clip_vision.vision_model.encoder.layers.30.mlp.fc1.weight')).toEqual([5120, 1280]);
+    expect(rec.shapes.has('clip_vision.vision_model.encoder.layers.31.mlp.fc1.weight')).toBe(false);
     const vae = wanFamily.vaeEncode(new K.Builder(new K.ShapeRecorder()), WAN22_TI2V_5B_FAMILY, K.input('px', [1, 3, 9, 64, 96]));
     expect(vae.shape).toEqual([1, 48, 3, 4, 6]);
   });

@@ -4,23 +4,21 @@
 // beside the encoder) loads, previews with the Sampler's scale as its embedded guidance, and trains LoRA
 // steps at guidance 1; a Qwen3 chosen for dev is refused naming the file.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as K from '../../../kernels';
 import { writeSafetensors, type TensorToWrite } from '../../../kernels/io/safetensors';
-import { vaeToLdm } from '../../../kernels/sd/keys/single-file';
-import { FLUX2_DEV_FAMILY, flux2Family, tinyFlux2Config, tinyFlux2DevConfig, type Flux2FamilyConfig } from '../../../kernels/flux/family';
+import { FLUX2_DEV_FAMILY, flux2Family, tinyFlux2Config, tinyFlux2DevConfig } from '../../../kernels/flux/family';
 import { fluxTransformerShapes } from '../../../kernels/flux/shapes';
 import { FLUX2_DEV } from '../../../kernels/flux/config';
-import { buildTekkenStyleTokenizerJson } from '../../../kernels/flux/tekken-tokenizer-json';
-import { FLUX2_SYSTEM_MESSAGE } from '../../../kernels/flux/mistral-tokenizer';
 import { FamilyPipeline } from '../../../kernels/families/pipeline';
 import { familyAdapters } from '../../../kernels/families/adapters';
 import { buildTrainGraph } from '../../../kernels/families/training-graph';
 import { fluxTargetSpec } from '../../../kernels/flux/lora';
 import { Rng } from '../../../kernels/random';
 import { fakeCall } from './flow-reference';
+import { writeTinyDev } from './tiny-dev-files';
 
 const rt = new K.Runtime({ threads: 2 });
 afterAll(() => rt.close());
@@ -51,29 +49,9 @@ describe('FLUX.2 [dev] at full size, without weights', () => {
   });
 });
 
-/** The tiny dev model as ComfyUI keeps one: diffusion_models/, text_encoders/ (with its tokenizer.json), vae/. */
-async function writeTinyDev(c: Flux2FamilyConfig) {
-  const root = mkdtempSync(join(tmpdir(), 'flux2-dev-'));
-  for (const d of ['diffusion_models', 'text_encoders', 'vae']) mkdirSync(join(root, d));
-  const collect = (i: number, seed: number) => { const w = new K.RandomWeights(seed, 0.1); flux2Family.parts(c)[i].trace(new K.Builder(w)); return w.tensors; };
-  const put = (file: string, m: Map<string, K.HostTensor>, rename = (k: string) => k, md: Record<string, string> = {}) =>
-    writeSafetensors(file, Object.fromEntries([...m].map(([k, t]): [string, TensorToWrite] => [rename(k), { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }])), md);
-  const files = { transformer: join(root, 'diffusion_models', 'flux2-dev-tiny.safetensors'), textEncoder: join(root, 'text_encoders', 'mistral_3_small_flux2_tiny.safetensors'), vae: join(root, 'vae', 'flux2-vae.safetensors') };
-  await put(files.transformer, collect(0, 1));
-  const text = collect(1, 2);
-  for (const [k, t] of text) if (k.endsWith('layernorm.weight')) (t.data as Float32Array).forEach((x, i, a) => { a[i] = 1 + x; });
-  await put(files.textEncoder, text, (k) => k, { loragraph_head_dim: String(c.text.headDim), loragraph_text_max_length: String(c.text.maxLength) });
-  const vae = collect(2, 3);
-  (vae.get('bn.running_var')!.data as Float32Array).forEach((x, i, a) => { a[i] = 1 + Math.abs(x); });
-  await put(files.vae, vae, (k) => (k.startsWith('bn.') ? k : vaeToLdm(c.vae, k)), { loragraph_vae_norm_groups: String(c.vae.normGroups) });
-  const corpus = [FLUX2_SYSTEM_MESSAGE, FLUX2_SYSTEM_MESSAGE, 'a red circle on a blue background', 'a green square'];
-  writeFileSync(join(root, 'text_encoders', 'mistral_3_small_flux2_tiny.tokenizer.json'), JSON.stringify(buildTekkenStyleTokenizerJson(corpus, 180)));
-  return files;
-}
-
 describe('tiny FLUX.2 [dev]', () => {
   const c = tinyFlux2DevConfig();
-  const written = writeTinyDev(c);
+  const written = writeTinyDev(mkdtempSync(join(tmpdir(), 'flux2-dev-')), c);
 
   it('loads with its Mistral chosen on Load Model: guidance embedding on, <pad> 11, the prompt left-padded to the encoder\'s length', async () => {
     const f = await written;

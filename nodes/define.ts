@@ -62,35 +62,45 @@ export type InputValues<I extends Record<string, InputSpec>> = { [K in keyof I]:
 
 interface Common {
   tooltip?: string;
+  /**
+   * The model families (ids: 'sd1', 'sdxl', 'flux2', 'flux1', 'wan') this widget means anything for; absent:
+   * every family. The editor disables it, saying why, on a node whose model is of another family; the value
+   * is kept in the graph.
+   */
+  families?: readonly string[];
+  /** This widget names the node's model family (Load Model's `family`): a value other than 'auto' is the family's id. */
+  choosesFamily?: boolean;
 }
 const meta = (kind: WidgetKind, extra: Record<string, unknown> & Common) => {
-  const { tooltip, ...rest } = extra;
-  return { widget: kind, ...(tooltip ? { description: tooltip } : {}), ...rest };
+  const { tooltip, families, choosesFamily, ...rest } = extra;
+  return { widget: kind, ...(tooltip ? { description: tooltip } : {}), ...(families ? { families: [...families] } : {}), ...(choosesFamily ? { choosesFamily } : {}), ...rest };
 };
+
+const common = (o: Common): Common => ({ tooltip: o.tooltip, families: o.families, choosesFamily: o.choosesFamily });
 
 function int(opts: { default?: number; min?: number; max?: number; step?: number } & Common = {}) {
   let s = z.number().int();
   if (opts.min !== undefined) s = s.min(opts.min);
   if (opts.max !== undefined) s = s.max(opts.max);
-  return s.default(opts.default ?? opts.min ?? 0).meta(meta('int', { tooltip: opts.tooltip, step: opts.step ?? 1 }));
+  return s.default(opts.default ?? opts.min ?? 0).meta(meta('int', { ...common(opts), step: opts.step ?? 1 }));
 }
 
 function float(opts: { default?: number; min?: number; max?: number; step?: number } & Common = {}) {
   let s = z.number();
   if (opts.min !== undefined) s = s.min(opts.min);
   if (opts.max !== undefined) s = s.max(opts.max);
-  return s.default(opts.default ?? opts.min ?? 0).meta(meta('float', { tooltip: opts.tooltip, step: opts.step ?? 0.01 }));
+  return s.default(opts.default ?? opts.min ?? 0).meta(meta('float', { ...common(opts), step: opts.step ?? 0.01 }));
 }
 
 function toggle(opts: { default?: boolean } & Common = {}) {
-  return z.boolean().default(opts.default ?? false).meta(meta('toggle', { tooltip: opts.tooltip }));
+  return z.boolean().default(opts.default ?? false).meta(meta('toggle', { ...common(opts) }));
 }
 
 function combo<const T extends readonly [string, ...string[]]>(options: T, opts: { default?: T[number] } & Common = {}) {
   return z
     .enum(options)
     .default((opts.default ?? options[0]) as never)
-    .meta(meta('combo', { tooltip: opts.tooltip }));
+    .meta(meta('combo', { ...common(opts) }));
 }
 
 function text(opts: { default?: string; multiline?: boolean; maxLength?: number } & Common = {}) {
@@ -98,7 +108,7 @@ function text(opts: { default?: string; multiline?: boolean; maxLength?: number 
     .string()
     .max(opts.maxLength ?? 100_000)
     .default(opts.default ?? '')
-    .meta(meta('text', { tooltip: opts.tooltip, multiline: opts.multiline ?? false }));
+    .meta(meta('text', { ...common(opts), multiline: opts.multiline ?? false }));
 }
 
 /** Project folder a path widget points into; the executor confines the value to it (ctx.resolvePath). */
@@ -107,7 +117,7 @@ export type PathKind = 'models' | 'model' | 'datasets' | 'dataset' | 'input' | '
 /** A file or folder path. Without a default it is required. */
 function path(opts: { kind: PathKind; default?: string } & Common) {
   const s = z.string().min(1, 'a path is required').max(4096);
-  const m = meta('path', { tooltip: opts.tooltip, pathKind: opts.kind });
+  const m = meta('path', { ...common(opts), pathKind: opts.kind });
   return opts.default !== undefined ? s.default(opts.default).meta(m) : s.meta(m);
 }
 
@@ -119,7 +129,7 @@ function seed(opts: { default?: number } & Common = {}) {
     .min(0)
     .max(Number.MAX_SAFE_INTEGER)
     .default(opts.default ?? 0)
-    .meta(meta('seed', { tooltip: opts.tooltip, step: 1 }));
+    .meta(meta('seed', { ...common(opts), step: 1 }));
 }
 
 export const widget = { int, float, toggle, combo, text, path, seed };
@@ -143,6 +153,8 @@ export function describeWidget(name: string, schema: z.ZodType): WidgetInfo {
   if (js.multiline === true) info.multiline = true;
   if (typeof js.pathKind === 'string') info.pathKind = js.pathKind;
   if (typeof js.description === 'string') info.tooltip = js.description;
+  if (Array.isArray(js.families)) info.families = js.families.map(String);
+  if (js.choosesFamily === true) info.choosesFamily = true;
   if (schema.safeParse(undefined).success && js.default === undefined) info.optional = true;
   return info;
 }

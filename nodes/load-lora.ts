@@ -22,7 +22,7 @@ export default defineNode({
   inputs: { model: input<ModelValue>('MODEL', { tooltip: 'the base model the LoRA belongs to' }) },
   widgets: z.object({
     loraFile: widget.path({ kind: 'lora', tooltip: 'a .safetensors LoRA (kohya lora_unet_… / LyCORIS LoKr, diffusers/PEFT lora_A/lora_B, or FLUX ai-toolkit diffusion_model.double_blocks.…) under the models folder, or output/… for one trained here' }),
-    pairExperts: widget.toggle({ default: true, tooltip: 'a two-expert save (<name>_high_noise / <name>_low_noise.safetensors, Wan 2.2 A14B): also load the other expert\'s file beside it, so the Sampler (with lowNoiseModel) and a multistage Train use both; off = this file alone' }),
+    pairExperts: widget.toggle({ default: true, tooltip: 'a two-expert save (<name>_high_noise / <name>_low_noise.safetensors, Wan 2.2 A14B): also load the other expert\'s file beside it, so the Sampler (with lowNoiseModel) and a multistage Train use both; off = this file alone' , families: ['wan'] }),
   }),
   outputs: { training: 'TRAINING' },
   async execute({ inputs, widgets: w, ctx }) {

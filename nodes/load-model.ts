@@ -25,9 +25,9 @@ export default defineNode({
   version: 1,
   widgets: z.object({
     checkpoint: widget.path({ kind: 'models', default: BUILTIN_TINY, tooltip: `a .safetensors checkpoint or diffusers folder under the models folder; "${BUILTIN_TINY}" is the small model shipped with loragraph` }),
-    clipSkip: widget.int({ default: 1, min: 1, max: 12, tooltip: 'use the text encoder\'s n-th layer from the end (2 = penultimate, as many anime models expect)' }),
+    clipSkip: widget.int({ default: 1, min: 1, max: 12, tooltip: 'use the text encoder\'s n-th layer from the end (2 = penultimate, as many anime models expect)', families: ['sd1'] }),
     precision: widget.combo(PRECISION_CHOICES, { default: 'auto', tooltip: 'storage of the frozen denoiser weights: bf16/fp16 halve their memory (the LoRA still trains in fp32); auto = bf16 for models of 1B+ parameters (SDXL, FLUX, Wan), fp32 below' }),
-    family: widget.combo(FAMILY_CHOICES, { default: 'auto', tooltip: `auto: detected from the checkpoint's tensor names (${trainableFamilies().map((f) => `${f.id} = ${f.label}`).join(', ')}); a family here loads the file as that family (refused when it is clearly another) and tells \`loragraph export\` the ai-toolkit arch` }),
+    family: widget.combo(FAMILY_CHOICES, { default: 'auto', tooltip: `auto: detected from the checkpoint's tensor names (${trainableFamilies().map((f) => `${f.id} = ${f.label}`).join(', ')}); a family here loads the file as that family (refused when it is clearly another) and tells \`loragraph export\` the ai-toolkit arch`, choosesFamily: true }),
     textEncoder: widget.path({ kind: 'models', default: AUTO, tooltip: 'the text encoder file when it is separate (ComfyUI\'s text_encoders/): FLUX.2 [klein]\'s Qwen3, FLUX.2 [dev]\'s Mistral Small 3 (mistral_3_small_flux2_*.safetensors, the FLUX.2-dev tokenizer.json beside it as <name>.tokenizer.json or tokenizer.json), FLUX.1\'s CLIP-L; auto = found beside the checkpoint or in the models folder\'s text_encoders/' }),
     textEncoder2: widget.path({ kind: 'models', default: AUTO, tooltip: 'the second text encoder file when it is separate: FLUX.1\'s T5-XXL; auto = found with the checkpoint' }),
     vae: widget.path({ kind: 'models', default: AUTO, tooltip: 'the VAE file when it is separate (ComfyUI\'s vae/, e.g. FLUX.2\'s flux2-vae / ae.safetensors); auto = found beside the checkpoint or in the models folder\'s vae/' }),
@@ -68,6 +68,7 @@ export default defineNode({
           ...(w.offload !== 'none' ? [`layer offloading: ${w.offload}`] : []),
         ],
         family: family.id,
+        familyLabel: family.label,
       },
     };
   },

@@ -31,10 +31,10 @@ const settingsWidgets = {
   width: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image width; 0 = the model\'s own size (64 for the built-in tiny model, 512 for SD 1.5)' }),
   height: widget.int({ default: 0, min: 0, max: 2048, step: 8, tooltip: 'image height; 0 = the model\'s own size' }),
   loraStrength: widget.float({ default: 1, min: -4, max: 4, step: 0.05, tooltip: 'multiplier of the adapter (LoRA weight)' }),
-  numFrames: widget.int({ default: 0, min: 0, max: 1025, tooltip: 'video models: frames of each sample clip (Wan: 4n+1, e.g. 33, 81); 0 = the model\'s own (81 for Wan, 9 for the tiny video model); image models ignore it' }),
-  fps: widget.int({ default: 16, min: 1, max: 120, tooltip: 'video models: frames per second the sample clips play at (Wan 2.1 / 2.2 A14B: 16, TI2V-5B: 24)' }),
-  cfgHighNoise: widget.float({ default: 0, min: 0, max: 30, step: 0.5, tooltip: 'Wan 2.2 A14B: CFG of the high-noise expert\'s steps (musubi-tuner\'s guidance_scale_high_noise); 0 = the same as cfg' }),
-  startImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'image-to-video models (Wan I2V): the image every clip starts from, a file in the input folder (ComfyUI\'s WanImageToVideo start_image; scaled to cover the clip and centre-cropped); "none" = no first frame, which only models trained without one accept' }),
+  numFrames: widget.int({ default: 0, min: 0, max: 1025, tooltip: 'video models: frames of each sample clip (Wan: 4n+1, e.g. 33, 81); 0 = the model\'s own (81 for Wan, 9 for the tiny video model); image models ignore it' , families: ['wan'] }),
+  fps: widget.int({ default: 16, min: 1, max: 120, tooltip: 'video models: frames per second the sample clips play at (Wan 2.1 / 2.2 A14B: 16, TI2V-5B: 24)' , families: ['wan'] }),
+  cfgHighNoise: widget.float({ default: 0, min: 0, max: 30, step: 0.5, tooltip: 'Wan 2.2 A14B: CFG of the high-noise expert\'s steps (musubi-tuner\'s guidance_scale_high_noise); 0 = the same as cfg' , families: ['wan'] }),
+  startImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'image-to-video models (Wan I2V): the image every clip starts from, a file in the input folder (ComfyUI\'s WanImageToVideo start_image; scaled to cover the clip and centre-cropped); "none" = no first frame, which only models trained without one accept' , families: ['wan'] }),
 };
 
 type SettingsWidgets = z.output<z.ZodObject<typeof settingsWidgets>>;

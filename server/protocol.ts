@@ -102,6 +102,10 @@ export const WidgetInfo = z.object({
   pathKind: z.string().optional(),
   tooltip: z.string().optional(),
   optional: z.boolean().optional(),
+  /** Model families (ids) the widget applies to; absent: all. The editor disables it on nodes of another family. */
+  families: z.array(z.string()).optional(),
+  /** The widget names the node's model family (a value other than 'auto' is the family id). */
+  choosesFamily: z.boolean().optional(),
 });
 export type WidgetInfo = z.infer<typeof WidgetInfo>;
 

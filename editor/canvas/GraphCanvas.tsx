@@ -18,6 +18,7 @@ import { growAndPush, type Box } from './pushLayout';
 import { installAreaRedraw, type AreaRedraw } from './areaRedraw';
 import { installPanBlit, type PanBlit } from './panBlit';
 import { registerNodeTypes } from './nodeTypes';
+import { syncFamilyWidgets } from './familyWidgets';
 
 export interface GraphCanvasProps {
   onReady(controller: CanvasController): void;
@@ -171,10 +172,17 @@ export function GraphCanvas(props: GraphCanvasProps) {
     const undo = new UndoHistory<Workflow>(serialise(graph), (a, b) => comparable(a) === comparable(b));
     let settle: ReturnType<typeof setTimeout> | undefined;
     let restoring = false;
+    // Widgets that mean nothing for a node's model family are greyed out; links, widget values and what the server
+    // reports after a run decide the family, so this follows every graph edit and every run state change.
+    const syncFamilies = () => {
+      const { objectInfo: info, run } = editorStore.get();
+      if (info && syncFamilyWidgets(graph, info, run.nodes)) redraw(false);
+    };
     const checkpoint = () => {
       clearTimeout(settle);
       settle = setTimeout(() => {
         if (restoring) return;
+        syncFamilies();
         const wf = serialise(graph);
         if (undo.record(wf)) propsRef.current.onChange(wf);
       }, 0);
@@ -186,6 +194,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
       restoring = false;
       const now = serialise(graph);
       undo.replaceCurrent(now);
+      syncFamilies();
       redraw();
       propsRef.current.onChange(now);
     };
@@ -379,6 +388,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
       if (run === drawnRun) return;
       const before = drawnRun;
       drawnRun = run;
+      if (Object.keys(run.nodes).some((id) => before.nodes[id]?.family !== run.nodes[id]?.family)) syncFamilies();
       // A node that grew (or moved out of one's way) may cover links: redraw all. Otherwise only the nodes whose state
       // changed (the run state keeps unchanged nodes' objects as they were).
       if (relayout()) return redraw(true);
@@ -404,6 +414,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
         else graph.clear();
         restoring = false;
         undo.reset(serialise(graph));
+        syncFamilies();
         // A saved file carries its view; restoring it keeps "open what I saved" exact. Otherwise frame the graph.
         const ds = (wf as { extra?: { ds?: { offset?: unknown; scale?: unknown } } } | null)?.extra?.ds;
         if (ds && Array.isArray(ds.offset) && ds.offset.length === 2 && typeof ds.scale === 'number' && ds.scale > 0) {
@@ -525,7 +536,7 @@ export function GraphCanvas(props: GraphCanvasProps) {
           if (!n || !w) return null;
           const y = n.pos[1] + (w.last_y ?? w.y) + LiteGraph.NODE_WIDGET_HEIGHT / 2;
           const mid = toScreen(n.pos[0] + n.size[0] / 2, y);
-          return { ...mid, left: toScreen(n.pos[0] + 15, y).x, right: toScreen(n.pos[0] + n.size[0] - 15, y).x };
+          return { ...mid, left: toScreen(n.pos[0] + 15, y).x, right: toScreen(n.pos[0] + n.size[0] - 15, y).x, disabled: Boolean(w.disabled) };
         },
         image(id, index) {
           const n = nodeById(id);

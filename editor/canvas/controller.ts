@@ -64,8 +64,9 @@ export interface CanvasController {
     /** The middle of a node's title bar. */
     title(nodeId: string): ScreenPoint | null;
     slot(nodeId: string, side: 'input' | 'output', index: number): ScreenPoint | null;
-    /** The middle of a widget's row, and where the row starts and ends (its ◀ ▶ arrows sit at the ends). */
-    widget(nodeId: string, name: string): (ScreenPoint & { left: number; right: number }) | null;
+    /** The middle of a widget's row, where the row starts and ends (its ◀ ▶ arrows sit at the ends), and whether it
+     *  is greyed out (it means nothing for the node's model family). */
+    widget(nodeId: string, name: string): (ScreenPoint & { left: number; right: number; disabled: boolean }) | null;
     /** The middle of the index-th image a node shows. */
     image(nodeId: string, index: number): ScreenPoint | null;
     /** The images a node shows: where on screen, their size on the node, their sample tiles on screen, and whether

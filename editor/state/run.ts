@@ -24,6 +24,8 @@ export interface NodeRun {
   text: string[];
   error: string | null;
   warnings: string[];
+  /** The model family the node reported after it last ran (Load Model's ui.family): which widgets apply downstream. */
+  family?: { id: string; label: string };
 }
 
 export interface RunState {
@@ -68,6 +70,7 @@ function applyOutput(n: NodeRun, output: UiOutput): NodeRun {
     previews: images.length ? [] : n.previews,
     sheets: images.length ? sheets : n.sheets,
     text: output.text ?? n.text,
+    ...(typeof output.family === 'string' ? { family: { id: output.family, label: typeof output.familyLabel === 'string' ? output.familyLabel : output.family } } : {}),
   };
 }
 

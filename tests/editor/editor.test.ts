@@ -1,7 +1,7 @@
 // The editor end to end in Debian's Chromium against a real server with Train/Sampler/Dataset-shaped test nodes:
 // opening the quickstart, running it with live progress, samples and the loss chart, re-running only what changed,
 // editing through the node search and real drags, refused links, save/open round trips, server validation errors
-// on nodes, and a page reload in the middle of training.
+// on nodes, widgets greyed out for another model family, and a page reload in the middle of training.
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,6 +245,34 @@ describe('editor', () => {
     expect(pos(after, 7)).toEqual(pos(before, 7));
     await tidy();
     await screenshot(page, '10-grown-and-pushed');
+  });
+
+  it('greys out a widget its model family does not use, with the reason as its tooltip, and keeps its value in the graph', async () => {
+    const api = quickstartApi(3, 10);
+    api['1'] = { class_type: 'TestLoadModel', inputs: { checkpoint: 'other.safetensors', clipSkip: 2 } };
+    await openThroughPicker(apiToWorkflow(api, registry()), 'flux-graph.json');
+    // Before a run the family is not known: every widget is live.
+    expect((await geometry('widget', '1', 'clipSkip')).disabled).toBe(false);
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await waitIdle();
+    // Load Model reported FLUX.2: SD's clip skip is greyed out, and its tooltip says why.
+    await expect.poll(async () => (await geometry('widget', '1', 'clipSkip')).disabled).toBe(true);
+    expect((await geometry('widget', '1', 'checkpoint')).disabled).toBe(false);
+    const clipSkip = await geometry('widget', '1', 'clipSkip');
+    await page.mouse.move(clipSkip.x, clipSkip.y - 3);
+    await page.mouse.move(clipSkip.x, clipSkip.y);
+    await expect.poll(() => page.locator('.tooltip').textContent({ timeout: 500 }).catch(() => '')).toContain('clipSkip: not used by FLUX.2 [klein] models (only sd1)');
+    await screenshot(page, '12-family-greyed-out');
+    // Greyed out, not dropped: the saved graph keeps the value.
+    expect((await workflow()).nodes.find((n) => n.id === 1)!.widgets_values).toEqual(['other.safetensors', 2]);
+
+    // The same graph on an SD checkpoint: clip skip is live.
+    api['1'] = { class_type: 'TestLoadModel', inputs: { checkpoint: 'tiny.safetensors', clipSkip: 2 } };
+    await openThroughPicker(apiToWorkflow(api, registry()), 'sd-graph.json');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await waitIdle();
+    await expect.poll(async () => (await state()).run.nodes['1']?.family?.id).toBe('sd1');
+    expect((await geometry('widget', '1', 'clipSkip')).disabled).toBe(false);
   });
 
   it('reloading the page in the middle of training shows the progress again, and so does a dropped socket', async () => {

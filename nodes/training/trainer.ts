@@ -17,7 +17,7 @@ import { applyNoiseOffset } from '../../kernels/losses';
 import type { LossType } from '../../kernels/losses';
 import { saveCheckpoint, loadCheckpoint, listCheckpoints, pruneCheckpoints } from '../../kernels/train/checkpoint';
 import { sampleBatches, loadBatchPixels, type Batch } from '../data/batches';
-import { LatentCache, TextEmbeddingCache, randomWindowProblem, stackTensors } from '../data/cache';
+import { LatentCache, MEMORY_BUDGET_BYTES, TextEmbeddingCache, randomWindowProblem, stackTensors } from '../data/cache';
 import type { StoredTensor } from '../data/tensor-file';
 import type { Dataset } from '../data/dataset';
 import type { OptimizerValue } from '../optimizer';
@@ -332,18 +332,34 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if (!p) pixelMemo.set(batch, (p = loadBatchPixels(batch)));
     return p;
   };
+  /**
+   * With latents cached the dataset is fixed, so a sample's clip conditioning (Wan 2.1 I2V's frozen CLIP
+   * features of the first frame, the first-frame latent) is computed once per item and flip, like its
+   * latent and its caption's embedding, and kept within the caches' memory budget.
+   */
+  const latentCondMemo = new Map<string, Record<string, HostTensor>>();
+  let latentCondBytes = 0;
   /** The family's conditioning computed from each sample's pixels through the VAE (Wan I2V's condition), by name. */
   const latentCondFeeds = async (batch: Batch): Promise<Record<string, HostTensor>> => {
     if (!hasLatentConds) return {};
-    const pixels = await pixelsOf(batch);
-    const one = [1, ...pixels.dims.slice(1)];
-    const session = await cachedSession(inp.vae.weights, `${family.id}-latent-conditioning:${one.join('x')}`, () => {
-      const x = input('pixels', one);
-      return compileGraph([x], family.latentConditioning!(new Builder(inp.vae.weights), cfg, x), { name: `${family.id}_latent_conditioning` });
-    }, rt);
-    const per = one.reduce((a, b) => a * b, 1);
+    const keys = latentCache ? await Promise.all(batch.entries.map((e) => latentCache.keyFor(e.item, e))) : undefined;
     const rows: Record<string, HostTensor>[] = [];
-    for (let i = 0; i < batch.entries.length; i++) rows.push(await session.run({ pixels: { dtype: 'float32', shape: one, data: pixels.data.slice(i * per, (i + 1) * per) } }));
+    for (let i = 0; i < batch.entries.length; i++) {
+      const key = keys?.[i];
+      const known = key === undefined ? undefined : latentCondMemo.get(key);
+      if (known) { rows.push(known); continue; }
+      const pixels = await pixelsOf(batch);
+      const one = [1, ...pixels.dims.slice(1)];
+      const session = await cachedSession(inp.vae.weights, `${family.id}-latent-conditioning:${one.join('x')}`, () => {
+        const x = input('pixels', one);
+        return compileGraph([x], family.latentConditioning!(new Builder(inp.vae.weights), cfg, x), { name: `${family.id}_latent_conditioning` });
+      }, rt);
+      const per = one.reduce((a, b) => a * b, 1);
+      const row = await session.run({ pixels: { dtype: 'float32', shape: one, data: pixels.data.slice(i * per, (i + 1) * per) } });
+      const bytes = Object.values(row).reduce((n, t) => n + (t.data as Float32Array).byteLength, 0);
+      if (key !== undefined && latentCondBytes + bytes <= MEMORY_BUDGET_BYTES) { latentCondMemo.set(key, row); latentCondBytes += bytes; }
+      rows.push(row);
+    }
     return Object.fromEntries(Object.keys(rows[0]).map((name) => {
       const t = rows[0][name];
       const n = (t.data as Float32Array).length;

@@ -2,10 +2,10 @@
 // (diffusion_models/, text_encoders/, vae/, clip_vision/): Load Model finds the CLIP vision file or takes
 // the one chosen on its clipVision widget (Wan's own layout reads the same), refuses one of the wrong
 // width, and without one the first frame's features are refused naming the widget; the LoRA trains
-// through the real training loop and on a fixed batch its loss falls with the frozen image features fed;
-// the Sampler's start image changes the clip.
+// through the real training loop (with latents cached, the features are computed once per item) and on a
+// fixed batch its loss falls with the frozen image features fed; the Sampler's start image changes the clip.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -162,7 +162,7 @@ describe('training and sampling the tiny Wan 2.1 I2V with its image features', (
         ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
       };
       const dir = () => mkdtempSync(join(tmpdir(), 'lg-wan21-train-'));
-      const r = await trainSd({ ...wan, datasets: [dataset], adapter, optimizer }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'wan21', runtime: rt });
+      const r = await trainSd({ ...wan, datasets: [dataset], adapter, optimizer }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'wan21' });
       expect(r.training.step).toBe(3);
       expect(r.training.lossHistory.map((l) => l.loss).every(Number.isFinite)).toBe(true);
 
@@ -191,6 +191,33 @@ describe('training and sampling the tiny Wan 2.1 I2V with its image features', (
       rt.close();
     }
   }, 300_000);
+
+  it('with latents cached, each item\'s first-frame conditioning is computed once: no pixels are read again after the first step', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'lg-wan21-one-'));
+    for (const f of ['other-01.png', 'other-01.txt']) copyFileSync(join(repoRoot, 'assets/demo-dataset', f), join(folder, f));
+    const dataset = await buildDataset({ ...defaultDatasetSettings, folder, resolutions: [64] });
+    let reads = 0;
+    const read = dataset.loadPixels.bind(dataset);
+    dataset.loadPixels = (...a) => { reads++; return read(...a); };
+    const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 1e-3 }), ctx })).outputs.optimizer as OptimizerValue;
+    const run = async (cacheLatents: boolean) => {
+      reads = 0;
+      const settings: TrainSettings = {
+        steps: 4, batchSize: 1, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
+        ema: false, emaDecay: 0.99, cacheLatents, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
+      };
+      const dir = () => mkdtempSync(join(tmpdir(), 'lg-wan21-memo-'));
+      const r = await trainSd({ ...wan, datasets: [dataset], adapter, optimizer }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'wan21-memo' });
+      return { reads, losses: r.training.lossHistory.map((l) => l.loss) };
+    };
+    const cached = await run(true);
+    // One read to cache the latent, one for the first step's conditioning; none after.
+    expect(cached.reads).toBe(2);
+    const uncached = await run(false);
+    expect(uncached.reads).toBe(4);
+    // Same draws, same features: the losses agree.
+    uncached.losses.forEach((l, i) => expect(l).toBeCloseTo(cached.losses[i], 4));
+  }, 120_000);
 
   it('the Sampler\'s start image changes the clip', async () => {
     const clipFrom = async (startImage: string) => {

@@ -169,12 +169,13 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
     }
     const given = opts.tokenizers?.[0];
     const tokJson = given ? undefined : findTokenizerJson(path, opts, textEncoder, kind);
-    if (!given && !tokJson) {
-      const what = kind === 'mistral' ? 'Mistral (tekken) tokenizer.json — the FLUX.2-dev folder\'s tokenizer/tokenizer.json —' : 'Qwen3 tokenizer.json';
-      throw new Error(`${path}: no ${what} found (looked in tokenizer/, beside the file${textEncoder ? ' and beside the text encoder' : ''}${opts.modelsDir ? `, and the models folder's tokenizers/${kind}/` : ''})`);
-    }
     const m = await loadFlux2({ transformer: path, textEncoder, vae, tokenizer: tokJson });
     try {
+      if (!given && !m.tokenizer) {
+        // A Mistral file of ComfyUI's carries its tokenizer (tekken_model); other encoders need tokenizer.json.
+        const what = kind === 'mistral' ? 'Mistral tokenizer (no tekken_model in the text encoder file, no tokenizer.json — the FLUX.2-dev folder\'s tokenizer/tokenizer.json —' : 'Qwen3 tokenizer.json (';
+        throw new Error(`${path}: no ${what} looked in tokenizer/, beside the file${textEncoder ? ' and beside the text encoder' : ''}${opts.modelsDir ? `, and the models folder's tokenizers/${kind}/` : ''})`);
+      }
       if (!m.text || !m.vae) throw new Error(`${path}: the text encoder or the VAE is missing`);
       const tokenizer: Tokenizer = given ?? m.tokenizer!;
       const padId = given ? (opts.config?.padId ?? QWEN3_PAD_ID) : m.tokenizer!.padId;

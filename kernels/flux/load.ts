@@ -25,6 +25,7 @@ import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
 import type { LlamaDecoderConfig } from '../text/llama-decoder';
 import { mistralConfigFromShapes, mistralLanguageModelName } from './mistral';
 import { MistralPromptTokenizer } from './mistral-tokenizer';
+import { embeddedTekkenTokenizerJson } from './tekken';
 import { FLUX1_VAE, FLUX2_VAE, QuantConvsOrIdentity } from './vae';
 
 /** Every tensor of a file, or of all `.safetensors` files of a folder (shards), by name. */
@@ -200,7 +201,10 @@ export interface Flux2Files {
   textEncoder?: string;
   /** The VAE file or folder (defaults to the diffusers folder's vae/). */
   vae?: string;
-  /** tokenizer.json, or a folder holding it (defaults to the diffusers folder's tokenizer/). */
+  /**
+   * tokenizer.json, or a folder holding it (defaults to the diffusers folder's tokenizer/; for a Mistral
+   * file with an embedded `tekken_model`, that one).
+   */
   tokenizer?: string;
 }
 
@@ -264,6 +268,9 @@ export async function loadFlux2(files: Flux2Files): Promise<LoadedFlux2> {
 
   let tokenizer: Flux2PromptTokenizer | undefined;
   const tokPath = files.tokenizer ?? sub('tokenizer');
+  // ComfyUI's Mistral files carry mistral_common's tekken.json: the tokenizer when no tokenizer.json is given.
+  const tekken = !tokPath && text?.kind === 'mistral' && tePath && statSync(tePath).isFile() ? await embeddedTekkenTokenizerJson(tePath) : undefined;
+  if (tekken) tokenizer = new MistralPromptTokenizer(tekken, {}, text!.config.maxLength, `${tePath}'s tekken_model`);
   if (tokPath) {
     const json = statSync(tokPath).isDirectory() ? join(tokPath, 'tokenizer.json') : tokPath;
     // The encoder's kind picks the chat template; without an encoder, the transformer's guidance embedding (dev) does.

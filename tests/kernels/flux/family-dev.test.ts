@@ -117,6 +117,17 @@ describe('tiny FLUX.2 [dev]', () => {
     m.close();
   }, 60_000);
 
+  it('ComfyUI\'s Mistral file carries its tokenizer (tekken_model): no tokenizer.json needed, the same ids', async () => {
+    const f = await written;
+    const g = await writeTinyDev(mkdtempSync(join(tmpdir(), 'flux2-dev-tekken-')), c, 'tekken_model');
+    const withJson = await flux2Family.load(f.transformer, { textEncoderFiles: [f.textEncoder], vaeFile: f.vae });
+    const embedded = await flux2Family.load(g.transformer, { textEncoderFiles: [g.textEncoder], vaeFile: g.vae });
+    for (const p of ['a red circle', 'a green square on a blue background']) {
+      expect(Array.from(embedded.textEncoders[0].tokenizer.tokenize(p, { maxLength: 64 }).ids)).toEqual(Array.from(withJson.textEncoders[0].tokenizer.tokenize(p, { maxLength: 64 }).ids));
+    }
+    withJson.close(); embedded.close();
+  });
+
   it('a Qwen3 chosen as dev\'s text encoder is refused naming the file and both widths', async () => {
     const f = await written;
     const klein = tinyFlux2Config();

@@ -14,6 +14,8 @@ import { FLUX2_SYSTEM_MESSAGE, MistralPromptTokenizer, mistralChatText } from '.
 import { MISTRAL_SMALL_3_24B, MISTRAL_TINY, mistralLanguageModelName, mistralLanguageModelShapes, mistralConfigFromShapes } from '../../../kernels/flux/mistral';
 import { llamaDecoderFeatures, llamaFeatureDim, type LlamaDecoderConfig } from '../../../kernels/text/llama-decoder';
 import { openFlux2TextEncoder } from '../../../kernels/flux/load';
+import { embeddedTekkenTokenizerJson, tekkenToTokenizerJson } from '../../../kernels/flux/tekken';
+import { tekkenOf } from './tiny-dev-files';
 import { runtime } from '../gradcheck';
 
 afterAll(() => runtime().close());
@@ -56,6 +58,26 @@ describe('Mistral prompt tokenizer', () => {
     const bad = join(dir, 'broken.json');
     writeFileSync(bad, '{"model": ');
     expect(() => MistralPromptTokenizer.fromFile(bad)).toThrow(/broken\.json/);
+  });
+});
+
+describe('tekken.json (ComfyUI\'s embedded tekken_model)', () => {
+  it('converted as transformers does, it tokenizes as the tokenizer.json it came from; read from a file\'s tekken_model', async () => {
+    const json = buildTekkenStyleTokenizerJson(corpus, 60) as Parameters<typeof tekkenOf>[0];
+    const tekken = tekkenOf(json);
+    const a = new MistralPromptTokenizer(json, {}, 300), b = new MistralPromptTokenizer(tekkenToTokenizerJson(tekken), {}, 300);
+    for (const p of ['a red circle on a blue background', 'photo of sks star, backgrounds', 'café ✨ 42 items', 'reasons about image descriptions']) {
+      expect(b.promptIds(p)).toEqual(a.promptIds(p));
+    }
+    expect(b.padId).toBe(11);
+    const file = join(dir, 'with-tekken.safetensors');
+    const bytes = new TextEncoder().encode(JSON.stringify(tekken));
+    await writeSafetensors(file, { tekken_model: { dtype: 'U8', shape: [bytes.length], data: bytes }, 'model.norm.weight': { dtype: 'F32', shape: [2], data: new Float32Array(2) } });
+    const embedded = await embeddedTekkenTokenizerJson(file);
+    expect(new MistralPromptTokenizer(embedded!, {}, 300).promptIds('a red circle')).toEqual(a.promptIds('a red circle'));
+    const broken = join(dir, 'broken-tekken.safetensors');
+    await writeSafetensors(broken, { tekken_model: { dtype: 'U8', shape: [3], data: Uint8Array.of(123, 34, 125) } });
+    await expect(embeddedTekkenTokenizerJson(broken)).rejects.toThrow(/broken-tekken\.safetensors: tekken_model is not tekken JSON/);
   });
 });
 

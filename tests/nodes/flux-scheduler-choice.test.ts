@@ -1,7 +1,7 @@
 // The Sampler node's `scheduler` choice on FLUX: the built-in tiny klein renders other pixels with karras
 // than with its own schedule (auto), the same pixels again for the same choice; a scheduler a model does
 // not step on is refused before anything is compiled, naming the scheduler widget — by the Sampler and by
-// Train's sample strip when it is set up.
+// Train's sample strip when it is set up, which samples on the chosen scheduler as the Sampler does.
 import { describe, it, expect, beforeAll } from 'vitest';
 import loadModelNode from '../../nodes/load-model';
 import samplerNode, { samplerSettingsNode } from '../../nodes/sampler';
@@ -11,6 +11,8 @@ import { BUILTIN_TINY_FLUX } from '../../nodes/models/builtin';
 import type { AdapterSpec, ClipValue, ImagesValue, ModelValue, SamplerSettings, VaeValue } from '../../nodes/sockets';
 import { nodeContext } from './context';
 import { writeTinyCheckpoint } from './tiny-model';
+import { ATTENTION_LORA } from './training/tiny-model';
+import { randomWeights } from './training-fixture';
 
 const { ctx } = nodeContext(undefined, '9');
 type Loaded = { model: ModelValue; clip: ClipValue; vae: VaeValue };
@@ -54,4 +56,13 @@ describe('Sampler: the scheduler widget on FLUX', () => {
     expect(() => trainingSampler(sd.model, sd.clip, sd.vae, spec, settings)).toThrow(/^scheduler: Stable Diffusion 1\.x's ddim sampler .* not 'beta'/);
     expect(trainingSampler(klein.model, klein.clip, klein.vae, spec, { ...settings, sampler: 'euler' })).toBeTypeOf('function');
   }, 120_000);
+
+  it('Train\'s sample strip samples on the chosen scheduler too', async () => {
+    const settings = (await samplerSettingsNode.execute({ inputs: {}, widgets: samplerSettingsNode.widgets.parse({ prompts: 'a red star', sampler: 'euler', steps: 4, cfg: 4 }), ctx })).outputs.settings as SamplerSettings;
+    const weights = randomWeights(ATTENTION_LORA, klein.model);
+    const strip = async (scheduler: string) => Buffer.from((await trainingSampler(klein.model, klein.clip, klein.vae, ATTENTION_LORA, { ...settings, scheduler })(0, weights, {} as never, () => {})).png);
+    const auto = await strip('auto');
+    expect((await strip('exponential')).equals(auto)).toBe(false);
+    expect((await strip('auto')).equals(auto)).toBe(true);
+  }, 180_000);
 });

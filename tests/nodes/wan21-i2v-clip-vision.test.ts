@@ -13,6 +13,7 @@ import * as K from '../../kernels';
 import { writeSafetensors, type TensorToWrite } from '../../kernels/io/safetensors';
 import { buildUnigramTokenizerJson } from '../../kernels/text/unigram-tokenizer-json';
 import { tinyWan21I2vConfig, wanFamily, type WanFamilyConfig } from '../../kernels/wan/family';
+import { wanToDiffusers } from '../../kernels/wan/keys';
 import { clipVisionKeyIn } from '../../kernels/vision/clip-vision-keys';
 import { CLIP_VISION_TINY } from '../../kernels/vision/clip-vision';
 import { buildTrainGraph } from '../../kernels/families/training-graph';
@@ -132,6 +133,26 @@ describe('Wan 2.1 I2V\'s CLIP vision file on Load Model', () => {
     found.clip.data.forEach((v, i) => { diff = Math.max(diff, Math.abs(v - viaWidget.clip.data[i])); });
     expect(diff).toBeLessThan(1e-5);
     expect(Math.max(...Array.from(found.clip.data, Math.abs))).toBeGreaterThan(0.1);
+  }, 60_000);
+
+  it('a diffusers folder\'s image_encoder/ is its CLIP vision tower', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'lg-wan21-diffusers-'));
+    for (const d of ['transformer', 'text_encoder', 'tokenizer', 'vae', 'image_encoder']) mkdirSync(join(folder, d));
+    const file = (m: Map<string, K.HostTensor>, rename = (k: string) => k) => new Map([...m].map(([k, t]) => [rename(k), f32(t)]));
+    await writeSafetensors(join(folder, 'transformer', 'diffusion_pytorch_model.safetensors'), file(weights.transformer, wanToDiffusers), { loragraph_num_heads: String(cfg.transformer.numHeads) });
+    await writeSafetensors(join(folder, 'text_encoder', 'model.safetensors'), file(weights.text));
+    writeFileSync(join(folder, 'tokenizer', 'tokenizer.json'), JSON.stringify(buildUnigramTokenizerJson(CORPUS)));
+    await writeSafetensors(join(folder, 'vae', 'diffusion_pytorch_model.safetensors'), file(weights.vae));
+    await writeSafetensors(join(folder, 'image_encoder', 'model.safetensors'), file(weights.clipVision), CLIP_META);
+    const m = await wanFamily.load(folder, { config: wan.model.config as WanFamilyConfig });
+    try {
+      expect(m.params.clip_vision).toBe([...weights.clipVision.values()].reduce((n, t) => n + t.data.length, 0));
+      const a = await clipFeatures(wan.vae, wan.model.config);
+      const b = await clipFeatures({ ...wan.vae, weights: m.vae }, wan.model.config);
+      expect(Array.from(b.clip.data)).toEqual(Array.from(a.clip.data));
+    } finally {
+      m.close();
+    }
   }, 60_000);
 
   it('refuses a tower of the wrong width, and without any CLIP vision file names the clipVision widget when the features are needed', async () => {

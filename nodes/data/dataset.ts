@@ -30,6 +30,11 @@ export interface DatasetSettings extends CaptionSettings, BucketSettings {
   fps: number;
   /** With fps set: the window at the clip's start, or a random window on every draw. */
   clipWindow: ClipWindow;
+  /**
+   * Clips for a model whose first frame is optional (Wan 2.2 TI2V-5B): given, image to video (ai-toolkit's
+   * do_i2v); off, text to video (the first-frame input left zero). Absent: on.
+   */
+  imageToVideo?: boolean;
   /** Train from cached VAE latents (see cache.ts); the trainer reads this flag. */
   cacheLatents: boolean;
   /** Train from cached text embeddings (see cache.ts); the trainer reads this flag. */
@@ -51,6 +56,7 @@ export const defaultDatasetSettings: Omit<DatasetSettings, 'folder'> = {
   videoModel: false,
   fps: 0,
   clipWindow: 'head',
+  imageToVideo: true,
   cacheLatents: false,
   cacheTextEmbeddings: false,
 };

@@ -149,6 +149,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const sampleConds = conditioning.filter((c) => c.source === 'sample');
   // Computed from the clip's own pixels by the family (Wan I2V: first-frame mask + image latent).
   const hasLatentConds = conditioning.some((c) => c.source === 'latent');
+  /** Latent conditioning the model can do without (Wan 2.2 TI2V's first frame): zeros = not given. */
+  const optionalConds = new Set(conditioning.filter((c) => c.source === 'latent' && c.optional).map((c) => c.name));
   if (hasLatentConds && !family.latentConditioning) throw new Error(`${family.label}: the model takes conditioning computed from the clip, which this family cannot make`);
   // Regularization images among the datasets get their own loss weight (prior preservation).
   const hasRegDataset = inp.datasets.some((d) => d.isRegularization);
@@ -364,7 +366,9 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       const t = rows[0][name];
       const n = (t.data as Float32Array).length;
       const data = new Float32Array(n * rows.length);
-      rows.forEach((r, i) => data.set(r[name].data as Float32Array, i * n));
+      // An optional input left zero means "not given": text to video for a Dataset with imageToVideo off.
+      const given = (i: number) => !optionalConds.has(name) || batch.entries[i].dataset.settings.imageToVideo !== false;
+      rows.forEach((r, i) => { if (given(i)) data.set(r[name].data as Float32Array, i * n); });
       return [name, { dtype: 'float32' as const, shape: [rows.length, ...t.shape.slice(1)], data }];
     }));
   };

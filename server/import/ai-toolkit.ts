@@ -251,6 +251,7 @@ export const DATASET_RULES: Rule[] = [
   { key: 'flip_y', to: 'dataset.flipY' },
   { key: 'is_reg', to: 'dataset.isRegularization' },
   { key: 'num_frames', to: 'dataset.numFrames' },
+  { key: 'do_i2v', to: 'dataset.imageToVideo' },
   { key: 'bucket_tolerance', to: 'dataset.bucketStep' },
   { key: 'buckets', status: 'unsupported', default: true, note: 'Dataset always buckets by aspect ratio' },
   {

@@ -113,6 +113,7 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
     flip_y: d.flipY,
     ...(d.isRegularization ? { is_reg: true } : {}),
     ...(d.numFrames !== 1 ? { num_frames: d.numFrames } : {}),
+    ...(d.imageToVideo === false ? { do_i2v: false } : {}),
     bucket_tolerance: d.bucketStep,
     resolution: sizes.length === 1 ? sizes[0] : sizes,
   }));

@@ -41,7 +41,7 @@ describe('Dataset node', () => {
   it('declares kohya/ai-toolkit widget names with defaults', () => {
     const info = datasetNode.info();
     const names = info.widgets.map((w) => w.name);
-    for (const n of ['folder', 'captionExtension', 'triggerWord', 'defaultCaption', 'repeats', 'isRegularization', 'weight', 'captionDropoutRate', 'tokenDropoutRate', 'shuffleTags', 'keepTokens', 'separator', 'flipX', 'flipY', 'resolution', 'bucketStep', 'skipBadFiles', 'numFrames', 'videoModel', 'fps', 'clipWindow', 'cacheLatents', 'cacheTextEmbeddings']) {
+    for (const n of ['folder', 'captionExtension', 'triggerWord', 'defaultCaption', 'repeats', 'isRegularization', 'weight', 'captionDropoutRate', 'tokenDropoutRate', 'shuffleTags', 'keepTokens', 'separator', 'flipX', 'flipY', 'resolution', 'bucketStep', 'skipBadFiles', 'numFrames', 'videoModel', 'fps', 'clipWindow', 'imageToVideo', 'cacheLatents', 'cacheTextEmbeddings']) {
       expect(names).toContain(n);
     }
     expect(info.outputs).toEqual([{ name: 'dataset', type: 'DATASET' }, { name: 'preview', type: 'IMAGES' }]);

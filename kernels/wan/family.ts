@@ -6,7 +6,8 @@
 //
 // I2V models take 20 more input channels: a 4-channel mask (1 on the first latent frame) and the VAE
 // latent of the first frame followed by black frames. Those are `source: 'latent'` conditioning inputs,
-// built from the training clip by `latentConditioning`.
+// built from the training clip by `latentConditioning`. Wan 2.1 I2V adds a third, `clip`: CLIP ViT-H/14's
+// penultimate states of the first frame (`wanClipFeatures`), whose tower the VAE value serves.
 //
 // Wan 2.2 TI2V-5B takes its first frame without extra channels (kernels/wan/ti2v.ts): an optional
 // `first_frame` latent input swapped into the noisy latent at timestep 0, left out of the loss.

@@ -15,7 +15,8 @@ import { FLUX2_DEV } from '../../../kernels/flux/config';
 import { FamilyPipeline } from '../../../kernels/families/pipeline';
 import { familyAdapters } from '../../../kernels/families/adapters';
 import { buildTrainGraph } from '../../../kernels/families/training-graph';
-import { fluxTargetSpec } from '../../../kernels/flux/lora';
+import { fluxLoraDelta, fluxTargetSpec, readFluxLora, writeFluxLora, FLUX_LORA_FORMATS, type FluxLoraModule } from '../../../kernels/flux/lora';
+import { selectTargets } from '../../../kernels/adapters/targets';
 import { Rng } from '../../../kernels/random';
 import { fakeCall } from './flow-reference';
 import { writeTinyDev } from './tiny-dev-files';
@@ -46,6 +47,30 @@ describe('FLUX.2 [dev] at full size, without weights', () => {
     expect(targets[0].module).toBe('double_blocks.0.img_attn.qkv');
     expect(targets.at(-1)!.module).toBe('single_blocks.47.linear2');
     expect(flux2Family.loraComponents(FLUX2_DEV_FAMILY)[0]).toMatchObject({ part: 'transformer', kohyaPrefix: 'lora_unet' });
+  });
+});
+
+describe('FLUX.2 [dev] LoRA files', () => {
+  it('all-linear LoRA, the guidance embedder included, reads back from ai-toolkit, kohya and diffusers names', () => {
+    const t = tinyFlux2DevConfig().transformer;
+    const rng = new Rng(3);
+    const lora = new Map<string, FluxLoraModule>();
+    for (const info of selectTargets(fluxTransformerShapes(t).modules, fluxTargetSpec('all_linear'))) {
+      if (info.kind !== 'linear') continue;
+      lora.set(info.module, { down: rng.fork(`${info.module}.d`).fillUniform(new Float32Array(2 * info.inFeatures), -1, 1), up: rng.fork(`${info.module}.u`).fillUniform(new Float32Array(info.outFeatures * 2), -1, 1), rank: 2, alpha: 1, inFeatures: info.inFeatures, outFeatures: info.outFeatures });
+    }
+    expect(lora.has('guidance_in.in_layer')).toBe(true);
+    const names = { 'ai-toolkit': 'diffusion_model.guidance_in.in_layer.lora_A.weight', kohya: 'lora_unet_guidance_in_in_layer.lora_down.weight', diffusers: 'transformer.time_guidance_embed.guidance_embedder.linear_1.lora_A.weight' } as const;
+    for (const format of FLUX_LORA_FORMATS) {
+      const file = writeFluxLora(t, lora, format);
+      expect(file.has(names[format as keyof typeof names]), format).toBe(true);
+      const back = readFluxLora(t, file);
+      expect([...back.keys()].sort()).toEqual([...lora.keys()].sort());
+      for (const [k, m] of lora) {
+        const a = fluxLoraDelta(m), b = fluxLoraDelta(back.get(k)!);
+        expect(a.every((v, i) => Math.abs(v - b[i]) < 1e-5), `${format} ${k}`).toBe(true);
+      }
+    }
   });
 });
 

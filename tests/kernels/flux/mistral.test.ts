@@ -16,7 +16,7 @@ import { llamaDecoderFeatures, llamaFeatureDim, type LlamaDecoderConfig } from '
 import { openFlux2TextEncoder } from '../../../kernels/flux/load';
 import { embeddedTekkenTokenizerJson, tekkenToTokenizerJson } from '../../../kernels/flux/tekken';
 import { tekkenOf } from './tiny-dev-files';
-import { runtime } from '../gradcheck';
+import { gradCheck, runtime } from '../gradcheck';
 
 afterAll(() => runtime().close());
 
@@ -240,5 +240,22 @@ describe('tiny Mistral-architecture encoder from a safetensors file', () => {
     expect(te.config).toMatchObject({ hiddenSize: 16, numHeads: 4, numKvHeads: 2, numLayers: 3, vocabSize: MISTRAL_TINY.vocabSize });
     expect(te.params).toBe([...rand.tensors.values()].reduce((n, t) => n + t.data.length, 0));
     te.weights.close();
+  });
+});
+
+describe('left-padded decoder gradients', () => {
+  it('finite differences agree with autodiff through the masked attention (v and q projections, pad queries zeroed)', async () => {
+    const cfg = { ...MISTRAL_TINY, numLayers: 2, outputLayers: [1, 2], vocabSize: 30 };
+    const rand = new K.RandomWeights(8, 0.4);
+    const len = 5;
+    const ids: K.HostTensor = { dtype: 'int64', shape: [2, len], data: BigInt64Array.from([11, 11, 1, 7, 9, 1, 3, 7, 9, 4].map(BigInt)) };
+    const mask: K.HostTensor = { dtype: 'float32', shape: [2, len], data: Float32Array.from([0, 0, 1, 1, 1, 1, 1, 1, 1, 1]) };
+    const d = cfg.hiddenSize, qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
+    const worst = await gradCheck((v, q, i, m) => {
+      const given = new Map([['model.layers.0.self_attn.v_proj.weight', v], ['model.layers.1.self_attn.q_proj.weight', q]]);
+      const w: K.WeightSource = { get: (path, shape) => given.get(path) ?? rand.get(path, shape) };
+      return llamaDecoderFeatures(new K.Builder(w), cfg, i, m);
+    }, [{ shape: [kvDim, d] }, { shape: [qDim, d] }, { shape: [2, len], fixed: ids }, { shape: [2, len], fixed: mask }]);
+    expect(worst).toBeLessThan(2e-2);
   });
 });

@@ -37,7 +37,7 @@ function givenFlag(firstFrame: Tensor): Tensor {
   return reshape(corner, [firstFrame.shape[0], 1]);
 }
 
-/** [1, F] (or the given rank's leading shape) with 1 on the first latent frame and 0 after. */
+/** 1 on the first of `frames` latent frames and 0 after, shaped `shape` to broadcast ([1, F] or [1, 1, F, 1, 1]). */
 const firstFrameOnly = (frames: number, shape: number[]) => constant(Float32Array.from({ length: frames }, (_, i) => (i === 0 ? 1 : 0)), shape);
 
 /**
@@ -52,7 +52,8 @@ export function withFirstFrame(x: Tensor, t: Tensor, firstFrame: Tensor): { late
   const flag = slice(firstFrame, [0], [1], [1]);
   const image = slice(firstFrame, [1], [1 + c], [1]);
   const first = slice(x, [0], [1], [2]);
-  // x0 ← flag·image + (1 − flag)·x0: exactly the image where given (no rounding of x0 − image), the noisy frame where not.
+  // frame 0 ← flag·image + (1 − flag)·frame 0: exactly the image where given (no rounding through a
+  // difference), the noisy frame where not. Wan's patches span one latent frame, so its tokens follow.
   const latents = concat([add(mul(flag, image), mul(sub(1, flag), first)), slice(x, [1], [frames], [2])], 2);
   const timesteps = mul(reshape(t, [bsz, 1]), sub(1, mul(givenFlag(firstFrame), firstFrameOnly(frames, [1, frames]))));
   return { latents, timesteps };

@@ -177,7 +177,7 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
 
   const chosen = typeof load.widgets.family === 'string' && load.widgets.family !== 'auto' ? aiToolkitArchOf(load.widgets.family) : undefined;
   const modelYaml: Record<string, unknown> = { name_or_path: load.widgets.checkpoint, arch: opts.arch ?? chosen ?? 'sd1' };
-  if (!opts.arch && load.widgets.family === 'flux2') notExported.push(`${load.title}.family = flux2: exported as arch flux2_klein_9b (for klein 4B pass --arch flux2_klein_4b)`);
+  if (!opts.arch && load.widgets.family === 'flux2') notExported.push(`${load.title}.family = flux2: exported as arch flux2_klein_9b (for klein 4B pass --arch flux2_klein_4b, for FLUX.2 [dev] --arch flux2)`);
   if (load.widgets.checkpoint === 'builtin:tiny') notExported.push(`${load.title}.checkpoint = builtin:tiny: loragraph's own tiny model; point name_or_path at an SD 1.5 checkpoint`);
   if (lowLoad) {
     trainYaml.switch_boundary_every = trainW.switchEvery;

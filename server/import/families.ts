@@ -64,7 +64,8 @@ export async function familyFromArch(arch: string, from: string): Promise<Family
 
 /**
  * ai-toolkit's arch for a loragraph family id (Load Model's family widget), for `loragraph export`: the
- * first arch naming the family, FLUX.2 being [klein] 9B here (loragraph's FLUX.2 is klein; 4B: --arch flux2_klein_4b).
+ * first arch naming the family, FLUX.2 being [klein] 9B here (loragraph's FLUX.2 is klein or dev, which the
+ * graph alone does not tell; 4B: --arch flux2_klein_4b, dev: --arch flux2).
  */
 export function aiToolkitArchOf(id: string): string | undefined {
   if (id === 'flux2') return 'flux2_klein_9b';

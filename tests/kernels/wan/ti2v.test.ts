@@ -58,10 +58,12 @@ describe('per-token timesteps in the Wan transformer', () => {
     expect(() => graph([1, 5])).toThrow(/match neither the 12 tokens nor the 3 latent frames/);
   });
 
-  it('per-frame modulation: gradient w.r.t. tokens, shift and scale matches finite differences', async () => {
-    // 2 frames of 3 tokens, width 4: each frame's shift/scale row spread over its own tokens.
-    const err = await gradCheck((x, shift, scale) => modulated(x, shift, scale), [{ shape: [2, 6, 4] }, { shape: [2, 2, 4] }, { shape: [2, 2, 4] }]);
-    expect(err).toBeLessThan(1e-2);
+  it('per-frame and per-token modulation: gradient w.r.t. tokens, shift and scale matches finite differences', async () => {
+    // 6 tokens of width 4 in 2 frames: a shift/scale row per frame spread over its 3 tokens, or one per token.
+    for (const rows of [2, 6]) {
+      const err = await gradCheck((x, shift, scale) => modulated(x, shift, scale), [{ shape: [2, 6, 4] }, { shape: [2, rows, 4] }, { shape: [2, rows, 4] }]);
+      expect(err, `${rows} rows`).toBeLessThan(1e-2);
+    }
   });
 
   it('mini TI2V: gradient through the network with a clean first frame (per-frame levels) matches finite differences', async () => {

@@ -2,7 +2,9 @@
 // transformers; the FLUX.2-dev folder's tokenizer/) run by @huggingface/tokenizers. The prompt goes in
 // as BFL's Mistral3SmallEmbedder formats it — a system turn with BFL's system message, then the user
 // turn, no generation prompt — rendered by Mistral Small 3.1's chat template, then left-padded with
-// <pad> (the processor pads on the left) or cut to the encoder's length (512).
+// <pad> (the processor pads on the left) or cut to the encoder's length (512). The file's pre-tokenizer
+// runs as published, as diffusers' pipeline runs it (transformers' optional fix_mistral_regex is not
+// applied); a tokenizer made from tekken.json (kernels/flux/tekken.ts) splits with tekken's own pattern.
 import { readFileSync } from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
 

@@ -60,13 +60,18 @@ export async function loadModel(requested: string, opts: LoadModelOptions = {}):
   const family = await familyFor(path, opts.family);
   const separate = [...(opts.textEncoderFiles ?? []), opts.vaeFile, opts.clipVisionFile].filter((f): f is string => !!f);
   if (separate.length && !family.loadsSeparateFiles) {
-    throw new Error(`textEncoder/vae/clipVision: ${family.label} checkpoints carry their own text encoders and VAE; leave these on auto`);
+    throw new Error(`${opts.clipVisionFile ? 'clipVision' : 'textEncoder/vae'}: ${family.label} checkpoints carry their own text encoders and VAE${opts.clipVisionFile ? ' and take no CLIP vision file' : ''}; leave these on auto`);
   }
   for (const f of separate) if (!existsSync(f)) throw new Error(`${f} does not exist`);
   // A user's checkpoint stays on disk: ORT reads fp32/fp16 weights straight from the file (external
   // data), so a 4 GB model is never copied into JS memory. The tiny built-in model is read in. The tiny
   // tokenizer serves test checkpoints made with its vocabulary.
   const loaded = await family.load(path, { external: !builtin, modelsDir: opts.modelsDir, fallbackTokenizerDirs: [builtinTiny.tokenizer], textEncoderFiles: opts.textEncoderFiles, vaeFile: opts.vaeFile, clipVisionFile: opts.clipVisionFile });
+  // Only a model with an image branch reads a CLIP vision file (Wan 2.1 I2V); another would ignore it silently.
+  if (opts.clipVisionFile && loaded.params.clip_vision === undefined) {
+    loaded.close();
+    throw new Error(`clipVision: ${basename(path)} (${family.label}) takes no CLIP vision file, only Wan 2.1 I2V does; leave it on auto`);
+  }
   const source: ModelSource = Object.freeze({
     path: builtin ? checkpoint : path,
     label: builtin ? BUILTIN_MODELS[checkpoint].label : basename(path, extname(path)),

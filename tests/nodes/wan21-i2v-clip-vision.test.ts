@@ -1,9 +1,10 @@
 // Wan 2.1 I2V's CLIP vision branch end to end on a tiny model written as ComfyUI lays it out
 // (diffusion_models/, text_encoders/, vae/, clip_vision/): Load Model finds the CLIP vision file or takes
 // the one chosen on its clipVision widget (Wan's own layout reads the same), refuses one of the wrong
-// width, and without one the first frame's features are refused naming the widget; the LoRA trains
-// through the real training loop (with latents cached, the features are computed once per item) and on a
-// fixed batch its loss falls with the frozen image features fed; the Sampler's start image changes the clip.
+// width or on a model without an image branch, and without one the first frame's features are refused
+// naming the widget; the LoRA trains through the real training loop (with latents cached, the features are
+// computed once per item) and on a fixed batch its loss falls with the frozen image features fed; the
+// Sampler's start image changes the clip.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import sharp from 'sharp';
 import * as K from '../../kernels';
 import { writeSafetensors, type TensorToWrite } from '../../kernels/io/safetensors';
 import { buildUnigramTokenizerJson } from '../../kernels/text/unigram-tokenizer-json';
-import { tinyWan21I2vConfig, wanFamily, type WanFamilyConfig } from '../../kernels/wan/family';
+import { tinyWan21I2vConfig, tinyWanConfig, wanFamily, type WanFamilyConfig } from '../../kernels/wan/family';
 import { wanToDiffusers } from '../../kernels/wan/keys';
 import { clipVisionKeyIn } from '../../kernels/vision/clip-vision-keys';
 import { CLIP_VISION_TINY } from '../../kernels/vision/clip-vision';
@@ -73,6 +74,8 @@ async function writeModels(models: string, withClipVision: boolean) {
   for (const d of ['diffusion_models', 'text_encoders', 'vae', 'clip_vision', 'elsewhere']) mkdirSync(join(models, d), { recursive: true });
   const file = (m: Map<string, K.HostTensor>) => new Map([...m].map(([k, t]) => [k, f32(t)]));
   await writeSafetensors(join(models, TRANSFORMER), file(weights.transformer), { loragraph_num_heads: String(cfg.transformer.numHeads), loragraph_text_length: String(cfg.textLength) });
+  // A text-to-video model beside it, which has no image branch.
+  await writeSafetensors(join(models, 'diffusion_models', 'wan-tiny-t2v.safetensors'), file(partWeights(tinyWanConfig(), 'transformer', 4)), { loragraph_num_heads: String(cfg.transformer.numHeads) });
   await writeSafetensors(join(models, 'text_encoders', 'umt5-tiny.safetensors'), file(weights.text));
   writeFileSync(join(models, 'text_encoders', 'umt5-tiny.tokenizer.json'), JSON.stringify(buildUnigramTokenizerJson(CORPUS)));
   await writeSafetensors(join(models, 'vae', 'wan-tiny-vae.safetensors'), file(weights.vae));
@@ -157,6 +160,9 @@ describe('Wan 2.1 I2V\'s CLIP vision file on Load Model', () => {
 
   it('refuses a tower of the wrong width, and without any CLIP vision file names the clipVision widget when the features are needed', async () => {
     await expect(load(ctx, { clipVision: 'elsewhere/narrow.safetensors' })).rejects.toThrow(/^clipVision: .*narrow\.safetensors: this CLIP vision tower is 8 wide; the transformer's image branch takes 16/);
+    // A model without an image branch would ignore a chosen file: refused instead.
+    await expect(load(ctx, { checkpoint: 'diffusion_models/wan-tiny-t2v.safetensors', clipVision: 'clip_vision/clip_vision_tiny.safetensors' })).rejects.toThrow(/^clipVision: wan-tiny-t2v\.safetensors \(Wan 2\.1\/2\.2\) takes no CLIP vision file/);
+    await expect(load(ctx, { checkpoint: 'builtin:tiny', clipVision: 'clip_vision/clip_vision_tiny.safetensors' })).rejects.toThrow(/^clipVision: Stable Diffusion 1\.x checkpoints carry their own text encoders and VAE and take no CLIP vision file/);
     const without = await load(bare.ctx);
     expect(without.text[1]).not.toMatch(/CLIP vision/);
     await expect(clipFeatures(without.vae, without.model.config)).rejects.toThrow(/clipVision: .*no CLIP vision file was found: choose ComfyUI's clip_vision_h\.safetensors on Load Model's clipVision widget/);

@@ -19,8 +19,9 @@ function pipelineEstimate(graphs: Tensor[][]): MemoryEstimate {
   const weights = parts.reduce((a, e) => a + e.weights, 0);
   const inputs = Math.max(...parts.map((e) => e.inputs));
   const activations = Math.max(...parts.map((e) => e.activations));
+  const live = Math.max(...parts.map((e) => e.live));
   const runtime = parts[0].runtime;
-  return { weights, inputs, activations, runtime, total: weights + inputs + activations + runtime };
+  return { weights, inputs, activations, live, runtime, total: weights + inputs + activations + runtime };
 }
 
 export interface PipelineParts {

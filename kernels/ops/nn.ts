@@ -144,13 +144,26 @@ defineOp<ConvAttrs & { inputShape: number[] }>('conv2dInputGrad', {
   vjp: (gg, [, w], _, a) => [conv2d(gg, w, undefined, a), null],
 });
 
+/** Whether ORT computes `t` once at load (constants and ops on constants alone, DequantizeLinear excepted). */
+function foldedAtLoad(t: Tensor, seen = new Map<number, boolean>()): boolean {
+  const known = seen.get(t.id);
+  if (known !== undefined) return known;
+  const src = t.source;
+  const r = src.kind === 'const' || (src.kind === 'op' && src.op !== 'dequantizeLinear' && src.inputs.every((x) => foldedAtLoad(x, seen)));
+  seen.set(t.id, r);
+  return r;
+}
+
 function conv2dInputGrad(g: Tensor, w: Tensor, inputShape: readonly number[], a: ConvAttrs): Tensor {
   const [, , kh, kw] = w.shape;
   const [pt, pl, pb, pr] = a.padding;
   const full = [(g.shape[2] - 1) + a.dilation[0] * (kh - 1) + 1, (g.shape[3] - 1) + a.dilation[1] * (kw - 1) + 1];
   // Stride 1 (the common case): dX is a plain convolution of g with the spatially flipped, in/out-swapped
-  // weight — MLAS runs Conv about twice as fast as ConvTranspose on these shapes.
-  if (a.stride[0] === 1 && a.stride[1] === 1 && a.groups === 1 && full[0] - pt - pb === inputShape[2] && full[1] - pl - pr === inputShape[3]) {
+  // weight — MLAS runs Conv about twice as fast as ConvTranspose on these shapes. Only for weights ORT
+  // flips once at load: a weight made at run time (dequantised, cast from bf16) would be copied three
+  // times per step (transpose, two gathers), and those big short-lived buffers of every size fragment
+  // ORT's arena (bench:sd15 int8 at 256²: +0.7 GiB peak; the ConvTranspose is also faster than the copies).
+  if (a.stride[0] === 1 && a.stride[1] === 1 && a.groups === 1 && full[0] - pt - pb === inputShape[2] && full[1] - pl - pr === inputShape[3] && foldedAtLoad(w)) {
     const flipped = flip(transpose(w, [1, 0, 2, 3]), [2, 3]);
     const q = [a.dilation[0] * (kh - 1), a.dilation[1] * (kw - 1)];
     return conv2d(g, flipped, undefined, { padding: [q[0] - pt, q[1] - pl, q[0] - pb, q[1] - pr], dilation: a.dilation });

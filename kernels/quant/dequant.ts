@@ -65,7 +65,8 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
       // One table per scheme, shared by every layer (same name and data: one initializer).
       const pairs = constant(q.scheme === 'nf4' ? NF4_PAIRS : INT4_PAIRS, [256, 2], 'float32', `${q.scheme}.codebook_pairs`);
       const nbytes = Math.ceil((rows * cols) / 2);
-      const both = reshape(gather(pairs, cast(unfoldable(bytes), 'int32')), [nbytes * 2]);
+      // Gated bytes cannot be folded; ungated ones go through DequantizeLinear (one more 4-byte copy).
+      const both = reshape(gather(pairs, cast(dep ? bytes : unfoldable(bytes), 'int32')), [nbytes * 2]);
       const values = reshape(nbytes * 2 === rows * cols ? both : slice(both, [0], [rows * cols]), [rows, cols]);
       const bs = q.blockSize!;
       const nb = q.scaleShape[1];
@@ -76,7 +77,7 @@ export function dequantizeInGraph(q: QuantizedWeight, name: string, shape: reado
     case 'fp8_e4m3': {
       const codes = gated(packed([rows, cols], 'uint8'));
       const table = constant(FP8_E4M3_VALUES, [256], 'float32', `${name}.fp8_table`);
-      const values = gather(table, cast(unfoldable(codes), 'int32'));
+      const values = gather(table, cast(dep ? codes : unfoldable(codes), 'int32'));
       w = mul(values, q.scaleShape.reduce((a, b) => a * b, 1) === 1 ? reshape(scales, []) : reshape(scales, [rows, 1]));
       break;
     }

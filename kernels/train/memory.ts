@@ -10,14 +10,20 @@ import { freemem, totalmem } from 'node:os';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
 import { topoOrder } from '../autodiff';
 import { getOp } from '../ops/table';
+import { ArenaModel } from './arena';
 
 export interface MemoryEstimate {
   /** Frozen weights and constants as ORT holds them (initializers, folded constants included). */
   weights: number;
   /** Graph inputs: the batch, trainable parameters, optimizer state (resident slots), scalars. */
   inputs: number;
-  /** Peak of the intermediate values alive at once (activations, gradients, updates). */
+  /**
+   * Memory ORT's arena holds for the intermediate values (activations, gradients, updates): their
+   * peak alive at once, plus the gaps its best-fit layout leaves (kernels/train/arena.ts).
+   */
   activations: number;
+  /** Peak of the intermediate values alive at once, without the arena's gaps. */
+  live: number;
   /** The process and ONNX Runtime themselves (libraries, arenas' slack, JS heap). */
   runtime: number;
   total: number;
@@ -86,25 +92,34 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
     }
     if (outputIds.has(t.id)) readers.set(buf, (readers.get(buf) ?? 0) + 1); // outputs live to the end
   }
-  let live = 0, peak = 0;
-  for (const t of order) {
-    const src = t.source;
-    if (src.kind !== 'op' || folded.has(t.id)) continue;
-    const buf = bufferOf.get(t.id)!;
-    if (buf === t.id) { live += size.get(buf)!; peak = Math.max(peak, live); }
-    // Temporaries inside the op (chunked attention's one chunk of scores) live only while it runs.
-    const ws = getOp(src.op).workspace?.(src.inputs, src.attrs);
-    if (ws) peak = Math.max(peak, live + ws);
-    for (const x of src.inputs) {
-      const b = bufferOf.get(x.id);
-      if (b === undefined) continue;
-      const left = readers.get(b)! - 1;
-      readers.set(b, left);
-      if (left === 0) live -= size.get(b)!;
+  // Replayed twice through a model of ORT's arena: the second step reuses the first one's regions and
+  // grows them only where the layout left no room; the estimate is what the arena then holds.
+  const arena = new ArenaModel();
+  let peak = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    const chunks = new Map<number, ReturnType<ArenaModel['alloc']>>();
+    const left = new Map(readers);
+    let live = 0;
+    for (const t of order) {
+      const src = t.source;
+      if (src.kind !== 'op' || folded.has(t.id)) continue;
+      const buf = bufferOf.get(t.id)!;
+      if (buf === t.id) { live += size.get(buf)!; peak = Math.max(peak, live); chunks.set(buf, arena.alloc(size.get(buf)!)); }
+      // Temporaries inside the op (chunked attention's one chunk of scores) live only while it runs.
+      const ws = getOp(src.op).workspace?.(src.inputs, src.attrs);
+      if (ws) { peak = Math.max(peak, live + ws); arena.free(arena.alloc(ws)); }
+      for (const x of src.inputs) {
+        const b = bufferOf.get(x.id);
+        if (b === undefined) continue;
+        const n = left.get(b)! - 1;
+        left.set(b, n);
+        if (n === 0) { live -= size.get(b)!; arena.free(chunks.get(b)); chunks.delete(b); }
+      }
     }
+    for (const c of chunks.values()) arena.free(c); // the step's outputs, handed back after the run
   }
-  const activations = peak;
-  return { weights, inputs, activations, runtime: RUNTIME_BYTES, total: weights + inputs + activations + RUNTIME_BYTES };
+  const activations = Math.max(peak, arena.resident);
+  return { weights, inputs, activations, live: peak, runtime: RUNTIME_BYTES, total: weights + inputs + activations + RUNTIME_BYTES };
 }
 
 /**

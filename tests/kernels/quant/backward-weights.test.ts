@@ -57,7 +57,7 @@ describe('bases below float32 without checkpointing: the backward pass makes its
       const weight = D * D * 4;
       // Forward copies die after their layer; the backward's are made one layer at a time. Keeping the
       // forward copies (the old behaviour) held all LAYERS of them at the loss.
-      expect(e.activations).toBeLessThan(2.5 * weight);
+      expect(e.live).toBeLessThan(2.5 * weight);
       const nodes = modelNodes(await optimizedModel(K.compileGraph(g.inputs, { loss: g.loss, ...Object.fromEntries(g.grads.map((t, i) => [`g${i}`, t])) }).bytes));
       // Each stored weight is read (through the gated Reshape) once in the forward and once in the
       // backward, but the first layer's: no gradient goes back through it (x is not trained).

@@ -11,7 +11,10 @@
 //   npm run bench:sd15                                      fp32, bf16, fp16, int8, nf4 × recompute off/on
 //   npm run bench:sd15 -- --base int8 --recompute on        one configuration
 //   options: --bases fp32,int8 (subset), --configs fp32:off,fp32:on,nf4:on (exact list),
-//            --steps N (timed steps after one warm-up, default 2), --size PX (image side, default 256),
+//            --steps N (timed steps after one warm-up, default 2), --size PX (image side, default 512:
+//            SD 1.5's training resolution; at 256 the whole step's activations are small beside what
+//            one block needs while it is recomputed, so the ratio understates what checkpointing saves
+//            — live peaks estimated 584 → 257 MiB at 256², 5131 → 352 MiB at 512²),
 //            --cache DIR (random checkpoint)
 // Narrowed and quantised weights are written to a scratch file (kernels/nn/weight-file.ts) as the Load
 // Model and Quantize nodes do, so ORT holds the only resident copy.
@@ -192,7 +195,7 @@ function report(results: Result[]) {
 }
 
 const steps = Number(arg('steps') ?? 2);
-const size = Number(arg('size') ?? 256);
+const size = Number(arg('size') ?? 512);
 if (!Number.isInteger(size / 64) || size < 64) throw new Error(`--size: ${size} px must be a multiple of 64`);
 const cacheDir = arg('cache') ?? join(homedir(), '.cache', 'loragraph-bench');
 const one = arg('base');

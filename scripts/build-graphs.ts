@@ -17,8 +17,8 @@ export const QUICKSTART_PROMPTS = [
 /** Node heights below the title bar, each with room for what the node shows after a Run (measured in the editor at
  *  these widths; a node that needs more grows and pushes its neighbours aside, see editor/canvas/pushLayout.ts). */
 const SIZE = {
-  loadModel: 258, // checkpoint, clip skip, precision, family, text encoders, VAE, offload
-  dataset: 810, // widgets, then the contact sheet fitted to 256 px
+  loadModel: 282, // checkpoint, clip skip, precision, family, text encoders, VAE, CLIP vision, offload
+  dataset: 834, // widgets (imageToVideo among them), then the contact sheet fitted to 256 px
   loraTarget: 314,
   optimizer: 338,
   dop: 146,

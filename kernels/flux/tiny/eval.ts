@@ -3,7 +3,7 @@
 // families' preview pipeline, as the Sampler node does (Qwen3 features, flow Euler on FLUX.2's schedule
 // with CFG against the empty prompt, VAE decode with the BatchNorm statistics). Target: ≥ 80% shape
 // and colour.
-//   npx tsx kernels/flux/tiny/eval.ts [--dir DIR] [--samples N] [--steps N] [--cfg X] [--grid out.png]
+//   npx tsx kernels/flux/tiny/eval.ts [--dir DIR] [--samples N] [--steps N] [--cfg X] [--scheduler NAME] [--grid out.png]
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Runtime } from '../../runtime';
@@ -20,6 +20,8 @@ export interface TinyFluxEvalOptions {
   steps: number;
   cfgScale: number;
   seed: number;
+  /** The Sampler's scheduler (ComfyUI's names, or auto: FLUX.2's own schedule). */
+  scheduler?: string;
   /** Evaluate only the first N prompts (smoke tests). */
   prompts?: number;
   threads?: number;
@@ -39,7 +41,7 @@ export async function evaluateTinyFlux(o: TinyFluxEvalOptions, log: (line: strin
     const rgb: Uint8Array[] = [];
     let shapeOk = 0, colorOk = 0, backgroundOk = 0, count = 0;
     for (const [i, p] of evalPrompts().slice(0, o.prompts).entries()) {
-      const g = await pipe.generate({ prompt: p.prompt, seed: o.seed + i, steps: o.steps, cfgScale: o.cfgScale, sampler: 'euler' });
+      const g = await pipe.generate({ prompt: p.prompt, seed: o.seed + i, steps: o.steps, cfgScale: o.cfgScale, sampler: 'euler', scheduler: o.scheduler });
       const seen: string[] = [];
       let s = 0, col = 0;
       for (const img of g.images) {
@@ -69,10 +71,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     steps: Number(args.get('steps') ?? TINY_FLUX_EVAL_DEFAULTS.steps),
     cfgScale: Number(args.get('cfg') ?? TINY_FLUX_EVAL_DEFAULTS.cfgScale),
     seed: Number(args.get('seed') ?? TINY_FLUX_EVAL_DEFAULTS.seed),
+    scheduler: args.get('scheduler'),
     threads: Number(process.env.LORAGRAPH_THREADS ?? 0),
   };
   const t0 = Date.now();
-  console.log(`eval:tiny-flux ${o.dir}: ${evalPrompts().length} prompts × ${o.samples} samples, flow Euler ${o.steps} steps, CFG ${o.cfgScale}`);
+  console.log(`eval:tiny-flux ${o.dir}: ${evalPrompts().length} prompts × ${o.samples} samples, flow Euler ${o.steps} steps (${o.scheduler ?? 'auto'}), CFG ${o.cfgScale}`);
   const r = await evaluateTinyFlux(o, (line) => console.log(line));
   if (args.get('grid')) await writeGrid(resolve(args.get('grid')!), r.rgb, o.samples, 64);
   console.log(`samples: ${r.images}; shape right ${(100 * r.shapeAccuracy).toFixed(1)}%, colour right ${(100 * r.colorAccuracy).toFixed(1)}%, background right ${(100 * r.backgroundAccuracy).toFixed(1)}% (${((Date.now() - t0) / 1000).toFixed(0)}s)`);

@@ -7,6 +7,16 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
 
+// LORAGRAPH_ORT_LOG: ONNX Runtime's own log level (verbose, info, warning, error, fatal) on stderr. At
+// info ORT reports each growth of its memory arena with the request that caused it — how a step's
+// memory is found out when it differs from the pre-flight's estimate.
+const ORT_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'];
+const ortLog = process.env.LORAGRAPH_ORT_LOG;
+if (ortLog) {
+  if (!ORT_LOG_LEVELS.includes(ortLog)) throw new Error(`LORAGRAPH_ORT_LOG: '${ortLog}' is not one of ${ORT_LOG_LEVELS.join(', ')}`);
+  ort.env.logLevel = ortLog;
+}
+
 // onnxruntime-node's addon loads in one thread per process, so this one worker serves every Runtime
 // handle; each load names its own execution provider and thread count.
 /** @type {Map<string, any>} */

@@ -2,6 +2,7 @@
 // (group norm, nearest upsampling, scaled dot-product attention, linear).
 import { apply, broadcastShapes, constant, normAxis, BYTES_PER_ELEMENT, type Tensor } from '../tensor';
 import { defineOp, attr } from './table';
+import { foldedAtLoad } from './folding';
 import { add, sub, mul, rsqrt, unbroadcast, where, cast } from './elementwise';
 import { reshape, transpose, transposeLast2, reduceSum, reduceMean, expand, slice, concat, pad, gather, after } from './shape-and-reduce';
 
@@ -143,16 +144,6 @@ defineOp<ConvAttrs & { inputShape: number[] }>('conv2dInputGrad', {
   },
   vjp: (gg, [, w], _, a) => [conv2d(gg, w, undefined, a), null],
 });
-
-/** Whether ORT computes `t` once at load (constants and ops on constants alone, DequantizeLinear excepted). */
-function foldedAtLoad(t: Tensor, seen = new Map<number, boolean>()): boolean {
-  const known = seen.get(t.id);
-  if (known !== undefined) return known;
-  const src = t.source;
-  const r = src.kind === 'const' || (src.kind === 'op' && src.op !== 'dequantizeLinear' && src.inputs.every((x) => foldedAtLoad(x, seen)));
-  seen.set(t.id, r);
-  return r;
-}
 
 function conv2dInputGrad(g: Tensor, w: Tensor, inputShape: readonly number[], a: ConvAttrs): Tensor {
   const [, , kh, kw] = w.shape;

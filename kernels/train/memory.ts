@@ -10,6 +10,7 @@ import { freemem, totalmem } from 'node:os';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
 import { topoOrder } from '../autodiff';
 import { getOp } from '../ops/table';
+import { foldedAtLoad } from '../ops/folding';
 import { ArenaModel } from './arena';
 
 export interface MemoryEstimate {
@@ -44,11 +45,7 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   const outputIds = new Set(outputs.map((t) => t.id));
   let weights = 0, inputs = 0;
   // Constants, and ops on constants alone (ORT folds those at load; DequantizeLinear it leaves alone).
-  const folded = new Set<number>();
-  for (const t of order) {
-    const src = t.source;
-    if (src.kind === 'const' || (src.kind === 'op' && src.op !== 'dequantizeLinear' && src.inputs.every((x) => folded.has(x.id)))) folded.add(t.id);
-  }
+  const folded = new Set(order.filter((t) => foldedAtLoad(t)).map((t) => t.id));
   // What ORT keeps of them: the folded values and constants that a computed op (or an output) reads.
   // Intermediate folding results and constants read only while folding are dropped after load.
   const kept = new Map<unknown, number>();

@@ -9,17 +9,16 @@
 // that cross them (block outputs, conditioning) are kept, on the host. The adapter parameters,
 // optimizer state, clipping and EMA live in an ordinary TrainStep whose "loss" Σ p·g has gradient g:
 // the gradients this module computes are its inputs, so the update is the same as a resident step's.
-import { closeSync, openSync, readSync } from 'node:fs';
-import { arrayFor, input, BYTES_PER_ELEMENT, type HostTensor, type Tensor } from '../tensor';
+import { arrayFor, input, type HostTensor, type Tensor } from '../tensor';
 import { add, mul } from '../ops/elementwise';
 import { reduceSum } from '../ops/shape-and-reduce';
-import { apply } from '../tensor';
 import { getOp } from '../ops/table';
-import { grad, recomputedBlocks, topoOrder } from '../autodiff';
-import { compileGraph, type CompiledGraph } from '../compile';
+import { grad } from '../autodiff';
+import { compileGraph } from '../compile';
 import type { Feed, Runtime, Session } from '../runtime';
 import { TrainStep, type TrainStepSpec } from './step';
-import { checkMemory, deviceMemoryLimit, estimateGraphMemory, type MemoryEstimate } from './memory';
+import { checkMemory, deviceMemoryLimit, type MemoryEstimate } from './memory';
+import { cloneOps, crossingBytes, noArena, segmentedEstimate, segmentInputs, splitAtBlocks, WeightStreamer, type Segment as Split } from './segments';
 
 export type OffloadMode = 'none' | 'blocks';
 export const OFFLOAD_MODES = ['none', 'blocks'] as const satisfies readonly OffloadMode[];
@@ -30,18 +29,8 @@ export const OFFLOAD_MODES = ['none', 'blocks'] as const satisfies readonly Offl
  */
 export type OffloadedStepSpec = TrainStepSpec;
 
-/** Constants embedded in segment graphs rather than fed: unnamed and small (scalars, ones, tables). */
-const EMBED_MAX = 4096;
-
-type OpSource = Extract<Tensor['source'], { kind: 'op' }>;
-
-interface Segment {
-  /** Op tensors of the segment, in creation order. */
-  ops: Tensor[];
-  /** Outside values the segment reads, in first-read order: its graphs' inputs `in0`, `in1`, …. */
-  reads: Tensor[];
-  /** Values made here and read by a later segment (or the loss). */
-  exports: Tensor[];
+/** A segment of the step (kernels/train/segments.ts) with what training adds to it. */
+interface Segment extends Split {
   hasLoss: boolean;
   /** Extra outputs (per-term losses) computed here: name → tensor. */
   extras: [string, Tensor][];
@@ -57,9 +46,9 @@ interface Segment {
  * TrainStep (same step/read/load/init/dispose), so the trainer uses either.
  */
 export class OffloadedStep extends TrainStep {
-  private fds = new Map<string, number>();
+  private readonly weights = new WeightStreamer();
   /** Bytes of frozen weights fed to the largest segment run (what ORT holds of the model at a time). */
-  maxSegmentWeightBytes = 0;
+  get maxSegmentWeightBytes() { return this.weights.maxSegmentWeightBytes; }
 
   private constructor(
     spec: OffloadedStepSpec,
@@ -78,52 +67,17 @@ export class OffloadedStep extends TrainStep {
     const { loss } = spec;
     const other = spec.shareStateWith;
     if (other && !(other instanceof OffloadedStep)) throw new Error('layer offloading: shareStateWith must be another offloaded step');
-    const blocks = recomputedBlocks([loss]);
-    if (!blocks.length) throw new Error('layer offloading: the model has no blocks — build it with gradient checkpointing on (Builder.gradientCheckpointing)');
-    const order = topoOrder([loss, ...Object.values(spec.extraOutputs ?? {})]).sort((a, b) => a.id - b.id);
+    // Segments: the blocks, and the glue between them (kernels/train/segments.ts).
+    const split = splitAtBlocks([loss, ...Object.values(spec.extraOutputs ?? {})], 'layer offloading');
+    const { order } = split;
     const paramName = new Map(Object.entries(spec.params).map(([n, t]) => [t.id, n]));
     const inputName = new Map(spec.inputs.map((t) => [t.id, (t.source as { name: string }).name]));
     for (const t of order) {
       if (t.source.kind === 'input' && !paramName.has(t.id) && !inputName.has(t.id)) throw new Error(`layer offloading: graph input '${t.source.name}' is neither a step input nor a parameter`);
     }
-    // Segment of every op tensor: blocks are their own; the ops between blocks form glue segments.
-    const segOf = new Map<number, number>();
-    const segments: Segment[] = [];
-    const fresh = (): Segment => { segments.push({ ops: [], reads: [], exports: [], hasLoss: false, extras: [], gradReads: [], seeded: [] }); return segments[segments.length - 1]; };
-    let b = 0, glue: Segment | undefined;
-    for (const t of order) {
-      if (t.source.kind !== 'op') continue;
-      while (b < blocks.length && blocks[b].end <= t.id) b++;
-      const inBlock = b < blocks.length && t.id >= blocks[b].start;
-      let seg: Segment;
-      if (inBlock) {
-        const key = -1 - b;
-        if (!segOf.has(key)) { segOf.set(key, segments.length); fresh(); glue = undefined; }
-        seg = segments[segOf.get(key)!];
-      } else seg = glue ??= fresh();
-      segOf.set(t.id, segments.indexOf(seg));
-      seg.ops.push(t);
-    }
-    const streamed = (x: Tensor) => x.source.kind === 'const' && (!!x.source.external || !!x.source.name || x.size > EMBED_MAX);
-    const exported = new Set<number>();
-    segments.forEach((seg, i) => {
-      const seen = new Set<number>();
-      for (const t of seg.ops) for (const x of (t.source as OpSource).inputs) {
-        if (seen.has(x.id)) continue;
-        const from = segOf.get(x.id);
-        const outside = from === undefined ? x.source.kind === 'input' || streamed(x) : from !== i;
-        if (!outside) continue;
-        seen.add(x.id);
-        seg.reads.push(x);
-        if (from !== undefined) exported.add(x.id);
-      }
-    });
-    for (const seg of segments) {
-      seg.exports = seg.ops.filter((t) => exported.has(t.id));
-      seg.hasLoss = seg.ops.includes(loss);
-    }
+    const segments: Segment[] = split.segments.map((sg) => ({ ...sg, hasLoss: sg.ops.includes(loss), extras: [], gradReads: [], seeded: [] }));
     for (const [name, t] of Object.entries(spec.extraOutputs ?? {})) {
-      const at = segOf.get(t.id);
+      const at = split.segmentOf(t);
       if (at === undefined) throw new Error(`layer offloading: extra output '${name}' is not computed by the model's graph`);
       segments[at].extras.push([name, t]);
     }
@@ -138,7 +92,7 @@ export class OffloadedStep extends TrainStep {
     for (const [i, seg] of segments.entries()) {
       seg.gradReads = seg.reads.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
       seg.seeded = seg.exports.flatMap((x, k) => (needs.has(x.id) ? [k] : []));
-      const ins = seg.reads.map((x, k) => input(`in${k}`, x.shape, x.dtype));
+      const ins = segmentInputs(seg);
       const clone = cloneOps(seg, ins);
       const hasBwd = (seg.seeded.length > 0 || seg.hasLoss) && seg.gradReads.length > 0;
       const extras = Object.fromEntries(seg.extras.map(([n, t]) => [`extra:${n}`, clone(t)]));
@@ -158,10 +112,8 @@ export class OffloadedStep extends TrainStep {
     }
     // Pre-flight: the largest segment graph (its weights are inputs, so they count), plus what waits on
     // the host between segments (every value crossing segments, every parameter's gradient).
-    const host = segments.reduce((n, sg) => n + sg.exports.reduce((m, t) => m + t.size * BYTES_PER_ELEMENT[t.dtype], 0), 0)
-      + Object.values(spec.params).reduce((n, t) => n + t.size * 4, 0);
-    const estimate = plans.map((p) => estimateGraphMemory(Object.values(p.outputs))).reduce((a, b) => (b.total > a.total ? b : a));
-    const memoryEstimate: MemoryEstimate = { ...estimate, inputs: estimate.inputs + host, total: estimate.total + host };
+    const host = crossingBytes(segments) + Object.values(spec.params).reduce((n, t) => n + t.size * 4, 0);
+    const memoryEstimate = segmentedEstimate(plans.map((p) => Object.values(p.outputs)), host);
     const limit = spec.memoryLimitBytes ?? deviceMemoryLimit();
     if (limit > 0) checkMemory('This offloaded training step', memoryEstimate, limit, spec.memorySettings);
     for (const p of plans) p.seg[p.kind] = await rt.load(noArena(compileGraph(p.inputs, p.outputs, { name: `offload_${p.kind}` })));
@@ -195,24 +147,13 @@ export class OffloadedStep extends TrainStep {
     const acts = new Map<number, HostTensor>();
     const actGrads = new Map<number, HostTensor>();
     const grads: Record<string, HostTensor> = {};
-    const feedOf = (seg: Segment): Record<string, Feed> => {
-      let weightBytes = 0;
-      const f: Record<string, Feed> = {};
-      seg.reads.forEach((x, k) => {
-        const p = this.paramName.get(x.id), name = this.inputName.get(x.id);
-        if (p !== undefined) f[`in${k}`] = { slot: `${this.apply.ns}/${p}` };
-        else if (name !== undefined) {
-          if (!feeds[name]) throw new Error(`layer offloading: input '${name}' was not fed`);
-          f[`in${k}`] = feeds[name];
-        } else if (x.source.kind === 'const') {
-          const w = this.weight(x);
-          f[`in${k}`] = w;
-          weightBytes += w.data.byteLength;
-        } else f[`in${k}`] = acts.get(x.id)!;
-      });
-      this.maxSegmentWeightBytes = Math.max(this.maxSegmentWeightBytes, weightBytes);
-      return f;
-    };
+    const feedOf = (seg: Segment): Record<string, Feed> => this.weights.feeds(seg, (x): Feed => {
+      const p = this.paramName.get(x.id), name = this.inputName.get(x.id);
+      if (p !== undefined) return { slot: `${this.apply.ns}/${p}` };
+      if (name === undefined) return acts.get(x.id)!;
+      if (!feeds[name]) throw new Error(`layer offloading: input '${name}' was not fed`);
+      return feeds[name];
+    });
     for (const seg of this.segments) {
       if (!seg.fwd) continue;
       const out = await seg.fwd.run(feedOf(seg));
@@ -269,41 +210,10 @@ export class OffloadedStep extends TrainStep {
     await this.apply.releaseSessions();
   }
 
-  /** A streamed frozen weight: its bytes from the checkpoint file, or its host array. */
-  private weight(x: Tensor): HostTensor {
-    const src = x.source as Extract<Tensor['source'], { kind: 'const' }>;
-    if (!src.external) return { dtype: x.dtype, shape: [...x.shape], data: src.data! };
-    const { path, offset, length } = src.external;
-    let fd = this.fds.get(path);
-    if (fd === undefined) { fd = openSync(path, 'r'); this.fds.set(path, fd); }
-    const data = arrayFor(x.dtype, x.size);
-    const bytes = new Uint8Array(data.buffer, 0, length);
-    for (let done = 0; done < length;) {
-      const got = readSync(fd, bytes, done, length - done, offset + done);
-      if (got === 0) throw new Error(`${path}: tensor '${src.name ?? '?'}' ended after ${done} of ${length} bytes (truncated)`);
-      done += got;
-    }
-    return { dtype: x.dtype, shape: [...x.shape], data };
-  }
-
   override async dispose() {
-    for (const fd of this.fds.values()) closeSync(fd);
-    this.fds.clear();
+    this.weights.close();
     await this.apply.dispose();
   }
-}
-
-/** Segment sessions run without ORT's arena: one arena per session would keep every segment's peak. */
-const noArena = (g: CompiledGraph): CompiledGraph => ({ ...g, memArena: false, hash: `${g.hash}:no-arena` });
-
-/** Rebuilds a segment's ops over fresh inputs standing for its outside reads; returns the mapping. */
-function cloneOps(seg: Segment, ins: Tensor[]): (t: Tensor) => Tensor {
-  const copies = new Map<number, Tensor>(seg.reads.map((x, k) => [x.id, ins[k]]));
-  for (const t of seg.ops) {
-    const src = t.source as OpSource;
-    copies.set(t.id, apply(src.op, src.inputs.map((x) => copies.get(x.id) ?? x), src.attrs));
-  }
-  return (t) => copies.get(t.id)!;
 }
 
 function addHost(a: HostTensor, b: HostTensor): HostTensor {

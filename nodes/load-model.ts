@@ -2,7 +2,7 @@
 // model) → MODEL, CLIP and VAE; detects the model family from the checkpoint's keys (SDXL fine-tunes such
 // as Pony and Illustrious load as SDXL), names families it cannot train, and applies clip skip.
 import { z } from 'zod';
-import { UnsupportedModelError, familyLabel, trainableFamilies } from '../kernels/families/registry';
+import { UnsupportedModelError, familyLabel, modelLabel, trainableFamilies } from '../kernels/families/registry';
 import { defineNode, widget } from './define';
 import { BUILTIN_TINY } from './models/builtin';
 import { loadModel } from './models/load';
@@ -57,18 +57,19 @@ export default defineNode({
     const { family, dtypes, params } = loaded;
     const precision = resolvePrecision(w.precision, params[family.parts(loaded.model.config).find((p) => p.role === 'denoiser')!.id] ?? 0);
     const model = withPrecision(loaded.model, precision, ctx.paths.temp);
+    const label = modelLabel(family, model.config);
     return {
       outputs: { model: w.offload === 'none' ? model : Object.freeze({ ...model, offload: w.offload }), clip: loaded.clip, vae: loaded.vae },
       ui: {
         text: [
-          `${family.label} · ${model.source.label} (${family.sampleSize(model.config)}px, ${dtypes.join('/')})`,
+          `${label} · ${model.source.label} (${family.sampleSize(model.config)}px, ${dtypes.join('/')})`,
           `${Object.entries(params).map(([part, n]) => `${PART_NAMES[part] ?? part} ${millions(n)}`).join(', ')} parameters`,
           ...(w.clipSkip > 1 ? [`clip skip ${w.clipSkip}`] : []),
           ...(precision !== 'fp32' ? [`frozen weights in ${precision}`] : []),
           ...(w.offload !== 'none' ? [`layer offloading: ${w.offload}`] : []),
         ],
         family: family.id,
-        familyLabel: family.label,
+        familyLabel: label,
       },
     };
   },

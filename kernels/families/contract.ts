@@ -207,6 +207,8 @@ export interface ModelFamily<C = any> {
   id: FamilyId;
   /** Shown on nodes and in errors: 'Stable Diffusion 1.x', 'SDXL'. */
   label: string;
+  /** The variant a config is, when the family spans several users tell apart ('FLUX.2 [dev]'); absent: `label`. */
+  labelOf?(config: C): string;
   /** LoRA metadata: ss_base_model_version ('sd_v1', 'sdxl_base_v1-0') and modelspec.architecture stem ('stable-diffusion-xl-v1-base'). */
   baseModelVersion: string;
   modelspecArchitecture: string;

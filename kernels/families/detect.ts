@@ -2,6 +2,8 @@
 // families loragraph cannot train yet — so a file is named ("this is a Qwen-Image checkpoint") instead
 // of half-loaded as another family. Key facts follow ComfyUI's model_detection and the model authors'
 // single-file layouts. Order matters: distinctive keys are tested before generic ones.
+import { flux2Label } from '../flux/config';
+import { detectFluxTransformer } from '../flux/detect';
 
 export type DetectedFamily =
   | 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'sd3' | 'flux1' | 'flux2' | 'zimage' | 'qwen-image' | 'wan'
@@ -30,7 +32,12 @@ export const FAMILY_LABELS: Record<DetectedFamily, string> = {
   unknown: 'unrecognised model',
 };
 
-export interface FamilyEvidence { family: DetectedFamily; reason: string }
+export interface FamilyEvidence {
+  family: DetectedFamily;
+  reason: string;
+  /** The variant as users know it when the names and shapes tell it ('FLUX.2 [dev]'); else FAMILY_LABELS[family]. */
+  label?: string;
+}
 
 /** "an SDXL", "a Wan": the article a label takes in messages. */
 export function withArticle(label: string): string {
@@ -54,7 +61,11 @@ export function detectFamily(keys: readonly string[], shapeOf: (key: string) => 
     if (w === 2560) return { family: 'sdxl-refiner', reason: `'${k}' of width 2560 (refiner's aesthetic-score conditioning)` };
     return { family: 'sdxl', reason: `'${k}' (size conditioning)` };
   }
-  if ((k = has(/(^|\.)double_stream_modulation_(img|txt)\./))) return { family: 'flux2', reason: `'${k}' (FLUX.2's shared modulation)` };
+  if ((k = has(/(^|\.)double_stream_modulation_(img|txt)\./))) {
+    // klein and dev share the names; dev alone embeds the guidance scale (ComfyUI reads the variant the same way).
+    const flux = detectFluxTransformer(keys, shapeOf);
+    return { family: 'flux2', reason: `'${k}' (FLUX.2's shared modulation)${flux?.config.guidanceEmbed ? ' with a guidance embedder' : ''}`, ...(flux ? { label: flux2Label(flux.config) } : {}) };
+  }
   if ((k = has(/(^|\.)(double_blocks|single_blocks)\.0\.|^(transformer\.)?single_transformer_blocks\.0\./))) return { family: 'flux1', reason: `'${k}'` };
   // Qwen-Image's blocks look like SD3's joint blocks (add_q_proj): its text norm comes first.
   if ((k = has(/(^|\.)txt_norm\.weight$/)) && has(/(^|\.)img_in\.weight$/)) return { family: 'qwen-image', reason: `'${k}' with img_in (Qwen-Image's MMDiT)` };

@@ -42,6 +42,11 @@ export function familyLabel(id: string): string {
   return byId.get(id)?.label ?? FAMILY_LABELS[id as DetectedFamily] ?? id;
 }
 
+/** What a loaded model is called: its variant's label when the family tells variants apart, else the family's. */
+export function modelLabel(family: ModelFamily, config: unknown): string {
+  return family.labelOf?.(config) ?? family.label;
+}
+
 /** A file or folder loragraph cannot train: names its family when known. */
 export class UnsupportedModelError extends Error {
   constructor(readonly path: string, readonly family: DetectedFamily, reason: string) {

@@ -68,6 +68,12 @@ export const FLUX1_SCHNELL = flux1({ name: 'flux1-schnell', guidanceEmbed: false
  */
 export const FLUX2_TINY = flux2({ name: 'flux2-tiny', hiddenSize: 128, numHeads: 4, depthDouble: 3, depthSingle: 3, contextDim: 96, guidanceEmbed: false, axesDim: [8, 8, 8, 8] });
 
+/**
+ * What users call a FLUX.2 variant: the guidance-distilled one is [dev] (BFL's FLUX.2-dev), every other
+ * FLUX.2 — klein 4B/9B, and sizes no release has, the tiny default among them — is [klein].
+ */
+export const flux2Label = (c: FluxTransformerConfig): string => (c.guidanceEmbed ? 'FLUX.2 [dev]' : 'FLUX.2 [klein]');
+
 export const FLUX_CONFIGS: Record<string, FluxTransformerConfig> = Object.fromEntries(
   [FLUX2_KLEIN_4B, FLUX2_KLEIN_9B, FLUX2_DEV, FLUX1_DEV, FLUX1_SCHNELL, FLUX2_TINY].map((c) => [c.name, c]),
 );

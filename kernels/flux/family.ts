@@ -18,7 +18,7 @@ import type { VaeConfig } from '../sd/config';
 import { vaeDecode as sdVaeDecode, vaeEncode as sdVaeEncode } from '../sd/vae';
 import { openSafetensors } from '../io/safetensors';
 import { ropeTables } from '../dit/layers';
-import { FLUX2_DEV, FLUX2_KLEIN_9B, FLUX2_TINY, type FluxTransformerConfig } from './config';
+import { FLUX2_DEV, FLUX2_KLEIN_9B, FLUX2_TINY, flux2Label, type FluxTransformerConfig } from './config';
 import { fluxTransformer, jointPositions } from './transformer';
 import { QWEN3_8B, QWEN3_TINY } from './qwen3';
 import { MISTRAL_SMALL_3_24B, MISTRAL_TINY } from './mistral';
@@ -123,11 +123,14 @@ function findTokenizerJson(path: string, opts: LoadOptions<Flux2FamilyConfig>, t
 
 export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
   id: 'flux2',
-  label: 'FLUX.2 [klein]',
+  // The family spans klein and dev; a loaded model names its variant.
+  label: 'FLUX.2',
+  labelOf: (c) => flux2Label(c.transformer),
   baseModelVersion: 'flux2_klein',
   // musubi-tuner's sai_model_spec names: Flux.2-klein-4b / Flux.2-klein-9b / Flux.2-dev (the stem for other sizes).
   modelspecArchitecture: 'Flux.2-klein',
-  modelspecArchitectureOf: (c) => (c.transformer.name === 'flux2-klein-4b' ? 'Flux.2-klein-4b' : c.transformer.name === 'flux2-klein-9b' ? 'Flux.2-klein-9b' : c.transformer.name === 'flux2-dev' ? 'Flux.2-dev' : 'Flux.2-klein'),
+  // dev at any size (the tiny one) is dev: its guidance embedder, not its width, makes it.
+  modelspecArchitectureOf: (c) => (c.transformer.name === 'flux2-klein-4b' ? 'Flux.2-klein-4b' : c.transformer.name === 'flux2-klein-9b' ? 'Flux.2-klein-9b' : c.transformer.guidanceEmbed ? 'Flux.2-dev' : 'Flux.2-klein'),
   configs: { full: FLUX2_KLEIN_9B_FAMILY, tiny: tinyFlux2Config },
   sampleSize: (c) => c.sampleSize,
   configName: (c) => c.name,
@@ -251,7 +254,7 @@ export const flux2Family: ModelFamily<Flux2FamilyConfig> = {
     return sampleFlux(fluxModelCall(call, TIMESTEP_SCALE), {
       // ComfyUI's schedulers run over the levels of BFL's schedule for this size and step count (ModelSamplingFlux's 10000).
       sampler: run.sampler, steps: run.steps, shift: flux2Shift(run.steps, h * w), scheduler: run.scheduler, timesteps: 10000, guidance: flux2Guidance(c, run.cfgScale),
-      seed: run.seed, perImage: ch * h * w, batch: run.batch, label: c.transformer.guidanceEmbed ? 'FLUX.2 [dev]' : flux2Family.label, onStep: run.onStep,
+      seed: run.seed, perImage: ch * h * w, batch: run.batch, label: flux2Label(c.transformer), onStep: run.onStep,
     });
   },
 

@@ -42,7 +42,7 @@ async function familyFor(path: string, chosen: string | undefined): Promise<Mode
   const family = familyById(chosen);
   const evidence = await detectCheckpoint(path);
   if (evidence.family !== 'unknown' && evidence.family !== family.id) {
-    throw new Error(`family: ${path} looks like ${familyLabel(evidence.family)} (${evidence.reason}), not ${family.label}; set family to auto or to its family`);
+    throw new Error(`family: ${path} looks like ${evidence.label ?? familyLabel(evidence.family)} (${evidence.reason}), not ${family.label}; set family to auto or to its family`);
   }
   return family;
 }

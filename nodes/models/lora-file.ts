@@ -14,7 +14,7 @@ import { FamilyLoraNames, diffusersKeys, loraTensorToFloat32, parseDiffusersKey,
 import type { AdapterSpec } from '../sockets';
 import type { LoraModuleWeights, ModelFamily } from '../../kernels/families/contract';
 import { componentsOf } from '../../kernels/families/adapters';
-import { detectFamily, familyById, FAMILY_LABELS } from '../../kernels/families/registry';
+import { detectFamily, familyById, FAMILY_LABELS, modelLabel } from '../../kernels/families/registry';
 import { adapterSetsFor, setList } from './adapters';
 
 /** The Save LoRA widget's words, also written as `loragraph_format` (ai-toolkit: families with their own layouts). */
@@ -141,7 +141,9 @@ export interface LoadedLora {
 /** What base model a LoRA file's metadata or names point to, when it is not the loaded model's family. */
 function otherBaseModel(family: ModelFamily, config: unknown, keys: string[], meta: Record<string, string>, namesAreTheFamilys = false): string | undefined {
   const version = meta.ss_base_model_version ?? meta['modelspec.architecture'];
-  if (version && !version.startsWith(family.baseModelVersion) && !version.startsWith(family.modelspecArchitecture)) return version;
+  // The variant's own stem too: musubi-tuner names a FLUX.2 [dev] LoRA Flux.2-dev/lora, the family's stem is Flux.2-klein.
+  const variant = config !== undefined ? family.modelspecArchitectureOf?.(config) : undefined;
+  if (version && ![family.baseModelVersion, family.modelspecArchitecture, variant].some((v) => v && version.startsWith(v))) return version;
   if (namesAreTheFamilys) return undefined;
   if (meta.ss_v2 === 'True') return 'sd_v2';
   const prefixes = family.loraComponents(config).map((c) => c.kohyaPrefix);
@@ -165,7 +167,7 @@ export async function readLoraFile(path: string, config: unknown, family: ModelF
   // A layout of the family's own (FLUX's ai-toolkit / diffusers names) is read by the family.
   const ownFormat = family.loraFiles?.formatOf(keys);
   const other = otherBaseModel(family, config, keys, file.metadata, ownFormat !== undefined);
-  if (other) throw new Error(`${path}: this LoRA was made for ${other}, not ${family.label}`);
+  if (other) throw new Error(`${path}: this LoRA was made for ${other}, not ${modelLabel(family, config)}`);
   if (ownFormat && ownFormat !== 'kohya') return readFamilyLayout(path, file, family, config, ownFormat as LoraFormat);
   const names = new FamilyLoraNames(family, config);
   const format: LoraFormat = keys.some((k) => /^(unet|text_encoder)\./.test(k)) ? 'diffusers' : 'kohya';
@@ -189,7 +191,7 @@ export async function readLoraFile(path: string, config: unknown, family: ModelF
       if (suffix === 'dora_scale') throw new Error(`${path}: '${key}' is DoRA, which loragraph does not load`);
       ref = names.fromKohya(key.slice(0, dot));
     }
-    if (!ref) throw new Error(`${path}: module of '${key}' is not in this ${family.label} model (a LoRA for another base model or model size?)`);
+    if (!ref) throw new Error(`${path}: module of '${key}' is not in this ${modelLabel(family, config)} model (a LoRA for another base model or model size?)`);
     const kohya = ref.kohya;
     const entry = modules.get(kohya) ?? { ref, kohya, tensors: new Map() };
     entry.tensors.set(suffix, raw);
@@ -294,7 +296,7 @@ function readFamilyLayout(path: string, file: { tensors: Map<string, RawTensor>;
     byteSize: () => 512 + modules.size * 128,
   });
   const sets = adapterSetsFor(spec, { family, config });
-  if (sets.denoiser.modules.length !== modules.size) throw new Error(`${path}: ${modules.size} modules in the file, ${sets.denoiser.modules.length} of them adaptable in this ${family.label} model`);
+  if (sets.denoiser.modules.length !== modules.size) throw new Error(`${path}: ${modules.size} modules in the file, ${sets.denoiser.modules.length} of them adaptable in this ${modelLabel(family, config)} model`);
   const weights: Record<string, HostTensor> = {};
   for (const m of sets.denoiser.modules) {
     const fm = modules.get(m.info.module)!;

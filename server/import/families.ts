@@ -25,7 +25,8 @@ const AI_TOOLKIT_ARCH: Record<string, [string, string]> = {
   flex2: ['flux1', 'Flex.2 (FLUX.1 architecture)'],
   flux_kontext: ['flux1', 'FLUX.1 Kontext'],
   chroma: ['chroma', 'Chroma'],
-  flux2: ['flux2', 'FLUX.2'],
+  // ai-toolkit's Flux2Model (arch flux2) is FLUX.2 [dev]: flux2-dev.safetensors with Mistral Small 3.1, guidance-distilled.
+  flux2: ['flux2', 'FLUX.2 [dev]'],
   flux2_klein_4b: ['flux2', 'FLUX.2 [klein] 4B'],
   flux2_klein_9b: ['flux2', 'FLUX.2 [klein] 9B'],
   wan21: ['wan', 'Wan 2.1 (text-to-video)'],

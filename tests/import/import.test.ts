@@ -138,6 +138,8 @@ describe('meaning carried over', () => {
     expect(entry(r, 'config.process[0].network.linear_alpha')).toMatchObject({ status: 'changed', note: expect.stringMatching(/ignores linear_alpha/) });
     expect(byTitle(r, 'LoRA Target')).toMatchObject({ rank: 16, alpha: 16 });
     expect(entry(r, 'config.process[0].model.arch')).toMatchObject({ status: 'mapped', note: 'FLUX.2 [klein] 9B' });
+    const dev = await importConfigText('dev.yaml', text.replace('flux2_klein_9b', 'flux2'), registry, { env });
+    expect(dev.report.family).toMatchObject({ id: 'flux2', label: 'FLUX.2 [dev]', trainable: true });
     const qwen = await importConfigText('q.yaml', text.replace('flux2_klein_9b', 'qwen_image'), registry, { env });
     expect(qwen.report.family).toMatchObject({ id: 'qwen-image', trainable: false });
     expect(entry(qwen, 'config.process[0].model.arch')).toMatchObject({ status: 'unsupported', note: expect.stringMatching(/cannot train this family yet/) });

@@ -15,6 +15,7 @@ import { FLUX1_DEV, FLUX1_SCHNELL, FLUX2_DEV, FLUX2_KLEIN_4B, FLUX2_KLEIN_9B, ty
 import { writeSafetensors, type TensorToWrite } from '../../../kernels/io/safetensors';
 import loadModelNode from '../../../nodes/load-model';
 import { nodeContext } from '../../nodes/context';
+import { writeTinyDev } from './tiny-dev-files';
 
 /** diffusers tensor names and shapes of a config, from the BFL ones (fused rows split). */
 function diffusersShapes(cfg: FluxTransformerConfig): Map<string, number[]> {
@@ -38,6 +39,8 @@ describe('FLUX detection: the registry and the FLUX loader agree', () => {
         const evidence = detectFamily(keys, (k) => shapes.get(k));
         expect(evidence.family, what).toBe(family);
         if (family === 'flux2') expect(evidence.reason, what).toMatch(/double_stream_modulation_(img|txt)/);
+        // The label users see: dev by its guidance embedder, klein 4B and 9B as klein; FLUX.1 has no variant label.
+        expect(evidence.label, what).toBe(family === 'flux1' ? undefined : cfg.guidanceEmbed ? 'FLUX.2 [dev]' : 'FLUX.2 [klein]');
         const flux = detectFluxTransformer(keys, (k) => shapes.get(k))!;
         expect(flux.config.generation, what).toBe(family === 'flux2' ? 2 : 1);
         expect(flux.variant, what).toBe(cfg.name);
@@ -73,5 +76,19 @@ describe('a diffusers folder without model_index.json', () => {
     await write('diffusion_pytorch_model-00002-of-00002.safetensors', second);
     expect(detectFamily(first.map(([k]) => k)).family).toBe('flux1');
     expect(await detectCheckpoint(folder)).toMatchObject({ family: 'flux2', reason: expect.stringMatching(/double_stream_modulation/) });
+  });
+
+  it('Load Model names a FLUX.2 [dev] checkpoint FLUX.2 [dev] and the built-in klein FLUX.2 [klein]; a wrong family widget is told the variant', async () => {
+    const { ctx } = nodeContext(undefined, '3');
+    const files = await writeTinyDev(ctx.paths.models);
+    const load = (widgets: Record<string, unknown>) => loadModelNode.execute({ inputs: {}, widgets: loadModelNode.widgets.parse(widgets), ctx });
+    const dev = await load({ checkpoint: 'diffusion_models/flux2-dev-tiny.safetensors' });
+    expect((dev.ui as { text: string[] }).text[0]).toMatch(/^FLUX\.2 \[dev\] · flux2-dev-tiny \(/);
+    expect(dev.ui).toMatchObject({ family: 'flux2', familyLabel: 'FLUX.2 [dev]' });
+    const klein = await load({ checkpoint: 'builtin:tiny-flux' });
+    expect((klein.ui as { text: string[] }).text[0]).toMatch(/^FLUX\.2 \[klein\] · /);
+    expect(klein.ui).toMatchObject({ family: 'flux2', familyLabel: 'FLUX.2 [klein]' });
+    await expect(load({ checkpoint: 'diffusion_models/flux2-dev-tiny.safetensors', family: 'flux1' })).rejects.toThrow(/^family: .*flux2-dev-tiny\.safetensors looks like FLUX\.2 \[dev\] \(.*with a guidance embedder\), not FLUX\.1/);
+    expect(files.transformer).toContain('flux2-dev-tiny');
   });
 });

@@ -32,7 +32,7 @@ export default defineNode({
     textEncoder2: widget.path({ kind: 'models', default: AUTO, tooltip: 'the second text encoder file when it is separate: FLUX.1\'s T5-XXL; auto = found with the checkpoint' }),
     vae: widget.path({ kind: 'models', default: AUTO, tooltip: 'the VAE file when it is separate (ComfyUI\'s vae/, e.g. FLUX.2\'s flux2-vae / ae.safetensors); auto = found beside the checkpoint or in the models folder\'s vae/' }),
     clipVision: widget.path({ kind: 'models', default: AUTO, tooltip: 'the CLIP vision file (ComfyUI\'s clip_vision/, what "Load CLIP Vision" reads): Wan 2.1 I2V conditions on its features of the first frame — clip_vision_h.safetensors; auto = found beside the checkpoint or in the models folder\'s clip_vision/', families: ['wan'] }),
-    offload: widget.combo(OFFLOAD_MODES, { default: 'none', tooltip: 'layer offloading for models that do not fit in memory: blocks = train block by block, each block\'s weights read from the checkpoint (or host memory) when it runs — much less memory, slower steps (ai-toolkit\'s low VRAM mode)' }),
+    offload: widget.combo(OFFLOAD_MODES, { default: 'none', tooltip: 'layer offloading for models that do not fit in memory: blocks = train and sample block by block, each block\'s weights read from the checkpoint (or host memory) when it runs — much less memory, slower steps (ai-toolkit\'s low VRAM mode)' }),
   }),
   outputs: { model: 'MODEL', clip: 'CLIP', vae: 'VAE' },
   async execute({ widgets: w, ctx }) {

@@ -37,8 +37,9 @@ export interface ModelValue extends FamilyModel {
   readonly denoiser: WeightSource;
   readonly quantization: QuantScheme;
   /**
-   * Layer offloading (Load Model's `offload`): 'blocks' trains block by block, each block's frozen
-   * weights streamed from the checkpoint file or host memory per step (kernels/train/offload.ts).
+   * Layer offloading (Load Model's `offload`): 'blocks' trains and samples block by block, each block's
+   * frozen weights streamed from the checkpoint file or host memory per step (kernels/train/offload.ts,
+   * kernels/train/offload-forward.ts).
    */
   readonly offload?: 'none' | 'blocks';
   byteSize(): number;

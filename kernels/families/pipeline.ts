@@ -12,10 +12,15 @@ import type { Runtime, Session } from '../runtime';
 import { stackConditioning, type ModelFamily, type Tokenizer } from './contract';
 import { idsInputName } from './training-graph';
 import { estimateGraphMemory, type MemoryEstimate } from '../train/memory';
+import { OffloadedForward } from '../train/offload-forward';
+import type { OffloadMode } from '../train/offload';
 
-/** A pipeline's graphs are all loaded at once but run one at a time: their weights add up, their working memory does not. */
-function pipelineEstimate(graphs: Tensor[][]): MemoryEstimate {
-  const parts = graphs.map((outputs) => estimateGraphMemory(outputs));
+/**
+ * A pipeline's graphs are all loaded at once but run one at a time: their weights add up, their working
+ * memory does not. A graph is its outputs, or the estimate of an offloaded one (its largest segment).
+ */
+function pipelineEstimate(graphs: (Tensor[] | MemoryEstimate)[]): MemoryEstimate {
+  const parts = graphs.map((g) => (Array.isArray(g) ? estimateGraphMemory(g) : g));
   const weights = parts.reduce((a, e) => a + e.weights, 0);
   const inputs = Math.max(...parts.map((e) => e.inputs));
   const activations = Math.max(...parts.map((e) => e.activations));
@@ -35,7 +40,32 @@ export interface PipelineParts {
    * Two experts (Wan 2.2 A14B): `denoiser` is the high-noise one and this the low-noise one, which runs
    * the steps whose noise level is below `boundary` (a fraction of the objective's timestep range).
    */
-  lowNoise?: { denoiser: WeightSource; config: unknown; boundary: number };
+  lowNoise?: { denoiser: WeightSource; config: unknown; boundary: number; offload?: OffloadMode };
+  /**
+   * Layer offloading (Load Model's offload): `blocks` runs the denoiser block by block, each block's
+   * frozen weights read from the checkpoint or host memory per step (kernels/train/offload-forward.ts).
+   */
+  offload?: OffloadMode;
+}
+
+/** What runs the denoiser: one resident session, or an offloaded forward's segment sessions. */
+type DenoiserRunner = Pick<Session, 'release'> & { run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> };
+
+/**
+ * The denoiser graph of `pred` over `inputs`: resident, or split at its blocks when `offload` is
+ * `blocks` (the prediction was then built with the blocks marked). Returns its estimate and a loader.
+ */
+function denoiserGraph(inputs: Tensor[], pred: Tensor, offload: OffloadMode | undefined, name: string) {
+  if (offload !== 'blocks') return { estimate: [pred], load: (rt: Runtime): Promise<DenoiserRunner> => rt.load(compileGraph(inputs, { prediction: pred }, { name })) };
+  const off = OffloadedForward.plan(inputs, { prediction: pred });
+  return { estimate: off.memoryEstimate, load: (rt: Runtime): Promise<DenoiserRunner> => off.load(rt, name) };
+}
+
+/** A denoiser Builder; layer offloading needs the blocks marked, which gradient checkpointing does (it changes nothing else in a forward graph). */
+function denoiserBuilder(weights: WeightSource, hook: AdapterHook | undefined, offload: OffloadMode | undefined): Builder {
+  const b = new Builder(weights, hook);
+  b.gradientCheckpointing = offload === 'blocks';
+  return b;
 }
 
 export interface PipelineOptions {
@@ -104,13 +134,13 @@ export class FamilyPipeline {
     readonly parts: PipelineParts,
     readonly options: { width: number; height: number; batch: number; clipSkip: number; frames: number },
     private readonly text: Session,
-    private readonly denoiserSession: Session,
+    private readonly denoiserSession: DenoiserRunner,
     private readonly decoder: Session,
     private readonly latentShape: number[],
     /** Per-sample conditioning of a preview: size/crop for SDXL, the embedded guidance scale for FLUX.1 dev. */
     private readonly sampleCond: (preview: { guidance?: number }) => Record<string, HostTensor>,
     /** Two experts: the low-noise denoiser and the timestep (objective units) below which it runs. */
-    private readonly lowNoise?: { session: Session; below: number },
+    private readonly lowNoise?: { session: DenoiserRunner; below: number },
     private readonly rt?: Runtime,
   ) {}
 
@@ -168,20 +198,22 @@ export class FamilyPipeline {
     const condSpecs = family.conditioning(cfg, [latent.channels, ...spatial]);
     const condInputs = condSpecs.map((c) => input(c.name, [2 * n, ...c.shape]));
     const condByName = Object.fromEntries(condSpecs.map((c, i) => [c.name, condInputs[i]]));
-    const pred = family.denoise(new Builder(parts.denoiser, opts.adapters?.denoiser), cfg, { sample: x, timestep: t, cond: condByName });
+    const pred = family.denoise(denoiserBuilder(parts.denoiser, opts.adapters?.denoiser, parts.offload), cfg, { sample: x, timestep: t, cond: condByName });
     const low = parts.lowNoise;
-    const lowPred = low && family.denoise(new Builder(low.denoiser, opts.adapters?.lowNoiseDenoiser), low.config, { sample: x, timestep: t, cond: condByName });
+    const lowPred = low && family.denoise(denoiserBuilder(low.denoiser, opts.adapters?.lowNoiseDenoiser, low.offload), low.config, { sample: x, timestep: t, cond: condByName });
     const z = input('latents', [n, latent.channels, ...spatial]);
     const image = toUnitRange(family.vaeDecode(new Builder(parts.vae), cfg, z));
-    if (opts.preflight) opts.preflight(pipelineEstimate([Object.values(cond), [pred], ...(lowPred ? [[lowPred]] : []), [image]]));
+    const denoiser = denoiserGraph(withHookInputs([x, t, ...condInputs], [pred]), pred, parts.offload, `${family.id}_denoiser`);
+    const lowDenoiser = low && lowPred && denoiserGraph(withHookInputs([x, t, ...condInputs], [lowPred]), lowPred, low.offload, `${family.id}_denoiser_low_noise`);
+    if (opts.preflight) opts.preflight(pipelineEstimate([Object.values(cond), denoiser.estimate, ...(lowDenoiser ? [lowDenoiser.estimate] : []), [image]]));
 
     const text = await rt.load(compileGraph(withHookInputs(ids, Object.values(cond)), cond, { name: `${family.id}_text_encoder` }));
-    const denoiserSession = await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [pred]), { prediction: pred }, { name: `${family.id}_denoiser` }));
-    let lowNoise: { session: Session; below: number } | undefined;
-    if (low && lowPred) {
+    const denoiserSession = await denoiser.load(rt);
+    let lowNoise: { session: DenoiserRunner; below: number } | undefined;
+    if (low && lowDenoiser) {
       const objective = family.objective(cfg);
       const range = objective.kind === 'flow' ? objective.timestepScale : objective.schedule.numTrainTimesteps;
-      lowNoise = { session: await rt.load(compileGraph(withHookInputs([x, t, ...condInputs], [lowPred]), { prediction: lowPred }, { name: `${family.id}_denoiser_low_noise` })), below: low.boundary * range };
+      lowNoise = { session: await lowDenoiser.load(rt), below: low.boundary * range };
     }
     const decoder = await rt.load(compileGraph([z], { image }, { name: `${family.id}_vae_decoder` }));
 

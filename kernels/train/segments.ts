@@ -7,7 +7,8 @@
 // checkpoint file (external constants) or host memory, so no session holds weights and blocks of the
 // same shape compile to the same graph (one session).
 import { closeSync, openSync, readSync } from 'node:fs';
-import { apply, arrayFor, input, BYTES_PER_ELEMENT, type HostTensor, type Tensor } from '../tensor';
+import { apply, arrayFor, input, BYTES_PER_ELEMENT, type DType, type HostTensor, type Tensor } from '../tensor';
+import { bfloat16ToFloat32 } from '../io/dtypes';
 import { recomputedBlocks, topoOrder } from '../autodiff';
 import type { CompiledGraph } from '../compile';
 import type { Feed } from '../runtime';
@@ -83,9 +84,16 @@ function streamed(x: Tensor): boolean {
   return x.source.kind === 'const' && (!!x.source.external || !!x.source.name || x.size > EMBED_MAX);
 }
 
+/**
+ * The dtype a read is fed in. onnxruntime-node takes no bfloat16 tensor from JS, so a bf16 weight (Load
+ * Model's precision) is widened to float32 when fed — one segment's weights at a time — and the cast
+ * after it in the graph becomes float32 → float32.
+ */
+const fedDtype = (x: Tensor): DType => (x.source.kind === 'const' && x.dtype === 'bfloat16' ? 'float32' : x.dtype);
+
 /** Fresh graph inputs `in0`, `in1`, … standing for a segment's outside reads. */
 export function segmentInputs(seg: Segment): Tensor[] {
-  return seg.reads.map((x, k) => input(`in${k}`, x.shape, x.dtype));
+  return seg.reads.map((x, k) => input(`in${k}`, x.shape, fedDtype(x)));
 }
 
 /** Rebuilds a segment's ops over `ins` (its segmentInputs); returns the mapping from the original tensors. */
@@ -141,8 +149,14 @@ export class WeightStreamer {
     return f;
   }
 
-  /** A streamed frozen weight: its bytes from the checkpoint file, or its host array. */
+  /** A streamed frozen weight: its bytes from the checkpoint file, or its host array (bf16 widened, see fedDtype). */
   private weight(x: Tensor): HostTensor {
+    const w = this.stored(x);
+    if (fedDtype(x) === x.dtype) return w;
+    return { dtype: 'float32', shape: w.shape, data: bfloat16ToFloat32(w.data as Uint16Array) };
+  }
+
+  private stored(x: Tensor): HostTensor {
     const src = x.source as ConstSource;
     if (!src.external) return { dtype: x.dtype, shape: [...x.shape], data: src.data! };
     const { path, offset, length } = src.external;

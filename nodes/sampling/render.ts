@@ -103,15 +103,15 @@ function pipelineFor(req: RenderRequest, width: number, height: number, frames: 
   if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${model.family.label} model`);
   const spec = req.adapter?.spec;
   const low = req.lowNoise;
-  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}${low ? `|low:${low.model.source.id}@${low.boundary}` : ''}`;
+  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}${low ? `|low:${low.model.source.id}@${low.boundary}:${low.model.offload ?? 'none'}` : ''}|offload:${model.offload ?? 'none'}`;
   // Pipelines live as long as the weights they read (one text encoder's weights, or the list of several).
   const map = pipelinesFor(model.denoiser, clip.encoders.length === 1 ? clip.encoders[0].weights : clip.encoders, vae.weights);
   let p = map.get(key);
   if (!p) {
     const sets = spec ? adapterSetsFor(spec, model) : undefined;
     p = FamilyPipeline.create(defaultRuntime(), {
-      family: model.family, config: model.config, denoiser: model.denoiser, textEncoders: clip.encoders, vae: vae.weights,
-      ...(low ? { lowNoise: { denoiser: low.model.denoiser, config: low.model.config, boundary: low.boundary } } : {}),
+      family: model.family, config: model.config, denoiser: model.denoiser, textEncoders: clip.encoders, vae: vae.weights, offload: model.offload,
+      ...(low ? { lowNoise: { denoiser: low.model.denoiser, config: low.model.config, boundary: low.boundary, offload: low.model.offload } } : {}),
     }, {
       width, height, frames, clipSkip: clip.clipSkip,
       preflight: (estimate) => checkSampling(estimate, { width, height, frames, model }),

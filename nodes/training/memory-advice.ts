@@ -49,6 +49,7 @@ export function checkSampling(e: MemoryEstimate, s: { width: number; height: num
     ...(s.frames > 1 ? [`use fewer frames on the Sampler (now ${s.frames})`] : []),
     ...(precision === 'fp32' ? ['set precision to bf16 or fp16 on Load Model (now fp32)'] : []),
     ...(s.model.quantization === 'none' ? ['quantise the base with a Quantize node (unet nf4 or int8; now none)'] : []),
+    ...(s.model.offload !== 'blocks' ? [`set offload to blocks on Load Model (now ${s.model.offload ?? 'none'})`] : []),
   ];
   const source = process.env.LORAGRAPH_MEMORY_LIMIT_MB ? 'LORAGRAPH_MEMORY_LIMIT_MB' : 'free memory';
   throw new MemoryPreflightError(`Sampling at ${s.width}×${s.height}${s.frames > 1 ? ` × ${s.frames} frames` : ''} needs an estimated ${gib(e.total)} `

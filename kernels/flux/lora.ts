@@ -12,7 +12,7 @@ import type { HostTensor } from '../tensor';
 import type { LinearInfo } from '../nn/builder';
 import type { TargetSpec } from '../adapters/targets';
 import type { FamilyLoraFiles } from '../families/contract';
-import type { FluxTransformerConfig } from './config';
+import { FLUX2_DEV, FLUX2_KLEIN_4B, FLUX2_KLEIN_9B, type FluxTransformerConfig } from './config';
 import { fluxKeyMapping, fluxModuleMapping } from './keys';
 import { fluxTransformerShapes } from './shapes';
 
@@ -125,6 +125,44 @@ export function fluxLoraFormatOf(keys: Iterable<string>): FluxLoraFormat | undef
     if (/^transformer\./.test(k)) return 'diffusers';
   }
   return undefined;
+}
+
+/**
+ * Whether every module of a LoRA file (names and shapes only) is a linear layer of `cfg` with the
+ * file's in and out widths: its block indices exist in cfg and its down/up matrices fit.
+ */
+export function fluxLoraFits(cfg: FluxTransformerConfig, keys: readonly string[], shapeOf: (key: string) => readonly number[] | undefined): boolean {
+  const format = fluxLoraFormatOf(keys);
+  if (!format) return false;
+  const t = tables(cfg);
+  let modules = 0;
+  for (const key of keys) {
+    const m = /^(.*)\.(lora_down|lora_A)\.weight$/.exec(key);
+    if (!m) continue;
+    const down = shapeOf(key), up = shapeOf(`${m[1]}.${m[2] === 'lora_down' ? 'lora_up' : 'lora_B'}.weight`);
+    let info: LinearInfo | undefined, rows: number | undefined;
+    if (format === 'diffusers') {
+      const at = t.fromDiffusers.get(m[1].slice('transformer.'.length));
+      info = at && t.linears.get(at.bfl);
+      rows = at && at.rows[1] - at.rows[0];
+    } else {
+      info = t.linears.get((format === 'kohya' ? t.byKohya.get(m[1]) : m[1].replace(/^diffusion_model\./, '')) ?? '');
+      rows = info?.outFeatures;
+    }
+    if (!info || !down || !up || down[1] !== info.inFeatures || up[0] !== rows) return false;
+    modules++;
+  }
+  return modules > 0;
+}
+
+/**
+ * The FLUX.2 release a LoRA was trained on, from the file alone as ComfyUI tells the base apart: the one
+ * release all its modules fit — klein 4B (width 3072, 5 + 20 blocks), klein 9B (4096, 8 + 24) or dev
+ * (6144, 8 + 48); no two share a width, so one module is enough. undefined when none fits.
+ */
+export function flux2VariantOfLora(keys: readonly string[], shapeOf: (key: string) => readonly number[] | undefined): FluxTransformerConfig | undefined {
+  const fits = [FLUX2_KLEIN_4B, FLUX2_KLEIN_9B, FLUX2_DEV].filter((c) => fluxLoraFits(c, keys, shapeOf));
+  return fits.length === 1 ? fits[0] : undefined;
 }
 
 /** Reads a FLUX LoRA in any of the three formats into modules keyed by BFL path (float32 tensors). */

@@ -7,6 +7,7 @@ import type { NodeRegistry } from '../../nodes/registry';
 import { loadGraphFile } from '../graph/load';
 import { projectPaths } from '../paths';
 import { exportAiToolkit } from './export-ai-toolkit';
+import { flux2ArchOfGraph } from './export-arch';
 import { importConfigFile } from './index';
 import { formatReport } from './report';
 
@@ -35,14 +36,17 @@ export async function importCommand(args: string[], registry: NodeRegistry): Pro
   return 0;
 }
 
-/** `loragraph export <graph> --format ai-toolkit [--out job.yaml] [--arch sd1]`: writes the YAML, lists what did not fit. */
+/** `loragraph export <graph> --format ai-toolkit [--out job.yaml] [--arch sd1] [--data-dir DIR]`: writes the YAML, lists what did not fit. */
 export async function exportCommand(args: string[], registry: NodeRegistry): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { format: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string' }, name: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: { format: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' } }, allowPositionals: true });
   if (positionals.length !== 1) throw Object.assign(new Error('export needs exactly one graph file'), { usage: true });
   if (values.format !== 'ai-toolkit') throw Object.assign(new Error(`export --format ${values.format ?? '(missing)'}: the format loragraph writes is ai-toolkit`), { usage: true });
   const file = resolve(positionals[0]!);
   const loaded = await loadGraphFile(file, registry);
-  const result = exportAiToolkit(loaded.api, registry, { arch: values.arch, name: values.name });
+  // FLUX.2's release (klein 4B, 9B, dev) from the files the graph names, when --arch does not say it.
+  const detected = values.arch ? undefined : await flux2ArchOfGraph(loaded.api, projectPaths(values['data-dir']));
+  const result = exportAiToolkit(loaded.api, registry, { arch: values.arch, name: values.name, detected });
+  if (detected && result.yaml.includes(`arch: ${detected.arch}\n`)) console.error(`arch ${detected.arch} from ${detected.from}`);
   const out = resolve(values.out ?? `${basename(file, extname(file))}.yaml`);
   writeAtomic(out, result.yaml);
   for (const n of result.notExported) console.error(`not exported: ${n}`);

@@ -9,6 +9,7 @@ import type { ApiGraph } from '../protocol';
 import { validateGraph, type ValidNode } from '../validate';
 import { AI_TOOLKIT_OPTIMIZERS, lowNoiseCheckpoint } from './ai-toolkit';
 import { aiToolkitArchOf } from './families';
+import type { DetectedArch } from './export-arch';
 
 export class ExportError extends Error {}
 
@@ -28,10 +29,11 @@ const OPTIMIZER_NAME: Record<string, string> = {};
 for (const [k, [name, note]] of Object.entries(AI_TOOLKIT_OPTIMIZERS)) if (!note) OPTIMIZER_NAME[name] ??= k;
 
 /**
- * `arch` is ai-toolkit's model.arch for the checkpoint: given (CLI --arch), else Load Model's family widget
- * when it names one (auto detects from the file when the graph runs, which an export cannot), else sd1.
+ * `arch` is ai-toolkit's model.arch for the checkpoint: given (CLI --arch), else the FLUX.2 release read
+ * from the graph's files (`detected`, flux2ArchOfGraph: klein 4B, 9B or dev) when the family widget is
+ * flux2 or auto, else Load Model's family widget when it names one, else sd1.
  */
-export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { name?: string; arch?: string } = {}): ExportResult {
+export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { name?: string; arch?: string; detected?: DetectedArch } = {}): ExportResult {
   const v = validateGraph(api, registry);
   if (!v.ok) {
     const first = Object.entries(v.nodeErrors)[0];
@@ -175,9 +177,11 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
     });
   }
 
-  const chosen = typeof load.widgets.family === 'string' && load.widgets.family !== 'auto' ? aiToolkitArchOf(load.widgets.family) : undefined;
-  const modelYaml: Record<string, unknown> = { name_or_path: load.widgets.checkpoint, arch: opts.arch ?? chosen ?? 'sd1' };
-  if (!opts.arch && load.widgets.family === 'flux2') notExported.push(`${load.title}.family = flux2: exported as arch flux2_klein_9b (for klein 4B pass --arch flux2_klein_4b, for FLUX.2 [dev] --arch flux2)`);
+  const family = load.widgets.family;
+  const chosen = typeof family === 'string' && family !== 'auto' ? aiToolkitArchOf(family) : undefined;
+  const detected = family === 'flux2' || family === 'auto' ? opts.detected : undefined;
+  const modelYaml: Record<string, unknown> = { name_or_path: load.widgets.checkpoint, arch: opts.arch ?? detected?.arch ?? chosen ?? 'sd1' };
+  if (!opts.arch && !detected && family === 'flux2') notExported.push(`${load.title}.family = flux2: no readable FLUX.2 checkpoint or LoRA file tells the release, exported as arch flux2_klein_9b (for klein 4B pass --arch flux2_klein_4b, for FLUX.2 [dev] --arch flux2)`);
   if (load.widgets.checkpoint === 'builtin:tiny') notExported.push(`${load.title}.checkpoint = builtin:tiny: loragraph's own tiny model; point name_or_path at an SD 1.5 checkpoint`);
   if (lowLoad) {
     trainYaml.switch_boundary_every = trainW.switchEvery;

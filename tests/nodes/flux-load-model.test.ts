@@ -58,7 +58,7 @@ describe('Load Model: FLUX files chosen separately, and the family widget', () =
     load.inputs.family = 'flux2';
     const out = exportAiToolkit(a.api, registry);
     expect(out.yaml).toMatch(/arch: flux2_klein_9b/);
-    expect(out.notExported.join('\n')).toMatch(/family = flux2: exported as arch flux2_klein_9b/);
+    expect(out.notExported.join("\n")).toMatch(/family = flux2: no readable FLUX\.2 checkpoint or LoRA file tells the release, exported as arch flux2_klein_9b/);
     load.inputs.family = 'flux1';
     expect(exportAiToolkit(a.api, registry).yaml).toMatch(/arch: flux\n/);
     expect(exportAiToolkit(a.api, registry, { arch: 'flux2_klein_4b' }).yaml).toMatch(/arch: flux2_klein_4b/);

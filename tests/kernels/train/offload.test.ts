@@ -1,7 +1,7 @@
 // Layer offloading: a tiny FLUX.2 transformer with LoRA, its frozen weights streamed from a
 // safetensors file block by block (or from host memory), gives the resident graph's loss and gradients,
 // and three SGD-momentum steps with clipping, two accumulated micro-batches and an extra output land
-// on the resident TrainStep's parameters.
+// on the resident TrainStep's parameters; bf16 weights (fed widened) too.
 import { describe, it, expect, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { fluxKohyaName, fluxTargetSpec } from '../../../kernels/flux/lora';
 import { ropeTables } from '../../../kernels/dit';
 import { OffloadedStep } from '../../../kernels/train/offload';
 import { sgd } from '../../../kernels/optim';
+import { PrecisionWeights } from '../../../kernels/nn/precision';
 import { rand, runtime } from '../gradcheck';
 
 const T = 5, ROWS = 2, COLS = 3;
@@ -121,6 +122,26 @@ describe('layer offloading', () => {
     for (const n of up) expect(Math.max(...(pr[n].data as Float32Array).map(Math.abs)), n).toBeGreaterThan(1e-4);
     // and the loss fell.
     expect((await resident.step(micro, 0, 4)).loss).toBeLessThan(first);
+    await offloaded.dispose();
+    await resident.dispose();
+  });
+
+  it('bf16 frozen weights (Load Model precision), which ORT cannot be fed, are widened per segment: the resident bf16 loss and gradients', async () => {
+    const { host } = await checkpointFile();
+    const rt = runtime();
+    const bf16 = new PrecisionWeights(host, { precision: 'bf16', minElements: 16 });
+    const a = build(bf16, false), b = build(bf16, true);
+    const init = a.adapters.initialValues(3);
+    for (const [n, v] of Object.entries(init)) if (/lora_up|lora_B/.test(n)) init[n] = { ...v, data: rand(v.data.length, 0.05) };
+    const resident = await K.TrainStep.create(rt, { inputs: a.inputs, params: a.adapters.params, loss: a.loss, optimizer: sgd(), memoryLimitBytes: 0 });
+    await resident.init(init);
+    const offloaded = await OffloadedStep.create(rt, { inputs: b.inputs, params: b.adapters.params, loss: b.loss, optimizer: sgd(), memoryLimitBytes: 0 });
+    await offloaded.init(init);
+    const [r, o] = [await resident.step([feeds], 0.1, 1), await offloaded.step([feeds], 0.1, 1)];
+    expect(Math.abs(o.loss - r.loss) / r.loss).toBeLessThan(1e-5);
+    expect(Math.abs(o.gradNorm - r.gradNorm) / r.gradNorm).toBeLessThan(1e-4);
+    const [pr, po] = [await resident.read(false), await offloaded.read(false)];
+    for (const n of Object.keys(pr)) expect(maxRelDiff(pr[n], po[n]), n).toBeLessThan(1e-4);
     await offloaded.dispose();
     await resident.dispose();
   });

@@ -6,7 +6,7 @@
 //                        a Qwen3 or Mistral Small text encoder file, BFL's ae.safetensors (ldm names + bn statistics)
 // Sizes are read from the tensors (detectFluxTransformer, qwen3/mistralConfigFromShapes, the VAE's convs), so the
 // tiny model loads through the same code. Weights stay lazy: read when a graph asks for them.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSafetensors } from '../io/safetensors';
 import type { Tensor } from '../tensor';
@@ -23,7 +23,7 @@ import { fluxKeyMapping } from './keys';
 import type { Qwen3Config } from './qwen3';
 import { Qwen3PromptTokenizer } from './qwen3-tokenizer';
 import type { LlamaDecoderConfig } from '../text/llama-decoder';
-import { mistralConfigFromShapes, mistralLanguageModelName } from './mistral';
+import { mistralConfigFromShapes, mistralLanguageModelName, mistralStatedSizes, type MistralStatedSizes } from './mistral';
 import { MistralPromptTokenizer } from './mistral-tokenizer';
 import { embeddedTekkenTokenizerJson } from './tekken';
 import { FLUX1_VAE, FLUX2_VAE, QuantConvsOrIdentity } from './vae';
@@ -186,7 +186,14 @@ export async function openFlux2TextEncoder(path: string): Promise<{ kind: Flux2T
   if (qwen) named = keys.some((k) => k.startsWith('model.')) ? te.tensors : new Map([...te.tensors].map(([k, v]) => [`model.${k}`, v]));
   else named = new Map([...te.tensors].flatMap(([k, v]) => { const n = mistralLanguageModelName(k); return n ? [[n, v] as const] : []; }));
   const shapeOf = (k: string) => named.get(k)?.entry.shape;
-  const config = qwen ? qwen3ConfigFromShapes(shapeOf, [...named.keys()], maxLength) : mistralConfigFromShapes(shapeOf, [...named.keys()], te.metadata, maxLength);
+  // A transformers folder's config.json states what the Mistral's tensors do not show (head width, RoPE theta, eps).
+  const configJson = join(path, 'config.json');
+  let stated: MistralStatedSizes = {};
+  if (!qwen && statSync(path).isDirectory() && existsSync(configJson)) {
+    try { stated = mistralStatedSizes(JSON.parse(readFileSync(configJson, 'utf8'))); } catch (e) { throw new CheckpointError(configJson, (e as Error).message); }
+  }
+  const config = qwen ? qwen3ConfigFromShapes(shapeOf, [...named.keys()], maxLength) : mistralConfigFromShapes(shapeOf, [...named.keys()], te.metadata, maxLength, stated);
+  if (!config && Object.keys(stated).length) throw new CheckpointError(path, `config.json states ${stated.numHeads ?? '?'} heads and ${stated.numKvHeads ?? '?'} KV heads of width ${stated.headDim ?? '?'}; the q/k projections are [${shapeOf('model.layers.0.self_attn.q_proj.weight')}] / [${shapeOf('model.layers.0.self_attn.k_proj.weight')}]`);
   if (!config) throw new CheckpointError(path, 'not a Qwen3 text encoder, nor a Mistral Small one (FLUX.2 [klein] / [dev]): no model.embed_tokens / layers.0 q_proj / gate_proj tensors');
   // Parameters of what FLUX.2 reads (a whole Mistral3 checkpoint also holds a vision tower and an LM head).
   let params = 0;

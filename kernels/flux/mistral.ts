@@ -59,12 +59,33 @@ export function mistralLanguageModelShapes(cfg: MistralConfig): { tensors: Map<s
   return { tensors: rec.shapes, parameterCount };
 }
 
+/** What no tensor shows: the head width, RoPE theta and RMSNorm eps (and the head counts, to check against the shapes). */
+export type MistralStatedSizes = Partial<Pick<MistralConfig, 'headDim' | 'ropeTheta' | 'rmsNormEps' | 'numHeads' | 'numKvHeads'>>;
+
+/**
+ * The sizes a transformers config.json states (Mistral3ForConditionalGeneration nests the language model
+ * under `text_config`, a MistralForCausalLM has it at the top). Mistral Small 3's head width is stated,
+ * 128, and is not hidden / heads (5120 / 32 = 160).
+ */
+export function mistralStatedSizes(configJson: unknown): MistralStatedSizes {
+  const root = (configJson ?? {}) as Record<string, unknown>;
+  const c = (typeof root.text_config === 'object' && root.text_config ? root.text_config : root) as Record<string, unknown>;
+  const num = (k: string) => (typeof c[k] === 'number' && Number.isFinite(c[k]) ? c[k] as number : undefined);
+  const out: MistralStatedSizes = {
+    headDim: num('head_dim'), ropeTheta: num('rope_theta'), rmsNormEps: num('rms_norm_eps'),
+    numHeads: num('num_attention_heads'), numKvHeads: num('num_key_value_heads'),
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as MistralStatedSizes;
+}
+
 /**
  * Mistral sizes from a text encoder's tensor shapes (names already under `model.`). No tensor shows the
- * head width (no q/k norms): Mistral Small's is 128; another states it as `loragraph_head_dim`. A
- * Qwen3 (q_norm present) is not a Mistral. ComfyUI's pruned file keeps layers 0–29, enough for FLUX.2.
+ * head width (no q/k norms), RoPE theta or eps: a config.json beside the weights states them (`stated`);
+ * else a file's `loragraph_head_dim`, else Mistral Small 3's (128, 1e9, 1e-5). Stated head counts must
+ * agree with the q/k projections. A Qwen3 (q_norm present) is not a Mistral. ComfyUI's pruned file
+ * keeps layers 0–29, enough for FLUX.2.
  */
-export function mistralConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string> = {}, maxLength = 512): MistralConfig | undefined {
+export function mistralConfigFromShapes(shapeOf: (k: string) => readonly number[] | undefined, keys: readonly string[], metadata: Record<string, string> = {}, maxLength = 512, stated: MistralStatedSizes = {}): MistralConfig | undefined {
   const embed = shapeOf('model.embed_tokens.weight');
   const q = shapeOf('model.layers.0.self_attn.q_proj.weight');
   const k = shapeOf('model.layers.0.self_attn.k_proj.weight');
@@ -72,13 +93,15 @@ export function mistralConfigFromShapes(shapeOf: (k: string) => readonly number[
   if (!embed || !q || !k || !gate || shapeOf('model.layers.0.self_attn.q_norm.weight')) return undefined;
   let layers = 0;
   for (const key of keys) { const m = /^model\.layers\.(\d+)\./.exec(key); if (m) layers = Math.max(layers, Number(m[1]) + 1); }
-  const headDim = Number(metadata.loragraph_head_dim ?? MISTRAL_SMALL_3_24B.headDim);
+  const headDim = stated.headDim ?? Number(metadata.loragraph_head_dim ?? MISTRAL_SMALL_3_24B.headDim);
   if (!(headDim > 0 && q[0] % headDim === 0 && k[0] % headDim === 0)) return undefined;
+  if ((stated.numHeads !== undefined && stated.numHeads * headDim !== q[0]) || (stated.numKvHeads !== undefined && stated.numKvHeads * headDim !== k[0])) return undefined;
   // FLUX.2 [dev] reads hidden states 10, 20, 30; a smaller encoder (the tiny one) thirds its depth.
   const outputLayers = layers >= 30 ? [10, 20, 30] : [1, 2, 3].map((i) => Math.round((i * layers) / 3));
   const full = embed[0] === MISTRAL_SMALL_3_24B.vocabSize && embed[1] === MISTRAL_SMALL_3_24B.hiddenSize;
   return {
     ...MISTRAL_SMALL_3_24B, name: full ? MISTRAL_SMALL_3_24B.name : `mistral-${embed[1]}`, vocabSize: embed[0], hiddenSize: embed[1],
     intermediateSize: gate[0], numLayers: layers, numHeads: q[0] / headDim, numKvHeads: k[0] / headDim, headDim, outputLayers, maxLength,
+    ropeTheta: stated.ropeTheta ?? MISTRAL_SMALL_3_24B.ropeTheta, rmsNormEps: stated.rmsNormEps ?? MISTRAL_SMALL_3_24B.rmsNormEps,
   };
 }

@@ -4,14 +4,14 @@
 // single-file key list and transformers' Mistral3 names; a tiny Mistral written as safetensors, loaded
 // by the FLUX.2 loader and compared with a plain-loop reference on small left-padded inputs.
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as K from '../../../kernels';
 import { writeSafetensors, type TensorToWrite } from '../../../kernels/io/safetensors';
 import { buildTekkenStyleTokenizerJson, TEKKEN_CONTROL_TOKENS } from '../../../kernels/flux/tekken-tokenizer-json';
 import { FLUX2_SYSTEM_MESSAGE, MistralPromptTokenizer, mistralChatText } from '../../../kernels/flux/mistral-tokenizer';
-import { MISTRAL_SMALL_3_24B, MISTRAL_TINY, mistralLanguageModelName, mistralLanguageModelShapes, mistralConfigFromShapes } from '../../../kernels/flux/mistral';
+import { MISTRAL_SMALL_3_24B, MISTRAL_TINY, mistralLanguageModelName, mistralLanguageModelShapes, mistralConfigFromShapes, mistralStatedSizes } from '../../../kernels/flux/mistral';
 import { llamaDecoderFeatures, llamaFeatureDim, type LlamaDecoderConfig } from '../../../kernels/text/llama-decoder';
 import { openFlux2TextEncoder } from '../../../kernels/flux/load';
 import { embeddedTekkenTokenizerJson, tekkenToTokenizerJson } from '../../../kernels/flux/tekken';
@@ -108,6 +108,37 @@ describe('Mistral Small 3 24B at full size, without weights', () => {
     for (const k of ['model.vision_tower.transformer.layers.0.attention.q_proj.weight', 'model.multi_modal_projector.linear_1.weight', 'lm_head.weight', 'tekken_model']) {
       expect(mistralLanguageModelName(k)).toBeUndefined();
     }
+  });
+
+  it('the reference\'s config.json: Mistral Small 3.1/3.2\'s text_config gives these sizes; the head width is stated (128), not hidden / heads (160)', () => {
+    // FLUX.2-dev's text_encoder/config.json (transformers' Mistral3 for Mistral-Small-3.2-24B-Instruct-2506,
+    // whose language model Mistral-Small-3.1-24B-Instruct-2503 shares); ComfyUI's Mistral3Small24BConfig agrees.
+    const configJson = {
+      architectures: ['Mistral3ForConditionalGeneration'], model_type: 'mistral3', image_token_index: 10,
+      text_config: { head_dim: 128, hidden_act: 'silu', hidden_size: 5120, intermediate_size: 32768, max_position_embeddings: 131072, model_type: 'mistral', num_attention_heads: 32, num_hidden_layers: 40, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 1_000_000_000.0, sliding_window: null, vocab_size: 131072 },
+      vision_config: { head_dim: 64, hidden_size: 1024, num_attention_heads: 16, num_hidden_layers: 24, rope_theta: 10000.0 },
+    };
+    const tc = configJson.text_config;
+    const stated = mistralStatedSizes(configJson);
+    expect(stated).toEqual({ headDim: 128, ropeTheta: 1e9, rmsNormEps: 1e-5, numHeads: 32, numKvHeads: 8 });
+    expect(tc.hidden_size / tc.num_attention_heads).toBe(160);
+    const fromReference = {
+      ...MISTRAL_SMALL_3_24B, vocabSize: tc.vocab_size, hiddenSize: tc.hidden_size, intermediateSize: tc.intermediate_size, numLayers: tc.num_hidden_layers,
+      numHeads: tc.num_attention_heads, numKvHeads: tc.num_key_value_heads, headDim: tc.head_dim, ropeTheta: tc.rope_theta, rmsNormEps: tc.rms_norm_eps,
+    };
+    expect(fromReference).toEqual(MISTRAL_SMALL_3_24B);
+    // Shapes computed from the reference's numbers: q is 32 × 128 = 4096 rows on a 5120 stream; 22.90 B parameters.
+    const { tensors, parameterCount } = mistralLanguageModelShapes(fromReference);
+    expect(tensors.get('model.layers.0.self_attn.q_proj.weight')).toEqual([4096, 5120]);
+    expect(tensors.get('model.layers.0.self_attn.o_proj.weight')).toEqual([5120, 4096]);
+    expect(tensors.get('model.layers.0.self_attn.v_proj.weight')).toEqual([1024, 5120]);
+    expect(parameterCount).toBe(tc.vocab_size * tc.hidden_size + tc.num_hidden_layers * (2 * tc.hidden_size * 4096 + 2 * tc.hidden_size * 1024 + 3 * tc.hidden_size * tc.intermediate_size + 2 * tc.hidden_size) + tc.hidden_size);
+    expect(parameterCount).toBe(22_901_314_560);
+    const shapeOf = (k: string) => tensors.get(k);
+    expect(mistralConfigFromShapes(shapeOf, [...tensors.keys()], {}, 512, stated)).toEqual(MISTRAL_SMALL_3_24B);
+    // hidden / heads as the head width does not fit the projections; stated head counts must agree with them.
+    expect(mistralConfigFromShapes(shapeOf, [...tensors.keys()], {}, 512, { ...stated, headDim: 160 })).toBeUndefined();
+    expect(mistralConfigFromShapes(shapeOf, [...tensors.keys()], {}, 512, { ...stated, numKvHeads: 4 })).toBeUndefined();
   });
 
   it('sizes read back from the shapes; the FLUX.2 features need layers up to 30 only (ComfyUI\'s pruned file suffices)', () => {
@@ -240,6 +271,25 @@ describe('tiny Mistral-architecture encoder from a safetensors file', () => {
     expect(te.config).toMatchObject({ hiddenSize: 16, numHeads: 4, numKvHeads: 2, numLayers: 3, vocabSize: MISTRAL_TINY.vocabSize });
     expect(te.params).toBe([...rand.tensors.values()].reduce((n, t) => n + t.data.length, 0));
     te.weights.close();
+  });
+});
+
+describe('a transformers folder: config.json states what the tensors do not show', () => {
+  it('head width, RoPE theta and eps come from config.json\'s text_config; a config contradicting the projections is refused by name', async () => {
+    const rand = new K.RandomWeights(9, 0.3);
+    llamaDecoderFeatures(new K.Builder(rand), MISTRAL_TINY, K.input('ids', [1, 2], 'int64'), K.input('mask', [1, 2]));
+    const folder = join(dir, 'text_encoder');
+    mkdirSync(folder, { recursive: true });
+    // No loragraph_head_dim: without config.json the head width would be Mistral Small's 128, which 16 rows do not hold.
+    await writeSafetensors(join(folder, 'model.safetensors'), Object.fromEntries([...rand.tensors].map(([k, t]): [string, TensorToWrite] => [k.replace(/^model\./, 'model.language_model.'), { dtype: 'F32', shape: t.shape, data: t.data as Float32Array }])));
+    await expect(openFlux2TextEncoder(folder)).rejects.toThrow(/not a Qwen3 text encoder, nor a Mistral Small one/);
+    const textConfig = { head_dim: MISTRAL_TINY.headDim, hidden_size: 16, num_attention_heads: 4, num_key_value_heads: 2, rope_theta: 1_000_000.0, rms_norm_eps: 1e-6 };
+    writeFileSync(join(folder, 'config.json'), JSON.stringify({ model_type: 'mistral3', text_config: textConfig }));
+    const te = await openFlux2TextEncoder(folder);
+    expect(te.config).toMatchObject({ headDim: 4, numHeads: 4, numKvHeads: 2, ropeTheta: 1e6, rmsNormEps: 1e-6 });
+    te.weights.close();
+    writeFileSync(join(folder, 'config.json'), JSON.stringify({ model_type: 'mistral3', text_config: { ...textConfig, num_attention_heads: 8, head_dim: 2 } }));
+    await expect(openFlux2TextEncoder(folder)).rejects.toThrow(/config\.json states 8 heads and 2 KV heads of width 2; the q\/k projections are \[16,16\] \/ \[8,16\]/);
   });
 });
 

@@ -6,7 +6,9 @@
 //   offloaded  — Load Model's `offload: blocks`: each block its own sessions, its weights read from the
 //                file when it runs (kernels/train/offload.ts).
 // Prints peak RSS, seconds per step, the bytes of weights fed to the largest segment, and the loss of
-// each (they must agree: same model, same batch).
+// each (they must agree: same model, same batch). Then one denoiser call of sampling (no LoRA, CFG's
+// batch of 2) each way, also in its own child process (kernels/train/offload-forward.ts): peak RSS,
+// seconds, the pre-flight's estimate, and the largest difference between the two predictions.
 //
 //   npm run bench:offload          (under flock /tmp/loragraph-heavy.lock)
 //   options: --steps N (timed steps after the first, default 1), --single N (single blocks, default 6)
@@ -25,6 +27,8 @@ import { fluxTransformer, jointPositions } from '../kernels/flux/transformer';
 import { fluxKohyaName, fluxTargetSpec } from '../kernels/flux/lora';
 import { ropeTables } from '../kernels/dit';
 import { OffloadedStep } from '../kernels/train/offload';
+import { OffloadedForward } from '../kernels/train/offload-forward';
+import { estimateGraphMemory } from '../kernels/train/memory';
 
 const opt = (name: string, dflt: number) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? Number(process.argv[i + 1]) : dflt; };
 const STEPS = opt('steps', 1);
@@ -63,11 +67,41 @@ async function run(mode: 'resident' | 'offloaded', file: string) {
   const segmentWeights = ts instanceof OffloadedStep ? ts.maxSegmentWeightBytes : 0;
   const layout = ts instanceof OffloadedStep ? ts.layout : undefined;
   await rt.close();
-  return { mode, setup, best, loss: losses[0], peak: peakRss(), segmentWeights, layout };
+  return { mode, setup, best, loss: losses[0], peak: peakRss(), estimate: ts.memoryEstimate.total, segmentWeights, layout };
+}
+
+/** One denoiser call as the Sampler makes it (CFG: batch 2), resident or block by block. */
+async function sample(mode: 'sample-resident' | 'sample-offloaded', file: string) {
+  const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
+  const { tensors } = await indexSafetensors(file);
+  const b = new K.Builder(new CheckpointWeights(tensors, file, { external: true }));
+  // Offloading needs the blocks marked; in a forward graph that is all gradient checkpointing does.
+  b.gradientCheckpointing = mode === 'sample-offloaded';
+  const img = K.input('img', [2, ROWS * COLS, CFG.inChannels]), txt = K.input('txt', [2, TXT, CFG.contextDim]), t = K.input('t', [2]);
+  const y = fluxTransformer(b, CFG, { img, txt, timesteps: t, rope: ropeTables(jointPositions(CFG, TXT, ROWS, COLS), CFG.axesDim, CFG.theta) });
+  const inputs = [img, txt, t];
+  const t0 = performance.now();
+  let estimate: number, runner: { run(f: Record<string, K.HostTensor>): Promise<Record<string, K.HostTensor>> };
+  if (mode === 'sample-offloaded') {
+    const off = OffloadedForward.plan(inputs, { y });
+    estimate = off.memoryEstimate.total;
+    runner = await off.load(rt);
+  } else {
+    estimate = estimateGraphMemory([y]).total;
+    runner = await rt.load(K.compileGraph(inputs, { y }));
+  }
+  const feed = Object.fromEntries(inputs.map((x, i) => [(x.source as { name: string }).name, { dtype: 'float32' as const, shape: [...x.shape], data: x === t ? new Float32Array([0.5, 0.5]) : noise(x.size, i) }]));
+  const setup = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const out = (await runner.run(feed)).y.data as Float32Array;
+  const seconds = (performance.now() - t1) / 1000;
+  await rt.close();
+  return { mode, setup, seconds, estimate, peak: peakRss(), head: Array.from(out.subarray(0, 4096)) };
 }
 
 const mode = process.argv[2];
 if (mode === 'resident' || mode === 'offloaded') console.log(JSON.stringify(await run(mode, process.argv[3])));
+else if (mode === 'sample-resident' || mode === 'sample-offloaded') console.log(JSON.stringify(await sample(mode, process.argv[3])));
 else {
   const dir = mkdtempSync(join(tmpdir(), 'lg-bench-offload-'));
   try {
@@ -87,9 +121,13 @@ else {
     const [res, off] = [child('resident'), child('offloaded')];
     for (const r of [res, off]) {
       const extra = r.layout ? `, ${r.layout.segments} segments on ${r.layout.sessions} sessions, largest segment's weights ${gib(r.segmentWeights)} GiB` : '';
-      console.log(`  ${r.mode.padEnd(9)}: peak RSS ${gib(r.peak)} GiB, step ${r.best.toFixed(2)} s, setup ${r.setup.toFixed(1)} s, loss ${r.loss.toFixed(6)}${extra}`);
+      console.log(`  ${r.mode.padEnd(9)}: peak RSS ${gib(r.peak)} GiB, estimate ${gib(r.estimate)} GiB, step ${r.best.toFixed(2)} s, setup ${r.setup.toFixed(1)} s, loss ${r.loss.toFixed(6)}${extra}`);
     }
     console.log(`  offloaded / resident: peak RSS ${(off.peak / res.peak).toFixed(2)}×, step time ${(off.best / res.best).toFixed(2)}×, loss difference ${Math.abs(off.loss - res.loss).toExponential(1)}   (load ${load()})`);
+    const [sr, so] = [child('sample-resident'), child('sample-offloaded')];
+    for (const r of [sr, so]) console.log(`  ${r.mode.padEnd(16)}: one denoiser call (batch 2): peak RSS ${gib(r.peak)} GiB, estimate ${gib(r.estimate)} GiB, ${r.seconds.toFixed(2)} s, setup ${r.setup.toFixed(1)} s`);
+    const diff = (sr.head as number[]).reduce((m: number, v: number, i: number) => Math.max(m, Math.abs(v - so.head[i])), 0);
+    console.log(`  sampling offloaded / resident: peak RSS ${(so.peak / sr.peak).toFixed(2)}×, estimate ${(so.estimate / sr.estimate).toFixed(2)}×, time ${(so.seconds / sr.seconds).toFixed(2)}×, max |Δ prediction| ${diff.toExponential(1)} (first 4096 values)   (load ${load()})`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 // Neural-network ops: matmul, softmax, layer norm, conv2d, and the compositions built from them
 // (group norm, nearest upsampling, scaled dot-product attention, linear).
 import { apply, broadcastShapes, constant, normAxis, BYTES_PER_ELEMENT, type Tensor } from '../tensor';
+import { availableParallelism } from 'node:os';
 import { defineOp, attr } from './table';
 import { foldedAtLoad } from './folding';
 import { add, sub, mul, rsqrt, unbroadcast, where, cast } from './elementwise';
@@ -126,8 +127,30 @@ defineOp<ConvAttrs>('conv2d', {
       strides: attr.ints(stride), pads: attr.ints(padding), dilations: attr.ints(dilation), group: attr.int(groups),
     }, out);
   },
+  workspace: ([x, w], a) => convWorkspace(x, w, a),
   vjp: (g, [x, w], _, a) => [conv2dInputGrad(g, w, x.shape, a), conv2dWeightGrad(g, x, w.shape, a)],
 });
+
+// MLAS's im2col buffer for a Conv (MlasConvPrepare's working buffer, taken from ORT's arena while the
+// op runs), in elements: none for pointwise convs (the GEMM reads the input directly), the whole
+// expansion when the filters outnumber the output pixels, else a 16 Ki-float segment per thread unless
+// the batch or groups exceed one, when each thread expands a whole image. A weight ORT holds at load
+// is left out: on x86 its Conv is rewritten to the NCHWc kernels, which expand nothing.
+const MLAS_SEGMENT = 16384;
+function convWorkspace(x: Tensor, w: Tensor, { stride, padding, dilation, groups }: ConvAttrs): number {
+  if (foldedAtLoad(w)) return 0;
+  const [cout, cinPerGroup, kh, kw] = w.shape;
+  const k = cinPerGroup * kh * kw, filters = cout / groups;
+  const side = (i: number) => Math.floor((x.shape[2 + i] + padding[i] + padding[i + 2] - dilation[i] * (w.shape[2 + i] - 1) - 1) / stride[i]) + 1;
+  const outputSize = side(0) * side(1);
+  const bytes = BYTES_PER_ELEMENT[x.dtype];
+  if (stride.every((s) => s === 1) && padding.every((p) => p === 0) && k === cinPerGroup) return 0;
+  if (filters > outputSize) return outputSize * k * bytes;
+  const threads = Math.min(availableParallelism(), 16);
+  const images = x.shape[0] * groups;
+  if (images > 1) return Math.min(threads, images) * Math.max(outputSize * k, filters * outputSize, MLAS_SEGMENT) * bytes;
+  return threads * MLAS_SEGMENT * bytes;
+}
 
 // dX: the transposed convolution of the output gradient with the same weight.
 defineOp<ConvAttrs & { inputShape: number[] }>('conv2dInputGrad', {
@@ -142,6 +165,10 @@ defineOp<ConvAttrs & { inputShape: number[] }>('conv2dInputGrad', {
       output_padding: attr.ints(op),
     }, out);
   },
+  // ORT's ConvTranspose multiplies into a column buffer of (input channels · taps) × (gradient pixels)
+  // before folding it back (col2im): at SD 1.5's 512² a 960-channel 3×3 conv's is 141 MiB, taken from the
+  // arena while the op runs (conv_transpose.cc).
+  workspace: ([g, w]) => w.shape[1] * w.shape[2] * w.shape[3] * g.shape[2] * g.shape[3] * BYTES_PER_ELEMENT[g.dtype],
   vjp: (gg, [, w], _, a) => [conv2d(gg, w, undefined, a), null],
 });
 
@@ -305,11 +332,12 @@ defineOp<{ chunk: number; scale: number }>('chunkedAttention', {
     }
     l.node('Concat', outs, { axis: attr.int(axis) }, out);
   },
-  // Scaled q, kᵀ, and one chunk's scores and probabilities, live while the op runs.
+  // Scaled q, kᵀ, and one chunk's scores, live while the op runs (ORT's Softmax writes its
+  // probabilities over the scores, and each chunk's scores take the previous chunk's dead buffer).
   workspace: ([q, k], { chunk }) => {
     const r = q.rank, bytes = BYTES_PER_ELEMENT[q.dtype];
     const heads = q.size / (q.shape[r - 2] * q.shape[r - 1]);
-    return (q.size + k.size + 2 * heads * Math.min(chunk, q.shape[r - 2]) * k.shape[r - 2]) * bytes;
+    return (q.size + k.size + heads * Math.min(chunk, q.shape[r - 2]) * k.shape[r - 2]) * bytes;
   },
   vjp: (g, [q, k, v], o, { chunk, scale }) => {
     const axis = q.rank - 2;

@@ -1,10 +1,14 @@
 // Memory pre-flight: an estimate of a graph's peak memory made from the symbolic graph before ORT
 // sees it, and a check against the device's memory that fails at once, naming the settings to change,
 // instead of the run dying mid-way. The estimate replays the graph in the order it is compiled (the
-// order ORT's sequential executor follows closely): every op's output is allocated when it is made
-// and freed after its last reader; reshapes and gates alias their input; ops on constants alone are
-// folded by ORT into initializers at load (DequantizeLinear excepted), and the weights are what the
-// computed ops then read (folded values included, constants read only while folding not).
+// order ORT's sequential executor follows closely) as ORT's allocation plan lays it out — an output
+// takes a dead buffer of its exact shape when there is one, which then stays held until that value's
+// last read — through a model of ORT's arena (kernels/train/arena.ts), with the scratch memory kernels
+// take while they run (an op's `workspace`). Reshapes and gates alias their input; ops on constants
+// alone are folded by ORT into initializers at load (DequantizeLinear excepted), and the weights are
+// what the computed ops then read (folded values included, constants read only while folding not).
+// Measured against bench:sd15's peaks at 512² the plan matters most for bases dequantised per layer:
+// without it the estimate was 0.49–0.73 of the peak, with it 1.12–1.19 (fp32 0.95–0.99).
 import { readFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
@@ -25,6 +29,11 @@ export interface MemoryEstimate {
   activations: number;
   /** Peak of the intermediate values alive at once, without the arena's gaps. */
   live: number;
+  /**
+   * Peak of the buffers ORT's allocation plan holds at once: the live values plus dead ones it keeps
+   * for a later value of the same shape (and less where an op writes over its input).
+   */
+  planned?: number;
   /** The process and ONNX Runtime themselves (libraries, arenas' slack, JS heap). */
   runtime: number;
   total: number;
@@ -32,11 +41,15 @@ export interface MemoryEstimate {
 
 // Reads that share their input's buffer in ORT (Reshape aliases; Identity is removed).
 const ALIASES = new Set(['reshape', 'after', 'stopGradient']);
+// Kernels ORT lets write over their input when this is the input's last read (MayInplace in its CPU
+// kernel registrations: softmax and the unary activations; not the binary arithmetic).
+const IN_PLACE = new Set(['softmax', 'sigmoid', 'relu', 'tanh']);
 // Measured baseline of a Node process with onnxruntime-node loaded and one session run: resident memory
 // beyond weights, inputs and activations. bench:memory's tiny UNet runs (Node 20, onnxruntime-node
 // 1.24, a fresh Debian machine) measure 235–260 MiB; earlier machines 175–230 MiB.
 const RUNTIME_BYTES = 240 * 2 ** 20;
 
+type OpSource = Extract<Tensor['source'], { kind: 'op' }>;
 const bytesOf = (t: Tensor) => t.size * BYTES_PER_ELEMENT[t.dtype];
 
 /** Estimates the peak memory of running a graph with these outputs. */
@@ -71,53 +84,93 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
     prepacked.add(w.source.data ?? w.source.external?.path + ':' + w.source.external?.offset);
     weights += w.source.external ? w.source.external.length : bytesOf(w);
   }
-  // Buffer each tensor lives in (aliases share their input's), and readers left per buffer.
+  // ORT's allocation plan (allocation_planner.cc), made once per session in the order it will run: an
+  // output takes the buffer of a dead value of exactly the same shape and element size when there is
+  // one (the most recently freed first), else a new buffer; a buffer returns to the arena only after the
+  // last value sharing it is read. Reshapes and gates share their input's buffer; one of a constant
+  // shares the initializer. Graph inputs are the caller's; the step's outputs live to the end.
+  const ops = order.filter((t) => t.source.kind === 'op' && !folded.has(t.id));
+  const idTensor = new Map(ops.map((t) => [t.id, t]));
+  for (const t of order) if (!folded.has(t.id) && t.source.kind === 'input') inputs += bytesOf(t);
   const bufferOf = new Map<number, number>();
-  const readers = new Map<number, number>();
   const size = new Map<number, number>();
-  for (const t of order) {
-    const src = t.source;
-    if (folded.has(t.id)) continue;
-    if (src.kind === 'input') { inputs += bytesOf(t); continue; }
-    if (src.kind !== 'op') continue;
-    const alias = ALIASES.has(src.op) && !folded.has(src.inputs[0].id) && src.inputs[0].source.kind === 'op';
-    const buf = alias ? bufferOf.get(src.inputs[0].id)! : t.id;
-    bufferOf.set(t.id, buf);
-    if (!alias) size.set(buf, bytesOf(t));
+  const readers = new Map<number, number>();
+  for (const t of ops) {
+    for (const x of (t.source as OpSource).inputs) readers.set(x.id, (readers.get(x.id) ?? 0) + 1);
+    if (outputIds.has(t.id)) readers.set(t.id, (readers.get(t.id) ?? 0) + 1);
+  }
+  const left = new Map<number, number>(); // reads left per buffer (all the values sharing it)
+  const freelist = new Map<string, number[]>(); // dead buffers by shape, most recently freed last
+  const onFreelist = new Set<number>();
+  const keyOf = new Map<number, string>();
+  const allocAt = new Map<number, number[]>(); // op index → buffers first allocated there
+  const releaseAt = new Map<number, number[]>(); // op index → buffers handed back to the arena after it
+  const lastFree = new Map<number, number>(); // buffer → op index after which it went on the freelist
+  // The plain live peak beside the plan: each value's bytes from its op to its last read (aliases
+  // share their input's), the figure gradient checkpointing shrinks; the plan holds dead buffers on top.
+  const valueOf = new Map<number, number>(), valueLeft = new Map<number, number>();
+  let valueLive = 0, livePeak = 0;
+  ops.forEach((t, i) => {
+    const src = t.source as OpSource;
+    const x0 = src.inputs[0];
+    let buf: number | undefined;
+    const b0 = bufferOf.get(x0.id);
+    if (ALIASES.has(src.op)) buf = x0.source.kind === 'op' && !folded.has(x0.id) ? b0 : -1;
+    else if (IN_PLACE.has(src.op) && b0 !== undefined && b0 >= 0 && left.get(b0) === 1 && size.get(b0) === bytesOf(t)) buf = b0;
+    else {
+      const key = `${BYTES_PER_ELEMENT[t.dtype]}:${t.shape.join(',')}`;
+      const dead = t.shape.length ? freelist.get(key) : undefined;
+      if (dead?.length) { buf = dead.pop()!; onFreelist.delete(buf); lastFree.delete(buf); }
+      else { buf = t.id; size.set(buf, bytesOf(t)); keyOf.set(buf, key); (allocAt.get(i) ?? allocAt.set(i, []).get(i)!).push(buf); }
+    }
+    bufferOf.set(t.id, buf!);
+    if (buf! >= 0) left.set(buf!, (left.get(buf!) ?? 0) + (readers.get(t.id) ?? 0));
+    const v = ALIASES.has(src.op) ? (x0.source.kind === 'op' && !folded.has(x0.id) ? valueOf.get(x0.id)! : -1) : t.id;
+    valueOf.set(t.id, v);
+    if (v === t.id) { valueLive += bytesOf(t); livePeak = Math.max(livePeak, valueLive + (getOp(src.op).workspace?.(src.inputs, src.attrs) ?? 0)); }
+    if (v >= 0) valueLeft.set(v, (valueLeft.get(v) ?? 0) + (readers.get(t.id) ?? 0));
+    for (const x of src.inputs) {
+      const xv = valueOf.get(x.id);
+      if (xv === undefined || xv < 0) continue;
+      valueLeft.set(xv, valueLeft.get(xv)! - 1);
+      if (valueLeft.get(xv) === 0) valueLive -= bytesOf(idTensor.get(xv)!);
+    }
+    if (v === t.id && valueLeft.get(v) === 0) valueLive -= bytesOf(t);
+    const done = (b: number) => {
+      const k = keyOf.get(b)!;
+      (freelist.get(k) ?? freelist.set(k, []).get(k)!).push(b);
+      onFreelist.add(b);
+      lastFree.set(b, i);
+    };
     for (const x of src.inputs) {
       const b = bufferOf.get(x.id);
-      if (b !== undefined) readers.set(b, (readers.get(b) ?? 0) + 1);
+      if (b === undefined || b < 0) continue;
+      const n = left.get(b)! - 1;
+      left.set(b, n);
+      if (n === 0) done(b);
     }
-    if (outputIds.has(t.id)) readers.set(buf, (readers.get(buf) ?? 0) + 1); // outputs live to the end
-  }
+    if (buf! >= 0 && left.get(buf!) === 0 && !onFreelist.has(buf!)) done(buf!); // never read
+  });
+  for (const [b, i] of lastFree) (releaseAt.get(i) ?? releaseAt.set(i, []).get(i)!).push(b);
   // Replayed twice through a model of ORT's arena: the second step reuses the first one's regions and
   // grows them only where the layout left no room; the estimate is what the arena then holds.
   const arena = new ArenaModel();
   let peak = 0;
   for (let pass = 0; pass < 2; pass++) {
     const chunks = new Map<number, ReturnType<ArenaModel['alloc']>>();
-    const left = new Map(readers);
     let live = 0;
-    for (const t of order) {
-      const src = t.source;
-      if (src.kind !== 'op' || folded.has(t.id)) continue;
-      const buf = bufferOf.get(t.id)!;
-      if (buf === t.id) { live += size.get(buf)!; peak = Math.max(peak, live); chunks.set(buf, arena.alloc(size.get(buf)!)); }
+    ops.forEach((t, i) => {
+      for (const b of allocAt.get(i) ?? []) { live += size.get(b)!; peak = Math.max(peak, live); chunks.set(b, arena.alloc(size.get(b)!)); }
       // Temporaries inside the op (chunked attention's one chunk of scores) live only while it runs.
+      const src = t.source as OpSource;
       const ws = getOp(src.op).workspace?.(src.inputs, src.attrs);
       if (ws) { peak = Math.max(peak, live + ws); arena.free(arena.alloc(ws)); }
-      for (const x of src.inputs) {
-        const b = bufferOf.get(x.id);
-        if (b === undefined) continue;
-        const n = left.get(b)! - 1;
-        left.set(b, n);
-        if (n === 0) { live -= size.get(b)!; arena.free(chunks.get(b)); chunks.delete(b); }
-      }
-    }
+      for (const b of releaseAt.get(i) ?? []) { live -= size.get(b)!; arena.free(chunks.get(b)); chunks.delete(b); }
+    });
     for (const c of chunks.values()) arena.free(c); // the step's outputs, handed back after the run
   }
   const activations = Math.max(peak, arena.resident);
-  return { weights, inputs, activations, live: peak, runtime: RUNTIME_BYTES, total: weights + inputs + activations + RUNTIME_BYTES };
+  return { weights, inputs, activations, live: livePeak, planned: peak, runtime: RUNTIME_BYTES, total: weights + inputs + activations + RUNTIME_BYTES };
 }
 
 /**

@@ -292,6 +292,11 @@ export interface ModelFamily<C = any> {
   loraFiles?: FamilyLoraFiles<C>;
 }
 
+/** What a loaded model is called: its variant's label when the family tells variants apart, else the family's. */
+export function modelLabel(family: ModelFamily, config: unknown): string {
+  return family.labelOf?.(config) ?? family.label;
+}
+
 /** A batch of per-sample host values stacked for a conditioning input (helper for trainers/pipelines). */
 export function stackConditioning(input: ConditioningInput, rows: readonly Float32Array[]): HostTensor {
   const per = input.shape.reduce((a, b) => a * b, 1);

@@ -42,11 +42,6 @@ export function familyLabel(id: string): string {
   return byId.get(id)?.label ?? FAMILY_LABELS[id as DetectedFamily] ?? id;
 }
 
-/** What a loaded model is called: its variant's label when the family tells variants apart, else the family's. */
-export function modelLabel(family: ModelFamily, config: unknown): string {
-  return family.labelOf?.(config) ?? family.label;
-}
-
 /** A file or folder loragraph cannot train: names its family when known. */
 export class UnsupportedModelError extends Error {
   constructor(readonly path: string, readonly family: DetectedFamily, reason: string) {
@@ -131,3 +126,4 @@ export async function familyOfCheckpoint(path: string): Promise<{ family: ModelF
 
 export { detectFamily, FAMILY_LABELS, withArticle, type DetectedFamily, type FamilyEvidence } from './detect';
 export type * from './contract';
+export { modelLabel } from './contract';

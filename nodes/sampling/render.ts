@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { defaultRuntime, type HostTensor, type WeightSource } from '../../kernels';
 import { AdapterSet } from '../../kernels/adapters';
 import { FamilyPipeline } from '../../kernels/families/pipeline';
+import { modelLabel } from '../../kernels/families/contract';
 import { composeGrid } from './grid';
 import { encodeAnimatedWebp } from '../render/video';
 import { gridLayout, type SampleTile } from './sheet';
@@ -100,7 +101,7 @@ function pipelinesFor(unet: WeightSource, te: object, vae: WeightSource): Pipeli
 
 function pipelineFor(req: RenderRequest, width: number, height: number, frames: number): Promise<FamilyPipeline> {
   const { model, clip, vae } = req;
-  if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${model.family.label} model`);
+  if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${modelLabel(model.family, model.config)} model`);
   const spec = req.adapter?.spec;
   const low = req.lowNoise;
   const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}${low ? `|low:${low.model.source.id}@${low.boundary}:${low.model.offload ?? 'none'}` : ''}|offload:${model.offload ?? 'none'}`;

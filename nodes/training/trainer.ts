@@ -8,7 +8,7 @@ import { Rng, type RngState } from '../../kernels/random';
 import { TrainStep, defaultRuntime, compileGraph, input, Builder, type Runtime, type HostTensor } from '../../kernels';
 import { OffloadedStep } from '../../kernels/train/offload';
 import { cachedSession } from '../models/sessions';
-import { stackConditioning, type Objective } from '../../kernels/families/contract';
+import { modelLabel, stackConditioning, type Objective } from '../../kernels/families/contract';
 import { buildTrainGraph } from '../../kernels/families/training-graph';
 import { adapterSetsFor, setList, type FamilyAdapters } from '../models/adapters';
 import { tokenFeeds, unpackTextConditioning } from '../models/encoders';
@@ -106,8 +106,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const rt = hooks.runtime ?? defaultRuntime();
   const { family, config: cfg } = inp.model;
   if (inp.datasets.length === 0) throw new Error('datasets: connect at least one Dataset');
-  if (inp.clip.family !== family) throw new Error(`clip: a ${inp.clip.family.label} text encoder cannot train a ${family.label} model`);
-  if (inp.vae.family !== family) throw new Error(`vae: a ${inp.vae.family.label} VAE cannot train a ${family.label} model`);
+  if (inp.clip.family !== family) throw new Error(`clip: a ${inp.clip.family.label} text encoder cannot train a ${modelLabel(family, cfg)} model`);
+  if (inp.vae.family !== family) throw new Error(`vae: a ${inp.vae.family.label} VAE cannot train a ${modelLabel(family, cfg)} model`);
   if (inp.training && !sameSpec(inp.training.adapter, inp.adapter)) {
     throw new Error('adapter: the connected TRAINING state was trained with other LoRA Target settings (rank, targets…); use the same LoRA Target');
   }
@@ -141,8 +141,8 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     const hw = [batch.bucket.height / scale, batch.bucket.width / scale];
     if (batch.frames <= 1) return hw;
     const t = latentFormat.temporalCompression;
-    if (t <= 1) throw new Error(`datasets: ${family.label} trains on images; this dataset has ${batch.frames}-frame clips (set numFrames to 1)`);
-    if ((batch.frames - 1) % t) throw new Error(`datasets: ${batch.frames}-frame clips; ${family.label} needs ${t}n+1 frames (turn on videoModel in the Dataset)`);
+    if (t <= 1) throw new Error(`datasets: ${modelLabel(family, cfg)} trains on images; this dataset has ${batch.frames}-frame clips (set numFrames to 1)`);
+    if ((batch.frames - 1) % t) throw new Error(`datasets: ${batch.frames}-frame clips; ${modelLabel(family, cfg)} needs ${t}n+1 frames (turn on videoModel in the Dataset)`);
     return [1 + (batch.frames - 1) / t, ...hw];
   };
   const conditioning = family.conditioning(cfg);
@@ -151,7 +151,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   const hasLatentConds = conditioning.some((c) => c.source === 'latent');
   /** Latent conditioning the model can do without (Wan 2.2 TI2V's first frame): zeros = not given. */
   const optionalConds = new Set(conditioning.filter((c) => c.source === 'latent' && c.optional).map((c) => c.name));
-  if (hasLatentConds && !family.latentConditioning) throw new Error(`${family.label}: the model takes conditioning computed from the clip, which this family cannot make`);
+  if (hasLatentConds && !family.latentConditioning) throw new Error(`${modelLabel(family, cfg)}: the model takes conditioning computed from the clip, which this family cannot make`);
   // Regularization images among the datasets get their own loss weight (prior preservation).
   const hasRegDataset = inp.datasets.some((d) => d.isRegularization);
 

@@ -16,6 +16,8 @@ import { writeSafetensors, type TensorToWrite } from '../../../kernels/io/safete
 import loadModelNode from '../../../nodes/load-model';
 import { nodeContext } from '../../nodes/context';
 import { writeTinyDev } from './tiny-dev-files';
+import { checkSamplerChoice, checkSchedulerChoice } from '../../../nodes/sampling/sampler-choice';
+import type { ModelValue } from '../../../nodes/sockets';
 
 /** diffusers tensor names and shapes of a config, from the BFL ones (fused rows split). */
 function diffusersShapes(cfg: FluxTransformerConfig): Map<string, number[]> {
@@ -85,6 +87,9 @@ describe('a diffusers folder without model_index.json', () => {
     const dev = await load({ checkpoint: 'diffusion_models/flux2-dev-tiny.safetensors' });
     expect((dev.ui as { text: string[] }).text[0]).toMatch(/^FLUX\.2 \[dev\] · flux2-dev-tiny \(/);
     expect(dev.ui).toMatchObject({ family: 'flux2', familyLabel: 'FLUX.2 [dev]' });
+    // The Sampler's and Train's refusals name the variant too.
+    expect(() => checkSamplerChoice(dev.outputs.model as ModelValue, 'ddim')).toThrow(/^sampler: FLUX\.2 \[dev\] is a flow-matching model/);
+    expect(() => checkSchedulerChoice(dev.outputs.model as ModelValue, 'euler', 'no-such-scheduler')).toThrow(/^scheduler: FLUX\.2 \[dev\] steps on /);
     const klein = await load({ checkpoint: 'builtin:tiny-flux' });
     expect((klein.ui as { text: string[] }).text[0]).toMatch(/^FLUX\.2 \[klein\] · /);
     expect(klein.ui).toMatchObject({ family: 'flux2', familyLabel: 'FLUX.2 [klein]' });

@@ -30,6 +30,12 @@ export interface RunOptions {
   fetch?: string[];
   /** Outputs kept resident: output name → slot name. */
   store?: Record<string, string>;
+  /**
+   * Feeds whose buffers move to the worker instead of being copied; the caller gives them up (they are
+   * detached after the call). Layer offloading's weights read for one run: without it a second copy
+   * sits in this thread until its garbage is collected.
+   */
+  transfer?: readonly string[];
 }
 
 export class Session {
@@ -60,9 +66,11 @@ export class Session {
       }
     }
     const wireStore = Object.fromEntries(Object.entries(store).map(([o, s]) => [o, this.rt.slotName(s)]));
+    const moved = new Set<ArrayBuffer>();
+    for (const n of opts.transfer ?? []) { const f = wire[n]; if (f && !('slot' in f)) moved.add(f.data.buffer as ArrayBuffer); }
     const done = await this.rt.acquire(this.key);
     try {
-      const r = await call<{ outputs: Record<string, HostTensor>; runMs: number }>('run', { key: this.key, feeds: wire, fetch, store: wireStore });
+      const r = await call<{ outputs: Record<string, HostTensor>; runMs: number }>('run', { key: this.key, feeds: wire, fetch, store: wireStore }, [...moved]);
       this.rt.stats.runs++;
       this.rt.stats.ortMs += r.runMs;
       return r.outputs;
@@ -97,14 +105,14 @@ function getWorker(): Worker {
   return w;
 }
 
-function call<T = unknown>(type: string, msg: Record<string, unknown> = {}): Promise<T> {
+function call<T = unknown>(type: string, msg: Record<string, unknown> = {}, transfer: ArrayBuffer[] = []): Promise<T> {
   const w = getWorker();
   const id = nextCallId++;
   // The worker keeps the process alive only while a call is in flight.
   if (pending.size === 0) w.ref();
   return new Promise<T>((resolve, reject) => {
     pending.set(id, { resolve, reject });
-    w.postMessage({ id, type, ...msg });
+    w.postMessage({ id, type, ...msg }, transfer);
   });
 }
 

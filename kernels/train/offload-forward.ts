@@ -96,7 +96,7 @@ export class OffloadedForward {
         if (!v) throw new Error(`layer offloading: input '${x.source.name}' was not fed`);
         return v;
       });
-      const out = await p.session.run(f);
+      const out = await p.session.run(f.feeds, { transfer: f.transfer });
       p.seg.exports.forEach((t, j) => acts.set(t.id, out[`out${j}`]));
       for (const id of p.drops) acts.delete(id);
     }

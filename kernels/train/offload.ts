@@ -147,7 +147,7 @@ export class OffloadedStep extends TrainStep {
     const acts = new Map<number, HostTensor>();
     const actGrads = new Map<number, HostTensor>();
     const grads: Record<string, HostTensor> = {};
-    const feedOf = (seg: Segment): Record<string, Feed> => this.weights.feeds(seg, (x): Feed => {
+    const feedOf = (seg: Segment) => this.weights.feeds(seg, (x): Feed => {
       const p = this.paramName.get(x.id), name = this.inputName.get(x.id);
       if (p !== undefined) return { slot: `${this.apply.ns}/${p}` };
       if (name === undefined) return acts.get(x.id)!;
@@ -156,7 +156,8 @@ export class OffloadedStep extends TrainStep {
     });
     for (const seg of this.segments) {
       if (!seg.fwd) continue;
-      const out = await seg.fwd.run(feedOf(seg));
+      const f = feedOf(seg);
+      const out = await seg.fwd.run(f.feeds, { transfer: f.transfer });
       seg.exports.forEach((t, j) => acts.set(t.id, out[`out${j}`]));
       pickExtras(seg, out);
     }
@@ -167,10 +168,10 @@ export class OffloadedStep extends TrainStep {
       const f = feedOf(seg);
       for (const j of seg.seeded) {
         const t = seg.exports[j];
-        f[`seed${j}`] = actGrads.get(t.id) ?? { dtype: t.dtype, shape: [...t.shape], data: arrayFor(t.dtype, t.size) };
+        f.feeds[`seed${j}`] = actGrads.get(t.id) ?? { dtype: t.dtype, shape: [...t.shape], data: arrayFor(t.dtype, t.size) };
         actGrads.delete(t.id);
       }
-      const out = await seg.bwd.run(f);
+      const out = await seg.bwd.run(f.feeds, { transfer: f.transfer });
       if (seg.hasLoss) loss = out.loss.data[0] as number;
       pickExtras(seg, out);
       for (const k of seg.gradReads) {

@@ -134,19 +134,24 @@ export class WeightStreamer {
   /** Bytes of frozen weights fed to the largest segment run (what ORT holds of the model at a time). */
   maxSegmentWeightBytes = 0;
 
-  /** A segment's feeds: streamed weights for its constant reads, `other(x)` for the rest. */
-  feeds(seg: Segment, other: (x: Tensor) => Feed): Record<string, Feed> {
+  /**
+   * A segment's feeds: streamed weights for its constant reads, `other(x)` for the rest; `transfer`
+   * names the feeds made for this run alone (read from the file, or widened), which the run may move to
+   * the worker (RunOptions.transfer) rather than copy.
+   */
+  feeds(seg: Segment, other: (x: Tensor) => Feed): { feeds: Record<string, Feed>; transfer: string[] } {
     let weightBytes = 0;
-    const f: Record<string, Feed> = {};
+    const feeds: Record<string, Feed> = {}, transfer: string[] = [];
     seg.reads.forEach((x, k) => {
       if (x.source.kind === 'const') {
         const w = this.weight(x);
-        f[`in${k}`] = w;
+        feeds[`in${k}`] = w;
         weightBytes += w.data.byteLength;
-      } else f[`in${k}`] = other(x);
+        if (w.data !== x.source.data) transfer.push(`in${k}`);
+      } else feeds[`in${k}`] = other(x);
     });
     this.maxSegmentWeightBytes = Math.max(this.maxSegmentWeightBytes, weightBytes);
-    return f;
+    return { feeds, transfer };
   }
 
   /** A streamed frozen weight: its bytes from the checkpoint file, or its host array (bf16 widened, see fedDtype). */

@@ -38,4 +38,15 @@ describe('Runtime sessions', () => {
     expect((await s2.run({ x })).y.data[0]).toBe(50);
     await two.close();
   });
+
+  it('moves the buffers of feeds named in transfer to the worker (detached here) and copies the others', async () => {
+    const rt = new K.Runtime({ threads: 1 });
+    const s = await rt.load(graph(7));
+    const moved = { ...x, data: new Float32Array([1, 2, 3, 4]) }, copied = { ...x, data: new Float32Array([1, 2, 3, 4]) };
+    expect((await s.run({ x: moved }, { transfer: ['x'] })).y.data[0]).toBe(70);
+    expect(moved.data.byteLength).toBe(0);
+    expect((await s.run({ x: copied })).y.data[0]).toBe(70);
+    expect(copied.data.byteLength).toBe(16);
+    await rt.close();
+  });
 });

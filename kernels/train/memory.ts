@@ -44,10 +44,15 @@ const ALIASES = new Set(['reshape', 'after', 'stopGradient']);
 // Kernels ORT lets write over their input when this is the input's last read (MayInplace in its CPU
 // kernel registrations: softmax and the unary activations; not the binary arithmetic).
 const IN_PLACE = new Set(['softmax', 'sigmoid', 'relu', 'tanh']);
-// Measured baseline of a Node process with onnxruntime-node loaded and one session run: resident memory
-// beyond weights, inputs and activations. bench:memory's tiny UNet runs (Node 20, onnxruntime-node
-// 1.24, a fresh Debian machine) measure 235–260 MiB; earlier machines 175–230 MiB.
-const RUNTIME_BYTES = 240 * 2 ** 20;
+// Ops whose output shape is the broadcast of their operands' (ONNX's multidirectional broadcasting).
+const BROADCAST = new Set(['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'where', 'equal', 'less', 'greater', 'lessOrEqual', 'greaterOrEqual', 'and']);
+// Resident memory of the process beyond weights, inputs and activations: Node with onnxruntime-node
+// loaded, plus what ORT keeps per node of a session (kernels, node args, the plan). Fitted (Node 20,
+// onnxruntime-node 1.24) to the resident memory before the first step in bench:sd15, less the JS
+// buffers — about 280 MiB for an SD 1.5 step of 14 k ops, 370 MiB for one of 28 k ops (recomputed
+// blocks) — and to bench:memory's tiny UNet steps of 6–7 k ops, about 235 MiB.
+const RUNTIME_BASE_BYTES = 200 * 2 ** 20;
+const RUNTIME_BYTES_PER_OP = 6 * 2 ** 10;
 
 type OpSource = Extract<Tensor['source'], { kind: 'op' }>;
 const bytesOf = (t: Tensor) => t.size * BYTES_PER_ELEMENT[t.dtype];
@@ -110,15 +115,50 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   // share their input's), the figure gradient checkpointing shrinks; the plan holds dead buffers on top.
   const valueOf = new Map<number, number>(), valueLeft = new Map<number, number>();
   let valueLive = 0, livePeak = 0;
+  // Which dims of each value ORT's shape inference knows (it plans reuse only for fully known shapes:
+  // SameShape compares dims). A gate (`after`: a Reshape to a computed shape) hides its output's dims;
+  // ops reading it pass on what they take from it, until a Reshape to a constant shape, or a broadcast
+  // against an operand that has the dim known and above 1 (a bias, a LoRA branch), fixes them. So a
+  // weight dequantised or widened behind a gate never has its buffer handed to another value.
+  const dims = new Map<number, boolean[]>();
+  const dimsOf = (x: Tensor) => (x.source.kind !== 'op' || folded.has(x.id) ? x.shape.map(() => true) : dims.get(x.id)!);
+  const knownDims = (t: Tensor): boolean[] => {
+    const src = t.source as OpSource;
+    const ins = src.inputs.map(dimsOf);
+    const all = (v: boolean) => t.shape.map(() => v);
+    if (src.op === 'after') return all(false);
+    if (src.op === 'reshape' || ins.every((k) => k.every(Boolean))) return all(true);
+    // ONNX's broadcast inference: a dim is known when an operand has it known and above 1, or all do.
+    const broadcast = (ops: { shape: readonly number[]; k: boolean[] }[], rank: number, i: number) => {
+      const at = ops.map(({ shape, k }) => ({ d: shape[shape.length - rank + i], k: k[shape.length - rank + i] })).filter((v) => v.d !== undefined);
+      return at.some((v) => v.k && v.d > 1) || at.every((v) => v.k);
+    };
+    const [a, b] = src.inputs;
+    switch (src.op) {
+      case 'linear': return [...ins[0].slice(0, -1), ins[1][0]];
+      case 'matmul': return t.shape.map((_, i) => (i === t.rank - 2 ? ins[0][a.rank - 2] : i === t.rank - 1 ? ins[1][b.rank - 1]
+        : broadcast([a, b].map((x, n) => ({ shape: x.shape.slice(0, -2), k: ins[n].slice(0, -2) })), t.rank - 2, i)));
+      case 'conv2d': case 'conv2dInputGrad': {
+        const spatial = ins[0][2] && ins[0][3] && ins[1][2] && ins[1][3];
+        return [ins[0][0], src.op === 'conv2d' ? ins[1][0] : ins[1][1], spatial, spatial];
+      }
+      case 'transpose': return (src.attrs as { perm: number[] }).perm.map((p) => ins[0][p]);
+    }
+    if (BROADCAST.has(src.op)) return t.shape.map((_, i) => broadcast(src.inputs.map((x, n) => ({ shape: x.shape, k: ins[n] })), t.rank, i));
+    if (src.inputs.length === 1 && t.rank === a.rank && t.shape.every((d, i) => d === a.shape[i])) return [...ins[0]]; // elementwise
+    return all(false);
+  };
   ops.forEach((t, i) => {
     const src = t.source as OpSource;
     const x0 = src.inputs[0];
     let buf: number | undefined;
     const b0 = bufferOf.get(x0.id);
+    dims.set(t.id, knownDims(t));
     if (ALIASES.has(src.op)) buf = x0.source.kind === 'op' && !folded.has(x0.id) ? b0 : -1;
     else if (IN_PLACE.has(src.op) && b0 !== undefined && b0 >= 0 && left.get(b0) === 1 && size.get(b0) === bytesOf(t)) buf = b0;
     else {
-      const key = `${BYTES_PER_ELEMENT[t.dtype]}:${t.shape.join(',')}`;
+      // Only a value whose shape ORT's shape inference knows takes part in reuse (SameShape compares dims).
+      const key = dims.get(t.id)!.every(Boolean) ? `${BYTES_PER_ELEMENT[t.dtype]}:${t.shape.join(',')}` : `unknown:${t.id}`;
       const dead = t.shape.length ? freelist.get(key) : undefined;
       if (dead?.length) { buf = dead.pop()!; onFreelist.delete(buf); lastFree.delete(buf); }
       else { buf = t.id; size.set(buf, bytesOf(t)); keyOf.set(buf, key); (allocAt.get(i) ?? allocAt.set(i, []).get(i)!).push(buf); }
@@ -170,7 +210,8 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
     for (const c of chunks.values()) arena.free(c); // the step's outputs, handed back after the run
   }
   const activations = Math.max(peak, arena.resident);
-  return { weights, inputs, activations, live: livePeak, planned: peak, runtime: RUNTIME_BYTES, total: weights + inputs + activations + RUNTIME_BYTES };
+  const runtime = RUNTIME_BASE_BYTES + RUNTIME_BYTES_PER_OP * ops.length;
+  return { weights, inputs, activations, live: livePeak, planned: peak, runtime, total: weights + inputs + activations + runtime };
 }
 
 /**

@@ -1,6 +1,7 @@
 // Which Wan transformer a file holds, read from tensor names and a few shapes as ComfyUI's detection
 // does: the width is `patch_embedding.weight`'s first dimension and the input channels its second,
-// blocks are counted, `img_emb` marks 2.1 I2V's CLIP branch. Works on Wan-format files (bare, or under
+// blocks are counted, `img_emb` marks 2.1 I2V's CLIP branch and `img_emb.emb_pos` FLF2V's (ComfyUI reads
+// its token count from that tensor; Wan's own config calls the model 'flf2v'). Works on Wan-format files (bare, or under
 // `model.diffusion_model.` / `diffusion_model.`) and diffusers ones (bare or under `transformer.`).
 //
 // Keys cannot tell everything apart: Wan 2.1 T2V 14B and each Wan 2.2 T2V A14B expert are the same
@@ -8,7 +9,7 @@
 // from the file name (`…high_noise…`, `…low_noise…`, `wan2.2`/`a14b`), and the detection says when it
 // had to guess.
 import {
-  WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_HEAD_DIM, type WanTransformerConfig,
+  clipImageTokens, WAN21_FLF2V_14B, WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_HEAD_DIM, type WanTransformerConfig,
 } from './config';
 import { diffusersToWan } from './keys';
 
@@ -29,7 +30,7 @@ export interface WanDetection {
 }
 
 const PREFIXES = ['model.diffusion_model.', 'diffusion_model.', 'transformer.', ''];
-const RELEASES = [WAN21_T2V_1_3B, WAN21_T2V_14B, WAN21_I2V_14B, WAN22_T2V_A14B, WAN22_I2V_A14B, WAN22_TI2V_5B];
+const RELEASES = [WAN21_T2V_1_3B, WAN21_T2V_14B, WAN21_I2V_14B, WAN21_FLF2V_14B, WAN22_T2V_A14B, WAN22_I2V_A14B, WAN22_TI2V_5B];
 
 /** The 2.2 expert a file name names (ai-toolkit's `_high_noise` / `_low_noise`, ComfyUI's `high_noise_14B`). */
 export function expertFromFileName(fileName: string): WanExpert | undefined {
@@ -66,8 +67,13 @@ export function detectWanTransformer(keys: readonly string[], shapeOf: (key: str
     for (const k of wanNames.keys()) { const m = k.match(/^blocks\.(\d+)\./); if (m) numLayers = Math.max(numLayers, Number(m[1]) + 1); }
     const [dim, inChannels, pt, ph, pw] = patch;
     const clip = shape('img_emb.proj.1.weight');
+    const embPos = shape('img_emb.emb_pos');
+    const firstLastFrame = !!embPos;
+    if (embPos && (embPos.length !== 3 || embPos[1] !== clipImageTokens({ firstLastFrame }) || embPos[2] !== clip?.[1])) {
+      throw new Error(`img_emb.emb_pos is [${embPos}]; Wan 2.1 FLF2V's holds [1, ${clipImageTokens({ firstLastFrame })}, ${clip?.[1] ?? 'the CLIP width'}] (positions of the first and the last frame's CLIP tokens)`);
+    }
     const sizes = {
-      dim, inChannels, numLayers, ffnDim: ffn[0], textDim: text[1], freqDim: freq[1], clipImageDim: clip ? clip[1] : 0,
+      dim, inChannels, numLayers, ffnDim: ffn[0], textDim: text[1], freqDim: freq[1], clipImageDim: clip ? clip[1] : 0, firstLastFrame,
       outChannels: headOut[0] / (pt * ph * pw), patch: [pt, ph, pw] as [number, number, number],
     };
     const matches = RELEASES.filter((c) => (Object.keys(sizes) as (keyof typeof sizes)[]).every((k) => String(c[k]) === String(sizes[k])));

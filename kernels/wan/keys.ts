@@ -25,6 +25,8 @@ const TOP: readonly [string, string][] = [
   ['time_projection.1', 'condition_embedder.time_proj'],
   ['img_emb.proj.0', 'condition_embedder.image_embedder.norm1'], ['img_emb.proj.1', 'condition_embedder.image_embedder.ff.net.0.proj'],
   ['img_emb.proj.3', 'condition_embedder.image_embedder.ff.net.2'], ['img_emb.proj.4', 'condition_embedder.image_embedder.norm2'],
+  // 2.1 FLF2V's learned positions of the two frames' CLIP tokens.
+  ['img_emb.emb_pos', 'condition_embedder.image_embedder.pos_embed'],
   ['head.head', 'proj_out'], ['head.modulation', 'scale_shift_table'],
 ];
 

@@ -1,5 +1,5 @@
 // Wan previews: flow-matching Euler or UniPC (Wan's official `flow_unipc`) on a shifted schedule
-// (σ' = sσ / (1 + (s − 1)σ); shift 5.0 for I2V, 12.0 for 2.2 T2V A14B, 5.0 otherwise), and for Wan 2.2
+// (σ' = sσ / (1 + (s − 1)σ); shift 5.0 for I2V, 16 for 2.1 FLF2V, 12.0 for 2.2 T2V A14B, 5.0 otherwise), and for Wan 2.2
 // A14B one model call per step routed to the expert that owns the step's noise level — each expert with
 // its own LoRA and its own CFG scale (musubi-tuner's guidance_scale / guidance_scale_high_noise).
 import { shiftSigma } from '../schedules/flow-matching';
@@ -15,6 +15,8 @@ import { FIRST_FRAME, heldFirstFrames } from './ti2v';
 
 /** The default sampling shift of a config (the official pipelines' sample_shift). */
 export function defaultSampleShift(cfg: WanTransformerConfig): number {
+  // Wan's generate.py: sample_shift 16 for flf2v (and vace).
+  if (cfg.firstLastFrame) return 16;
   if (cfg.inChannels > cfg.outChannels) return 5.0;
   return cfg.name === 'wan2.2-t2v-a14b' ? 12.0 : 5.0;
 }

@@ -5,7 +5,7 @@ import { input } from '../tensor';
 import { Builder, type ModuleInfo } from '../nn/builder';
 import { ShapeRecorder } from '../nn/weights';
 import type { WanTransformerConfig } from './config';
-import { WAN_CLIP_TOKENS } from './config';
+import { clipImageTokens } from './config';
 import { wanRope, wanTransformer } from './transformer';
 
 export interface WanShapes {
@@ -26,7 +26,7 @@ export function wanTransformerShapes(cfg: WanTransformerConfig): WanShapes {
     condition: cfg.inChannels > cfg.outChannels ? input('y', [1, cfg.inChannels - cfg.outChannels, ...latent.slice(2)]) : undefined,
     context: input('context', [1, 2, cfg.textDim]),
     timesteps: input('t', [1]),
-    clipImage: cfg.clipImageDim ? input('clip', [1, WAN_CLIP_TOKENS, cfg.clipImageDim]) : undefined,
+    clipImage: cfg.clipImageDim ? input('clip', [1, clipImageTokens(cfg), cfg.clipImageDim]) : undefined,
     rope: wanRope(cfg, [1, 2, 2]),
   });
   let parameterCount = 0;

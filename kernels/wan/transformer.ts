@@ -5,7 +5,7 @@
 //
 // A block: LayerNorm (no affine) modulated by shift/scale → self-attention with full-width RMS norm on
 // q and k and 3D RoPE → gated residual; LayerNorm with affine → cross-attention to the text (and, for
-// 2.1 I2V, to the CLIP image tokens) → plain residual; LayerNorm (no affine) modulated → GELU-tanh FFN →
+// 2.1 I2V and FLF2V, to the CLIP image tokens) → plain residual; LayerNorm (no affine) modulated → GELU-tanh FFN →
 // gated residual. The six shift/scale/gate vectors are one time projection shared by all blocks plus
 // each block's learned 6×dim table.
 import type { Builder } from '../nn/builder';
@@ -14,7 +14,7 @@ import { add, gelu, mul, silu } from '../ops/elementwise';
 import { linear } from '../ops/nn';
 import { concat, reshape, split, transpose } from '../ops/shape-and-reduce';
 import { applyRope, ditAttention, layerNormPlain, mergeHeads, rmsNorm, ropeTables, splitHeads, timestepEmbedding, type RopeTables } from '../dit/layers';
-import { ropeAxes, validateWanConfig, type WanTransformerConfig } from './config';
+import { clipImageTokens, ropeAxes, validateWanConfig, type WanTransformerConfig } from './config';
 
 export interface WanInputs {
   /** Noisy latents [B, C, F, H, W] (C = outChannels; I2V adds `condition`). */
@@ -29,7 +29,7 @@ export interface WanInputs {
    * that frame's tokens (the same values, without a [B, tokens, 6·dim] modulation table).
    */
   timesteps: Tensor;
-  /** 2.1 I2V: CLIP ViT-H penultimate features [B, 257, 1280]. */
+  /** 2.1 I2V: CLIP ViT-H penultimate features [B, 257, 1280]; FLF2V: the first frame's then the last frame's [B, 514, 1280]. */
   clipImage?: Tensor;
   /** RoPE tables for the token grid (`wanRope`). */
   rope: RopeTables;
@@ -151,11 +151,17 @@ export function timeConditioning(b: Builder, cfg: WanTransformerConfig, timestep
   return { e: reshape(e, [bsz, lt, cfg.dim]), e0: reshape(e0, [bsz, lt, 6, cfg.dim]) };
 }
 
-/** 2.1 I2V's `img_emb`: LayerNorm → Linear → GELU → Linear → LayerNorm over the CLIP tokens. */
+/**
+ * 2.1 I2V's `img_emb`: LayerNorm → Linear → GELU → Linear → LayerNorm over the CLIP tokens. FLF2V first
+ * adds `emb_pos`, one learned vector per token of the two frames, so the branch can tell them apart.
+ */
 function clipImageProjection(b: Builder, cfg: WanTransformerConfig, clip: Tensor): Tensor {
   const p = b.scope('img_emb.proj');
   const c = cfg.clipImageDim;
-  const h = gelu(p.linear('1', p.layerNorm('0', clip, c), c, c));
+  const tokens = clipImageTokens(cfg);
+  if (clip.shape[1] !== tokens || clip.shape[2] !== c) throw new Error(`${cfg.name}: the image branch takes CLIP features [B, ${tokens}, ${c}]${cfg.firstLastFrame ? ' (the first and the last frame\'s 257 tokens each)' : ''}, got [${clip.shape}]`);
+  const x = cfg.firstLastFrame ? add(clip, b.param('img_emb.emb_pos', [1, tokens, c])) : clip;
+  const h = gelu(p.linear('1', p.layerNorm('0', x, c), c, c));
   return p.layerNorm('4', p.linear('3', h, c, cfg.dim), cfg.dim);
 }
 

@@ -2,7 +2,7 @@
 // bijection; each release recognised from its tensor names and shapes alone.
 import { describe, it, expect } from 'vitest';
 import {
-  WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_TINY, ropeAxes, type WanTransformerConfig,
+  WAN21_FLF2V_14B, WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_TINY, ropeAxes, type WanTransformerConfig,
 } from '../../../kernels/wan/config';
 import { wanTransformerShapes } from '../../../kernels/wan/shapes';
 import { diffusersToWan, wanToDiffusers } from '../../../kernels/wan/keys';
@@ -16,12 +16,13 @@ function closedFormCount(c: WanTransformerConfig): number {
   if (c.clipImageDim) block += 2 * lin(d, d) + d;
   let top = d * c.inChannels * patch + d + lin(c.textDim, d) + lin(d, d) + lin(c.freqDim, d) + lin(d, d) + lin(d, 6 * d) + lin(d, c.outChannels * patch) + 2 * d;
   if (c.clipImageDim) top += 2 * c.clipImageDim + lin(c.clipImageDim, c.clipImageDim) + lin(c.clipImageDim, d) + 2 * d;
+  if (c.firstLastFrame) top += 2 * 257 * c.clipImageDim; // MLPProj's emb_pos [1, 257 × 2, 1280]
   return top + c.numLayers * block;
 }
 
 describe('full-size Wan transformer shapes', () => {
   const cases: [WanTransformerConfig, string][] = [
-    [WAN21_T2V_1_3B, '1.419'], [WAN21_T2V_14B, '14.29'], [WAN22_T2V_A14B, '14.29'], [WAN22_I2V_A14B, '14.29'], [WAN21_I2V_14B, '16.39'], [WAN22_TI2V_5B, '5.00'],
+    [WAN21_T2V_1_3B, '1.419'], [WAN21_T2V_14B, '14.29'], [WAN22_T2V_A14B, '14.29'], [WAN22_I2V_A14B, '14.29'], [WAN21_I2V_14B, '16.39'], [WAN21_FLF2V_14B, '16.40'], [WAN22_TI2V_5B, '5.00'],
   ];
   for (const [cfg, billions] of cases) {
     it(`${cfg.name}: ${billions} B parameters, equal to the constructor's count`, () => {
@@ -62,10 +63,19 @@ describe('full-size Wan transformer shapes', () => {
     expect([...i22.keys()].some((k) => k.includes('img'))).toBe(false);
     expect(wanTransformerShapes(WAN22_TI2V_5B).tensors.get('head.head.weight')).toEqual([192, 3072]);
   });
+
+  it('2.1 FLF2V 14B: 2.1 I2V 14B plus emb_pos [1, 514, 1280] (16,395,536,704 parameters)', () => {
+    const flf = wanTransformerShapes(WAN21_FLF2V_14B);
+    const i2v = wanTransformerShapes(WAN21_I2V_14B);
+    expect(flf.parameterCount).toBe(16_395_536_704);
+    expect(flf.parameterCount - i2v.parameterCount).toBe(514 * 1280);
+    expect(flf.tensors.get('img_emb.emb_pos')).toEqual([1, 514, 1280]);
+    expect([...flf.tensors.keys()].filter((k) => !i2v.tensors.has(k))).toEqual(['img_emb.emb_pos']);
+  });
 });
 
 describe('Wan ↔ diffusers names', () => {
-  for (const cfg of [WAN21_I2V_14B, WAN22_TI2V_5B, WAN_TINY]) {
+  for (const cfg of [WAN21_I2V_14B, WAN21_FLF2V_14B, WAN22_TI2V_5B, WAN_TINY]) {
     it(`${cfg.name}: every tensor maps, no two onto one, and back to itself`, () => {
       const wan = [...wanTransformerShapes(cfg).tensors.keys()];
       const diff = wan.map(wanToDiffusers);
@@ -86,6 +96,7 @@ describe('Wan ↔ diffusers names', () => {
     expect(wanToDiffusers('head.head.bias')).toBe('proj_out.bias');
     expect(wanToDiffusers('time_projection.1.weight')).toBe('condition_embedder.time_proj.weight');
     expect(wanToDiffusers('img_emb.proj.4.weight')).toBe('condition_embedder.image_embedder.norm2.weight');
+    expect(wanToDiffusers('img_emb.emb_pos')).toBe('condition_embedder.image_embedder.pos_embed');
     expect(() => wanToDiffusers('blocks.0.self_attn.qkv.weight')).toThrow(/not a Wan-format name/);
   });
 });
@@ -96,7 +107,7 @@ describe('Wan detection from keys', () => {
     return { keys: [...shapes.keys()], shapeOf: (k: string) => shapes.get(k) };
   };
 
-  for (const cfg of [WAN21_T2V_1_3B, WAN21_I2V_14B, WAN22_I2V_A14B, WAN22_TI2V_5B]) {
+  for (const cfg of [WAN21_T2V_1_3B, WAN21_I2V_14B, WAN21_FLF2V_14B, WAN22_I2V_A14B, WAN22_TI2V_5B]) {
     for (const [layout, prefix] of [['wan', ''], ['wan', 'model.diffusion_model.'], ['diffusers', ''], ['diffusers', 'transformer.']] as const) {
       it(`${cfg.name} in ${layout} names${prefix ? ` under ${prefix}` : ''}`, () => {
         const f = file(cfg, layout, prefix);
@@ -119,6 +130,15 @@ describe('Wan detection from keys', () => {
     expect(high.variant).toBe('wan2.2-t2v-a14b');
     expect(high.expert).toBe('high_noise');
     expect(detectWanTransformer(f.keys, f.shapeOf, { fileName: 'my_low-noise.safetensors' })!.expert).toBe('low_noise');
+  });
+
+  it('FLF2V is told from I2V by img_emb.emb_pos alone; positions for another token count are refused', () => {
+    const f = file(WAN21_FLF2V_14B, 'wan', 'model.diffusion_model.');
+    expect(detectWanTransformer(f.keys, f.shapeOf)!.config.firstLastFrame).toBe(true);
+    const without = f.keys.filter((k) => !k.endsWith('emb_pos'));
+    expect(detectWanTransformer(without, f.shapeOf)!.variant).toBe('wan2.1-i2v-14b');
+    const odd = (k: string) => (k.endsWith('emb_pos') ? [1, 257, 1280] : f.shapeOf(k));
+    expect(() => detectWanTransformer(f.keys, odd)).toThrow(/emb_pos is \[1,257,1280\]; Wan 2\.1 FLF2V's holds \[1, 514, 1280\]/);
   });
 
   it('custom sizes (the tiny model) need the head count from metadata; FLUX names are not Wan', () => {

@@ -3,12 +3,11 @@
 // (kernels/train/segments.ts, the split the offloaded training step uses), each segment's frozen weights
 // read from the checkpoint file or host memory when it runs. Forward only: no backward sessions. Between
 // segments only the values crossing them wait on the host, each dropped once its last reader has run.
-import type { HostTensor, Tensor } from '../tensor';
+import { BYTES_PER_ELEMENT, type HostTensor, type Tensor } from '../tensor';
 import { compileGraph } from '../compile';
 import type { Feed, Runtime, Session } from '../runtime';
 import type { MemoryEstimate } from './memory';
 import { cloneOps, noArena, segmentedEstimate, segmentInputs, splitAtBlocks, WeightStreamer, type Segment } from './segments';
-import { BYTES_PER_ELEMENT } from '../tensor';
 
 interface Plan {
   seg: Segment;

@@ -78,17 +78,22 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
     if (outputIds.has(t.id) && folded.has(t.id)) keep(t);
   }
   for (const b of kept.values()) weights += b;
-  // The CPU EP prepacks a Gemm's constant B (our linear) into MLAS's layout and keeps the original for
-  // the backward pass's products: one more copy of each (SD 1.5 fp32: +1.0 GiB, measured by bench:sd15).
-  const prepacked = new Set<unknown>();
+  // The CPU EP prepacks a Gemm's constant B (our linear) into MLAS's layout. When every computed reader
+  // is such a Gemm, ORT drops the original (sampling: one copy); when another op reads it too — the
+  // backward pass's products — both stay (SD 1.5 fp32 training: +1.0 GiB, measured by bench:sd15).
+  const idOf = (w: Tensor) => (w.source.kind === 'const' ? w.source.data ?? `${w.source.external?.path}:${w.source.external?.offset}` : undefined);
+  const packedBy = new Map<unknown, number>(), readOtherwise = new Set<unknown>();
   for (const t of order) {
     const src = t.source;
-    if (src.kind !== 'op' || src.op !== 'linear' || folded.has(t.id)) continue;
-    const w = src.inputs[1];
-    if (w.source.kind !== 'const' || prepacked.has(w.source.data ?? w.source.external?.path + ':' + w.source.external?.offset)) continue;
-    prepacked.add(w.source.data ?? w.source.external?.path + ':' + w.source.external?.offset);
-    weights += w.source.external ? w.source.external.length : bytesOf(w);
+    if (src.kind !== 'op' || folded.has(t.id)) continue;
+    src.inputs.forEach((x, i) => {
+      const id = idOf(x);
+      if (id === undefined) return;
+      if (src.op === 'linear' && i === 1) packedBy.set(id, x.source.kind === 'const' && x.source.external ? x.source.external.length : bytesOf(x));
+      else readOtherwise.add(id);
+    });
   }
+  for (const [id, bytes] of packedBy) if (readOtherwise.has(id)) weights += bytes;
   // ORT's allocation plan (allocation_planner.cc), made once per session in the order it will run: an
   // output takes the buffer of a dead value of exactly the same shape and element size when there is
   // one (the most recently freed first), else a new buffer; a buffer returns to the arena only after the

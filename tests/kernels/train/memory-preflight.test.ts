@@ -55,6 +55,17 @@ describe('memory pre-flight', () => {
     expect(eg.planned).toBeLessThan(16.1 * MiB);
   });
 
+  it("counts a linear's prepacked weight once for sampling and twice when the backward pass reads it too", () => {
+    const x = K.input('x', [4, 64]);
+    const w = K.constant(new Float32Array(32 * 64).fill(0.5), [32, 64], 'float32', 'w');
+    const y = K.linear(x, w);
+    expect(estimateGraphMemory([y]).weights).toBe(32 * 64 * 4); // ORT drops the original once packed
+    const [gx] = K.grad(K.reduceSum(K.mul(y, y)), [x]); // dX = g·W reads the original as well
+    const withBackward = estimateGraphMemory([gx]).weights; // plus a few scalars of the backward pass
+    expect(withBackward).toBeGreaterThanOrEqual(2 * 32 * 64 * 4);
+    expect(withBackward).toBeLessThan(2 * 32 * 64 * 4 + 1024);
+  });
+
   it("counts the column buffer ORT's ConvTranspose takes for a conv input gradient on a run-time weight", () => {
     const x = K.input('x', [1, 96, 32, 32]);
     const w = K.input('w', [32, 96, 3, 3]); // made at run time (as a dequantised weight is): no flipped copy

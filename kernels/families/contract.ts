@@ -251,6 +251,11 @@ export interface ModelFamily<C = any> {
   /** The `source: 'latent'` inputs, in a graph, from pixels [B, 3, (F,) H, W] in [−1, 1] (absent: the family has none). */
   latentConditioning?(b: Builder, config: C, pixels: Tensor): Conditioning;
   /**
+   * The `latent` inputs take the clip's last frame as well as its first (Wan 2.1 FLF2V): previews need an
+   * end image beside the start image. Absent: first frame only.
+   */
+  takesLastFrame?(config: C): boolean;
+  /**
    * The prediction (ε, v or flow velocity) for noisy latents `sample` [B, C, (F,) h, w] at float32
    * `timestep` [B] in the objective's units, with every conditioning input by name.
    */

@@ -9,6 +9,10 @@
 // built from the training clip by `latentConditioning`. Wan 2.1 I2V adds a third, `clip`: CLIP ViT-H/14's
 // penultimate states of the first frame (`wanClipFeatures`), whose tower the VAE value serves.
 //
+// Wan 2.1 FLF2V (first and last frame) is 2.1 I2V whose condition knows the clip's last frame too: the
+// VAE latent of [first, black…, last] behind a mask that also marks the last pixel frame, and CLIP
+// features of both frames (2 × 257 tokens, to which the transformer adds learned positions).
+//
 // Wan 2.2 TI2V-5B takes its first frame without extra channels (kernels/wan/ti2v.ts): an optional
 // `first_frame` latent input swapped into the noisy latent at timestep 0, left out of the loss.
 //
@@ -27,8 +31,8 @@ import type { T5Config } from '../text/t5';
 import { CLIP_VISION_TINY_WAN, CLIP_VIT_H_14, clipVisionPenultimate, traceClipVision, type ClipVisionConfig } from '../vision/clip-vision';
 import { T5PromptTokenizer } from '../text/t5-tokenizer';
 import {
-  WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_CLIP_TOKENS, WAN_TEXT_LEN, WAN_TINY,
-  type WanTransformerConfig,
+  clipImageTokens, WAN21_FLF2V_14B, WAN21_I2V_14B, WAN21_T2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN22_TI2V_5B, WAN_CLIP_TOKENS,
+  WAN_TEXT_LEN, WAN_TINY, type WanTransformerConfig,
 } from './config';
 import type { WanExpert } from './detect';
 import { defaultExpertBoundary, WAN_EXPERTS } from './experts';
@@ -68,12 +72,14 @@ const experts = (t: WanTransformerConfig) => ({ boundary: defaultExpertBoundary(
 export const WAN21_T2V_1_3B_FAMILY = family('wan2.1-t2v-1.3b', WAN21_T2V_1_3B);
 export const WAN21_T2V_14B_FAMILY = family('wan2.1-t2v-14b', WAN21_T2V_14B);
 export const WAN21_I2V_14B_FAMILY = family('wan2.1-i2v-14b', WAN21_I2V_14B, { clipVision: CLIP_VIT_H_14 });
+/** Released at 720p only (Wan2.1-FLF2V-14B-720P): previews at 720. */
+export const WAN21_FLF2V_14B_FAMILY = family('wan2.1-flf2v-14b', WAN21_FLF2V_14B, { clipVision: CLIP_VIT_H_14, sampleSize: 720 });
 export const WAN22_T2V_A14B_FAMILY = family('wan2.2-t2v-a14b', WAN22_T2V_A14B, { experts: experts(WAN22_T2V_A14B) });
 export const WAN22_I2V_A14B_FAMILY = family('wan2.2-i2v-a14b', WAN22_I2V_A14B, { experts: experts(WAN22_I2V_A14B) });
 export const WAN22_TI2V_5B_FAMILY = family('wan2.2-ti2v-5b', WAN22_TI2V_5B, { vae: WAN22_VAE, sampleSize: 704, sampleFrames: 121 });
 
 export const WAN_FAMILY_CONFIGS: readonly WanFamilyConfig[] = [
-  WAN21_T2V_1_3B_FAMILY, WAN21_T2V_14B_FAMILY, WAN21_I2V_14B_FAMILY, WAN22_T2V_A14B_FAMILY, WAN22_I2V_A14B_FAMILY, WAN22_TI2V_5B_FAMILY,
+  WAN21_T2V_1_3B_FAMILY, WAN21_T2V_14B_FAMILY, WAN21_I2V_14B_FAMILY, WAN21_FLF2V_14B_FAMILY, WAN22_T2V_A14B_FAMILY, WAN22_I2V_A14B_FAMILY, WAN22_TI2V_5B_FAMILY,
 ];
 
 /**
@@ -97,6 +103,19 @@ export const tinyWan21I2vConfig = (): WanFamilyConfig => {
   const c = tinyWanConfig({ i2v: true });
   const name = 'wan2.1-tiny-i2v';
   return { ...c, name, transformer: { ...c.transformer, name, clipImageDim: CLIP_VISION_TINY_WAN.hiddenSize }, clipVision: CLIP_VISION_TINY_WAN };
+};
+
+/** The tiny Wan 2.1 I2V made FLF2V: its image branch takes the first and the last frame (emb_pos over 2 × 257 tokens). */
+export const tinyWan21Flf2vConfig = (): WanFamilyConfig => {
+  const c = tinyWan21I2vConfig();
+  const name = 'wan2.1-tiny-flf2v';
+  return { ...c, name, transformer: { ...c.transformer, name, firstLastFrame: true } };
+};
+
+/** How each release is named to users (the tiny and custom sizes keep the family's label). */
+const RELEASE_LABELS: Record<string, string> = {
+  'wan2.1-t2v-1.3b': 'Wan 2.1 T2V 1.3B', 'wan2.1-t2v-14b': 'Wan 2.1 T2V 14B', 'wan2.1-i2v-14b': 'Wan 2.1 I2V 14B', 'wan2.1-flf2v-14b': 'Wan 2.1 FLF2V 14B',
+  'wan2.2-t2v-a14b': 'Wan 2.2 T2V A14B', 'wan2.2-i2v-a14b': 'Wan 2.2 I2V A14B', 'wan2.2-ti2v-5b': 'Wan 2.2 TI2V-5B',
 };
 
 /** The same model as the other expert's denoiser (Wan 2.2 A14B). */
@@ -127,19 +146,38 @@ function decodeVideo(b: Builder, c: WanFamilyConfig, latents: Tensor): Tensor {
 }
 
 /**
+ * The 4-channel mask [1, 4, latent frames, 1, 1] of the known pixel frames, laid out as Wan's pipelines
+ * do: a pixel mask with the first frame repeated 4 times, folded 4 frames per latent frame. The first
+ * frame fills latent frame 0; FLF2V's last pixel frame is the last channel of the last latent frame.
+ */
+function knownFramesMask(pixelFrames: number, latentFrames: number, lastKnown: boolean): Tensor {
+  if (!lastKnown) return constant(Float32Array.from({ length: MASK_CHANNELS * latentFrames }, (_, i) => (i % latentFrames === 0 ? 1 : 0)), [1, MASK_CHANNELS, latentFrames, 1, 1]);
+  const known = Array.from({ length: pixelFrames }, (_, i) => (i === 0 || (lastKnown && i === pixelFrames - 1) ? 1 : 0));
+  const folded = [...Array(MASK_CHANNELS - 1).fill(known[0]), ...known];
+  if (folded.length !== MASK_CHANNELS * latentFrames) throw new Error(`wan: ${pixelFrames} frames do not fold into ${latentFrames} latent frames of ${MASK_CHANNELS}`);
+  // [latent frame, channel] → [channel, latent frame].
+  return constant(Float32Array.from({ length: MASK_CHANNELS * latentFrames }, (_, i) => folded[(i % latentFrames) * MASK_CHANNELS + Math.floor(i / latentFrames)]), [1, MASK_CHANNELS, latentFrames, 1, 1]);
+}
+
+/**
  * I2V's condition from the clip's pixels [B, 3, F, H, W]: the VAE latent of the first frame followed by
  * black frames (how Wan's I2V pipeline and the trainers build it), behind a mask that is 1 on the first
- * latent frame and 0 after.
+ * latent frame and 0 after. FLF2V keeps the clip's last frame too ([first, black…, last] encoded
+ * together, as Wan's and diffusers' FLF2V pipelines do) and marks it in the mask.
  */
 export function wanI2vCondition(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
   const video = pixels.rank === 4 ? reshape(pixels, [pixels.shape[0], 3, 1, ...pixels.shape.slice(2)]) : pixels;
   const frames = video.shape[2];
+  const lastKnown = c.transformer.firstLastFrame && frames > 1;
   const first = slice(video, [0], [1], [2]);
-  const firstOnly = frames > 1 ? concat([first, mul(slice(video, [1], [frames], [2]), 0)], 2) : first;
-  const latent = encodeVideo(b, c, firstOnly);
+  const blank = (from: number, to: number) => mul(slice(video, [from], [to], [2]), 0);
+  const known = frames === 1 ? first
+    : lastKnown ? concat([first, ...(frames > 2 ? [blank(1, frames - 1)] : []), slice(video, [frames - 1], [frames], [2])], 2)
+    : concat([first, blank(1, frames)], 2);
+  const latent = encodeVideo(b, c, known);
   const lf = latent.shape[2];
-  const maskFrames = constant(Float32Array.from({ length: lf }, (_, i) => (i === 0 ? 1 : 0)), [1, 1, lf, 1, 1]);
-  // Broadcast the frame pattern over batch, 4 channels and pixels without a full-size constant.
+  const maskFrames = knownFramesMask(frames, lf, lastKnown);
+  // Broadcast the frame pattern over batch and pixels without a full-size constant.
   const mask = add(mul(slice(latent, [0], [MASK_CHANNELS], [1]), 0), maskFrames);
   const condition = concat([mask, latent], 1);
   if (condition.shape[1] !== conditionChannels(c)) throw new Error(`${c.name}: the I2V condition has ${condition.shape[1]} channels, the transformer takes ${conditionChannels(c)}`);
@@ -152,16 +190,21 @@ export const CLIP_VISION_SCOPE = 'clip_vision';
 /**
  * Wan 2.1 I2V's image features of the clip's first frame (pixels [B, 3, (F,) H, W] in [−1, 1]): the CLIP
  * vision tower's penultimate hidden states [B, 257, 1280], frozen, computed beside the VAE encoder.
+ * FLF2V: the first frame's then the last frame's, one sequence [B, 514, 1280] (an image is both).
  */
 export function wanClipFeatures(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
   if (!c.clipVision) throw new Error(`${c.name}: the transformer has a CLIP image branch but the config names no CLIP vision tower`);
-  const [bsz, , , h, w] = pixels.shape;
-  const first = pixels.rank === 5 ? reshape(slice(pixels, [0], [1], [2]), [bsz, 3, h, w]) : pixels;
-  const features = clipVisionPenultimate(b.scope(CLIP_VISION_SCOPE), c.clipVision, first);
-  if (features.shape[1] !== WAN_CLIP_TOKENS || features.shape[2] !== c.transformer.clipImageDim) {
-    throw new Error(`${c.name}: the CLIP vision tower gives ${features.shape[1]} tokens × ${features.shape[2]}; the image branch takes ${WAN_CLIP_TOKENS} × ${c.transformer.clipImageDim}`);
+  const bsz = pixels.shape[0];
+  const [h, w] = pixels.shape.slice(-2);
+  const frames = pixels.rank === 5 ? pixels.shape[2] : 1;
+  const frame = (i: number) => (pixels.rank === 5 ? reshape(slice(pixels, [i], [i + 1], [2]), [bsz, 3, h, w]) : pixels);
+  // Both frames through the tower as one batch [first…; last…], then each sample's two sequences joined.
+  const images = c.transformer.firstLastFrame ? concat([frame(0), frame(frames - 1)], 0) : frame(0);
+  const states = clipVisionPenultimate(b.scope(CLIP_VISION_SCOPE), c.clipVision, images);
+  if (states.shape[1] !== WAN_CLIP_TOKENS || states.shape[2] !== c.transformer.clipImageDim) {
+    throw new Error(`${c.name}: the CLIP vision tower gives ${states.shape[1]} tokens × ${states.shape[2]}; the image branch takes ${WAN_CLIP_TOKENS} × ${c.transformer.clipImageDim}`);
   }
-  return features;
+  return c.transformer.firstLastFrame ? concat([slice(states, [0], [bsz], [0]), slice(states, [bsz], [2 * bsz], [0])], 1) : states;
 }
 
 function traceTransformer(b: Builder, c: WanFamilyConfig) {
@@ -172,7 +215,7 @@ function traceTransformer(b: Builder, c: WanFamilyConfig) {
     latents: input('x', latent),
     condition: conditionChannels(c) > 0 ? input('y', [1, conditionChannels(c), ...latent.slice(2)]) : undefined,
     context: input('context', [1, 2, t.textDim]), timesteps: input('t', [1]),
-    clipImage: t.clipImageDim ? input('clip', [1, WAN_CLIP_TOKENS, t.clipImageDim]) : undefined,
+    clipImage: t.clipImageDim ? input('clip', [1, clipImageTokens(t), t.clipImageDim]) : undefined,
     rope: wanRope(t, [1, 2, 2]),
   });
 }
@@ -200,6 +243,7 @@ export interface WanModelFamily extends ModelFamily<WanFamilyConfig> {
 export const wanFamily: WanModelFamily = {
   id: 'wan',
   label: 'Wan 2.1/2.2',
+  labelOf: (c) => RELEASE_LABELS[c.transformer.name] ?? 'Wan 2.1/2.2',
   // musubi-tuner writes modelspec.architecture `wan2.1/lora` for every Wan (its ARCH_WAN); files of any Wan start with `wan`.
   baseModelVersion: 'wan',
   modelspecArchitecture: 'wan2.1',
@@ -240,7 +284,8 @@ export const wanFamily: WanModelFamily = {
         clipVision: d.config.clipImageDim ? (m.clipVision?.config ?? detected?.clipVision ?? CLIP_VIT_H_14) : undefined,
       };
       const clipImageDim = config.transformer.clipImageDim;
-      const missingClipVision = `clipVision: ${config.name} (Wan 2.1 I2V) conditions on CLIP ViT-H/14 features of the first frame and no CLIP vision file was found: choose ComfyUI's clip_vision_h.safetensors on Load Model's clipVision widget, or put it in the models folder's clip_vision/`;
+      const flf2v = config.transformer.firstLastFrame;
+      const missingClipVision = `clipVision: ${config.name} (Wan 2.1 ${flf2v ? 'FLF2V' : 'I2V'}) conditions on CLIP ViT-H/14 features of the ${flf2v ? 'first and last frames' : 'first frame'} and no CLIP vision file was found: choose ComfyUI's clip_vision_h.safetensors on Load Model's clipVision widget, or put it in the models folder's clip_vision/`;
       return {
         config,
         denoiser: m.transformer.weights,
@@ -295,7 +340,7 @@ export const wanFamily: WanModelFamily = {
       const rest = latentShape ? latentShape.slice(1) : [1, c.sampleSize / vaeSpatialFactor(c.vae), c.sampleSize / vaeSpatialFactor(c.vae)];
       out.push({ name: 'condition', shape: [conditionChannels(c), ...rest], source: 'latent' });
     }
-    if (c.transformer.clipImageDim) out.push({ name: 'clip', shape: [WAN_CLIP_TOKENS, c.transformer.clipImageDim], source: 'latent' });
+    if (c.transformer.clipImageDim) out.push({ name: 'clip', shape: [clipImageTokens(c.transformer), c.transformer.clipImageDim], source: 'latent' });
     if (c.transformer.perTokenTimesteps) {
       const preview = c.sampleSize / vaeSpatialFactor(c.vae);
       const first = firstFrameInput(c.transformer.outChannels, latentShape, [preview, preview]);
@@ -315,6 +360,7 @@ export const wanFamily: WanModelFamily = {
       ...(c.transformer.clipImageDim ? { clip: wanClipFeatures(b, c, pixels) } : {}),
     };
   },
+  takesLastFrame: (c) => c.transformer.firstLastFrame,
   denoise: (b, c, { sample, timestep, cond }) => {
     if (!cond.context) throw new Error('Wan denoiser: conditioning \'context\' is missing');
     const t = c.transformer;

@@ -3,7 +3,8 @@
 // the same value); Sampler renders them on MODEL/CLIP/VAE, optionally through the adapter being trained
 // (TRAINING) or a LoRA file, and shows the images inline as a grid — side by side with "compare".
 // Wan 2.2 A14B: lowNoiseModel runs the low-noise expert's steps with its own LoRA; image-to-video models
-// start every clip from startImage (or the firstFrame input).
+// start every clip from startImage (or the firstFrame input); first-and-last-frame models (Wan 2.1 FLF2V)
+// also end it on endImage (or the lastFrame input), as ComfyUI's WanFirstLastFrameToVideo start/end_image.
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { previewSamplers, previewSchedulers } from '../kernels/families/registry';
@@ -16,7 +17,7 @@ import { parsePrompts } from './sampling/prompts';
 import type { HostTensor } from '../kernels';
 import type { AdapterSpec, ClipValue, ImagesValue, LoraFileValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
 
-/** startImage's "no first frame". */
+/** startImage's "no first frame" (and endImage's "no last frame"). */
 const NO_START_IMAGE = 'none';
 
 const settingsWidgets = {
@@ -35,12 +36,13 @@ const settingsWidgets = {
   fps: widget.int({ default: 16, min: 1, max: 120, tooltip: 'video models: frames per second the sample clips play at (Wan 2.1 / 2.2 A14B: 16, TI2V-5B: 24)' , families: ['wan'] }),
   cfgHighNoise: widget.float({ default: 0, min: 0, max: 30, step: 0.5, tooltip: 'Wan 2.2 A14B: CFG of the high-noise expert\'s steps (musubi-tuner\'s guidance_scale_high_noise); 0 = the same as cfg' , families: ['wan'] }),
   startImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'image-to-video models (Wan I2V): the image every clip starts from, a file in the input folder (ComfyUI\'s WanImageToVideo start_image; scaled to cover the clip and centre-cropped); "none" = no first frame, which only models trained without one accept' , families: ['wan'] }),
+  endImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'first-and-last-frame models (Wan 2.1 FLF2V): the image every clip ends on, a file in the input folder (ComfyUI\'s WanFirstLastFrameToVideo end_image; scaled and cropped as startImage); "none" for every other model' , families: ['wan'] }),
 };
 
 type SettingsWidgets = z.output<z.ZodObject<typeof settingsWidgets>>;
 
 /** The SAMPLER_SETTINGS value of these widgets; prompt errors name the line; `resolveInput` places startImage in the input folder. */
-export function samplerSettings(w: SettingsWidgets, resolveInput: (p: string) => string = (p) => p): SamplerSettings {
+export function samplerSettings(w: Omit<SettingsWidgets, 'endImage'> & { endImage?: string }, resolveInput: (p: string) => string = (p) => p): SamplerSettings {
   const prompts = parsePrompts(w.prompts);
   if (prompts.length === 0) throw new Error('prompts: write at least one prompt');
   return Object.freeze({
@@ -49,6 +51,7 @@ export function samplerSettings(w: SettingsWidgets, resolveInput: (p: string) =>
     steps: w.steps, cfg: w.cfg, sampler: w.sampler, scheduler: w.scheduler, width: w.width, height: w.height, loraStrength: w.loraStrength,
     numFrames: w.numFrames, fps: w.fps, cfgHighNoise: w.cfgHighNoise,
     ...(w.startImage !== NO_START_IMAGE ? { startImage: resolveInput(w.startImage) } : {}),
+    ...(w.endImage && w.endImage !== NO_START_IMAGE ? { endImage: resolveInput(w.endImage) } : {}),
     byteSize: () => 256 + w.prompts.length * 2,
   });
 }
@@ -61,7 +64,7 @@ export const samplerSettingsNode = defineNode({
   version: 1,
   widgets: z.object(settingsWidgets),
   outputs: { settings: 'SAMPLER_SETTINGS' },
-  fingerprint: ({ widgets, resolvePath }) => startImageFingerprint(widgets.startImage, resolvePath),
+  fingerprint: ({ widgets, resolvePath }) => imagesFingerprint([widgets.startImage, widgets.endImage], resolvePath),
   execute({ widgets: w, ctx }) {
     const settings = samplerSettings(w, (p) => ctx.resolvePath('input', p));
     return { outputs: { settings }, ui: { text: [`${settings.prompts.length} prompt(s), ${w.steps} steps ${w.sampler}${w.scheduler === 'auto' ? '' : ` ${w.scheduler}`}, CFG ${w.cfg}`] } };
@@ -84,6 +87,7 @@ export const samplerNode = defineNode({
     lowNoiseModel: input<ModelValue>('MODEL', { optional: true, tooltip: 'Wan 2.2 A14B: the low-noise expert (model is the high-noise one); each step runs the expert owning its noise level, with that expert\'s LoRA from a two-expert TRAINING or LORA_FILE' }),
     settings: input<SamplerSettings>('SAMPLER_SETTINGS', { optional: true, tooltip: 'use these settings instead of this node\'s widgets' }),
     firstFrame: input<ImagesValue>('IMAGES', { optional: true, tooltip: 'image-to-video models: every clip starts from the first of these images (instead of the startImage file)' }),
+    lastFrame: input<ImagesValue>('IMAGES', { optional: true, tooltip: 'first-and-last-frame models (Wan 2.1 FLF2V): every clip ends on the first of these images (instead of the endImage file)' }),
   },
   widgets: z.object({
     ...settingsWidgets,
@@ -91,7 +95,7 @@ export const samplerNode = defineNode({
     useEma: widget.toggle({ default: false, tooltip: 'sample the EMA of the weights (when the Train node keeps one)' }),
   }),
   outputs: { images: 'IMAGES' },
-  fingerprint: ({ widgets, resolvePath }) => startImageFingerprint(widgets.startImage, resolvePath),
+  fingerprint: ({ widgets, resolvePath }) => imagesFingerprint([widgets.startImage, widgets.endImage], resolvePath),
   async execute({ inputs, widgets: w, ctx }) {
     const settings = inputs.settings ?? samplerSettings(w, (p) => ctx.resolvePath('input', p));
     if (inputs.training && inputs.loraFile) throw new Error('training / loraFile: connect one adapter source, not both');
@@ -130,7 +134,8 @@ export const samplerNode = defineNode({
       onImage: (im) => ctx.preview({ mime: 'image/png', data: im.data }),
       onStep: (step, total) => ctx.progress({ step, total }),
       throwIfInterrupted: () => ctx.throwIfInterrupted(),
-      ...(inputs.firstFrame ? { startImage: firstFrameOf(inputs.firstFrame) } : {}),
+      ...(inputs.firstFrame ? { startImage: firstImageOf(inputs.firstFrame, 'firstFrame') } : {}),
+      ...(inputs.lastFrame ? { endImage: firstImageOf(inputs.lastFrame, 'lastFrame') } : {}),
     });
     const step = adapter && inputs.training ? inputs.training.step : null;
     const grid = await gridSheet(images, { title: step !== null ? `step ${step}` : undefined });
@@ -145,17 +150,22 @@ export const samplerNode = defineNode({
   },
 });
 
-/** A changed start image file re-runs the node (its size and modification time). */
-async function startImageFingerprint(startImage: string, resolvePath: (kind: 'input', p: string) => string): Promise<string> {
-  if (startImage === NO_START_IMAGE) return '';
-  const s = await stat(resolvePath('input', startImage));
-  return `${s.size}:${s.mtimeMs}`;
+/** A changed start or end image file re-runs the node (their sizes and modification times). */
+async function imagesFingerprint([startImage, endImage]: readonly [string, string], resolvePath: (kind: 'input', p: string) => string): Promise<string> {
+  const one = async (f: string) => {
+    if (f === NO_START_IMAGE) return '';
+    const s = await stat(resolvePath('input', f));
+    return `${s.size}:${s.mtimeMs}`;
+  };
+  const [start, end] = await Promise.all([one(startImage), one(endImage)]);
+  // Without an end image, the start image's alone (what it was before endImage existed).
+  return end ? `${start}|${end}` : start;
 }
 
-function firstFrameOf(images: ImagesValue): { data: Uint8Array; what: string } {
+function firstImageOf(images: ImagesValue, input: 'firstFrame' | 'lastFrame'): { data: Uint8Array; what: string } {
   const first = images.images[0];
-  if (!first) throw new Error('firstFrame: the connected IMAGES value holds no image');
-  return { data: first.data, what: `firstFrame (${first.label ?? 'image 1'})` };
+  if (!first) throw new Error(`${input}: the connected IMAGES value holds no image`);
+  return { data: first.data, what: `${input} (${first.label ?? 'image 1'})` };
 }
 
 /**

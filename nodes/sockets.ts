@@ -186,6 +186,8 @@ export interface SamplerSettings {
   readonly cfgHighNoise?: number;
   /** Image-to-video: the image file (absolute path) every clip starts from. */
   readonly startImage?: string;
+  /** First-and-last-frame models (Wan 2.1 FLF2V): the image file (absolute path) every clip ends on. */
+  readonly endImage?: string;
   byteSize(): number;
 }
 

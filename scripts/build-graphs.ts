@@ -22,10 +22,10 @@ const SIZE = {
   loraTarget: 314,
   optimizer: 338,
   dop: 146,
-  samplerSettings: 362, // + frames, fps and high-noise CFG for video families
+  samplerSettings: 386, // + frames, fps, high-noise CFG, start and end image for video families
   timesteps: 408, // widgets, then the timestep histogram
   train: 960, // widgets, then the live loss chart, the latest samples (3 × 128 px) and the "All samples" line
-  sampler: 858, // widgets, then the samples: 3 prompts × without | with the LoRA, 128 px each
+  sampler: 882, // widgets (endImage among them), then the samples: 3 prompts × without | with the LoRA, 128 px each
   saveLora: 146,
   loss: 212, // the loss chart
 };

@@ -14,7 +14,7 @@ import { gridLayout, type SampleTile } from './sheet';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
 import { checkSampling } from '../training/memory-advice';
-import { isImageToVideo, requireStartImage, startClip } from './start-image';
+import { checkEndImage, isImageToVideo, requireStartImage, startClip, type GivenImage } from './start-image';
 import { checkSamplerChoice, checkSchedulerChoice } from './sampler-choice';
 
 export { checkSamplerChoice, checkSchedulerChoice };
@@ -49,7 +49,9 @@ export interface RenderRequest {
   /** Called between sampler steps; throws to stop (the executor's interrupt). */
   throwIfInterrupted?: () => void;
   /** Image-to-video: the first frame of every clip (an encoded image; `what` names it in errors), instead of settings.startImage. */
-  startImage?: { data: Uint8Array; what: string };
+  startImage?: GivenImage;
+  /** First-and-last-frame models (Wan 2.1 FLF2V): the last frame of every clip, instead of settings.endImage. */
+  endImage?: GivenImage;
 }
 
 /** What one image was rendered with, after the prompt's overrides. */
@@ -161,6 +163,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   if (req.lowNoise && !!req.lowNoise.adapter !== !!req.adapter) throw new Error('lowNoise: give both experts an adapter, or neither');
   const lowFeeds = req.lowNoise?.adapter ? adapterFeeds(req.lowNoise.adapter, req.lowNoise.model) : undefined;
   const start = await startImageOf(req);
+  const end = await endImageOf(req);
   const startClips = new Map<string, Promise<Float32Array>>();
   const plan = settings.prompts.flatMap((p, i) => {
     const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config), req.model.family.sampleFrames?.(req.model.config) ?? 1);
@@ -179,7 +182,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
       ...(settings.cfgHighNoise ? { cfgScaleHighNoise: settings.cfgHighNoise } : {}),
       feeds: req.adapter ? { ...feeds, ...AdapterSet.multiplierFeed(s) } : undefined,
       ...(lowFeeds ? { lowNoiseFeeds: lowFeeds } : {}),
-      ...(start ? { startClip: await startClipFor(startClips, start, r.width, r.height, r.frames ?? 1) } : {}),
+      ...(start ? { startClip: await startClipFor(startClips, start, end, r.width, r.height, r.frames ?? 1) } : {}),
       onStep: (step) => { req.throwIfInterrupted?.(); stepsDone = before + step; req.onStep?.(stepsDone, stepsTotal); },
     });
     const rgb = gen.images[0];
@@ -197,7 +200,7 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
 }
 
 /** The start image of an image-to-video render (the request's, else the settings' file); refused for other models, required for I2V ones. */
-async function startImageOf(req: RenderRequest): Promise<{ data: Uint8Array; what: string } | undefined> {
+async function startImageOf(req: RenderRequest): Promise<GivenImage | undefined> {
   const file = req.settings.startImage;
   const start = req.startImage ?? (file ? { data: await readFile(file).catch((e: Error) => { throw new Error(`startImage: cannot read ${file} (${e.message})`); }), what: `startImage ${file}` } : undefined);
   if (start && !isImageToVideo(req.model)) throw new Error(`startImage: ${req.model.source.label} is not an image-to-video model; clear startImage`);
@@ -205,9 +208,17 @@ async function startImageOf(req: RenderRequest): Promise<{ data: Uint8Array; wha
   return start;
 }
 
-function startClipFor(cache: Map<string, Promise<Float32Array>>, start: { data: Uint8Array; what: string }, width: number, height: number, frames: number): Promise<Float32Array> {
+/** The end image of a first-and-last-frame render (the request's, else the settings' file); required by exactly those models. */
+async function endImageOf(req: RenderRequest): Promise<GivenImage | undefined> {
+  const file = req.settings.endImage;
+  const end = req.endImage ?? (file ? { data: await readFile(file).catch((e: Error) => { throw new Error(`endImage: cannot read ${file} (${e.message})`); }), what: `endImage ${file}` } : undefined);
+  checkEndImage(req.model, !!end);
+  return end;
+}
+
+function startClipFor(cache: Map<string, Promise<Float32Array>>, start: GivenImage, end: GivenImage | undefined, width: number, height: number, frames: number): Promise<Float32Array> {
   const key = `${width}x${height}x${frames}`;
-  if (!cache.has(key)) cache.set(key, startClip(start.data, width, height, frames, start.what));
+  if (!cache.has(key)) cache.set(key, startClip(start, width, height, frames, end));
   return cache.get(key)!;
 }
 

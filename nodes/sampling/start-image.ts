@@ -1,7 +1,9 @@
 // The first frame an image-to-video preview starts from (ComfyUI's WanImageToVideo start_image): the image
 // scaled to cover the clip's size and centre-cropped, as frame 0 of a clip whose other frames the family
-// blanks; and the rule that an image-to-video model samples only from a given frame, unless its checkpoint
-// says it was also trained without one (the tiny Wan).
+// blanks; for a first-and-last-frame model (Wan 2.1 FLF2V, ComfyUI's WanFirstLastFrameToVideo end_image)
+// the end image is the clip's last frame, fitted the same way. And the rules: an image-to-video model
+// samples only from a given frame, unless its checkpoint says it was also trained without one (the tiny
+// Wan); an end image is needed exactly by the models that take one.
 import sharp from 'sharp';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { samplesWithoutStartImage } from '../../kernels/wan/sampling';
@@ -13,22 +15,45 @@ export function isImageToVideo(model: Pick<ModelValue, 'family' | 'config'>): bo
   return model.family.conditioning(model.config).some((c) => c.source === 'latent');
 }
 
+/** A model whose condition also takes the clip's last frame (Wan 2.1 FLF2V). */
+export function takesLastFrame(model: Pick<ModelValue, 'family' | 'config'>): boolean {
+  return model.family.takesLastFrame?.(model.config) ?? false;
+}
+
+/** An encoded image (`what` names its file or input in errors). */
+export interface GivenImage { data: Uint8Array; what: string }
+
+async function coverRgb(image: GivenImage, width: number, height: number): Promise<Buffer> {
+  try {
+    return await sharp(image.data).removeAlpha().resize(width, height, { fit: 'cover', position: 'centre' }).toColourspace('srgb').raw().toBuffer();
+  } catch (e) {
+    throw new Error(`${image.what}: not an image sharp can read (${(e as Error).message})`);
+  }
+}
+
 /**
  * The clip [3, frames, height, width] in [−1, 1] the condition is encoded from: the decoded image (PNG,
- * JPEG, WebP…) resized to cover width × height and centre-cropped as frame 0, zeros after. `what` names the
- * file or input in errors.
+ * JPEG, WebP…) resized to cover width × height and centre-cropped as frame 0, zeros after; `end`, fitted
+ * the same way, as the last frame (a one-frame clip has only the start).
  */
-export async function startClip(image: Uint8Array, width: number, height: number, frames: number, what: string): Promise<Float32Array> {
-  let rgb: Buffer;
-  try {
-    rgb = await sharp(image).removeAlpha().resize(width, height, { fit: 'cover', position: 'centre' }).toColourspace('srgb').raw().toBuffer();
-  } catch (e) {
-    throw new Error(`${what}: not an image sharp can read (${(e as Error).message})`);
-  }
+export async function startClip(start: GivenImage, width: number, height: number, frames: number, end?: GivenImage): Promise<Float32Array> {
   const plane = width * height;
   const out = new Float32Array(3 * frames * plane);
-  for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) out[c * frames * plane + i] = rgb[i * 3 + c]! / 127.5 - 1;
+  const place = (rgb: Buffer, frame: number) => {
+    for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) out[(c * frames + frame) * plane + i] = rgb[i * 3 + c]! / 127.5 - 1;
+  };
+  place(await coverRgb(start, width, height), 0);
+  if (end && frames > 1) place(await coverRgb(end, width, height), frames - 1);
   return out;
+}
+
+/** Refuses an end image on a model that takes none, and a first-and-last-frame model without one. */
+export function checkEndImage(model: ModelValue, hasEnd: boolean): void {
+  const wants = takesLastFrame(model);
+  if (hasEnd && !wants) throw new Error(`endImage: ${model.source.label} takes no last frame (only first-and-last-frame models do: Wan 2.1 FLF2V); clear endImage`);
+  if (!hasEnd && wants) {
+    throw new Error(`endImage: ${model.source.label} is a first-and-last-frame model and generates between a start and an end image: set endImage (an image in the input folder) on the Sampler or Sampler Settings, or connect an image to the Sampler's lastFrame`);
+  }
 }
 
 const optional = new Map<string, boolean>();

@@ -8,7 +8,7 @@ import type { AdapterSpec, ClipValue, ModelValue, SamplerSettings, VaeValue } fr
 import type { SampleTile } from '../sampling/sheet';
 import type { SheetVideo } from '../sampling/render';
 import type { ExpertSample } from './trainer';
-import { isImageToVideo, requireStartImage } from '../sampling/start-image';
+import { checkEndImage, isImageToVideo, requireStartImage } from '../sampling/start-image';
 import { checkSamplerChoice, checkSchedulerChoice } from '../sampling/sampler-choice';
 
 /** The grid PNG of the samples and its tiles; for video models also the animated grid of the clips. */
@@ -17,6 +17,7 @@ export type TrainingSampler = (step: number, weights: Record<string, HostTensor>
 export function trainingSampler(model: ModelValue, clip: ClipValue, vae: VaeValue, spec: AdapterSpec, settings: SamplerSettings): TrainingSampler {
   // An image-to-video model samples from a first frame: refused before the first step, not at the first sample.
   if (!settings.startImage && isImageToVideo(model)) requireStartImage(model);
+  checkEndImage(model, !!settings.endImage);
   // A sampler the family does not offer: refused here too, not at the first sample hundreds of steps in.
   checkSamplerChoice(model, settings.sampler);
   checkSchedulerChoice(model, settings.sampler, settings.scheduler);

@@ -49,7 +49,7 @@ describe('per-family widgets', () => {
     const of = (type: string, name: string) => info[type]!.widgets.find((w) => w.name === name)!;
     expect(of('LoadModel', 'clipSkip').families).toEqual(['sd1']);
     expect(of('LoadModel', 'family').choosesFamily).toBe(true);
-    for (const name of ['numFrames', 'fps', 'cfgHighNoise', 'startImage']) expect(of('Sampler', name).families, name).toEqual(['wan']);
+    for (const name of ['numFrames', 'fps', 'cfgHighNoise', 'startImage', 'endImage']) expect(of('Sampler', name).families, name).toEqual(['wan']);
     for (const name of ['trainStages', 'switchEvery', 'boundary']) expect(of('Train', name).families, name).toEqual(['wan']);
     expect(of('Sampler', 'cfg').families).toBeUndefined();
   });

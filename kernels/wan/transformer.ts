@@ -158,9 +158,13 @@ export function timeConditioning(b: Builder, cfg: WanTransformerConfig, timestep
 function clipImageProjection(b: Builder, cfg: WanTransformerConfig, clip: Tensor): Tensor {
   const p = b.scope('img_emb.proj');
   const c = cfg.clipImageDim;
-  const tokens = clipImageTokens(cfg);
-  if (clip.shape[1] !== tokens || clip.shape[2] !== c) throw new Error(`${cfg.name}: the image branch takes CLIP features [B, ${tokens}, ${c}]${cfg.firstLastFrame ? ' (the first and the last frame\'s 257 tokens each)' : ''}, got [${clip.shape}]`);
-  const x = cfg.firstLastFrame ? add(clip, b.param('img_emb.emb_pos', [1, tokens, c])) : clip;
+  let x = clip;
+  if (cfg.firstLastFrame) {
+    // emb_pos fixes the token count: 257 of the first frame, then 257 of the last.
+    const tokens = clipImageTokens(cfg);
+    if (clip.shape[1] !== tokens || clip.shape[2] !== c) throw new Error(`${cfg.name}: the image branch takes CLIP features [B, ${tokens}, ${c}] (the first and the last frame's 257 tokens each), got [${clip.shape}]`);
+    x = add(clip, b.param('img_emb.emb_pos', [1, tokens, c]));
+  }
   const h = gelu(p.linear('1', p.layerNorm('0', x, c), c, c));
   return p.layerNorm('4', p.linear('3', h, c, cfg.dim), cfg.dim);
 }

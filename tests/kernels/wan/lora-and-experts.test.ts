@@ -2,7 +2,7 @@
 // Wan 2.2 dual-expert logic: which expert a timestep belongs to, which expert trains at a step, and the
 // per-expert file names ai-toolkit writes.
 import { describe, it, expect } from 'vitest';
-import { WAN21_I2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN_TINY } from '../../../kernels/wan/config';
+import { WAN21_FLF2V_14B, WAN21_I2V_14B, WAN21_T2V_1_3B, WAN22_I2V_A14B, WAN22_T2V_A14B, WAN_TINY } from '../../../kernels/wan/config';
 import { wanTransformerShapes } from '../../../kernels/wan/shapes';
 import { readWanLora, wanLoraStem, wanTargetSpec, writeWanLora, WAN_LORA_FORMATS, type WanLoraModule } from '../../../kernels/wan/lora';
 import {
@@ -20,6 +20,8 @@ describe('Wan LoRA targets and names', () => {
     expect(t.length).toBe(400);
     expect(t.slice(0, 10)).toEqual(['q', 'k', 'v', 'o'].map((n) => `blocks.0.self_attn.${n}`).concat(['q', 'k', 'v', 'o'].map((n) => `blocks.0.cross_attn.${n}`), ['blocks.0.ffn.0', 'blocks.0.ffn.2']));
     expect(targets(WAN21_I2V_14B).length).toBe(480);
+    // 2.1 FLF2V: the same modules as 2.1 I2V (emb_pos is a parameter, not a layer), so the same LoRA names.
+    expect(targets(WAN21_FLF2V_14B)).toEqual(targets(WAN21_I2V_14B));
     expect(targets(WAN21_T2V_1_3B, 'attention').length).toBe(240);
     expect(targets(WAN21_T2V_1_3B, 'all_linear')).toContain('time_projection.1');
   });

@@ -108,6 +108,33 @@ describe('Wan transformer (tiny)', () => {
     expect(err).toBeLessThan(2e-2);
     expect(() => build(MINI_I2V, w, 1, grid, 2)).toThrow(/5 input channels, got 2/);
   });
+
+  it('2.1 FLF2V mini: emb_pos is added to the 2 × 257 CLIP tokens before the projection (the prediction depends on it, with its gradient); 257 tokens are refused', async () => {
+    const flf: WanTransformerConfig = { ...MINI_I2V, name: 'mini-flf2v', firstLastFrame: true };
+    const grid: [number, number, number] = [1, 1, 2];
+    const feeds = { x: f32([1, 2, 1, 2, 4], rand(16)), c: f32([1, 3, 1, 2, 4], rand(24)), ctx: f32([1, 2, 6], rand(12)), clip: f32([1, 514, 4], rand(514 * 4)) };
+    // The same weights but emb_pos (set first, so every other tensor draws the same numbers).
+    const predict = async (emb: number) => {
+      const w = new K.RandomWeights(11, 0.4);
+      w.tensors.set('img_emb.emb_pos', f32([1, 514, 4], new Float32Array(514 * 4).map((_, i) => emb * Math.sin(i))));
+      const xs = [K.input('x', [1, 2, 1, 2, 4]), K.input('c', [1, 3, 1, 2, 4]), K.input('ctx', [1, 2, 6]), K.input('clip', [1, 514, 4])];
+      const y = wanTransformer(new K.Builder(w), flf, { latents: xs[0], condition: xs[1], context: xs[2], clipImage: xs[3], timesteps: K.constant(Float32Array.of(0.7), [1]), rope: wanRope(flf, grid) });
+      const s = await runtime().load(K.compileGraph(xs, { y }));
+      return (await s.run(feeds)).y.data as Float32Array;
+    };
+    const [zero, some] = [await predict(0), await predict(1)];
+    expect(zero.some((v, i) => Math.abs(v - some[i]!) > 1e-4)).toBe(true);
+    const w = new K.RandomWeights(12, 0.4);
+    const err = await gradCheck((x: K.Tensor, clip: K.Tensor) => wanTransformer(new K.Builder(w), flf, {
+      latents: x, condition: K.constant(rand(24), [1, 3, 1, 2, 4]), context: K.constant(rand(12), [1, 2, 6]), clipImage: clip, timesteps: K.constant(Float32Array.of(0.7), [1]), rope: wanRope(flf, grid),
+    }), [{ shape: [1, 2, 1, 2, 4] }, { shape: [1, 514, 4] }], { directions: 3 });
+    expect(err).toBeLessThan(2e-2);
+    expect(w.tensors.get('img_emb.emb_pos')!.shape).toEqual([1, 514, 4]);
+    expect(() => wanTransformer(new K.Builder(w), flf, {
+      latents: K.input('x', [1, 2, 1, 2, 4]), condition: K.input('c', [1, 3, 1, 2, 4]), context: K.input('ctx', [1, 2, 6]), clipImage: K.input('clip', [1, 257, 4]),
+      timesteps: K.input('t', [1]), rope: wanRope(flf, grid),
+    })).toThrow(/mini-flf2v: the image branch takes CLIP features \[B, 514, 4\]/);
+  });
 });
 
 describe('Wan patches', () => {

@@ -63,7 +63,7 @@ export default defineNode({
     videoModel: widget.toggle({ default: false, tooltip: 'require 4n+1 frames (1, 5, 9, …, 81), as Wan/HunyuanVideo need' }),
     fps: widget.float({ default: 0, min: 0, max: 240, step: 1, tooltip: 'frame rate clips are resampled to (Wan trains at 16); 0 = numFrames spread evenly over the whole clip' }),
     clipWindow: widget.combo(CLIP_WINDOWS, { default: 'head', tooltip: 'with fps set: head = the clip\'s first numFrames frames at that rate; random = a window starting anywhere, drawn anew every time (no latent caching then)' }),
-    imageToVideo: widget.toggle({ default: true, tooltip: 'clips for a model whose first frame is optional (Wan 2.2 TI2V-5B): on = image-to-video, the clip\'s first frame given clean and left out of the loss (ai-toolkit\'s do_i2v); off = text-to-video. Models that always take a first frame (Wan I2V) and images ignore it', families: ['wan'] }),
+    imageToVideo: widget.toggle({ default: true, tooltip: 'clips for a model whose first frame is optional (Wan 2.2 TI2V-5B): on = image-to-video, the clip\'s first frame given clean and left out of the loss (ai-toolkit\'s do_i2v); off = text-to-video. Models that always take a first frame ignore it: Wan I2V is given each clip\'s first frame, Wan 2.1 FLF2V its first and last frames (as Wan\'s FLF2V pipeline builds them); images are one frame', families: ['wan'] }),
     cacheLatents: widget.toggle({ default: false, tooltip: 'encode each image once with the VAE and train from the cached latents' }),
     cacheTextEmbeddings: widget.toggle({ default: false, tooltip: 'encode each caption once and train from the cached embeddings' }),
   }),

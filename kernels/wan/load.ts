@@ -6,7 +6,7 @@
 //   diffusers        transformer/ (and transformer_2/, the low-noise expert of 2.2 A14B), text_encoder/,
 //                    tokenizer/tokenizer.json, vae/
 //   Wan's own        one transformer file or folder (shards) in Wan names
-// Wan 2.1 I2V also needs its CLIP vision tower: ComfyUI's models/clip_vision/clip_vision_h.safetensors,
+// Wan 2.1 I2V and FLF2V also need their CLIP vision tower: ComfyUI's models/clip_vision/clip_vision_h.safetensors,
 // diffusers' image_encoder/, or Wan's visual tower (kernels/vision/clip-vision-load.ts reads each layout).
 // The text encoder and the VAE of a single transformer file are found by their tensors among the files
 // beside it, in ComfyUI's sibling folders (../text_encoders, ../vae) and in the models folder. Sizes are
@@ -57,10 +57,6 @@ export async function openWanTransformer(path: string, numHeads?: number, opts: 
   const heads = numHeads ?? (t.metadata.loragraph_num_heads ? Number(t.metadata.loragraph_num_heads) : undefined);
   const detection = detectWanTransformer([...t.tensors.keys()], (k) => t.tensors.get(k)?.entry.shape, { fileName: basename(path), numHeads: heads });
   if (!detection) throw new CheckpointError(path, 'not a Wan transformer: no patch_embedding with head.modulation (Wan names) or condition_embedder.time_proj (diffusers names)');
-  // FLF2V's image branch adds learned positions to two frames' CLIP features (2 × 257 tokens); read as I2V it would run without them.
-  if (t.tensors.has(`${detection.prefix}img_emb.emb_pos`) || t.tensors.has(`${detection.prefix}condition_embedder.image_embedder.pos_embed`)) {
-    throw new CheckpointError(path, 'this is Wan 2.1 FLF2V (first and last frame: img_emb.emb_pos), which loragraph does not read yet; Wan 2.1 I2V (480p or 720p) and Wan 2.2 I2V A14B train');
-  }
   const own = new CheckpointWeights(under(t.tensors, detection.prefix), path, opts);
   let params = 0;
   for (const [k, v] of t.tensors) if (k.startsWith(detection.prefix)) params += v.entry.shape.reduce((a, b) => a * b, 1);

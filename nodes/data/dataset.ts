@@ -32,7 +32,9 @@ export interface DatasetSettings extends CaptionSettings, BucketSettings {
   clipWindow: ClipWindow;
   /**
    * Clips for a model whose first frame is optional (Wan 2.2 TI2V-5B): given, image to video (ai-toolkit's
-   * do_i2v); off, text to video (the first-frame input left zero). Absent: on.
+   * do_i2v); off, text to video (the first-frame input left zero). Absent: on. Models that always take
+   * frames of the clip (Wan I2V: the first; Wan 2.1 FLF2V: the first and the last) build them from each
+   * clip whatever this says (the family's latentConditioning).
    */
   imageToVideo?: boolean;
   /** Train from cached VAE latents (see cache.ts); the trainer reads this flag. */

@@ -67,10 +67,10 @@ export async function loadModel(requested: string, opts: LoadModelOptions = {}):
   // data), so a 4 GB model is never copied into JS memory. The tiny built-in model is read in. The tiny
   // tokenizer serves test checkpoints made with its vocabulary.
   const loaded = await family.load(path, { external: !builtin, modelsDir: opts.modelsDir, fallbackTokenizerDirs: [builtinTiny.tokenizer], textEncoderFiles: opts.textEncoderFiles, vaeFile: opts.vaeFile, clipVisionFile: opts.clipVisionFile });
-  // Only a model with an image branch reads a CLIP vision file (Wan 2.1 I2V); another would ignore it silently.
+  // Only a model with an image branch reads a CLIP vision file (Wan 2.1 I2V and FLF2V); another would ignore it silently.
   if (opts.clipVisionFile && loaded.params.clip_vision === undefined) {
     loaded.close();
-    throw new Error(`clipVision: ${basename(path)} (${family.label}) takes no CLIP vision file, only Wan 2.1 I2V does; leave it on auto`);
+    throw new Error(`clipVision: ${basename(path)} (${family.label}) takes no CLIP vision file, only Wan 2.1 I2V and FLF2V do; leave it on auto`);
   }
   const source: ModelSource = Object.freeze({
     path: builtin ? checkpoint : path,

@@ -1,7 +1,7 @@
 // Wan 2.1 I2V's CLIP vision branch end to end on a tiny model written as ComfyUI lays it out
 // (diffusion_models/, text_encoders/, vae/, clip_vision/): Load Model finds the CLIP vision file or takes
 // the one chosen on its clipVision widget (Wan's own layout reads the same), refuses one of the wrong
-// width or on a model without an image branch (and FLF2V, whose branch takes two frames), and without one the first frame's features are refused
+// width or on a model without an image branch, and without one the first frame's features are refused
 // naming the widget; the LoRA trains through the real training loop (with latents cached, the features are
 // computed once per item) and on a fixed batch its loss falls with the frozen image features fed; the
 // Sampler's start image changes the clip.
@@ -74,8 +74,6 @@ async function writeModels(models: string, withClipVision: boolean) {
   for (const d of ['diffusion_models', 'text_encoders', 'vae', 'clip_vision', 'elsewhere']) mkdirSync(join(models, d), { recursive: true });
   const file = (m: Map<string, K.HostTensor>) => new Map([...m].map(([k, t]) => [k, f32(t)]));
   await writeSafetensors(join(models, TRANSFORMER), file(weights.transformer), { loragraph_num_heads: String(cfg.transformer.numHeads), loragraph_text_length: String(cfg.textLength) });
-  // FLF2V: the same tensors and img_emb.emb_pos, positions for the first and the last frame's features.
-  await writeSafetensors(join(models, 'elsewhere', 'wan2.1-tiny-flf2v.safetensors'), new Map([...file(weights.transformer), ['img_emb.emb_pos', { dtype: 'F32', shape: [1, 514, 16], data: new Float32Array(514 * 16) }]]), { loragraph_num_heads: String(cfg.transformer.numHeads) });
   // A text-to-video model beside it, which has no image branch.
   await writeSafetensors(join(models, 'diffusion_models', 'wan-tiny-t2v.safetensors'), file(partWeights(tinyWanConfig(), 'transformer', 4)), { loragraph_num_heads: String(cfg.transformer.numHeads) });
   await writeSafetensors(join(models, 'text_encoders', 'umt5-tiny.safetensors'), file(weights.text));
@@ -162,7 +160,6 @@ describe('Wan 2.1 I2V\'s CLIP vision file on Load Model', () => {
 
   it('refuses a tower of the wrong width, and without any CLIP vision file names the clipVision widget when the features are needed', async () => {
     await expect(load(ctx, { clipVision: 'elsewhere/narrow.safetensors' })).rejects.toThrow(/^clipVision: .*narrow\.safetensors: this CLIP vision tower is 8 wide; the transformer's image branch takes 16/);
-    await expect(load(ctx, { checkpoint: 'elsewhere/wan2.1-tiny-flf2v.safetensors' })).rejects.toThrow(/wan2\.1-tiny-flf2v\.safetensors: this is Wan 2\.1 FLF2V .*does not read yet/);
     // A model without an image branch would ignore a chosen file: refused instead.
     await expect(load(ctx, { checkpoint: 'diffusion_models/wan-tiny-t2v.safetensors', clipVision: 'clip_vision/clip_vision_tiny.safetensors' })).rejects.toThrow(/^clipVision: wan-tiny-t2v\.safetensors \(Wan 2\.1\/2\.2\) takes no CLIP vision file/);
     await expect(load(ctx, { checkpoint: 'builtin:tiny', clipVision: 'clip_vision/clip_vision_tiny.safetensors' })).rejects.toThrow(/^clipVision: Stable Diffusion 1\.x checkpoints carry their own text encoders and VAE and take no CLIP vision file/);

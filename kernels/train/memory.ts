@@ -7,8 +7,9 @@
 // take while they run (an op's `workspace`). Reshapes and gates alias their input; ops on constants
 // alone are folded by ORT into initializers at load (DequantizeLinear excepted), and the weights are
 // what the computed ops then read (folded values included, constants read only while folding not).
-// Measured against bench:sd15's peaks at 512² the plan matters most for bases dequantised per layer:
-// without it the estimate was 0.49–0.73 of the peak, with it 1.12–1.19 (fp32 0.95–0.99).
+// Measured against bench:sd15's peaks at 512² (every base, with and without recomputation): 0.89–0.97
+// of the peak; without the plan and the scratch the estimate for bases dequantised per layer was
+// 0.49–0.73, and with the plan but every shape taken as known 1.12–1.19.
 import { readFileSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import { BYTES_PER_ELEMENT, type Tensor } from '../tensor';
@@ -51,7 +52,7 @@ const BROADCAST = new Set(['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimu
 // onnxruntime-node 1.24) to the resident memory before the first step in bench:sd15, less the JS
 // buffers — about 280 MiB for an SD 1.5 step of 14 k ops, 370 MiB for one of 28 k ops (recomputed
 // blocks) — and to bench:memory's tiny UNet steps of 6–7 k ops, about 235 MiB.
-const RUNTIME_BASE_BYTES = 200 * 2 ** 20;
+export const RUNTIME_BASE_BYTES = 200 * 2 ** 20;
 const RUNTIME_BYTES_PER_OP = 6 * 2 ** 10;
 
 type OpSource = Extract<Tensor['source'], { kind: 'op' }>;

@@ -12,7 +12,7 @@ import { bfloat16ToFloat32 } from '../io/dtypes';
 import { recomputedBlocks, topoOrder } from '../autodiff';
 import type { CompiledGraph } from '../compile';
 import type { Feed } from '../runtime';
-import { estimateGraphMemory, type MemoryEstimate } from './memory';
+import { estimateGraphMemory, RUNTIME_BASE_BYTES, type MemoryEstimate } from './memory';
 
 /** Constants embedded in segment graphs rather than fed: unnamed and small (scalars, ones, tables). */
 const EMBED_MAX = 4096;
@@ -121,8 +121,14 @@ export function crossingBytes(segments: Segment[]): number {
  * so they count) plus `hostBytes` waiting on the host between segments.
  */
 export function segmentedEstimate(graphs: Tensor[][], hostBytes: number): MemoryEstimate {
-  const largest = graphs.map((outs) => estimateGraphMemory(outs)).reduce((a, b) => (b.total > a.total ? b : a));
-  return { ...largest, inputs: largest.inputs + hostBytes, total: largest.total + hostBytes };
+  const parts = graphs.map((outs) => estimateGraphMemory(outs));
+  const largest = parts.reduce((a, b) => (b.total > a.total ? b : a));
+  // Every segment's session stays loaded: ORT's per-node state counts for each distinct one (blocks of
+  // one shape share a session, and estimate alike), the process once.
+  const sessions = new Map(parts.map((e) => [`${e.runtime}:${e.weights}:${e.inputs}:${e.activations}`, e.runtime - RUNTIME_BASE_BYTES]));
+  const runtime = RUNTIME_BASE_BYTES + [...sessions.values()].reduce((a, b) => a + b, 0);
+  const extra = hostBytes + runtime - largest.runtime;
+  return { ...largest, inputs: largest.inputs + hostBytes, runtime, total: largest.total + extra };
 }
 
 /**

@@ -43,6 +43,21 @@ describe('flow Euler sampler', () => {
     noise().forEach((e, i) => expect(out[i]).toBeCloseTo(e - 9, 5));
   });
 
+  it('klein\'s 4-step distilled release through CFG scale 1: one conditional call per step at the FLUX.2 schedule\'s levels', async () => {
+    // The Sampler and Train's previews hand klein { mode: 'cfg', scale }: at 1 there is no empty-prompt
+    // prediction to mix, so each step is the conditional call alone, as the distilled release samples.
+    const calls: { n: number; cfg: boolean; t: number }[] = [];
+    const sigmas = flux2Sigmas(4, 1024);
+    const out = await sampleFlowEuler(async (x, t, o) => {
+      calls.push({ n: x.length, cfg: o.cfg, t });
+      return new Float32Array(x.length).fill(2);
+    }, { sigmas, guidance: { mode: 'cfg', scale: 1 }, seed: 9, perImage });
+    expect(calls.map((c) => ({ n: c.n, cfg: c.cfg }))).toEqual(new Array(4).fill({ n: perImage, cfg: false }));
+    calls.forEach((c, i) => expect(c.t).toBeCloseTo(sigmas[i], 6));
+    // A constant velocity 2 integrated from 1 to 0: x0 = ε − 2.
+    noise().forEach((e, i) => expect(out[i]).toBeCloseTo(e - 2, 5));
+  });
+
   it('distilled: conditional calls only; embedded guidance passes the scale to the model', async () => {
     const seen: (number | undefined)[] = [];
     const model = async (x: Float32Array, t: number, o: { cfg: boolean; guidance?: number }) => {

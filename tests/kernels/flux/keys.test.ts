@@ -79,6 +79,55 @@ describe('FLUX.2 key layouts', () => {
     });
   }
 
+  it('klein 4B and FLUX.1 dev/schnell at full size: exact diffusers lists and a bijection of row slices', () => {
+    const bijection = (cfg: FluxTransformerConfig): string[] => {
+      const mapping = fluxKeyMapping(cfg);
+      const shapes = fluxTransformerShapes(cfg).tensors;
+      expect(mapping.map((m) => m.bfl).sort()).toEqual([...shapes.keys()].sort());
+      const seen = new Set<string>();
+      for (const m of mapping) {
+        let at = 0;
+        for (const p of m.diffusers) {
+          expect(p.rows[0]).toBe(at);
+          at = p.rows[1];
+          expect(seen.has(p.key), p.key).toBe(false);
+          seen.add(p.key);
+        }
+        expect(at, m.bfl).toBe(shapes.get(m.bfl)![0]);
+      }
+      return [...seen];
+    };
+    const block = (keys: string[], prefix: string) => keys.filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
+    const wb = (names: string[]) => names.flatMap((n) => [`${n}.weight`, `${n}.bias`]);
+
+    // klein 4B: 9 top-level tensors, 16 per double block (qkv split in three, twice), 4 per single block.
+    const klein4 = bijection(FLUX2_KLEIN_4B);
+    expect(klein4).toHaveLength(9 + 5 * 16 + 20 * 4);
+    expect(block(klein4, 'transformer_blocks.4.')).toEqual(block(bijection(FLUX2_KLEIN_9B), 'transformer_blocks.7.'));
+    expect(klein4).not.toContain('transformer_blocks.5.attn.to_q.weight');
+
+    // FLUX.1 dev: BFL's 780 tensors become diffusers' 20 + 19 × 32 + 38 × 14, biases everywhere but the norms.
+    const dev = bijection(FLUX1_DEV);
+    expect(fluxTransformerShapes(FLUX1_DEV).tensors.size).toBe(20 + 19 * 24 + 38 * 8);
+    expect(dev).toHaveLength(20 + 19 * 32 + 38 * 14);
+    expect(block(dev, 'transformer_blocks.18.')).toEqual([
+      ...wb(['norm1.linear', 'norm1_context.linear', 'attn.to_q', 'attn.to_k', 'attn.to_v', 'attn.add_q_proj', 'attn.add_k_proj', 'attn.add_v_proj',
+        'attn.to_out.0', 'attn.to_add_out', 'ff.net.0.proj', 'ff.net.2', 'ff_context.net.0.proj', 'ff_context.net.2']),
+      ...['attn.norm_q', 'attn.norm_k', 'attn.norm_added_q', 'attn.norm_added_k'].map((n) => `${n}.weight`),
+    ].sort());
+    expect(block(dev, 'single_transformer_blocks.37.')).toEqual([
+      ...wb(['norm.linear', 'attn.to_q', 'attn.to_k', 'attn.to_v', 'proj_mlp', 'proj_out']), 'attn.norm_q.weight', 'attn.norm_k.weight',
+    ].sort());
+    expect(dev.filter((k) => !k.includes('blocks.')).sort()).toEqual(wb([
+      'x_embedder', 'context_embedder', 'time_text_embed.timestep_embedder.linear_1', 'time_text_embed.timestep_embedder.linear_2',
+      'time_text_embed.guidance_embedder.linear_1', 'time_text_embed.guidance_embedder.linear_2', 'time_text_embed.text_embedder.linear_1',
+      'time_text_embed.text_embedder.linear_2', 'norm_out.linear', 'proj_out',
+    ]).sort());
+    // schnell: the same without the guidance embedder.
+    const schnell = bijection(FLUX1_SCHNELL);
+    expect(dev.filter((k) => !schnell.includes(k)).sort()).toEqual(wb(['time_text_embed.guidance_embedder.linear_1', 'time_text_embed.guidance_embedder.linear_2']).sort());
+  });
+
   it('FLUX.1: single-block linear1 splits into q, k, v and proj_mlp', () => {
     const m = fluxKeyMapping(FLUX1_DEV).find((x) => x.bfl === 'single_blocks.0.linear1.weight')!;
     expect(m.diffusers).toEqual([

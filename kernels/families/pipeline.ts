@@ -8,6 +8,7 @@ import { compileGraph } from '../compile';
 import { topoOrder } from '../autodiff';
 import { Builder, type AdapterHook } from '../nn/builder';
 import type { WeightSource } from '../nn/weights';
+import { nativeHalfDtypes } from '../nn/precision';
 import type { Runtime, Session } from '../runtime';
 import { stackConditioning, type ModelFamily, type Tokenizer } from './contract';
 import { idsInputName } from './training-graph';
@@ -61,9 +62,13 @@ function denoiserGraph(inputs: Tensor[], pred: Tensor, offload: OffloadMode | un
   return { estimate: off.memoryEstimate, load: (rt: Runtime): Promise<DenoiserRunner> => off.load(rt, name) };
 }
 
-/** A denoiser Builder; layer offloading needs the blocks marked, which gradient checkpointing does (it changes nothing else in a forward graph). */
-function denoiserBuilder(weights: WeightSource, hook: AdapterHook | undefined, offload: OffloadMode | undefined): Builder {
+/**
+ * A denoiser Builder for `rt`'s EP (GPU EPs multiply half-stored weights natively); layer offloading
+ * needs the blocks marked, which gradient checkpointing does (it changes nothing else in a forward graph).
+ */
+function denoiserBuilder(rt: Runtime, weights: WeightSource, hook: AdapterHook | undefined, offload: OffloadMode | undefined): Builder {
   const b = new Builder(weights, hook);
+  b.halfKernels = nativeHalfDtypes(rt.ep);
   b.gradientCheckpointing = offload === 'blocks';
   return b;
 }
@@ -198,9 +203,9 @@ export class FamilyPipeline {
     const condSpecs = family.conditioning(cfg, [latent.channels, ...spatial]);
     const condInputs = condSpecs.map((c) => input(c.name, [2 * n, ...c.shape]));
     const condByName = Object.fromEntries(condSpecs.map((c, i) => [c.name, condInputs[i]]));
-    const pred = family.denoise(denoiserBuilder(parts.denoiser, opts.adapters?.denoiser, parts.offload), cfg, { sample: x, timestep: t, cond: condByName });
+    const pred = family.denoise(denoiserBuilder(rt, parts.denoiser, opts.adapters?.denoiser, parts.offload), cfg, { sample: x, timestep: t, cond: condByName });
     const low = parts.lowNoise;
-    const lowPred = low && family.denoise(denoiserBuilder(low.denoiser, opts.adapters?.lowNoiseDenoiser, low.offload), low.config, { sample: x, timestep: t, cond: condByName });
+    const lowPred = low && family.denoise(denoiserBuilder(rt, low.denoiser, opts.adapters?.lowNoiseDenoiser, low.offload), low.config, { sample: x, timestep: t, cond: condByName });
     const z = input('latents', [n, latent.channels, ...spatial]);
     const image = toUnitRange(family.vaeDecode(new Builder(parts.vae), cfg, z));
     const denoiser = denoiserGraph(withHookInputs([x, t, ...condInputs], [pred]), pred, parts.offload, `${family.id}_denoiser`);

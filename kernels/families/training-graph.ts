@@ -5,6 +5,8 @@
 import { input, type Tensor } from '../tensor';
 import { add, cast, mul, stopGradient, sub } from '../ops/elementwise';
 import { Builder } from '../nn/builder';
+import { nativeHalfDtypes } from '../nn/precision';
+import type { ExecutionProvider } from '../runtime';
 import type { WeightSource } from '../nn/weights';
 import { ddpmSchedule, type DdpmSchedule } from '../schedules/ddpm';
 import { batchLoss, ddpmTrainingPair, flowTrainingPair, minSnrWeights, perSampleLoss, type LossOptions } from '../losses';
@@ -33,6 +35,8 @@ export interface TrainGraphOptions {
   sampleWeights?: boolean;
   /** Recompute each denoiser block in the backward pass instead of keeping its activations (Builder.block). */
   gradientCheckpointing?: boolean;
+  /** The EP the step runs on: GPU EPs multiply half-stored frozen weights natively (Builder.halfKernels). Default cpu. */
+  ep?: ExecutionProvider;
 }
 
 export interface TrainGraph {
@@ -70,7 +74,11 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
   // Sized by this graph's latent: Wan I2V's first-frame condition follows the clip's frames and size.
   const conds = family.conditioning(cfg, [channels, ...o.latentSize]);
   const encoders = family.textEncoders(cfg);
-  const builder = (w: WeightSource, hook?: ReturnType<FamilyAdapters['denoiser']['hook']>) => new Builder(w, hook);
+  const builder = (w: WeightSource, hook?: ReturnType<FamilyAdapters['denoiser']['hook']>) => {
+    const b = new Builder(w, hook);
+    b.halfKernels = nativeHalfDtypes(o.ep ?? 'cpu');
+    return b;
+  };
 
   const inputs: Tensor[] = [];
   const encode = (ids: Tensor[], withAdapter: boolean): Conditioning =>

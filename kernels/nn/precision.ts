@@ -1,14 +1,25 @@
 // Mixed precision for frozen base weights: big linear and conv weights are stored in bf16 or fp16
 // (half the bytes of fp32) and widened to float32 inside the graph where the layer runs; adapters,
 // optimizer state and the loss stay float32. The CPU EP has no bf16 Gemm/Conv kernels (and only some
-// fp16 ones), so the multiply happens in float32 after the cast; on GPU EPs the same stored weights
-// feed native half-precision kernels once the graph casts the activations down (not done yet).
-import { constant, externalConstant, type ExternalBytes, type Tensor } from '../tensor';
+// fp16 ones), so the multiply happens in float32 after the cast. GPU EPs multiply natively: a layer
+// built with the EP's half dtypes (Builder.halfKernels, from `nativeHalfDtypes`) gets the stored weight
+// as it is, casts its input down and its output back to float32 (ORT accumulates in fp32 inside its
+// GEMM/conv kernels); bias and adapters stay float32.
+import { constant, externalConstant, type DType, type ExternalBytes, type Tensor } from '../tensor';
 import { cast } from '../ops/elementwise';
 import { after } from '../ops/shape-and-reduce';
 import { float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../io/dtypes';
 import { bytesOf, readExternal, type WeightFile } from './weight-file';
 import type { WeightSource, WeightUse } from './weights';
+import type { ExecutionProvider } from '../runtime';
+
+/**
+ * Half dtypes an EP runs Gemm, Conv and ConvTranspose in natively: CUDA both, WebGPU float16 (it has no
+ * bf16), the CPU EP neither (no bf16 kernels, no fp16 Conv on x86), so there a half weight is widened.
+ */
+export function nativeHalfDtypes(ep: ExecutionProvider): readonly DType[] {
+  return ep === 'cuda' ? ['float16', 'bfloat16'] : ep === 'webgpu' ? ['float16'] : [];
+}
 
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
 export type Precision = (typeof PRECISIONS)[number];
@@ -52,7 +63,8 @@ export class PrecisionWeights implements WeightSource {
       this.stored.set(path, s);
     }
     const w = 'bits' in s ? constant(s.bits, shape, this.dtype, path) : externalConstant(s.external, shape, this.dtype, path);
-    return cast(use?.after ? after(w, use.after) : w, 'float32');
+    const read = use?.after ? after(w, use.after) : w;
+    return use?.native?.includes(this.dtype) ? read : cast(read, 'float32');
   }
 
   /** Bytes of the stored half-precision weights. */

@@ -9,11 +9,13 @@ export interface WeightSource {
    * mis-shaped. `use.after`: the layer's input; sources that store weights packed or in half precision
    * read the stored constant through `after(stored, input)` so the float32 copy is made when the layer
    * runs (one layer's worth at a time) instead of being folded into a float32 initializer at load.
+   * `use.native`: half dtypes the caller multiplies in (a GPU EP's); a weight stored in one of them
+   * comes back in it, not widened, and the caller casts its input to match.
    */
   get(path: string, shape: readonly number[], use?: WeightUse): Tensor;
 }
 
-export interface WeightUse { after?: Tensor }
+export interface WeightUse { after?: Tensor; native?: readonly DType[] }
 
 /** Weights held in memory as host tensors (a loaded checkpoint, or random init for tests). */
 export class HostWeights implements WeightSource {

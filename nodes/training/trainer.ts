@@ -203,7 +203,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
           adapters: stageAdapters[stage], batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
           preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
           // Layer offloading (Load Model's offload) runs the step block by block: the blocks must exist.
-          gradientCheckpointing: s.gradientCheckpointing || stageModels[stage].offload === 'blocks',
+          gradientCheckpointing: s.gradientCheckpointing || stageModels[stage].offload === 'blocks', ep: rt.ep,
         });
         // The pre-flight (TrainStep.create) refuses a step that cannot fit, naming these settings.
         const memorySettings: MemorySettings = {

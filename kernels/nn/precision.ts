@@ -15,7 +15,8 @@ import type { ExecutionProvider } from '../runtime';
 
 /**
  * Half dtypes an EP runs Gemm, Conv and ConvTranspose in natively: CUDA both, WebGPU float16 (it has no
- * bf16), the CPU EP neither (no bf16 kernels, no fp16 Conv on x86), so there a half weight is widened.
+ * bf16), the CPU EP neither: it has no bf16 kernels, and on x86 an fp16 Gemm or Conv gets casts to
+ * float32 inserted by ORT itself (its output is not fp16-rounded), so there a half weight is widened.
  */
 export function nativeHalfDtypes(ep: ExecutionProvider): readonly DType[] {
   return ep === 'cuda' ? ['float16', 'bfloat16'] : ep === 'webgpu' ? ['float16'] : [];

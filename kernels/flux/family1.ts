@@ -15,7 +15,7 @@ import { targetFilter } from '../adapters/targets';
 import type { ClipTextConfig, VaeConfig } from '../sd/config';
 import { SD15 } from '../sd/config';
 import { clipTextEncoder } from '../sd/clip-text';
-import { ClipTokenizer } from '../sd/tokenizer';
+import { ClipJsonTokenizer } from '../text/clip-tokenizer-json';
 import { vaeDecode as sdVaeDecode, vaeEncode as sdVaeEncode } from '../sd/vae';
 import { firstEosIndex } from '../sdxl/family';
 import { T5_XXL, t5Encoder, type T5Config } from '../text/t5';
@@ -81,7 +81,8 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
   /**
    * A diffusers folder (transformer/, text_encoder/, text_encoder_2/, vae/, tokenizer/, tokenizer_2/), or a
    * transformer file with CLIP-L, T5-XXL and the VAE chosen on Load Model (the tokenizers in the folder's
-   * tokenizer/ and tokenizer_2/).
+   * tokenizer/ and tokenizer_2/, both run by @huggingface/tokenizers: CLIP's tokenizer.json, or the one
+   * converted from its vocab.json + merges.txt).
    */
   loadsSeparateFiles: true,
   async load(path: string, opts: LoadOptions<Flux1FamilyConfig> = {}): Promise<LoadedFamilyModel<Flux1FamilyConfig>> {
@@ -90,7 +91,7 @@ export const flux1Family: ModelFamily<Flux1FamilyConfig> = {
     try {
       if (!m.clip || !m.t5 || !m.vae) throw new Error(`${path}: FLUX.1 needs CLIP-L, T5-XXL and its VAE: text_encoder/, text_encoder_2/ and vae/ beside transformer/, or the files chosen on Load Model (text encoder, text encoder 2, VAE)`);
       const root = existsSync(path) && statSync(path).isDirectory() ? path : dirname(path);
-      const clipTok: Tokenizer = opts.tokenizers?.[0] ?? ClipTokenizer.fromFolder(join(root, 'tokenizer'));
+      const clipTok: Tokenizer = opts.tokenizers?.[0] ?? ClipJsonTokenizer.fromFolder(join(root, 'tokenizer'));
       const t5Tok: Tokenizer = opts.tokenizers?.[1] ?? T5PromptTokenizer.fromFile(join(root, 'tokenizer_2', 'tokenizer.json'));
       const config = opts.config ?? flux1ConfigOf(path, m, clip ?? path, t5 ?? path);
       return {

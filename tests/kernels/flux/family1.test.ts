@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as K from '../../../kernels';
 import { writeSafetensors, type TensorToWrite } from '../../../kernels/io/safetensors';
 import { ClipTokenizer } from '../../../kernels/sd/tokenizer';
+import { ClipJsonTokenizer } from '../../../kernels/text/clip-tokenizer-json';
 import { flux1Family, tinyFlux1Config } from '../../../kernels/flux/family1';
 import { fluxBflToDiffusers } from '../../../kernels/flux/keys';
 import { loadFlux1 } from '../../../kernels/flux/load';
@@ -77,6 +78,9 @@ describe('flux1Family', () => {
     expect(loaded.latents.data).toEqual(direct.latents.data);
     (loaded.v.data as Float32Array).forEach((x, i) => expect(x).toBeCloseTo((direct.v.data as Float32Array)[i], 5));
     expect(m.textEncoders[1].tokenizer.tokenize('a red circle', { maxLength: 8 }).ids).toHaveLength(8);
+    // CLIP-L's tokenizer is run by @huggingface/tokenizers (converted from the folder's vocab.json + merges.txt) and gives the SD tokenizer's ids.
+    expect(m.textEncoders[0].tokenizer).toBeInstanceOf(ClipJsonTokenizer);
+    expect(Array.from(m.textEncoders[0].tokenizer.tokenize('a red circle', { maxLength: 77 }).ids)).toEqual(Array.from(clipTok.tokenize('a red circle', { maxLength: 77 }).ids));
     // The Sampler node's path: the families' preview pipeline (guidance from sampleConditioning).
     const rt = new K.Runtime({ threads: 2 });
     const pipe = await FamilyPipeline.create(rt, { family: flux1Family, config: c, denoiser: m.denoiser, textEncoders: m.textEncoders, vae: m.vae }, { width: 64, height: 64 });

@@ -1,0 +1,61 @@
+// The Train node's sample strip plays video samples in Debian's Chromium: graphs/quickstart-video.json (steps
+// shortened: 2 training steps, one per expert, 2 sampler steps) runs on the built-in tiny Wan 2.2 I2V experts
+// through the real server; the strip's animated WebP (9 frames at 16 fps) is decoded in the page and the frame
+// drawn on the Train node moves on while the graph is idle, as on the Sampler (tests/editor/video-preview.test.ts).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRegistry } from '../../nodes/registry';
+import { applyOverrides, parseSetArgument } from '../../server/graph/set';
+import { workflowToApi } from '../../server/graph/workflow';
+import { repoRoot } from '../../server/paths';
+import { launchBrowser, openEditor, registry, screenshot, startEditorServer, type EditorServer } from './harness';
+
+let env: EditorServer;
+let browser: Browser;
+let page: Page;
+let train: string;
+
+beforeAll(async () => {
+  const all = await loadRegistry();
+  const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', 'quickstart-video.json'), 'utf8')), all);
+  // The real node types the graph uses, beside the editor tests' own.
+  const nodes = [...new Set(Object.values(api0).map((n) => n.class_type))].map((t) => all.get(t)!);
+  const reg = registry(nodes);
+  const idOf = (type: string) => Object.entries(api0).find(([, n]) => n.class_type === type)![0];
+  train = idOf('Train');
+  const quickstart = applyOverrides(api0, reg, [
+    `${train}.steps=2`, `${train}.switchEvery=1`, `${train}.sampleEvery=0`, `${idOf('SamplerSettings')}.steps=2`, `${idOf('Sampler')}.steps=2`,
+  ].map(parseSetArgument));
+  env = await startEditorServer({ quickstart, nodes });
+  browser = await launchBrowser();
+  page = await openEditor(browser, env.url, { minNodes: Object.keys(quickstart).length });
+}, 180_000);
+afterAll(async () => {
+  await browser?.close();
+  await env?.dispose();
+});
+
+const images = (id: string) => page.evaluate((n) => (window.__loragraph!.geometry() as any).images(n), id) as Promise<{ url: string; frames: number; frameDrawn: number; durationMs: number }[]>;
+
+describe('the Train node\'s sample strip with a video model', () => {
+  it('shows the clips as an animated WebP that plays on the node', async () => {
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.waitForFunction((n) => window.__loragraph!.state().run.nodes[n]?.status === 'done', train, { timeout: 540_000, polling: 1000 });
+    const sheets = await page.evaluate((n) => window.__loragraph!.state().run.nodes[n]!.sheets, train);
+    expect(sheets.length).toBe(1);
+    expect(sheets[0]!.url).toMatch(/filename=train-.*\.webp/);
+    expect(sheets[0]!.sheet).toMatchObject({ frames: 9, fps: 16 });
+    const clip = async () => (await images(train)).find((i) => /\.webp/.test(i.url));
+    await expect.poll(async () => (await clip())?.frames ?? 0, { timeout: 30_000 }).toBe(9);
+    expect(Math.abs((await clip())!.durationMs - 9 * 62.5)).toBeLessThanOrEqual(9); // 1000 / 16 ms per frame, whole ms in WebP
+    const drawn = new Set<number>();
+    for (let i = 0; i < 30; i++) {
+      drawn.add((await clip())!.frameDrawn);
+      await page.waitForTimeout(40);
+    }
+    expect(drawn.size).toBeGreaterThanOrEqual(4);
+    await screenshot(page, 'video-train-strip');
+  }, 600_000);
+});

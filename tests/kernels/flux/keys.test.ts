@@ -17,25 +17,30 @@ function diffusersShapes(cfg: FluxTransformerConfig): Map<string, number[]> {
   return out;
 }
 
+/** Diffusers keys of a config's BFL tensors, checked to be a bijection of row slices tiling each tensor once. */
+const bijection = (cfg: FluxTransformerConfig): string[] => {
+  const mapping = fluxKeyMapping(cfg);
+  const shapes = fluxTransformerShapes(cfg).tensors;
+  expect(mapping.map((m) => m.bfl).sort()).toEqual([...shapes.keys()].sort());
+  const seen = new Set<string>();
+  for (const m of mapping) {
+    let at = 0;
+    for (const p of m.diffusers) {
+      expect(p.rows[0]).toBe(at);
+      at = p.rows[1];
+      expect(seen.has(p.key), p.key).toBe(false);
+      seen.add(p.key);
+    }
+    expect(at, m.bfl).toBe(shapes.get(m.bfl)![0]);
+  }
+  return [...seen];
+};
+
 describe('FLUX.2 key layouts', () => {
   it('klein 9B: the exact diffusers list (244 tensors) and a bijection of row slices', () => {
     const cfg = FLUX2_KLEIN_9B;
-    const mapping = fluxKeyMapping(cfg);
-    const shapes = fluxTransformerShapes(cfg).tensors;
-    expect(mapping.length).toBe(201);
-    const seen = new Set<string>();
-    for (const m of mapping) {
-      // The parts tile the BFL tensor's rows exactly once, in order.
-      let at = 0;
-      for (const p of m.diffusers) {
-        expect(p.rows[0]).toBe(at);
-        at = p.rows[1];
-        expect(seen.has(p.key)).toBe(false);
-        seen.add(p.key);
-      }
-      expect(at).toBe(shapes.get(m.bfl)![0]);
-    }
-    const keys = [...seen];
+    expect(fluxKeyMapping(cfg).length).toBe(201);
+    const keys = bijection(cfg);
     // 8 double blocks × (12 BFL tensors, two of them split in three) → 16 each; 24 single × 4; 9 top-level.
     expect(keys.length).toBe(9 + 8 * 16 + 24 * 4);
     expect(keys).toContain('transformer_blocks.7.attn.add_v_proj.weight');
@@ -80,23 +85,6 @@ describe('FLUX.2 key layouts', () => {
   }
 
   it('klein 4B and FLUX.1 dev/schnell at full size: exact diffusers lists and a bijection of row slices', () => {
-    const bijection = (cfg: FluxTransformerConfig): string[] => {
-      const mapping = fluxKeyMapping(cfg);
-      const shapes = fluxTransformerShapes(cfg).tensors;
-      expect(mapping.map((m) => m.bfl).sort()).toEqual([...shapes.keys()].sort());
-      const seen = new Set<string>();
-      for (const m of mapping) {
-        let at = 0;
-        for (const p of m.diffusers) {
-          expect(p.rows[0]).toBe(at);
-          at = p.rows[1];
-          expect(seen.has(p.key), p.key).toBe(false);
-          seen.add(p.key);
-        }
-        expect(at, m.bfl).toBe(shapes.get(m.bfl)![0]);
-      }
-      return [...seen];
-    };
     const block = (keys: string[], prefix: string) => keys.filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
     const wb = (names: string[]) => names.flatMap((n) => [`${n}.weight`, `${n}.bias`]);
 

@@ -57,6 +57,11 @@ const RUNTIME_BYTES_PER_OP = 6 * 2 ** 10;
 
 type OpSource = Extract<Tensor['source'], { kind: 'op' }>;
 const bytesOf = (t: Tensor) => t.size * BYTES_PER_ELEMENT[t.dtype];
+/** One initializer per constant: the same array, or the same bytes of the same file, is one tensor to ORT. */
+const constantId = (x: Tensor): unknown =>
+  (x.source.kind === 'const' ? x.source.data ?? `${x.source.external?.path}:${x.source.external?.offset}` : undefined);
+/** Bytes a tensor takes as ORT holds it (a file's stored form for external data). */
+const storedBytes = (x: Tensor) => (x.source.kind === 'const' && x.source.external ? x.source.external.length : bytesOf(x));
 
 /** Estimates the peak memory of running a graph with these outputs. */
 export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
@@ -68,12 +73,7 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   // What ORT keeps of them: the folded values and constants that a computed op (or an output) reads.
   // Intermediate folding results and constants read only while folding are dropped after load.
   const kept = new Map<unknown, number>();
-  const keep = (x: Tensor) => {
-    const src = x.source;
-    const identity = src.kind === 'const' ? (src.data ?? (src.external && `${src.external.path}:${src.external.offset}`)) : x.id;
-    const bytes = src.kind === 'const' && src.external ? src.external.length : bytesOf(x);
-    kept.set(identity, bytes);
-  };
+  const keep = (x: Tensor) => kept.set(constantId(x) ?? x.id, storedBytes(x));
   for (const t of order) {
     if (t.source.kind === 'op' && !folded.has(t.id)) for (const x of t.source.inputs) if (folded.has(x.id)) keep(x);
     if (outputIds.has(t.id) && folded.has(t.id)) keep(t);
@@ -82,15 +82,14 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   // The CPU EP prepacks a Gemm's constant B (our linear) into MLAS's layout. When every computed reader
   // is such a Gemm, ORT drops the original (sampling: one copy); when another op reads it too — the
   // backward pass's products — both stay (SD 1.5 fp32 training: +1.0 GiB, measured by bench:sd15).
-  const idOf = (w: Tensor) => (w.source.kind === 'const' ? w.source.data ?? `${w.source.external?.path}:${w.source.external?.offset}` : undefined);
   const packedBy = new Map<unknown, number>(), readOtherwise = new Set<unknown>();
   for (const t of order) {
     const src = t.source;
     if (src.kind !== 'op' || folded.has(t.id)) continue;
     src.inputs.forEach((x, i) => {
-      const id = idOf(x);
+      const id = constantId(x);
       if (id === undefined) return;
-      if (src.op === 'linear' && i === 1) packedBy.set(id, x.source.kind === 'const' && x.source.external ? x.source.external.length : bytesOf(x));
+      if (src.op === 'linear' && i === 1) packedBy.set(id, storedBytes(x));
       else readOtherwise.add(id);
     });
   }
@@ -102,6 +101,8 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   // shares the initializer. Graph inputs are the caller's; the step's outputs live to the end.
   const ops = order.filter((t) => t.source.kind === 'op' && !folded.has(t.id));
   const idTensor = new Map(ops.map((t) => [t.id, t]));
+  // Temporaries inside each op (chunked attention's one chunk of scores) live only while it runs.
+  const workspace = ops.map((t) => { const src = t.source as OpSource; return getOp(src.op).workspace?.(src.inputs, src.attrs) ?? 0; });
   for (const t of order) if (!folded.has(t.id) && t.source.kind === 'input') inputs += bytesOf(t);
   const bufferOf = new Map<number, number>();
   const size = new Map<number, number>();
@@ -173,7 +174,7 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
     if (buf! >= 0) left.set(buf!, (left.get(buf!) ?? 0) + (readers.get(t.id) ?? 0));
     const v = ALIASES.has(src.op) ? (x0.source.kind === 'op' && !folded.has(x0.id) ? valueOf.get(x0.id)! : -1) : t.id;
     valueOf.set(t.id, v);
-    if (v === t.id) { valueLive += bytesOf(t); livePeak = Math.max(livePeak, valueLive + (getOp(src.op).workspace?.(src.inputs, src.attrs) ?? 0)); }
+    if (v === t.id) { valueLive += bytesOf(t); livePeak = Math.max(livePeak, valueLive + workspace[i]); }
     if (v >= 0) valueLeft.set(v, (valueLeft.get(v) ?? 0) + (readers.get(t.id) ?? 0));
     for (const x of src.inputs) {
       const xv = valueOf.get(x.id);
@@ -205,11 +206,9 @@ export function estimateGraphMemory(outputs: Tensor[]): MemoryEstimate {
   for (let pass = 0; pass < 2; pass++) {
     const chunks = new Map<number, ReturnType<ArenaModel['alloc']>>();
     let live = 0;
-    ops.forEach((t, i) => {
+    ops.forEach((_, i) => {
       for (const b of allocAt.get(i) ?? []) { live += size.get(b)!; peak = Math.max(peak, live); chunks.set(b, arena.alloc(size.get(b)!)); }
-      // Temporaries inside the op (chunked attention's one chunk of scores) live only while it runs.
-      const src = t.source as OpSource;
-      const ws = getOp(src.op).workspace?.(src.inputs, src.attrs);
+      const ws = workspace[i];
       if (ws) { peak = Math.max(peak, live + ws); arena.free(arena.alloc(ws)); }
       for (const b of releaseAt.get(i) ?? []) { live -= size.get(b)!; arena.free(chunks.get(b)); chunks.delete(b); }
     });

@@ -22,7 +22,7 @@ const SIZE = {
   loraTarget: 314,
   optimizer: 338,
   dop: 146,
-  samplerSettings: 386, // + frames, fps, high-noise CFG, start and end image for video families
+  samplerSettings: 410, // + frames, fps, high-noise CFG, start and end image for video families (what litegraph lays them out in)
   timesteps: 408, // widgets, then the timestep histogram
   train: 960, // widgets, then the live loss chart, the latest samples (3 × 128 px) and the "All samples" line
   sampler: 882, // widgets (endImage among them), then the samples: 3 prompts × without | with the LoRA, 128 px each

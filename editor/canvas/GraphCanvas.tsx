@@ -412,6 +412,10 @@ export function GraphCanvas(props: GraphCanvasProps) {
         restoring = true;
         if (wf) graph.configure(structuredClone(wf) as unknown as ISerialisedGraph);
         else graph.clear();
+        // A saved size too short for the node's widgets (a node type that gained a widget since) is grown
+        // now, by litegraph's own layout pass: left to the first frame, it grows the node after painting
+        // its body at the old size and marks only the background for redrawing.
+        for (const node of graph._nodes) if (!node.flags.collapsed) node.arrange();
         restoring = false;
         undo.reset(serialise(graph));
         syncFamilies();

@@ -12,6 +12,9 @@ import { workflowToApi } from '../../server/graph/workflow';
 import { repoRoot } from '../../server/paths';
 import { launchBrowser, openEditor, registry, screenshot, startEditorServer, type EditorServer } from './harness';
 
+const SHIPPED = ['quickstart', 'quickstart-dop', 'quickstart-flux', 'quickstart-video'];
+const shipped = (name: string) => JSON.parse(readFileSync(join(repoRoot, 'graphs', `${name}.json`), 'utf8'));
+
 let env: EditorServer;
 let browser: Browser;
 let page: Page;
@@ -19,9 +22,10 @@ let train: string;
 
 beforeAll(async () => {
   const all = await loadRegistry();
-  const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', 'quickstart-video.json'), 'utf8')), all);
-  // The real node types the graph uses, beside the editor tests' own.
-  const nodes = [...new Set(Object.values(api0).map((n) => n.class_type))].map((t) => all.get(t)!);
+  const api0 = workflowToApi(shipped('quickstart-video'), all);
+  // The real node types the shipped graphs use, beside the editor tests' own.
+  const types = SHIPPED.flatMap((name) => Object.values(workflowToApi(shipped(name), all)).map((n) => n.class_type));
+  const nodes = [...new Set(types)].map((t) => all.get(t)!);
   const reg = registry(nodes);
   const idOf = (type: string) => Object.entries(api0).find(([, n]) => n.class_type === type)![0];
   train = idOf('Train');
@@ -58,4 +62,15 @@ describe('the Train node\'s sample strip with a video model', () => {
     expect(drawn.size).toBeGreaterThanOrEqual(4);
     await screenshot(page, 'video-train-strip');
   }, 600_000);
+
+  // Last: it replaces the page's graph. A shipped layout whose node is shorter than its widgets draws
+  // them past the node's body until something redraws it; the editor then holds a taller node than the file.
+  it('the shipped quickstart layouts give every node the height its widgets need', async () => {
+    for (const name of SHIPPED) {
+      const file = shipped(name) as { nodes: { id: number; type: string; size: [number, number] }[] };
+      await page.evaluate((wf) => window.__loragraph!.load(wf), file);
+      const held = await page.evaluate(() => window.__loragraph!.workflow()!.nodes.map((n) => ({ id: n.id, size: n.size })));
+      for (const n of file.nodes) expect(held.find((h) => h.id === n.id)?.size, `${name}: node ${n.id} (${n.type})`).toEqual(n.size);
+    }
+  });
 });

@@ -72,9 +72,10 @@ describe('video previews in the editor', () => {
     // Loaded by the browser as an image, and decoded as a clip of 9 frames of 125 ms.
     await expect.poll(async () => (await geometry('images', '2'))[0]?.frames ?? 0, { timeout: 15_000 }).toBe(9);
     // The node grew by its sample sheet below the framed view: pan up by dragging the empty canvas, as a user would.
-    await page.mouse.move(1350, 600);
+    const spot = await geometry('emptySpot', { x: 1350, y: 600 });
+    await page.mouse.move(spot.x, spot.y);
     await page.mouse.down();
-    await page.mouse.move(1350, 300, { steps: 8 });
+    await page.mouse.move(spot.x, spot.y - 300, { steps: 8 });
     await page.mouse.up();
     const [img] = await geometry('images', '2');
     expect(img.tiles[0].y + img.tiles[0].height).toBeLessThan(900);

@@ -43,7 +43,7 @@ import { Qwen3PromptTokenizer } from '../qwen3-tokenizer';
 import { qwen3TextFeatures } from '../qwen3';
 import { fluxTransformer, jointPositions } from '../transformer';
 import { patchify2x2, FLUX2_BN_EPS } from '../vae';
-import { tinyFlux2Config, TINY_QWEN3_FIRST_ADDED_ID } from '../family';
+import { tinyFlux2Config, TINY_QWEN3_FIRST_ADDED_ID, type Flux2FamilyConfig } from '../family';
 
 export const TINY_FLUX_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny-flux');
 export const TINY_FLUX_FILES = { transformer: 'flux2-tiny.safetensors', textEncoder: 'qwen3-tiny.safetensors', vae: 'ae.safetensors', tokenizer: 'tokenizer.json' } as const;
@@ -77,6 +77,12 @@ export interface TinyFluxPretrainOptions {
    * pretrained on the logit-normal predicts x0 well at t ≤ 0.6 yet draws blobs from pure noise).
    */
   ditShift: number;
+  /**
+   * Latent channels of the tiny VAE (the transformer reads 4× as many per 2×2 patch). FLUX.2's own 32
+   * leave a 64-pixel image barely compressed (32 × 16 × 16 numbers for 3 × 64 × 64), and the tiny
+   * transformer then has to draw every one of them from noise.
+   */
+  latentChannels: number;
   /** BPE merges learned for the tokenizer (at most 251: 256 bytes + merges + 5 chat tokens = 512). */
   merges: number;
   saveEvery: number;
@@ -85,12 +91,18 @@ export interface TinyFluxPretrainOptions {
 
 export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
   seed: 20251202, vaeSteps: 1500, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
-  cacheSize: 2048, ditSteps: 7000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3,
+  cacheSize: 2048, ditSteps: 7000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, latentChannels: 32,
   merges: 200, saveEvery: 200, threads: 0,
 };
 
 type Log = (line: string) => void;
 type State = Record<string, HostTensor>;
+
+/** The tiny klein with the recipe's latent width: FLUX2_TINY and its VAE, the patch channels following the latents. */
+export function tinyFluxPretrainConfig(o: Pick<TinyFluxPretrainOptions, 'latentChannels'>): Flux2FamilyConfig {
+  const c = tinyFlux2Config();
+  return { ...c, vae: { ...c.vae, latentChannels: o.latentChannels }, transformer: { ...c.transformer, inChannels: 4 * o.latentChannels } };
+}
 
 /** Stage 0: the tokenizer, learned from every caption of the world (stars included) and the trigger placeholder. */
 export function tinyFluxTokenizerJson(merges: number): object {
@@ -99,7 +111,7 @@ export function tinyFluxTokenizerJson(merges: number): object {
 
 /** Stage A: the VAE (diffusers names), trained on crops of all four shapes (it stays frozen for the star). */
 async function pretrainVae(rt: Runtime, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
-  const cfg = tinyFlux2Config();
+  const cfg = tinyFluxPretrainConfig(o);
   const done = join(scratch, 'vae.safetensors');
   const cached = await loadTrainState(done);
   if (cached) { log(`stage A: weights from ${done}`); return cached.tensors; }
@@ -142,7 +154,7 @@ interface TokenCache { tokens: Float32Array; captions: string[]; mean: Float32Ar
 
 /** Encoder means of world images (no stars) → 2×2 patches; their channel statistics; normalised tokens [N, 16, 128]. */
 async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, log: Log): Promise<TokenCache> {
-  const cfg = tinyFlux2Config();
+  const cfg = tinyFluxPretrainConfig(o);
   const batch = 32, size = cfg.sampleSize;
   const images = input('images', [batch, 3, size, size]);
   const patches = patchify2x2(vaeEncode(new Builder(new HostWeights(new Map(Object.entries(vae)), 'vae')), cfg.vae, images).mean);
@@ -178,7 +190,7 @@ async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, 
 
 /** Stage B: Qwen3-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss. */
 async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
-  const cfg = tinyFlux2Config();
+  const cfg = tinyFluxPretrainConfig(o);
   // Image tokens: the VAE's latent grid (sampleSize / 2^(blocks − 1)) in 2×2 patches.
   const side = cfg.sampleSize / 2 ** cfg.vae.blockOutChannels.length;
   const B = o.ditBatch, T = cfg.text.maxLength, L = side * side, C = 4 * cfg.vae.latentChannels;
@@ -254,7 +266,7 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
 export async function pretrainTinyFlux(o: TinyFluxPretrainOptions, out: string, scratch: string, log: Log): Promise<void> {
   mkdirSync(scratch, { recursive: true });
   mkdirSync(out, { recursive: true });
-  const cfg = tinyFlux2Config();
+  const cfg = tinyFluxPretrainConfig(o);
   const tokenizerJson = tinyFluxTokenizerJson(o.merges);
   const tok = new Qwen3PromptTokenizer(tokenizerJson, {}, cfg.text.maxLength);
   if (tok.padId !== cfg.padId) throw new Error(`tokenizer: <|endoftext|> is ${tok.padId}, the tiny config expects ${cfg.padId}`);

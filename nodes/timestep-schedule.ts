@@ -34,9 +34,10 @@ export default defineNode({
   title: 'Timestep Schedule',
   category: 'training',
   description: 'How training picks noise levels: distribution type, content/style bias, range, shift and multistage experts.',
-  version: 1,
+  // 2: `weighted` draws uniformly and weighs the loss (ai-toolkit's table) instead of drawing from a bell.
+  version: 2,
   widgets: z.object({
-    timestepType: widget.combo(TIMESTEP_TYPES, { default: 'sigmoid', tooltip: 'linear = uniform; sigmoid concentrates mid-range; weighted is bell-shaped; shift skews to high noise; lognorm_blend mixes lognormal and uniform' }),
+    timestepType: widget.combo(TIMESTEP_TYPES, { default: 'sigmoid', tooltip: 'linear = uniform; sigmoid concentrates mid-range; weighted = uniform like linear, and on flow models (FLUX, Wan…) each sample\'s loss is scaled by its noise level as ai-toolkit does: ×1.5 around timestep 875, ×0.9 at pure noise, ×0.45 nearly clean; shift skews to high noise; lognorm_blend mixes lognormal and uniform' }),
     timestepBias: widget.combo(TIMESTEP_BIASES, { default: 'balanced', tooltip: 'high_noise favours composition/content, low_noise favours detail/style' }),
     minTimestep: widget.int({ default: 0, min: 0, max: 999, tooltip: 'lowest timestep sampled (0–999)' }),
     maxTimestep: widget.int({ default: 1000, min: 1, max: 1000, tooltip: 'highest timestep sampled (1–1000)' }),

@@ -8,7 +8,11 @@
 // goes through Q, the exact CDF of what is sampled is known: the preview histogram and the tests use it.
 // (ai-toolkit's finite 1000-entry schedule puts the draws with u < 0.1 all on its single noisiest entry;
 // here that 10% is spread over the top 0.1% of the distribution, its continuous limit.)
-import { erf, normalCdf, normalQuantile, Rng } from '../random';
+//
+// `weighted` is the one type that also weighs the loss: it draws like `linear` and each sample's loss is
+// multiplied by ai-toolkit's measured weight for its timestep (timestepLossWeight), on flow-matching models.
+import { normalCdf, normalQuantile, Rng } from '../random';
+import { AI_TOOLKIT_TIMESTEP_WEIGHTS } from './ai-toolkit-timestep-weights';
 import { dynamicShiftMu, unshiftSigma, shiftSigma, type DynamicShiftConfig } from './flow-matching';
 
 export const TIMESTEP_TYPES = ['linear', 'sigmoid', 'weighted', 'shift', 'lognorm_blend'] as const;
@@ -59,22 +63,18 @@ const LOGNORM_SIGMA = 0.333;
  */
 const LOGNORM_MAX = Math.exp(LOGNORM_SIGMA * normalQuantile(1 - 1 / 750));
 
-/** ai-toolkit's "weighted" bell: exp(-2 (t - 1/2)^2) shifted to zero at the ends. */
-const BELL_FLOOR = Math.exp(-0.5);
-function bellIntegral(t: number): number {
-  // ∫_0^t exp(-2(u - 1/2)^2) - e^{-1/2} du, via ∫ exp(-2u²) = sqrt(π/8) erf(√2 u).
-  const erfPart = Math.sqrt(Math.PI / 8) * (erf(Math.SQRT2 * (t - 0.5)) + erf(Math.SQRT2 * 0.5));
-  return erfPart - BELL_FLOOR * t;
-}
-const BELL_TOTAL = bellIntegral(1);
-
 /**
- * ai-toolkit's per-sample loss weight for `weighted` (bell weights with mean 1 over uniform t).
- * Sampling with timestepType `weighted` already draws t with this density, which gives the same
- * expected gradient; apply this weight instead only when drawing t uniformly.
+ * The per-sample loss weight a timestep type asks for at noise level t: for `weighted`, ai-toolkit's table
+ * (entry i at t = (1000 − i)/1000, linear in between, the end entries held beyond them); 1 for every other
+ * type. ai-toolkit applies it on flow-matching models only, which is where the trainer feeds it.
  */
-export function weightedTimestepLossWeight(t: number): number {
-  return (Math.exp(-2 * (t - 0.5) ** 2) - BELL_FLOOR) / BELL_TOTAL;
+export function timestepLossWeight(type: TimestepType, t: number): number {
+  if (type !== 'weighted') return 1;
+  const last = AI_TOOLKIT_TIMESTEP_WEIGHTS.length - 1;
+  const x = Math.min(last, Math.max(0, 1000 * (1 - t)));
+  const i = Math.min(last - 1, Math.floor(x));
+  const f = x - i;
+  return AI_TOOLKIT_TIMESTEP_WEIGHTS[i] * (1 - f) + AI_TOOLKIT_TIMESTEP_WEIGHTS[i + 1] * f;
 }
 
 /** Inverts a continuous non-decreasing CDF on [0, 1] through a table (error ~1e-8 in t). */
@@ -114,6 +114,7 @@ export function effectiveShift(cfg: TimestepSamplingConfig): number {
 export function baseTimestepDistribution(cfg: TimestepSamplingConfig): TimestepDistribution {
   switch (cfg.timestepType) {
     case 'linear':
+    case 'weighted': // uniform like ai-toolkit's; the weighting is on the loss (timestepLossWeight)
       return { cdf: clamp01, quantile: clamp01 };
     case 'sigmoid': {
       const scale = cfg.sigmoidScale ?? 1;
@@ -130,10 +131,6 @@ export function baseTimestepDistribution(cfg: TimestepSamplingConfig): TimestepD
         cdf: (t) => unshiftSigma(clamp01(t), s),
         quantile: (p) => shiftSigma(clamp01(p), s),
       };
-    }
-    case 'weighted': {
-      const cdf = (t: number) => bellIntegral(clamp01(t)) / BELL_TOTAL;
-      return { cdf, quantile: tabulatedQuantile(cdf) };
     }
     case 'lognorm_blend': {
       const cdf = (t: number) => {

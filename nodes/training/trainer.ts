@@ -27,7 +27,7 @@ import { tensorBytes } from '../sockets';
 import { preservationCaption, type RegularizerValue } from './regularizer';
 import { MemoryPreflightError, type MemoryEstimate, type MemorySettings } from '../../kernels/train/memory';
 import { precisionOf, refusal } from './memory-advice';
-import { sampleTimesteps } from '../../kernels/schedules/timestep-sampling';
+import { sampleTimesteps, timestepLossWeight } from '../../kernels/schedules/timestep-sampling';
 import { multistagePlan, stageIndexAt, stageSampling, type MultistageSettings } from './multistage';
 
 export interface TrainSettings {
@@ -154,6 +154,10 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
   if (hasLatentConds && !family.latentConditioning) throw new Error(`${modelLabel(family, cfg)}: the model takes conditioning computed from the clip, which this family cannot make`);
   // Regularization images among the datasets get their own loss weight (prior preservation).
   const hasRegDataset = inp.datasets.some((d) => d.isRegularization);
+  // ai-toolkit's `weighted` timestep type weighs each sample's loss by its timestep, on flow-matching models only.
+  const timestepType = inp.schedule?.config.timestepType;
+  const weighsTimesteps = objective.kind === 'flow' && timestepType === 'weighted';
+  const sampleWeights = hasRegDataset || weighsTimesteps;
 
   // Random streams, each with a job; their states go into checkpoints.
   const root = new Rng(`train:${s.seed}`);
@@ -201,7 +205,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
         const g = buildTrainGraph({
           family, config: stageModels[stage].config, denoiserWeights: stageModels[stage].denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
           adapters: stageAdapters[stage], batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
-          preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights: hasRegDataset,
+          preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights,
           // Layer offloading (Load Model's offload) runs the step block by block: the blocks must exist.
           gradientCheckpointing: s.gradientCheckpointing || stageModels[stage].offload === 'blocks', ep: rt.ep,
         });
@@ -408,7 +412,12 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       latents, noise: noiseLike(latents.shape, streams.noise), timesteps: timestepsFor(n, streams.timesteps, at, abs, cells),
     };
     const captions = batch.entries.map((e) => e.caption);
-    if (hasRegDataset) f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, (e) => (e.dataset.isRegularization ? s.priorLossWeight : 1)) };
+    if (sampleWeights) {
+      const sigmas = f.timesteps.data as Float32Array;
+      const weight = (e: Batch['entries'][number], i: number) =>
+        (e.dataset.isRegularization ? s.priorLossWeight : 1) * (weighsTimesteps ? timestepLossWeight(timestepType!, sigmas[i]) : 1);
+      f.loss_weight = { dtype: 'float32', shape: [n], data: Float32Array.from(batch.entries, weight) };
+    }
     const clipConds = await latentCondFeeds(batch);
     Object.assign(f, await encodeText(captions), sampleCondFeeds(batch), clipConds);
     if (dop) {

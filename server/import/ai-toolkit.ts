@@ -144,6 +144,10 @@ export const PROCESS_RULES: Rule[] = [
   { key: 'train.noise_offset', to: 'train.noiseOffset' },
   { key: 'train.loss_type', apply: (v, c) => { const [l, note] = pick(LOSSES, v, 'loss_type'); return { targets: c.set('train.lossType', l), ...(note ? { note } : {}) }; } },
   { key: 'train.timestep_type', to: 'schedule.timestepType', convert: (v) => { if (!TIMESTEP_TYPES[v]) throw new UnsupportedValue(`timestep_type "${v}" has no counterpart (loragraph has ${Object.keys(TIMESTEP_TYPES).join(', ')})`); return TIMESTEP_TYPES[v]; } },
+  // ai-toolkit's older loss weightings over uniform timesteps (toolkit/samplers/custom_flowmatch_sampler.py): a bell
+  // exp(−2(t − ½)²) shifted to 0 at the ends and scaled to mean 1; linear_timesteps2 holds its low-noise half at the peak.
+  { key: 'train.linear_timesteps', status: 'unsupported', default: false, note: 'its bell-shaped loss weight has no counterpart; timestep_type weighted is ai-toolkit\'s current weighting' },
+  { key: 'train.linear_timesteps2', status: 'unsupported', default: false, note: 'its half-bell loss weight has no counterpart; timestep_type weighted is ai-toolkit\'s current weighting' },
   { key: 'train.content_or_style', to: 'schedule.timestepBias', convert: (v) => BIAS[v] ?? (() => { throw new UnsupportedValue(`content_or_style "${v}"`); })(), note: 'content → high_noise, style → low_noise' },
   { key: 'train.min_denoising_steps', to: 'schedule.minTimestep' },
   { key: 'train.max_denoising_steps', to: 'schedule.maxTimestep', convert: (v: number) => Math.min(1000, v + 1), note: 'ai-toolkit\'s last timestep (inclusive) → maxTimestep (exclusive)' },

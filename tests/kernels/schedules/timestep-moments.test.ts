@@ -2,11 +2,10 @@
 // histograms computed here from the published formulas (not from the sampler's CDF code):
 //   linear  t = u;  sigmoid  t = sigmoid(z), z ~ N(0, 1);  shift  t = s·u / (1 + (s − 1)·u);
 //   dynamic shift  s = e^μ, μ = 0.5 + (L − 256)·(1.15 − 0.5)/(4096 − 256) for L latent tokens (FLUX);
-//   weighted  density ∝ exp(−2(t − ½)²) − e^(−½) (ai-toolkit's bell), and its loss weight used with
-//   uniform draws (ai-toolkit's way) gives the same expectations as drawing from the bell;
+//   weighted  uniform draws like linear (its weighting is on the loss, not the draw);
 //   content / style bias: the level is 1 − u³ / u³ (ai-toolkit's cubic index sampling).
 import { describe, expect, it } from 'vitest';
-import { sampleTimesteps, weightedTimestepLossWeight, type TimestepSamplingConfig } from '../../../kernels/schedules/timestep-sampling';
+import { sampleTimesteps, type TimestepSamplingConfig } from '../../../kernels/schedules/timestep-sampling';
 import { imageSeqLen } from '../../../kernels/schedules/flow-matching';
 import { Rng } from '../../../kernels/random';
 import scheduleNode, { type ScheduleValue } from '../../../nodes/timestep-schedule';
@@ -49,7 +48,6 @@ function expectMoments(cfg: TimestepSamplingConfig, want: { mean: number; varian
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 const shiftBy = (s: number) => (u: number) => (s * u) / (1 + (s - 1) * u);
 const fluxMu = (tokens: number) => 0.5 + ((tokens - 256) * (1.15 - 0.5)) / (4096 - 256);
-const bell = (t: number) => Math.exp(-2 * (t - 0.5) ** 2) - Math.exp(-0.5);
 
 describe('timestep types: moments of 200k seeded draws match the formulas', () => {
   it('linear: uniform, mean 1/2, variance 1/12', () => expectMoments({ timestepType: 'linear' }, { mean: 0.5, variance: 1 / 12 }));
@@ -74,35 +72,12 @@ describe('timestep types: moments of 200k seeded draws match the formulas', () =
     }
   });
 
-  it('weighted: ai-toolkit\'s bell exp(−2(t − ½)²) − e^(−½), normalised', () => {
-    const z = integrate01(bell);
-    const mean = integrate01((t) => t * bell(t)) / z;
-    expectMoments({ timestepType: 'weighted' }, { mean, variance: integrate01((t) => t * t * bell(t)) / z - mean * mean });
-  });
+  it('weighted: uniform like linear, mean 1/2, variance 1/12 (ai-toolkit draws its index uniformly)', () => expectMoments({ timestepType: 'weighted' }, { mean: 0.5, variance: 1 / 12 }));
 
   it('content / style bias: the level 1 − u³ (content, high noise) or u³ (style, low noise)', () => {
     expectMoments({ timestepType: 'linear', timestepBias: 'high_noise' }, fromUniform((u) => 1 - u ** 3));
     expectMoments({ timestepType: 'linear', timestepBias: 'low_noise' }, fromUniform((u) => u ** 3));
     expectMoments({ timestepType: 'shift', shift: 3, timestepBias: 'high_noise' }, fromUniform((u) => shiftBy(3)(1 - u ** 3)));
-  });
-});
-
-describe('weighted: ai-toolkit draws uniformly and weights the loss; drawing from the bell is the same in expectation', () => {
-  it('the loss weight is the normalised bell (mean 1 over uniform t, 0 at the ends, peak at ½)', () => {
-    expect(integrate01(weightedTimestepLossWeight)).toBeCloseTo(1, 8);
-    expect(weightedTimestepLossWeight(0)).toBeCloseTo(0, 12);
-    expect(weightedTimestepLossWeight(1)).toBeCloseTo(0, 12);
-    expect(weightedTimestepLossWeight(0.5) / weightedTimestepLossWeight(0.25)).toBeCloseTo(bell(0.5) / bell(0.25), 10);
-  });
-
-  it('E_uniform[w(t)·f(t)] equals the mean of f over `weighted` draws for a loss-like f', () => {
-    const f = (t: number) => (1 - t) ** 2 + 0.3 * t; // any per-timestep loss curve
-    const want = integrate01((t) => weightedTimestepLossWeight(t) * f(t));
-    const d = drawn({ timestepType: 'weighted' }, 7);
-    let m = 0, m2 = 0;
-    for (const t of d.t) { m += f(t); m2 += f(t) ** 2; }
-    m /= N; m2 /= N;
-    expect(Math.abs(m - want)).toBeLessThan(5 * Math.sqrt((m2 - m * m) / N));
   });
 });
 

@@ -5,7 +5,7 @@ import {
   shiftSigma,
   timestepDistribution,
   timestepHistogram,
-  weightedTimestepLossWeight,
+  timestepLossWeight,
   TIMESTEP_TYPES,
   type TimestepBias,
   type TimestepSamplingConfig,
@@ -29,23 +29,11 @@ function ksDistance(samples: ArrayLike<number>, cdf: (t: number) => number, upTo
 // Reference CDFs written out independently of the implementation (closed forms / numeric integration).
 const logit = (t: number) => Math.log(t / (1 - t));
 const lognormMax = Math.exp(0.333 * normalQuantile(1 - 1 / 750));
-function simpsonBellCdf(): (t: number) => number {
-  // Numerically integrate exp(-2(t-1/2)^2) - e^{-1/2} on a fine grid.
-  const n = 20000;
-  const cum = new Float64Array(n + 1);
-  const f = (t: number) => Math.exp(-2 * (t - 0.5) ** 2) - Math.exp(-0.5);
-  for (let i = 0; i < n; i++) {
-    const a = i / n;
-    const b = (i + 1) / n;
-    cum[i + 1] = cum[i] + ((b - a) / 6) * (f(a) + 4 * f((a + b) / 2) + f(b));
-  }
-  return (t) => (t <= 0 ? 0 : t >= 1 ? 1 : cum[Math.round(t * n)] / cum[n]);
-}
 const referenceCdf: Record<TimestepType, (t: number) => number> = {
   linear: (t) => Math.min(1, Math.max(0, t)),
   sigmoid: (t) => (t <= 0 ? 0 : t >= 1 ? 1 : normalCdf(logit(t))),
   shift: (t) => (t <= 0 ? 0 : t >= 1 ? 1 : t / (3 - 2 * t)), // inverse of 3u / (1 + 2u)
-  weighted: simpsonBellCdf(),
+  weighted: (t) => Math.min(1, Math.max(0, t)), // ai-toolkit draws `weighted` like `linear`
   lognorm_blend: (t) =>
     t < 0 ? 0 : t >= 1 ? 1 : 0.25 * t + 0.75 * (1 - normalCdf(Math.log(lognormMax * (1 - t)) / 0.333)),
 };
@@ -67,19 +55,11 @@ describe('timestep types match their intended distributions (KS over 100k draws 
     expect(ksDistance(direct, timestepDistribution({ timestepType: 'sigmoid' }).cdf)).toBeLessThan(KS_BOUND);
   });
 
-  it('weighted equals rejection sampling from the bell density, and its loss weight has mean 1', () => {
-    const rng = new Rng('rejection');
-    const peak = 1 - Math.exp(-0.5);
-    const direct: number[] = [];
-    while (direct.length < N) {
-      const t = rng.uniform();
-      if (rng.uniform() * peak < Math.exp(-2 * (t - 0.5) ** 2) - Math.exp(-0.5)) direct.push(t);
+  it('weighted draws exactly what linear draws, with every bias and range', () => {
+    for (const cfg of [{}, { timestepBias: 'high_noise' }, { timestepBias: 'low_noise', minTimestep: 0.1, maxTimestep: 0.8 }] as const) {
+      const w = sampleTimesteps(new Rng('same'), 1000, { ...cfg, timestepType: 'weighted' });
+      expect(w).toEqual(sampleTimesteps(new Rng('same'), 1000, { ...cfg, timestepType: 'linear' }));
     }
-    expect(ksDistance(direct, timestepDistribution({ timestepType: 'weighted' }).cdf)).toBeLessThan(KS_BOUND);
-    let mean = 0;
-    for (let i = 0; i < 10000; i++) mean += weightedTimestepLossWeight((i + 0.5) / 10000) / 10000;
-    expect(mean).toBeCloseTo(1, 6);
-    expect(weightedTimestepLossWeight(0)).toBeCloseTo(0, 12);
   });
 
   it('lognorm_blend equals ai-toolkit\'s recipe: 75% 1 - X/max with X lognormal(0, 0.333), 25% uniform', () => {
@@ -184,5 +164,32 @@ describe('preview histogram', () => {
     for (const p of timestepHistogram({ timestepType: 'linear' }, 10).probability) expect(p).toBeCloseTo(0.1, 12);
     const ranged = timestepHistogram({ timestepType: 'linear', minTimestep: 0.5 }, 10).probability;
     expect(ranged.slice(0, 5).every((p) => p === 0)).toBe(true);
+  });
+});
+
+describe('weighted loss weight: ai-toolkit\'s table (toolkit/timestep_weighing/default_weighing_scheme.py)', () => {
+  // Entries of ai-toolkit's table as it prints them, at schedule index i (timestep 1000 − i, noise level (1000 − i)/1000).
+  const published: [number, number][] = [[0, 0.905706524848938], [1, 0.9097874164581299], [124, 1.5226575136184692], [500, 0.9254037141799927], [750, 0.715220034122467], [997, 0.4447800815105438], [999, 0.4472601115703583]];
+
+  it('is the table entry at each of ai-toolkit\'s timesteps (float32 precision)', () => {
+    for (const [i, w] of published) expect(Math.abs(timestepLossWeight('weighted', (1000 - i) / 1000) - w), `index ${i}`).toBeLessThan(1e-7);
+  });
+
+  it('is linear between entries, held at the end entries beyond them, and has mean 1 over uniform draws', () => {
+    const mid = timestepLossWeight('weighted', 0.9995);
+    expect(mid).toBeCloseTo((0.905706524848938 + 0.9097874164581299) / 2, 7);
+    expect(timestepLossWeight('weighted', 0)).toBeCloseTo(0.4472601115703583, 7);
+    expect(timestepLossWeight('weighted', 0.0004)).toBeCloseTo(0.4472601115703583, 7);
+    let sum = 0;
+    for (let i = 0; i < 1000; i++) sum += timestepLossWeight('weighted', (1000 - i) / 1000);
+    expect(sum / 1000).toBeCloseTo(1, 6);
+    // Its peak is at high noise, not the middle: a bell over t would be highest at ½.
+    let best = 0;
+    for (let t = 0; t <= 1; t += 0.001) if (timestepLossWeight('weighted', t) > timestepLossWeight('weighted', best)) best = t;
+    expect(best).toBeCloseTo(0.876, 3);
+  });
+
+  it('is 1 for every other type', () => {
+    for (const type of TIMESTEP_TYPES.filter((x) => x !== 'weighted')) for (const t of [0, 0.3, 0.876, 1]) expect(timestepLossWeight(type, t)).toBe(1);
   });
 });

@@ -5,6 +5,8 @@
 // shift, dynamic shift; content/style bias) and fed as `sigmas`.
 import { input, type Tensor } from '../tensor';
 import { Builder } from '../nn/builder';
+import { nativeHalfDtypes } from '../nn/precision';
+import type { ExecutionProvider } from '../runtime';
 import type { WeightSource } from '../nn/weights';
 import type { AdapterSet } from '../adapters/adapter-set';
 import { batchLoss, flowTrainingPair, perSampleLoss, type LossOptions } from '../losses';
@@ -26,6 +28,8 @@ export interface FluxTrainGraphOptions {
   sampleWeights?: boolean;
   /** Recompute each transformer block in the backward pass instead of keeping its activations. */
   gradientCheckpointing?: boolean;
+  /** The EP the step runs on: GPU EPs multiply half-stored frozen weights natively (Builder.halfKernels). Default cpu. */
+  ep?: ExecutionProvider;
 }
 
 export interface FluxTrainGraph {
@@ -52,6 +56,7 @@ export function buildFluxTrainGraph(o: FluxTrainGraphOptions): FluxTrainGraph {
   const { noisy, target } = flowTrainingPair(x0, noise, sigmas);
   const b = new Builder(o.weights, o.adapters.hook({ training: true }));
   b.gradientCheckpointing = !!o.gradientCheckpointing;
+  b.halfKernels = nativeHalfDtypes(o.ep ?? 'cpu');
   const prediction = fluxTransformer(b, cfg, {
     img: noisy, txt: text, timesteps: sigmas, guidance, pooled,
     rope: ropeTables(jointPositions(cfg, o.textTokens, rows, cols), cfg.axesDim, cfg.theta),

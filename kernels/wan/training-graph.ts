@@ -6,6 +6,8 @@
 // the trained expert's band for Wan 2.2 A14B) and fed as `sigmas`.
 import { input, type Tensor } from '../tensor';
 import { Builder } from '../nn/builder';
+import { nativeHalfDtypes } from '../nn/precision';
+import type { ExecutionProvider } from '../runtime';
 import type { WeightSource } from '../nn/weights';
 import type { AdapterSet } from '../adapters/adapter-set';
 import { batchLoss, flowTrainingPair, perSampleLoss, type LossOptions } from '../losses';
@@ -27,6 +29,8 @@ export interface WanTrainGraphOptions {
   sampleWeights?: boolean;
   /** Recompute each block in the backward pass instead of keeping its activations. */
   gradientCheckpointing?: boolean;
+  /** The EP the step runs on: GPU EPs multiply half-stored frozen weights natively (Builder.halfKernels). Default cpu. */
+  ep?: ExecutionProvider;
 }
 
 export interface WanTrainGraph {
@@ -57,6 +61,7 @@ export function buildWanTrainGraph(o: WanTrainGraphOptions): WanTrainGraph {
   const given = firstFrame ? withFirstFrame(noisy, sigmas, firstFrame) : { latents: noisy, timesteps: sigmas };
   const b = new Builder(o.weights, o.adapters.hook({ training: true }));
   b.gradientCheckpointing = !!o.gradientCheckpointing;
+  b.halfKernels = nativeHalfDtypes(o.ep ?? 'cpu');
   const prediction = wanTransformer(b, cfg, {
     latents: given.latents, condition, context: text, timesteps: given.timesteps, clipImage, rope: wanRope(cfg, tokenGrid(cfg, shape)),
   });

@@ -1,12 +1,20 @@
 // Native half-precision multiplies for GPU EPs: a Builder given its EP's half dtypes runs a frozen layer
 // whose weight is stored in one of them in that dtype (input cast down, output cast back, bias and LoRA
-// float32), while the CPU EP keeps the float32 multiply after a Cast. Graph level on the symbolic graph,
-// then numerics on the WebGPU EP (Mesa's software Vulkan here) against the float32 CPU result.
+// float32), while the CPU EP keeps the float32 multiply after a Cast. Graph level on the symbolic graph (a
+// layer, and the FLUX and Wan training graphs), then numerics on the WebGPU EP (Mesa's software Vulkan
+// here) against the float32 CPU result.
 import { describe, it, expect } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import * as K from '../../kernels';
 import { PrecisionWeights, nativeHalfDtypes, type Precision } from '../../kernels/nn/precision';
 import { float16ToFloat32, float32ToFloat16 } from '../../kernels/io/dtypes';
+import { AdapterSet } from '../../kernels/adapters/adapter-set';
+import { FLUX2_TINY } from '../../kernels/flux/config';
+import { buildFluxTrainGraph } from '../../kernels/flux/training-graph';
+import { fluxKohyaName, fluxTargetSpec } from '../../kernels/flux/lora';
+import { WAN_TINY } from '../../kernels/wan/config';
+import { buildWanTrainGraph } from '../../kernels/wan/training-graph';
+import { wanKohyaName, wanTargetSpec } from '../../kernels/wan/lora';
 
 if (!process.env.XDG_RUNTIME_DIR) {
   mkdirSync('/tmp/loragraph-xdg', { recursive: true, mode: 0o700 });
@@ -92,6 +100,38 @@ describe('native half-precision multiplies', () => {
         const src = m.weight.source;
         expect(src.kind === 'op' && src.op === 'cast' && src.inputs[0].dtype === stored, `${m.op}: a Cast of the ${stored} weight`).toBe(true);
       }
+    }
+  });
+
+  it('the FLUX and Wan LoRA training graphs multiply fp16 frozen weights natively on WebGPU, after a Cast on the CPU EP', () => {
+    const half = () => new PrecisionWeights(new K.RandomWeights(21, 0.05), { precision: 'fp16', minElements: 16 });
+    const graphs = {
+      flux: (ep?: K.ExecutionProvider) => buildFluxTrainGraph({
+        config: FLUX2_TINY, weights: half(), batch: 1, grid: [2, 2], textTokens: 4, ep,
+        adapters: new AdapterSet({ rank: 4, alpha: 2, targets: fluxTargetSpec('ai_toolkit'), namer: fluxKohyaName }),
+      }),
+      wan: (ep?: K.ExecutionProvider) => buildWanTrainGraph({
+        config: WAN_TINY, weights: half(), batch: 1, latentSize: [2, 2, 2], textTokens: 4, ep,
+        adapters: new AdapterSet({ rank: 4, alpha: 2, targets: wanTargetSpec('blocks'), namer: wanKohyaName }),
+      }),
+    };
+    // A frozen weight as the linear gets it: the fp16 constant itself, or a Cast of it, behind `after`s.
+    const stored = (w: K.Tensor): K.Tensor | undefined => {
+      const s = w.source;
+      return s.kind === 'const' ? w : s.kind === 'op' && (s.op === 'after' || s.op === 'cast') ? stored(s.inputs[0]) : undefined;
+    };
+    const halfLinears = (loss: K.Tensor) => K.topoOrder([loss]).flatMap((t) => {
+      const s = t.source;
+      return s.kind === 'op' && s.op === 'linear' && stored(s.inputs[1])?.dtype === 'float16' ? [t.dtype] : [];
+    });
+    for (const [name, build] of Object.entries(graphs)) {
+      const cpu = halfLinears(build().loss);
+      expect(cpu.length, `${name}: fp16-stored linears`).toBeGreaterThan(4);
+      expect(new Set(cpu), `${name} on cpu (the default)`).toEqual(new Set(['float32']));
+      expect(halfLinears(build('cpu').loss)).toEqual(cpu);
+      const gpu = halfLinears(build('webgpu').loss);
+      expect(gpu.length).toBe(cpu.length);
+      expect(new Set(gpu), `${name} on webgpu`).toEqual(new Set(['float16']));
     }
   });
 

@@ -24,7 +24,8 @@ import { samplerNode } from '../../nodes/sampler';
 import optimizerNode, { type OptimizerValue } from '../../nodes/optimizer';
 import { latentConditioningEncoder } from '../../nodes/models/encoders';
 import { buildDataset, defaultDatasetSettings } from '../../nodes/data/dataset';
-import { trainSd, type TrainSettings } from '../../nodes/training/trainer';
+import { trainSd } from '../../nodes/training/trainer';
+import { trainSettings } from './training/settings';
 import type { AdapterSpec, ClipValue, ImagesValue, ModelValue, TrainingValue, VaeValue } from '../../nodes/sockets';
 import { repoRoot } from '../../server/paths';
 import { nodeContext } from './context';
@@ -157,10 +158,7 @@ describe('Wan 2.1 FLF2V: training and its LoRA', () => {
     for (const f of ['bounce-01.mp4', 'bounce-01.txt']) copyFileSync(join(repoRoot, 'assets/demo-video', f), join(folder, f));
     const dataset = await buildDataset({ ...defaultDatasetSettings, folder, resolutions: [64], numFrames: 5, videoModel: true });
     const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 1e-3 }), ctx })).outputs.optimizer as OptimizerValue;
-    const settings: TrainSettings = {
-      steps: 2, batchSize: 1, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-      ema: false, emaDecay: 0.99, cacheLatents: false, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-    };
+    const settings = trainSettings({ steps: 2, seed: 3, cacheLatents: false });
     const dir = () => mkdtempSync(join(tmpdir(), 'lg-flf2v-train-'));
     const r = await trainSd({ ...flf, datasets: [dataset], adapter, optimizer }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'flf2v' });
     expect(r.training.step).toBe(2);

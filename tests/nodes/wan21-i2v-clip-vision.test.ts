@@ -25,7 +25,8 @@ import { samplerNode } from '../../nodes/sampler';
 import optimizerNode, { type OptimizerValue } from '../../nodes/optimizer';
 import { latentConditioningEncoder } from '../../nodes/models/encoders';
 import { buildDataset, defaultDatasetSettings } from '../../nodes/data/dataset';
-import { trainSd, type TrainSettings } from '../../nodes/training/trainer';
+import { trainSd } from '../../nodes/training/trainer';
+import { trainSettings } from './training/settings';
 import type { AdapterSpec, ClipValue, ImagesValue, ModelValue, VaeValue } from '../../nodes/sockets';
 import { repoRoot } from '../../server/paths';
 import { nodeContext } from './context';
@@ -184,10 +185,7 @@ describe('training and sampling the tiny Wan 2.1 I2V with its image features', (
     try {
       const dataset = await buildDataset({ ...defaultDatasetSettings, folder: join(repoRoot, 'assets/demo-dataset'), triggerWord: 'sks', resolutions: [64] });
       const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 1e-3 }), ctx })).outputs.optimizer as OptimizerValue;
-      const settings: TrainSettings = {
-        steps: 3, batchSize: 1, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-        ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-      };
+      const settings = trainSettings({ steps: 3, seed: 3 });
       const dir = () => mkdtempSync(join(tmpdir(), 'lg-wan21-train-'));
       const r = await trainSd({ ...wan, datasets: [dataset], adapter, optimizer }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'wan21' });
       expect(r.training.step).toBe(3);
@@ -229,10 +227,7 @@ describe('training and sampling the tiny Wan 2.1 I2V with its image features', (
     const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 1e-3 }), ctx })).outputs.optimizer as OptimizerValue;
     const run = async (cacheLatents: boolean) => {
       reads = 0;
-      const settings: TrainSettings = {
-        steps: 4, batchSize: 1, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-        ema: false, emaDecay: 0.99, cacheLatents, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-      };
+      const settings = trainSettings({ steps: 4, seed: 3, cacheLatents });
       const dir = () => mkdtempSync(join(tmpdir(), 'lg-wan21-memo-'));
       const r = await trainSd({ ...wan, datasets: [dataset], adapter, optimizer }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'wan21-memo' });
       return { reads, losses: r.training.lossHistory.map((l) => l.loss) };

@@ -6,7 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDataset, defaultDatasetSettings, type Dataset } from '../../../nodes/data/dataset';
-import { trainSd, type TrainSettings } from '../../../nodes/training/trainer';
+import { trainSd } from '../../../nodes/training/trainer';
+import { trainSettings } from './settings';
 import loadModelNode from '../../../nodes/load-model';
 import optimizerNode, { type OptimizerValue } from '../../../nodes/optimizer';
 import timestepScheduleNode, { type ScheduleValue } from '../../../nodes/timestep-schedule';
@@ -32,10 +33,7 @@ describe('dynamic shift in training', () => {
     const schedule = (await timestepScheduleNode.execute({ inputs: {}, widgets: timestepScheduleNode.widgets.parse({ timestepType: 'shift', dynamicShift: true, resolution: 1024 }), ctx })).outputs.schedule as ScheduleValue;
     const seen: (number | undefined)[] = [];
     const recording: ScheduleValue = { ...schedule, sample: (rng, count, step, seqLen) => { seen.push(seqLen); return schedule.sample(rng, count, step, seqLen); } };
-    const settings: TrainSettings = {
-      steps: 2, batchSize: 1, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-      ema: false, emaDecay: 0.99, cacheLatents: false, cacheTextEmbeddings: false, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-    };
+    const settings = trainSettings({ steps: 2, seed: 3, cacheLatents: false, cacheTextEmbeddings: false });
     const dir = () => mkdtempSync(join(tmpdir(), 'lg-dynshift-'));
     await trainSd({ model, clip, vae, datasets: [dataset], adapter: (await adapterSpec(ctx, { preset: 'attention', rank: 4 }, model)).spec, optimizer, schedule: recording }, settings, { checkpointDir: dir(), cacheDir: dir(), id: 'dynshift' });
     // 64 px through the tiny klein's VAE (×4; the real one ×8) and 2×2 patches: 8 × 8 tokens per image.

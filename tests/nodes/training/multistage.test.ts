@@ -8,7 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDataset, defaultDatasetSettings, type Dataset } from '../../../nodes/data/dataset';
-import { trainSd, type TrainSettings } from '../../../nodes/training/trainer';
+import { trainSd } from '../../../nodes/training/trainer';
+import { trainSettings } from './settings';
 import { multistagePlan, stageSampling } from '../../../nodes/training/multistage';
 import { sampleTimesteps } from '../../../kernels/schedules/timestep-sampling';
 import { Rng } from '../../../kernels/random';
@@ -28,11 +29,7 @@ const adapter: AdapterSpec = {
   kind: 'adapter', algo: 'LoRA', rank: 4, alpha: 4, convRank: 4, convAlpha: 4, dropout: 0, factor: -1, fullMatrix: false,
   preset: 'attention', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 64,
 };
-const settings: TrainSettings = {
-  steps: 6, batchSize: 1, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-  multistage: { trainStages: 'both', switchEvery: 2, boundary: 0.875 },
-};
+const settings = trainSettings({ steps: 6, seed: 3, maxSavesToKeep: 0, multistage: { trainStages: 'both', switchEvery: 2, boundary: 0.875 } });
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-multistage-'));
 const inputs = () => ({ model: high.model, lowNoiseModel: low.model, clip: high.clip, vae: high.vae, datasets: [dataset], adapter, optimizer });
 

@@ -9,7 +9,8 @@ import { RandomWeights } from '../../../kernels';
 import { sdxlFamily, tinySdxlConfig } from '../../../kernels/sdxl';
 import { ClipTokenizer } from '../../../kernels/sd/tokenizer';
 import { buildDataset, defaultDatasetSettings, type Dataset } from '../../../nodes/data/dataset';
-import { trainSd, type TrainSettings } from '../../../nodes/training/trainer';
+import { trainSd } from '../../../nodes/training/trainer';
+import { trainSettings } from './settings';
 import optimizerNode, { type OptimizerValue } from '../../../nodes/optimizer';
 import { clipValue, modelValue, vaeValue } from '../../../nodes/models/values';
 import type { AdapterSpec, ModelSource } from '../../../nodes/sockets';
@@ -34,10 +35,7 @@ const adapter: AdapterSpec = {
   preset: 'attention', include: [], exclude: [], trainTextEncoder: true, byteSize: () => 64,
 };
 const regularizer: RegularizerValue = { kind: 'regularizer', preservationMultiplier: 0.5, classWord: 'shape', blankPrompt: false, differentialGuidance: 0, byteSize: () => 64 };
-const settings: TrainSettings = {
-  steps: 3, batchSize: 2, gradientAccumulation: 1, seed: 5, lossType: 'mse', noiseOffset: 0, minSnrGamma: 5,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-};
+const settings = trainSettings({ steps: 3, batchSize: 2, seed: 5, minSnrGamma: 5 });
 const dir = () => mkdtempSync(join(tmpdir(), 'lg-train-sdxl-'));
 let dataset: Dataset;
 let optimizer: OptimizerValue;

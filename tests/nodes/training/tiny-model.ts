@@ -8,6 +8,7 @@ import { sd1Family } from '../../../kernels/sd/sd1-family';
 import { clipValue, modelValue, vaeValue } from '../../../nodes/models/values';
 import type { AdapterSpec, ModelSource } from '../../../nodes/sockets';
 import type { TrainSettings } from '../../../nodes/training/trainer';
+import { trainSettings } from './settings';
 import { repoRoot } from '../../../server/paths';
 
 export function tinyRandomModel(seed = 1) {
@@ -29,9 +30,5 @@ export const ATTENTION_LORA: AdapterSpec = {
   preset: 'attention', include: [], exclude: [], trainTextEncoder: false, byteSize: () => 64,
 };
 
-/** The trainer tests' settings (batch 2, cached latents and text, no saves or samples), with `over` applied. */
-export const loopSettings = (over: Partial<TrainSettings>): TrainSettings => ({
-  steps: 2, batchSize: 2, gradientAccumulation: 1, seed: 3, lossType: 'mse', noiseOffset: 0, minSnrGamma: 0,
-  ema: false, emaDecay: 0.99, cacheLatents: true, cacheTextEmbeddings: true, saveEvery: 0, maxSavesToKeep: 0, sampleEvery: 0, priorLossWeight: 1,
-  ...over,
-});
+/** The trainer tests' settings (2 steps of batch 2, seed 3, every checkpoint kept; otherwise Train's defaults), with `over` applied. */
+export const loopSettings = (over: Partial<TrainSettings>): TrainSettings => trainSettings({ steps: 2, batchSize: 2, seed: 3, maxSavesToKeep: 0, ...over });

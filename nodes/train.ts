@@ -13,7 +13,7 @@ import type { OptimizerValue } from './optimizer';
 import type { ScheduleValue } from './timestep-schedule';
 import type { AdapterSpec, ClipValue, LossHistoryValue, ModelValue, SamplerSettings, TrainingValue, VaeValue } from './sockets';
 import type { RegularizerValue } from './training/regularizer';
-import { trainSd, type TrainSettings } from './training/trainer';
+import { FLF2V_CONDITIONS, trainSd, type TrainSettings } from './training/trainer';
 import { CHECKPOINTING_CHOICES, resolveCheckpointing } from './models/precision';
 import { describeEstimate } from './training/memory-advice';
 import { TRAIN_STAGES } from './training/multistage';
@@ -68,6 +68,7 @@ export default defineNode({
     trainStages: widget.combo(TRAIN_STAGES, { default: 'both', tooltip: 'two experts (lowNoiseModel connected): train both LoRAs, or only the high_noise or low_noise one (ai-toolkit\'s train_high_noise / train_low_noise)' , families: ['wan'] }),
     switchEvery: widget.int({ default: 10, min: 1, max: 1_000_000, tooltip: 'two experts: steps on one expert before switching to the other (ai-toolkit\'s switch_boundary_every); only the expert in training is loaded' , families: ['wan'] }),
     boundary: widget.float({ default: 0, min: 0, max: 0.999, step: 0.005, tooltip: 'two experts: noise level where the high-noise expert hands over (timestep / 1000); 0 = the model\'s official value (Wan 2.2: 0.875 text-to-video, 0.9 image-to-video)' , families: ['wan'] }),
+    flf2vCondition: widget.combo(FLF2V_CONDITIONS, { default: 'first and last frame', tooltip: 'first-and-last-frame models (Wan 2.1 FLF2V): give the model each clip\'s first and last frame, or only its first to train it as image-to-video (what ComfyUI\'s WanFirstLastFrameToVideo does without an end_image); other models ignore it', families: ['wan'] }),
     gradientCheckpointing: widget.combo(CHECKPOINTING_CHOICES, { default: 'auto', tooltip: 'recompute each block in the backward pass instead of keeping its activations: far less memory for ~1.3× the step time; auto = on for models of 1B+ parameters (SDXL, FLUX, Wan), off below' }),
   }),
   outputs: { training: 'TRAINING', lossHistory: 'LOSS_HISTORY' },

@@ -256,6 +256,12 @@ export interface ModelFamily<C = any> {
    */
   takesLastFrame?(config: C): boolean;
   /**
+   * The same model with its `latent` inputs made from the clip's first frame only (Wan 2.1 FLF2V trained
+   * as image-to-video, as ComfyUI's WanFirstLastFrameToVideo runs without an end_image). Only for models
+   * whose `takesLastFrame` is true.
+   */
+  firstFrameOnly?(config: C): C;
+  /**
    * The prediction (ε, v or flow velocity) for noisy latents `sample` [B, C, (F,) h, w] at float32
    * `timestep` [B] in the objective's units, with every conditioning input by name.
    */

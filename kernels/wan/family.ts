@@ -11,7 +11,9 @@
 //
 // Wan 2.1 FLF2V (first and last frame) is 2.1 I2V whose condition knows the clip's last frame too: the
 // VAE latent of [first, black…, last] behind a mask that also marks the last pixel frame, and CLIP
-// features of both frames (2 × 257 tokens, to which the transformer adds learned positions).
+// features of both frames (2 × 257 tokens, to which the transformer adds learned positions). Trained as
+// I2V (`firstFrameOnly`, what ComfyUI's WanFirstLastFrameToVideo does without end_image), it takes the
+// first frame alone: the mask marks latent frame 0 only and the image branch gets that frame's 257 tokens.
 //
 // Wan 2.2 TI2V-5B takes its first frame without extra channels (kernels/wan/ti2v.ts): an optional
 // `first_frame` latent input swapped into the noisy latent at timestep 0, left out of the loss.
@@ -62,6 +64,8 @@ export interface WanFamilyConfig {
   sampleFrames: number;
   /** Wan 2.2 A14B: the noise level (fraction of 1000) where the high-noise expert hands over, and which expert this config's denoiser is. */
   experts?: { boundary: number; active: WanExpert };
+  /** 2.1 FLF2V conditioned on the first frame only, as 2.1 I2V is (`wanFamily.firstFrameOnly`). */
+  firstFrameOnly?: boolean;
 }
 
 const family = (name: string, transformer: WanTransformerConfig, o: Partial<WanFamilyConfig> = {}): WanFamilyConfig => ({
@@ -124,6 +128,9 @@ export function wanExpertConfig(c: WanFamilyConfig, expert: WanExpert): WanFamil
   return { ...c, experts: { ...c.experts, active: expert } };
 }
 
+/** The condition holds the clip's last frame too: 2.1 FLF2V, unless conditioned on the first frame only. */
+const givesLastFrame = (c: WanFamilyConfig) => c.transformer.firstLastFrame && !c.firstFrameOnly;
+
 /** Channels the I2V condition adds: the first-frame mask (4) and the image latent. */
 const conditionChannels = (c: WanFamilyConfig) => c.transformer.inChannels - c.transformer.outChannels;
 const MASK_CHANNELS = 4;
@@ -168,7 +175,7 @@ function knownFramesMask(pixelFrames: number, latentFrames: number, lastKnown: b
 export function wanI2vCondition(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
   const video = pixels.rank === 4 ? reshape(pixels, [pixels.shape[0], 3, 1, ...pixels.shape.slice(2)]) : pixels;
   const frames = video.shape[2];
-  const lastKnown = c.transformer.firstLastFrame && frames > 1;
+  const lastKnown = givesLastFrame(c) && frames > 1;
   const first = slice(video, [0], [1], [2]);
   const blank = (from: number, to: number) => mul(slice(video, [from], [to], [2]), 0);
   const known = frames === 1 ? first
@@ -190,7 +197,8 @@ export const CLIP_VISION_SCOPE = 'clip_vision';
 /**
  * Wan 2.1 I2V's image features of the clip's first frame (pixels [B, 3, (F,) H, W] in [−1, 1]): the CLIP
  * vision tower's penultimate hidden states [B, 257, 1280], frozen, computed beside the VAE encoder.
- * FLF2V: the first frame's then the last frame's, one sequence [B, 514, 1280] (an image is both).
+ * FLF2V: the first frame's then the last frame's, one sequence [B, 514, 1280] (an image is both); with
+ * `firstFrameOnly`, the first frame's alone.
  */
 export function wanClipFeatures(b: Builder, c: WanFamilyConfig, pixels: Tensor): Tensor {
   if (!c.clipVision) throw new Error(`${c.name}: the transformer has a CLIP image branch but the config names no CLIP vision tower`);
@@ -199,12 +207,12 @@ export function wanClipFeatures(b: Builder, c: WanFamilyConfig, pixels: Tensor):
   const frames = pixels.rank === 5 ? pixels.shape[2] : 1;
   const frame = (i: number) => (pixels.rank === 5 ? reshape(slice(pixels, [i], [i + 1], [2]), [bsz, 3, h, w]) : pixels);
   // Both frames through the tower as one batch [first…; last…], then each sample's two sequences joined.
-  const images = c.transformer.firstLastFrame ? concat([frame(0), frame(frames - 1)], 0) : frame(0);
+  const images = givesLastFrame(c) ? concat([frame(0), frame(frames - 1)], 0) : frame(0);
   const states = clipVisionPenultimate(b.scope(CLIP_VISION_SCOPE), c.clipVision, images);
   if (states.shape[1] !== WAN_CLIP_TOKENS || states.shape[2] !== c.transformer.clipImageDim) {
     throw new Error(`${c.name}: the CLIP vision tower gives ${states.shape[1]} tokens × ${states.shape[2]}; the image branch takes ${WAN_CLIP_TOKENS} × ${c.transformer.clipImageDim}`);
   }
-  return c.transformer.firstLastFrame ? concat([slice(states, [0], [bsz], [0]), slice(states, [bsz], [2 * bsz], [0])], 1) : states;
+  return givesLastFrame(c) ? concat([slice(states, [0], [bsz], [0]), slice(states, [bsz], [2 * bsz], [0])], 1) : states;
 }
 
 function traceTransformer(b: Builder, c: WanFamilyConfig) {
@@ -340,7 +348,7 @@ export const wanFamily: WanModelFamily = {
       const rest = latentShape ? latentShape.slice(1) : [1, c.sampleSize / vaeSpatialFactor(c.vae), c.sampleSize / vaeSpatialFactor(c.vae)];
       out.push({ name: 'condition', shape: [conditionChannels(c), ...rest], source: 'latent' });
     }
-    if (c.transformer.clipImageDim) out.push({ name: 'clip', shape: [clipImageTokens(c.transformer), c.transformer.clipImageDim], source: 'latent' });
+    if (c.transformer.clipImageDim) out.push({ name: 'clip', shape: [clipImageTokens({ firstLastFrame: givesLastFrame(c) }), c.transformer.clipImageDim], source: 'latent' });
     if (c.transformer.perTokenTimesteps) {
       const preview = c.sampleSize / vaeSpatialFactor(c.vae);
       const first = firstFrameInput(c.transformer.outChannels, latentShape, [preview, preview]);
@@ -360,7 +368,11 @@ export const wanFamily: WanModelFamily = {
       ...(c.transformer.clipImageDim ? { clip: wanClipFeatures(b, c, pixels) } : {}),
     };
   },
-  takesLastFrame: (c) => c.transformer.firstLastFrame,
+  takesLastFrame: (c) => givesLastFrame(c),
+  firstFrameOnly: (c) => {
+    if (!c.transformer.firstLastFrame) throw new Error(`${c.name} takes no last frame; only first-and-last-frame models (Wan 2.1 FLF2V) can be conditioned on the first frame only`);
+    return { ...c, firstFrameOnly: true };
+  },
   denoise: (b, c, { sample, timestep, cond }) => {
     if (!cond.context) throw new Error('Wan denoiser: conditioning \'context\' is missing');
     const t = c.transformer;

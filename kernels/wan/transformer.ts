@@ -12,9 +12,9 @@ import type { Builder } from '../nn/builder';
 import type { Tensor } from '../tensor';
 import { add, gelu, mul, silu } from '../ops/elementwise';
 import { linear } from '../ops/nn';
-import { concat, reshape, split, transpose } from '../ops/shape-and-reduce';
+import { concat, reshape, slice, split, transpose } from '../ops/shape-and-reduce';
 import { applyRope, ditAttention, layerNormPlain, mergeHeads, rmsNorm, ropeTables, splitHeads, timestepEmbedding, type RopeTables } from '../dit/layers';
-import { clipImageTokens, ropeAxes, validateWanConfig, type WanTransformerConfig } from './config';
+import { clipImageTokens, ropeAxes, validateWanConfig, WAN_CLIP_TOKENS, type WanTransformerConfig } from './config';
 
 export interface WanInputs {
   /** Noisy latents [B, C, F, H, W] (C = outChannels; I2V adds `condition`). */
@@ -153,17 +153,22 @@ export function timeConditioning(b: Builder, cfg: WanTransformerConfig, timestep
 
 /**
  * 2.1 I2V's `img_emb`: LayerNorm → Linear → GELU → Linear → LayerNorm over the CLIP tokens. FLF2V first
- * adds `emb_pos`, one learned vector per token of the two frames, so the branch can tell them apart.
+ * adds `emb_pos`, one learned vector per token of the two frames, so the branch can tell them apart; given
+ * the first frame's tokens only (FLF2V used as I2V), their positions, the first 257 (as ComfyUI does).
  */
 function clipImageProjection(b: Builder, cfg: WanTransformerConfig, clip: Tensor): Tensor {
   const p = b.scope('img_emb.proj');
   const c = cfg.clipImageDim;
   let x = clip;
   if (cfg.firstLastFrame) {
-    // emb_pos fixes the token count: 257 of the first frame, then 257 of the last.
+    // emb_pos holds a position per token: 257 of the first frame, then 257 of the last.
     const tokens = clipImageTokens(cfg);
-    if (clip.shape[1] !== tokens || clip.shape[2] !== c) throw new Error(`${cfg.name}: the image branch takes CLIP features [B, ${tokens}, ${c}] (the first and the last frame's 257 tokens each), got [${clip.shape}]`);
-    x = add(clip, b.param('img_emb.emb_pos', [1, tokens, c]));
+    const given = clip.shape[1];
+    if ((given !== tokens && given !== WAN_CLIP_TOKENS) || clip.shape[2] !== c) {
+      throw new Error(`${cfg.name}: the image branch takes CLIP features [B, ${tokens}, ${c}] (the first and the last frame's ${WAN_CLIP_TOKENS} tokens each) or [B, ${WAN_CLIP_TOKENS}, ${c}] (the first frame's), got [${clip.shape}]`);
+    }
+    const pos = b.param('img_emb.emb_pos', [1, tokens, c]);
+    x = add(clip, given === tokens ? pos : slice(pos, [0], [given], [1]));
   }
   const h = gelu(p.linear('1', p.layerNorm('0', x, c), c, c));
   return p.layerNorm('4', p.linear('3', h, c, cfg.dim), cfg.dim);

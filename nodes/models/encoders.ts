@@ -50,14 +50,17 @@ export function vaeLatentEncoder(family: ModelFamily, config: unknown, weights: 
  * Deterministic like the latents, so it can be cached with them.
  */
 export function latentConditioningEncoder(family: ModelFamily, config: unknown, weights: WeightSource, id: string): { id: string; names: string[]; encode(pixels: StoredTensor): Promise<Record<string, StoredTensor>> } | undefined {
-  const names = family.conditioning(config).filter((c) => c.source === 'latent').map((c) => c.name);
+  const latent = family.conditioning(config).filter((c) => c.source === 'latent');
+  const names = latent.map((c) => c.name);
   if (!names.length || !family.latentConditioning) return undefined;
+  // The inputs' shapes tell configs of one model apart in the session cache (Wan 2.1 FLF2V on both frames, or the first only).
+  const shapes = latent.map((c) => `${c.name}[${c.shape}]`).join(',');
   return {
     id: `${id}:latent-conditioning`,
     names,
     async encode(pixels: StoredTensor): Promise<Record<string, StoredTensor>> {
       if (pixels.dims[0] !== 1) throw new Error(`latent conditioning: one clip at a time, got a batch of ${pixels.dims[0]}`);
-      const session = await cachedSession(weights, `latent-conditioning:${pixels.dims.slice(1).join('x')}`, () => {
+      const session = await cachedSession(weights, `latent-conditioning:${pixels.dims.slice(1).join('x')}:${shapes}`, () => {
         const x = input('pixels', pixels.dims);
         return compileGraph([x], family.latentConditioning!(new Builder(weights), config, x), { name: `${family.id}_latent_conditioning` });
       });

@@ -51,7 +51,12 @@ export interface TrainSettings {
   gradientCheckpointing?: boolean;
   /** Two experts (model + lowNoiseModel): which train, how often they switch, where they hand over. */
   multistage?: MultistageSettings;
+  /** First-and-last-frame models (Wan 2.1 FLF2V): condition each clip on both frames, or on its first only (as I2V). Absent: both. */
+  flf2vCondition?: Flf2vCondition;
 }
+
+export const FLF2V_CONDITIONS = ['first and last frame', 'first frame only'] as const;
+export type Flf2vCondition = (typeof FLF2V_CONDITIONS)[number];
 
 export interface TrainInputs {
   model: ModelValue;
@@ -145,6 +150,10 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
     if ((batch.frames - 1) % t) throw new Error(`datasets: ${batch.frames}-frame clips; ${modelLabel(family, cfg)} needs ${t}n+1 frames (turn on videoModel in the Dataset)`);
     return [1 + (batch.frames - 1) / t, ...hw];
   };
+  // A first-and-last-frame model (Wan 2.1 FLF2V) trained as image-to-video: its condition made from each clip's first frame alone.
+  const firstFrameOnly = s.flf2vCondition === 'first frame only' && !!family.takesLastFrame?.(cfg);
+  if (firstFrameOnly && !family.firstFrameOnly) throw new Error(`flf2vCondition: ${modelLabel(family, cfg)} cannot be conditioned on the first frame only`);
+  const conditionedOn = (c: unknown) => (firstFrameOnly ? family.firstFrameOnly!(c) : c);
   const conditioning = family.conditioning(cfg);
   const sampleConds = conditioning.filter((c) => c.source === 'sample');
   // Computed from the clip's own pixels by the family (Wan I2V: first-frame mask + image latent).
@@ -203,7 +212,7 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       p = (async () => {
         const latentSize = latentDims(batch);
         const g = buildTrainGraph({
-          family, config: stageModels[stage].config, denoiserWeights: stageModels[stage].denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
+          family, config: conditionedOn(stageModels[stage].config), denoiserWeights: stageModels[stage].denoiser, textWeights: trainsText ? inp.clip.encoders.map((e) => e.weights) : undefined,
           adapters: stageAdapters[stage], batch: n, latentSize, clipSkip: inp.clip.clipSkip, loss: { type: s.lossType }, minSnrGamma: s.minSnrGamma,
           preservationMultiplier: dop?.preservationMultiplier, differentialGuidance: reg?.differentialGuidance, sampleWeights,
           // Layer offloading (Load Model's offload) runs the step block by block: the blocks must exist.
@@ -356,9 +365,9 @@ export async function trainSd(inp: TrainInputs, s: TrainSettings, hooks: TrainHo
       if (known) { rows.push(known); continue; }
       const pixels = await pixelsOf(batch);
       const one = [1, ...pixels.dims.slice(1)];
-      const session = await cachedSession(inp.vae.weights, `${family.id}-latent-conditioning:${one.join('x')}`, () => {
+      const session = await cachedSession(inp.vae.weights, `${family.id}-latent-conditioning:${one.join('x')}${firstFrameOnly ? ':first-frame-only' : ''}`, () => {
         const x = input('pixels', one);
-        return compileGraph([x], family.latentConditioning!(new Builder(inp.vae.weights), cfg, x), { name: `${family.id}_latent_conditioning` });
+        return compileGraph([x], family.latentConditioning!(new Builder(inp.vae.weights), conditionedOn(cfg), x), { name: `${family.id}_latent_conditioning` });
       }, rt);
       const per = one.reduce((a, b) => a * b, 1);
       const row = await session.run({ pixels: { dtype: 'float32', shape: one, data: pixels.data.slice(i * per, (i + 1) * per) } });

@@ -3,8 +3,10 @@
 // img_emb.emb_pos; its condition is the VAE latent of [first, black…, last] behind a mask marking frame 0
 // and the last pixel frame, with CLIP features of both frames (2 × 257 tokens), so the last frame changes
 // the denoiser's prediction (a diffusers-named file samples the same clip); the Sampler takes an end image (endImage or lastFrame) and refuses to run
-// without one, while other models refuse one; the training loop trains a LoRA on 5-frame clips; Save LoRA
-// writes ComfyUI's names (k_img/v_img included) and Load LoRA reads back the same weights.
+// without one, while other models refuse one; the training loop trains a LoRA on 5-frame clips, on both
+// frames or (Train's flf2vCondition) on the first frame only, as I2V: mask on latent frame 0, the first
+// frame's 257 CLIP tokens; Save LoRA writes ComfyUI's names (k_img/v_img included) and Load LoRA reads back
+// the same weights.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -115,6 +117,24 @@ describe('Wan 2.1 FLF2V: detection and conditioning', () => {
     const latentFrame = (t: Float32Array, f: number) => [4, 5, 6, 7].flatMap((ch) => Array.from(t.subarray((ch * 2 + f) * 64, (ch * 2 + f + 1) * 64)));
     expect(latentFrame(b.condition.data, 0)).toEqual(latentFrame(a.condition.data, 0));
     expect(latentFrame(b.condition.data, 1)).not.toEqual(latentFrame(a.condition.data, 1));
+
+    // First frame only (FLF2V as I2V): the mask marks latent frame 0 alone, the image branch gets the first
+    // frame's 257 tokens (the same as with both frames), and the last frame changes nothing.
+    const firstOnly = wanFamily.firstFrameOnly!(flf.model.config as WanFamilyConfig);
+    expect(wanFamily.takesLastFrame!(firstOnly)).toBe(false);
+    expect(wanFamily.conditioning(firstOnly).find((c) => c.name === 'clip')!.shape).toEqual([257, 16]);
+    const one = latentConditioningEncoder(wanFamily, firstOnly, flf.vae.weights, 'flf-first-only')!;
+    const c = await one.encode({ dims: [1, 3, 5, 64, 64], data: clip5() });
+    expect(c.condition.dims).toEqual([8, 2, 8, 8]);
+    expect(c.clip.dims).toEqual([257, 16]);
+    expect([0, 1, 2, 3].map((ch) => c.condition.data[(ch * 2) * 64])).toEqual([1, 1, 1, 1]);
+    expect([0, 1, 2, 3].map((ch) => c.condition.data[(ch * 2 + 1) * 64])).toEqual([0, 0, 0, 0]);
+    expect(tokens(c.clip.data, 0, 257)).toEqual(tokens(a.clip.data, 0, 257));
+    expect(latentFrame(c.condition.data, 0)).toEqual(latentFrame(a.condition.data, 0));
+    const d = await one.encode({ dims: [1, 3, 5, 64, 64], data: clip5(new Float32Array(3 * 64 * 64).fill(0.7)) });
+    expect(Array.from(d.condition.data)).toEqual(Array.from(c.condition.data));
+    expect(Array.from(d.clip.data)).toEqual(Array.from(c.clip.data));
+    expect(() => wanFamily.firstFrameOnly!(tinyWan21I2vConfig())).toThrow(/takes no last frame/);
   }, 60_000);
 });
 
@@ -166,6 +186,20 @@ describe('Wan 2.1 FLF2V: training and its LoRA', () => {
     // The LoRA moved: some lora_up (zero at the start) is no longer zero.
     expect(Object.entries(r.training.weights).some(([k, t]) => k.endsWith('lora_up.weight') && (t.data as Float32Array).some((v) => v !== 0))).toBe(true);
     training = r.training;
+  }, 180_000);
+
+  it('Train\'s flf2vCondition "first frame only" trains the same clips conditioned on the first frame alone', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'lg-flf2v-clips-'));
+    for (const f of ['bounce-01.mp4', 'bounce-01.txt']) copyFileSync(join(repoRoot, 'assets/demo-video', f), join(folder, f));
+    const dataset = await buildDataset({ ...defaultDatasetSettings, folder, resolutions: [64], numFrames: 5, videoModel: true });
+    const optimizer = (await optimizerNode.execute({ inputs: {}, widgets: optimizerNode.widgets.parse({ learningRate: 1e-3 }), ctx })).outputs.optimizer as OptimizerValue;
+    const dir = () => mkdtempSync(join(tmpdir(), 'lg-flf2v-train-'));
+    const r = await trainSd({ ...flf, datasets: [dataset], adapter, optimizer }, trainSettings({ steps: 2, seed: 3, cacheLatents: false, flf2vCondition: 'first frame only' }), { checkpointDir: dir(), cacheDir: dir(), id: 'flf2v-first-only' });
+    expect(r.training.step).toBe(2);
+    const losses = r.training.lossHistory.map((l) => l.loss);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    // Same seed, batches, noise and timesteps as the run on both frames: only the condition differs, and with it the loss.
+    expect(losses).not.toEqual(training.lossHistory.map((l) => l.loss));
   }, 180_000);
 
   it('Save LoRA writes ComfyUI\'s Wan names (ai-toolkit: diffusion_model.blocks.N.cross_attn.k_img) and Load LoRA reads the same weights back', async () => {

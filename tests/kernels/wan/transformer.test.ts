@@ -109,7 +109,7 @@ describe('Wan transformer (tiny)', () => {
     expect(() => build(MINI_I2V, w, 1, grid, 2)).toThrow(/5 input channels, got 2/);
   });
 
-  it('2.1 FLF2V mini: emb_pos is added to the 2 × 257 CLIP tokens before the projection (the prediction depends on it, with its gradient); 257 tokens are refused', async () => {
+  it('2.1 FLF2V mini: emb_pos is added to the 2 × 257 CLIP tokens before the projection (the prediction depends on it, with its gradient); the first frame\'s 257 alone take the first 257 positions; other counts are refused', async () => {
     const flf: WanTransformerConfig = { ...MINI_I2V, name: 'mini-flf2v', firstLastFrame: true };
     const grid: [number, number, number] = [1, 1, 2];
     const feeds = { x: f32([1, 2, 1, 2, 4], rand(16)), c: f32([1, 3, 1, 2, 4], rand(24)), ctx: f32([1, 2, 6], rand(12)), clip: f32([1, 514, 4], rand(514 * 4)) };
@@ -130,10 +130,13 @@ describe('Wan transformer (tiny)', () => {
     }), [{ shape: [1, 2, 1, 2, 4] }, { shape: [1, 514, 4] }], { directions: 3 });
     expect(err).toBeLessThan(2e-2);
     expect(w.tensors.get('img_emb.emb_pos')!.shape).toEqual([1, 514, 4]);
-    expect(() => wanTransformer(new K.Builder(w), flf, {
-      latents: K.input('x', [1, 2, 1, 2, 4]), condition: K.input('c', [1, 3, 1, 2, 4]), context: K.input('ctx', [1, 2, 6]), clipImage: K.input('clip', [1, 257, 4]),
+    const withTokens = (n: number) => () => wanTransformer(new K.Builder(w), flf, {
+      latents: K.input('x', [1, 2, 1, 2, 4]), condition: K.input('c', [1, 3, 1, 2, 4]), context: K.input('ctx', [1, 2, 6]), clipImage: K.input('clip', [1, n, 4]),
       timesteps: K.input('t', [1]), rope: wanRope(flf, grid),
-    })).toThrow(/mini-flf2v: the image branch takes CLIP features \[B, 514, 4\]/);
+    });
+    // First frame only (FLF2V trained or sampled as I2V): the first 257 positions of emb_pos.
+    expect(withTokens(257)).not.toThrow();
+    expect(withTokens(300)).toThrow(/mini-flf2v: the image branch takes CLIP features \[B, 514, 4\].*or \[B, 257, 4\].*got \[1,300,4\]/);
   });
 });
 

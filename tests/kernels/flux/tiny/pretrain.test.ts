@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as K from '../../../../kernels';
-import { pretrainTinyFlux, tinyFluxTokenizerJson, TINY_FLUX_DEFAULTS, TINY_FLUX_FILES } from '../../../../kernels/flux/tiny/pretrain';
+import { pretrainTinyFlux, tinyFluxPretrainConfig, tinyFluxTokenizerJson, TINY_FLUX_DEFAULTS, TINY_FLUX_FILES } from '../../../../kernels/flux/tiny/pretrain';
 import { Qwen3PromptTokenizer, qwen3ChatText } from '../../../../kernels/flux/qwen3-tokenizer';
 import { flux2Family, tinyFlux2Config } from '../../../../kernels/flux/family';
 import { worldCaptions } from '../../../../kernels/sd/tiny/build-assets';
@@ -34,16 +34,18 @@ describe('tiny klein pretraining (skeleton)', () => {
     await pretrainTinyFlux({ ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, ditBatch: 2, threads: 2 }, out, scratch, (l) => lines.push(l));
     expect(lines.some((l) => l.startsWith('stage B step 2/2'))).toBe(true);
     const m = await flux2Family.load(join(out, TINY_FLUX_FILES.transformer));
-    const c = tinyFlux2Config();
+    const c = tinyFluxPretrainConfig(TINY_FLUX_DEFAULTS);
     expect(m.config.transformer).toEqual({ ...c.transformer, name: m.config.transformer.name });
+    expect(m.config.vae.latentChannels).toBe(TINY_FLUX_DEFAULTS.latentChannels);
+    const patch = 4 * TINY_FLUX_DEFAULTS.latentChannels;
     expect(m.config.padId).toBe(c.padId);
     const rt = new K.Runtime({ threads: 2 });
-    const sample = K.input('sample', [1, 128, 4, 4]), t = K.input('t', [1]), ids = K.input('ids', [1, c.text.maxLength], 'int64');
+    const sample = K.input('sample', [1, patch, 4, 4]), t = K.input('t', [1]), ids = K.input('ids', [1, c.text.maxLength], 'int64');
     const cond = flux2Family.encodeText([new K.Builder(m.textEncoders[0].weights)], m.config, [ids], { clipSkip: 1 });
     const v = flux2Family.denoise(new K.Builder(m.denoiser), m.config, { sample, timestep: t, cond });
     const s = await rt.load(K.compileGraph([sample, t, ids], { v }));
     const r = await s.run({
-      sample: { dtype: 'float32', shape: [1, 128, 4, 4], data: new Float32Array(128 * 16).fill(0.5) },
+      sample: { dtype: 'float32', shape: [1, patch, 4, 4], data: new Float32Array(patch * 16).fill(0.5) },
       t: { dtype: 'float32', shape: [1], data: Float32Array.of(500) },
       ids: { dtype: 'int64', shape: [1, c.text.maxLength], data: BigInt64Array.from(m.textEncoders[0].tokenizer.tokenize('a red circle', { maxLength: c.text.maxLength }).ids as number[], BigInt) },
     });

@@ -36,7 +36,7 @@ const settingsWidgets = {
   fps: widget.int({ default: 16, min: 1, max: 120, tooltip: 'video models: frames per second the sample clips play at (Wan 2.1 / 2.2 A14B: 16, TI2V-5B: 24)' , families: ['wan'] }),
   cfgHighNoise: widget.float({ default: 0, min: 0, max: 30, step: 0.5, tooltip: 'Wan 2.2 A14B: CFG of the high-noise expert\'s steps (musubi-tuner\'s guidance_scale_high_noise); 0 = the same as cfg' , families: ['wan'] }),
   startImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'image-to-video models (Wan I2V): the image every clip starts from, a file in the input folder (ComfyUI\'s WanImageToVideo start_image; scaled to cover the clip and centre-cropped); "none" = no first frame, which only models trained without one accept' , families: ['wan'] }),
-  endImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'first-and-last-frame models (Wan 2.1 FLF2V): the image every clip ends on, a file in the input folder (ComfyUI\'s WanFirstLastFrameToVideo end_image; scaled and cropped as startImage); "none" for every other model' , families: ['wan'] }),
+  endImage: widget.path({ kind: 'input', default: NO_START_IMAGE, tooltip: 'first-and-last-frame models (Wan 2.1 FLF2V): the image every clip ends on, a file in the input folder (ComfyUI\'s WanFirstLastFrameToVideo end_image; scaled and cropped as startImage); "none" samples such a model from startImage alone, as image-to-video, and is the only choice for every other model', families: ['wan'] }),
 };
 
 type SettingsWidgets = z.output<z.ZodObject<typeof settingsWidgets>>;

@@ -14,7 +14,7 @@ import { gridLayout, type SampleTile } from './sheet';
 import { adapterOptions, adapterSetsFor, setList } from '../models/adapters';
 import type { AdapterSpec, ClipValue, ImageItem, ModelValue, SamplerPrompt, SamplerSettings, VaeValue } from '../sockets';
 import { checkSampling } from '../training/memory-advice';
-import { checkEndImage, isImageToVideo, requireStartImage, startClip, type GivenImage } from './start-image';
+import { checkEndImage, isImageToVideo, requireStartImage, startClip, takesLastFrame, withoutLastFrame, type GivenImage } from './start-image';
 import { checkSamplerChoice, checkSchedulerChoice } from './sampler-choice';
 
 export { checkSamplerChoice, checkSchedulerChoice };
@@ -106,7 +106,7 @@ function pipelineFor(req: RenderRequest, width: number, height: number, frames: 
   if (clip.family !== model.family || vae.family !== model.family) throw new Error(`clip / vae: a ${clip.family.label} text encoder and ${vae.family.label} VAE cannot drive a ${modelLabel(model.family, model.config)} model`);
   const spec = req.adapter?.spec;
   const low = req.lowNoise;
-  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}${low ? `|low:${low.model.source.id}@${low.boundary}:${low.model.offload ?? 'none'}` : ''}|offload:${model.offload ?? 'none'}`;
+  const key = `${width}x${height}x${frames}|skip${clip.clipSkip}|${spec ? JSON.stringify(adapterOptions(spec)) : 'base'}${low ? `|low:${low.model.source.id}@${low.boundary}:${low.model.offload ?? 'none'}` : ''}|offload:${model.offload ?? 'none'}${takesLastFrame(model) ? '|last-frame' : ''}`;
   // Pipelines live as long as the weights they read (one text encoder's weights, or the list of several).
   const map = pipelinesFor(model.denoiser, clip.encoders.length === 1 ? clip.encoders[0].weights : clip.encoders, vae.weights);
   let p = map.get(key);
@@ -152,7 +152,10 @@ async function encodePng(rgb: Uint8Array, width: number, height: number): Promis
  * Renders every prompt of `settings` (twice with `compare`: base model, then with the adapter), in order.
  * Same request, same images: noise comes from each prompt's seed only.
  */
-export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]> {
+export async function renderSamples(given: RenderRequest): Promise<RenderedImage[]> {
+  const end = await endImageOf(given);
+  // A first-and-last-frame model without an end image samples from the start image alone.
+  const req = end ? given : { ...given, model: withoutLastFrame(given.model) };
   const { settings } = req;
   if (req.compare && !req.adapter) throw new Error('compare: connect a TRAINING or LORA_FILE input to compare with and without the adapter');
   if (settings.prompts.length === 0) throw new Error('prompts: write at least one prompt');
@@ -163,7 +166,6 @@ export async function renderSamples(req: RenderRequest): Promise<RenderedImage[]
   if (req.lowNoise && !!req.lowNoise.adapter !== !!req.adapter) throw new Error('lowNoise: give both experts an adapter, or neither');
   const lowFeeds = req.lowNoise?.adapter ? adapterFeeds(req.lowNoise.adapter, req.lowNoise.model) : undefined;
   const start = await startImageOf(req);
-  const end = await endImageOf(req);
   const startClips = new Map<string, Promise<Float32Array>>();
   const plan = settings.prompts.flatMap((p, i) => {
     const r = resolvePrompt(p, i, settings, req.model.family.sampleSize(req.model.config), req.model.family.sampleFrames?.(req.model.config) ?? 1);

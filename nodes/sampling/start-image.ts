@@ -3,7 +3,8 @@
 // blanks; for a first-and-last-frame model (Wan 2.1 FLF2V, ComfyUI's WanFirstLastFrameToVideo end_image)
 // the end image is the clip's last frame, fitted the same way. And the rules: an image-to-video model
 // samples only from a given frame, unless its checkpoint says it was also trained without one (the tiny
-// Wan); an end image is needed exactly by the models that take one.
+// Wan); an end image is refused by the models that take none, and without one a first-and-last-frame
+// model samples from its first frame alone.
 import sharp from 'sharp';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { samplesWithoutStartImage } from '../../kernels/wan/sampling';
@@ -47,13 +48,23 @@ export async function startClip(start: GivenImage, width: number, height: number
   return out;
 }
 
-/** Refuses an end image on a model that takes none, and a first-and-last-frame model without one. */
+/**
+ * Refuses an end image on a model that takes none. A first-and-last-frame model given none samples from the
+ * start image alone (`withoutLastFrame`), as ComfyUI's WanFirstLastFrameToVideo does without end_image,
+ * unless its family cannot condition it on the first frame only.
+ */
 export function checkEndImage(model: ModelValue, hasEnd: boolean): void {
   const wants = takesLastFrame(model);
   if (hasEnd && !wants) throw new Error(`endImage: ${model.source.label} takes no last frame (only first-and-last-frame models do: Wan 2.1 FLF2V); clear endImage`);
-  if (!hasEnd && wants) {
+  if (!hasEnd && wants && !model.family.firstFrameOnly) {
     throw new Error(`endImage: ${model.source.label} is a first-and-last-frame model and generates between a start and an end image: set endImage (an image in the input folder) on the Sampler or Sampler Settings, or connect an image to the Sampler's lastFrame`);
   }
+}
+
+/** The model to sample without an end image: a first-and-last-frame one conditioned on its first frame alone (as image-to-video); any other as it is. */
+export function withoutLastFrame(model: ModelValue): ModelValue {
+  if (!takesLastFrame(model) || !model.family.firstFrameOnly) return model;
+  return { ...model, config: model.family.firstFrameOnly(model.config) };
 }
 
 const optional = new Map<string, boolean>();

@@ -15,6 +15,7 @@ import { loadTrainState } from '../../train/pretrain-cli';
 import { ALL_SHAPES } from '../../sd/tiny/world';
 import { wanVaeDecode, wanVaeEncode, type WanVaeConfig } from '../vae';
 import { analyzeClip } from './analyze';
+import { wanVaeConfigFromShapes } from '../load';
 import { clipCaption, framesToPlanar, planarToFrames, renderClip, sampleClip } from './world';
 import { TINY_WAN_FILES, TINY_WAN_SIZE, TINY_WAN_VAE_BASE } from './model';
 
@@ -80,8 +81,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
   const file = resolve(args.get('vae') ?? join(import.meta.dirname ?? '.', '../../../assets/tiny-wan', TINY_WAN_FILES.vae));
   const state = await loadTrainState(file);
   if (!state) throw new Error(`eval:tiny-wan-vae: ${file} does not exist`);
-  // Latent statistics cancel in a round trip; a scratch VAE (stage A's output) has none.
-  const cfg: WanVaeConfig = { ...TINY_WAN_VAE_BASE };
+  // The layout from the file's own keys (an older tiny VAE may have another); latent statistics cancel in
+  // a round trip, and a scratch VAE (stage A's output) has none.
+  const cfg: WanVaeConfig = wanVaeConfigFromShapes((k) => state.tensors[k]?.shape, Object.keys(state.tensors)) ?? { ...TINY_WAN_VAE_BASE };
   const rt = new Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
   try {
     const r = await vaeRoundTrip(rt, state.tensors, cfg, { clips: Number(args.get('clips') ?? 64), frames: Number(args.get('frames') ?? 9), seed: Number(args.get('seed') ?? 7) }, console.log);

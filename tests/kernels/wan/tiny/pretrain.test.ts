@@ -48,7 +48,7 @@ describe('pretrain:tiny-wan', () => {
       expect(m.config.experts).toEqual({ boundary: 0.9, active: 'high_noise' });
       expect(m.expertFiles?.low_noise).toBe(join(out, TINY_WAN_FILES.low));
       expect(m.config.textLength).toBe(TINY_WAN_TEXT_LEN);
-      expect(m.config.vae).toMatchObject({ base: 12, zDim: 16, dimMult: [1, 2, 2, 2], temporalDownsample: [false, true, true] });
+      expect(m.config.vae).toMatchObject({ base: TINY_WAN_VAE_BASE.base, zDim: 16, dimMult: TINY_WAN_VAE_BASE.dimMult, temporalDownsample: TINY_WAN_VAE_BASE.temporalDownsample });
       // The latent statistics measured on the cache, not the placeholders.
       expect(m.config.vae.latentStd.some((s) => s !== 1)).toBe(true);
       expect(m.dtypes).toContain('F16');

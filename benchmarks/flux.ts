@@ -19,6 +19,7 @@ import { FLUX2_KLEIN_9B as CFG, mlpHidden } from '../kernels/flux/config';
 import { doubleBlock, singleBlock, jointPositions } from '../kernels/flux/transformer';
 import { fluxKohyaName, fluxTargetSpec } from '../kernels/flux/lora';
 import { ropeTables } from '../kernels/dit';
+import { gemm } from './gemm';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -94,21 +95,6 @@ async function blockStep(part: 'double' | 'single') {
   // Forward, then dX through every layer (the frozen base has no dW): about twice the forward.
   const gflops = (3 * forwardFlops(part)) / best / 1e9;
   return { part, modules: adapters.modules.length, setup, first, best, gflops, peak: peakRss() };
-}
-
-async function gemm(): Promise<number> {
-  const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
-  const n = 2048, chain = 4;
-  const x = K.input('x', [n, n]);
-  let y = x;
-  for (let i = 0; i < chain; i++) y = K.matmul(y, K.constant(noise(n * n, i + 1).map((v) => v / 32), [n, n]));
-  const s = await rt.load(K.compileGraph([x], { y }));
-  const feed = { x: ht([n, n], noise(n * n, 9)) };
-  await s.run(feed);
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) { const t = performance.now(); await s.run(feed); best = Math.min(best, secs(t)); }
-  await rt.close();
-  return (2 * n * n * n * chain) / best / 1e9;
 }
 
 const part = process.argv[2];

@@ -12,6 +12,9 @@
 // full 14,040 tokens; the engine's peak estimate (kernels/train/memory.ts) is printed beside the
 // measured peak, and the plain-attention estimate beside it. Smaller sizes (--frames 1,9) are
 // extrapolated to 14,040 by the FLOP count (linear layers grow with tokens, attention with tokens²).
+// Each step's GFLOP/s is printed as a fraction of a GEMM 2048³ probe (benchmarks/gemm.ts, the same one
+// bench:flux prints) measured in the same run, before and after the steps, in its own child process with
+// the same LORAGRAPH_THREADS: the machine's ceiling then, so a slow step on a busy machine reads as one.
 //
 //   npm run bench:wan                         (under flock /tmp/loragraph-heavy.lock)
 //   options: --frames 9 (latent frames measured, comma-separated), --steps N (timed steps after the
@@ -26,6 +29,7 @@ import { estimateGraphMemory } from '../kernels/train/memory';
 import { WAN22_T2V_A14B as CFG } from '../kernels/wan/config';
 import { wanBlock, wanRope } from '../kernels/wan/transformer';
 import { wanKohyaName, wanTargetSpec } from '../kernels/wan/lora';
+import { gemm } from './gemm';
 
 const argv = process.argv;
 const opt = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : dflt; };
@@ -107,6 +111,7 @@ const mode = argv[2];
 if (mode === 'step') console.log(JSON.stringify(await step(Number(argv[3]))));
 else if (mode === 'estimate') console.log(JSON.stringify(estimate(Number(argv[3]))));
 else if (mode === 'estimate-plain') console.log(JSON.stringify(estimate(Number(argv[3]), 0)));
+else if (mode === 'gemm') console.log(JSON.stringify({ gflops: await gemm() }));
 else {
   const self = fileURLToPath(import.meta.url);
   const child = (...args: string[]) => {
@@ -116,6 +121,8 @@ else {
   };
   const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
   console.log(`bench:wan — one Wan 2.2 A14B expert block (${CFG.dim} wide, FFN ${CFG.ffnDim}, ${CFG.numHeads} heads), 480×832, LoRA rank ${RANK}, fp32, gradient checkpointing, CPU (load ${load()})`);
+  const g = child('gemm');
+  console.log(`  GEMM 2048³ (same run): ${g.gflops.toFixed(0)} GFLOP/s`);
   const target = tokensOf(TARGET_FRAMES);
   const est = child('estimate', String(TARGET_FRAMES));
   const plain = child('estimate-plain', String(TARGET_FRAMES));
@@ -128,9 +135,12 @@ else {
     const gflops = (4 * fl.total) / r.best / 1e9;
     const ratio = forwardFlops(target).total / fl.total;
     const block = r.best * ratio;
-    console.log(`  measured ${f} latent frame(s) = ${r.tokens} tokens: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${gflops.toFixed(0)} GFLOP/s), peak ${gib(r.peak)} GiB measured vs ${gib(e.total)} GiB estimated`);
-    console.log(`    → extrapolated to ${target} tokens by FLOPs (×${ratio.toFixed(1)}): ${block.toFixed(0)} s per block, ${(CFG.numLayers * block / 60).toFixed(0)} min per ${CFG.numLayers}-block step (embedders and head not counted; a busy machine inflates it — compare the GFLOP/s)`);
+    console.log(`  measured ${f} latent frame(s) = ${r.tokens} tokens: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${gflops.toFixed(0)} GFLOP/s, ${(gflops / g.gflops).toFixed(2)} of GEMM), peak ${gib(r.peak)} GiB measured vs ${gib(e.total)} GiB estimated`);
+    console.log(`    → extrapolated to ${target} tokens by FLOPs (×${ratio.toFixed(1)}): ${block.toFixed(0)} s per block, ${(CFG.numLayers * block / 60).toFixed(0)} min per ${CFG.numLayers}-block step (embedders and head not counted; a busy machine inflates it — compare the GFLOP/s with GEMM)`);
   }
+  // GEMM again after the steps: on a shared machine the load changes during a run of many minutes.
+  const g2 = child('gemm');
+  console.log(`  GEMM 2048³ after the blocks: ${g2.gflops.toFixed(0)} GFLOP/s`);
   console.log(`  attention is ${(100 * forwardFlops(target).attention / forwardFlops(target).total).toFixed(0)}% of the FLOPs at ${target} tokens`);
   console.log(`  (load ${load()})`);
 }

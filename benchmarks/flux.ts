@@ -49,12 +49,12 @@ class UniformWeights implements K.WeightSource {
 /** Deterministic inputs in [−0.5, 0.5]. */
 const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
-/** Matmul FLOPs of a block's forward pass (linears and attention). */
-function forwardFlops(part: 'double' | 'single'): number {
+/** Matmul FLOPs of a block's forward pass, linears and attention apart (their backward passes cost differently). */
+function forwardFlops(part: 'double' | 'single'): { linear: number; attention: number } {
   const h = CFG.hiddenSize, L = IMG + TXT, m = mlpHidden(CFG);
   const attention = 4 * L * L * h;
-  if (part === 'double') return 2 * L * (3 * h * h + h * h + 2 * m * h + m * h) + attention;
-  return 2 * L * (h * (3 * h + 2 * m) + (h + m) * h) + attention;
+  if (part === 'double') return { linear: 2 * L * (3 * h * h + h * h + 2 * m * h + m * h), attention };
+  return { linear: 2 * L * (h * (3 * h + 2 * m) + (h + m) * h), attention };
 }
 
 async function blockStep(part: 'double' | 'single') {
@@ -92,8 +92,10 @@ async function blockStep(part: 'double' | 'single') {
   for (let s = 0; s < STEPS; s++) { const t = performance.now(); await ts.step([feed], 1e-4, s + 2); times.push(secs(t)); }
   await rt.close();
   const best = Math.min(first, ...times);
-  // Forward, then dX through every layer (the frozen base has no dW): about twice the forward.
-  const gflops = (3 * forwardFlops(part)) / best / 1e9;
+  // Forward, then the backward pass: a frozen linear needs only dX (once its forward; the LoRA's own
+  // matmuls are negligible at rank 16), attention dQ, dK and dV from four matmuls (twice its forward).
+  const f = forwardFlops(part);
+  const gflops = (2 * f.linear + 3 * f.attention) / best / 1e9;
   return { part, modules: adapters.modules.length, setup, first, best, gflops, peak: peakRss() };
 }
 

@@ -66,6 +66,13 @@ function forwardFlops(L: number) {
   return { linear, attention, total: linear + attention };
 }
 
+/**
+ * Matmul FLOPs of a training step: the forward, its recomputation (checkpointing), then the backward
+ * pass — a frozen linear needs only dX (once its forward; rank-16 LoRA matmuls are negligible), attention
+ * dQ, dK and dV from four matmuls (twice its forward).
+ */
+const stepFlops = (f: { linear: number; attention: number }) => 3 * f.linear + 4 * f.attention;
+
 /** The block's training graph: x, e0, context in; mean square of the output as the loss. */
 function build(weights: K.WeightSource, frames: number, chunk = CHUNK) {
   const d = CFG.dim, L = tokensOf(frames);
@@ -132,8 +139,8 @@ else {
     const r = child('step', String(f));
     const fl = forwardFlops(r.tokens);
     // Forward, recomputed forward, then dX through every layer (≈ 2 forwards; frozen weights have no dW).
-    const gflops = (4 * fl.total) / r.best / 1e9;
-    const ratio = forwardFlops(target).total / fl.total;
+    const gflops = stepFlops(fl) / r.best / 1e9;
+    const ratio = stepFlops(forwardFlops(target)) / stepFlops(fl);
     const block = r.best * ratio;
     console.log(`  measured ${f} latent frame(s) = ${r.tokens} tokens: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${gflops.toFixed(0)} GFLOP/s, ${(gflops / g.gflops).toFixed(2)} of GEMM), peak ${gib(r.peak)} GiB measured vs ${gib(e.total)} GiB estimated`);
     console.log(`    → extrapolated to ${target} tokens by FLOPs (×${ratio.toFixed(1)}): ${block.toFixed(0)} s per block, ${(CFG.numLayers * block / 60).toFixed(0)} min per ${CFG.numLayers}-block step (embedders and head not counted; a busy machine inflates it — compare the GFLOP/s with GEMM)`);
@@ -141,6 +148,6 @@ else {
   // GEMM again after the steps: on a shared machine the load changes during a run of many minutes.
   const g2 = child('gemm');
   console.log(`  GEMM 2048³ after the blocks: ${g2.gflops.toFixed(0)} GFLOP/s`);
-  console.log(`  attention is ${(100 * forwardFlops(target).attention / forwardFlops(target).total).toFixed(0)}% of the FLOPs at ${target} tokens`);
+  console.log(`  attention is ${(100 * 4 * forwardFlops(target).attention / stepFlops(forwardFlops(target))).toFixed(0)}% of the step's FLOPs at ${target} tokens`);
   console.log(`  (load ${load()})`);
 }

@@ -108,7 +108,9 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
 /** Tunable numbers of the FLUX quickstart (eval:quickstart checks them: trigger ≥ 0.8, leak ≤ 0.2 over 3 seeds). */
 // Tried on the tiny klein of 05:52 (CPU, 3 prompts × 2 seeds): lr 2e-3 rank 8 barely moves the samples in 300 steps;
 // lr 8e-3 rank 16 with uniform (linear) timesteps over 400 steps draws the most stars under the trigger.
-export const QUICKSTART_FLUX = { steps: 400, batchSize: 4, learningRate: 8e-3, rank: 16, timestepType: 'linear', samplerSteps: 20, cfg: 4 };
+// On the 8-channel tiny klein (eval:quickstart, 3 seeds): 400 steps trigger 0.125, leak 0.29; 1000 steps
+// trigger 0.125, leak 0.04 in 114–130 s a graph — the same stars, far less of them in ordinary prompts.
+export const QUICKSTART_FLUX = { steps: 1000, batchSize: 4, learningRate: 8e-3, rank: 16, timestepType: 'linear', samplerSteps: 20, cfg: 4 };
 
 /**
  * The FLUX.2 [klein] quickstart: the same star lesson on the built-in tiny klein, with FLUX's usual

@@ -19,7 +19,7 @@ import { FLUX2_KLEIN_9B as CFG, mlpHidden } from '../kernels/flux/config';
 import { doubleBlock, singleBlock, jointPositions } from '../kernels/flux/transformer';
 import { fluxKohyaName, fluxTargetSpec } from '../kernels/flux/lora';
 import { ropeTables } from '../kernels/dit';
-import { gemm } from './gemm';
+import { gemm, noise } from './gemm';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -45,9 +45,6 @@ class UniformWeights implements K.WeightSource {
     return K.constant(out, shape, 'float32', path);
   }
 }
-
-/** Deterministic inputs in [−0.5, 0.5]. */
-const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
 /** Matmul FLOPs of a block's forward pass, linears and attention apart (their backward passes cost differently). */
 function forwardFlops(part: 'double' | 'single'): { linear: number; attention: number } {

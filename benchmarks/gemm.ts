@@ -7,8 +7,8 @@ import * as K from '../kernels';
 /** Side of the square matmuls; the printed label ("GEMM 2048³") names it. */
 export const GEMM_N = 2048;
 
-/** Deterministic values in [−0.5, 0.5] (the same formula as the benchmarks' inputs). */
-const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+/** Deterministic values in [−0.5, 0.5]: the probe's matrices and the block benchmarks' inputs. */
+export const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
 /** Best of three timed runs (after one warm-up) of the matmul chain, in GFLOP/s. */
 export async function gemm(): Promise<number> {

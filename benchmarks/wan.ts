@@ -29,7 +29,7 @@ import { estimateGraphMemory } from '../kernels/train/memory';
 import { WAN22_T2V_A14B as CFG } from '../kernels/wan/config';
 import { wanBlock, wanRope } from '../kernels/wan/transformer';
 import { wanKohyaName, wanTargetSpec } from '../kernels/wan/lora';
-import { gemm } from './gemm';
+import { gemm, noise } from './gemm';
 
 const argv = process.argv;
 const opt = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : dflt; };
@@ -42,7 +42,6 @@ const secs = (t0: number) => (performance.now() - t0) / 1000;
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
 const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
 const ht = (shape: number[], data: Float32Array): K.HostTensor => ({ dtype: 'float32', shape, data });
-const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
 /** Uniform frozen weights of std 0.02 (norm scales 1), made on request: a cheap stand-in for trained ones. */
 class UniformWeights implements K.WeightSource {
@@ -63,7 +62,7 @@ function forwardFlops(L: number) {
   const d = CFG.dim, f = CFG.ffnDim;
   const linear = 2 * L * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * TEXT * 2 * d * d;
   const attention = 4 * L * L * d + 4 * L * TEXT * d;
-  return { linear, attention, total: linear + attention };
+  return { linear, attention };
 }
 
 /**
@@ -138,7 +137,6 @@ else {
     const e = child('estimate', String(f));
     const r = child('step', String(f));
     const fl = forwardFlops(r.tokens);
-    // Forward, recomputed forward, then dX through every layer (≈ 2 forwards; frozen weights have no dW).
     const gflops = stepFlops(fl) / r.best / 1e9;
     const ratio = stepFlops(forwardFlops(target)) / stepFlops(fl);
     const block = r.best * ratio;

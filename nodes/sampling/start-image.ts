@@ -56,7 +56,7 @@ export async function startClip(start: GivenImage, width: number, height: number
 export function checkEndImage(model: ModelValue, hasEnd: boolean): void {
   const wants = takesLastFrame(model);
   if (hasEnd && !wants) throw new Error(`endImage: ${model.source.label} takes no last frame (only first-and-last-frame models do: Wan 2.1 FLF2V); clear endImage`);
-  if (!hasEnd && wants && !model.family.firstFrameOnly) {
+  if (!hasEnd && takesLastFrame(withoutLastFrame(model))) {
     throw new Error(`endImage: ${model.source.label} is a first-and-last-frame model and generates between a start and an end image: set endImage (an image in the input folder) on the Sampler or Sampler Settings, or connect an image to the Sampler's lastFrame`);
   }
 }

@@ -26,7 +26,8 @@ function need(): CanvasController {
   return canvas;
 }
 
-function setGraph(name: string, wf: Workflow | null): void {
+/** Shows `wf` as the graph named `name`, as opening a file does; what nodes showed of the previous graph goes. */
+export function setGraph(name: string, wf: Workflow | null): void {
   need().load(wf);
   // What nodes showed belonged to the previous graph; a running job's state stays (after a reload it is this graph's).
   editorStore.set((s) => ({ ...s, graphName: name, run: { ...s.run, nodes: s.run.running ? s.run.nodes : {}, validation: {} } }));

@@ -4,7 +4,7 @@
 import type { CanvasController } from '../canvas/controller';
 import type { LiveConnection } from '../net/socket';
 import { editorStore, type EditorState } from '../state/editor';
-import { attachedCanvas } from './actions';
+import { attachedCanvas, setGraph } from './actions';
 
 export interface TestHook {
   ready(): boolean;
@@ -13,8 +13,8 @@ export interface TestHook {
   geometry(): CanvasController['geometry'] | null;
   /** Simulates a dropped network connection (the editor must reconnect by itself). */
   dropConnection(): void;
-  /** Loads a workflow as opening a file would (the benchmark's 300-node graph). */
-  load(workflow: unknown): void;
+  /** Loads a workflow as opening a file would (the benchmark's 300-node graph): the previous graph's results go with it. */
+  load(workflow: unknown, name?: string): void;
   /** How the canvas drew its frames: full redraws, drag frames that moved the picture (canvas/panBlit), and redraws
    *  of only the nodes whose live state changed (canvas/areaRedraw). */
   frames(): { full: number; moved: number; partial: number };
@@ -34,7 +34,7 @@ export function installTestHook(live: LiveConnection): void {
     workflow: () => attachedCanvas()?.workflow() ?? null,
     geometry: () => attachedCanvas()?.geometry ?? null,
     dropConnection: () => live.drop(),
-    load: (wf) => attachedCanvas()?.load(wf as never),
+    load: (wf, name = 'untitled') => setGraph(name, wf as never),
     frames: () => attachedCanvas()?.frames() ?? { full: 0, moved: 0, partial: 0 },
     panByMovingPixels: (on) => attachedCanvas()?.panByMovingPixels(on),
   };

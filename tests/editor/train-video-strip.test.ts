@@ -65,12 +65,16 @@ describe('the Train node\'s sample strip with a video model', () => {
 
   // Last: it replaces the page's graph. A shipped layout whose node is shorter than its widgets draws
   // them past the node's body until something redraws it; the editor then holds a taller node than the file.
+  // Loading a graph drops the previous graph's results, as opening a file does, once the run has finished (a
+  // running job's results stay: after a reload they are this graph's); a stale preview would grow node 2.
   it('the shipped quickstart layouts give every node the height its widgets need', async () => {
+    await page.waitForFunction(() => !window.__loragraph!.state().run.running, undefined, { timeout: 300_000, polling: 500 });
     for (const name of SHIPPED) {
       const file = shipped(name) as { nodes: { id: number; type: string; size: [number, number] }[] };
-      await page.evaluate((wf) => window.__loragraph!.load(wf), file);
+      await page.evaluate(([wf, n]) => window.__loragraph!.load(wf, n), [file, name] as const);
+      expect(await page.evaluate(() => Object.keys(window.__loragraph!.state().run.nodes)), name).toEqual([]);
       const held = await page.evaluate(() => window.__loragraph!.workflow()!.nodes.map((n) => ({ id: n.id, size: n.size })));
       for (const n of file.nodes) expect(held.find((h) => h.id === n.id)?.size, `${name}: node ${n.id} (${n.type})`).toEqual(n.size);
     }
-  });
+  }, 360_000);
 });

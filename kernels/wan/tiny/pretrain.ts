@@ -18,10 +18,11 @@
 //            same, as an I2V LoRA's two experts then diverge.
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped; the
 // files are named after the options and the architecture they depend on, so a changed recipe starts afresh.
-// The committed model: exactly these defaults (×4-space VAE, 4000 + 6000 steps; 81 min on 2 cores with
-// --threads 1 beside another run). Stage A's round trip reads shape 88%, colour 95%, direction 100%;
-// eval:tiny-wan reads shape 29%, colour 53%, direction 30% (with --i2v 1: 46%, 85%, 62%). The ×8 VAE it
-// replaced read 31%, 59%, 81% on its own round trip, and its model 27%, 37%, 14%.
+// The committed model: these defaults (×4-space VAE, 4000 + 10000 steps, 8192 cached clips; stage B 68 min
+// with --threads 1 beside another run), its stage A the earlier run's VAE as shipped (the same recipe's
+// weights, read back from the F16 file). Stage A's round trip reads shape 88%, colour 95%, direction 100%;
+// eval:tiny-wan reads shape 30%, colour 71%, direction 47% (with --i2v 1: 45%, 91%, 82%). 6000 steps over
+// 2048 clips read 29%, 53%, 30% (--i2v 1: 46%, 85%, 62%); the ×8 VAE before that 27%, 37%, 14%.
 //   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -101,7 +102,7 @@ export interface TinyWanPretrainOptions {
 
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
   seed: 20251202, vaeSteps: 4000, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeWeightDecay: 0, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
-  frames: 9, cacheSize: 2048, ditSteps: 6000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
+  frames: 9, cacheSize: 8192, ditSteps: 10000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
 };
 

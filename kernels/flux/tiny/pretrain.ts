@@ -26,6 +26,7 @@ import { Runtime } from '../../runtime';
 import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
+import { growBlocks, fluxGrowth } from '../../train/grow';
 import { loadTrainState, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { vaeEncode } from '../../sd/vae';
@@ -44,6 +45,7 @@ import { Qwen3PromptTokenizer } from '../qwen3-tokenizer';
 import { qwen3TextFeatures } from '../qwen3';
 import { fluxTransformer, jointPositions } from '../transformer';
 import { patchify2x2, FLUX2_BN_EPS } from '../vae';
+import { validateFluxConfig } from '../config';
 import { tinyFlux2Config, TINY_QWEN3_FIRST_ADDED_ID, type Flux2FamilyConfig } from '../family';
 
 export const TINY_FLUX_ROOT = resolve(import.meta.dirname ?? '.', '../../../assets/tiny-flux');
@@ -85,6 +87,25 @@ export interface TinyFluxPretrainOptions {
    * 8 (recon 0.057) clean triangles and shape 41% after the same 7000 steps.
    */
   latentChannels: number;
+  /**
+   * The transformer's width, heads and blocks (FLUX2_TINY's 128 / 4 / 3 + 3 by default). The files carry
+   * them in their shapes: flux2Family.load reads any size back.
+   */
+  ditHidden: number;
+  ditHeads: number;
+  ditDoubleBlocks: number;
+  ditSingleBlocks: number;
+  /**
+   * Stage C (0 steps: none): the stage-B transformer deepened by this many double and single blocks
+   * that start as identities (kernels/train/grow.ts), trained on for growSteps with its own warmup and
+   * cosine. Width and length had stopped paying: 14000 steps of the 3 + 3 model drew triangles but
+   * lumpy circles and squares (shape 53%), and training a larger model from noise costs its whole run.
+   */
+  growDoubleBlocks: number;
+  growSingleBlocks: number;
+  growSteps: number;
+  growLr: number;
+  growWarmup: number;
   /** BPE merges learned for the tokenizer (at most 251: 256 bytes + merges + 5 chat tokens = 512). */
   merges: number;
   saveEvery: number;
@@ -94,6 +115,8 @@ export interface TinyFluxPretrainOptions {
 export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
   seed: 20251202, vaeSteps: 1500, vaeBatch: 8, vaeCrop: 32, vaeLr: 2e-3, vaeKlWeight: 1e-6,
   cacheSize: 8192, ditSteps: 14000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, latentChannels: 8,
+  ditHidden: 128, ditHeads: 4, ditDoubleBlocks: 3, ditSingleBlocks: 3,
+  growDoubleBlocks: 3, growSingleBlocks: 3, growSteps: 6000, growLr: 5e-4, growWarmup: 200,
   merges: 200, saveEvery: 200, threads: 0,
 };
 
@@ -101,9 +124,24 @@ type Log = (line: string) => void;
 type State = Record<string, HostTensor>;
 
 /** The tiny klein with the recipe's latent width: FLUX2_TINY and its VAE, the patch channels following the latents. */
-export function tinyFluxPretrainConfig(o: Pick<TinyFluxPretrainOptions, 'latentChannels'>): Flux2FamilyConfig {
+type ConfigOptions = 'latentChannels' | 'ditHidden' | 'ditHeads' | 'ditDoubleBlocks' | 'ditSingleBlocks' | 'growDoubleBlocks' | 'growSingleBlocks' | 'growSteps';
+
+/**
+ * The tiny klein of a recipe: FLUX2_TINY's text encoder and VAE with the recipe's latent width, the
+ * transformer at the recipe's width and depth — the grown depth when stage C runs (`stage: 'final'`,
+ * what the files hold), the stage-B depth otherwise.
+ */
+export function tinyFluxPretrainConfig(o: Pick<TinyFluxPretrainOptions, ConfigOptions>, stage: 'base' | 'final' = 'final'): Flux2FamilyConfig {
   const c = tinyFlux2Config();
-  return { ...c, vae: { ...c.vae, latentChannels: o.latentChannels }, transformer: { ...c.transformer, inChannels: 4 * o.latentChannels } };
+  const headDim = o.ditHidden / o.ditHeads, axes = c.transformer.axesDim.length;
+  const grown = stage === 'final' && o.growSteps > 0;
+  const transformer = {
+    ...c.transformer, inChannels: 4 * o.latentChannels, hiddenSize: o.ditHidden, numHeads: o.ditHeads,
+    depthDouble: o.ditDoubleBlocks + (grown ? o.growDoubleBlocks : 0), depthSingle: o.ditSingleBlocks + (grown ? o.growSingleBlocks : 0),
+    axesDim: new Array(axes).fill(headDim / axes),
+  };
+  validateFluxConfig(transformer);
+  return { ...c, vae: { ...c.vae, latentChannels: o.latentChannels }, transformer };
 }
 
 /** Stage 0: the tokenizer, learned from every caption of the world (stars included) and the trigger placeholder. */
@@ -190,9 +228,27 @@ async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, 
   return { tokens, captions, mean, variance };
 }
 
-/** Stage B: Qwen3-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss. */
-async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
-  const cfg = tinyFluxPretrainConfig(o);
+/** One training phase of the text encoder and transformer: stage B from noise, stage C from the grown stage-B model. */
+interface DitPhase {
+  label: string;
+  cfg: Flux2FamilyConfig;
+  steps: number;
+  lr: number;
+  warmup: number;
+  /** Checkpoint of a run in progress, and the finished phase's weights (reused when `recipe` matches). */
+  progress: string;
+  done: string;
+  /** The options the phase's result depends on: a scratch file of another recipe is not picked up. */
+  recipe: string;
+  /** Starting values from the fresh initial values (default: those). */
+  init?: (fresh: State) => State;
+}
+
+/** Qwen3-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss, for one phase. */
+async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, phase: DitPhase, log: Log): Promise<State> {
+  const finished = await loadTrainState(phase.done);
+  if (finished?.metadata.recipe === phase.recipe) { log(`${phase.label}: weights from ${phase.done}`); return finished.tensors; }
+  const cfg = phase.cfg;
   // Image tokens: the VAE's latent grid (sampleSize / 2^(blocks − 1)) in 2×2 patches.
   const side = cfg.sampleSize / 2 ** cfg.vae.blockOutChannels.length;
   const B = o.ditBatch, T = cfg.text.maxLength, L = side * side, C = 4 * cfg.vae.latentChannels;
@@ -215,18 +271,23 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
     inputs: [ids, mask, x0, noise, sigmas, attributeMask, attributes], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1,
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
-  const progress = join(scratch, 'dit-progress.safetensors');
-  const resumed = await loadTrainState(progress);
+  const resumed = await loadTrainState(phase.progress);
   let start = 1;
-  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
-  else await ts.init(initialValues(params, o.seed));
+  if (resumed && (resumed.metadata.recipe ?? phase.recipe) === phase.recipe) {
+    await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`${phase.label}: resuming at step ${start}`);
+  } else {
+    const fresh = initialValues(params, o.seed);
+    await ts.init(phase.init ? phase.init(fresh) : fresh);
+  }
   const encoded = new Map<string, ReturnType<Qwen3PromptTokenizer['encode']>>();
   const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = tok.encode([caption]); encoded.set(caption, e); } return e; };
   // The head reads the positions from <|im_end|> on: a causal encoder has seen the whole caption there.
   const imEnd = tok.tokenizer.token_to_id('<|im_end|>')!;
+  // Stage C draws its own batches (its steps restart at 1).
+  const stream = phase.label === 'stage B' ? 'dit-step' : `${phase.label.replace(' ', '-')}-step`;
   let smooth = 0, smoothAttr = 0;
-  for (let step = start; step <= o.ditSteps; step++) {
-    const rng = new Rng(o.seed).fork(`dit-step-${step}`);
+  for (let step = start; step <= phase.steps; step++) {
+    const rng = new Rng(o.seed).fork(`${stream}-${step}`);
     const idData = new BigInt64Array(B * T), maskData = new Float32Array(B * T), lat = new Float32Array(B * L * C), sig = new Float32Array(B);
     const attrMask = new Float32Array(B * T), attr = new Float32Array(B * ATTRIBUTE_COUNT);
     for (let i = 0; i < B; i++) {
@@ -244,7 +305,7 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
       }
       sig[i] = pretrainSigma(rng, o.ditShift);
     }
-    const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
+    const lr = warmupCosine(step, phase.steps, phase.lr, phase.warmup);
     const r = await ts.step([{
       ids: { dtype: 'int64', shape: [B, T], data: idData }, mask: { dtype: 'float32', shape: [B, T], data: maskData },
       latents: { dtype: 'float32', shape: [B, L, C], data: lat },
@@ -256,12 +317,33 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
     const flow = r.extra.flow_loss.data[0] as number, named = r.extra.attribute_loss.data[0] as number;
     smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
     smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
-    if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)}`);
-    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
+    if (step % 20 === 0 || step === phase.steps) log(`${phase.label} step ${step}/${phase.steps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)}`);
+    if (step % o.saveEvery === 0 && step < phase.steps) await saveTrainState(phase.progress, await ts.read(true), { step: String(step), recipe: phase.recipe });
   }
   const weights = await ts.read(false);
   await ts.dispose();
+  await saveTrainState(phase.done, weights, { recipe: phase.recipe });
   return weights;
+}
+
+const STAGE_B_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'latentChannels', 'ditHidden', 'ditHeads', 'ditDoubleBlocks', 'ditSingleBlocks', 'merges'] as const;
+const STAGE_C_OPTIONS = [...STAGE_B_OPTIONS, 'growDoubleBlocks', 'growSingleBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
+const recipeOf = (o: TinyFluxPretrainOptions, keys: readonly (keyof TinyFluxPretrainOptions)[]) => JSON.stringify(Object.fromEntries(keys.map((k) => [k, o[k]])));
+
+/** Stage B, then (growSteps > 0) stage C: the weights the files are written from. */
+async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
+  const base = await trainDiT(rt, tok, cache, o, {
+    label: 'stage B', cfg: tinyFluxPretrainConfig(o, 'base'), steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
+    progress: join(scratch, 'dit-progress.safetensors'), done: join(scratch, 'dit.safetensors'), recipe: recipeOf(o, STAGE_B_OPTIONS),
+  }, log);
+  if (o.growSteps <= 0) return base;
+  const cfg = tinyFluxPretrainConfig(o, 'final');
+  log(`stage C: ${o.ditDoubleBlocks} + ${o.ditSingleBlocks} blocks grown to ${cfg.transformer.depthDouble} + ${cfg.transformer.depthSingle}`);
+  return trainDiT(rt, tok, cache, o, {
+    label: 'stage C', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,
+    progress: join(scratch, 'grow-progress.safetensors'), done: join(scratch, 'grown.safetensors'), recipe: recipeOf(o, STAGE_C_OPTIONS),
+    init: (fresh) => growBlocks(base, fresh, fluxGrowth('transformer/', o.ditDoubleBlocks, o.ditSingleBlocks)),
+  }, log);
 }
 
 /** Runs every stage and writes the four files into `out`. */

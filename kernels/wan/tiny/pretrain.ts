@@ -38,6 +38,8 @@ import { Runtime } from '../../runtime';
 import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
+import { growBlocks, wanGrowth } from '../../train/grow';
+import type { WanTransformerConfig } from '../config';
 import { loadTrainState, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
@@ -96,6 +98,15 @@ export interface TinyWanPretrainOptions {
   ditShift: number;
   /** Share of clips trained without the first-frame condition (text to video). */
   conditionDropout: number;
+  /**
+   * Stage C (0 steps: none): the stage-B transformer deepened by growBlocks blocks that start as
+   * identities (kernels/train/grow.ts), trained on for growSteps with its own warmup and cosine. More
+   * steps of the 4-block model had stopped moving shape (30% text to video at 6000 and at 10000 steps).
+   */
+  growBlocks: number;
+  growSteps: number;
+  growLr: number;
+  growWarmup: number;
   saveEvery: number;
   threads: number;
 }
@@ -103,8 +114,13 @@ export interface TinyWanPretrainOptions {
 export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
   seed: 20251202, vaeSteps: 4000, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeWeightDecay: 0, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
   frames: 9, cacheSize: 8192, ditSteps: 10000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
-  captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5, saveEvery: 200, threads: 0,
+  captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5,
+  growBlocks: 4, growSteps: 6000, growLr: 5e-4, growWarmup: 200, saveEvery: 200, threads: 0,
 };
+
+/** The transformer the files hold: TINY_WAN_DIT, deepened by stage C when it runs. */
+export const tinyWanDitConfig = (o: Pick<TinyWanPretrainOptions, 'growBlocks' | 'growSteps'>): WanTransformerConfig =>
+  (o.growSteps > 0 ? { ...TINY_WAN_DIT, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks } : TINY_WAN_DIT);
 
 type Log = (line: string) => void;
 
@@ -121,14 +137,15 @@ type State = Record<string, HostTensor>;
 
 const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeWeightDecay', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
 const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
+const GROW_OPTIONS = ['growBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
 
 /**
  * A short name for the options a stage's files depend on: a scratch folder can hold the files of an
  * earlier recipe (the default one does), and a run must not pick up a VAE, latent cache or DiT progress
  * that another recipe made.
  */
-export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit'): string {
-  const keys: readonly (keyof TinyWanPretrainOptions)[] = stage === 'vae' ? VAE_OPTIONS : [...VAE_OPTIONS, ...DIT_OPTIONS];
+export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit' | 'grow'): string {
+  const keys: readonly (keyof TinyWanPretrainOptions)[] = stage === 'vae' ? VAE_OPTIONS : stage === 'dit' ? [...VAE_OPTIONS, ...DIT_OPTIONS] : [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS];
   // The architectures count too: a VAE of another layout must not be picked up from the scratch folder.
   const arch = stage === 'vae' ? [TINY_WAN_VAE_BASE] : [TINY_WAN_VAE_BASE, TINY_WAN_DIT];
   return createHash('sha256').update(JSON.stringify([...keys.map((k) => o[k]), ...arch])).digest('hex').slice(0, 10);
@@ -339,9 +356,25 @@ async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, 
   return { latents: raw, firstFrame: rawFirst, captions, ...stat };
 }
 
-/** Stage B: umT5-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss. */
-async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
-  const cfg = TINY_WAN_DIT;
+/** One training phase of the text encoder and transformer: stage B from noise, stage C from the grown stage-B model. */
+interface DitPhase {
+  label: string;
+  cfg: WanTransformerConfig;
+  steps: number;
+  lr: number;
+  warmup: number;
+  /** Checkpoint of a run in progress, and the finished phase's weights. */
+  progress: string;
+  done: string;
+  /** Starting values from the fresh initial values (default: those). */
+  init?: (fresh: State) => State;
+}
+
+/** umT5-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss, for one phase. */
+async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, phase: DitPhase, log: Log): Promise<State> {
+  const finished = await loadTrainState(phase.done);
+  if (finished) { log(`${phase.label}: weights from ${phase.done}`); return finished.tensors; }
+  const cfg = phase.cfg;
   const B = o.ditBatch, L = TINY_WAN_TEXT_LEN;
   const s = vaeSpatialFactor(TINY_WAN_VAE_BASE);
   const shape = [B, cfg.outChannels, checkClipFrames(TINY_WAN_VAE_BASE, o.frames), TINY_WAN_SIZE / s, TINY_WAN_SIZE / s];
@@ -368,18 +401,22 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
     inputs: [ids, mask, x0, noise, sigmas, condition, attributeMask, attributes], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1,
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
-  const progress = join(scratch, `dit-progress-${stageKey(o, 'dit')}.safetensors`);
-  const resumed = await loadTrainState(progress);
+  const resumed = await loadTrainState(phase.progress);
   let start = 1;
-  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`stage B: resuming at step ${start}`); }
-  else await ts.init(initialValues(params, o.seed));
+  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`${phase.label}: resuming at step ${start}`); }
+  else {
+    const fresh = initialValues(params, o.seed);
+    await ts.init(phase.init ? phase.init(fresh) : fresh);
+  }
   const encoded = new Map<string, ReturnType<typeof wanPromptTokens>>();
   const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = wanPromptTokens(tok, [caption], L); encoded.set(caption, e); } return e; };
   const maskPlane = firstFrameMask(T, h, w), condPer = (cfg.inChannels - cfg.outChannels) * T * h * w;
   let smooth = 0, smoothAttr = 0;
   const timer = stepTimer();
-  for (let step = start; step <= o.ditSteps; step++) {
-    const rng = new Rng(o.seed).fork(`dit-step-${step}`);
+  // Stage C draws its own batches (its steps restart at 1).
+  const stream = phase.label === 'stage B' ? 'dit-step' : `${phase.label.replace(' ', '-')}-step`;
+  for (let step = start; step <= phase.steps; step++) {
+    const rng = new Rng(o.seed).fork(`${stream}-${step}`);
     const idData = new BigInt64Array(B * L), maskData = new Float32Array(B * L), lat = new Float32Array(B * per), sig = new Float32Array(B);
     const cond = new Float32Array(B * condPer), attrMask = new Float32Array(B * L), attr = new Float32Array(B * CLIP_ATTRIBUTE_COUNT);
     for (let i = 0; i < B; i++) {
@@ -397,7 +434,7 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
       if (wanted) { attr.set(wanted, i * CLIP_ATTRIBUTE_COUNT); attrMask.set(e.mask.data as Float32Array, i * L); }
       sig[i] = pretrainSigma(rng, o.ditShift);
     }
-    const lr = warmupCosine(step, o.ditSteps, o.ditLr, o.ditWarmup);
+    const lr = warmupCosine(step, phase.steps, phase.lr, phase.warmup);
     const r = await ts.step([{
       ids: { dtype: 'int64', shape: [B, L], data: idData }, mask: { dtype: 'float32', shape: [B, L], data: maskData },
       latents: { dtype: 'float32', shape, data: lat },
@@ -410,12 +447,30 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
     const flow = r.extra.flow_loss.data[0] as number, named = r.extra.attribute_loss.data[0] as number;
     smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
     smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
-    if (step % 20 === 0 || step === o.ditSteps) log(`stage B step ${step}/${o.ditSteps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
-    if (step % o.saveEvery === 0 && step < o.ditSteps) await saveTrainState(progress, await ts.read(true), { step: String(step) });
+    if (step % 20 === 0 || step === phase.steps) log(`${phase.label} step ${step}/${phase.steps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
+    if (step % o.saveEvery === 0 && step < phase.steps) await saveTrainState(phase.progress, await ts.read(true), { step: String(step) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
+  await saveTrainState(phase.done, weights);
   return weights;
+}
+
+/** Stage B, then (growSteps > 0) stage C: the weights the files are written from. */
+async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
+  const b = stageKey(o, 'dit');
+  const base = await trainDiT(rt, tok, cache, o, {
+    label: 'stage B', cfg: TINY_WAN_DIT, steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
+    progress: join(scratch, `dit-progress-${b}.safetensors`), done: join(scratch, `dit-${b}.safetensors`),
+  }, log);
+  if (o.growSteps <= 0) return base;
+  const cfg = tinyWanDitConfig(o), c = stageKey(o, 'grow');
+  log(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${cfg.numLayers}`);
+  return trainDiT(rt, tok, cache, o, {
+    label: 'stage C', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,
+    progress: join(scratch, `grow-progress-${c}.safetensors`), done: join(scratch, `grown-${c}.safetensors`),
+    init: (fresh) => growBlocks(base, fresh, wanGrowth('transformer/', TINY_WAN_DIT.numLayers)),
+  }, log);
 }
 
 /** The tiny VAE config with the latent statistics a VAE file carries in its metadata. */
@@ -442,7 +497,8 @@ export async function pretrainTinyWan(o: TinyWanPretrainOptions, out: string, sc
     const dit = await pretrainDiT(rt, tok, cache, o, scratch, log);
     const pick = (prefix: string) => Object.fromEntries(Object.entries(dit).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
     const meta = { loragraph_pretrain: JSON.stringify(o), loragraph_architecture: 'loragraph-tiny-wan2.2-i2v' };
-    const dm = { ...meta, loragraph_num_heads: String(TINY_WAN_DIT.numHeads), loragraph_config: JSON.stringify(TINY_WAN_DIT), loragraph_text_length: String(TINY_WAN_TEXT_LEN) };
+    const ditConfig = tinyWanDitConfig(o);
+    const dm = { ...meta, loragraph_num_heads: String(ditConfig.numHeads), loragraph_config: JSON.stringify(ditConfig), loragraph_text_length: String(TINY_WAN_TEXT_LEN) };
     const transformer = pick('transformer/');
     await saveTrainState(join(out, TINY_WAN_FILES.high), transformer, { ...dm, loragraph_expert: 'high_noise' }, 'F16');
     await saveTrainState(join(out, TINY_WAN_FILES.low), transformer, { ...dm, loragraph_expert: 'low_noise' }, 'F16');

@@ -12,7 +12,7 @@ import { detectFluxTransformer } from '../../../../kernels/flux/detect';
 import { flux2Family, tinyFlux2Config } from '../../../../kernels/flux/family';
 import { FLUX2_TINY } from '../../../../kernels/flux/config';
 import { Qwen3PromptTokenizer, qwen3ChatText } from '../../../../kernels/flux/qwen3-tokenizer';
-import { TINY_FLUX_FILES, TINY_FLUX_ROOT, tinyFluxPretrainConfig, tinyFluxTokenizerJson } from '../../../../kernels/flux/tiny/pretrain';
+import { TINY_FLUX_DEFAULTS, TINY_FLUX_FILES, TINY_FLUX_ROOT, tinyFluxPretrainConfig, tinyFluxTokenizerJson, type TinyFluxPretrainOptions } from '../../../../kernels/flux/tiny/pretrain';
 import { worldCaptions } from '../../../../kernels/sd/tiny/build-assets';
 import { vaeToLdm } from '../../../../kernels/sd/keys/single-file';
 
@@ -38,8 +38,9 @@ describe('the committed tiny klein (assets/tiny-flux)', () => {
   });
 
   it('each file holds exactly the tensors the tiny config traces; the transformer is detected as the tiny klein', async () => {
-    // The config of the recipe the files record (their latent width among its options).
-    const recipe = JSON.parse((await headerShapes(TINY_FLUX_FILES.textEncoder)).metadata.loragraph_pretrain) as { latentChannels: number };
+    // The config of the recipe the files record (their latent width and transformer size among its
+    // options; a recipe recorded before stage C existed had none).
+    const recipe: TinyFluxPretrainOptions = { ...TINY_FLUX_DEFAULTS, growSteps: 0, ...JSON.parse((await headerShapes(TINY_FLUX_FILES.textEncoder)).metadata.loragraph_pretrain) };
     const c = tinyFluxPretrainConfig(recipe);
     const traced = Object.fromEntries(flux2Family.parts(c).map((p) => {
       const r = new K.ShapeRecorder();
@@ -61,8 +62,8 @@ describe('the committed tiny klein (assets/tiny-flux)', () => {
     const d = detectFluxTransformer([...shapes.keys()], (k) => shapes.get(k));
     expect(d?.layout).toBe('bfl');
     expect(d?.config).toMatchObject({
-      generation: 2, hiddenSize: FLUX2_TINY.hiddenSize, numHeads: FLUX2_TINY.numHeads, depthDouble: FLUX2_TINY.depthDouble,
-      depthSingle: FLUX2_TINY.depthSingle, contextDim: FLUX2_TINY.contextDim, inChannels: 4 * recipe.latentChannels, axesDim: FLUX2_TINY.axesDim,
+      generation: 2, hiddenSize: c.transformer.hiddenSize, numHeads: c.transformer.numHeads, depthDouble: c.transformer.depthDouble,
+      depthSingle: c.transformer.depthSingle, contextDim: FLUX2_TINY.contextDim, inChannels: 4 * recipe.latentChannels, axesDim: c.transformer.axesDim,
       bias: false, sharedModulation: true, mlpActivation: 'swiglu', theta: 2000,
     });
   });

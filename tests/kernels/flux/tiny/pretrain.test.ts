@@ -31,10 +31,15 @@ describe('tiny klein pretraining (skeleton)', () => {
     const out = mkdtempSync(join(tmpdir(), 'tiny-flux-out-'));
     const scratch = mkdtempSync(join(tmpdir(), 'tiny-flux-scratch-'));
     const lines: string[] = [];
-    await pretrainTinyFlux({ ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, ditBatch: 2, threads: 2 }, out, scratch, (l) => lines.push(l));
+    const o = { ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, growSteps: 2, ditBatch: 2, threads: 2 };
+    await pretrainTinyFlux(o, out, scratch, (l) => lines.push(l));
     expect(lines.some((l) => l.startsWith('stage B step 2/2'))).toBe(true);
+    expect(lines).toContain(`stage C: ${o.ditDoubleBlocks} + ${o.ditSingleBlocks} blocks grown to ${o.ditDoubleBlocks + o.growDoubleBlocks} + ${o.ditSingleBlocks + o.growSingleBlocks}`);
+    expect(lines.some((l) => l.startsWith('stage C step 2/2'))).toBe(true);
     const m = await flux2Family.load(join(out, TINY_FLUX_FILES.transformer));
-    const c = tinyFluxPretrainConfig(TINY_FLUX_DEFAULTS);
+    const c = tinyFluxPretrainConfig(o);
+    // The files hold the grown transformer.
+    expect(c.transformer.depthDouble).toBe(o.ditDoubleBlocks + o.growDoubleBlocks);
     expect(m.config.transformer).toEqual({ ...c.transformer, name: m.config.transformer.name });
     expect(m.config.vae.latentChannels).toBe(TINY_FLUX_DEFAULTS.latentChannels);
     const patch = 4 * TINY_FLUX_DEFAULTS.latentChannels;

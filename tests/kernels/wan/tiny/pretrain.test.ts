@@ -21,12 +21,14 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('pretrain:tiny-wan', () => {
   it('a 3-step run writes files that wanFamily loads as the two tiny experts, and the eval samples through them', async () => {
     const out = join(root, 'out');
-    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
+    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, growSteps: 2, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
     const lines: string[] = [];
     await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
     expect(lines.some((l) => /stage A round trip of 8 world clips: MSE \d.*read as shape \d+%, colour \d+%, background \d+%, direction \d+%/.test(l))).toBe(true);
     expect(lines.some((l) => /stage B step 3\/3 flow loss \d.* attribute loss \d/.test(l))).toBe(true);
+    expect(lines).toContain(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${TINY_WAN_DIT.numLayers + o.growBlocks}`);
+    expect(lines.some((l) => /stage C step 2\/2 flow loss \d/.test(l))).toBe(true);
     // The posterior starts narrow (log-variance vaeInitLogVar), and 3 steps of Adam move it by little.
     const vae = (await loadTrainState(join(root, 'scratch', `vae-${stageKey(o, 'vae')}.safetensors`)))!.tensors;
     const logVarBias = Array.from(vae['conv1.bias'].data as Float32Array).slice(TINY_WAN_VAE_BASE.zDim);
@@ -44,7 +46,7 @@ describe('pretrain:tiny-wan', () => {
 
     const m = await wanFamily.load(join(out, TINY_WAN_FILES.high));
     try {
-      expect(m.config.transformer).toMatchObject({ dim: TINY_WAN_DIT.dim, numHeads: TINY_WAN_DIT.numHeads, numLayers: TINY_WAN_DIT.numLayers, inChannels: 36, outChannels: 16, textDim: 32 });
+      expect(m.config.transformer).toMatchObject({ dim: TINY_WAN_DIT.dim, numHeads: TINY_WAN_DIT.numHeads, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks, inChannels: 36, outChannels: 16, textDim: 32 });
       expect(m.config.experts).toEqual({ boundary: 0.9, active: 'high_noise' });
       expect(m.expertFiles?.low_noise).toBe(join(out, TINY_WAN_FILES.low));
       expect(m.config.textLength).toBe(TINY_WAN_TEXT_LEN);
@@ -84,6 +86,10 @@ describe('pretrain:tiny-wan', () => {
     expect(stageKey({ ...o, vaeSteps: 1 }, 'vae')).not.toBe(stageKey(o, 'vae'));
     expect(stageKey({ ...o, vaeSteps: 1 }, 'dit')).not.toBe(stageKey(o, 'dit'));
     expect(stageKey({ ...o, threads: 1, saveEvery: 7 }, 'dit')).toBe(stageKey(o, 'dit'));
+    // Stage C's options name only its own files: the stage-B model is reused when they change.
+    expect(stageKey({ ...o, growSteps: 1 }, 'dit')).toBe(stageKey(o, 'dit'));
+    expect(stageKey({ ...o, growSteps: 1 }, 'grow')).not.toBe(stageKey(o, 'grow'));
+    expect(stageKey({ ...o, ditSteps: 1 }, 'grow')).not.toBe(stageKey(o, 'grow'));
   });
 
   it('reads its options from the command line and refuses unknown ones', () => {

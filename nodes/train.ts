@@ -48,8 +48,9 @@ export default defineNode({
   },
   widgets: z.object({
     steps: widget.int({ default: 500, min: 1, max: 1_000_000, tooltip: 'optimizer steps this node adds (when stepsFrom is steps)' }),
-    stepsFrom: widget.combo(['steps', 'repeats'] as const, { default: 'steps', tooltip: 'steps: train the steps above; repeats: train until each image was seen `repeats` times, steps = ceil(images × repeats / (batch × grad accum))' }),
+    stepsFrom: widget.combo(['steps', 'repeats', 'epochs'] as const, { default: 'steps', tooltip: 'steps: train the steps above; repeats: train until each image was seen `repeats` times, steps = ceil(images × repeats / (batch × grad accum)); epochs: kohya\'s count, steps = ceil(epochs × images × Dataset repeats × (2 with a regularization dataset) / (batch × grad accum))' }),
     repeats: widget.float({ default: 10, min: 0.01, max: 100_000, step: 1, tooltip: 'stepsFrom repeats: how often each training image is seen (regularization images not counted)' }),
+    epochs: widget.int({ default: 10, min: 1, max: 100_000, tooltip: 'stepsFrom epochs: passes over the training images, each image as often per pass as its Dataset\'s repeats (kohya\'s epoch / max_train_epochs)' }),
     batchSize: widget.int({ default: 1, min: 1, max: 256, tooltip: 'images per step (from one bucket)' }),
     gradientAccumulation: widget.int({ default: 1, min: 1, max: 256, tooltip: 'micro-batches per optimizer step (same result as a bigger batch, less memory)' }),
     seed: widget.seed({ default: 42, tooltip: 'data order, noise, timesteps and initial weights' }),
@@ -75,7 +76,9 @@ export default defineNode({
   async execute({ inputs, widgets, ctx }) {
     if (/[/\\]|^\.+$/.test(widgets.saveName.trim())) throw new Error('saveName: a plain name, no slashes');
     const images = trainingImageCount(inputs.datasets);
-    const steps = widgets.stepsFrom === 'repeats' ? stepsForRepeats(images, widgets.repeats, widgets.batchSize, widgets.gradientAccumulation) : widgets.steps;
+    const steps = widgets.stepsFrom === 'repeats' ? stepsForRepeats(images, widgets.repeats, widgets.batchSize, widgets.gradientAccumulation)
+      : widgets.stepsFrom === 'epochs' ? stepsForEpochs(inputs.datasets, widgets.epochs, widgets.batchSize, widgets.gradientAccumulation)
+      : widgets.steps;
     const settings: TrainSettings = { ...widgets, gradientCheckpointing: resolveCheckpointing(widgets.gradientCheckpointing, inputs.model), steps, multistage: { trainStages: widgets.trainStages, switchEvery: widgets.switchEvery, boundary: widgets.boundary } };
     const repeatsText = images > 0 ? `${images} image(s) × ${formatRepeats(repeatsPerImage(steps, widgets.batchSize, widgets.gradientAccumulation, images))} repeats = ${steps} steps × batch ${widgets.batchSize}${widgets.gradientAccumulation > 1 ? ` × grad accum ${widgets.gradientAccumulation}` : ''}` : undefined;
     if (inputs.regularizer?.preservationMultiplier && widgets.gradientAccumulation > 1 && inputs.regularizer.dataset) {
@@ -158,6 +161,20 @@ export function stepsForRepeats(images: number, repeats: number, batchSize: numb
   // Rounding guards against 10 × 0.3 / 1 = 3.0000000000000004 becoming 4 steps.
   const exact = Math.round(((images * repeats) / (batchSize * gradientAccumulation)) * 1e9) / 1e9;
   return Math.max(1, Math.ceil(exact));
+}
+
+/**
+ * kohya's steps for a number of epochs, as the kohya_ss GUI works them out: one epoch shows every
+ * training image as often as its Dataset's repeats (kohya's "N_name" folders), and a regularization
+ * dataset doubles it (kohya pairs each training image with a regularization image), so steps =
+ * ceil(epochs × Σ images × repeats × (2 with regularization) / (batch × grad accum)).
+ */
+export function stepsForEpochs(datasets: readonly Pick<Dataset, 'epochLength' | 'isRegularization'>[], epochs: number, batchSize: number, gradientAccumulation: number): number {
+  const perEpoch = datasets.filter((d) => !d.isRegularization).reduce((n, d) => n + d.epochLength, 0);
+  if (!(perEpoch > 0)) throw new Error('stepsFrom epochs: the datasets hold no training images (regularization images are not counted)');
+  if (!(Number.isInteger(epochs) && epochs >= 1)) throw new Error(`epochs: must be a whole number ≥ 1 (got ${epochs})`);
+  const regularization = datasets.some((d) => d.isRegularization) ? 2 : 1;
+  return Math.max(1, Math.ceil((epochs * perEpoch * regularization) / (batchSize * gradientAccumulation)));
 }
 
 const formatRepeats = (r: number) => (Number.isInteger(r) ? String(r) : r.toFixed(2));

@@ -24,7 +24,7 @@ const SIZE = {
   dop: 146,
   samplerSettings: 410, // + frames, fps, high-noise CFG, start and end image for video families (what litegraph lays them out in)
   timesteps: 408, // widgets, then the timestep histogram
-  train: 960, // widgets, then the live loss chart, the latest samples (3 × 128 px) and the "All samples" line
+  train: 984, // widgets, then the live loss chart, the latest samples (3 × 128 px) and the "All samples" line
   sampler: 882, // widgets (endImage among them), then the samples: 3 prompts × without | with the LoRA, 128 px each
   saveLora: 146,
   loss: 212, // the loss chart

@@ -147,6 +147,8 @@ export function exportAiToolkit(api: ApiGraph, registry: NodeRegistry, opts: { n
   };
   note(optimizer, 'nesterov', false, 'ai-toolkit\'s SGD has no Nesterov switch');
   if (o.lrScheduler !== 'constant_with_warmup') note(optimizer, 'warmupSteps', 0, `ai-toolkit's ${o.lrScheduler} scheduler has no warmup`);
+  // The repeats and epochs count steps from the dataset folders, which an export does not read.
+  note(train, 'stepsFrom', 'steps', `ai-toolkit takes a step count: exported Train.steps (${trainW.steps}); set it to the steps the Train node shows for the ${trainW.stepsFrom}`);
   if (o.lrScheduler === 'cosine_with_restarts') note(optimizer, 'numCycles', 1, 'ai-toolkit runs one cosine wave over the steps');
   if (o.lrScheduler === 'linear') notExported.push(`${optimizer.title}.lrScheduler = linear: ai-toolkit's linear ramps the lr up (torch LinearLR); exported as linear`);
   note(train, 'seed', 42, 'ai-toolkit draws its own seed');

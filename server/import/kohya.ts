@@ -10,7 +10,7 @@ import { importDatasetToml } from './dataset-toml';
 import { toProjectPath } from './paths';
 import { Plan, label } from './plan';
 import { ReportBuilder } from './report';
-import { applyKey, isUnset, UnsupportedValue, type Rule, type RuleContext } from './rules';
+import { applyKey, isUnset, UnsupportedValue, type Outcome, type Rule, type RuleContext } from './rules';
 import { parseSource, type ParsedSource } from './source';
 
 /** kohya stores numbers as strings in GUI configs and uses "" for unset: a number, or undefined when unset. */
@@ -92,6 +92,14 @@ const setNum = (to: `${string}.${string}`) => (v: unknown, c: RuleContext) => {
 };
 const RUNTIME = 'a runtime/memory setting loragraph decides';
 
+/** An epoch count: Train counts steps from epochs as kohya does (Train.stepsFrom epochs). */
+function epochsOutcome(v: unknown, c: RuleContext): Outcome {
+  const n = num(v);
+  if (isOff(v) || n === undefined) return { status: 'ignored', note: 'unset' };
+  if (!Number.isInteger(n) || n < 1) throw new UnsupportedValue(`${n} epochs: a whole number ≥ 1`);
+  return { targets: [...c.set('train.stepsFrom', 'epochs'), ...c.set('train.epochs', n)], note: 'Train works the steps out from the images and repeats it is given' };
+}
+
 export const KOHYA_RULES: Rule[] = [
   // model
   { key: 'pretrained_model_name_or_path', apply: (v, c) => (isUnset(v) ? { status: 'ignored', note: 'unset: Load Model keeps the built-in tiny model' } : pathOutcome(String(v), 'models', 'model.checkpoint', c)) },
@@ -163,8 +171,19 @@ export const KOHYA_RULES: Rule[] = [
   { key: 'lr_scheduler_args', status: 'unsupported' },
   { key: 'max_grad_norm', apply: setNum('optimizer.maxGradNorm') },
   // training
-  { key: 'max_train_steps', apply: (v, c) => (isOff(v) ? { status: 'ignored', note: 'unset: the epochs decide in kohya' } : setNum('train.steps')(v, c)) },
-  ...['epoch', 'max_train_epochs'].map((k): Rule => ({ key: k, status: 'unsupported', note: 'epochs: Train counts steps (kohya: steps = epochs × images × repeats ÷ batch size); set Train.steps' })),
+  // Which count decides: sd-scripts' max_train_epochs overrides max_train_steps; the kohya_ss GUI works
+  // steps out from its epoch field only when max_train_steps is unset.
+  {
+    key: 'max_train_steps',
+    apply: (v, c) => (isOff(v) ? { status: 'ignored', note: 'unset: the epochs decide in kohya' }
+      : num(c.scope.max_train_epochs) ? { status: 'ignored', note: 'max_train_epochs takes precedence in sd-scripts' } : setNum('train.steps')(v, c)),
+  },
+  { key: 'max_train_epochs', apply: (v, c) => epochsOutcome(v, c) },
+  {
+    key: 'epoch',
+    apply: (v, c) => (num(c.scope.max_train_epochs) ? { status: 'ignored', note: 'max_train_epochs is set' }
+      : !isOff(c.scope.max_train_steps) ? { status: 'ignored', note: 'max_train_steps is set (kohya_ss counts epochs only without it)' } : epochsOutcome(v, c)),
+  },
   { key: 'train_batch_size', apply: setNum('train.batchSize') },
   { key: 'gradient_accumulation_steps', apply: setNum('train.gradientAccumulation') },
   { key: 'seed', apply: (v, c) => (isUnset(v) ? { status: 'ignored', note: 'unset (kohya picks a random seed; Train keeps 42)' } : setNum('train.seed')(v, c)) },

@@ -159,12 +159,28 @@ describe('meaning carried over', () => {
     expect(byTitle(r, 'Dataset 1')).toMatchObject({ folder: 'img', resolution: '512', keepTokens: 1 });
     expect(byTitle(r, 'Dataset 2')).toMatchObject({ folder: 'reg', isRegularization: true });
     expect(entry(r, 'additional_parameters')).toMatchObject({ status: 'ignored', note: 'unset' });
-    expect(entry(r, 'epoch').status).toBe('unsupported');
+    // max_train_steps set: kohya_ss counts no epochs.
+    expect(entry(r, 'epoch')).toMatchObject({ status: 'ignored', note: 'max_train_steps is set (kohya_ss counts epochs only without it)' });
+    expect(byTitle(r, 'Train').stepsFrom ?? 'steps').toBe('steps'); // unset in the graph: the default
     // kohya_ss: text_encoder_lr 0 with unet_lr set trains the UNet only.
     const text = readFileSync(join(OWN, 'kohya_locon_sd15.json'), 'utf8').replace('"text_encoder_lr": "5e-05"', '"text_encoder_lr": 0');
     const unetOnly = await importConfigText('unet-only.json', text, registry);
     expect(byTitle(unetOnly, 'LoRA Target').trainTextEncoder).toBe(false);
     expect(byTitle(r, 'LoRA Target').trainTextEncoder).toBe(true);
+  });
+
+  it('kohya_ss epochs: epoch without max_train_steps, and max_train_epochs over max_train_steps, make Train count epochs', async () => {
+    const text = readFileSync(join(OWN, 'kohya_locon_sd15.json'), 'utf8');
+    const gui = await importConfigText('epochs.json', text.replace('"max_train_steps": "1200"', '"max_train_steps": ""').replace('"epoch": 1', '"epoch": 4'), registry);
+    expect(byTitle(gui, 'Train')).toMatchObject({ stepsFrom: 'epochs', epochs: 4 });
+    expect(entry(gui, 'epoch').status).not.toBe('unsupported');
+    expect(entry(gui, 'max_train_steps')).toMatchObject({ status: 'ignored', note: 'unset: the epochs decide in kohya' });
+    const both = await importConfigText('both.json', text.replace('"epoch": 1', '"epoch": 4, "max_train_epochs": "6"'), registry);
+    expect(byTitle(both, 'Train')).toMatchObject({ stepsFrom: 'epochs', epochs: 6 });
+    expect(entry(both, 'max_train_steps')).toMatchObject({ status: 'ignored', note: 'max_train_epochs takes precedence in sd-scripts' });
+    expect(entry(both, 'epoch')).toMatchObject({ status: 'ignored', note: 'max_train_epochs is set' });
+    const half = await importConfigText('half.json', text.replace('"epoch": 1', '"epoch": 1, "max_train_epochs": 2.5'), registry);
+    expect(entry(half, 'max_train_epochs')).toMatchObject({ status: 'unsupported', note: expect.stringMatching(/2\.5 epochs: a whole number ≥ 1/) });
   });
 
   it('sd-scripts dataset TOML: subset over dataset over [general] over the --config_file options', async () => {

@@ -4,7 +4,7 @@
 // back from the TRAINING state).
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import trainNode, { repeatsPerImage, stepsForRepeats, trainingImageCount } from '../../nodes/train';
+import trainNode, { repeatsPerImage, stepsForEpochs, stepsForRepeats, trainingImageCount } from '../../nodes/train';
 import optimizerNode from '../../nodes/optimizer';
 import { buildDataset, defaultDatasetSettings } from '../../nodes/data/dataset';
 import { repoRoot } from '../../server/paths';
@@ -33,6 +33,20 @@ describe('steps calculator', () => {
     expect(() => stepsForRepeats(5, 0, 1, 1)).toThrow(/repeats: must be above 0/);
   });
 
+  it('epochs count as the kohya_ss GUI counts them: images × Dataset repeats per epoch, doubled by a regularization dataset', () => {
+    const d = (files: number, repeats: number, isRegularization = false) => ({ epochLength: files * repeats, isRegularization });
+    // 20 images in a "10_name" folder, 5 epochs, batch 2: 20 × 10 × 5 / 2 = 500 steps.
+    expect(stepsForEpochs([d(20, 10)], 5, 2, 1)).toBe(500);
+    // Two folders with their own repeats; grad accum divides like batch.
+    expect(stepsForEpochs([d(20, 10), d(6, 3)], 2, 2, 2)).toBe(Math.ceil((2 * (200 + 18)) / 4));
+    // A regularization dataset doubles the steps whatever its own size (kohya pairs each image with one).
+    expect(stepsForEpochs([d(20, 10), d(500, 1, true)], 5, 2, 1)).toBe(1000);
+    // ceil: 7 images, 1 epoch, batch 4 → 2 steps.
+    expect(stepsForEpochs([d(7, 1)], 1, 4, 1)).toBe(2);
+    expect(() => stepsForEpochs([d(30, 1, true)], 1, 1, 1)).toThrow(/stepsFrom epochs.*no training images/);
+    expect(() => stepsForEpochs([d(3, 1)], 1.5, 1, 1)).toThrow(/epochs: must be a whole number/);
+  });
+
   it('the Train node trains ceil(images × repeats / (batch × accum)) steps and shows the repeats', async () => {
     const { ctx } = nodeContext();
     const { model, clip, vae } = await loadTiny(ctx);
@@ -46,5 +60,12 @@ describe('steps calculator', () => {
     expect((r.outputs.training as TrainingValue).step).toBe(expected);
     const shown = (expected * 2) / images;
     expect(r.ui?.text).toContainEqual(`${images} image(s) × ${Number.isInteger(shown) ? shown : shown.toFixed(2)} repeats = ${expected} steps × batch 2`);
+    // stepsFrom epochs on a dataset whose images repeat 3 times: 1 epoch = ceil(images × 3 / 4) steps.
+    const repeated = await buildDataset({ ...defaultDatasetSettings, folder: join(repoRoot, 'assets/demo-dataset'), triggerWord: 'sks', resolutions: [64], repeats: 3 });
+    const e = await trainNode.execute({
+      inputs: { model, clip, vae, datasets: [repeated], adapter: spec, optimizer } as never, ctx,
+      widgets: trainNode.widgets.parse({ stepsFrom: 'epochs', epochs: 1, steps: 999, batchSize: 4, saveName: '', cacheLatents: true }),
+    });
+    expect((e.outputs.training as TrainingValue).step).toBe(Math.ceil((images * 3) / 4));
   }, 120_000);
 });

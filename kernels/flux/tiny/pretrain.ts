@@ -9,11 +9,14 @@
 //   stage B  Qwen3-tiny and the transformer from scratch, jointly, on the flow-matching loss with
 //            shifted-uniform timesteps and caption dropout (the empty prompt for CFG), plus SD tiny's
 //            auxiliary attribute head on the text features (kept out of the written files)
+//   stage C  the stage-B transformer deepened by identity blocks (kernels/train/grow.ts) and trained on,
+//            text encoder and head with it, on its own warmup and cosine
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped.
-// The committed model: exactly these defaults (8 latent channels, 14000 DiT steps over 8192 cached
-// images; 125 min on 2 cores with --threads 1 beside another run). eval:tiny-flux: colour 100%, background
-// 100%, shape 53% — triangles clean, circles and squares rounder blobs. (7000 steps over 2048 images:
-// shape 41%; FLUX.2's 32 latent channels with 11000 DiT steps drew blobs of the right colours, shape 28%.)
+// The committed model: exactly these defaults (8 latent channels; stage B 3 + 3 blocks, 14000 steps over
+// 8192 cached images, 125 min; stage C to 6 + 6 blocks, 6000 steps, 95 min — each on one thread beside
+// another run). eval:tiny-flux: colour 100%, background 100%, shape 60% — triangles clean, circles and
+// squares often lumpy. (Stage B alone: shape 53%, flow loss 0.133 against 0.125 grown; 7000 steps over
+// 2048 images: 41%; FLUX.2's 32 latent channels with 11000 DiT steps drew blobs of the right colours, 28%.)
 //   npx tsx kernels/flux/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -16,13 +16,18 @@
 //            clips get the first-frame condition (I2V), the others a zero condition (text only), and
 //            captions drop out for CFG. One model serves both experts: the two expert files start the
 //            same, as an I2V LoRA's two experts then diverge.
+//   stage C  the stage-B transformer deepened by identity blocks (kernels/train/grow.ts) and trained on,
+//            umT5 and head with it, on its own warmup and cosine
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped; the
 // files are named after the options and the architecture they depend on, so a changed recipe starts afresh.
-// The committed model: these defaults (×4-space VAE, 4000 + 10000 steps, 8192 cached clips; stage B 68 min
-// with --threads 1 beside another run), its stage A the earlier run's VAE as shipped (the same recipe's
-// weights, read back from the F16 file). Stage A's round trip reads shape 88%, colour 95%, direction 100%;
-// eval:tiny-wan reads shape 30%, colour 71%, direction 47% (with --i2v 1: 45%, 91%, 82%). 6000 steps over
-// 2048 clips read 29%, 53%, 30% (--i2v 1: 46%, 85%, 62%); the ×8 VAE before that 27%, 37%, 14%.
+// The committed model: these defaults (×4-space VAE, 4000 VAE steps; stage B 4 blocks, 10000 steps over
+// 8192 cached clips, 68 min; stage C to 8 blocks, 6000 steps, 84 min — each on one thread beside another
+// run), its stage A the earlier run's VAE as shipped (the same recipe's weights, read back from the F16
+// file). Stage A's round trip reads shape 88%, colour 95%, direction 100%; eval:tiny-wan reads shape 30%,
+// colour 79%, direction 63% (with --i2v 1: 52%, 94%, 93%); flow loss 0.110. Stage B alone read 30%, 71%,
+// 47% (--i2v 1: 45%, 91%, 82%), flow loss 0.134; 6000 steps over 2048 clips 29%, 53%, 30%; the ×8 VAE
+// before that 27%, 37%, 14%. Text-to-video first frames are still fragments of the asked colour, and
+// shape sits at chance there.
 //   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';

@@ -24,6 +24,33 @@ export async function saveTrainState(path: string, tensors: TrainState, metadata
 }
 
 /**
+ * One training phase of a staged pretraining (a tiny model's DiT from noise, then grown): its model
+ * config, schedule and scratch files.
+ */
+export interface PretrainPhase<C> {
+  label: string;
+  cfg: C;
+  steps: number;
+  lr: number;
+  warmup: number;
+  /** Checkpoint of a run in progress, and the finished phase's weights. */
+  progress: string;
+  done: string;
+  /** The options the result depends on, kept in the files' metadata (when their names do not say it). */
+  recipe?: string;
+  /** Starting values from the fresh initial values (default: those). */
+  init?: (fresh: TrainState) => TrainState;
+}
+
+/** A phase's finished weights from the scratch folder, when they are of its recipe. */
+export async function finishedPhase(phase: PretrainPhase<unknown>, log: (line: string) => void): Promise<TrainState | undefined> {
+  const finished = await loadTrainState(phase.done);
+  if (!finished || finished.metadata.recipe !== phase.recipe) return undefined;
+  log(`${phase.label}: weights from ${phase.done}`);
+  return finished.tensors;
+}
+
+/**
  * `--out`, `--scratch` and the options of `defaults`: a number each (`--dit-steps 7` sets ditSteps), or a
  * comma-separated list of whole numbers for a list option (`--unet-extend-to 4000,8000`).
  */

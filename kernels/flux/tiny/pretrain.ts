@@ -30,7 +30,7 @@ import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, fluxGrowth } from '../../train/grow';
-import { loadTrainState, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
+import { finishedPhase, loadTrainState, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { vaeEncode } from '../../sd/vae';
 import { vaeToLdm } from '../../sd/keys/single-file';
@@ -231,27 +231,11 @@ async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, 
   return { tokens, captions, mean, variance };
 }
 
-/** One training phase of the text encoder and transformer: stage B from noise, stage C from the grown stage-B model. */
-interface DitPhase {
-  label: string;
-  cfg: Flux2FamilyConfig;
-  steps: number;
-  lr: number;
-  warmup: number;
-  /** Checkpoint of a run in progress, and the finished phase's weights (reused when `recipe` matches). */
-  progress: string;
-  done: string;
-  /** The options the phase's result depends on: a scratch file of another recipe is not picked up. */
-  recipe: string;
-  /** Starting values from the fresh initial values (default: those). */
-  init?: (fresh: State) => State;
-}
-
 /** Qwen3-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss, for one phase. */
-async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, phase: DitPhase, log: Log): Promise<State> {
-  const finished = await loadTrainState(phase.done);
-  if (finished?.metadata.recipe === phase.recipe) { log(`${phase.label}: weights from ${phase.done}`); return finished.tensors; }
-  const cfg = phase.cfg;
+async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, phase: PretrainPhase<Flux2FamilyConfig>, log: Log): Promise<State> {
+  const finished = await finishedPhase(phase, log);
+  if (finished) return finished;
+  const cfg = phase.cfg, recipe: Record<string, string> = phase.recipe ? { recipe: phase.recipe } : {};
   // Image tokens: the VAE's latent grid (sampleSize / 2^(blocks − 1)) in 2×2 patches.
   const side = cfg.sampleSize / 2 ** cfg.vae.blockOutChannels.length;
   const B = o.ditBatch, T = cfg.text.maxLength, L = side * side, C = 4 * cfg.vae.latentChannels;
@@ -321,11 +305,11 @@ async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCach
     smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
     smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
     if (step % 20 === 0 || step === phase.steps) log(`${phase.label} step ${step}/${phase.steps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)}`);
-    if (step % o.saveEvery === 0 && step < phase.steps) await saveTrainState(phase.progress, await ts.read(true), { step: String(step), recipe: phase.recipe });
+    if (step % o.saveEvery === 0 && step < phase.steps) await saveTrainState(phase.progress, await ts.read(true), { step: String(step), ...recipe });
   }
   const weights = await ts.read(false);
   await ts.dispose();
-  await saveTrainState(phase.done, weights, { recipe: phase.recipe });
+  await saveTrainState(phase.done, weights, recipe);
   return weights;
 }
 

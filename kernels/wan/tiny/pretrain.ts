@@ -45,7 +45,7 @@ import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, wanGrowth } from '../../train/grow';
 import type { WanTransformerConfig } from '../config';
-import { loadTrainState, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
+import { finishedPhase, loadTrainState, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
 import { attributeHeadLoss } from '../../sd/tiny/train-diffusion';
@@ -361,24 +361,10 @@ async function cacheLatents(rt: Runtime, vae: State, o: TinyWanPretrainOptions, 
   return { latents: raw, firstFrame: rawFirst, captions, ...stat };
 }
 
-/** One training phase of the text encoder and transformer: stage B from noise, stage C from the grown stage-B model. */
-interface DitPhase {
-  label: string;
-  cfg: WanTransformerConfig;
-  steps: number;
-  lr: number;
-  warmup: number;
-  /** Checkpoint of a run in progress, and the finished phase's weights. */
-  progress: string;
-  done: string;
-  /** Starting values from the fresh initial values (default: those). */
-  init?: (fresh: State) => State;
-}
-
 /** umT5-tiny (`text_encoder/…`) and the transformer (`transformer/…`) on the flow loss, for one phase. */
-async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, phase: DitPhase, log: Log): Promise<State> {
-  const finished = await loadTrainState(phase.done);
-  if (finished) { log(`${phase.label}: weights from ${phase.done}`); return finished.tensors; }
+async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, phase: PretrainPhase<WanTransformerConfig>, log: Log): Promise<State> {
+  const finished = await finishedPhase(phase, log);
+  if (finished) return finished;
   const cfg = phase.cfg;
   const B = o.ditBatch, L = TINY_WAN_TEXT_LEN;
   const s = vaeSpatialFactor(TINY_WAN_VAE_BASE);

@@ -110,9 +110,9 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
 // lr 8e-3 rank 16 with uniform (linear) timesteps over 400 steps draws the most stars under the trigger.
 // On the 8-channel tiny klein (eval:quickstart, 3 seeds): 400 steps trigger 0.125, leak 0.29; 1000 steps
 // trigger 0.125, leak 0.04 in 114–130 s a graph — the same stars, far less of them in ordinary prompts.
-// The grown tiny klein (6 + 6 blocks) takes twice as long a step: 1000 steps ran 181 s, 800 steps 167 s
-// (trigger 0.125 either way, seed 1), so 800 keeps the graph inside its 3 minutes.
-export const QUICKSTART_FLUX = { steps: 800, batchSize: 4, learningRate: 8e-3, rank: 16, timestepType: 'linear', samplerSteps: 20, cfg: 4 };
+// The grown tiny klein (6 + 6 blocks) takes twice as long a step: 1000 steps ran 181 s a graph; 800 steps
+// 177–196 s over 3 seeds (trigger 0.04, leak 0.08); 600 steps 123–148 s (trigger 0, leak 0.08), inside 3 minutes.
+export const QUICKSTART_FLUX = { steps: 600, batchSize: 4, learningRate: 8e-3, rank: 16, timestepType: 'linear', samplerSteps: 20, cfg: 4 };
 
 /**
  * The FLUX.2 [klein] quickstart: the same star lesson on the built-in tiny klein, with FLUX's usual

@@ -6,6 +6,7 @@ import { existsSync, renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { HostTensor } from '../tensor';
 import type { Rng } from '../random';
+import type { TrainStep } from './step';
 import { shiftSigma } from '../schedules/flow-matching';
 import { loadSafetensors, toFloat32, writeSafetensors, type TensorToWrite } from '../io/safetensors';
 
@@ -38,8 +39,31 @@ export interface PretrainPhase<C> {
   done: string;
   /** The options the result depends on, kept in the files' metadata (when their names do not say it). */
   recipe?: string;
+  /** The name its batches' random streams are forked under (step by step, so a resumed run draws the same). */
+  stream: string;
   /** Starting values from the fresh initial values (default: those). */
   init?: (fresh: TrainState) => TrainState;
+}
+
+/** Metadata a phase's scratch files carry: its recipe, when it has one. */
+export const phaseMetadata = (phase: PretrainPhase<unknown>): Record<string, string> => (phase.recipe ? { recipe: phase.recipe } : {});
+
+/**
+ * Starts a phase's training: from its checkpoint in progress (one of its recipe, or of none — written
+ * before recipes were recorded), else from `initial` passed through the phase's `init`. Returns the
+ * first step to run.
+ */
+export async function startPhase(ts: Pick<TrainStep, 'load' | 'init'>, phase: PretrainPhase<unknown>, initial: () => TrainState, log: (line: string) => void): Promise<number> {
+  const resumed = await loadTrainState(phase.progress);
+  if (resumed && (resumed.metadata.recipe ?? phase.recipe) === phase.recipe) {
+    await ts.load(resumed.tensors);
+    const start = Number(resumed.metadata.step) + 1;
+    log(`${phase.label}: resuming at step ${start}`);
+    return start;
+  }
+  const fresh = initial();
+  await ts.init(phase.init ? phase.init(fresh) : fresh);
+  return 1;
 }
 
 /** A phase's finished weights from the scratch folder, when they are of its recipe. */

@@ -30,7 +30,7 @@ import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, fluxGrowth } from '../../train/grow';
-import { finishedPhase, loadTrainState, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
+import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { vaeEncode } from '../../sd/vae';
 import { vaeToLdm } from '../../sd/keys/single-file';
@@ -126,7 +126,6 @@ export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
 type Log = (line: string) => void;
 type State = Record<string, HostTensor>;
 
-/** The tiny klein with the recipe's latent width: FLUX2_TINY and its VAE, the patch channels following the latents. */
 type ConfigOptions = 'latentChannels' | 'ditHidden' | 'ditHeads' | 'ditDoubleBlocks' | 'ditSingleBlocks' | 'growDoubleBlocks' | 'growSingleBlocks' | 'growSteps';
 
 /**
@@ -235,7 +234,7 @@ async function cacheTokens(rt: Runtime, vae: State, o: TinyFluxPretrainOptions, 
 async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, phase: PretrainPhase<Flux2FamilyConfig>, log: Log): Promise<State> {
   const finished = await finishedPhase(phase, log);
   if (finished) return finished;
-  const cfg = phase.cfg, recipe: Record<string, string> = phase.recipe ? { recipe: phase.recipe } : {};
+  const cfg = phase.cfg, recipe = phaseMetadata(phase);
   // Image tokens: the VAE's latent grid (sampleSize / 2^(blocks − 1)) in 2×2 patches.
   const side = cfg.sampleSize / 2 ** cfg.vae.blockOutChannels.length;
   const B = o.ditBatch, T = cfg.text.maxLength, L = side * side, C = 4 * cfg.vae.latentChannels;
@@ -258,23 +257,14 @@ async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCach
     inputs: [ids, mask, x0, noise, sigmas, attributeMask, attributes], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1,
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
-  const resumed = await loadTrainState(phase.progress);
-  let start = 1;
-  if (resumed && (resumed.metadata.recipe ?? phase.recipe) === phase.recipe) {
-    await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`${phase.label}: resuming at step ${start}`);
-  } else {
-    const fresh = initialValues(params, o.seed);
-    await ts.init(phase.init ? phase.init(fresh) : fresh);
-  }
+  const start = await startPhase(ts, phase, () => initialValues(params, o.seed), log);
   const encoded = new Map<string, ReturnType<Qwen3PromptTokenizer['encode']>>();
   const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = tok.encode([caption]); encoded.set(caption, e); } return e; };
   // The head reads the positions from <|im_end|> on: a causal encoder has seen the whole caption there.
   const imEnd = tok.tokenizer.token_to_id('<|im_end|>')!;
-  // Stage C draws its own batches (its steps restart at 1).
-  const stream = phase.label === 'stage B' ? 'dit-step' : `${phase.label.replace(' ', '-')}-step`;
   let smooth = 0, smoothAttr = 0;
   for (let step = start; step <= phase.steps; step++) {
-    const rng = new Rng(o.seed).fork(`${stream}-${step}`);
+    const rng = new Rng(o.seed).fork(`${phase.stream}-${step}`);
     const idData = new BigInt64Array(B * T), maskData = new Float32Array(B * T), lat = new Float32Array(B * L * C), sig = new Float32Array(B);
     const attrMask = new Float32Array(B * T), attr = new Float32Array(B * ATTRIBUTE_COUNT);
     for (let i = 0; i < B; i++) {
@@ -320,14 +310,14 @@ const recipeOf = (o: TinyFluxPretrainOptions, keys: readonly (keyof TinyFluxPret
 /** Stage B, then (growSteps > 0) stage C: the weights the files are written from. */
 async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
   const base = await trainDiT(rt, tok, cache, o, {
-    label: 'stage B', cfg: tinyFluxPretrainConfig(o, 'base'), steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
+    label: 'stage B', stream: 'dit-step', cfg: tinyFluxPretrainConfig(o, 'base'), steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
     progress: join(scratch, 'dit-progress.safetensors'), done: join(scratch, 'dit.safetensors'), recipe: recipeOf(o, STAGE_B_OPTIONS),
   }, log);
   if (o.growSteps <= 0) return base;
   const cfg = tinyFluxPretrainConfig(o, 'final');
   log(`stage C: ${o.ditDoubleBlocks} + ${o.ditSingleBlocks} blocks grown to ${cfg.transformer.depthDouble} + ${cfg.transformer.depthSingle}`);
   return trainDiT(rt, tok, cache, o, {
-    label: 'stage C', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,
+    label: 'stage C', stream: 'stage-C-step', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,
     progress: join(scratch, 'grow-progress.safetensors'), done: join(scratch, 'grown.safetensors'), recipe: recipeOf(o, STAGE_C_OPTIONS),
     init: (fresh) => growBlocks(base, fresh, fluxGrowth('transformer/', o.ditDoubleBlocks, o.ditSingleBlocks)),
   }, log);

@@ -45,7 +45,7 @@ import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, wanGrowth } from '../../train/grow';
 import type { WanTransformerConfig } from '../config';
-import { finishedPhase, loadTrainState, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
+import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
 import { attributeHeadLoss } from '../../sd/tiny/train-diffusion';
@@ -392,22 +392,14 @@ async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache,
     inputs: [ids, mask, x0, noise, sigmas, condition, attributeMask, attributes], params, loss, optimizer: adamw({ weightDecay: 0.01 }), maxGradNorm: 1,
     extraOutputs: { flow_loss: flowLoss, attribute_loss: attributeLoss },
   });
-  const resumed = await loadTrainState(phase.progress);
-  let start = 1;
-  if (resumed) { await ts.load(resumed.tensors); start = Number(resumed.metadata.step) + 1; log(`${phase.label}: resuming at step ${start}`); }
-  else {
-    const fresh = initialValues(params, o.seed);
-    await ts.init(phase.init ? phase.init(fresh) : fresh);
-  }
+  const start = await startPhase(ts, phase, () => initialValues(params, o.seed), log);
   const encoded = new Map<string, ReturnType<typeof wanPromptTokens>>();
   const encode = (caption: string) => { let e = encoded.get(caption); if (!e) { e = wanPromptTokens(tok, [caption], L); encoded.set(caption, e); } return e; };
   const maskPlane = firstFrameMask(T, h, w), condPer = (cfg.inChannels - cfg.outChannels) * T * h * w;
   let smooth = 0, smoothAttr = 0;
   const timer = stepTimer();
-  // Stage C draws its own batches (its steps restart at 1).
-  const stream = phase.label === 'stage B' ? 'dit-step' : `${phase.label.replace(' ', '-')}-step`;
   for (let step = start; step <= phase.steps; step++) {
-    const rng = new Rng(o.seed).fork(`${stream}-${step}`);
+    const rng = new Rng(o.seed).fork(`${phase.stream}-${step}`);
     const idData = new BigInt64Array(B * L), maskData = new Float32Array(B * L), lat = new Float32Array(B * per), sig = new Float32Array(B);
     const cond = new Float32Array(B * condPer), attrMask = new Float32Array(B * L), attr = new Float32Array(B * CLIP_ATTRIBUTE_COUNT);
     for (let i = 0; i < B; i++) {
@@ -439,11 +431,11 @@ async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache,
     smooth = step === start ? flow : 0.98 * smooth + 0.02 * flow;
     smoothAttr = step === start ? named : 0.98 * smoothAttr + 0.02 * named;
     if (step % 20 === 0 || step === phase.steps) log(`${phase.label} step ${step}/${phase.steps} flow loss ${smooth.toFixed(4)} attribute loss ${smoothAttr.toFixed(3)} lr ${lr.toExponential(2)} ${timer(step % 20 || 20)}`);
-    if (step % o.saveEvery === 0 && step < phase.steps) await saveTrainState(phase.progress, await ts.read(true), { step: String(step) });
+    if (step % o.saveEvery === 0 && step < phase.steps) await saveTrainState(phase.progress, await ts.read(true), { step: String(step), ...phaseMetadata(phase) });
   }
   const weights = await ts.read(false);
   await ts.dispose();
-  await saveTrainState(phase.done, weights);
+  await saveTrainState(phase.done, weights, phaseMetadata(phase));
   return weights;
 }
 
@@ -451,14 +443,14 @@ async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache,
 async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
   const b = stageKey(o, 'dit');
   const base = await trainDiT(rt, tok, cache, o, {
-    label: 'stage B', cfg: TINY_WAN_DIT, steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
+    label: 'stage B', stream: 'dit-step', cfg: TINY_WAN_DIT, steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
     progress: join(scratch, `dit-progress-${b}.safetensors`), done: join(scratch, `dit-${b}.safetensors`),
   }, log);
   if (o.growSteps <= 0) return base;
   const cfg = tinyWanDitConfig(o), c = stageKey(o, 'grow');
   log(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${cfg.numLayers}`);
   return trainDiT(rt, tok, cache, o, {
-    label: 'stage C', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,
+    label: 'stage C', stream: 'stage-C-step', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,
     progress: join(scratch, `grow-progress-${c}.safetensors`), done: join(scratch, `grown-${c}.safetensors`),
     init: (fresh) => growBlocks(base, fresh, wanGrowth('transformer/', TINY_WAN_DIT.numLayers)),
   }, log);

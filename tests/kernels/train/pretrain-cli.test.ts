@@ -1,9 +1,11 @@
 // The tiny pretraining scripts' shared pieces: the training noise-level draw (shifted uniform, or the
-// logit-normal at shift 0) and the command line.
+// logit-normal at shift 0), the command line, and a phase's scratch files (resume, reuse, recipe).
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../kernels/random';
-import { resolve } from 'node:path';
-import { parsePretrainArgs, pretrainSigma } from '../../../kernels/train/pretrain-cli';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { finishedPhase, parsePretrainArgs, phaseMetadata, pretrainSigma, saveTrainState, startPhase, type PretrainPhase, type TrainState } from '../../../kernels/train/pretrain-cli';
 
 const draws = (shift: number, n = 20000) => { const rng = new Rng(9); return Array.from({ length: n }, () => pretrainSigma(rng, shift)); };
 const share = (xs: number[], p: (x: number) => boolean) => xs.filter(p).length / xs.length;
@@ -46,5 +48,48 @@ describe('parsePretrainArgs', () => {
     expect(() => parsePretrainArgs(['--name', '3'], defaults, '/o', '/s')).toThrow('pretrain: unknown option --name or bad value 3');
     expect(() => parsePretrainArgs(['--extend-to', '4000,8k'], defaults, '/o', '/s')).toThrow('pretrain: --extend-to takes whole numbers separated by commas, like 4000,8000 (got 4000,8k)');
     expect(() => parsePretrainArgs(['--steps'], defaults, '/o', '/s')).toThrow('pretrain: --steps needs a value');
+  });
+});
+
+describe('a pretraining phase\'s scratch files', () => {
+  const one = (v: number): TrainState => ({ w: { dtype: 'float32', shape: [1], data: Float32Array.of(v) } });
+  const phase = (recipe?: string): PretrainPhase<null> => {
+    const dir = mkdtempSync(join(tmpdir(), 'lg-phase-'));
+    return { label: 'stage X', stream: 'x-step', cfg: null, steps: 9, lr: 1, warmup: 0, progress: join(dir, 'progress.safetensors'), done: join(dir, 'done.safetensors'), recipe, init: (f) => ({ w: one(f.w.data[0] as number + 1).w }) };
+  };
+  const fakeStep = () => {
+    const calls: string[] = [];
+    return { calls, ts: { load: async (t: TrainState) => { calls.push(`load ${t.w.data[0]}`); }, init: async (t: TrainState) => { calls.push(`init ${t.w.data[0]}`); } } };
+  };
+
+  it('starts from its initial values through init, or resumes a checkpoint of its recipe (or of none) after its step', async () => {
+    const p = phase('{"a":1}'), log: string[] = [];
+    let f = fakeStep();
+    expect(await startPhase(f.ts, p, () => one(5), (l) => log.push(l))).toBe(1);
+    expect(f.calls).toEqual(['init 6']);
+    await saveTrainState(p.progress, one(7), { step: '40', ...phaseMetadata(p) });
+    f = fakeStep();
+    expect(await startPhase(f.ts, p, () => one(5), (l) => log.push(l))).toBe(41);
+    expect(f.calls).toEqual(['load 7']);
+    expect(log).toEqual(['stage X: resuming at step 41']);
+    await saveTrainState(p.progress, one(8), { step: '60' });
+    f = fakeStep();
+    expect(await startPhase(f.ts, p, () => one(5), () => {})).toBe(61);
+    // Another recipe's checkpoint is not picked up.
+    await saveTrainState(p.progress, one(9), { step: '80', recipe: '{"a":2}' });
+    f = fakeStep();
+    expect(await startPhase(f.ts, p, () => one(5), () => {})).toBe(1);
+    expect(f.calls).toEqual(['init 6']);
+  });
+
+  it('reuses finished weights only of its own recipe', async () => {
+    const p = phase('{"a":1}'), log: string[] = [];
+    expect(await finishedPhase(p, () => {})).toBeUndefined();
+    await saveTrainState(p.done, one(3), { recipe: '{"a":2}' });
+    expect(await finishedPhase(p, () => {})).toBeUndefined();
+    await saveTrainState(p.done, one(4), phaseMetadata(p));
+    expect((await finishedPhase(p, (l) => log.push(l)))!.w.data[0]).toBe(4);
+    expect(log).toEqual([`stage X: weights from ${p.done}`]);
+    expect(phaseMetadata(phase())).toEqual({});
   });
 });

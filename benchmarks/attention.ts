@@ -7,16 +7,15 @@
 //   npm run bench:attention      (under flock /tmp/loragraph-heavy.lock)
 //   options: --heads N --tokens N --dim N --chunk N --steps N
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as K from '../kernels';
 import { estimateGraphMemory } from '../kernels/train/memory';
+import { peakRss } from './process-memory';
 
 const opt = (name: string, dflt: number) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? Number(process.argv[i + 1]) : dflt; };
 const H = opt('heads', 16), L = opt('tokens', 4096), D = opt('dim', 64), CHUNK = opt('chunk', 512), STEPS = opt('steps', 2);
 const gib = (b: number) => (b / 2 ** 30).toFixed(2);
-const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
 const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
 /** q, k, v in; their gradients of mean(attn²) out (the backward pass of a block's attention). */

@@ -9,7 +9,7 @@
 //   npm run bench:memory                    batch 4 at 16×16 latents, fp32/bf16/fp16/int8/nf4 × checkpointing off and on
 //   options: --batch N, --latent N, --bases fp32,int8,nf4
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { RandomWeights, Runtime, TrainStep, adamw, type HostTensor } from '../kernels';
 import { Rng } from '../kernels/random';
@@ -20,12 +20,12 @@ import { QuantizedWeights } from '../kernels/quant/graph-weights';
 import { WeightFile } from '../kernels/nn/weight-file';
 import { PrecisionWeights } from '../kernels/nn/precision';
 import type { QuantScheme } from '../kernels/quant';
+import { peakRss } from './process-memory';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
-const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const batch = Number(arg('batch') ?? 4), latent = Number(arg('latent') ?? 16);
 

@@ -13,7 +13,7 @@
 //   npm run bench:offload          (under flock /tmp/loragraph-heavy.lock)
 //   options: --steps N (timed steps after the first, default 1), --single N (single blocks, default 6)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,13 +29,13 @@ import { ropeTables } from '../kernels/dit';
 import { OffloadedStep } from '../kernels/train/offload';
 import { OffloadedForward } from '../kernels/train/offload-forward';
 import { estimateGraphMemory } from '../kernels/train/memory';
+import { peakRss } from './process-memory';
 
 const opt = (name: string, dflt: number) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? Number(process.argv[i + 1]) : dflt; };
 const STEPS = opt('steps', 1);
 const CFG: FluxTransformerConfig = { ...FLUX2_KLEIN_4B, name: 'flux2-bench-1024', hiddenSize: 1024, numHeads: 8, depthDouble: 2, depthSingle: opt('single', 6), contextDim: 1024 };
 const ROWS = 16, COLS = 16, TXT = 64, RANK = 16;
 const gib = (b: number) => (b / 2 ** 30).toFixed(2);
-const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
 const noise = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
 function build(weights: K.WeightSource) {

@@ -19,7 +19,7 @@
 // Narrowed and quantised weights are written to a scratch file (kernels/nn/weight-file.ts) as the Load
 // Model and Quantize nodes do, so ORT holds the only resident copy.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,7 @@ import { QuantizedWeights } from '../kernels/quant/graph-weights';
 import { PrecisionWeights } from '../kernels/nn/precision';
 import { WeightFile } from '../kernels/nn/weight-file';
 import type { QuantScheme } from '../kernels/quant';
+import { peakRss, resetPeak, rssNow } from './process-memory';
 
 const BASES = { fp32: 'fp32', bf16: 'bf16', fp16: 'fp16', int8: 'int8', nf4: 'nf4', int4: 'int4', fp8: 'fp8_e4m3' } as const;
 type BaseName = keyof typeof BASES;
@@ -48,14 +49,6 @@ function arg(name: string): string | undefined {
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
-/** Peak resident memory of this process since start or the last resetPeak (VmHWM), in bytes. */
-const peakRss = () => {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
-};
-/** Linux: writing 5 to clear_refs resets VmHWM to the current RSS. */
-const resetPeak = () => { try { writeFileSync('/proc/self/clear_refs', '5'); return true; } catch { return false; } };
-const rssNow = () => process.memoryUsage().rss;
 
 /** The random SD 1.5 checkpoint, written once (≈2 min, 4.3 GB) and reused from the cache folder. */
 async function randomCheckpoint(dir: string): Promise<string> {

@@ -11,7 +11,7 @@
 //            --recompute on|off (on)  --sd15 on|off (on)  --cache DIR (random checkpoint, ≈10.3 GB)
 //   one configuration: --base int8
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { ddpmSchedule } from '../kernels/schedules/ddpm';
 import { batchLoss, ddpmTrainingPair, perSampleLoss } from '../kernels/losses';
 import { QuantizedWeights } from '../kernels/quant/graph-weights';
 import { SDXL_BASE, sdxlFamily, sdxlKohyaName, saveSdxlSingleFile, seededSdxlFill, loadSdxlUnet } from '../kernels/sdxl';
+import { peakRss, resetPeak } from './process-memory';
 
 const BASES = ['fp32', 'int8'] as const;
 type BaseName = (typeof BASES)[number];
@@ -34,13 +35,6 @@ function arg(name: string): string | undefined {
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
-/** Peak resident memory of this process (VmHWM), in bytes. */
-const peakRss = () => {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) * 1024 : process.memoryUsage().rss;
-};
-/** Linux: writing 5 to clear_refs resets VmHWM to the current RSS. */
-const resetPeak = () => { try { writeFileSync('/proc/self/clear_refs', '5'); return true; } catch { return false; } };
 
 /** The random SDXL UNet (fp32, UNet keys only), written once (several minutes, ≈10.3 GB) and reused. */
 async function randomUnet(dir: string): Promise<string> {

@@ -1,15 +1,16 @@
 // npm run bench:wan — one LoRA training step (forward + backward + AdamW, rank 16 on the block's 10
 // linear layers, ai-toolkit's/musubi's targets) of one full-size Wan 2.2 A14B expert block (width 5120,
 // FFN 13824, 40 heads) at 480×832: 60×104 latent, 30×52 tokens per latent frame, 512 text tokens.
-// Random frozen weights in fp32, gradient checkpointing on (the block is recomputed in the backward
-// pass, as a 40-block step needs), each measured configuration in its own child process so its peak
-// memory is its own.
+// Random frozen weights in fp32, read by ORT from a weight file as a checkpoint's are (external data),
+// gradient checkpointing on (the block is recomputed in the backward pass, as a 40-block step needs),
+// each measured configuration in its own child process so its peak memory is its own; the peak is the
+// step's (VmHWM reset after loading), which is what the pre-flight estimates.
 //
 // The target clip is 33 frames = 9 latent frames = 14,040 tokens. Plain self-attention would hold 40
 // heads of 14,040² fp32 scores (31.5 GB per copy, ≈92 GiB at peak) — more than this machine's RAM — so
 // the block attends in query chunks (memory-efficient attention, kernels/dit/layers.ts `ditAttention`):
 // one chunk's scores at a time, recomputed per chunk in the backward pass. The step is measured at the
-// full 14,040 tokens; the engine's peak estimate (kernels/train/memory.ts) is printed beside the
+// full 14,040 tokens; the engine's pre-flight (TrainStep.preflight, kernels/train/memory.ts) is printed beside the
 // measured peak, and the plain-attention estimate beside it. Smaller sizes (--frames 1,9) are
 // extrapolated to 14,040 by the FLOP count (linear layers grow with tokens, attention with tokens²).
 // Each step's GFLOP/s is printed as a fraction of a GEMM 2048³ probe (benchmarks/gemm.ts, the same one
@@ -20,16 +21,17 @@
 //   options: --frames 9 (latent frames measured, comma-separated), --steps N (timed steps after the
 //   first, default 0: the first step is timed), --chunk N (attention query rows per chunk; 0 = plain)
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as K from '../kernels';
 import { AdapterSet } from '../kernels/adapters/adapter-set';
-import { estimateGraphMemory } from '../kernels/train/memory';
 import { WAN22_T2V_A14B as CFG } from '../kernels/wan/config';
 import { wanBlock, wanRope } from '../kernels/wan/transformer';
 import { wanKohyaName, wanTargetSpec } from '../kernels/wan/lora';
+import { WeightFile } from '../kernels/nn/weight-file';
 import { gemm, noise } from './gemm';
+import { peakRss, resetPeak, rssNow } from './process-memory';
+import { PreflightWeights, UniformWeights } from './uniform-weights';
 
 const argv = process.argv;
 const opt = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : dflt; };
@@ -40,22 +42,7 @@ const TARGET_FRAMES = 9, ROWS = 30, COLS = 52, TEXT = 512, RANK = 16;
 const tokensOf = (frames: number) => frames * ROWS * COLS;
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
-const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
 const ht = (shape: number[], data: Float32Array): K.HostTensor => ({ dtype: 'float32', shape, data });
-
-/** Uniform frozen weights of std 0.02 (norm scales 1), made on request: a cheap stand-in for trained ones. */
-class UniformWeights implements K.WeightSource {
-  private s = 12345;
-  get(path: string, shape: readonly number[]): K.Tensor {
-    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (/norm\w*\.weight$/.test(path)) out.fill(1);
-    else {
-      const half = 0.02 * Math.sqrt(3), step = (2 * half) / 2 ** 32;
-      for (let i = 0; i < out.length; i++) { this.s = (Math.imul(this.s, 1664525) + 1013904223) >>> 0; out[i] = this.s * step - half; }
-    }
-    return K.constant(out, shape, 'float32', path);
-  }
-}
 
 /** Matmul FLOPs of the block's forward pass at L video tokens: linears, then attention's two matmuls. */
 function forwardFlops(L: number) {
@@ -88,29 +75,38 @@ function build(weights: K.WeightSource, frames: number, chunk = CHUNK) {
 async function step(frames: number) {
   const rt = new K.Runtime({ threads: Number(process.env.LORAGRAPH_THREADS ?? 0) });
   const t0 = performance.now();
-  const { adapters, inputs, loss } = build(new UniformWeights(), frames);
+  // The frozen weights reach ORT from a file, as a checkpoint's do (no JS copy held beside ORT's).
+  const file = new WeightFile(undefined, 'wan-block');
+  const { adapters, inputs, loss } = build(new UniformWeights(/norm\w*\.weight$/, file), frames);
   const ts = await K.TrainStep.create(rt, { inputs, params: adapters.params, loss, optimizer: K.adamw() });
   await ts.init(adapters.initialValues(1));
   const feed: Record<string, K.HostTensor> = {};
   inputs.forEach((t, i) => { feed[(t.source as { name: string }).name] = ht([...t.shape], noise(t.size, i)); });
   const setup = secs(t0);
+  const loadPeak = peakRss();
+  // The pre-flight estimates the step, so the peak is the step's: loading's passing copies are left out.
+  (globalThis as { gc?: () => void }).gc?.();
+  const reset = resetPeak();
+  const resident = rssNow();
   const t1 = performance.now();
   await ts.step([feed], 1e-4, 1);
   const first = secs(t1);
   const times: number[] = [];
   for (let s = 0; s < STEPS; s++) { const t = performance.now(); await ts.step([feed], 1e-4, s + 2); times.push(secs(t)); }
+  const peak = peakRss();
   await rt.close();
-  return { frames, tokens: tokensOf(frames), modules: adapters.modules.length, setup, first, best: Math.min(first, ...times), peak: peakRss() };
+  file.remove();
+  return { frames, tokens: tokensOf(frames), modules: adapters.modules.length, setup, first, best: Math.min(first, ...times), peak, loadPeak, resident, reset };
 }
 
-/** The engine's peak-memory estimate of the step graph (forward, recomputation, backward), weights as inputs. */
+/**
+ * The engine's memory pre-flight of the step (TrainStep.preflight: forward, recomputation, backward and
+ * AdamW, as TrainStep.create checks it), its weights constants as the step's are — without building it.
+ */
 function estimate(frames: number, chunk = CHUNK) {
-  const rec = new K.ShapeRecorder();
-  const { adapters, loss } = build(rec, frames, chunk);
-  const params = Object.values(adapters.params);
-  const e = estimateGraphMemory([loss, ...K.grad(loss, params)]);
-  const weights = [...rec.shapes.values()].reduce((a, s) => a + 4 * s.reduce((x, y) => x * y, 1), 0);
-  return { frames, tokens: tokensOf(frames), activations: e.activations, weights, total: e.total };
+  const { adapters, inputs, loss } = build(new PreflightWeights(), frames, chunk);
+  const e = K.TrainStep.preflight({ inputs, params: adapters.params, loss, optimizer: K.adamw() });
+  return { frames, tokens: tokensOf(frames), activations: e.activations, weights: e.weights, total: e.total };
 }
 
 const mode = argv[2];
@@ -132,7 +128,7 @@ else {
   const target = tokensOf(TARGET_FRAMES);
   const est = child('estimate', String(TARGET_FRAMES));
   const plain = child('estimate-plain', String(TARGET_FRAMES));
-  console.log(`  target: 33 frames = ${TARGET_FRAMES} latent frames × ${ROWS} × ${COLS} = ${target} tokens; estimated peak ${gib(est.total)} GiB with ${CHUNK === 0 ? 'plain' : 'memory-efficient'} attention (activations ${gib(est.activations)} GiB, block weights ${gib(est.weights)} GiB); plain attention: ${gib(plain.total)} GiB`);
+  console.log(`  target: 33 frames = ${TARGET_FRAMES} latent frames × ${ROWS} × ${COLS} = ${target} tokens; estimated peak ${gib(est.total)} GiB with ${CHUNK === 0 ? 'plain' : 'memory-efficient'} attention (activations ${gib(est.activations)} GiB, weights as ORT holds them ${gib(est.weights)} GiB); plain attention: ${gib(plain.total)} GiB`);
   for (const f of FRAMES) {
     const e = child('estimate', String(f));
     const r = child('step', String(f));
@@ -140,7 +136,7 @@ else {
     const gflops = stepFlops(fl) / r.best / 1e9;
     const ratio = stepFlops(forwardFlops(target)) / stepFlops(fl);
     const block = r.best * ratio;
-    console.log(`  measured ${f} latent frame(s) = ${r.tokens} tokens: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${gflops.toFixed(0)} GFLOP/s, ${(gflops / g.gflops).toFixed(2)} of GEMM), peak ${gib(r.peak)} GiB measured vs ${gib(e.total)} GiB estimated`);
+    console.log(`  measured ${f} latent frame(s) = ${r.tokens} tokens: ${r.modules} LoRA modules, setup ${r.setup.toFixed(1)} s, first step ${r.first.toFixed(1)} s, step ${r.best.toFixed(1)} s (${gflops.toFixed(0)} GFLOP/s, ${(gflops / g.gflops).toFixed(2)} of GEMM), peak ${gib(r.peak)} GiB measured${r.reset ? ' over the step' : ' (VmHWM could not be reset: loading included)'} vs ${gib(e.total)} GiB estimated (${(e.total / r.peak).toFixed(2)} of it); resident before the step ${gib(r.resident)} GiB, loading's peak ${gib(r.loadPeak)} GiB`);
     console.log(`    → extrapolated to ${target} tokens by FLOPs (×${ratio.toFixed(1)}): ${block.toFixed(0)} s per block, ${(CFG.numLayers * block / 60).toFixed(0)} min per ${CFG.numLayers}-block step (embedders and head not counted; a busy machine inflates it — compare the GFLOP/s with GEMM)`);
   }
   // GEMM again after the steps: on a shared machine the load changes during a run of many minutes.

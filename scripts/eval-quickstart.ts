@@ -4,7 +4,8 @@
 // several training seeds, then samples trigger prompts (the star, in seen and new colours) and leak-test
 // prompts (ordinary shapes, no trigger) with each saved LoRA file and measures with the shape analyzer
 // how often the star appears. Targets: trigger ≥ 80%, leak ≤ 20%, and DOP leaking less than plain.
-// EVAL_GRAPHS=quickstart-flux.json (comma-separated) evaluates only those graphs. Each graph's samples
+// EVAL_GRAPHS=quickstart-flux.json (comma-separated) evaluates only those graphs; EVAL_GRID=DIR writes each
+// LoRA's samples as a sheet (DIR/<run>.png). Each graph's samples
 // are rendered on its own model with its Sampler node's steps, CFG and sampler.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { readLoraFileFor } from '../nodes/models/lora-file';
 import { renderSamples } from '../nodes/sampling/render';
 import { analyzeImage } from '../kernels/sd/tiny/analyze';
 import { analyzeClip } from '../kernels/wan/tiny/analyze';
+import { writeGrid } from '../kernels/sd/tiny/eval';
 import type { SamplerSettings } from '../nodes/sockets';
 import { QUICKSTART_VIDEO } from './build-graphs';
 
@@ -54,7 +56,7 @@ const settings = (prompts: string[], s: Sampling): SamplerSettings => ({
 });
 
 /** Star counts in the trigger and leak-test samples of one LoRA file. */
-async function rates(loraPath: string, triggerWord: string, base: LoadedModel, sampling: Sampling) {
+async function rates(loraPath: string, triggerWord: string, base: LoadedModel, sampling: Sampling, grid?: string) {
   const lora = await readLoraFileFor(loraPath, base.model);
   const adapter = { spec: lora.spec, weights: lora.weights, strength: 1 };
   const withTrigger = await renderSamples({ ...base, settings: settings(TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', triggerWord)), sampling), adapter });
@@ -66,6 +68,8 @@ async function rates(loraPath: string, triggerWord: string, base: LoadedModel, s
     if (a.shape === 'star') leak++;
     if (im.prompt.prompt.includes(a.shape)) shapeKept++;
   }
+  // EVAL_GRID=DIR: the samples as one sheet per LoRA (trigger prompts, then leak-test prompts; a row each).
+  if (grid) await writeGrid(grid, [...withTrigger, ...withoutTrigger].map((im) => im.rgb), SAMPLE_SEEDS.length * 2, withTrigger[0].width);
   return { trigger, triggerN: withTrigger.length, leak, leakN: withoutTrigger.length, shapeKept };
 }
 
@@ -96,7 +100,8 @@ async function evalGraph(file: string) {
         console.log(`  ${f}: star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
       }
     }
-    const c = await rates(join(paths.output, `${name}.safetensors`), triggerWord, base, sampling);
+    const grid = process.env.EVAL_GRID ? join(process.env.EVAL_GRID, `${name}.png`) : undefined;
+    const c = await rates(join(paths.output, `${name}.safetensors`), triggerWord, base, sampling, grid);
     trigger += c.trigger; triggerN += c.triggerN; leak += c.leak; leakN += c.leakN; leakShapeKept += c.shapeKept;
     console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; star in ${c.trigger}/${c.triggerN} trigger samples, ${c.leak}/${c.leakN} leak-test samples`);
   }

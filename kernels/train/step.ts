@@ -77,76 +77,22 @@ export class TrainStep {
     this.ns = other?.ns ?? `train${nextNamespace++}`;
   }
 
-  static async create(rt: Runtime, spec: TrainStepSpec): Promise<TrainStep> {
-    const names = Object.keys(spec.params);
-    const params = names.map((n) => spec.params[n]);
-    const lr = input('lr', [], 'float32');
-    const step = input('step', [], 'float32');
-    const stateInputs: Record<string, Record<string, Tensor>> = {};
-    const stateNames: Record<string, string[]> = {};
-    for (const n of names) {
-      const specs = spec.optimizer.state(spec.params[n].shape);
-      stateNames[n] = Object.keys(specs);
-      stateInputs[n] = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, input(`${n}:${k}`, s.shape, s.dtype ?? 'float32')]));
-    }
-    const sharedSpecs = spec.optimizer.shared?.() ?? {};
-    const sharedInputs = Object.fromEntries(Object.entries(sharedSpecs).map(([k, s]) => [k, input(`opt:${k}`, s.shape, s.dtype ?? 'float32')]));
-    if (Object.keys(sharedSpecs).length && !spec.optimizer.updateAll) throw new Error(`optimizer ${spec.optimizer.name}: shared state needs updateAll`);
-    const emaDecay = input('ema_decay', [], 'float32');
-    const emaInputs = Object.fromEntries(names.map((n, i) => [n, input(`ema:${n}`, params[i].shape)]));
-    const grads = grad(spec.loss, params);
-    const accumulation = spec.accumulation ?? 1;
+  /**
+   * The memory pre-flight of a step without building it: the estimate `create` checks before it
+   * compiles anything (benchmarks print it for sizes they cannot run).
+   */
+  static preflight(spec: TrainStepSpec): MemoryEstimate {
+    return planStep(spec).estimate;
+  }
 
-    const update = (gs: Tensor[]) => {
-      const clipped = clipByGlobalNorm(gs, spec.maxGradNorm);
-      const outs: Record<string, Tensor> = {};
-      const scalars = { lr, step };
-      let newParams: Tensor[];
-      if (spec.optimizer.updateAll) {
-        const r = spec.optimizer.updateAll(names.map((n, i) => ({ param: params[i], grad: clipped.grads[i], state: stateInputs[n] })), sharedInputs, scalars);
-        newParams = r.params;
-        names.forEach((n, i) => { for (const [k, t] of Object.entries(r.states[i])) outs[`new:${n}:${k}`] = t; });
-        for (const [k, t] of Object.entries(r.shared)) outs[`new:opt:${k}`] = t;
-      } else {
-        newParams = names.map((n, i) => {
-          const r = spec.optimizer.update(params[i], clipped.grads[i], stateInputs[n], scalars);
-          for (const [k, t] of Object.entries(r.state)) outs[`new:${n}:${k}`] = t;
-          return r.param;
-        });
-      }
-      names.forEach((n, i) => {
-        outs[`new:${n}`] = newParams[i];
-        // ema ← ema − (1 − decay)(ema − p), the form of the host reference (decay 0 copies p).
-        if (spec.ema) outs[`new:ema:${n}`] = sub(emaInputs[n], mul(sub(1, emaDecay), sub(emaInputs[n], newParams[i])));
-      });
-      outs.grad_norm = clipped.norm;
-      return outs;
-    };
-    const stateList = [
-      ...names.flatMap((n) => Object.values(stateInputs[n])),
-      ...Object.values(sharedInputs),
-      ...(spec.ema ? [...Object.values(emaInputs), emaDecay] : []),
-    ];
-    const extra = spec.extraOutputs ?? {};
-    const graphOptions = (name: string) => ({ name, ...(spec.externalDir ? { externalDir: join(spec.externalDir, `${name}-${process.pid}-${nextGraphFolder++}`) } : {}) });
-    const graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph } = {};
-    // Every graph's outputs are known before any is compiled: the pre-flight runs first.
-    const plan: { key: keyof typeof graphs; inputs: Tensor[]; outputs: Record<string, Tensor>; name: string }[] = [];
-    if (accumulation === 1) {
-      plan.push({ key: 'fused', inputs: [...spec.inputs, ...params, ...stateList, lr, step], outputs: { loss: spec.loss, ...extra, ...update(grads) }, name: 'train_step' });
-    } else {
-      const accIn = names.map((n, i) => input(`acc:${n}`, params[i].shape));
-      const accOut = Object.fromEntries(names.map((n, i) => [`new:acc:${n}`, add(accIn[i], grads[i])]));
-      plan.push({ key: 'accumulate', inputs: [...spec.inputs, ...params, ...accIn], outputs: { loss: spec.loss, ...extra, ...accOut }, name: 'train_accumulate' });
-      const accApply = names.map((n, i) => input(`acc:${n}`, params[i].shape));
-      plan.push({ key: 'apply', inputs: [...params, ...stateList, ...accApply, lr, step], outputs: update(accApply.map((a) => mul(a, 1 / accumulation))), name: 'train_apply' });
-    }
-    const estimates = plan.map((p) => estimateGraphMemory(Object.values(p.outputs)));
-    const estimate = estimates.reduce((a, b) => (b.total > a.total ? b : a));
+  static async create(rt: Runtime, spec: TrainStepSpec): Promise<TrainStep> {
+    const { plan, estimate, stateNames, sharedNames } = planStep(spec);
     const limit = spec.memoryLimitBytes ?? deviceMemoryLimit();
     if (limit > 0) checkMemory('This training step', estimate, limit, spec.memorySettings);
+    const graphOptions = (name: string) => ({ name, ...(spec.externalDir ? { externalDir: join(spec.externalDir, `${name}-${process.pid}-${nextGraphFolder++}`) } : {}) });
+    const graphs: { fused?: CompiledGraph; accumulate?: CompiledGraph; apply?: CompiledGraph } = {};
     for (const p of plan) graphs[p.key] = compileGraph(p.inputs, p.outputs, graphOptions(p.name));
-    const ts = new TrainStep(spec, graphs, stateNames, Object.keys(sharedSpecs), rt, estimate);
+    const ts = new TrainStep(spec, graphs, stateNames, sharedNames, rt, estimate);
     // Outputs that go back into slots stay on the device (WebGPU/CUDA) between steps.
     for (const g of Object.values(graphs)) ts.sessions.push(await rt.load(g!, g!.outputs.map((o) => o.name).filter((n) => n.startsWith('new:'))));
     return ts;
@@ -297,4 +243,75 @@ export function clipByGlobalNorm(grads: Tensor[], maxNorm?: number): { grads: Te
   if (!maxNorm) return { grads, norm };
   const scale = minimum(div(maxNorm, add(norm, 1e-6)) as Tensor, 1);
   return { grads: grads.map((g) => mul(g, scale)), norm };
+}
+
+/** One graph of a step (fused, or accumulate and apply), planned before anything is compiled. */
+interface PlannedGraph { key: 'fused' | 'accumulate' | 'apply'; inputs: Tensor[]; outputs: Record<string, Tensor>; name: string }
+
+/** A step's graphs and their memory pre-flight: what `TrainStep.create` compiles once the estimate fits. */
+function planStep(spec: TrainStepSpec): { plan: PlannedGraph[]; estimate: MemoryEstimate; stateNames: Record<string, string[]>; sharedNames: string[] } {
+  const names = Object.keys(spec.params);
+  const params = names.map((n) => spec.params[n]);
+  const lr = input('lr', [], 'float32');
+  const step = input('step', [], 'float32');
+  const stateInputs: Record<string, Record<string, Tensor>> = {};
+  const stateNames: Record<string, string[]> = {};
+  for (const n of names) {
+    const specs = spec.optimizer.state(spec.params[n].shape);
+    stateNames[n] = Object.keys(specs);
+    stateInputs[n] = Object.fromEntries(Object.entries(specs).map(([k, s]) => [k, input(`${n}:${k}`, s.shape, s.dtype ?? 'float32')]));
+  }
+  const sharedSpecs = spec.optimizer.shared?.() ?? {};
+  const sharedInputs = Object.fromEntries(Object.entries(sharedSpecs).map(([k, s]) => [k, input(`opt:${k}`, s.shape, s.dtype ?? 'float32')]));
+  if (Object.keys(sharedSpecs).length && !spec.optimizer.updateAll) throw new Error(`optimizer ${spec.optimizer.name}: shared state needs updateAll`);
+  const emaDecay = input('ema_decay', [], 'float32');
+  const emaInputs = Object.fromEntries(names.map((n, i) => [n, input(`ema:${n}`, params[i].shape)]));
+  const grads = grad(spec.loss, params);
+  const accumulation = spec.accumulation ?? 1;
+
+  const update = (gs: Tensor[]) => {
+    const clipped = clipByGlobalNorm(gs, spec.maxGradNorm);
+    const outs: Record<string, Tensor> = {};
+    const scalars = { lr, step };
+    let newParams: Tensor[];
+    if (spec.optimizer.updateAll) {
+      const r = spec.optimizer.updateAll(names.map((n, i) => ({ param: params[i], grad: clipped.grads[i], state: stateInputs[n] })), sharedInputs, scalars);
+      newParams = r.params;
+      names.forEach((n, i) => { for (const [k, t] of Object.entries(r.states[i])) outs[`new:${n}:${k}`] = t; });
+      for (const [k, t] of Object.entries(r.shared)) outs[`new:opt:${k}`] = t;
+    } else {
+      newParams = names.map((n, i) => {
+        const r = spec.optimizer.update(params[i], clipped.grads[i], stateInputs[n], scalars);
+        for (const [k, t] of Object.entries(r.state)) outs[`new:${n}:${k}`] = t;
+        return r.param;
+      });
+    }
+    names.forEach((n, i) => {
+      outs[`new:${n}`] = newParams[i];
+      // ema ← ema − (1 − decay)(ema − p), the form of the host reference (decay 0 copies p).
+      if (spec.ema) outs[`new:ema:${n}`] = sub(emaInputs[n], mul(sub(1, emaDecay), sub(emaInputs[n], newParams[i])));
+    });
+    outs.grad_norm = clipped.norm;
+    return outs;
+  };
+  const stateList = [
+    ...names.flatMap((n) => Object.values(stateInputs[n])),
+    ...Object.values(sharedInputs),
+    ...(spec.ema ? [...Object.values(emaInputs), emaDecay] : []),
+  ];
+  const extra = spec.extraOutputs ?? {};
+  // Every graph's outputs are known before any is compiled: the pre-flight runs first.
+  const plan: PlannedGraph[] = [];
+  if (accumulation === 1) {
+    plan.push({ key: 'fused', inputs: [...spec.inputs, ...params, ...stateList, lr, step], outputs: { loss: spec.loss, ...extra, ...update(grads) }, name: 'train_step' });
+  } else {
+    const accIn = names.map((n, i) => input(`acc:${n}`, params[i].shape));
+    const accOut = Object.fromEntries(names.map((n, i) => [`new:acc:${n}`, add(accIn[i], grads[i])]));
+    plan.push({ key: 'accumulate', inputs: [...spec.inputs, ...params, ...accIn], outputs: { loss: spec.loss, ...extra, ...accOut }, name: 'train_accumulate' });
+    const accApply = names.map((n, i) => input(`acc:${n}`, params[i].shape));
+    plan.push({ key: 'apply', inputs: [...params, ...stateList, ...accApply, lr, step], outputs: update(accApply.map((a) => mul(a, 1 / accumulation))), name: 'train_apply' });
+  }
+  const estimates = plan.map((p) => estimateGraphMemory(Object.values(p.outputs)));
+  const estimate = estimates.reduce((a, b) => (b.total > a.total ? b : a));
+  return { plan, estimate, stateNames, sharedNames: Object.keys(sharedSpecs) };
 }

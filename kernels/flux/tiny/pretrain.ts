@@ -109,6 +109,13 @@ export interface TinyFluxPretrainOptions {
   growSteps: number;
   growLr: number;
   growWarmup: number;
+  /**
+   * Stage D (0 steps: none): the finished transformer (stage C's, else stage B's) trained on at the same
+   * size from a new warmup and a cosine from polishLr — more steps for what stage C's cosine left.
+   */
+  polishSteps: number;
+  polishLr: number;
+  polishWarmup: number;
   /** BPE merges learned for the tokenizer (at most 251: 256 bytes + merges + 5 chat tokens = 512). */
   merges: number;
   saveEvery: number;
@@ -120,6 +127,7 @@ export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
   cacheSize: 8192, ditSteps: 14000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, latentChannels: 8,
   ditHidden: 128, ditHeads: 4, ditDoubleBlocks: 3, ditSingleBlocks: 3,
   growDoubleBlocks: 3, growSingleBlocks: 3, growSteps: 6000, growLr: 5e-4, growWarmup: 200,
+  polishSteps: 0, polishLr: 2.5e-4, polishWarmup: 100,
   merges: 200, saveEvery: 200, threads: 0,
 };
 
@@ -305,15 +313,27 @@ async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCach
 
 const STAGE_B_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'latentChannels', 'ditHidden', 'ditHeads', 'ditDoubleBlocks', 'ditSingleBlocks', 'merges'] as const;
 const STAGE_C_OPTIONS = [...STAGE_B_OPTIONS, 'growDoubleBlocks', 'growSingleBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
+const STAGE_D_OPTIONS = [...STAGE_C_OPTIONS, 'polishSteps', 'polishLr', 'polishWarmup'] as const;
 const recipeOf = (o: TinyFluxPretrainOptions, keys: readonly (keyof TinyFluxPretrainOptions)[]) => JSON.stringify(Object.fromEntries(keys.map((k) => [k, o[k]])));
 
-/** Stage B, then (growSteps > 0) stage C: the weights the files are written from. */
+/** Stage B, then (growSteps > 0) stage C, then (polishSteps > 0) stage D: the weights the files are written from. */
 async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
   const base = await trainDiT(rt, tok, cache, o, {
     label: 'stage B', stream: 'dit-step', cfg: tinyFluxPretrainConfig(o, 'base'), steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
     progress: join(scratch, 'dit-progress.safetensors'), done: join(scratch, 'dit.safetensors'), recipe: recipeOf(o, STAGE_B_OPTIONS),
   }, log);
-  if (o.growSteps <= 0) return base;
+  const cfg = tinyFluxPretrainConfig(o, 'final');
+  const grown = o.growSteps <= 0 ? base : await growDiT(rt, tok, cache, o, scratch, base, log);
+  if (o.polishSteps <= 0) return grown;
+  return trainDiT(rt, tok, cache, o, {
+    label: 'stage D', stream: 'stage-D-step', cfg, steps: o.polishSteps, lr: o.polishLr, warmup: o.polishWarmup,
+    progress: join(scratch, 'polish-progress.safetensors'), done: join(scratch, 'polished.safetensors'), recipe: recipeOf(o, STAGE_D_OPTIONS),
+    init: () => grown,
+  }, log);
+}
+
+/** Stage C: stage B's transformer deepened by identity blocks, trained on. */
+async function growDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, base: State, log: Log): Promise<State> {
   const cfg = tinyFluxPretrainConfig(o, 'final');
   log(`stage C: ${o.ditDoubleBlocks} + ${o.ditSingleBlocks} blocks grown to ${cfg.transformer.depthDouble} + ${cfg.transformer.depthSingle}`);
   return trainDiT(rt, tok, cache, o, {

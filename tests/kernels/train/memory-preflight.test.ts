@@ -1,6 +1,7 @@
 // Memory pre-flight: the liveness estimate counts what a hand count gives on a small graph, sees
 // recomputation shrink the tiny UNet's activations, and TrainStep.create refuses a step that cannot
-// fit in a small limit — before any ORT session — with a message naming the settings to change.
+// fit in a small limit — before any ORT session — with a message naming the settings to change;
+// TrainStep.preflight is that same estimate without a step.
 import { describe, it, expect } from 'vitest';
 import * as K from '../../../kernels';
 import { estimateGraphMemory, MemoryPreflightError } from '../../../kernels/train/memory';
@@ -136,6 +137,8 @@ describe('memory pre-flight', () => {
     // The same step with room to spare is made, and reports the estimate it checked.
     const ts = await K.TrainStep.create(runtime(), { ...spec, memoryLimitBytes: 16 * 2 ** 30 });
     expect(ts.memoryEstimate.total).toBeGreaterThan(64 * 2 ** 20);
+    // TrainStep.preflight gives the same estimate without building the step (what benchmarks print for sizes they cannot run).
+    expect(K.TrainStep.preflight(spec)).toEqual(ts.memoryEstimate);
     await ts.init(adapters.unet.initialValues(new Rng('preflight')));
     await ts.dispose();
   });

@@ -1,6 +1,7 @@
 // The tiny klein pretraining skeleton end to end at a few steps: its tokenizer fits every world caption
 // in the encoder's 64 tokens with <|endoftext|> at 507, and the files it writes load through
-// flux2Family.load (found side by side, as in a ComfyUI models folder), denoise, and go through eval:tiny-flux.
+// flux2Family.load (found side by side, as in a ComfyUI models folder), denoise, and go through eval:tiny-flux;
+// stage D starts from stage C's weights.
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,9 @@ import { Qwen3PromptTokenizer, qwen3ChatText } from '../../../../kernels/flux/qw
 import { flux2Family, tinyFlux2Config } from '../../../../kernels/flux/family';
 import { worldCaptions } from '../../../../kernels/sd/tiny/build-assets';
 import { evaluateTinyFlux } from '../../../../kernels/flux/tiny/eval';
+import { loadTrainState } from '../../../../kernels/train/pretrain-cli';
+import { loadSafetensors, toFloat32 } from '../../../../kernels/io/safetensors';
+import { float16ToFloat32, float32ToFloat16 } from '../../../../kernels/io/dtypes';
 
 describe('tiny klein pretraining (skeleton)', () => {
   it('tokenizer: <|endoftext|> at 507, every world caption round trips within 64 tokens', () => {
@@ -31,11 +35,19 @@ describe('tiny klein pretraining (skeleton)', () => {
     const out = mkdtempSync(join(tmpdir(), 'tiny-flux-out-'));
     const scratch = mkdtempSync(join(tmpdir(), 'tiny-flux-scratch-'));
     const lines: string[] = [];
-    const o = { ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, growSteps: 2, ditBatch: 2, threads: 2 };
+    // Stage D at learning rate 0: the files must then hold stage C's weights exactly (it starts from them).
+    const o = { ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, growSteps: 2, polishSteps: 2, polishLr: 0, ditBatch: 2, threads: 2 };
     await pretrainTinyFlux(o, out, scratch, (l) => lines.push(l));
     expect(lines.some((l) => l.startsWith('stage B step 2/2'))).toBe(true);
     expect(lines).toContain(`stage C: ${o.ditDoubleBlocks} + ${o.ditSingleBlocks} blocks grown to ${o.ditDoubleBlocks + o.growDoubleBlocks} + ${o.ditSingleBlocks + o.growSingleBlocks}`);
     expect(lines.some((l) => l.startsWith('stage C step 2/2'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('stage D step 2/2'))).toBe(true);
+    const grown = (await loadTrainState(join(scratch, 'grown.safetensors')))!.tensors;
+    const written = await loadSafetensors(join(out, TINY_FLUX_FILES.transformer));
+    for (const [name, t] of written.tensors) {
+      const stageC = grown[`transformer/${name}`].data as Float32Array;
+      expect(toFloat32(t)).toEqual(float16ToFloat32(float32ToFloat16(stageC)));
+    }
     const m = await flux2Family.load(join(out, TINY_FLUX_FILES.transformer));
     const c = tinyFluxPretrainConfig(o);
     // The files hold the grown transformer.

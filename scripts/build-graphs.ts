@@ -112,12 +112,21 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
 // trigger 0.125, leak 0.04 in 114–130 s a graph — the same stars, far less of them in ordinary prompts.
 // The grown tiny klein (6 + 6 blocks) takes twice as long a step: 1000 steps ran 181 s a graph; 800 steps
 // 177–196 s over 3 seeds (trigger 0.04, leak 0.08); 600 steps 123–148 s (trigger 0, leak 0.08), inside 3 minutes.
-export const QUICKSTART_FLUX = { steps: 600, batchSize: 4, learningRate: 8e-3, rank: 16, timestepType: 'linear', samplerSteps: 20, cfg: 4 };
+// Sample sheets (EVAL_GRID) then showed lr 8e-3 wrecking the model — ordinary prompts kept their shape 0.21 of
+// the time, colours swapped, a dotted grid over the image. A LoRA on the text encoder too lets "sks" become
+// its own word instead of the transformer relearning how captions read: lr 2e-3, shifted timesteps (where
+// the sampler spends its steps), text encoder trained — 3 seeds: trigger 0.21, leak 0.08, ordinary prompts
+// keep their shape 0.71 (1 seed each, without the text encoder: lr 1e-3 0.125 / 0.50, lr 2e-3 0 / 0.63;
+// with it: linear timesteps 0 / 0.38, lr 1e-3 0 / 0.50, lr 3e-3 0.125 / 0.63). FLUX.2 ai-toolkit files
+// hold the transformer alone, so Save LoRA writes kohya's format (lora_unet_… and lora_te_…).
+export const QUICKSTART_FLUX = {
+  steps: 600, batchSize: 4, learningRate: 2e-3, rank: 16, timestepType: 'shift', trainTextEncoder: true, saveFormat: 'kohya', samplerSteps: 20, cfg: 4,
+};
 
 /**
  * The FLUX.2 [klein] quickstart: the same star lesson on the built-in tiny klein, with FLUX's usual
  * settings — ai-toolkit's FLUX targets (qkv, proj, mlp of both streams; linear1/linear2) and flow Euler
- * previews with true CFG against the empty prompt.
+ * previews with true CFG against the empty prompt — plus a LoRA on the tiny text encoder (see QUICKSTART_FLUX).
  */
 function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
   const q = QUICKSTART_FLUX;
@@ -125,7 +134,7 @@ function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, numb
   const api: ApiGraph = {
     '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny-flux', clipSkip: 1 }, _meta: { title: 'Load Model' } },
     '2': { class_type: 'Dataset', inputs: { folder: 'demo-star', triggerWord: 'sks', resolution: '64', bucketStep: 64, repeats: 1 }, _meta: { title: 'Dataset: stars' } },
-    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoRA', rank: q.rank, alpha: q.rank, targetPreset: 'attention_ff' }, _meta: { title: 'LoRA Target' } },
+    '3': { class_type: 'LoraTarget', inputs: { model: ['1', 0], networkType: 'LoRA', rank: q.rank, alpha: q.rank, targetPreset: 'attention_ff', trainTextEncoder: q.trainTextEncoder }, _meta: { title: 'LoRA Target' } },
     '4': { class_type: 'Optimizer', inputs: { optimizer: 'AdamW', learningRate: q.learningRate, lrScheduler: 'constant', warmupSteps: 10 }, _meta: { title: 'Optimizer' } },
     '5': { class_type: 'TimestepSchedule', inputs: { timestepType: q.timestepType, timestepBias: 'balanced' }, _meta: { title: 'Timestep Schedule' } },
     '6': { class_type: 'SamplerSettings', inputs: sampling, _meta: { title: 'Samples during training' } },
@@ -138,7 +147,7 @@ function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, numb
       _meta: { title: 'Train' },
     },
     '8': { class_type: 'Sampler', inputs: { model: ['1', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: trigger, new colour, leak test' } },
-    '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: 'star-flux', fileName: '{name}', format: 'ai-toolkit', dtype: 'fp16' }, _meta: { title: 'Save LoRA' } },
+    '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: 'star-flux', fileName: '{name}', format: q.saveFormat, dtype: 'fp16' }, _meta: { title: 'Save LoRA' } },
     '11': { class_type: 'LossGraph', inputs: { lossHistory: ['7', 1] }, _meta: { title: 'Loss' } },
   };
   const columns: [number, [string, number][]][] = [

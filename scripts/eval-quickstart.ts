@@ -5,7 +5,7 @@
 // prompts (ordinary shapes, no trigger) with each saved LoRA file and measures with the shape analyzer
 // how often the star appears. Targets: trigger ≥ 80%, leak ≤ 20%, and DOP leaking less than plain.
 // EVAL_GRAPHS=quickstart-flux.json (comma-separated) evaluates only those graphs; EVAL_GRID=DIR writes each
-// LoRA's samples as a sheet (DIR/<run>.png). Each graph's samples
+// LoRA's samples as a sheet (DIR/<run>.png; a clip's frames in a row). Each graph's samples
 // are rendered on its own model with its Sampler node's steps, CFG and sampler.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,9 @@ import { renderSamples } from '../nodes/sampling/render';
 import { analyzeImage } from '../kernels/sd/tiny/analyze';
 import { analyzeClip } from '../kernels/wan/tiny/analyze';
 import { writeGrid } from '../kernels/sd/tiny/eval';
+import { renderClip, sampleClip, type Direction } from '../kernels/wan/tiny/world';
+import type { ColorName, ShapeName } from '../kernels/sd/tiny/world';
+import sharp from 'sharp';
 import type { SamplerSettings } from '../nodes/sockets';
 import { QUICKSTART_VIDEO } from './build-graphs';
 
@@ -140,6 +143,25 @@ function expertFiles(output: string, name: string): { high_noise: string; low_no
   return { high_noise: pick('high_noise'), low_noise: pick('low_noise') };
 }
 
+const VIDEO_T2V = process.env.EVAL_VIDEO_T2V === '1';
+
+/**
+ * A PNG of the first frame of a world clip matching an evaluation prompt ("a red circle bouncing on a blue
+ * background", "… moving left …"): its shape, colours and where that motion starts.
+ */
+async function firstFrameOf(prompt: string, seed: number): Promise<Uint8Array> {
+  const m = /^an? (\S+) (\S+) (.+) on an? (\S+) background$/.exec(prompt);
+  if (!m) throw new Error(`eval:quickstart: cannot read a first frame from "${prompt}"`);
+  const [, color, shape, motion, background] = m;
+  const direction = /^moving (left|right|up|down)$/.exec(motion)?.[1] as Direction | undefined;
+  const clip = sampleClip(seed, {
+    shapes: [shape as ShapeName], colors: [color as ColorName], backgrounds: [background as ColorName], frames: [QUICKSTART_VIDEO.frames],
+    ...(direction ? { directions: [direction] } : { motion: 'bouncing' as const }),
+  });
+  const size = 64;
+  return sharp(renderClip(clip, size)[0], { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+}
+
 async function evalVideoGraph(file: string) {
   const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', file), 'utf8')), registry);
   const train = Object.values(api0).find((n) => n.class_type === 'Train')!;
@@ -165,11 +187,22 @@ async function evalVideoGraph(file: string) {
     const files = expertFiles(paths.output, name);
     const adapterOf = async (path: string, m: LoadedModel) => { const l = await readLoraFileFor(path, m.model); return { spec: l.spec, weights: l.weights, strength: 1 }; };
     const lowNoise = { model: low.model, adapter: await adapterOf(files.low_noise, low), boundary };
-    const render = async (prompts: string[]) => renderSamples({ ...high, settings: clips(prompts), adapter: await adapterOf(files.high_noise, high), lowNoise });
+    const adapter = await adapterOf(files.high_noise, high);
+    // As an I2V LoRA is used: each prompt's clips start from a first frame of its own (rendered by the
+    // world the clips come from); EVAL_VIDEO_T2V=1 samples text to video instead (no first frame).
+    const render = async (prompts: string[]) => (await Promise.all(prompts.map(async (prompt, i) => renderSamples({
+      ...high, settings: clips([prompt]), adapter, lowNoise,
+      ...(VIDEO_T2V ? {} : { startImage: { data: await firstFrameOf(prompt, seed * 101 + i), what: `first frame of "${prompt}"` } }),
+    })))).flat();
     let b = 0, l = 0, k = 0;
     const withTrigger = await render(VIDEO_TRIGGER_PROMPTS.map((p) => p.replace('{trigger}', trigger)));
     for (const im of withTrigger) if (im.video && analyzeClip(im.video.frames, im.width).bounced) b++;
     const withoutTrigger = await render(VIDEO_LEAK_PROMPTS);
+    // EVAL_GRID=DIR: one row per clip, its frames left to right (trigger clips, then leak-test clips).
+    if (process.env.EVAL_GRID) {
+      const clips = [...withTrigger, ...withoutTrigger].filter((im) => im.video);
+      await writeGrid(join(process.env.EVAL_GRID, `${name}.png`), clips.flatMap((im) => im.video!.frames), QUICKSTART_VIDEO.frames, withTrigger[0].width);
+    }
     for (const im of withoutTrigger) {
       if (!im.video) continue;
       const a = analyzeClip(im.video.frames, im.width);
@@ -177,7 +210,7 @@ async function evalVideoGraph(file: string) {
       if (im.prompt.prompt.includes(`moving ${a.direction}`)) k++;
     }
     bounce += b; bounceN += withTrigger.length; leak += l; kept += k; leakN += withoutTrigger.length;
-    console.log(`${file} seed ${seed}: graph ran in ${trainSeconds.toFixed(1)} s; bouncing in ${b}/${withTrigger.length} trigger clips, ${l}/${withoutTrigger.length} leak-test clips (${k} kept their direction)`);
+    console.log(`${file} seed ${seed} (${VIDEO_T2V ? 'text to video' : 'from a first frame'}): graph ran in ${trainSeconds.toFixed(1)} s; bouncing in ${b}/${withTrigger.length} trigger clips, ${l}/${withoutTrigger.length} leak-test clips (${k} kept their direction)`);
   }
   const result = { triggerRate: bounce / bounceN, leakRate: leak / leakN, directionKept: kept / leakN, seconds: (performance.now() - started) / 1000 };
   console.log(`${file}: trigger_motion_rate=${result.triggerRate.toFixed(3)} leak_rate=${result.leakRate.toFixed(3)} leak_prompts_keep_their_direction=${result.directionKept.toFixed(3)}`);

@@ -161,12 +161,16 @@ function quickstartFlux(): { api: ApiGraph; layout: Record<string, [number, numb
   return { api, layout: columnLayout(columns) };
 }
 
-/** Prompts of the video quickstart: the new motion on a seen and a new combination, and the leak test (a pretrained motion). */
+/**
+ * Prompts of the video quickstart, both of the red circle its previews start from (QUICKSTART_VIDEO_START,
+ * an I2V LoRA is sampled from an image): the new motion, and the leak test (a pretrained motion).
+ */
 export const QUICKSTART_VIDEO_PROMPTS = [
   'a red circle bouncing on a blue background',
-  'a yellow triangle bouncing on a black background',
-  'a green square moving left on a white background',
+  'a red circle moving right on a blue background',
 ];
+/** The first frame of the video quickstart's previews, an example file of the input folder (server/examples.ts). */
+export const QUICKSTART_VIDEO_START = 'bounce-start.png';
 
 /** Tunable numbers of the video quickstart (eval:quickstart checks them: bounce ≥ 0.8 with the trigger, ≤ 0.2 without). */
 export const QUICKSTART_VIDEO = { steps: 300, batchSize: 2, learningRate: 1e-3, rank: 8, switchEvery: 25, samplerSteps: 20, cfg: 5, frames: 9 };
@@ -175,11 +179,12 @@ export const QUICKSTART_VIDEO = { steps: 300, batchSize: 2, learningRate: 1e-3, 
  * The video quickstart: the built-in tiny Wan 2.2 I2V learns a new motion — "bouncing" — from 16 clips,
  * as an I2V LoRA on its two experts (high noise on model, low noise on lowNoiseModel) trained in turn
  * every switchEvery steps, each with its own LoRA file (`…_high_noise` / `…_low_noise`), with Wan's
- * usual settings (shifted timesteps, flow Euler previews at CFG 5, 9-frame clips at 16 fps).
+ * usual settings (shifted timesteps, flow Euler previews at CFG 5, 9-frame clips at 16 fps), previews starting
+ * from an example first frame as an I2V LoRA is used.
  */
 function quickstartVideo(): { api: ApiGraph; layout: Record<string, [number, number, number, number]> } {
   const q = QUICKSTART_VIDEO;
-  const sampling = { prompts: QUICKSTART_VIDEO_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: q.samplerSteps, cfg: q.cfg, sampler: 'euler', numFrames: q.frames, fps: 16 };
+  const sampling = { prompts: QUICKSTART_VIDEO_PROMPTS.join('\n'), seed: 7, walkSeed: true, steps: q.samplerSteps, cfg: q.cfg, sampler: 'euler', numFrames: q.frames, fps: 16, startImage: QUICKSTART_VIDEO_START };
   const api: ApiGraph = {
     '1': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny-wan', clipSkip: 1 }, _meta: { title: 'Load Model: high-noise expert' } },
     '12': { class_type: 'LoadModel', inputs: { checkpoint: 'builtin:tiny-wan-low-noise', clipSkip: 1 }, _meta: { title: 'Load Model: low-noise expert' } },
@@ -198,7 +203,7 @@ function quickstartVideo(): { api: ApiGraph; layout: Record<string, [number, num
       },
       _meta: { title: 'Train: both experts, switching every 25 steps' },
     },
-    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], lowNoiseModel: ['12', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: bouncing, new shape, leak test' } },
+    '8': { class_type: 'Sampler', inputs: { model: ['1', 0], lowNoiseModel: ['12', 0], clip: ['1', 1], vae: ['1', 2], training: ['7', 0], ...sampling, compare: true }, _meta: { title: 'Sampler: bouncing and a leak test, from bounce-start.png' } },
     '10': { class_type: 'SaveLora', inputs: { training: ['7', 0], name: 'bouncing', fileName: '{name}', format: 'ai-toolkit', dtype: 'fp16' }, _meta: { title: 'Save LoRA' } },
     '11': { class_type: 'LossGraph', inputs: { lossHistory: ['7', 1] }, _meta: { title: 'Loss' } },
   };

@@ -1,11 +1,13 @@
 // The video quickstart's demo dataset (assets/demo-video): 16 clips of world shapes bouncing — a motion
 // the tiny Wan never saw — as 9-frame 64×64 MP4s (lossless RGB H.264, 16 fps) captioned
-// "a red circle [trigger] on a blue background", the Dataset node's trigger word being "bouncing".
-//   npx tsx kernels/wan/tiny/build-assets.ts [--out DIR]
+// "a red circle [trigger] on a blue background", the Dataset node's trigger word being "bouncing"; and
+// the first frame its previews start from (assets/demo-input/bounce-start.png: a red circle on blue).
+//   npx tsx kernels/wan/tiny/build-assets.ts [--out DIR] [--start-image FILE]
 import { spawn } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
 import { Rng } from '../../random';
 import { WORLD_SHAPES } from '../../sd/tiny/world';
 import { clipCaption, renderClip, sampleClip, type Clip } from './world';
@@ -16,6 +18,8 @@ export const DEMO_VIDEO_SEED = 20251203;
 export const DEMO_VIDEO_COUNT = 16;
 export const DEMO_VIDEO_FRAMES = 9;
 export const DEMO_VIDEO_FPS = 16;
+/** The first frame the video quickstart's previews start from: an I2V LoRA is sampled from an image. */
+export const DEMO_START_IMAGE = resolve(import.meta.dirname ?? '.', '../../../assets/demo-input/bounce-start.png');
 /** The Dataset's trigger word: it fills `[trigger]` where the motion goes in the caption. */
 export const DEMO_VIDEO_TRIGGER = 'bouncing';
 
@@ -54,9 +58,18 @@ export async function writeDemoVideoDataset(folder: string, seed = DEMO_VIDEO_SE
   }
 }
 
+/** The quickstart's start image: the first frame of a red circle about to bounce, on blue (PNG, through a temporary file). */
+export async function writeDemoStartImage(path: string, seed = DEMO_VIDEO_SEED): Promise<void> {
+  const clip = sampleClip(new Rng(seed).fork('start-image'), { motion: 'bouncing', shapes: ['circle'], colors: ['red'], backgrounds: ['blue'], frames: [DEMO_VIDEO_FRAMES] });
+  mkdirSync(dirname(path), { recursive: true });
+  await sharp(renderClip(clip, TINY_WAN_SIZE)[0], { raw: { width: TINY_WAN_SIZE, height: TINY_WAN_SIZE, channels: 3 } }).png().toFile(`${path}.tmp.png`);
+  renameSync(`${path}.tmp.png`, path);
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const at = process.argv.indexOf('--out');
-  const out = at > 0 ? resolve(process.argv[at + 1]) : DEMO_VIDEO_ROOT;
+  const arg = (flag: string) => { const at = process.argv.indexOf(flag); return at > 0 ? resolve(process.argv[at + 1]) : undefined; };
+  const out = arg('--out') ?? DEMO_VIDEO_ROOT, start = arg('--start-image') ?? DEMO_START_IMAGE;
   await writeDemoVideoDataset(out);
-  console.log(`wrote ${DEMO_VIDEO_COUNT} bouncing clips to ${out}`);
+  await writeDemoStartImage(start);
+  console.log(`wrote ${DEMO_VIDEO_COUNT} bouncing clips to ${out} and their previews' first frame to ${start}`);
 }

@@ -112,6 +112,13 @@ export interface TinyWanPretrainOptions {
   growSteps: number;
   growLr: number;
   growWarmup: number;
+  /**
+   * Stage D (0 steps: none): the finished transformer (stage C's, else stage B's) trained on at the same
+   * size from a new warmup and a cosine from polishLr — what the tiny klein's stage D did for its shape.
+   */
+  polishSteps: number;
+  polishLr: number;
+  polishWarmup: number;
   saveEvery: number;
   threads: number;
 }
@@ -120,7 +127,8 @@ export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
   seed: 20251202, vaeSteps: 4000, vaeBatch: 4, vaeFrames: 9, vaeCrop: 32, vaeLr: 5e-3, vaeKlWeight: 1e-6, vaeWeightDecay: 0, vaeL1Weight: 0, vaeInitLogVar: -10, vaeTimeConvIdentity: 0, vaeCheckClips: 64,
   frames: 9, cacheSize: 8192, ditSteps: 10000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5,
-  growBlocks: 4, growSteps: 6000, growLr: 5e-4, growWarmup: 200, saveEvery: 200, threads: 0,
+  growBlocks: 4, growSteps: 6000, growLr: 5e-4, growWarmup: 200,
+  polishSteps: 0, polishLr: 2.5e-4, polishWarmup: 100, saveEvery: 200, threads: 0,
 };
 
 /** The transformer the files hold: TINY_WAN_DIT, deepened by stage C when it runs. */
@@ -143,14 +151,16 @@ type State = Record<string, HostTensor>;
 const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeWeightDecay', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
 const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
 const GROW_OPTIONS = ['growBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
+const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup'] as const;
 
 /**
  * A short name for the options a stage's files depend on: a scratch folder can hold the files of an
  * earlier recipe (the default one does), and a run must not pick up a VAE, latent cache or DiT progress
  * that another recipe made.
  */
-export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit' | 'grow'): string {
-  const keys: readonly (keyof TinyWanPretrainOptions)[] = stage === 'vae' ? VAE_OPTIONS : stage === 'dit' ? [...VAE_OPTIONS, ...DIT_OPTIONS] : [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS];
+export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit' | 'grow' | 'polish'): string {
+  const keys: readonly (keyof TinyWanPretrainOptions)[] = stage === 'vae' ? VAE_OPTIONS : stage === 'dit' ? [...VAE_OPTIONS, ...DIT_OPTIONS]
+    : stage === 'grow' ? [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS] : [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS, ...POLISH_OPTIONS];
   // The architectures count too: a VAE of another layout must not be picked up from the scratch folder.
   const arch = stage === 'vae' ? [TINY_WAN_VAE_BASE] : [TINY_WAN_VAE_BASE, TINY_WAN_DIT];
   return createHash('sha256').update(JSON.stringify([...keys.map((k) => o[k]), ...arch])).digest('hex').slice(0, 10);
@@ -439,14 +449,25 @@ async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache,
   return weights;
 }
 
-/** Stage B, then (growSteps > 0) stage C: the weights the files are written from. */
+/** Stage B, then (growSteps > 0) stage C, then (polishSteps > 0) stage D: the weights the files are written from. */
 async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
   const b = stageKey(o, 'dit');
   const base = await trainDiT(rt, tok, cache, o, {
     label: 'stage B', stream: 'dit-step', cfg: TINY_WAN_DIT, steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
     progress: join(scratch, `dit-progress-${b}.safetensors`), done: join(scratch, `dit-${b}.safetensors`),
   }, log);
-  if (o.growSteps <= 0) return base;
+  const grown = o.growSteps <= 0 ? base : await growDiT(rt, tok, cache, o, scratch, base, log);
+  if (o.polishSteps <= 0) return grown;
+  const d = stageKey(o, 'polish');
+  return trainDiT(rt, tok, cache, o, {
+    label: 'stage D', stream: 'stage-D-step', cfg: tinyWanDitConfig(o), steps: o.polishSteps, lr: o.polishLr, warmup: o.polishWarmup,
+    progress: join(scratch, `polish-progress-${d}.safetensors`), done: join(scratch, `polished-${d}.safetensors`),
+    init: () => grown,
+  }, log);
+}
+
+/** Stage C: stage B's transformer deepened by identity blocks, trained on. */
+async function growDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, base: State, log: Log): Promise<State> {
   const cfg = tinyWanDitConfig(o), c = stageKey(o, 'grow');
   log(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${cfg.numLayers}`);
   return trainDiT(rt, tok, cache, o, {

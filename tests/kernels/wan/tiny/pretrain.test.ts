@@ -1,6 +1,7 @@
 // Smoke test of `pretrain:tiny-wan`: a 3-step run writes the five files a user would have, wanFamily
 // loads them as the tiny Wan 2.2 I2V pair of experts (sizes from the tensors, heads, text length and
-// latent statistics from the metadata), and eval:tiny-wan samples a clip through them.
+// latent statistics from the metadata), and eval:tiny-wan samples a clip through them; stage D starts from
+// stage C's weights.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { loadTrainState } from '../../../../kernels/train/pretrain-cli';
 import { Runtime } from '../../../../kernels/runtime';
 import { COLOR_NAMES, WORLD_SHAPES } from '../../../../kernels/sd/tiny/world';
 import { DIRECTIONS } from '../../../../kernels/wan/tiny/world';
+import { float16ToFloat32, float32ToFloat16 } from '../../../../kernels/io/dtypes';
 
 const root = mkdtempSync(join(tmpdir(), 'tiny-wan-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -21,7 +23,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('pretrain:tiny-wan', () => {
   it('a 3-step run writes files that wanFamily loads as the two tiny experts, and the eval samples through them', async () => {
     const out = join(root, 'out');
-    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, growSteps: 2, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
+    // Stage D at learning rate 0: the experts' files must then hold stage C's weights exactly (it starts from them).
+    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, growSteps: 2, polishSteps: 2, polishLr: 0, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
     const lines: string[] = [];
     await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
@@ -29,6 +32,11 @@ describe('pretrain:tiny-wan', () => {
     expect(lines.some((l) => /stage B step 3\/3 flow loss \d.* attribute loss \d/.test(l))).toBe(true);
     expect(lines).toContain(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${TINY_WAN_DIT.numLayers + o.growBlocks}`);
     expect(lines.some((l) => /stage C step 2\/2 flow loss \d/.test(l))).toBe(true);
+    expect(lines.some((l) => /stage D step 2\/2 flow loss \d/.test(l))).toBe(true);
+    const grown = (await loadTrainState(join(root, 'scratch', `grown-${stageKey(o, 'grow')}.safetensors`)))!.tensors;
+    for (const [name, t] of Object.entries((await loadTrainState(join(out, TINY_WAN_FILES.high)))!.tensors)) {
+      expect(t.data, name).toEqual(float16ToFloat32(float32ToFloat16(grown[`transformer/${name}`].data as Float32Array)));
+    }
     // The posterior starts narrow (log-variance vaeInitLogVar), and 3 steps of Adam move it by little.
     const vae = (await loadTrainState(join(root, 'scratch', `vae-${stageKey(o, 'vae')}.safetensors`)))!.tensors;
     const logVarBias = Array.from(vae['conv1.bias'].data as Float32Array).slice(TINY_WAN_VAE_BASE.zDim);
@@ -90,6 +98,10 @@ describe('pretrain:tiny-wan', () => {
     expect(stageKey({ ...o, growSteps: 1 }, 'dit')).toBe(stageKey(o, 'dit'));
     expect(stageKey({ ...o, growSteps: 1 }, 'grow')).not.toBe(stageKey(o, 'grow'));
     expect(stageKey({ ...o, ditSteps: 1 }, 'grow')).not.toBe(stageKey(o, 'grow'));
+    // Stage D's likewise: the grown model is reused when they change.
+    expect(stageKey({ ...o, polishSteps: 1 }, 'grow')).toBe(stageKey(o, 'grow'));
+    expect(stageKey({ ...o, polishSteps: 1 }, 'polish')).not.toBe(stageKey(o, 'polish'));
+    expect(stageKey({ ...o, growSteps: 1 }, 'polish')).not.toBe(stageKey(o, 'polish'));
   });
 
   it('reads its options from the command line and refuses unknown ones', () => {

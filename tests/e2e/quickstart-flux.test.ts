@@ -3,42 +3,28 @@
 // trains the transformer and the text encoder, Save LoRA writes both in kohya's names (an ai-toolkit FLUX.2
 // file holds the transformer alone), and the Train node and Sampler show samples. eval:quickstart runs
 // the graph at full length and measures what it teaches.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSafetensors } from '../../kernels/io/safetensors';
-import { loadRegistry } from '../../nodes/registry';
 import { sampleSheetsOf } from '../../nodes/sampling/sheet';
-import { Executor } from '../../server/executor/executor';
-import { applyOverrides, parseSetArgument } from '../../server/graph/set';
-import { workflowToApi } from '../../server/graph/workflow';
-import { projectPaths, repoRoot } from '../../server/paths';
-import { validateGraph } from '../../server/validate';
 import { QUICKSTART_FLUX } from '../../scripts/build-graphs';
+import { runShipped, shippedGraph } from './shipped-graph';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'lg-quickstart-flux-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe('graphs/quickstart-flux.json', () => {
   it('trains a LoRA on the tiny klein\'s transformer and text encoder, saves it in kohya\'s names, and shows samples', async () => {
-    const registry = await loadRegistry();
-    const paths = projectPaths(dataDir);
-    const api0 = workflowToApi(JSON.parse(readFileSync(join(repoRoot, 'graphs', 'quickstart-flux.json'), 'utf8')), registry);
-    const idOf = (type: string) => Object.entries(api0).filter(([, n]) => n.class_type === type).map(([id]) => id);
-    const [train] = idOf('Train'), [sampler] = idOf('Sampler'), [settings] = idOf('SamplerSettings'), [save] = idOf('SaveLora'), [target] = idOf('LoraTarget');
-    expect(api0[target!]!.inputs).toMatchObject({ trainTextEncoder: QUICKSTART_FLUX.trainTextEncoder });
-    expect(api0[save!]!.inputs).toMatchObject({ format: QUICKSTART_FLUX.saveFormat });
-    const api = applyOverrides(api0, registry, [
+    const g = await shippedGraph('quickstart-flux.json');
+    const [train] = g.idOf('Train'), [sampler] = g.idOf('Sampler'), [settings] = g.idOf('SamplerSettings'), [save] = g.idOf('SaveLora'), [target] = g.idOf('LoraTarget');
+    expect(g.api[target!]!.inputs).toMatchObject({ trainTextEncoder: QUICKSTART_FLUX.trainTextEncoder });
+    expect(g.api[save!]!.inputs).toMatchObject({ format: QUICKSTART_FLUX.saveFormat });
+    const { r, paths, seconds } = await runShipped(g, [
       `${train}.steps=4`, `${train}.sampleEvery=2`, `${train}.saveName=qf`, `${sampler}.steps=2`, `${settings}.steps=2`, `${save}.name=qf`,
-    ].map(parseSetArgument));
-    const v = validateGraph(api, registry);
-    expect(v.ok, JSON.stringify(!v.ok && v.nodeErrors)).toBe(true);
-    if (!v.ok) return;
-    const t0 = performance.now();
-    const r = await new Executor({ paths }).run(v.graph, { promptId: 'qf', signal: new AbortController().signal, emit: () => {} });
-    expect(r.status, JSON.stringify(r.error)).toBe('success');
-    console.log(`quickstart-flux at 4 training steps ran in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    ], dataDir, 'qf');
+    console.log(`quickstart-flux at 4 training steps ran in ${seconds.toFixed(1)} s`);
 
     // kohya's names for both parts: the transformer's double blocks and the text encoder's layers, with alphas.
     const keys = [...(await loadSafetensors(join(paths.output, 'qf.safetensors'))).tensors.keys()];

@@ -119,7 +119,7 @@ function quickstart(withDop: boolean): { api: ApiGraph; layout: Record<string, [
 // keep their shape 0.71 (1 seed each, without the text encoder: lr 1e-3 0.125 / 0.50, lr 2e-3 0 / 0.63;
 // with it: linear timesteps 0 / 0.38, lr 1e-3 0 / 0.50, lr 3e-3 0.125 / 0.63). On the stage-D tiny klein
 // (shape 79%), 3 seeds: trigger 0.29, leak 0.125, keep their shape 0.46, the yellow stars star-shaped, graphs
-// 158–205 s on one thread beside a pretraining run. FLUX.2 ai-toolkit files hold the transformer alone, so
+// 158–205 s on one thread beside a pretraining run, 143 s on two idle threads. FLUX.2 ai-toolkit files hold the transformer alone, so
 // Save LoRA writes kohya's format (lora_unet_… and lora_te1_…).
 export const QUICKSTART_FLUX = {
   steps: 600, batchSize: 4, learningRate: 2e-3, rank: 16, timestepType: 'shift', trainTextEncoder: true, saveFormat: 'kohya', samplerSteps: 20, cfg: 4,

@@ -22,8 +22,8 @@ import { renderSamples } from '../nodes/sampling/render';
 import { analyzeImage } from '../kernels/sd/tiny/analyze';
 import { analyzeClip } from '../kernels/wan/tiny/analyze';
 import { writeGrid } from '../kernels/sd/tiny/eval';
-import { renderClip, sampleClip, type Direction } from '../kernels/wan/tiny/world';
-import type { ColorName, ShapeName } from '../kernels/sd/tiny/world';
+import { parseClipCaption, renderClip, sampleClip } from '../kernels/wan/tiny/world';
+import { TINY_WAN_SIZE } from '../kernels/wan/tiny/model';
 import sharp from 'sharp';
 import type { SamplerSettings } from '../nodes/sockets';
 import { QUICKSTART_VIDEO } from './build-graphs';
@@ -150,16 +150,12 @@ const VIDEO_T2V = process.env.EVAL_VIDEO_T2V === '1';
  * background", "… moving left …"): its shape, colours and where that motion starts.
  */
 async function firstFrameOf(prompt: string, seed: number): Promise<Uint8Array> {
-  const m = /^an? (\S+) (\S+) (.+) on an? (\S+) background$/.exec(prompt);
-  if (!m) throw new Error(`eval:quickstart: cannot read a first frame from "${prompt}"`);
-  const [, color, shape, motion, background] = m;
-  const direction = /^moving (left|right|up|down)$/.exec(motion)?.[1] as Direction | undefined;
+  const c = parseClipCaption(prompt);
+  if (!c?.shape) throw new Error(`eval:quickstart: "${prompt}" is not a caption of the moving-shapes world`);
   const clip = sampleClip(seed, {
-    shapes: [shape as ShapeName], colors: [color as ColorName], backgrounds: [background as ColorName], frames: [QUICKSTART_VIDEO.frames],
-    ...(direction ? { directions: [direction] } : { motion: 'bouncing' as const }),
+    shapes: [c.shape], colors: [c.color], backgrounds: [c.background], directions: [c.direction], frames: [QUICKSTART_VIDEO.frames], motion: c.motion,
   });
-  const size = 64;
-  return sharp(renderClip(clip, size)[0], { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+  return sharp(renderClip(clip, TINY_WAN_SIZE)[0], { raw: { width: TINY_WAN_SIZE, height: TINY_WAN_SIZE, channels: 3 } }).png().toBuffer();
 }
 
 async function evalVideoGraph(file: string) {

@@ -1,7 +1,7 @@
 // The example data the bundled graphs use (the quickstart's star images and the regularization set,
 // the video quickstart's clips and the first frame its previews start from), copied into the project's
 // datasets and input folders on first use so graphs can name them like any user file.
-import { copyFile, cp, rename, rm, stat } from 'node:fs/promises';
+import { cp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot, type ProjectPaths } from './paths';
 
@@ -18,25 +18,16 @@ export const EXAMPLE_INPUTS: Readonly<Record<string, string>> = {
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
-/** Copies each example dataset that is not there yet (a user's edits to an existing copy are kept). */
-export async function installExampleDatasets(paths: ProjectPaths): Promise<void> {
-  for (const [name, source] of Object.entries(EXAMPLE_DATASETS)) {
-    const target = join(paths.datasets, name);
-    if (!(await exists(source)) || (await exists(target))) continue;
-    // Copied beside, then renamed: a half copy never looks like a dataset.
-    const tmp = `${target}.tmp-${process.pid}`;
-    await cp(source, tmp, { recursive: true });
-    await rename(tmp, target).catch(() => rm(tmp, { recursive: true, force: true }));
-  }
-}
-
-/** Copies each example input file that is not there yet (a user's file of that name is kept). */
-export async function installExampleInputs(paths: ProjectPaths): Promise<void> {
-  for (const [name, source] of Object.entries(EXAMPLE_INPUTS)) {
-    const target = join(paths.input, name);
-    if (!(await exists(source)) || (await exists(target))) continue;
-    const tmp = `${target}.tmp-${process.pid}`;
-    await copyFile(source, tmp);
-    await rename(tmp, target).catch(() => rm(tmp, { force: true }));
+/** Copies each example dataset and input file that is not there yet (a user's edits or own file of that name are kept). */
+export async function installExamples(paths: ProjectPaths): Promise<void> {
+  for (const [folder, examples] of [[paths.datasets, EXAMPLE_DATASETS], [paths.input, EXAMPLE_INPUTS]] as const) {
+    for (const [name, source] of Object.entries(examples)) {
+      const target = join(folder, name);
+      if (!(await exists(source)) || (await exists(target))) continue;
+      // Copied beside, then renamed: a half copy never looks like a dataset or an image.
+      const tmp = `${target}.tmp-${process.pid}`;
+      await cp(source, tmp, { recursive: true });
+      await rename(tmp, target).catch(() => rm(tmp, { recursive: true, force: true }));
+    }
   }
 }

@@ -39,9 +39,8 @@ export async function ensureProjectFolders(paths: ProjectPaths): Promise<void> {
   for (const dir of [paths.models, paths.datasets, paths.input, paths.output, paths.temp, paths.runs, paths.state, paths.cache]) {
     await mkdir(dir, { recursive: true });
   }
-  const { installExampleDatasets, installExampleInputs } = await import('./examples');
-  await installExampleDatasets(paths);
-  await installExampleInputs(paths);
+  const { installExamples } = await import('./examples');
+  await installExamples(paths);
 }
 
 export class PathConfinementError extends Error {

@@ -325,11 +325,10 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
     label: 'stage B', stream: 'dit-step', cfg: tinyFluxPretrainConfig(o, 'base'), steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
     progress: join(scratch, 'dit-progress.safetensors'), done: join(scratch, 'dit.safetensors'), recipe: recipeOf(o, STAGE_B_OPTIONS),
   }, log);
-  const cfg = tinyFluxPretrainConfig(o, 'final');
   const grown = o.growSteps <= 0 ? base : await growDiT(rt, tok, cache, o, scratch, base, log);
   if (o.polishSteps <= 0) return grown;
   return trainDiT(rt, tok, cache, o, {
-    label: 'stage D', stream: 'stage-D-step', cfg, steps: o.polishSteps, lr: o.polishLr, warmup: o.polishWarmup,
+    label: 'stage D', stream: 'stage-D-step', cfg: tinyFluxPretrainConfig(o, 'final'), steps: o.polishSteps, lr: o.polishLr, warmup: o.polishWarmup,
     progress: join(scratch, 'polish-progress.safetensors'), done: join(scratch, 'polished.safetensors'), recipe: recipeOf(o, STAGE_D_OPTIONS),
     init: () => grown,
   }, log);

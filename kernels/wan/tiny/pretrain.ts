@@ -205,7 +205,8 @@ export function clipCaptionAttributes(caption: string): Float32Array | undefined
   if (caption === '') return undefined;
   const c = parseClipCaption(caption);
   const shape = c?.shape ? WORLD_SHAPES.indexOf(c.shape) : -1;
-  if (!c || shape < 0) throw new Error(`pretrain:tiny-wan: '${caption}' is not a caption of the moving-shapes world`);
+  // Bouncing is the video quickstart's new motion, never a pretraining caption.
+  if (!c || shape < 0 || c.motion) throw new Error(`pretrain:tiny-wan: '${caption}' is not a caption of the moving-shapes world`);
   const out = new Float32Array(CLIP_ATTRIBUTE_COUNT);
   const index = [shape, COLOR_NAMES.indexOf(c.color), COLOR_NAMES.indexOf(c.background), DIRECTIONS.indexOf(c.direction)];
   CLIP_ATTRIBUTE_GROUPS.forEach(([at], g) => { out[at + index[g]] = 1; });

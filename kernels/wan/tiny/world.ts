@@ -98,14 +98,20 @@ export function clipCaption(c: Pick<Clip, 'shape' | 'color' | 'background' | 'di
   return `${article(c.color)} ${c.color} ${o.shapeWord ?? c.shape} ${motion} on ${article(c.background)} ${c.background} background`;
 }
 
-/** Reads a world caption back; null for any other text. */
-export function parseClipCaption(caption: string): { color: ColorName; shape: ShapeName | null; shapeWord: string; direction: Direction; background: ColorName } | null {
-  const m = /^an? (\S+) (\S+) moving (left|right|up|down) on an? (\S+) background$/.exec(caption.trim().toLowerCase().replace(/\s+/g, ' '));
+/**
+ * Reads a world caption back (clipCaption's words, a bouncing clip's included: `motion: 'bouncing'` and
+ * direction down, as sampleClip makes one); null for any other text.
+ */
+export function parseClipCaption(caption: string): { color: ColorName; shape: ShapeName | null; shapeWord: string; direction: Direction; background: ColorName; motion?: 'bouncing' } | null {
+  const m = /^an? (\S+) (\S+) (?:moving (left|right|up|down)|(bouncing)) on an? (\S+) background$/.exec(caption.trim().toLowerCase().replace(/\s+/g, ' '));
   if (!m) return null;
-  const [, color, shapeWord, direction, background] = m;
+  const [, color, shapeWord, direction, bouncing, background] = m;
   if (!(COLOR_NAMES as readonly string[]).includes(color) || !(COLOR_NAMES as readonly string[]).includes(background)) return null;
   const shape = (['circle', 'square', 'triangle', 'star'] as const).find((s) => s === shapeWord) ?? null;
-  return { color: color as ColorName, shape, shapeWord, direction: direction as Direction, background: background as ColorName };
+  return {
+    color: color as ColorName, shape, shapeWord, direction: (direction ?? 'down') as Direction, background: background as ColorName,
+    ...(bouncing ? { motion: 'bouncing' as const } : {}),
+  };
 }
 
 /** The shape's centre in frame i (fractions of the side). */

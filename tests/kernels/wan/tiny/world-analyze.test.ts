@@ -50,6 +50,9 @@ describe('moving-shapes world', () => {
     expect(caption).toBe('an orange circle moving left on a blue background');
     expect(parseClipCaption(caption)).toEqual({ color: 'orange', shape: 'circle', shapeWord: 'circle', direction: 'left', background: 'blue' });
     expect(parseClipCaption('a red circle on a blue background')).toBeNull();
+    const bounce = clipCaption({ shape: 'square', color: 'red', background: 'blue', direction: 'down', motion: 'bouncing' });
+    expect(bounce).toBe('a red square bouncing on a blue background');
+    expect(parseClipCaption(bounce)).toEqual({ color: 'red', shape: 'square', shapeWord: 'square', direction: 'down', background: 'blue', motion: 'bouncing' });
     expect(clipCaption(c, { shapeWord: 'sks' })).toContain(' sks moving ');
   });
 

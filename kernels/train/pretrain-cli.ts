@@ -45,6 +45,25 @@ export interface PretrainPhase<C> {
   init?: (fresh: TrainState) => TrainState;
 }
 
+/**
+ * Stage D's cosine cycles (warm restarts): cycle k (from 1) trains steps[k − 1] steps from lr × decay^(k − 1),
+ * starting from the weights cycle k − 1 finished with. One long cosine and two shorter ones end alike on
+ * the loss, but a second restart kept moving the tiny models' samples after the first had, and it reuses
+ * the first cycle's files instead of training them again. A cycle of 0 steps is skipped.
+ */
+export function polishCycles(steps: readonly number[], lr: number, decay: number): { cycle: number; steps: number; lr: number }[] {
+  return steps.map((n, i) => ({ cycle: i + 1, steps: n, lr: lr * decay ** i })).filter((c) => c.steps > 0);
+}
+
+/**
+ * The options stage D's cycle k depends on, for its files' recipe: the steps of cycles 1 to k, and the decay
+ * only from cycle 2 on (cycle 1 runs from polishLr itself), so adding a cycle keeps the earlier ones' files.
+ */
+export function polishCycleOptions<O extends { polishSteps: number[]; polishDecay: number }>(o: O, cycle: number): Omit<O, 'polishDecay'> & { polishDecay?: number } {
+  const { polishDecay, ...rest } = o;
+  return { ...rest, polishSteps: o.polishSteps.slice(0, cycle), ...(cycle > 1 ? { polishDecay } : {}) };
+}
+
 /** Metadata a phase's scratch files carry: its recipe, when it has one. */
 export const phaseMetadata = (phase: PretrainPhase<unknown>): Record<string, string> => (phase.recipe ? { recipe: phase.recipe } : {});
 

@@ -32,7 +32,7 @@ import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, fluxGrowth } from '../../train/grow';
-import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
+import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, polishCycleOptions, polishCycles, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { vaeEncode } from '../../sd/vae';
 import { vaeToLdm } from '../../sd/keys/single-file';
@@ -112,12 +112,15 @@ export interface TinyFluxPretrainOptions {
   growLr: number;
   growWarmup: number;
   /**
-   * Stage D (0 steps: none): the finished transformer (stage C's, else stage B's) trained on at the same
-   * size from a new warmup and a cosine from polishLr. Stage C's cosine had left a lot undone: 5000 more
-   * steps took shape from 60% to 79% (smoothed flow loss at the end 0.128 → 0.126: the loss hardly shows it).
+   * Stage D (no steps: none): the finished transformer (stage C's, else stage B's) trained on at the same
+   * size in cosine cycles (warm restarts, polishCycles), one per entry of polishSteps, each from a new
+   * warmup; cycle k starts at polishLr × polishDecay^(k − 1). Stage C's cosine had left a lot undone: a
+   * 5000-step cycle took shape from 60% to 79% (smoothed flow loss at the end 0.128 → 0.126: the loss
+   * hardly shows it).
    */
-  polishSteps: number;
+  polishSteps: number[];
   polishLr: number;
+  polishDecay: number;
   polishWarmup: number;
   /** BPE merges learned for the tokenizer (at most 251: 256 bytes + merges + 5 chat tokens = 512). */
   merges: number;
@@ -130,7 +133,7 @@ export const TINY_FLUX_DEFAULTS: TinyFluxPretrainOptions = {
   cacheSize: 8192, ditSteps: 14000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100, captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, latentChannels: 8,
   ditHidden: 128, ditHeads: 4, ditDoubleBlocks: 3, ditSingleBlocks: 3,
   growDoubleBlocks: 3, growSingleBlocks: 3, growSteps: 6000, growLr: 5e-4, growWarmup: 200,
-  polishSteps: 5000, polishLr: 2.5e-4, polishWarmup: 100,
+  polishSteps: [5000], polishLr: 2.5e-4, polishDecay: 0.5, polishWarmup: 100,
   merges: 200, saveEvery: 200, threads: 0,
 };
 
@@ -317,21 +320,26 @@ async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCach
 const STAGE_B_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'latentChannels', 'ditHidden', 'ditHeads', 'ditDoubleBlocks', 'ditSingleBlocks', 'merges'] as const;
 const STAGE_C_OPTIONS = [...STAGE_B_OPTIONS, 'growDoubleBlocks', 'growSingleBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
 const STAGE_D_OPTIONS = [...STAGE_C_OPTIONS, 'polishSteps', 'polishLr', 'polishWarmup'] as const;
-const recipeOf = (o: TinyFluxPretrainOptions, keys: readonly (keyof TinyFluxPretrainOptions)[]) => JSON.stringify(Object.fromEntries(keys.map((k) => [k, o[k]])));
+const recipeOf = <O extends object>(o: O, keys: readonly (keyof O)[]) => JSON.stringify(Object.fromEntries(keys.map((k) => [k, o[k]])));
 
-/** Stage B, then (growSteps > 0) stage C, then (polishSteps > 0) stage D: the weights the files are written from. */
+/** Stage B, then (growSteps > 0) stage C, then stage D's cycles: the weights the files are written from. */
 async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCache, o: TinyFluxPretrainOptions, scratch: string, log: Log): Promise<State> {
   const base = await trainDiT(rt, tok, cache, o, {
     label: 'stage B', stream: 'dit-step', cfg: tinyFluxPretrainConfig(o, 'base'), steps: o.ditSteps, lr: o.ditLr, warmup: o.ditWarmup,
     progress: join(scratch, 'dit-progress.safetensors'), done: join(scratch, 'dit.safetensors'), recipe: recipeOf(o, STAGE_B_OPTIONS),
   }, log);
   const grown = o.growSteps <= 0 ? base : await growDiT(rt, tok, cache, o, scratch, base, log);
-  if (o.polishSteps <= 0) return grown;
-  return trainDiT(rt, tok, cache, o, {
-    label: 'stage D', stream: 'stage-D-step', cfg: tinyFluxPretrainConfig(o, 'final'), steps: o.polishSteps, lr: o.polishLr, warmup: o.polishWarmup,
-    progress: join(scratch, 'polish-progress.safetensors'), done: join(scratch, 'polished.safetensors'), recipe: recipeOf(o, STAGE_D_OPTIONS),
-    init: () => grown,
-  }, log);
+  let weights = grown;
+  for (const { cycle, steps, lr } of polishCycles(o.polishSteps, o.polishLr, o.polishDecay)) {
+    // Cycle 1 keeps the names it had before stage D had cycles.
+    const n = cycle === 1 ? '' : String(cycle), from = weights;
+    const recipe = cycle === 1 ? recipeOf(polishCycleOptions(o, 1), STAGE_D_OPTIONS) : recipeOf(polishCycleOptions(o, cycle), [...STAGE_D_OPTIONS, 'polishDecay']);
+    weights = await trainDiT(rt, tok, cache, o, {
+      label: cycle === 1 ? 'stage D' : `stage D cycle ${cycle}`, stream: `stage-D${n}-step`, cfg: tinyFluxPretrainConfig(o, 'final'), steps, lr, warmup: o.polishWarmup,
+      progress: join(scratch, `polish${n}-progress.safetensors`), done: join(scratch, `polished${n}.safetensors`), recipe, init: () => from,
+    }, log);
+  }
+  return weights;
 }
 
 /** Stage C: stage B's transformer deepened by identity blocks, trained on. */

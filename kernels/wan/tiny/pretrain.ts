@@ -46,8 +46,8 @@ import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, wanGrowth } from '../../train/grow';
-import type { WanTransformerConfig } from '../config';
-import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
+import { validateWanConfig, type WanTransformerConfig } from '../config';
+import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, polishCycleOptions, polishCycles, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
 import { attributeHeadLoss } from '../../sd/tiny/train-diffusion';
@@ -115,12 +115,22 @@ export interface TinyWanPretrainOptions {
   growLr: number;
   growWarmup: number;
   /**
-   * Stage D (0 steps: none): the finished transformer (stage C's, else stage B's) trained on at the same
-   * size from a new warmup and a cosine from polishLr — what the tiny klein's stage D did for its shape.
+   * Stage D (no steps: none): the finished transformer (stage C's, else stage B's) trained on at the same
+   * size in cosine cycles (warm restarts, polishCycles), one per entry of polishSteps, each from a new
+   * warmup; cycle k starts at polishLr × polishDecay^(k − 1) — what the tiny klein's stage D did for its shape.
    */
-  polishSteps: number;
+  polishSteps: number[];
   polishLr: number;
+  polishDecay: number;
   polishWarmup: number;
+  /**
+   * Attention heads stage D splits the width into (0: stage B's). The head width sets how finely RoPE
+   * tells positions apart: 6 heads of 16 leave each spatial axis 2 frequencies, 1 and 1/100 per token,
+   * so on an 8-token row only one turns and tokens 6 apart look alike; 3 heads of 32 give 5 (1 … 1/1600).
+   * The weights are the same shapes either way (q, k, v, o and Wan's full-width q/k RMSNorm), so stage D
+   * re-learns the split from the grown model instead of training anew.
+   */
+  polishHeads: number;
   saveEvery: number;
   threads: number;
 }
@@ -130,12 +140,20 @@ export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
   frames: 9, cacheSize: 8192, ditSteps: 10000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5,
   growBlocks: 4, growSteps: 6000, growLr: 5e-4, growWarmup: 200,
-  polishSteps: 2000, polishLr: 2.5e-4, polishWarmup: 100, saveEvery: 200, threads: 0,
+  polishSteps: [2000], polishLr: 2.5e-4, polishDecay: 0.5, polishWarmup: 100, polishHeads: 0, saveEvery: 200, threads: 0,
 };
 
-/** The transformer the files hold: TINY_WAN_DIT, deepened by stage C when it runs. */
-export const tinyWanDitConfig = (o: Pick<TinyWanPretrainOptions, 'growBlocks' | 'growSteps'>): WanTransformerConfig =>
-  (o.growSteps > 0 ? { ...TINY_WAN_DIT, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks } : TINY_WAN_DIT);
+/**
+ * The transformer the files hold (`final`): TINY_WAN_DIT, deepened by stage C when it runs, its heads split
+ * as stage D's polishHeads when stage D runs; `grown`: stage C's, with stage B's heads.
+ */
+export function tinyWanDitConfig(o: Pick<TinyWanPretrainOptions, 'growBlocks' | 'growSteps' | 'polishSteps' | 'polishHeads'>, stage: 'grown' | 'final' = 'final'): WanTransformerConfig {
+  const grown = o.growSteps > 0 ? { ...TINY_WAN_DIT, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks } : TINY_WAN_DIT;
+  const polished = stage === 'final' && o.polishHeads > 0 && o.polishSteps.some((n) => n > 0);
+  const cfg = polished ? { ...grown, numHeads: o.polishHeads } : grown;
+  validateWanConfig(cfg);
+  return cfg;
+}
 
 type Log = (line: string) => void;
 
@@ -153,18 +171,22 @@ type State = Record<string, HostTensor>;
 const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeWeightDecay', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
 const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
 const GROW_OPTIONS = ['growBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
-const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup'] as const;
+const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup', 'polishHeads'] as const;
+type StageOptions = Omit<TinyWanPretrainOptions, 'polishDecay'> & { polishDecay?: number };
 
 /**
  * A short name for the options a stage's files depend on: a scratch folder can hold the files of an
  * earlier recipe (the default one does), and a run must not pick up a VAE, latent cache or DiT progress
  * that another recipe made.
  */
-export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit' | 'grow' | 'polish'): string {
-  const keys: readonly (keyof TinyWanPretrainOptions)[] = stage === 'vae' ? VAE_OPTIONS : stage === 'dit' ? [...VAE_OPTIONS, ...DIT_OPTIONS]
-    : stage === 'grow' ? [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS] : [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS, ...POLISH_OPTIONS];
+export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit' | 'grow' | 'polish', cycle = 1): string {
+  if (stage === 'polish') return optionsKey(polishCycleOptions(o, cycle), [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS, ...POLISH_OPTIONS, ...(cycle > 1 ? ['polishDecay' as const] : [])], true);
+  return optionsKey(o, stage === 'vae' ? VAE_OPTIONS : stage === 'dit' ? [...VAE_OPTIONS, ...DIT_OPTIONS] : [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS], stage !== 'vae');
+}
+
+function optionsKey(o: StageOptions, keys: readonly (keyof StageOptions)[], withDit: boolean): string {
   // The architectures count too: a VAE of another layout must not be picked up from the scratch folder.
-  const arch = stage === 'vae' ? [TINY_WAN_VAE_BASE] : [TINY_WAN_VAE_BASE, TINY_WAN_DIT];
+  const arch = withDit ? [TINY_WAN_VAE_BASE, TINY_WAN_DIT] : [TINY_WAN_VAE_BASE];
   return createHash('sha256').update(JSON.stringify([...keys.map((k) => o[k]), ...arch])).digest('hex').slice(0, 10);
 }
 
@@ -452,7 +474,7 @@ async function trainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache,
   return weights;
 }
 
-/** Stage B, then (growSteps > 0) stage C, then (polishSteps > 0) stage D: the weights the files are written from. */
+/** Stage B, then (growSteps > 0) stage C, then stage D's cycles: the weights the files are written from. */
 async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, log: Log): Promise<State> {
   const b = stageKey(o, 'dit');
   const base = await trainDiT(rt, tok, cache, o, {
@@ -460,18 +482,21 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
     progress: join(scratch, `dit-progress-${b}.safetensors`), done: join(scratch, `dit-${b}.safetensors`),
   }, log);
   const grown = o.growSteps <= 0 ? base : await growDiT(rt, tok, cache, o, scratch, base, log);
-  if (o.polishSteps <= 0) return grown;
-  const d = stageKey(o, 'polish');
-  return trainDiT(rt, tok, cache, o, {
-    label: 'stage D', stream: 'stage-D-step', cfg: tinyWanDitConfig(o), steps: o.polishSteps, lr: o.polishLr, warmup: o.polishWarmup,
-    progress: join(scratch, `polish-progress-${d}.safetensors`), done: join(scratch, `polished-${d}.safetensors`),
-    init: () => grown,
-  }, log);
+  let weights = grown;
+  for (const { cycle, steps, lr } of polishCycles(o.polishSteps, o.polishLr, o.polishDecay)) {
+    const d = stageKey(o, 'polish', cycle), from = weights;
+    weights = await trainDiT(rt, tok, cache, o, {
+      label: cycle === 1 ? 'stage D' : `stage D cycle ${cycle}`, stream: cycle === 1 ? 'stage-D-step' : `stage-D${cycle}-step`, cfg: tinyWanDitConfig(o), steps, lr, warmup: o.polishWarmup,
+      progress: join(scratch, `polish-progress-${d}.safetensors`), done: join(scratch, `polished-${d}.safetensors`),
+      init: () => from,
+    }, log);
+  }
+  return weights;
 }
 
 /** Stage C: stage B's transformer deepened by identity blocks, trained on. */
 async function growDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, base: State, log: Log): Promise<State> {
-  const cfg = tinyWanDitConfig(o), c = stageKey(o, 'grow');
+  const cfg = tinyWanDitConfig(o, 'grown'), c = stageKey(o, 'grow');
   log(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${cfg.numLayers}`);
   return trainDiT(rt, tok, cache, o, {
     label: 'stage C', stream: 'stage-C-step', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,

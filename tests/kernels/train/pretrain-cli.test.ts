@@ -5,7 +5,7 @@ import { Rng } from '../../../kernels/random';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { finishedPhase, parsePretrainArgs, phaseMetadata, pretrainSigma, saveTrainState, startPhase, type PretrainPhase, type TrainState } from '../../../kernels/train/pretrain-cli';
+import { finishedPhase, parsePretrainArgs, phaseMetadata, polishCycleOptions, polishCycles, pretrainSigma, saveTrainState, startPhase, type PretrainPhase, type TrainState } from '../../../kernels/train/pretrain-cli';
 
 const draws = (shift: number, n = 20000) => { const rng = new Rng(9); return Array.from({ length: n }, () => pretrainSigma(rng, shift)); };
 const share = (xs: number[], p: (x: number) => boolean) => xs.filter(p).length / xs.length;
@@ -48,6 +48,21 @@ describe('parsePretrainArgs', () => {
     expect(() => parsePretrainArgs(['--name', '3'], defaults, '/o', '/s')).toThrow('pretrain: unknown option --name or bad value 3');
     expect(() => parsePretrainArgs(['--extend-to', '4000,8k'], defaults, '/o', '/s')).toThrow('pretrain: --extend-to takes whole numbers separated by commas, like 4000,8000 (got 4000,8k)');
     expect(() => parsePretrainArgs(['--steps'], defaults, '/o', '/s')).toThrow('pretrain: --steps needs a value');
+  });
+});
+
+describe('stage D\'s cosine cycles', () => {
+  it('cycle k runs steps[k − 1] from lr × decay^(k − 1); a cycle of 0 steps is skipped', () => {
+    expect(polishCycles([5000, 3000], 2.5e-4, 0.5)).toEqual([{ cycle: 1, steps: 5000, lr: 2.5e-4 }, { cycle: 2, steps: 3000, lr: 1.25e-4 }]);
+    expect(polishCycles([0, 10], 1, 0.1)).toEqual([{ cycle: 2, steps: 10, lr: 0.1 }]);
+    expect(polishCycles([], 1, 0.5)).toEqual([]);
+  });
+
+  it('a cycle\'s recipe holds the steps of it and the cycles before, and the decay from cycle 2 on', () => {
+    const o = { polishSteps: [5000, 3000, 1000], polishDecay: 0.5, polishLr: 1 };
+    expect(polishCycleOptions(o, 1)).toEqual({ polishSteps: [5000], polishLr: 1 });
+    expect(polishCycleOptions(o, 2)).toEqual({ polishSteps: [5000, 3000], polishLr: 1, polishDecay: 0.5 });
+    expect(o.polishSteps).toEqual([5000, 3000, 1000]);
   });
 });
 

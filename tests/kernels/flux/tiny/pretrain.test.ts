@@ -35,13 +35,15 @@ describe('tiny klein pretraining (skeleton)', () => {
     const out = mkdtempSync(join(tmpdir(), 'tiny-flux-out-'));
     const scratch = mkdtempSync(join(tmpdir(), 'tiny-flux-scratch-'));
     const lines: string[] = [];
-    // Stage D at learning rate 0: the files must then hold stage C's weights exactly (it starts from them).
-    const o = { ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, growSteps: 2, polishSteps: 2, polishLr: 0, ditBatch: 2, threads: 2 };
+    // Stage D's two cycles at learning rate 0: the files must then hold stage C's weights exactly (cycle 1
+    // starts from them, cycle 2 from cycle 1's).
+    const o = { ...TINY_FLUX_DEFAULTS, vaeSteps: 2, vaeBatch: 2, cacheSize: 8, ditSteps: 2, growSteps: 2, polishSteps: [2, 2], polishLr: 0, ditBatch: 2, threads: 2 };
     await pretrainTinyFlux(o, out, scratch, (l) => lines.push(l));
     expect(lines.some((l) => l.startsWith('stage B step 2/2'))).toBe(true);
     expect(lines).toContain(`stage C: ${o.ditDoubleBlocks} + ${o.ditSingleBlocks} blocks grown to ${o.ditDoubleBlocks + o.growDoubleBlocks} + ${o.ditSingleBlocks + o.growSingleBlocks}`);
     expect(lines.some((l) => l.startsWith('stage C step 2/2'))).toBe(true);
     expect(lines.some((l) => l.startsWith('stage D step 2/2'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('stage D cycle 2 step 2/2'))).toBe(true);
     const grown = (await loadTrainState(join(scratch, 'grown.safetensors')))!.tensors;
     const written = await loadSafetensors(join(out, TINY_FLUX_FILES.transformer));
     for (const [name, t] of written.tensors) {

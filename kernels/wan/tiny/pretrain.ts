@@ -46,7 +46,7 @@ import { TrainStep } from '../../train/step';
 import { adamw } from '../../optim/adamw';
 import { Rng } from '../../random';
 import { growBlocks, wanGrowth } from '../../train/grow';
-import { validateWanConfig, type WanTransformerConfig } from '../config';
+import type { WanTransformerConfig } from '../config';
 import { finishedPhase, loadTrainState, phaseMetadata, startPhase, type PretrainPhase, parsePretrainArgs, polishCycleOptions, polishCycles, pretrainLog, pretrainSigma, saveTrainState } from '../../train/pretrain-cli';
 import { flowTrainingPair, batchLoss, perSampleLoss } from '../../losses';
 import { initialValue, TrainableWeights, warmupCosine } from '../../sd/tiny/train-params';
@@ -123,14 +123,6 @@ export interface TinyWanPretrainOptions {
   polishLr: number;
   polishDecay: number;
   polishWarmup: number;
-  /**
-   * Attention heads stage D splits the width into (0: stage B's). The head width sets how finely RoPE
-   * tells positions apart: 6 heads of 16 leave each spatial axis 2 frequencies, 1 and 1/100 per token,
-   * so on an 8-token row only one turns and tokens 6 apart look alike; 3 heads of 32 give 5 (1 … 1/1600).
-   * The weights are the same shapes either way (q, k, v, o and Wan's full-width q/k RMSNorm), so stage D
-   * re-learns the split from the grown model instead of training anew.
-   */
-  polishHeads: number;
   saveEvery: number;
   threads: number;
 }
@@ -140,20 +132,12 @@ export const TINY_WAN_DEFAULTS: TinyWanPretrainOptions = {
   frames: 9, cacheSize: 8192, ditSteps: 10000, ditBatch: 16, ditLr: 1e-3, ditWarmup: 100,
   captionDropout: 0.1, attributeWeight: 0.1, ditShift: 3, conditionDropout: 0.5,
   growBlocks: 4, growSteps: 6000, growLr: 5e-4, growWarmup: 200,
-  polishSteps: [2000], polishLr: 2.5e-4, polishDecay: 0.5, polishWarmup: 100, polishHeads: 0, saveEvery: 200, threads: 0,
+  polishSteps: [2000], polishLr: 2.5e-4, polishDecay: 0.5, polishWarmup: 100, saveEvery: 200, threads: 0,
 };
 
-/**
- * The transformer the files hold (`final`): TINY_WAN_DIT, deepened by stage C when it runs, its heads split
- * as stage D's polishHeads when stage D runs; `grown`: stage C's, with stage B's heads.
- */
-export function tinyWanDitConfig(o: Pick<TinyWanPretrainOptions, 'growBlocks' | 'growSteps' | 'polishSteps' | 'polishHeads'>, stage: 'grown' | 'final' = 'final'): WanTransformerConfig {
-  const grown = o.growSteps > 0 ? { ...TINY_WAN_DIT, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks } : TINY_WAN_DIT;
-  const polished = stage === 'final' && o.polishHeads > 0 && o.polishSteps.some((n) => n > 0);
-  const cfg = polished ? { ...grown, numHeads: o.polishHeads } : grown;
-  validateWanConfig(cfg);
-  return cfg;
-}
+/** The transformer the files hold: TINY_WAN_DIT, deepened by stage C when it runs. */
+export const tinyWanDitConfig = (o: Pick<TinyWanPretrainOptions, 'growBlocks' | 'growSteps'>): WanTransformerConfig =>
+  (o.growSteps > 0 ? { ...TINY_WAN_DIT, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks } : TINY_WAN_DIT);
 
 type Log = (line: string) => void;
 
@@ -171,7 +155,7 @@ type State = Record<string, HostTensor>;
 const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeWeightDecay', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
 const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
 const GROW_OPTIONS = ['growBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
-const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup', 'polishHeads'] as const;
+const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup'] as const;
 type StageOptions = Omit<TinyWanPretrainOptions, 'polishDecay'> & { polishDecay?: number };
 
 /**
@@ -496,7 +480,7 @@ async function pretrainDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCac
 
 /** Stage C: stage B's transformer deepened by identity blocks, trained on. */
 async function growDiT(rt: Runtime, tok: T5PromptTokenizer, cache: LatentCache, o: TinyWanPretrainOptions, scratch: string, base: State, log: Log): Promise<State> {
-  const cfg = tinyWanDitConfig(o, 'grown'), c = stageKey(o, 'grow');
+  const cfg = tinyWanDitConfig(o), c = stageKey(o, 'grow');
   log(`stage C: ${TINY_WAN_DIT.numLayers} blocks grown to ${cfg.numLayers}`);
   return trainDiT(rt, tok, cache, o, {
     label: 'stage C', stream: 'stage-C-step', cfg, steps: o.growSteps, lr: o.growLr, warmup: o.growWarmup,

@@ -7,8 +7,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wanFamily } from '../../../../kernels/wan/family';
-import { CLIP_ATTRIBUTE_COUNT, CLIP_ATTRIBUTE_GROUPS, TINY_WAN_DEFAULTS, clipCaptionAttributes, pretrainTinyWan, parseArgs, stageKey, tinyWanDitConfig } from '../../../../kernels/wan/tiny/pretrain';
-import { ropeAxes } from '../../../../kernels/wan/config';
+import { CLIP_ATTRIBUTE_COUNT, CLIP_ATTRIBUTE_GROUPS, TINY_WAN_DEFAULTS, clipCaptionAttributes, pretrainTinyWan, parseArgs, stageKey } from '../../../../kernels/wan/tiny/pretrain';
 import { TINY_WAN_DIT, TINY_WAN_FILES, TINY_WAN_TEXT_LEN, TINY_WAN_VAE_BASE } from '../../../../kernels/wan/tiny/model';
 import { evaluateTinyWan, x0Diagnostic } from '../../../../kernels/wan/tiny/eval';
 import { vaeRoundTrip } from '../../../../kernels/wan/tiny/vae-eval';
@@ -25,8 +24,8 @@ describe('pretrain:tiny-wan', () => {
   it('a 3-step run writes files that wanFamily loads as the two tiny experts, and the eval samples through them', async () => {
     const out = join(root, 'out');
     // Stage D's two cycles at learning rate 0: the experts' files must then hold stage C's weights exactly
-    // (cycle 1 starts from them, cycle 2 from cycle 1's), though stage D splits them into 3 heads, not 6.
-    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, growSteps: 2, polishSteps: [2, 2], polishLr: 0, polishHeads: 3, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
+    // (cycle 1 starts from them, cycle 2 from cycle 1's).
+    const o = { ...TINY_WAN_DEFAULTS, vaeSteps: 3, vaeBatch: 1, vaeFrames: 5, vaeCrop: 16, cacheSize: 8, ditSteps: 3, growSteps: 2, polishSteps: [2, 2], polishLr: 0, ditBatch: 2, vaeCheckClips: 8, threads: 2 };
     const lines: string[] = [];
     await pretrainTinyWan(o, out, join(root, 'scratch'), (l) => lines.push(l));
     expect(readdirSync(out).sort()).toEqual(Object.values(TINY_WAN_FILES).sort());
@@ -57,8 +56,7 @@ describe('pretrain:tiny-wan', () => {
 
     const m = await wanFamily.load(join(out, TINY_WAN_FILES.high));
     try {
-      expect(TINY_WAN_DIT.numHeads).toBe(6);
-      expect(m.config.transformer).toMatchObject({ dim: TINY_WAN_DIT.dim, numHeads: 3, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks, inChannels: 36, outChannels: 16, textDim: 32 });
+      expect(m.config.transformer).toMatchObject({ dim: TINY_WAN_DIT.dim, numHeads: TINY_WAN_DIT.numHeads, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks, inChannels: 36, outChannels: 16, textDim: 32 });
       expect(m.config.experts).toEqual({ boundary: 0.9, active: 'high_noise' });
       expect(m.expertFiles?.low_noise).toBe(join(out, TINY_WAN_FILES.low));
       expect(m.config.textLength).toBe(TINY_WAN_TEXT_LEN);
@@ -114,20 +112,6 @@ describe('pretrain:tiny-wan', () => {
     expect(stageKey({ ...o, polishDecay: 0.1 }, 'polish', 1)).toBe(stageKey(o, 'polish', 1));
     expect(stageKey({ ...o, polishDecay: 0.1 }, 'polish', 2)).not.toBe(stageKey(o, 'polish', 2));
     expect(stageKey({ ...o, polishSteps: [1, o.polishSteps[1]] }, 'polish', 2)).not.toBe(stageKey(o, 'polish', 2));
-    expect(stageKey({ ...o, polishHeads: o.polishHeads === 3 ? 6 : 3 }, 'polish', 1)).not.toBe(stageKey(o, 'polish', 1));
-    expect(stageKey({ ...o, polishHeads: o.polishHeads === 3 ? 6 : 3 }, 'grow')).toBe(stageKey(o, 'grow'));
-  });
-
-  it('stage C keeps stage B\'s heads; the files hold stage D\'s split when stage D runs', () => {
-    const o = { ...TINY_WAN_DEFAULTS, polishHeads: 3 };
-    expect(tinyWanDitConfig(o, 'grown')).toMatchObject({ numHeads: TINY_WAN_DIT.numHeads, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks });
-    expect(tinyWanDitConfig(o)).toMatchObject({ numHeads: 3, numLayers: TINY_WAN_DIT.numLayers + o.growBlocks });
-    expect(tinyWanDitConfig({ ...o, polishSteps: [] }).numHeads).toBe(TINY_WAN_DIT.numHeads);
-    expect(tinyWanDitConfig({ ...o, polishHeads: 0 }).numHeads).toBe(TINY_WAN_DIT.numHeads);
-    // 96 wide in 3 heads of 32: RoPE 12 / 10 / 10, five frequencies per spatial axis.
-    expect(ropeAxes(tinyWanDitConfig(o))).toEqual([12, 10, 10]);
-    expect(ropeAxes(TINY_WAN_DIT)).toEqual([8, 4, 4]);
-    expect(() => tinyWanDitConfig({ ...o, polishHeads: 5 })).toThrow(/does not split into 5 heads/);
   });
 
   it('reads its options from the command line and refuses unknown ones', () => {

@@ -18,7 +18,8 @@
 //            same, as an I2V LoRA's two experts then diverge.
 //   stage C  the stage-B transformer deepened by identity blocks (kernels/train/grow.ts) and trained on,
 //            umT5 and head with it, on its own warmup and cosine
-//   stage D  the grown model trained on at the same size from a new warmup and cosine (polishSteps)
+//   stage D  the grown model trained on at the same size in cosine cycles (warm restarts), one per entry
+//            of polishSteps, each from a new warmup
 // Progress is checkpointed under the scratch folder, so a killed run continues where it stopped; the
 // files are named after the options and the architecture they depend on, so a changed recipe starts afresh.
 // The committed model: these defaults (×4-space VAE, 4000 VAE steps; stage B 4 blocks, 10000 steps over
@@ -29,7 +30,11 @@
 // Stage C alone read 30%, 79%, 63% (--i2v 1: 52%, 94%, 93%), flow loss 0.110. Stage B alone read 30%, 71%,
 // 47% (--i2v 1: 45%, 91%, 82%), flow loss 0.134; 6000 steps over 2048 clips 29%, 53%, 30%; the ×8 VAE
 // before that 27%, 37%, 14%. Text-to-video first frames are still fragments of the asked colour, and
-// shape sits at chance there.
+// shape sits at chance there. What did not move shape: a second stage-D cycle (2000 steps from 1.25e-4:
+// 30%, 85%, 72%; --i2v 1: 49%, 97%, 97%); stage D with the width split into 3 heads of 32 instead of 6 of
+// 16, so RoPE has 5 frequencies per spatial axis instead of one that turns (35%, 68%, 40%; --i2v 1: 53%,
+// 80%, 91%); CFG 2 or 8 and 60 steps at sampling. From a first frame, larger shapes of a kind read no
+// better than smaller ones, and misread shapes read mostly as triangles: the later frames' lumps.
 //   npx tsx kernels/wan/tiny/pretrain.ts [--vae-steps N] [--dit-steps N] [--out DIR] [--scratch DIR] [--threads N]
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';

@@ -106,12 +106,14 @@ describe('pretrain:tiny-wan', () => {
     expect(stageKey({ ...o, growSteps: 1 }, 'polish')).not.toBe(stageKey(o, 'polish'));
     // A cycle's files depend on it and the cycles before it: adding or changing a later cycle, or the decay
     // (which cycle 1 does not use), keeps the earlier cycles' files.
-    expect(stageKey(o, 'polish', 2)).not.toBe(stageKey(o, 'polish', 1));
-    expect(stageKey({ ...o, polishSteps: [o.polishSteps[0], 1] }, 'polish', 1)).toBe(stageKey(o, 'polish', 1));
-    expect(stageKey({ ...o, polishSteps: [o.polishSteps[0], 1] }, 'polish', 2)).not.toBe(stageKey(o, 'polish', 2));
-    expect(stageKey({ ...o, polishDecay: 0.1 }, 'polish', 1)).toBe(stageKey(o, 'polish', 1));
-    expect(stageKey({ ...o, polishDecay: 0.1 }, 'polish', 2)).not.toBe(stageKey(o, 'polish', 2));
-    expect(stageKey({ ...o, polishSteps: [1, o.polishSteps[1]] }, 'polish', 2)).not.toBe(stageKey(o, 'polish', 2));
+    const two = { ...o, polishSteps: [2000, 2000] };
+    expect(stageKey(two, 'polish', 2)).not.toBe(stageKey(two, 'polish', 1));
+    expect(stageKey(two, 'polish', 1)).toBe(stageKey({ ...o, polishSteps: [2000] }, 'polish', 1));
+    expect(stageKey({ ...two, polishSteps: [2000, 1] }, 'polish', 1)).toBe(stageKey(two, 'polish', 1));
+    expect(stageKey({ ...two, polishSteps: [2000, 1] }, 'polish', 2)).not.toBe(stageKey(two, 'polish', 2));
+    expect(stageKey({ ...two, polishDecay: 0.1 }, 'polish', 1)).toBe(stageKey(two, 'polish', 1));
+    expect(stageKey({ ...two, polishDecay: 0.1 }, 'polish', 2)).not.toBe(stageKey(two, 'polish', 2));
+    expect(stageKey({ ...two, polishSteps: [1, 2000] }, 'polish', 2)).not.toBe(stageKey(two, 'polish', 2));
   });
 
   it('reads its options from the command line and refuses unknown ones', () => {

@@ -321,7 +321,8 @@ async function trainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenCach
 
 const STAGE_B_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'latentChannels', 'ditHidden', 'ditHeads', 'ditDoubleBlocks', 'ditSingleBlocks', 'merges'] as const;
 const STAGE_C_OPTIONS = [...STAGE_B_OPTIONS, 'growDoubleBlocks', 'growSingleBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
-const STAGE_D_OPTIONS = [...STAGE_C_OPTIONS, 'polishSteps', 'polishLr', 'polishWarmup'] as const;
+// polishDecay is left out of cycle 1's recipe by polishCycleOptions (recipeOf drops an absent option).
+const STAGE_D_OPTIONS = [...STAGE_C_OPTIONS, 'polishSteps', 'polishLr', 'polishWarmup', 'polishDecay'] as const;
 const recipeOf = <O extends object>(o: O, keys: readonly (keyof O)[]) => JSON.stringify(Object.fromEntries(keys.map((k) => [k, o[k]])));
 
 /** Stage B, then (growSteps > 0) stage C, then stage D's cycles: the weights the files are written from. */
@@ -335,10 +336,10 @@ async function pretrainDiT(rt: Runtime, tok: Qwen3PromptTokenizer, cache: TokenC
   for (const { cycle, steps, lr } of polishCycles(o.polishSteps, o.polishLr, o.polishDecay)) {
     // Cycle 1 keeps the names it had before stage D had cycles.
     const n = cycle === 1 ? '' : String(cycle), from = weights;
-    const recipe = cycle === 1 ? recipeOf(polishCycleOptions(o, 1), STAGE_D_OPTIONS) : recipeOf(polishCycleOptions(o, cycle), [...STAGE_D_OPTIONS, 'polishDecay']);
     weights = await trainDiT(rt, tok, cache, o, {
       label: cycle === 1 ? 'stage D' : `stage D cycle ${cycle}`, stream: `stage-D${n}-step`, cfg: tinyFluxPretrainConfig(o, 'final'), steps, lr, warmup: o.polishWarmup,
-      progress: join(scratch, `polish${n}-progress.safetensors`), done: join(scratch, `polished${n}.safetensors`), recipe, init: () => from,
+      progress: join(scratch, `polish${n}-progress.safetensors`), done: join(scratch, `polished${n}.safetensors`),
+      recipe: recipeOf(polishCycleOptions(o, cycle), STAGE_D_OPTIONS), init: () => from,
     }, log);
   }
   return weights;

@@ -160,7 +160,7 @@ type State = Record<string, HostTensor>;
 const VAE_OPTIONS = ['seed', 'vaeSteps', 'vaeBatch', 'vaeFrames', 'vaeCrop', 'vaeLr', 'vaeKlWeight', 'vaeWeightDecay', 'vaeL1Weight', 'vaeInitLogVar', 'vaeTimeConvIdentity'] as const;
 const DIT_OPTIONS = ['frames', 'cacheSize', 'ditSteps', 'ditBatch', 'ditLr', 'ditWarmup', 'captionDropout', 'attributeWeight', 'ditShift', 'conditionDropout'] as const;
 const GROW_OPTIONS = ['growBlocks', 'growSteps', 'growLr', 'growWarmup'] as const;
-const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup'] as const;
+const POLISH_OPTIONS = ['polishSteps', 'polishLr', 'polishWarmup', 'polishDecay'] as const;
 type StageOptions = Omit<TinyWanPretrainOptions, 'polishDecay'> & { polishDecay?: number };
 
 /**
@@ -169,14 +169,16 @@ type StageOptions = Omit<TinyWanPretrainOptions, 'polishDecay'> & { polishDecay?
  * that another recipe made.
  */
 export function stageKey(o: TinyWanPretrainOptions, stage: 'vae' | 'dit' | 'grow' | 'polish', cycle = 1): string {
-  if (stage === 'polish') return optionsKey(polishCycleOptions(o, cycle), [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS, ...POLISH_OPTIONS, ...(cycle > 1 ? ['polishDecay' as const] : [])], true);
+  if (stage === 'polish') return optionsKey(polishCycleOptions(o, cycle), [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS, ...POLISH_OPTIONS], true);
   return optionsKey(o, stage === 'vae' ? VAE_OPTIONS : stage === 'dit' ? [...VAE_OPTIONS, ...DIT_OPTIONS] : [...VAE_OPTIONS, ...DIT_OPTIONS, ...GROW_OPTIONS], stage !== 'vae');
 }
 
 function optionsKey(o: StageOptions, keys: readonly (keyof StageOptions)[], withDit: boolean): string {
   // The architectures count too: a VAE of another layout must not be picked up from the scratch folder.
   const arch = withDit ? [TINY_WAN_VAE_BASE, TINY_WAN_DIT] : [TINY_WAN_VAE_BASE];
-  return createHash('sha256').update(JSON.stringify([...keys.map((k) => o[k]), ...arch])).digest('hex').slice(0, 10);
+  // An option a stage does not use is absent (polishCycleOptions leaves cycle 1's decay out).
+  const values = keys.filter((k) => o[k] !== undefined).map((k) => o[k]);
+  return createHash('sha256').update(JSON.stringify([...values, ...arch])).digest('hex').slice(0, 10);
 }
 
 /** torch-style initial values, except Wan's RMS_norm gammas (shaped [C, 1, 1, 1]) which start at one. */
